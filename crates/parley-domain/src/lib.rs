@@ -1,0 +1,32 @@
+//! # parley-domain
+//!
+//! The vocabulary every other Parley crate speaks: typed ids, validated names, room kinds,
+//! message bodies, the records the store returns, and the JSON wire protocol a client and
+//! the server exchange over the WebSocket.
+//!
+//! ## Layout
+//! - [`ids`]: `UserId`, `RoomId`, `MessageId` and [`Timestamp`] (milliseconds since the epoch).
+//! - [`names`]: [`UserName`], [`RoomName`], [`Email`], [`Topic`] and the rules they enforce.
+//! - [`room`]: [`RoomKind`], [`Role`] and [`DirectKey`], the canonical key of a 1:1 room.
+//! - [`message`]: [`MessageBody`] and [`ClientMsgId`].
+//! - [`model`]: the records (`User`, `Room`, `Message`, ...) shared by store, engine and transport.
+//! - [`protocol`]: client and server frames, tagged by `"type"`, and the typed error frame.
+//!
+//! ## Must not depend on
+//! Any I/O: no async runtime, no database, no network, no HTTP framework. Only `serde`,
+//! `serde_json` and `thiserror`. Everything here is pure and cheap to test.
+
+mod error;
+pub mod ids;
+pub mod message;
+pub mod model;
+pub mod names;
+pub mod protocol;
+pub mod room;
+
+pub use error::{DomainError, Result};
+pub use ids::{MessageId, RoomId, Timestamp, UserId};
+pub use message::{ClientMsgId, MessageBody};
+pub use model::{Membership, Message, Room, RoomSummary, User};
+pub use names::{Email, RoomName, Topic, UserName};
+pub use room::{DirectKey, Role, RoomKind};

@@ -1,0 +1,98 @@
+//! The records Parley keeps, as the store returns them and the engine and transport use them.
+//!
+//! They serialize to the JSON shapes of the REST API and the wire protocol; secrets (the
+//! password hash) are never part of these records.
+
+use crate::ids::{MessageId, RoomId, Timestamp, UserId};
+use crate::message::ClientMsgId;
+use crate::names::{Email, RoomName, Topic, UserName};
+use crate::room::{Role, RoomKind};
+use serde::{Deserialize, Serialize};
+
+/// A user account, without its password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Primary key.
+    pub id: UserId,
+    /// Unique, lower-case handle.
+    pub username: UserName,
+    /// Optional contact address.
+    pub email: Option<Email>,
+    /// Staff may edit or delete any message and manage any room.
+    pub is_staff: bool,
+    /// When the account was created.
+    pub joined_at: Timestamp,
+    /// When the user last logged in, if ever.
+    pub last_login: Option<Timestamp>,
+}
+
+/// A room, group or direct.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    /// Primary key.
+    pub id: RoomId,
+    /// Unique name; `dm.{low}.{high}` for direct rooms.
+    pub name: RoomName,
+    /// Who may see and join it.
+    pub kind: RoomKind,
+    /// The user who created it (none if that account was deleted).
+    pub creator: Option<UserId>,
+    /// A line describing the room.
+    pub topic: Topic,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A user's membership of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The room.
+    pub room_id: RoomId,
+    /// The member.
+    pub user_id: UserId,
+    /// Owner or plain member.
+    pub role: Role,
+    /// When the user became a member.
+    pub joined_at: Timestamp,
+    /// The newest message the user has marked read, if any.
+    pub last_read: Option<MessageId>,
+}
+
+/// A room as listed to one user: the room, whether they belong to it, and how many
+/// messages they have not read yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    /// The room itself.
+    #[serde(flatten)]
+    pub room: Room,
+    /// The user's role, if they are a member.
+    pub role: Option<Role>,
+    /// Messages after the user's read marker (all messages if none is set; 0 for non-members).
+    pub unread: i64,
+}
+
+/// A stored message. A deleted message keeps its place in history as a tombstone: its
+/// `deleted_at` is set and its body is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Server-assigned id; orders the room's history.
+    pub id: MessageId,
+    /// The room it was posted in.
+    pub room_id: RoomId,
+    /// The room's name, so a client in many rooms knows where it belongs.
+    pub room: RoomName,
+    /// Author's id.
+    pub sender_id: UserId,
+    /// Author's handle.
+    pub sender: UserName,
+    /// The text (empty once deleted).
+    pub body: String,
+    /// The id the client chose for idempotent retries, if it gave one.
+    pub client_id: Option<ClientMsgId>,
+    /// When the server stored it.
+    pub created_at: Timestamp,
+    /// When it was last edited.
+    pub edited_at: Option<Timestamp>,
+    /// When it was deleted.
+    pub deleted_at: Option<Timestamp>,
+}

@@ -1,0 +1,246 @@
+//! Validated names and short texts.
+//!
+//! Rules, chosen so every name is safe in a URL path segment, in a Channels group name
+//! (`chat_{room}`: ASCII letters, digits, `-`, `_`, `.`, under 100 characters) and in a log
+//! line, and so two names that look alike to a person are the same name:
+//!
+//! | type | length | characters | normalization |
+//! |---|---|---|---|
+//! | [`UserName`] | 3–32 | ASCII letters, digits, `_`, `-`, `.`; starts with a letter | lower-cased |
+//! | [`RoomName`] | 1–64 | ASCII letters, digits, `_`, `-`, `.`; starts with a letter or digit | lower-cased |
+//! | [`Email`] | 3–254 | one `@` with text on both sides, no whitespace or control characters | trimmed |
+//! | [`Topic`] | 0–256 characters | no control characters | trimmed |
+//!
+//! Room names beginning with `dm.` are reserved for direct rooms ([`crate::DirectKey`]).
+
+use crate::error::{DomainError, Result};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+macro_rules! string_newtype {
+    ($name:ident) => {
+        impl $name {
+            /// The validated text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The validated text, owned.
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = DomainError;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::parse(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// A user's login and display handle: 3–32 ASCII letters, digits, `_`, `-`, `.`, starting
+/// with a letter; stored lower-case so `Alice` and `alice` are one account.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserName(String);
+
+impl UserName {
+    /// Shortest allowed name.
+    pub const MIN_LEN: usize = 3;
+    /// Longest allowed name.
+    pub const MAX_LEN: usize = 32;
+
+    /// Validates and normalizes `raw` (surrounding whitespace is not accepted).
+    pub fn parse(raw: &str) -> Result<Self> {
+        let len = raw.chars().count();
+        if len < Self::MIN_LEN {
+            return Err(DomainError::InvalidUserName("must be at least 3 characters"));
+        }
+        if len > Self::MAX_LEN {
+            return Err(DomainError::InvalidUserName("must be at most 32 characters"));
+        }
+        if !raw.chars().all(is_name_char) {
+            return Err(DomainError::InvalidUserName(
+                "may contain only ASCII letters, digits, '_', '-' and '.'",
+            ));
+        }
+        if !raw.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Err(DomainError::InvalidUserName("must start with a letter"));
+        }
+        Ok(Self(raw.to_ascii_lowercase()))
+    }
+}
+string_newtype!(UserName);
+
+/// A room's name: 1–64 ASCII letters, digits, `_`, `-`, `.`, starting with a letter or
+/// digit, lower-cased. Names starting with `dm.` belong to direct rooms.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoomName(String);
+
+impl RoomName {
+    /// Longest allowed name (so `chat_{name}` stays a valid Channels group name).
+    pub const MAX_LEN: usize = 64;
+    /// Prefix reserved for direct rooms.
+    pub const DIRECT_PREFIX: &'static str = "dm.";
+
+    /// Validates and normalizes any room name, direct ones included.
+    pub fn parse(raw: &str) -> Result<Self> {
+        if raw.is_empty() {
+            return Err(DomainError::InvalidRoomName("must not be empty"));
+        }
+        if raw.chars().count() > Self::MAX_LEN {
+            return Err(DomainError::InvalidRoomName("must be at most 64 characters"));
+        }
+        if !raw.chars().all(is_name_char) {
+            return Err(DomainError::InvalidRoomName(
+                "may contain only ASCII letters, digits, '_', '-' and '.'",
+            ));
+        }
+        if !raw.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(DomainError::InvalidRoomName("must start with a letter or digit"));
+        }
+        Ok(Self(raw.to_ascii_lowercase()))
+    }
+
+    /// Validates a name for a new group room: as [`RoomName::parse`], and not a direct-room name.
+    pub fn parse_group(raw: &str) -> Result<Self> {
+        let name = Self::parse(raw)?;
+        if name.is_direct() {
+            return Err(DomainError::InvalidRoomName("names starting with 'dm.' are reserved for direct rooms"));
+        }
+        Ok(name)
+    }
+
+    /// True for the name of a direct (1:1) room.
+    pub fn is_direct(&self) -> bool {
+        self.0.starts_with(Self::DIRECT_PREFIX)
+    }
+
+    /// Builds a name already known to be valid (used by [`crate::DirectKey`]).
+    pub(crate) fn from_valid(name: String) -> Self {
+        Self(name)
+    }
+}
+string_newtype!(RoomName);
+
+/// An e-mail address, checked only for shape (one `@`, text on both sides, no spaces).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// Validates `raw` after trimming surrounding whitespace.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let s = raw.trim();
+        if s.len() < 3 || s.len() > 254 {
+            return Err(DomainError::InvalidEmail("must be 3 to 254 characters"));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(DomainError::InvalidEmail("must not contain spaces or control characters"));
+        }
+        match s.split_once('@') {
+            Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') => {
+                Ok(Self(s.to_owned()))
+            }
+            _ => Err(DomainError::InvalidEmail("must look like name@domain")),
+        }
+    }
+}
+string_newtype!(Email);
+
+/// A room's topic line: at most 256 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Topic(String);
+
+impl Topic {
+    /// Longest allowed topic, in characters.
+    pub const MAX_CHARS: usize = 256;
+
+    /// Validates `raw` after trimming surrounding whitespace.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let s = raw.trim();
+        if s.chars().count() > Self::MAX_CHARS {
+            return Err(DomainError::InvalidTopic("must be at most 256 characters"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(DomainError::InvalidTopic("must not contain control characters"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+string_newtype!(Topic);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_follow_the_rules() {
+        assert_eq!(UserName::parse("Alice_1").unwrap().as_str(), "alice_1");
+        for bad in ["", "ab", "1abc", "_abc", "has space", "émile", "a".repeat(33).as_str(), "bob\0"] {
+            assert!(UserName::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(UserName::parse(&"a".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn room_names_follow_the_rules() {
+        assert_eq!(RoomName::parse("Lobby").unwrap().as_str(), "lobby");
+        assert!(RoomName::parse("42").is_ok());
+        for bad in ["", "-x", ".x", "a b", "a/b", "ü", &"r".repeat(65)] {
+            assert!(RoomName::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(RoomName::parse("dm.1.2").unwrap().is_direct());
+        assert!(RoomName::parse_group("dm.1.2").is_err());
+        assert!(RoomName::parse_group("dmz").is_ok());
+    }
+
+    #[test]
+    fn names_deserialize_through_validation() {
+        let ok: std::result::Result<RoomName, _> = serde_json::from_str("\"General\"");
+        assert_eq!(ok.unwrap().as_str(), "general");
+        let bad: std::result::Result<UserName, _> = serde_json::from_str("\"x\"");
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn emails_and_topics() {
+        assert!(Email::parse(" a@b.c ").is_ok());
+        for bad in ["a", "@b", "a@", "a b@c", "a@b@c"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert_eq!(Topic::parse("  hello ").unwrap().as_str(), "hello");
+        assert!(Topic::parse("line\nbreak").is_err());
+        assert!(Topic::parse(&"t".repeat(257)).is_err());
+    }
+}

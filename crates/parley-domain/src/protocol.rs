@@ -1,0 +1,1 @@
+//! The WebSocket wire protocol (filled in by the foundation issue).

@@ -1,0 +1,65 @@
+//! The channel-layer trait.
+
+use crate::error::Result;
+use crate::message::Message;
+use crate::names::{ChannelName, GroupName};
+use async_trait::async_trait;
+
+/// What a [`ChannelLayer::group_send`] did: how many channels took the message and which
+/// ones were full. A full channel is never dropped silently: it is counted here and logged
+/// by the layer, and the caller may act on it (the engine disconnects a client whose
+/// mailbox overflows).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupSendReport {
+    /// Channels the message was queued on.
+    pub delivered: usize,
+    /// Channels that were at capacity and did not get the message.
+    pub full: Vec<ChannelName>,
+}
+
+/// A channel layer: mailboxes (channels), named sets of them (groups), and the operations
+/// Django Channels defines over them, with the same semantics:
+///
+/// - **capacity**: a channel holds at most `capacity` undelivered messages; a send to a full
+///   channel fails with [`crate::LayerError::ChannelFull`] (never unbounded memory);
+/// - **expiry**: a message not received within `expiry` is dropped;
+/// - **group expiry**: a channel added to a group and never discarded leaves the group after
+///   `group_expiry`;
+/// - a group whose last channel leaves is removed.
+///
+/// `async_trait` rather than native async fn in traits because the server holds the layer as
+/// `Arc<dyn ChannelLayer>`, chosen from configuration at run time, and native async trait
+/// methods are not object-safe.
+#[async_trait]
+pub trait ChannelLayer: Send + Sync + 'static {
+    /// A new, unique channel name for one consumer (a connection), like Channels'
+    /// `new_channel()`. Backends that route by process return process-specific names
+    /// (`specific.<process>!<suffix>`).
+    async fn new_channel(&self) -> Result<ChannelName>;
+
+    /// Queues `message` on `channel`. Fails with `ChannelFull` when it is at capacity.
+    async fn send(&self, channel: &ChannelName, message: Message) -> Result<()>;
+
+    /// Waits for the next message on `channel`. Only one task should receive from a channel at
+    /// a time. Cancel-safe: dropping the future loses no message.
+    async fn receive(&self, channel: &ChannelName) -> Result<Message>;
+
+    /// Adds `channel` to `group` (or refreshes its membership, restarting its group expiry).
+    async fn group_add(&self, group: &GroupName, channel: &ChannelName) -> Result<()>;
+
+    /// Removes `channel` from `group`; removes the group when it becomes empty.
+    async fn group_discard(&self, group: &GroupName, channel: &ChannelName) -> Result<()>;
+
+    /// Queues `message` on every channel of `group`. Full channels are skipped, counted in
+    /// the report and logged; the other members still get the message.
+    async fn group_send(&self, group: &GroupName, message: Message) -> Result<GroupSendReport>;
+
+    /// Forgets a channel for good: its queued messages and its group memberships. Called when
+    /// a connection ends, so nothing it owned lingers until expiry. (Not in Channels' API,
+    /// where channels only expire.)
+    async fn close_channel(&self, channel: &ChannelName) -> Result<()>;
+
+    /// Drops every channel, group and message this layer instance can see (under its prefix,
+    /// for shared backends). For tests and operators.
+    async fn flush(&self) -> Result<()>;
+}
