@@ -32,6 +32,6 @@ pub mod conformance;
 pub use config::LayerConfig;
 pub use error::{LayerError, Result};
 pub use layer::{ChannelLayer, GroupSendReport};
-pub use memory::InMemoryLayer;
+pub use memory::{InMemoryLayer, InMemoryStats};
 pub use message::Message;
 pub use names::{ChannelName, GroupName, MAX_NAME_LENGTH};

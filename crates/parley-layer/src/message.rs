@@ -33,7 +33,9 @@ impl Message {
     pub fn from_map(fields: Map<String, Value>) -> Result<Self> {
         match fields.get("type") {
             Some(Value::String(_)) => Ok(Self::from_valid(fields)),
-            Some(_) => Err(LayerError::InvalidMessage("\"type\" must be a string".into())),
+            Some(_) => Err(LayerError::InvalidMessage(
+                "\"type\" must be a string".into(),
+            )),
             None => Err(LayerError::InvalidMessage("missing \"type\" key".into())),
         }
     }
@@ -47,7 +49,12 @@ impl Message {
     }
 
     fn from_valid(fields: Map<String, Value>) -> Self {
-        Self { inner: Arc::new(Inner { fields, rendered: OnceLock::new() }) }
+        Self {
+            inner: Arc::new(Inner {
+                fields,
+                rendered: OnceLock::new(),
+            }),
+        }
     }
 
     /// The `type` key (e.g. `chat.message`).
@@ -71,7 +78,10 @@ impl Message {
 
     /// The cached rendering of this message, computed by `render` on first use.
     pub fn rendered(&self, render: impl FnOnce(&Map<String, Value>) -> String) -> Arc<str> {
-        self.inner.rendered.get_or_init(|| Arc::from(render(&self.inner.fields))).clone()
+        self.inner
+            .rendered
+            .get_or_init(|| Arc::from(render(&self.inner.fields)))
+            .clone()
     }
 
     /// True when both handles share one payload (a clone, not an equal copy).

@@ -13,12 +13,17 @@ use std::sync::Arc;
 pub const MAX_NAME_LENGTH: usize = 100;
 
 fn valid_part(s: &str) -> bool {
-    s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn check_length(kind: &'static str, raw: &str) -> Result<()> {
     if raw.is_empty() {
-        return Err(LayerError::InvalidName { kind, name: raw.to_owned(), reason: "must not be empty" });
+        return Err(LayerError::InvalidName {
+            kind,
+            name: raw.to_owned(),
+            reason: "must not be empty",
+        });
     }
     if raw.len() >= MAX_NAME_LENGTH {
         return Err(LayerError::InvalidName {
