@@ -1,0 +1,540 @@
+//! [`RedisLayer`]: the channel-layer trait over Redis, in channels_redis's data layout.
+
+use crate::codec::{Codec, Envelope};
+use crate::config::RedisLayerConfig;
+use crate::error::{Error, Result, unavailable};
+use crate::fernet::MultiFernet;
+use crate::hash::consistent_hash;
+use crate::mailbox::{Mailboxes, unix_now};
+use crate::pump::{Pump, Target};
+use crate::scripts;
+use async_trait::async_trait;
+use deadpool_redis::{Manager, Pool, Runtime};
+use parking_lot::Mutex;
+use parley_layer::{ChannelLayer, ChannelName, GroupName, GroupSendReport, LayerError, Message};
+use redis::AsyncConnectionConfig;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Counters of what a layer refused or dropped, so nothing is lost silently. Every event
+/// counted here is also logged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Sends (or group-send deliveries) refused because the channel was at capacity.
+    pub full: u64,
+    /// Popped messages that could not be decoded: wrong encryption keys, not msgpack, no
+    /// `type`, or no `__asgi_channel__` on a process key.
+    pub undecodable: u64,
+    /// Messages dropped because they outlived the expiry before being received.
+    pub expired: u64,
+    /// Messages dropped from a local mailbox whose consumer stopped reading (the oldest goes,
+    /// as in channels_redis).
+    pub local_overflow: u64,
+    /// Times a receive loop reconnected after losing Redis.
+    pub reconnects: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) full: AtomicU64,
+    pub(crate) undecodable: AtomicU64,
+    pub(crate) expired: AtomicU64,
+    pub(crate) local_overflow: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+}
+
+/// What the receive loops share with the layer.
+pub(crate) struct Shared {
+    pub(crate) mailboxes: Mailboxes,
+    pub(crate) codec: Codec,
+    pub(crate) stats: Stats,
+    /// Message expiry in whole seconds, as Redis keeps it.
+    pub(crate) expiry_secs: u64,
+}
+
+/// A channel layer on Redis, wire-compatible with channels_redis 4.x's `RedisChannelLayer`
+/// (see the crate documentation for what exactly is matched). Cheap to clone; the receive
+/// loops stop when the last clone is dropped or [`RedisLayer::close`] is called.
+#[derive(Clone)]
+pub struct RedisLayer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RedisLayerConfig,
+    /// One bounded pool per host, for sends and group operations.
+    pools: Vec<Pool>,
+    /// One client per host, for the receive loops' dedicated connections.
+    clients: Vec<redis::Client>,
+    shared: Arc<Shared>,
+    /// This instance's process name: its channels are `specific.<client_prefix>!<suffix>`.
+    client_prefix: String,
+    /// `specific.<client_prefix>!`: the non-local name all this process's channels share.
+    process_name: String,
+    /// Running receive loops, by Redis key.
+    pumps: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// Groups joined through this instance, by channel, so `close_channel` can leave them.
+    memberships: Mutex<HashMap<String, HashSet<String>>>,
+    group_expiry_secs: u64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for (_, pump) in self.pumps.get_mut().drain() {
+            pump.abort();
+        }
+    }
+}
+
+fn whole_secs(d: Duration) -> u64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+impl RedisLayer {
+    /// Builds the layer and checks that every host answers.
+    pub async fn connect(config: RedisLayerConfig) -> Result<Self> {
+        if config.hosts.is_empty() {
+            return Err(Error::InvalidConfig("at least one host is needed".into()));
+        }
+        if config.layer.capacity == 0 || config.pool_size == 0 {
+            return Err(Error::InvalidConfig(
+                "capacity and pool_size must be positive".into(),
+            ));
+        }
+        let conn_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            // A group send to 10,000 members is one script: give it time.
+            .set_response_timeout(Some(Duration::from_secs(10)));
+        let mut pools = Vec::with_capacity(config.hosts.len());
+        let mut clients = Vec::with_capacity(config.hosts.len());
+        for url in &config.hosts {
+            let invalid = |source| Error::InvalidUrl {
+                url: url.clone(),
+                source,
+            };
+            clients.push(redis::Client::open(url.as_str()).map_err(invalid)?);
+            let manager =
+                Manager::new_with_config(url.as_str(), conn_config.clone()).map_err(invalid)?;
+            let pool = Pool::builder(manager)
+                .max_size(config.pool_size)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(config.connect_timeout))
+                .create_timeout(Some(config.connect_timeout))
+                .recycle_timeout(Some(config.connect_timeout))
+                .build()
+                .map_err(|e| Error::Pool(e.to_string()))?;
+            let mut conn = pool
+                .get()
+                .await
+                .map_err(|e| Error::Pool(format!("{url}: {e}")))?;
+            redis::cmd("PING")
+                .query_async::<()>(&mut *conn)
+                .await
+                .map_err(|e| Error::Pool(format!("{url}: {e}")))?;
+            pools.push(pool);
+        }
+        let expiry_secs = whole_secs(config.layer.expiry);
+        let crypter = MultiFernet::from_configured_keys(&config.symmetric_encryption_keys);
+        let client_prefix = uuid::Uuid::new_v4().simple().to_string();
+        let shared = Arc::new(Shared {
+            mailboxes: Mailboxes::new(config.layer.capacity),
+            codec: Codec::new(config.random_prefix_length, crypter, expiry_secs),
+            stats: Stats::default(),
+            expiry_secs,
+        });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                process_name: format!("specific.{client_prefix}!"),
+                client_prefix,
+                group_expiry_secs: whole_secs(config.layer.group_expiry),
+                config,
+                pools,
+                clients,
+                shared,
+                pumps: Mutex::new(HashMap::new()),
+                memberships: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The settings this layer runs with.
+    pub fn config(&self) -> &RedisLayerConfig {
+        &self.inner.config
+    }
+
+    /// This instance's process name (channels_redis's `client_prefix`).
+    pub fn client_prefix(&self) -> &str {
+        &self.inner.client_prefix
+    }
+
+    /// What this layer refused or dropped so far.
+    pub fn stats(&self) -> LayerStats {
+        let s = &self.inner.shared.stats;
+        LayerStats {
+            full: s.full.load(Ordering::Relaxed),
+            undecodable: s.undecodable.load(Ordering::Relaxed),
+            expired: s.expired.load(Ordering::Relaxed),
+            local_overflow: s.local_overflow.load(Ordering::Relaxed),
+            reconnects: s.reconnects.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the receive loops and closes the pools (their connections close when returned).
+    /// Messages already in local mailboxes stay receivable.
+    pub fn close(&self) {
+        for (_, pump) in self.inner.pumps.lock().drain() {
+            pump.abort();
+        }
+        for pool in &self.inner.pools {
+            pool.close();
+        }
+    }
+
+    /// The Redis key of a channel's queue: the prefix, then the non-local name (the whole
+    /// name for normal channels), with no separator, as channels_redis does.
+    fn channel_key(&self, non_local: &str) -> String {
+        format!("{}{}", self.inner.config.prefix, non_local)
+    }
+
+    fn group_key(&self, group: &str) -> String {
+        format!("{}:group:{}", self.inner.config.prefix, group)
+    }
+
+    fn shard(&self, value: &str) -> usize {
+        consistent_hash(value, self.inner.pools.len())
+    }
+
+    async fn conn(&self, shard: usize) -> parley_layer::Result<deadpool_redis::Connection> {
+        match self.inner.pools.get(shard) {
+            Some(pool) => pool.get().await.map_err(unavailable),
+            None => Err(LayerError::Closed),
+        }
+    }
+
+    /// Starts the receive loop for `key` on `shard` unless it runs.
+    fn ensure_pump(&self, key: String, shard: usize, target: Target) {
+        let mut pumps = self.inner.pumps.lock();
+        if pumps.get(&key).is_some_and(|p| !p.is_finished()) {
+            return;
+        }
+        let Some(client) = self.inner.clients.get(shard) else {
+            return;
+        };
+        let pump = Pump {
+            shared: self.inner.shared.clone(),
+            client: client.clone(),
+            key: key.clone(),
+            target,
+            block_timeout: self.inner.config.block_timeout,
+            connect_timeout: self.inner.config.connect_timeout,
+        };
+        pumps.insert(key, tokio::spawn(pump.run()));
+    }
+
+    fn expiry_cutoff(now: f64, secs: u64) -> i64 {
+        now.floor() as i64 - secs as i64
+    }
+}
+
+#[async_trait]
+impl ChannelLayer for RedisLayer {
+    async fn new_channel(&self) -> parley_layer::Result<ChannelName> {
+        ChannelName::parse(&format!(
+            "{}{}",
+            self.inner.process_name,
+            uuid::Uuid::new_v4().simple()
+        ))
+    }
+
+    #[tracing::instrument(level = "trace", skip(self, message))]
+    async fn send(&self, channel: &ChannelName, message: Message) -> parley_layer::Result<()> {
+        if message.get(crate::codec::CHANNEL_KEY).is_some() {
+            return Err(LayerError::InvalidMessage(
+                "__asgi_channel__ is reserved".into(),
+            ));
+        }
+        // Process-specific channels live on their process's key and shard (the shard of the
+        // non-local name, where that process's receive loop reads); normal channels on their
+        // own key, on the shard of their name.
+        let (non_local, envelope) = match channel.non_local_prefix() {
+            Some(prefix) => (prefix, Envelope::One(channel.as_str().to_owned())),
+            None => (channel.as_str(), Envelope::None),
+        };
+        let key = self.channel_key(non_local);
+        let member = self.inner.shared.codec.encode(message.fields(), &envelope);
+        let now = unix_now();
+        let expiry = self.inner.shared.expiry_secs;
+        let mut conn = self.conn(self.shard(non_local)).await?;
+        let queued: i64 = scripts::SEND
+            .key(&key)
+            .arg(member)
+            .arg(now)
+            .arg(expiry)
+            .arg(self.inner.config.layer.capacity)
+            .arg(Self::expiry_cutoff(now, expiry))
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        if queued == 0 {
+            self.inner.shared.stats.full.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%channel, "channel full: message refused");
+            return Err(LayerError::ChannelFull(channel.clone()));
+        }
+        Ok(())
+    }
+
+    async fn receive(&self, channel: &ChannelName) -> parley_layer::Result<Message> {
+        match channel.non_local_prefix() {
+            Some(prefix) if prefix == self.inner.process_name => {
+                let key = self.channel_key(prefix);
+                self.ensure_pump(key, self.shard(prefix), Target::Process);
+            }
+            Some(_) => {
+                return Err(LayerError::InvalidName {
+                    kind: "channel",
+                    name: channel.to_string(),
+                    reason: "a process-specific channel of another process",
+                });
+            }
+            None => {
+                let key = self.channel_key(channel.as_str());
+                self.ensure_pump(
+                    key,
+                    self.shard(channel.as_str()),
+                    Target::Channel(channel.to_string()),
+                );
+            }
+        }
+        let mailbox = self.inner.shared.mailboxes.get(channel.as_str());
+        Ok(mailbox
+            .recv(
+                self.inner.shared.expiry_secs,
+                &self.inner.shared.stats.expired,
+            )
+            .await)
+    }
+
+    async fn group_add(
+        &self,
+        group: &GroupName,
+        channel: &ChannelName,
+    ) -> parley_layer::Result<()> {
+        let mut conn = self.conn(self.shard(group.as_str())).await?;
+        let _: i64 = scripts::GROUP_ADD
+            .key(self.group_key(group.as_str()))
+            .arg(channel.as_str())
+            .arg(unix_now())
+            .arg(self.inner.group_expiry_secs)
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        self.inner
+            .memberships
+            .lock()
+            .entry(channel.to_string())
+            .or_default()
+            .insert(group.to_string());
+        Ok(())
+    }
+
+    async fn group_discard(
+        &self,
+        group: &GroupName,
+        channel: &ChannelName,
+    ) -> parley_layer::Result<()> {
+        let mut conn = self.conn(self.shard(group.as_str())).await?;
+        // Redis deletes a sorted set when its last member goes: an empty group disappears.
+        let _: i64 = redis::cmd("ZREM")
+            .arg(self.group_key(group.as_str()))
+            .arg(channel.as_str())
+            .query_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        let mut memberships = self.inner.memberships.lock();
+        if let Some(groups) = memberships.get_mut(channel.as_str()) {
+            groups.remove(group.as_str());
+            if groups.is_empty() {
+                memberships.remove(channel.as_str());
+            }
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "trace", skip(self, message))]
+    async fn group_send(
+        &self,
+        group: &GroupName,
+        message: Message,
+    ) -> parley_layer::Result<GroupSendReport> {
+        if message.get(crate::codec::CHANNEL_KEY).is_some() {
+            return Err(LayerError::InvalidMessage(
+                "__asgi_channel__ is reserved".into(),
+            ));
+        }
+        let now = unix_now();
+        let members: Vec<String> = {
+            let mut conn = self.conn(self.shard(group.as_str())).await?;
+            scripts::GROUP_MEMBERS
+                .key(self.group_key(group.as_str()))
+                .arg(Self::expiry_cutoff(now, self.inner.group_expiry_secs))
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(unavailable)?
+        };
+        // Channel keys by shard, each with the channels it serves (one message per key, its
+        // envelope listing them all, as channels_redis does).
+        let mut by_shard: BTreeMap<usize, Vec<(String, Vec<String>)>> = BTreeMap::new();
+        let mut key_slot: HashMap<String, (usize, usize)> = HashMap::new();
+        for member in members {
+            let non_local = match member.find('!') {
+                Some(i) => member[..=i].to_owned(),
+                None => member.clone(),
+            };
+            let key = self.channel_key(&non_local);
+            match key_slot.get(&key) {
+                Some(&(shard, i)) => {
+                    if let Some(entry) = by_shard.get_mut(&shard).and_then(|v| v.get_mut(i)) {
+                        entry.1.push(member);
+                    }
+                }
+                None => {
+                    let shard = self.shard(&non_local);
+                    let keys = by_shard.entry(shard).or_default();
+                    key_slot.insert(key.clone(), (shard, keys.len()));
+                    keys.push((key, vec![member]));
+                }
+            }
+        }
+        let expiry = self.inner.shared.expiry_secs;
+        let cutoff = Self::expiry_cutoff(now, expiry);
+        let message = &message;
+        let sends = by_shard.into_iter().map(|(shard, keys)| async move {
+            let mut invocation = scripts::GROUP_SEND.prepare_invoke();
+            for (key, _) in &keys {
+                invocation.key(key);
+            }
+            for (_, channels) in &keys {
+                invocation.arg(
+                    self.inner
+                        .shared
+                        .codec
+                        .encode(message.fields(), &Envelope::Many(channels.clone())),
+                );
+            }
+            invocation
+                .arg(self.inner.config.layer.capacity)
+                .arg(now)
+                .arg(expiry)
+                .arg(cutoff);
+            let mut conn = self.conn(shard).await?;
+            let full: Vec<usize> = invocation
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+            Ok::<_, LayerError>((keys, full))
+        });
+        let mut report = GroupSendReport::default();
+        for result in futures_util::future::join_all(sends).await {
+            let (keys, full) = result?;
+            let full: HashSet<usize> = full.into_iter().collect();
+            for (i, (_, channels)) in keys.into_iter().enumerate() {
+                if full.contains(&(i + 1)) {
+                    report
+                        .full
+                        .extend(channels.iter().filter_map(|c| ChannelName::parse(c).ok()));
+                } else {
+                    report.delivered += channels.len();
+                }
+            }
+        }
+        if !report.full.is_empty() {
+            self.inner
+                .shared
+                .stats
+                .full
+                .fetch_add(report.full.len() as u64, Ordering::Relaxed);
+            tracing::warn!(%group, full = report.full.len(), delivered = report.delivered, "group send: channels over capacity skipped");
+        }
+        Ok(report)
+    }
+
+    async fn close_channel(&self, channel: &ChannelName) -> parley_layer::Result<()> {
+        self.inner.shared.mailboxes.remove(channel.as_str());
+        if channel.non_local_prefix().is_none() {
+            let key = self.channel_key(channel.as_str());
+            if let Some(pump) = self.inner.pumps.lock().remove(&key) {
+                pump.abort();
+            }
+            let mut conn = self.conn(self.shard(channel.as_str())).await?;
+            let _: i64 = redis::cmd("DEL")
+                .arg(&key)
+                .query_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        let groups = self
+            .inner
+            .memberships
+            .lock()
+            .remove(channel.as_str())
+            .unwrap_or_default();
+        for group in groups {
+            let mut conn = self.conn(self.shard(&group)).await?;
+            let _: i64 = redis::cmd("ZREM")
+                .arg(self.group_key(&group))
+                .arg(channel.as_str())
+                .query_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> parley_layer::Result<()> {
+        let pattern = format!("{}*", glob_escape(&self.inner.config.prefix));
+        for shard in 0..self.inner.pools.len() {
+            let mut conn = self.conn(shard).await?;
+            let _: i64 = scripts::FLUSH
+                .arg(&pattern)
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        self.inner.shared.mailboxes.clear();
+        self.inner.memberships.lock().clear();
+        Ok(())
+    }
+}
+
+/// Escapes Redis glob characters so `flush` matches the prefix literally.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::is_expired;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+        assert_eq!(whole_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_secs(Duration::from_millis(10)), 1);
+        assert_eq!(whole_secs(Duration::from_secs(60)), 60);
+        assert!(is_expired(100.0, 161.5, 60));
+        assert!(is_expired(101.0, 161.5, 60));
+        assert!(!is_expired(101.5, 161.5, 60));
+    }
+}

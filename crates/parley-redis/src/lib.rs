@@ -1,0 +1,79 @@
+//! # parley-redis
+//!
+//! A Redis channel layer for Parley, wire-compatible with channels_redis 4.x's
+//! `RedisChannelLayer` (checked against channels_redis 4.3.0's `core.py`, `utils.py` and
+//! `serializers.py`): Rust and Django Channels processes can share one Redis and exchange
+//! channel and group messages both ways.
+//!
+//! ## Layout
+//! - [`RedisLayer`] (`layer.rs`): the [`parley_layer::ChannelLayer`] implementation.
+//! - [`RedisLayerConfig`] (`config.rs`): hosts, prefix, capacity/expiry, encryption keys.
+//! - `scripts.rs`: the Lua scripts, one atomic round trip per operation and host.
+//! - `pump.rs`: receive loops (blocking pops on a dedicated connection per key).
+//! - `mailbox.rs`: process-local per-channel buffers the loops fill and `receive` drains.
+//! - `codec.rs`, `fernet.rs`: channels_redis's msgpack envelope and Fernet encryption.
+//! - `hash.rs`: channels_redis's consistent hash for sharding.
+//!
+//! ## What is matched, exactly
+//! - **Keys**, under the configurable `prefix` (default `asgi`), with no separator:
+//!   a channel's queue is `<prefix><channel>`; a process-specific channel
+//!   `specific.<process>!<suffix>` is queued on its process's key `<prefix>specific.<process>!`;
+//!   a group is `<prefix>:group:<group>`.
+//! - **Queues** are sorted sets scored by send time (Unix seconds, float). Before a send,
+//!   members with score ≤ `int(now) - expiry` are removed; a queue holding `capacity` members
+//!   refuses the send (`ChannelFull`); after it, the key's TTL is set to `expiry` seconds.
+//!   Receives pop the lowest score (`BZPOPMIN`, timeout `block_timeout` = `brpop_timeout`).
+//! - **Groups** are sorted sets of channel names scored by join time, TTL `group_expiry`;
+//!   `group_send` first drops members older than `group_expiry`.
+//! - **Messages**: 12 random bytes, then the msgpack map of the message (Fernet-encrypted when
+//!   `symmetric_encryption_keys` are set: keys derived as `urlsafe_b64encode(sha256(key))`,
+//!   the first encrypts, any decrypts, tokens accepted for `expiry + 10` s). A message for a
+//!   process-specific channel carries `__asgi_channel__`: the channel name from `send`, the
+//!   list of that process's member channels from `group_send` (one stored message per
+//!   process key, as channels_redis does). msgpack binary values decode to arrays of bytes.
+//! - **Sharding**: channels_redis's consistent hash (CRC-32 & 0xFFF over the ring) of the
+//!   group name for groups and of the non-local name `specific.<process>!` for
+//!   process-specific channels.
+//!
+//! ## Where it differs (better mechanics, same data)
+//! - Each send is one Lua script (trim, capacity check, `ZADD`, `EXPIRE`): one round trip,
+//!   atomic, so concurrent senders cannot overshoot the capacity as channels_redis's four
+//!   separate commands can. A group send is one script to read the group, then one script per
+//!   host holding member queues (channels_redis: four or more round trips per host).
+//! - **Direct-send routing.** channels_redis 4.3.0 routes `send` to a process-specific channel
+//!   by hashing the *full* channel name, while its receiver (and `group_send`) use the
+//!   non-local name: with several hosts a message can land on a host its receiver never reads.
+//!   Normal channels are sent and read round-robin. Here every process-specific channel is
+//!   routed by its non-local name and every normal channel by its name, for send, group send
+//!   and receive alike. With a single host (the usual deployment) both agree.
+//! - A full channel is counted ([`LayerStats::full`]) and logged, never dropped silently;
+//!   `group_send` reports full members in its [`parley_layer::GroupSendReport`].
+//! - One receive loop per process key (and per received normal channel), on its own
+//!   connection outside the pool; it reconnects by itself with a capped backoff, and puts
+//!   each popped message into a local mailbox before popping the next, so a Redis restart
+//!   loses nothing already popped. (The only window left is a reply lost on the wire while
+//!   the connection dies; channels_redis's in-flight set narrows but does not close it either.)
+//! - Expired messages are also dropped at receive time (channels_redis leaves a TODO there).
+//! - Local mailboxes are bounded by `capacity`; when a consumer stops reading, the oldest
+//!   message goes (as channels_redis's `BoundedQueue`), counted and logged.
+//! - `close_channel` drops the local mailbox, deletes a normal channel's queue and leaves
+//!   the groups joined through this instance.
+//! - Not supported: per-channel capacities (`channel_capacity`), the JSON serializer,
+//!   Sentinel hosts.
+//!
+//! ## Must not depend on
+//! A database, an HTTP framework or `parley-domain`: it moves opaque messages.
+
+mod codec;
+mod config;
+mod error;
+mod fernet;
+mod hash;
+mod layer;
+mod mailbox;
+mod pump;
+mod scripts;
+
+pub use config::RedisLayerConfig;
+pub use error::{Error, Result};
+pub use layer::{LayerStats, RedisLayer};
