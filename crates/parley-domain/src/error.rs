@@ -30,6 +30,15 @@ pub enum DomainError {
     /// A client message id that breaks the rules of [`crate::ClientMsgId`].
     #[error("invalid client id: {0}")]
     InvalidClientId(&'static str),
+    /// A protocol token (a frame's `ref`, a call id) that is empty, too long or contains
+    /// control characters.
+    #[error("invalid {what}: {reason}")]
+    InvalidToken {
+        /// Which token (`ref`, `call id`).
+        what: &'static str,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
     /// A direct room needs two different users.
     #[error("a direct room needs two different users")]
     DirectWithSelf,

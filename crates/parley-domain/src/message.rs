@@ -32,7 +32,10 @@ impl MessageBody {
         if raw.len() > max_chars {
             let len = raw.chars().count();
             if len > max_chars {
-                return Err(DomainError::BodyTooLong { len, max: max_chars });
+                return Err(DomainError::BodyTooLong {
+                    len,
+                    max: max_chars,
+                });
             }
         }
         Ok(Self(raw.to_owned()))
@@ -78,7 +81,10 @@ impl ClientMsgId {
         if raw.is_empty() || raw.len() > Self::MAX_LEN {
             return Err(DomainError::InvalidClientId("must be 1 to 64 characters"));
         }
-        if !raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')) {
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+        {
             return Err(DomainError::InvalidClientId(
                 "may contain only ASCII letters, digits, '_', '-', '.' and ':'",
             ));

@@ -56,7 +56,10 @@ macro_rules! string_newtype {
         }
 
         impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
                 s.serialize_str(&self.0)
             }
         }
@@ -85,10 +88,14 @@ impl UserName {
     pub fn parse(raw: &str) -> Result<Self> {
         let len = raw.chars().count();
         if len < Self::MIN_LEN {
-            return Err(DomainError::InvalidUserName("must be at least 3 characters"));
+            return Err(DomainError::InvalidUserName(
+                "must be at least 3 characters",
+            ));
         }
         if len > Self::MAX_LEN {
-            return Err(DomainError::InvalidUserName("must be at most 32 characters"));
+            return Err(DomainError::InvalidUserName(
+                "must be at most 32 characters",
+            ));
         }
         if !raw.chars().all(is_name_char) {
             return Err(DomainError::InvalidUserName(
@@ -120,7 +127,9 @@ impl RoomName {
             return Err(DomainError::InvalidRoomName("must not be empty"));
         }
         if raw.chars().count() > Self::MAX_LEN {
-            return Err(DomainError::InvalidRoomName("must be at most 64 characters"));
+            return Err(DomainError::InvalidRoomName(
+                "must be at most 64 characters",
+            ));
         }
         if !raw.chars().all(is_name_char) {
             return Err(DomainError::InvalidRoomName(
@@ -128,7 +137,9 @@ impl RoomName {
             ));
         }
         if !raw.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(DomainError::InvalidRoomName("must start with a letter or digit"));
+            return Err(DomainError::InvalidRoomName(
+                "must start with a letter or digit",
+            ));
         }
         Ok(Self(raw.to_ascii_lowercase()))
     }
@@ -137,7 +148,9 @@ impl RoomName {
     pub fn parse_group(raw: &str) -> Result<Self> {
         let name = Self::parse(raw)?;
         if name.is_direct() {
-            return Err(DomainError::InvalidRoomName("names starting with 'dm.' are reserved for direct rooms"));
+            return Err(DomainError::InvalidRoomName(
+                "names starting with 'dm.' are reserved for direct rooms",
+            ));
         }
         Ok(name)
     }
@@ -166,10 +179,14 @@ impl Email {
             return Err(DomainError::InvalidEmail("must be 3 to 254 characters"));
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(DomainError::InvalidEmail("must not contain spaces or control characters"));
+            return Err(DomainError::InvalidEmail(
+                "must not contain spaces or control characters",
+            ));
         }
         match s.split_once('@') {
-            Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') => {
+            Some((local, domain))
+                if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+            {
                 Ok(Self(s.to_owned()))
             }
             _ => Err(DomainError::InvalidEmail("must look like name@domain")),
@@ -193,7 +210,9 @@ impl Topic {
             return Err(DomainError::InvalidTopic("must be at most 256 characters"));
         }
         if s.chars().any(char::is_control) {
-            return Err(DomainError::InvalidTopic("must not contain control characters"));
+            return Err(DomainError::InvalidTopic(
+                "must not contain control characters",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -207,7 +226,16 @@ mod tests {
     #[test]
     fn user_names_follow_the_rules() {
         assert_eq!(UserName::parse("Alice_1").unwrap().as_str(), "alice_1");
-        for bad in ["", "ab", "1abc", "_abc", "has space", "émile", "a".repeat(33).as_str(), "bob\0"] {
+        for bad in [
+            "",
+            "ab",
+            "1abc",
+            "_abc",
+            "has space",
+            "émile",
+            "a".repeat(33).as_str(),
+            "bob\0",
+        ] {
             assert!(UserName::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(UserName::parse(&"a".repeat(32)).is_ok());

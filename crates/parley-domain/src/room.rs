@@ -37,7 +37,10 @@ impl FromStr for RoomKind {
             "public" => Ok(Self::Public),
             "private" => Ok(Self::Private),
             "direct" => Ok(Self::Direct),
-            other => Err(DomainError::UnknownVariant { what: "room kind", value: other.to_owned() }),
+            other => Err(DomainError::UnknownVariant {
+                what: "room kind",
+                value: other.to_owned(),
+            }),
         }
     }
 }
@@ -74,7 +77,10 @@ impl FromStr for Role {
         match s {
             "owner" => Ok(Self::Owner),
             "member" => Ok(Self::Member),
-            other => Err(DomainError::UnknownVariant { what: "role", value: other.to_owned() }),
+            other => Err(DomainError::UnknownVariant {
+                what: "role",
+                value: other.to_owned(),
+            }),
         }
     }
 }
@@ -132,7 +138,12 @@ impl DirectKey {
     /// The room's name: `dm.{low}.{high}`. Ids, not user names, so renaming a user never
     /// renames the room and the name stays within [`RoomName`]'s rules.
     pub fn room_name(self) -> RoomName {
-        RoomName::from_valid(format!("{}{}.{}", RoomName::DIRECT_PREFIX, self.low, self.high))
+        RoomName::from_valid(format!(
+            "{}{}.{}",
+            RoomName::DIRECT_PREFIX,
+            self.low,
+            self.high
+        ))
     }
 }
 
@@ -146,10 +157,16 @@ mod tests {
         let ba = DirectKey::new(UserId(9), UserId(3)).unwrap();
         assert_eq!(ab, ba);
         assert_eq!(ab.room_name().as_str(), "dm.3.9");
-        assert_eq!(RoomName::parse(ab.room_name().as_str()).unwrap(), ab.room_name());
+        assert_eq!(
+            RoomName::parse(ab.room_name().as_str()).unwrap(),
+            ab.room_name()
+        );
         assert_eq!(ab.other(UserId(3)), Some(UserId(9)));
         assert_eq!(ab.other(UserId(4)), None);
-        assert_eq!(DirectKey::new(UserId(1), UserId(1)), Err(DomainError::DirectWithSelf));
+        assert_eq!(
+            DirectKey::new(UserId(1), UserId(1)),
+            Err(DomainError::DirectWithSelf)
+        );
     }
 
     #[test]

@@ -1,0 +1,546 @@
+//! Frames a client sends, and the decoder that turns untrusted text into them.
+//!
+//! Decoding is hand-written over a parsed [`serde_json::Value`] rather than derived, so that
+//! every failure gets its own [`ErrorCode`], names the frame type and field, still carries
+//! the frame's `ref`, never echoes unbounded client text, and so the message length limit
+//! can be the server's configured one instead of a compile-time default.
+
+use super::codes::{ErrorCode, FrameError};
+use super::text::{CallId, FrameRef};
+use crate::ids::MessageId;
+use crate::message::{ClientMsgId, MessageBody};
+use crate::names::{RoomName, UserName};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Limits the decoder enforces. The server builds one from its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Longest accepted text frame, in bytes, checked before any parsing so an oversized
+    /// frame costs nothing to refuse.
+    pub max_frame_bytes: usize,
+    /// Longest accepted message body, in characters (`send` and `edit`).
+    pub max_body_chars: usize,
+}
+
+impl DecodeLimits {
+    /// The default frame limit: 64 KiB, the default of the WebSocket layer too.
+    pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: Self::DEFAULT_MAX_FRAME_BYTES,
+            max_body_chars: MessageBody::DEFAULT_MAX_CHARS,
+        }
+    }
+}
+
+/// `join`: subscribe this connection to a room's events and get its recent history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JoinRoom {
+    /// The room to join.
+    pub room: RoomName,
+}
+
+/// `leave`: stop receiving a room's events on this connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaveRoom {
+    /// The room to leave.
+    pub room: RoomName,
+}
+
+/// `send`: post a message to a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SendMessage {
+    /// The room to post in.
+    pub room: RoomName,
+    /// The text.
+    pub body: MessageBody,
+    /// Makes the send idempotent: a retry with the same id returns the first message
+    /// instead of storing a second one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<ClientMsgId>,
+}
+
+/// `typing`: tell the room this user started (or stopped) typing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetTyping {
+    /// The room being typed in.
+    pub room: RoomName,
+    /// `true` while typing (the default when omitted), `false` to clear.
+    pub active: bool,
+}
+
+/// `history`: a page of a room's messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FetchHistory {
+    /// The room.
+    pub room: RoomName,
+    /// Only messages with a smaller id (page backwards).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<MessageId>,
+    /// Only messages with a larger id (catch up after a reconnect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<MessageId>,
+    /// At most this many messages; the server clamps it to its own maximum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// `edit`: replace the body of one of the user's messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EditMessage {
+    /// The message to edit.
+    pub message_id: MessageId,
+    /// The new text.
+    pub body: MessageBody,
+}
+
+/// `delete`: turn one of the user's messages into a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeleteMessage {
+    /// The message to delete.
+    pub message_id: MessageId,
+}
+
+/// `read`: move the user's read marker in a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MarkRead {
+    /// The room.
+    pub room: RoomName,
+    /// The newest message the user has seen.
+    pub message_id: MessageId,
+}
+
+/// `signal`: relay an opaque WebRTC signalling payload to one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SendSignal {
+    /// The recipient.
+    pub to: UserName,
+    /// Offer, answer or ICE candidate; the server never looks inside.
+    pub payload: Value,
+    /// Which call the payload belongs to, if the client tracks several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<CallId>,
+}
+
+/// A request from a client, tagged by `"type"`. Its `ref` travels beside it in
+/// [`ClientEnvelope`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// `join`
+    Join(JoinRoom),
+    /// `leave`
+    Leave(LeaveRoom),
+    /// `send`
+    Send(SendMessage),
+    /// `typing`
+    Typing(SetTyping),
+    /// `history`
+    History(FetchHistory),
+    /// `edit`
+    Edit(EditMessage),
+    /// `delete`
+    Delete(DeleteMessage),
+    /// `read`
+    Read(MarkRead),
+    /// `signal`
+    Signal(SendSignal),
+    /// `ping`: answered with `pong`.
+    Ping,
+}
+
+/// A decoded client frame and the `ref` it carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientEnvelope {
+    /// The request.
+    #[serde(flatten)]
+    pub frame: ClientFrame,
+    /// The client's correlation token, to echo in the reply or error.
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FrameRef>,
+}
+
+impl ClientEnvelope {
+    /// Wraps a frame with an optional `ref`.
+    pub fn new(frame: ClientFrame, reference: Option<FrameRef>) -> Self {
+        Self { frame, reference }
+    }
+
+    /// The JSON text a client sends. Serializing these types cannot fail in practice (every
+    /// map key is a string, no custom serializer errors); the `Result` keeps that honest.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+}
+
+impl From<ClientFrame> for ClientEnvelope {
+    fn from(frame: ClientFrame) -> Self {
+        Self::new(frame, None)
+    }
+}
+
+impl ClientFrame {
+    /// Every client frame type, as spelled on the wire.
+    pub const TYPES: [&'static str; 10] = [
+        "join", "leave", "send", "typing", "history", "edit", "delete", "read", "signal", "ping",
+    ];
+
+    /// The wire `"type"` of this frame.
+    pub const fn type_name(&self) -> &'static str {
+        match self {
+            Self::Join(_) => "join",
+            Self::Leave(_) => "leave",
+            Self::Send(_) => "send",
+            Self::Typing(_) => "typing",
+            Self::History(_) => "history",
+            Self::Edit(_) => "edit",
+            Self::Delete(_) => "delete",
+            Self::Read(_) => "read",
+            Self::Signal(_) => "signal",
+            Self::Ping => "ping",
+        }
+    }
+
+    /// The room the request is about, if it names one.
+    pub fn room(&self) -> Option<&RoomName> {
+        match self {
+            Self::Join(f) => Some(&f.room),
+            Self::Leave(f) => Some(&f.room),
+            Self::Send(f) => Some(&f.room),
+            Self::Typing(f) => Some(&f.room),
+            Self::History(f) => Some(&f.room),
+            Self::Read(f) => Some(&f.room),
+            Self::Edit(_) | Self::Delete(_) | Self::Signal(_) | Self::Ping => None,
+        }
+    }
+
+    /// Wraps the frame with a `ref`.
+    pub fn with_ref(self, reference: FrameRef) -> ClientEnvelope {
+        ClientEnvelope::new(self, Some(reference))
+    }
+
+    /// Decodes one text frame from a client.
+    ///
+    /// Checks, in order: raw length (`frame_too_large`), JSON syntax (`invalid_json`), object
+    /// shape (`not_an_object`), the `ref` (`invalid_field`), the `type` (`missing_type`,
+    /// `invalid_field`, `unknown_type`), unknown fields (`unknown_field`), then each field
+    /// (`missing_field`, `invalid_field`, `invalid_room_name`, `body_too_long`). Every error
+    /// after the `ref` check carries the `ref`.
+    pub fn decode(text: &str, limits: &DecodeLimits) -> Result<ClientEnvelope, FrameError> {
+        if text.len() > limits.max_frame_bytes {
+            return Err(FrameError::new(
+                ErrorCode::FrameTooLarge,
+                format!(
+                    "the frame is {} bytes; at most {} are accepted",
+                    text.len(),
+                    limits.max_frame_bytes
+                ),
+                None,
+            ));
+        }
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            FrameError::new(
+                ErrorCode::InvalidJson,
+                format!("the frame is not valid JSON: {e}"),
+                None,
+            )
+        })?;
+        let Value::Object(mut map) = value else {
+            return Err(FrameError::new(
+                ErrorCode::NotAnObject,
+                format!("the frame must be a JSON object, not {}", kind_of(&value)),
+                None,
+            ));
+        };
+        let reference = match map.remove("ref") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(FrameRef::parse(&s).map_err(|e| {
+                FrameError::new(ErrorCode::InvalidField, format!("field `ref`: {e}"), None)
+            })?),
+            Some(other) => {
+                return Err(FrameError::new(
+                    ErrorCode::InvalidField,
+                    format!("field `ref` must be a string, not {}", kind_of(&other)),
+                    None,
+                ));
+            }
+        };
+        let frame = decode_frame(map, limits).map_err(|e| e.with_reference(reference.clone()))?;
+        Ok(ClientEnvelope { frame, reference })
+    }
+}
+
+/// Reads `type` and the fields of the frame it names from what is left of the object.
+fn decode_frame(
+    mut map: Map<String, Value>,
+    limits: &DecodeLimits,
+) -> Result<ClientFrame, FrameError> {
+    let type_name = match map.remove("type") {
+        None | Some(Value::Null) => {
+            return Err(FrameError::new(
+                ErrorCode::MissingType,
+                "the frame has no \"type\" field",
+                None,
+            ));
+        }
+        Some(Value::String(s)) => s,
+        Some(other) => {
+            return Err(FrameError::new(
+                ErrorCode::InvalidField,
+                format!("field `type` must be a string, not {}", kind_of(&other)),
+                None,
+            ));
+        }
+    };
+    let frame = match type_name.as_str() {
+        "join" => {
+            let mut f = Fields::new("join", map, &["room"])?;
+            ClientFrame::Join(JoinRoom {
+                room: f.required("room", room)?,
+            })
+        }
+        "leave" => {
+            let mut f = Fields::new("leave", map, &["room"])?;
+            ClientFrame::Leave(LeaveRoom {
+                room: f.required("room", room)?,
+            })
+        }
+        "send" => {
+            let mut f = Fields::new("send", map, &["room", "body", "client_id"])?;
+            ClientFrame::Send(SendMessage {
+                room: f.required("room", room)?,
+                body: f.required("body", |v| body(v, limits.max_body_chars))?,
+                client_id: f.optional("client_id", client_id)?,
+            })
+        }
+        "typing" => {
+            let mut f = Fields::new("typing", map, &["room", "active"])?;
+            ClientFrame::Typing(SetTyping {
+                room: f.required("room", room)?,
+                active: f.optional("active", boolean)?.unwrap_or(true),
+            })
+        }
+        "history" => {
+            let mut f = Fields::new("history", map, &["room", "before", "after", "limit"])?;
+            ClientFrame::History(FetchHistory {
+                room: f.required("room", room)?,
+                before: f.optional("before", message_id)?,
+                after: f.optional("after", message_id)?,
+                limit: f.optional("limit", count)?,
+            })
+        }
+        "edit" => {
+            let mut f = Fields::new("edit", map, &["message_id", "body"])?;
+            ClientFrame::Edit(EditMessage {
+                message_id: f.required("message_id", message_id)?,
+                body: f.required("body", |v| body(v, limits.max_body_chars))?,
+            })
+        }
+        "delete" => {
+            let mut f = Fields::new("delete", map, &["message_id"])?;
+            ClientFrame::Delete(DeleteMessage {
+                message_id: f.required("message_id", message_id)?,
+            })
+        }
+        "read" => {
+            let mut f = Fields::new("read", map, &["room", "message_id"])?;
+            ClientFrame::Read(MarkRead {
+                room: f.required("room", room)?,
+                message_id: f.required("message_id", message_id)?,
+            })
+        }
+        "signal" => {
+            let mut f = Fields::new("signal", map, &["to", "payload", "call_id"])?;
+            ClientFrame::Signal(SendSignal {
+                to: f.required("to", user_name)?,
+                payload: f.required("payload", Ok)?,
+                call_id: f.optional("call_id", call_id)?,
+            })
+        }
+        "ping" => {
+            Fields::new("ping", map, &[])?;
+            ClientFrame::Ping
+        }
+        other => {
+            return Err(FrameError::new(
+                ErrorCode::UnknownType,
+                format!(
+                    "unknown frame type `{}`; expected one of: {}",
+                    clip(other),
+                    ClientFrame::TYPES.join(", ")
+                ),
+                None,
+            ));
+        }
+    };
+    Ok(frame)
+}
+
+/// Why one field's value was refused: the code and the detail after the field name.
+type Refusal = (ErrorCode, String);
+
+/// The fields of one frame, taken out one by one so each error names its field.
+struct Fields {
+    frame: &'static str,
+    map: Map<String, Value>,
+}
+
+impl Fields {
+    /// Refuses any field not in `allowed` (`type` and `ref` are already removed).
+    fn new(
+        frame: &'static str,
+        map: Map<String, Value>,
+        allowed: &[&str],
+    ) -> Result<Self, FrameError> {
+        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            let expected = if allowed.is_empty() {
+                "it has none besides `type` and `ref`".to_owned()
+            } else {
+                format!("expected one of: {}", allowed.join(", "))
+            };
+            return Err(FrameError::new(
+                ErrorCode::UnknownField,
+                format!(
+                    "`{frame}` frame: unknown field `{}`; {expected}",
+                    clip(unknown)
+                ),
+                None,
+            ));
+        }
+        Ok(Self { frame, map })
+    }
+
+    /// A field that may be absent; `null` counts as absent.
+    fn optional<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(Value) -> Result<T, Refusal>,
+    ) -> Result<Option<T>, FrameError> {
+        match self.map.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => parse(v).map(Some).map_err(|(code, detail)| {
+                FrameError::new(
+                    code,
+                    format!("`{}` frame, field `{name}`: {detail}", self.frame),
+                    None,
+                )
+            }),
+        }
+    }
+
+    /// A field that must be present and not `null`.
+    fn required<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(Value) -> Result<T, Refusal>,
+    ) -> Result<T, FrameError> {
+        self.optional(name, parse)?.ok_or_else(|| {
+            FrameError::new(
+                ErrorCode::MissingField,
+                format!("`{}` frame: missing field `{name}`", self.frame),
+                None,
+            )
+        })
+    }
+}
+
+fn wrong_type(expected: &str, found: &Value) -> Refusal {
+    (
+        ErrorCode::InvalidField,
+        format!("expected {expected}, found {}", kind_of(found)),
+    )
+}
+
+fn string(v: Value) -> Result<String, Refusal> {
+    match v {
+        Value::String(s) => Ok(s),
+        other => Err(wrong_type("a string", &other)),
+    }
+}
+
+fn room(v: Value) -> Result<RoomName, Refusal> {
+    RoomName::parse(&string(v)?).map_err(|e| (ErrorCode::InvalidRoomName, e.to_string()))
+}
+
+fn user_name(v: Value) -> Result<UserName, Refusal> {
+    UserName::parse(&string(v)?).map_err(|e| (ErrorCode::InvalidField, e.to_string()))
+}
+
+fn body(v: Value, max_chars: usize) -> Result<MessageBody, Refusal> {
+    MessageBody::parse_with_limit(&string(v)?, max_chars).map_err(|e| {
+        let code = match e {
+            crate::DomainError::BodyTooLong { .. } => ErrorCode::BodyTooLong,
+            _ => ErrorCode::InvalidField,
+        };
+        (code, e.to_string())
+    })
+}
+
+fn client_id(v: Value) -> Result<ClientMsgId, Refusal> {
+    ClientMsgId::parse(&string(v)?).map_err(|e| (ErrorCode::InvalidField, e.to_string()))
+}
+
+fn call_id(v: Value) -> Result<CallId, Refusal> {
+    CallId::parse(&string(v)?).map_err(|e| (ErrorCode::InvalidField, e.to_string()))
+}
+
+fn boolean(v: Value) -> Result<bool, Refusal> {
+    match v {
+        Value::Bool(b) => Ok(b),
+        other => Err(wrong_type("true or false", &other)),
+    }
+}
+
+fn message_id(v: Value) -> Result<MessageId, Refusal> {
+    match &v {
+        Value::Number(n) => match n.as_i64() {
+            Some(id) if id > 0 => Ok(MessageId(id)),
+            _ => Err((
+                ErrorCode::InvalidField,
+                "expected a positive integer message id".to_owned(),
+            )),
+        },
+        other => Err(wrong_type("an integer message id", other)),
+    }
+}
+
+fn count(v: Value) -> Result<u32, Refusal> {
+    match &v {
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                (
+                    ErrorCode::InvalidField,
+                    format!("expected an integer from 0 to {}", u32::MAX),
+                )
+            }),
+        other => Err(wrong_type("an integer", other)),
+    }
+}
+
+/// The JSON kind of a value, for messages ("a string", "an array").
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Client text quoted in an error message, cut so a hostile frame cannot make the reply
+/// (or the log line) large.
+fn clip(s: &str) -> String {
+    const MAX: usize = 40;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}

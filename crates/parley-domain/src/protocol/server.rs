@@ -1,0 +1,286 @@
+//! Frames the server sends. They derive `Deserialize` too, for test clients and the load
+//! generator; unlike client frames they accept unknown fields, so clients keep working when
+//! the server adds one.
+
+use super::codes::{ErrorCode, ErrorFrame, FrameError};
+use super::text::{CallId, FrameRef};
+use crate::ids::{MessageId, RoomId, Timestamp};
+use crate::model::Message;
+use crate::names::{RoomName, UserName};
+use crate::room::RoomKind;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `joined`: the reply to `join`, with the room's recent history and who is online.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    /// The room joined.
+    pub room: RoomName,
+    /// Its id.
+    pub room_id: RoomId,
+    /// Public, private or direct.
+    pub kind: RoomKind,
+    /// The newest messages, oldest first.
+    pub history: Vec<Message>,
+    /// Users with at least one connection in the room, this user included.
+    pub online: Vec<UserName>,
+    /// The `ref` of the `join`.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FrameRef>,
+}
+
+/// `left`: the reply to `leave`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Left {
+    /// The room left.
+    pub room: RoomName,
+    /// The `ref` of the `leave`.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FrameRef>,
+}
+
+/// `message`: a new message in a joined room. The sender's own copy is the ack of its
+/// `send` and carries the `ref` (and `client_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posted {
+    /// The stored message; its fields are inlined in the frame.
+    #[serde(flatten)]
+    pub message: Message,
+    /// The `ref` of the `send`, on the sender's copy only.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FrameRef>,
+}
+
+/// What happened to a room's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceEvent {
+    /// The user's first connection joined the room.
+    Joined,
+    /// The user's last connection left the room.
+    Left,
+}
+
+/// `presence`: a user came online in, or went offline from, a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The room.
+    pub room: RoomName,
+    /// Who came or went.
+    pub user: UserName,
+    /// Came or went.
+    pub event: PresenceEvent,
+    /// Everyone online in the room after the change.
+    pub online: Vec<UserName>,
+}
+
+/// `typing`: a user started or stopped typing in a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Typing {
+    /// The room.
+    pub room: RoomName,
+    /// Who is typing.
+    pub user: UserName,
+    /// `true` while typing.
+    pub active: bool,
+}
+
+/// `history`: the reply to `history`, a page of messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// The room.
+    pub room: RoomName,
+    /// The messages, oldest first (tombstones included).
+    pub messages: Vec<Message>,
+    /// More messages exist beyond this page in the direction asked for.
+    pub has_more: bool,
+    /// The `ref` of the `history` request.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FrameRef>,
+}
+
+/// `edited`: a message's body changed. The editor's copy carries the `ref` of its `edit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edited {
+    /// The message as it is now; its fields are inlined in the frame.
+    #[serde(flatten)]
+    pub message: Message,
+    /// The `ref` of the `edit`, on the editor's copy only.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FrameRef>,
+}
+
+/// `deleted`: a message became a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deleted {
+    /// The room it was in.
+    pub room: RoomName,
+    /// The deleted message.
+    pub message_id: MessageId,
+    /// When it was deleted.
+    pub deleted_at: Timestamp,
+    /// The `ref` of the `delete`, on the deleter's copy only.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FrameRef>,
+}
+
+/// `read`: a user's read marker moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMarker {
+    /// The room.
+    pub room: RoomName,
+    /// Whose marker.
+    pub user: UserName,
+    /// The newest message they have read.
+    pub message_id: MessageId,
+    /// The `ref` of the `read`, on the reader's copy only.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FrameRef>,
+}
+
+/// `signal`: a WebRTC signalling payload relayed from another user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayedSignal {
+    /// The sender.
+    pub from: UserName,
+    /// Exactly what the sender put in its `signal` frame.
+    pub payload: Value,
+    /// The sender's call id, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<CallId>,
+}
+
+/// `pong`: the reply to `ping`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong {
+    /// The `ref` of the `ping`.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FrameRef>,
+}
+
+/// A frame from the server, tagged by `"type"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// `joined`
+    Joined(Joined),
+    /// `left`
+    Left(Left),
+    /// `message`
+    Message(Posted),
+    /// `presence`
+    Presence(Presence),
+    /// `typing`
+    Typing(Typing),
+    /// `history`
+    History(HistoryPage),
+    /// `edited`
+    Edited(Edited),
+    /// `deleted`
+    Deleted(Deleted),
+    /// `read`
+    Read(ReadMarker),
+    /// `signal`
+    Signal(RelayedSignal),
+    /// `error`
+    Error(ErrorFrame),
+    /// `pong`
+    Pong(Pong),
+}
+
+/// Sent in place of a frame that could not be serialized (which the types here rule out).
+const ENCODE_FAILURE: &str =
+    r#"{"type":"error","code":"internal","message":"the server could not encode a frame"}"#;
+
+impl ServerFrame {
+    /// Every server frame type, as spelled on the wire.
+    pub const TYPES: [&'static str; 12] = [
+        "joined", "left", "message", "presence", "typing", "history", "edited", "deleted", "read",
+        "signal", "error", "pong",
+    ];
+
+    /// The wire `"type"` of this frame.
+    pub const fn type_name(&self) -> &'static str {
+        match self {
+            Self::Joined(_) => "joined",
+            Self::Left(_) => "left",
+            Self::Message(_) => "message",
+            Self::Presence(_) => "presence",
+            Self::Typing(_) => "typing",
+            Self::History(_) => "history",
+            Self::Edited(_) => "edited",
+            Self::Deleted(_) => "deleted",
+            Self::Read(_) => "read",
+            Self::Signal(_) => "signal",
+            Self::Error(_) => "error",
+            Self::Pong(_) => "pong",
+        }
+    }
+
+    /// The JSON text to send.
+    ///
+    /// Serializing these types cannot fail (every map key is a string and no field has a
+    /// fallible serializer), so rather than make every caller handle an impossible error, a
+    /// failure yields an `internal` error frame.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| ENCODE_FAILURE.to_owned())
+    }
+
+    /// Parses a server frame (for clients: tests, the load generator).
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The `ref` the frame echoes, if any.
+    pub fn reference(&self) -> Option<&FrameRef> {
+        match self {
+            Self::Joined(f) => f.reference.as_ref(),
+            Self::Left(f) => f.reference.as_ref(),
+            Self::Message(f) => f.reference.as_ref(),
+            Self::History(f) => f.reference.as_ref(),
+            Self::Edited(f) => f.reference.as_ref(),
+            Self::Deleted(f) => f.reference.as_ref(),
+            Self::Read(f) => f.reference.as_ref(),
+            Self::Error(f) => f.reference.as_ref(),
+            Self::Pong(f) => f.reference.as_ref(),
+            Self::Presence(_) | Self::Typing(_) | Self::Signal(_) => None,
+        }
+    }
+
+    /// The same frame echoing `reference`: how the requester's copy of a broadcast (its own
+    /// `message`, `edited`, ...) becomes the ack of its request. Frames that are never a
+    /// reply (`presence`, `typing`, `signal`) are returned unchanged.
+    #[must_use]
+    pub fn with_reference(mut self, reference: Option<FrameRef>) -> Self {
+        match &mut self {
+            Self::Joined(f) => f.reference = reference,
+            Self::Left(f) => f.reference = reference,
+            Self::Message(f) => f.reference = reference,
+            Self::History(f) => f.reference = reference,
+            Self::Edited(f) => f.reference = reference,
+            Self::Deleted(f) => f.reference = reference,
+            Self::Read(f) => f.reference = reference,
+            Self::Error(f) => f.reference = reference,
+            Self::Pong(f) => f.reference = reference,
+            Self::Presence(_) | Self::Typing(_) | Self::Signal(_) => {}
+        }
+        self
+    }
+
+    /// An `error` frame.
+    pub fn error(code: ErrorCode, message: impl Into<String>, reference: Option<FrameRef>) -> Self {
+        Self::Error(ErrorFrame::new(code, message, reference))
+    }
+}
+
+impl From<ErrorFrame> for ServerFrame {
+    fn from(e: ErrorFrame) -> Self {
+        Self::Error(e)
+    }
+}
+
+impl From<FrameError> for ServerFrame {
+    fn from(e: FrameError) -> Self {
+        Self::Error(e.into())
+    }
+}
