@@ -1,0 +1,44 @@
+//! # parley-store
+//!
+//! Everything Parley must remember: accounts, rooms, memberships, messages and revoked
+//! refresh tokens, on PostgreSQL (production) or embedded SQLite (the zero-setup default).
+//!
+//! One [`Store`] type, cheap to clone, over an enum of two connection pools: PostgreSQL
+//! through `diesel-async` (`AsyncPgConnection` over tokio-postgres, no libpq) and SQLite
+//! through diesel-async's `SyncConnectionWrapper` (SQLite bundled; queries run on tokio's
+//! blocking pool). Pick one with a URL: [`Store::connect`]`("postgres://...")`,
+//! `"sqlite://path"` or `"sqlite::memory:"`, then [`Store::migrate`] (the migrations are
+//! embedded in the binary) and [`Store::ping`] for readiness.
+//!
+//! Every operation is an async method returning [`StoreError`], whose variants are distinct
+//! answers: `NotFound`, `Conflict` (a taken name), `Forbidden` (not the author nor staff),
+//! `Invalid`, `Unavailable` (the database cannot be reached: try again) and `Internal`.
+//!
+//! ## Layout
+//! - `store`: [`Store`], [`StoreOptions`], [`Backend`], pools, migrations, readiness.
+//! - `ops::users`, `ops::rooms`, `ops::messages`, `ops::tokens`: the operations, as
+//!   `impl Store` blocks. Each query is written once in diesel's DSL and compiled for both
+//!   backends (the `with_conn!` macro).
+//! - `schema`: the diesel `table!`s, one schema for both backends (BIGINT ids and
+//!   millisecond timestamps); the SQL is in the workspace's `migrations/postgres` and
+//!   `migrations/sqlite`.
+//! - `rows`: rows as read, and their conversion into `parley-domain` records.
+//! - [`testing`] (feature `testing`): a throwaway PostgreSQL schema or SQLite file per test.
+//!
+//! ## Must not depend on
+//! Any HTTP framework (actix) or Redis, and never diesel's `postgres` feature (libpq).
+//! Password hashing and tokens belong to `parley-auth`; this crate stores hashes and `jti`s.
+
+mod error;
+mod ops;
+mod rows;
+mod schema;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Result, StoreError};
+pub use ops::messages::{Appended, HistoryPage, HistoryQuery, NewMessage};
+pub use ops::rooms::NewRoom;
+pub use ops::users::{Credentials, NewUser};
+pub use store::{Backend, PG_MIGRATIONS, SQLITE_MIGRATIONS, Store, StoreOptions};

@@ -1,0 +1,265 @@
+//! Messages: idempotent append, cursor paging, edit and delete (author or staff only).
+
+use crate::error::{Result, StoreError};
+use crate::rows::{FullMessageRow, MessageRow, full_message};
+use crate::schema::{messages, rooms, users};
+use crate::store::{Store, with_conn};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use parley_domain::{
+    ClientMsgId, Message, MessageBody, MessageId, RoomId, RoomName, Timestamp, UserId, UserName,
+};
+
+/// A message to append. The names travel with the ids so the stored message can be returned
+/// from a single `INSERT ... RETURNING`; the caller (the engine) already holds both, and must
+/// pass the names that belong to the ids.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The room it is posted in.
+    pub room_id: RoomId,
+    /// That room's name.
+    pub room: RoomName,
+    /// The author.
+    pub sender_id: UserId,
+    /// The author's name.
+    pub sender: UserName,
+    /// The text.
+    pub body: MessageBody,
+    /// The client's id for idempotent retries.
+    pub client_id: Option<ClientMsgId>,
+}
+
+/// The result of [`Store::append_message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The stored message: new, or the one first stored under the same client id.
+    pub message: Message,
+    /// False when this was a retry of a message already stored (do not broadcast it again).
+    pub created: bool,
+}
+
+/// Which slice of a room's history to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only messages older than this id. Alone (or with neither cursor): the newest page
+    /// below it.
+    pub before: Option<MessageId>,
+    /// Only messages newer than this id; the page starts right after it (paging forward).
+    pub after: Option<MessageId>,
+    /// Page size; `None` means [`HistoryQuery::DEFAULT_LIMIT`], and it is capped at
+    /// [`HistoryQuery::MAX_LIMIT`] (and at least 1).
+    pub limit: Option<u32>,
+}
+
+impl HistoryQuery {
+    /// Page size when none is asked for.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// The largest page served.
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// The page size actually used.
+    pub fn effective_limit(&self) -> u32 {
+        self.limit
+            .unwrap_or(Self::DEFAULT_LIMIT)
+            .clamp(1, Self::MAX_LIMIT)
+    }
+}
+
+/// One page of history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// Oldest to newest. Deleted messages appear as tombstones.
+    pub messages: Vec<Message>,
+    /// Whether more messages lie beyond this page in the direction read (older ones when
+    /// paging back, newer ones when paging forward with `after`).
+    pub has_more: bool,
+}
+
+/// Selects a message with its room's and author's names.
+macro_rules! full_message_query {
+    () => {
+        messages::table
+            .inner_join(rooms::table)
+            .inner_join(users::table)
+            .select((MessageRow::as_select(), rooms::name, users::username))
+    };
+}
+
+impl Store {
+    /// Stores a message. Idempotent on `(sender, client_id)`: a retry returns the message
+    /// first stored, with `created: false`, and never a duplicate. One round trip for a new
+    /// message (`INSERT ... ON CONFLICT DO NOTHING RETURNING`), two for a retry. `NotFound`
+    /// if the room or sender does not exist. Membership is the caller's check.
+    pub async fn append_message(&self, new: &NewMessage) -> Result<Appended> {
+        let now = Timestamp::now().millis();
+        let client_id = new.client_id.as_ref().map(ClientMsgId::as_str);
+        let (row, created): (FullMessageRow, bool) = with_conn!(self, |conn| {
+            let inserted: Option<MessageRow> = diesel::insert_into(messages::table)
+                .values((
+                    messages::room_id.eq(new.room_id.get()),
+                    messages::sender_id.eq(new.sender_id.get()),
+                    messages::body.eq(new.body.as_str()),
+                    messages::client_id.eq(client_id),
+                    messages::created_at.eq(now),
+                ))
+                .on_conflict((messages::sender_id, messages::client_id))
+                .do_nothing()
+                .returning(MessageRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::NotFound(_) => StoreError::NotFound("room or sender"),
+                    other => other,
+                })?;
+            match inserted {
+                Some(row) => (
+                    (
+                        row,
+                        new.room.as_str().to_owned(),
+                        new.sender.as_str().to_owned(),
+                    ),
+                    true,
+                ),
+                None => {
+                    let existing: FullMessageRow = full_message_query!()
+                        .filter(messages::sender_id.eq(new.sender_id.get()))
+                        .filter(messages::client_id.eq(client_id))
+                        .first(conn)
+                        .await?;
+                    (existing, false)
+                }
+            }
+        });
+        Ok(Appended {
+            message: full_message(row)?,
+            created,
+        })
+    }
+
+    /// The message with this id (a tombstone if deleted); `NotFound` if there is none.
+    pub async fn message_by_id(&self, id: MessageId) -> Result<Message> {
+        let row: FullMessageRow = with_conn!(self, |conn| {
+            full_message_query!()
+                .filter(messages::id.eq(id.get()))
+                .first(conn)
+                .await
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::NotFound(_) => StoreError::NotFound("message"),
+                    other => other,
+                })?
+        });
+        full_message(row)
+    }
+
+    /// A page of `room`'s history by cursor, returned oldest to newest. With `after`, the
+    /// page starts right after it (bounded by `before` if given); otherwise it is the newest
+    /// page below `before` (or the latest messages). An unknown room gives an empty page.
+    pub async fn history(&self, room: RoomId, query: &HistoryQuery) -> Result<HistoryPage> {
+        let limit = query.effective_limit();
+        // One extra row tells whether there is more.
+        let fetch = i64::from(limit) + 1;
+        let forward = query.after.is_some();
+        let mut rows: Vec<FullMessageRow> = with_conn!(self, |conn| {
+            let mut q = full_message_query!()
+                .filter(messages::room_id.eq(room.get()))
+                .into_boxed();
+            if let Some(after) = query.after {
+                q = q.filter(messages::id.gt(after.get()));
+            }
+            if let Some(before) = query.before {
+                q = q.filter(messages::id.lt(before.get()));
+            }
+            q = if forward {
+                q.order(messages::id.asc())
+            } else {
+                q.order(messages::id.desc())
+            };
+            q.limit(fetch).load(conn).await?
+        });
+        let has_more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        if !forward {
+            rows.reverse();
+        }
+        let messages = rows
+            .into_iter()
+            .map(full_message)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    /// Replaces a message's text. Only its author or a staff user may; `Forbidden` otherwise,
+    /// `NotFound` if there is no such message (or editor), `Conflict` if it was deleted.
+    pub async fn edit_message(
+        &self,
+        id: MessageId,
+        editor: UserId,
+        body: &MessageBody,
+    ) -> Result<Message> {
+        let current = self.message_by_id(id).await?;
+        self.check_may_moderate(&current, editor).await?;
+        let now = Timestamp::now().millis();
+        let row: Option<MessageRow> = with_conn!(self, |conn| {
+            diesel::update(
+                messages::table
+                    .find(id.get())
+                    .filter(messages::deleted_at.is_null()),
+            )
+            .set((
+                messages::body.eq(body.as_str()),
+                messages::edited_at.eq(Some(now)),
+            ))
+            .returning(MessageRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?
+        });
+        match row {
+            Some(row) => row.into_message(current.room, current.sender),
+            None => Err(StoreError::Conflict("message was deleted".to_owned())),
+        }
+    }
+
+    /// Deletes a message, leaving a tombstone (empty body, `deleted_at` set) so history keeps
+    /// its place. Only its author or a staff user may; `Forbidden` otherwise, `NotFound` if
+    /// there is no such message (or actor). Deleting a tombstone again returns it unchanged.
+    pub async fn delete_message(&self, id: MessageId, actor: UserId) -> Result<Message> {
+        let current = self.message_by_id(id).await?;
+        self.check_may_moderate(&current, actor).await?;
+        if current.deleted_at.is_some() {
+            return Ok(current);
+        }
+        let now = Timestamp::now().millis();
+        let row: Option<MessageRow> = with_conn!(self, |conn| {
+            diesel::update(
+                messages::table
+                    .find(id.get())
+                    .filter(messages::deleted_at.is_null()),
+            )
+            .set((messages::body.eq(""), messages::deleted_at.eq(Some(now))))
+            .returning(MessageRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?
+        });
+        match row {
+            Some(row) => row.into_message(current.room, current.sender),
+            // Deleted concurrently: return the tombstone that won.
+            None => self.message_by_id(id).await,
+        }
+    }
+
+    async fn check_may_moderate(&self, message: &Message, actor: UserId) -> Result<()> {
+        if message.sender_id == actor {
+            return Ok(());
+        }
+        if self.user_by_id(actor).await?.is_staff {
+            Ok(())
+        } else {
+            Err(StoreError::Forbidden(
+                "only the author or staff may change a message",
+            ))
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! Rooms, direct rooms, memberships, room lists with unread counts, read markers.
+
+use crate::error::{Result, StoreError};
+use crate::rows::{MembershipRow, RoomRow, parse_role};
+use crate::schema::{memberships, messages, rooms};
+use crate::store::{Store, with_conn};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use parley_domain::{
+    DirectKey, Membership, MessageId, Role, Room, RoomId, RoomKind, RoomName, RoomSummary,
+    Timestamp, Topic, UserId,
+};
+use std::collections::HashMap;
+
+/// A room visible to a user, with their role if they are a member.
+type VisibleRoom = (RoomRow, Option<String>);
+/// (room id, unread messages).
+type UnreadCount = (i64, i64);
+
+/// A group room to create.
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    /// Unique name; `dm.` names are reserved for direct rooms.
+    pub name: RoomName,
+    /// `Public` or `Private` (direct rooms come from [`Store::direct_room`]).
+    pub kind: RoomKind,
+    /// The creator, who becomes its owner.
+    pub creator: UserId,
+    /// One line about the room.
+    pub topic: Topic,
+}
+
+fn room_taken(err: StoreError, name: &RoomName) -> StoreError {
+    match err {
+        StoreError::Conflict(_) => StoreError::Conflict(format!("room name {name} is taken")),
+        StoreError::NotFound(_) => StoreError::NotFound("user"),
+        other => other,
+    }
+}
+
+fn not_found(what: &'static str) -> impl Fn(diesel::result::Error) -> StoreError {
+    move |e| match StoreError::from(e) {
+        StoreError::NotFound(_) => StoreError::NotFound(what),
+        other => other,
+    }
+}
+
+impl Store {
+    /// Creates a public or private room and makes its creator the owner, in one transaction.
+    /// `Conflict` if the name is taken, `Invalid` for a direct kind or a `dm.` name,
+    /// `NotFound` if the creator does not exist.
+    pub async fn create_room(&self, new: &NewRoom) -> Result<Room> {
+        if new.kind == RoomKind::Direct || new.name.is_direct() {
+            return Err(StoreError::Invalid(
+                "direct rooms are made with direct_room, and 'dm.' names are reserved".to_owned(),
+            ));
+        }
+        let now = Timestamp::now().millis();
+        let row: RoomRow = with_conn!(self, |conn| {
+            conn.transaction(async |conn| {
+                let room: RoomRow = diesel::insert_into(rooms::table)
+                    .values((
+                        rooms::name.eq(new.name.as_str()),
+                        rooms::kind.eq(new.kind.as_str()),
+                        rooms::creator_id.eq(Some(new.creator.get())),
+                        rooms::topic.eq(new.topic.as_str()),
+                        rooms::created_at.eq(now),
+                    ))
+                    .returning(RoomRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                diesel::insert_into(memberships::table)
+                    .values((
+                        memberships::room_id.eq(room.id),
+                        memberships::user_id.eq(new.creator.get()),
+                        memberships::role.eq(Role::Owner.as_str()),
+                        memberships::joined_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok::<_, diesel::result::Error>(room)
+            })
+            .await
+            .map_err(|e| room_taken(e.into(), &new.name))?
+        });
+        row.into_room()
+    }
+
+    /// The room with this id; `NotFound` if there is none.
+    pub async fn room_by_id(&self, id: RoomId) -> Result<Room> {
+        let row: RoomRow = with_conn!(self, |conn| {
+            rooms::table
+                .find(id.get())
+                .select(RoomRow::as_select())
+                .first(conn)
+                .await
+                .map_err(not_found("room"))?
+        });
+        row.into_room()
+    }
+
+    /// The room with this name; `NotFound` if there is none.
+    pub async fn room_by_name(&self, name: &RoomName) -> Result<Room> {
+        let row: RoomRow = with_conn!(self, |conn| {
+            rooms::table
+                .filter(rooms::name.eq(name.as_str()))
+                .select(RoomRow::as_select())
+                .first(conn)
+                .await
+                .map_err(not_found("room"))?
+        });
+        row.into_room()
+    }
+
+    /// Renames a group room. `Conflict` if the name is taken, `Invalid` for a direct room or
+    /// a `dm.` name, `NotFound` if there is no such room.
+    pub async fn rename_room(&self, id: RoomId, name: &RoomName) -> Result<Room> {
+        if name.is_direct() {
+            return Err(StoreError::Invalid(
+                "'dm.' names are reserved for direct rooms".to_owned(),
+            ));
+        }
+        let row: Option<RoomRow> = with_conn!(self, |conn| {
+            diesel::update(
+                rooms::table
+                    .find(id.get())
+                    .filter(rooms::kind.ne(RoomKind::Direct.as_str())),
+            )
+            .set(rooms::name.eq(name.as_str()))
+            .returning(RoomRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()
+            .map_err(|e| room_taken(e.into(), name))?
+        });
+        match row {
+            Some(row) => row.into_room(),
+            None => {
+                // Tell "no such room" from "a direct room".
+                self.room_by_id(id).await?;
+                Err(StoreError::Invalid(
+                    "direct rooms cannot be renamed".to_owned(),
+                ))
+            }
+        }
+    }
+
+    /// Sets a room's topic. `NotFound` if there is no such room.
+    pub async fn set_topic(&self, id: RoomId, topic: &Topic) -> Result<Room> {
+        let row: RoomRow = with_conn!(self, |conn| {
+            diesel::update(rooms::table.find(id.get()))
+                .set(rooms::topic.eq(topic.as_str()))
+                .returning(RoomRow::as_returning())
+                .get_result(conn)
+                .await
+                .map_err(not_found("room"))?
+        });
+        row.into_room()
+    }
+
+    /// Deletes a room with its memberships and messages. `NotFound` if there is none.
+    pub async fn delete_room(&self, id: RoomId) -> Result<()> {
+        let n = with_conn!(self, |conn| {
+            diesel::delete(rooms::table.find(id.get()))
+                .execute(conn)
+                .await?
+        });
+        if n == 0 {
+            Err(StoreError::NotFound("room"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The direct room of two users, created on first use with both as members. Safe to race:
+    /// concurrent callers get the same room. `Invalid` if `a == b`, `NotFound` if either user
+    /// does not exist.
+    pub async fn direct_room(&self, a: UserId, b: UserId) -> Result<Room> {
+        let key = DirectKey::new(a, b).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let name = key.room_name();
+        let now = Timestamp::now().millis();
+        let row: RoomRow = with_conn!(self, |conn| {
+            conn.transaction(async |conn| {
+                // Write first: a SQLite transaction that starts with a read cannot wait for
+                // the write lock (it would fail busy at once).
+                diesel::insert_into(rooms::table)
+                    .values((
+                        rooms::name.eq(name.as_str()),
+                        rooms::kind.eq(RoomKind::Direct.as_str()),
+                        rooms::creator_id.eq(Some(a.get())),
+                        rooms::topic.eq(""),
+                        rooms::created_at.eq(now),
+                        rooms::direct_low.eq(Some(key.low().get())),
+                        rooms::direct_high.eq(Some(key.high().get())),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                let room: RoomRow = rooms::table
+                    .filter(rooms::name.eq(name.as_str()))
+                    .select(RoomRow::as_select())
+                    .first(conn)
+                    .await?;
+                // Two single inserts: SQLite has no multi-row insert with ON CONFLICT in diesel.
+                for member in [key.low(), key.high()] {
+                    diesel::insert_into(memberships::table)
+                        .values((
+                            memberships::room_id.eq(room.id),
+                            memberships::user_id.eq(member.get()),
+                            memberships::role.eq(Role::Member.as_str()),
+                            memberships::joined_at.eq(now),
+                        ))
+                        .on_conflict_do_nothing()
+                        .execute(conn)
+                        .await?;
+                }
+                Ok::<_, diesel::result::Error>(room)
+            })
+            .await
+            .map_err(not_found("user"))?
+        });
+        row.into_room()
+    }
+
+    /// Adds `user` to `room` with `role`; if already a member, returns the existing
+    /// membership unchanged. `NotFound` if the room or user does not exist, `Invalid` for a
+    /// direct room (its two members are fixed).
+    pub async fn add_member(&self, room: RoomId, user: UserId, role: Role) -> Result<Membership> {
+        let room = self.room_by_id(room).await?;
+        if room.kind == RoomKind::Direct {
+            return Err(StoreError::Invalid(
+                "a direct room's members are fixed".to_owned(),
+            ));
+        }
+        let now = Timestamp::now().millis();
+        let row: MembershipRow = with_conn!(self, |conn| {
+            let inserted = diesel::insert_into(memberships::table)
+                .values((
+                    memberships::room_id.eq(room.id.get()),
+                    memberships::user_id.eq(user.get()),
+                    memberships::role.eq(role.as_str()),
+                    memberships::joined_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .returning(MembershipRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()
+                .map_err(not_found("user"))?;
+            match inserted {
+                Some(row) => row,
+                None => memberships::table
+                    .find((room.id.get(), user.get()))
+                    .select(MembershipRow::as_select())
+                    .first(conn)
+                    .await
+                    .map_err(not_found("membership"))?,
+            }
+        });
+        row.into_membership()
+    }
+
+    /// Removes `user` from `room`. `NotFound` if they were not a member.
+    pub async fn remove_member(&self, room: RoomId, user: UserId) -> Result<()> {
+        let n = with_conn!(self, |conn| {
+            diesel::delete(memberships::table.find((room.get(), user.get())))
+                .execute(conn)
+                .await?
+        });
+        if n == 0 {
+            Err(StoreError::NotFound("membership"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Changes a member's role. `NotFound` if they are not a member.
+    pub async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> Result<Membership> {
+        let row: MembershipRow = with_conn!(self, |conn| {
+            diesel::update(memberships::table.find((room.get(), user.get())))
+                .set(memberships::role.eq(role.as_str()))
+                .returning(MembershipRow::as_returning())
+                .get_result(conn)
+                .await
+                .map_err(not_found("membership"))?
+        });
+        row.into_membership()
+    }
+
+    /// `user`'s membership of `room`, if any.
+    pub async fn membership(&self, room: RoomId, user: UserId) -> Result<Option<Membership>> {
+        let row: Option<MembershipRow> = with_conn!(self, |conn| {
+            memberships::table
+                .find((room.get(), user.get()))
+                .select(MembershipRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        row.map(MembershipRow::into_membership).transpose()
+    }
+
+    /// Whether `user` belongs to `room`.
+    pub async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool> {
+        Ok(self.membership(room, user).await?.is_some())
+    }
+
+    /// The members of a room, oldest first (empty if the room does not exist).
+    pub async fn members(&self, room: RoomId) -> Result<Vec<Membership>> {
+        let rows: Vec<MembershipRow> = with_conn!(self, |conn| {
+            memberships::table
+                .filter(memberships::room_id.eq(room.get()))
+                .order((memberships::joined_at.asc(), memberships::user_id.asc()))
+                .select(MembershipRow::as_select())
+                .load(conn)
+                .await?
+        });
+        rows.into_iter()
+            .map(MembershipRow::into_membership)
+            .collect()
+    }
+
+    /// The rooms `user` can see — every public room and every room they belong to — by
+    /// name, each with their role and unread count (messages after their read marker, not
+    /// counting deleted ones; 0 where they are not a member). Two queries.
+    pub async fn rooms_for_user(&self, user: UserId) -> Result<Vec<RoomSummary>> {
+        let uid = user.get();
+        let (rows, counts): (Vec<VisibleRoom>, Vec<UnreadCount>) = with_conn!(self, |conn| {
+            let rows = rooms::table
+                .left_join(
+                    memberships::table.on(memberships::room_id
+                        .eq(rooms::id)
+                        .and(memberships::user_id.eq(uid))),
+                )
+                .filter(
+                    rooms::kind
+                        .eq(RoomKind::Public.as_str())
+                        .or(memberships::user_id.is_not_null()),
+                )
+                .order(rooms::name.asc())
+                .select((RoomRow::as_select(), memberships::role.nullable()))
+                .load(conn)
+                .await?;
+            let counts = messages::table
+                .inner_join(memberships::table.on(memberships::room_id.eq(messages::room_id)))
+                .filter(memberships::user_id.eq(uid))
+                .filter(messages::deleted_at.is_null())
+                .filter(
+                    memberships::last_read
+                        .is_null()
+                        .or(messages::id.nullable().gt(memberships::last_read)),
+                )
+                .group_by(messages::room_id)
+                .select((messages::room_id, diesel::dsl::count_star()))
+                .load(conn)
+                .await?;
+            (rows, counts)
+        });
+        let counts: HashMap<i64, i64> = counts.into_iter().collect();
+        rows.into_iter()
+            .map(|(room, role)| {
+                let unread = if role.is_some() {
+                    counts.get(&room.id).copied().unwrap_or(0)
+                } else {
+                    0
+                };
+                Ok(RoomSummary {
+                    role: role.as_deref().map(parse_role).transpose()?,
+                    unread,
+                    room: room.into_room()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Moves `user`'s read marker in `room` forward to `message` (never backward: an older
+    /// id leaves it unchanged). `NotFound` if they are not a member or the message is not in
+    /// that room.
+    pub async fn set_read_marker(
+        &self,
+        room: RoomId,
+        user: UserId,
+        message: MessageId,
+    ) -> Result<Membership> {
+        let row: MembershipRow = with_conn!(self, |conn| {
+            let in_room: i64 = messages::table
+                .filter(
+                    messages::id
+                        .eq(message.get())
+                        .and(messages::room_id.eq(room.get())),
+                )
+                .count()
+                .get_result(conn)
+                .await?;
+            if in_room == 0 {
+                return Err(StoreError::NotFound("message"));
+            }
+            let moved = diesel::update(
+                memberships::table.find((room.get(), user.get())).filter(
+                    memberships::last_read
+                        .is_null()
+                        .or(memberships::last_read.lt(message.get())),
+                ),
+            )
+            .set(memberships::last_read.eq(Some(message.get())))
+            .returning(MembershipRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+            match moved {
+                Some(row) => row,
+                None => memberships::table
+                    .find((room.get(), user.get()))
+                    .select(MembershipRow::as_select())
+                    .first(conn)
+                    .await
+                    .map_err(not_found("membership"))?,
+            }
+        });
+        row.into_membership()
+    }
+}

@@ -1,0 +1,167 @@
+//! Accounts.
+
+use crate::error::{Result, StoreError};
+use crate::rows::UserRow;
+use crate::schema::users;
+use crate::store::{Store, with_conn};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use parley_domain::{Email, Timestamp, User, UserId, UserName};
+
+/// A user to create. The password arrives already hashed (parley-auth owns hashing).
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Unique handle.
+    pub username: UserName,
+    /// Optional contact address.
+    pub email: Option<Email>,
+    /// bcrypt hash of the password.
+    pub password_hash: String,
+    /// Staff flag.
+    pub is_staff: bool,
+}
+
+/// A user with the hash to check a login against.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The account.
+    pub user: User,
+    /// Its bcrypt password hash.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password_hash", &"***")
+            .finish()
+    }
+}
+
+fn taken(err: StoreError, username: &UserName) -> StoreError {
+    match err {
+        StoreError::Conflict(_) => StoreError::Conflict(format!("user name {username} is taken")),
+        other => other,
+    }
+}
+
+fn missing(err: StoreError) -> StoreError {
+    match err {
+        StoreError::NotFound(_) => StoreError::NotFound("user"),
+        other => other,
+    }
+}
+
+impl Store {
+    /// Creates an account. `Conflict` if the name is taken.
+    pub async fn create_user(&self, new: &NewUser) -> Result<User> {
+        let now = Timestamp::now().millis();
+        let row: UserRow = with_conn!(self, |conn| {
+            diesel::insert_into(users::table)
+                .values((
+                    users::username.eq(new.username.as_str()),
+                    users::email.eq(new.email.as_ref().map(Email::as_str)),
+                    users::password_hash.eq(&new.password_hash),
+                    users::is_staff.eq(new.is_staff),
+                    users::created_at.eq(now),
+                ))
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .await
+                .map_err(|e| taken(e.into(), &new.username))?
+        });
+        tracing::debug!(user = %row.username, id = row.id, "created user");
+        row.into_user()
+    }
+
+    /// The account with this id; `NotFound` if there is none.
+    pub async fn user_by_id(&self, id: UserId) -> Result<User> {
+        let row: UserRow = with_conn!(self, |conn| {
+            users::table
+                .find(id.get())
+                .select(UserRow::as_select())
+                .first(conn)
+                .await
+                .map_err(|e| missing(e.into()))?
+        });
+        row.into_user()
+    }
+
+    /// The account with this name; `NotFound` if there is none.
+    pub async fn user_by_name(&self, name: &UserName) -> Result<User> {
+        Ok(self.credentials(name).await?.user)
+    }
+
+    /// The account and its password hash, for login; `NotFound` if there is none.
+    pub async fn credentials(&self, name: &UserName) -> Result<Credentials> {
+        let (row, password_hash): (UserRow, String) = with_conn!(self, |conn| {
+            users::table
+                .filter(users::username.eq(name.as_str()))
+                .select((UserRow::as_select(), users::password_hash))
+                .first(conn)
+                .await
+                .map_err(|e| missing(e.into()))?
+        });
+        Ok(Credentials {
+            user: row.into_user()?,
+            password_hash,
+        })
+    }
+
+    /// Records a successful login at `at` and returns the updated account.
+    pub async fn record_login(&self, id: UserId, at: Timestamp) -> Result<User> {
+        let row: UserRow = with_conn!(self, |conn| {
+            diesel::update(users::table.find(id.get()))
+                .set(users::last_login.eq(Some(at.millis())))
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .await
+                .map_err(|e| missing(e.into()))?
+        });
+        row.into_user()
+    }
+
+    /// Replaces the password hash.
+    pub async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
+        let n = with_conn!(self, |conn| {
+            diesel::update(users::table.find(id.get()))
+                .set(users::password_hash.eq(password_hash))
+                .execute(conn)
+                .await?
+        });
+        if n == 0 {
+            Err(StoreError::NotFound("user"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Grants or withdraws staff rights and returns the updated account.
+    pub async fn set_staff(&self, id: UserId, is_staff: bool) -> Result<User> {
+        let row: UserRow = with_conn!(self, |conn| {
+            diesel::update(users::table.find(id.get()))
+                .set(users::is_staff.eq(is_staff))
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .await
+                .map_err(|e| missing(e.into()))?
+        });
+        row.into_user()
+    }
+
+    /// Deletes an account with its memberships and messages (rooms it created stay, with no
+    /// creator). `NotFound` if there is none.
+    pub async fn delete_user(&self, id: UserId) -> Result<()> {
+        let n = with_conn!(self, |conn| {
+            diesel::delete(users::table.find(id.get()))
+                .execute(conn)
+                .await?
+        });
+        if n == 0 {
+            Err(StoreError::NotFound("user"))
+        } else {
+            Ok(())
+        }
+    }
+}

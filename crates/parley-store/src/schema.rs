@@ -1,0 +1,101 @@
+//! The diesel schema, shared by both backends: ids are `BigInt` (`BIGSERIAL` on PostgreSQL,
+//! `INTEGER PRIMARY KEY` on SQLite) and timestamps `BigInt` milliseconds, so one set of
+//! `table!`s describes `migrations/postgres` and `migrations/sqlite` alike. Keep the three in
+//! step (the conformance suite runs every query on both backends).
+
+diesel::table! {
+    /// Accounts.
+    users (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Unique, lower-case handle.
+        username -> Text,
+        /// Optional contact address.
+        email -> Nullable<Text>,
+        /// bcrypt hash.
+        password_hash -> Text,
+        /// Staff may moderate anything.
+        is_staff -> Bool,
+        /// Millis since the epoch.
+        created_at -> BigInt,
+        /// Millis since the epoch.
+        last_login -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Rooms, group and direct.
+    rooms (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Unique name (`dm.{low}.{high}` for direct rooms).
+        name -> Text,
+        /// `public`, `private` or `direct`.
+        kind -> Text,
+        /// Creator (NULL once that account is deleted).
+        creator_id -> Nullable<BigInt>,
+        /// One line about the room.
+        topic -> Text,
+        /// Millis since the epoch.
+        created_at -> BigInt,
+        /// Lower member id of a direct room.
+        direct_low -> Nullable<BigInt>,
+        /// Higher member id of a direct room.
+        direct_high -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Who belongs to which room.
+    memberships (room_id, user_id) {
+        /// The room.
+        room_id -> BigInt,
+        /// The member.
+        user_id -> BigInt,
+        /// `owner` or `member`.
+        role -> Text,
+        /// Millis since the epoch.
+        joined_at -> BigInt,
+        /// Newest message id marked read.
+        last_read -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Messages; a deleted one stays as a tombstone.
+    messages (id) {
+        /// Primary key; orders a room's history.
+        id -> BigInt,
+        /// The room.
+        room_id -> BigInt,
+        /// The author.
+        sender_id -> BigInt,
+        /// The text (empty once deleted).
+        body -> Text,
+        /// The client's id for idempotent retries, unique per sender.
+        client_id -> Nullable<Text>,
+        /// Millis since the epoch.
+        created_at -> BigInt,
+        /// Millis since the epoch.
+        edited_at -> Nullable<BigInt>,
+        /// Millis since the epoch.
+        deleted_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Revoked refresh tokens (and token families), kept until they would have expired.
+    revoked_tokens (jti) {
+        /// The token's `jti` or a family id.
+        jti -> Text,
+        /// Millis since the epoch; past this the row may be pruned.
+        expires_at -> BigInt,
+    }
+}
+
+diesel::joinable!(memberships -> rooms (room_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(messages -> rooms (room_id));
+diesel::joinable!(messages -> users (sender_id));
+
+diesel::allow_tables_to_appear_in_same_query!(users, rooms, memberships, messages, revoked_tokens);

@@ -1,0 +1,252 @@
+//! The [`Store`] handle: the backend enum, connection pools, migrations and readiness.
+
+use crate::error::{Result, StoreError};
+use deadpool::Runtime;
+use diesel::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The PostgreSQL migrations, compiled into the binary.
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+/// The SQLite migrations, compiled into the binary.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// The SQLite connection type: diesel's sync connection run on tokio's blocking pool.
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL through diesel-async (tokio-postgres, no libpq).
+    Postgres,
+    /// Embedded SQLite (bundled), queries on tokio's blocking pool.
+    Sqlite,
+}
+
+/// Pool and connection settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections open at once. Ignored (forced to 1) for `sqlite::memory:`, where each
+    /// connection would otherwise see its own empty database.
+    pub max_connections: usize,
+    /// How long an operation waits for a free connection before failing `Unavailable`.
+    pub acquire_timeout: Duration,
+    /// How long opening a new connection may take before failing `Unavailable`.
+    pub connect_timeout: Duration,
+    /// SQLite: how long a writer waits for the database lock (`PRAGMA busy_timeout`).
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Pools {
+    Pg(Pool<AsyncPgConnection>),
+    Sqlite(Pool<SqliteConn>),
+}
+
+/// The handle to Parley's database. Cheap to clone (an `Arc`); every operation is an async
+/// method that borrows a pooled connection for its duration.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pools: Arc<Pools>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish()
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a `&mut` pooled connection of whichever backend the
+/// store uses. The body is compiled once per backend, so diesel's DSL is checked against both.
+macro_rules! with_conn {
+    ($store:expr, |$conn:ident| $body:expr) => {
+        match &*$store.pools {
+            $crate::store::Pools::Pg(pool) => {
+                let mut obj = pool.get().await.map_err($crate::error::StoreError::from)?;
+                let $conn = &mut *obj;
+                $body
+            }
+            $crate::store::Pools::Sqlite(pool) => {
+                let mut obj = pool.get().await.map_err($crate::error::StoreError::from)?;
+                let $conn = &mut *obj;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// Where a `sqlite:` URL points.
+fn sqlite_path(url: &str) -> Option<&str> {
+    if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+        return Some(":memory:");
+    }
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+}
+
+impl Store {
+    /// Opens a pool for `url`: `postgres://...` (or `postgresql://`), `sqlite://path`,
+    /// `sqlite:path` or `sqlite::memory:`. No connection is made yet: call [`Store::ping`]
+    /// or [`Store::migrate`] to find out whether the database is there.
+    pub fn connect(url: &str, opts: &StoreOptions) -> Result<Self> {
+        let pools = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut config = ManagerConfig::<AsyncPgConnection>::default();
+            // `Verified` would add a `SELECT 1` round trip to every checkout; a connection that
+            // broke is marked broken by its failing query and dropped on return.
+            config.recycling_method = RecyclingMethod::Fast;
+            let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+            let pool = Pool::builder(manager)
+                .max_size(opts.max_connections.max(1))
+                .wait_timeout(Some(opts.acquire_timeout))
+                .create_timeout(Some(opts.connect_timeout))
+                .runtime(Runtime::Tokio1)
+                .build()
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            Pools::Pg(pool)
+        } else if let Some(path) = sqlite_path(url) {
+            let memory = path == ":memory:";
+            let busy_ms = opts.sqlite_busy_timeout.as_millis();
+            let mut config = ManagerConfig::<SqliteConn>::default();
+            config.recycling_method = RecyclingMethod::Fast;
+            config.custom_setup = Box::new(move |path| {
+                let path = path.to_owned();
+                Box::pin(async move {
+                    let mut conn = SqliteConn::establish(&path).await?;
+                    // Per connection: readers do not block the writer (WAL), writers queue
+                    // for the lock instead of failing at once, and foreign keys are enforced.
+                    let journal = if memory {
+                        ""
+                    } else {
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                    };
+                    conn.batch_execute(&format!(
+                        "{journal} PRAGMA busy_timeout = {busy_ms}; PRAGMA foreign_keys = ON;"
+                    ))
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(conn)
+                })
+            });
+            let manager = AsyncDieselConnectionManager::new_with_config(path, config);
+            let size = if memory {
+                1
+            } else {
+                opts.max_connections.max(1)
+            };
+            let pool = Pool::builder(manager)
+                .max_size(size)
+                .wait_timeout(Some(opts.acquire_timeout))
+                .create_timeout(Some(opts.connect_timeout))
+                .runtime(Runtime::Tokio1)
+                .build()
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            Pools::Sqlite(pool)
+        } else {
+            return Err(StoreError::Invalid(format!(
+                "unsupported database URL (want postgres://... or sqlite://...): {}",
+                redact(url)
+            )));
+        };
+        Ok(Self {
+            pools: Arc::new(pools),
+        })
+    }
+
+    /// Which backend this store uses.
+    pub fn backend(&self) -> Backend {
+        match &*self.pools {
+            Pools::Pg(_) => Backend::Postgres,
+            Pools::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Runs the embedded migrations that have not run yet. Call once at start-up.
+    ///
+    /// diesel's migration harness is synchronous, so it runs on tokio's blocking pool; that
+    /// needs a multi-thread runtime (`#[tokio::main]`, `#[tokio::test(flavor = "multi_thread")]`).
+    pub async fn migrate(&self) -> Result<()> {
+        match &*self.pools {
+            Pools::Pg(pool) => run_migrations!(pool.get().await?, PG_MIGRATIONS),
+            Pools::Sqlite(pool) => run_migrations!(pool.get().await?, SQLITE_MIGRATIONS),
+        }
+    }
+
+    /// A cheap readiness check: one `SELECT 1`. Fails `Unavailable` when the database
+    /// cannot be reached.
+    pub async fn ping(&self) -> Result<()> {
+        with_conn!(self, |conn| {
+            conn.batch_execute("SELECT 1")
+                .await
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Internal(m) => StoreError::Unavailable(m),
+                    other => other,
+                })
+        })
+    }
+
+    /// Pool statistics: (connections open, connections idle).
+    pub fn pool_status(&self) -> (usize, usize) {
+        let status = match &*self.pools {
+            Pools::Pg(pool) => pool.status(),
+            Pools::Sqlite(pool) => pool.status(),
+        };
+        (status.size, status.available)
+    }
+}
+
+/// Runs `migrations` on a pooled connection on tokio's blocking pool (the harness blocks).
+macro_rules! run_migrations {
+    ($conn:expr, $migrations:expr) => {{
+        let conn = $conn;
+        tokio::task::spawn_blocking(move || {
+            let mut harness = AsyncMigrationHarness::new(conn);
+            let applied = harness
+                .run_pending_migrations($migrations)
+                .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+            for version in applied {
+                tracing::info!(%version, "applied migration");
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("migration task failed: {e}")))?
+    }};
+}
+use run_migrations;
+
+/// The URL without its password, for error messages and logs.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,874 @@
+//! One conformance suite, two backends: every test below runs against a fresh PostgreSQL
+//! schema (at `DATABASE_URL`) and a fresh SQLite file. PostgreSQL being unreachable fails
+//! the PostgreSQL half; nothing is skipped.
+
+// The suite's helpers are not `#[test]` fns, so clippy's test allowance does not reach them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use parley_domain::{
+    ClientMsgId, MessageBody, MessageId, Role, RoomId, RoomKind, RoomName, Timestamp, Topic, User,
+    UserId, UserName,
+};
+use parley_store::testing::TestDb;
+use parley_store::{
+    Backend, HistoryQuery, NewMessage, NewRoom, NewUser, Store, StoreError, StoreOptions,
+};
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = parley_store::testing::TestDb::postgres().await.expect("PostgreSQL test database");
+                    assert_eq!(db.backend(), parley_store::Backend::Postgres);
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = parley_store::testing::TestDb::sqlite().await.expect("SQLite test database");
+                    assert_eq!(db.backend(), parley_store::Backend::Sqlite);
+                    super::$name(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrations_rerun_and_ping,
+    users_are_created_found_and_deleted,
+    rooms_are_created_renamed_and_deleted,
+    direct_rooms_are_get_or_create,
+    memberships_are_added_and_removed,
+    room_lists_show_visibility_roles_and_unread_counts,
+    read_markers_only_move_forward,
+    appends_are_idempotent_on_client_id,
+    concurrent_retries_store_one_message,
+    history_pages_by_cursor,
+    edit_and_delete_need_author_or_staff,
+    revoked_tokens_are_checked_and_pruned,
+    deleting_a_user_cascades,
+);
+
+async fn user(s: &Store, name: &str) -> User {
+    s.create_user(&NewUser {
+        username: UserName::parse(name).unwrap(),
+        email: None,
+        password_hash: format!("hash-of-{name}"),
+        is_staff: false,
+    })
+    .await
+    .unwrap()
+}
+
+async fn room(s: &Store, name: &str, kind: RoomKind, creator: UserId) -> parley_domain::Room {
+    s.create_room(&NewRoom {
+        name: RoomName::parse(name).unwrap(),
+        kind,
+        creator,
+        topic: Topic::default(),
+    })
+    .await
+    .unwrap()
+}
+
+fn msg(
+    room: &parley_domain::Room,
+    sender: &User,
+    body: &str,
+    client_id: Option<&str>,
+) -> NewMessage {
+    NewMessage {
+        room_id: room.id,
+        room: room.name.clone(),
+        sender_id: sender.id,
+        sender: sender.username.clone(),
+        body: MessageBody::parse(body).unwrap(),
+        client_id: client_id.map(|c| ClientMsgId::parse(c).unwrap()),
+    }
+}
+
+async fn post(
+    s: &Store,
+    room: &parley_domain::Room,
+    sender: &User,
+    body: &str,
+) -> parley_domain::Message {
+    let appended = s
+        .append_message(&msg(room, sender, body, None))
+        .await
+        .unwrap();
+    assert!(appended.created);
+    appended.message
+}
+
+async fn migrations_rerun_and_ping(s: &Store) {
+    s.ping().await.unwrap();
+    // Start-up runs migrations every time: a second run finds nothing to do.
+    s.migrate().await.unwrap();
+    s.ping().await.unwrap();
+}
+
+async fn users_are_created_found_and_deleted(s: &Store) {
+    let before = Timestamp::now();
+    let alice = s
+        .create_user(&NewUser {
+            username: UserName::parse("Alice").unwrap(),
+            email: Some(parley_domain::Email::parse("alice@example.com").unwrap()),
+            password_hash: "h1".into(),
+            is_staff: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(alice.username.as_str(), "alice");
+    assert_eq!(
+        alice.email.as_ref().map(|e| e.as_str()),
+        Some("alice@example.com")
+    );
+    assert!(alice.is_staff);
+    assert!(alice.joined_at >= before);
+    assert_eq!(alice.last_login, None);
+
+    let dup = s
+        .create_user(&NewUser {
+            username: UserName::parse("ALICE").unwrap(),
+            email: None,
+            password_hash: "h2".into(),
+            is_staff: false,
+        })
+        .await;
+    assert!(
+        matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("alice")),
+        "{dup:?}"
+    );
+
+    assert_eq!(s.user_by_id(alice.id).await.unwrap(), alice);
+    assert_eq!(s.user_by_name(&alice.username).await.unwrap(), alice);
+    let creds = s.credentials(&alice.username).await.unwrap();
+    assert_eq!(creds.password_hash, "h1");
+    assert!(
+        !format!("{creds:?}").contains("h1"),
+        "Debug must hide the hash"
+    );
+
+    let at = Timestamp(before.millis() + 5);
+    let logged = s.record_login(alice.id, at).await.unwrap();
+    assert_eq!(logged.last_login, Some(at));
+    s.set_password_hash(alice.id, "h3").await.unwrap();
+    assert_eq!(
+        s.credentials(&alice.username).await.unwrap().password_hash,
+        "h3"
+    );
+    assert!(!s.set_staff(alice.id, false).await.unwrap().is_staff);
+
+    let nobody = UserName::parse("nobody").unwrap();
+    assert!(matches!(
+        s.user_by_name(&nobody).await,
+        Err(StoreError::NotFound("user"))
+    ));
+    assert!(matches!(
+        s.user_by_id(UserId(999_999)).await,
+        Err(StoreError::NotFound("user"))
+    ));
+    assert!(matches!(
+        s.record_login(UserId(999_999), at).await,
+        Err(StoreError::NotFound("user"))
+    ));
+
+    s.delete_user(alice.id).await.unwrap();
+    assert!(matches!(
+        s.user_by_id(alice.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.delete_user(alice.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn rooms_are_created_renamed_and_deleted(s: &Store) {
+    let alice = user(s, "alice").await;
+    let lobby = s
+        .create_room(&NewRoom {
+            name: RoomName::parse("Lobby").unwrap(),
+            kind: RoomKind::Public,
+            creator: alice.id,
+            topic: Topic::parse("hello").unwrap(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(lobby.name.as_str(), "lobby");
+    assert_eq!(lobby.kind, RoomKind::Public);
+    assert_eq!(lobby.creator, Some(alice.id));
+    assert_eq!(lobby.topic.as_str(), "hello");
+    // The creator owns it.
+    let m = s.membership(lobby.id, alice.id).await.unwrap().unwrap();
+    assert_eq!(m.role, Role::Owner);
+    assert_eq!(m.last_read, None);
+
+    let dup = s
+        .create_room(&NewRoom {
+            name: RoomName::parse("lobby").unwrap(),
+            kind: RoomKind::Private,
+            creator: alice.id,
+            topic: Topic::default(),
+        })
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let direct = s
+        .create_room(&NewRoom {
+            name: RoomName::parse("x").unwrap(),
+            kind: RoomKind::Direct,
+            creator: alice.id,
+            topic: Topic::default(),
+        })
+        .await;
+    assert!(matches!(direct, Err(StoreError::Invalid(_))), "{direct:?}");
+    let dm_name = s
+        .create_room(&NewRoom {
+            name: RoomName::parse("dm.1.2").unwrap(),
+            kind: RoomKind::Public,
+            creator: alice.id,
+            topic: Topic::default(),
+        })
+        .await;
+    assert!(
+        matches!(dm_name, Err(StoreError::Invalid(_))),
+        "{dm_name:?}"
+    );
+    let orphan = s
+        .create_room(&NewRoom {
+            name: RoomName::parse("orphan").unwrap(),
+            kind: RoomKind::Public,
+            creator: UserId(999_999),
+            topic: Topic::default(),
+        })
+        .await;
+    assert!(matches!(orphan, Err(StoreError::NotFound(_))), "{orphan:?}");
+    // The failed transaction left nothing behind.
+    assert!(matches!(
+        s.room_by_name(&RoomName::parse("orphan").unwrap()).await,
+        Err(StoreError::NotFound("room"))
+    ));
+
+    assert_eq!(s.room_by_name(&lobby.name).await.unwrap(), lobby);
+    assert_eq!(s.room_by_id(lobby.id).await.unwrap(), lobby);
+
+    let other = room(s, "other", RoomKind::Private, alice.id).await;
+    let renamed = s
+        .rename_room(lobby.id, &RoomName::parse("hall").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(renamed.name.as_str(), "hall");
+    assert_eq!(renamed.id, lobby.id);
+    assert!(matches!(
+        s.rename_room(lobby.id, &other.name).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.rename_room(lobby.id, &RoomName::parse("dm.3.4").unwrap())
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.rename_room(RoomId(999_999), &RoomName::parse("zzz").unwrap())
+            .await,
+        Err(StoreError::NotFound("room"))
+    ));
+
+    let topic = s
+        .set_topic(lobby.id, &Topic::parse("new topic").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(topic.topic.as_str(), "new topic");
+    assert!(matches!(
+        s.set_topic(RoomId(999_999), &Topic::default()).await,
+        Err(StoreError::NotFound("room"))
+    ));
+
+    post(s, &renamed, &alice, "hi").await;
+    s.delete_room(lobby.id).await.unwrap();
+    assert!(matches!(
+        s.room_by_id(lobby.id).await,
+        Err(StoreError::NotFound("room"))
+    ));
+    assert!(s.membership(lobby.id, alice.id).await.unwrap().is_none());
+    assert!(
+        s.history(lobby.id, &HistoryQuery::default())
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    assert!(matches!(
+        s.delete_room(lobby.id).await,
+        Err(StoreError::NotFound("room"))
+    ));
+}
+
+async fn direct_rooms_are_get_or_create(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let room = s.direct_room(b.id, a.id).await.unwrap();
+    let (low, high) = if a.id < b.id {
+        (a.id, b.id)
+    } else {
+        (b.id, a.id)
+    };
+    assert_eq!(room.name.as_str(), format!("dm.{low}.{high}"));
+    assert_eq!(room.kind, RoomKind::Direct);
+    assert_eq!(s.direct_room(a.id, b.id).await.unwrap(), room);
+    let members: Vec<UserId> = s
+        .members(room.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.user_id)
+        .collect();
+    assert_eq!(members.len(), 2);
+    assert!(members.contains(&a.id) && members.contains(&b.id));
+
+    // Racing callers all get the one room.
+    let c = user(s, "carol").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            let (x, y) = if i % 2 == 0 {
+                (a.id, c.id)
+            } else {
+                (c.id, a.id)
+            };
+            tokio::spawn(async move { s.direct_room(x, y).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().unwrap().id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(s.members(ids[0]).await.unwrap().len(), 2);
+
+    assert!(matches!(
+        s.direct_room(a.id, a.id).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.direct_room(a.id, UserId(999_999)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.add_member(room.id, c.id, Role::Member).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.rename_room(room.id, &RoomName::parse("renamed").unwrap())
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+async fn memberships_are_added_and_removed(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let r = room(s, "club", RoomKind::Private, a.id).await;
+    assert!(!s.is_member(r.id, b.id).await.unwrap());
+    let m = s.add_member(r.id, b.id, Role::Member).await.unwrap();
+    assert_eq!((m.room_id, m.user_id, m.role), (r.id, b.id, Role::Member));
+    // Joining twice is a no-op that returns the membership.
+    assert_eq!(s.add_member(r.id, b.id, Role::Owner).await.unwrap(), m);
+    assert!(s.is_member(r.id, b.id).await.unwrap());
+    let members = s.members(r.id).await.unwrap();
+    assert_eq!(
+        members.iter().map(|m| m.user_id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
+    assert_eq!(
+        s.set_role(r.id, b.id, Role::Owner).await.unwrap().role,
+        Role::Owner
+    );
+
+    s.remove_member(r.id, b.id).await.unwrap();
+    assert!(!s.is_member(r.id, b.id).await.unwrap());
+    assert!(matches!(
+        s.remove_member(r.id, b.id).await,
+        Err(StoreError::NotFound("membership"))
+    ));
+    assert!(matches!(
+        s.set_role(r.id, b.id, Role::Member).await,
+        Err(StoreError::NotFound("membership"))
+    ));
+    assert!(matches!(
+        s.add_member(RoomId(999_999), b.id, Role::Member).await,
+        Err(StoreError::NotFound("room"))
+    ));
+    assert!(matches!(
+        s.add_member(r.id, UserId(999_999), Role::Member).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn room_lists_show_visibility_roles_and_unread_counts(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let c = user(s, "carol").await;
+    let public = room(s, "agora", RoomKind::Public, a.id).await;
+    let private = room(s, "backroom", RoomKind::Private, a.id).await;
+    let hidden = room(s, "cellar", RoomKind::Private, c.id).await;
+    let dm = s.direct_room(a.id, b.id).await.unwrap();
+    s.add_member(private.id, b.id, Role::Member).await.unwrap();
+
+    let m1 = post(s, &public, &a, "one").await;
+    post(s, &public, &a, "two").await;
+    let m3 = post(s, &public, &a, "three").await;
+    post(s, &private, &a, "p1").await;
+    post(s, &hidden, &c, "secret").await;
+    post(s, &dm, &a, "hey bob").await;
+    s.delete_message(m3.id, a.id).await.unwrap();
+
+    // bob: public room (not a member), the private room and the dm; never carol's cellar.
+    let list = s.rooms_for_user(b.id).await.unwrap();
+    let names: Vec<&str> = list.iter().map(|r| r.room.name.as_str()).collect();
+    assert_eq!(names, vec!["agora", "backroom", dm.name.as_str()]);
+    let agora = &list[0];
+    assert_eq!((agora.role, agora.unread), (None, 0));
+    assert_eq!((list[1].role, list[1].unread), (Some(Role::Member), 1));
+    assert_eq!((list[2].role, list[2].unread), (Some(Role::Member), 1));
+
+    // alice: owner of agora with no read marker: everything but the tombstone is unread.
+    let list = s.rooms_for_user(a.id).await.unwrap();
+    let agora = list.iter().find(|r| r.room.id == public.id).unwrap();
+    assert_eq!((agora.role, agora.unread), (Some(Role::Owner), 2));
+    assert!(!list.iter().any(|r| r.room.id == hidden.id));
+    s.set_read_marker(public.id, a.id, m1.id).await.unwrap();
+    let list = s.rooms_for_user(a.id).await.unwrap();
+    assert_eq!(
+        list.iter().find(|r| r.room.id == public.id).unwrap().unread,
+        1
+    );
+
+    // Joining a public room makes its history unread.
+    s.add_member(public.id, b.id, Role::Member).await.unwrap();
+    let list = s.rooms_for_user(b.id).await.unwrap();
+    assert_eq!(list[0].unread, 2);
+}
+
+async fn read_markers_only_move_forward(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let r = room(s, "room", RoomKind::Public, a.id).await;
+    let other = room(s, "other", RoomKind::Public, a.id).await;
+    let m1 = post(s, &r, &a, "1").await;
+    let m2 = post(s, &r, &a, "2").await;
+    let elsewhere = post(s, &other, &a, "x").await;
+
+    assert_eq!(
+        s.set_read_marker(r.id, a.id, m2.id)
+            .await
+            .unwrap()
+            .last_read,
+        Some(m2.id)
+    );
+    assert_eq!(
+        s.set_read_marker(r.id, a.id, m1.id)
+            .await
+            .unwrap()
+            .last_read,
+        Some(m2.id)
+    );
+    assert!(matches!(
+        s.set_read_marker(r.id, a.id, elsewhere.id).await,
+        Err(StoreError::NotFound("message"))
+    ));
+    assert!(matches!(
+        s.set_read_marker(r.id, a.id, MessageId(999_999)).await,
+        Err(StoreError::NotFound("message"))
+    ));
+    assert!(matches!(
+        s.set_read_marker(r.id, b.id, m1.id).await,
+        Err(StoreError::NotFound("membership"))
+    ));
+}
+
+async fn appends_are_idempotent_on_client_id(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let r = room(s, "room", RoomKind::Public, a.id).await;
+    let first = s
+        .append_message(&msg(&r, &a, "hello", Some("c-1")))
+        .await
+        .unwrap();
+    assert!(first.created);
+    let m = &first.message;
+    assert_eq!(
+        (m.room_id, &m.room, m.sender_id, &m.sender),
+        (r.id, &r.name, a.id, &a.username)
+    );
+    assert_eq!(m.body, "hello");
+    assert_eq!(m.client_id.as_ref().map(|c| c.as_str()), Some("c-1"));
+    assert_eq!((m.edited_at, m.deleted_at), (None, None));
+
+    // A retry, even with another body, returns the first message.
+    let retry = s
+        .append_message(&msg(&r, &a, "hello again", Some("c-1")))
+        .await
+        .unwrap();
+    assert!(!retry.created);
+    assert_eq!(retry.message, first.message);
+    assert_eq!(s.message_by_id(m.id).await.unwrap(), first.message);
+
+    // Client ids are per sender; no client id never collides.
+    assert!(
+        s.append_message(&msg(&r, &b, "mine", Some("c-1")))
+            .await
+            .unwrap()
+            .created
+    );
+    assert!(
+        s.append_message(&msg(&r, &a, "x", None))
+            .await
+            .unwrap()
+            .created
+    );
+    assert!(
+        s.append_message(&msg(&r, &a, "x", None))
+            .await
+            .unwrap()
+            .created
+    );
+    assert_eq!(
+        s.history(r.id, &HistoryQuery::default())
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        4
+    );
+
+    let mut bad = msg(&r, &a, "x", None);
+    bad.room_id = RoomId(999_999);
+    assert!(matches!(
+        s.append_message(&bad).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.message_by_id(MessageId(999_999)).await,
+        Err(StoreError::NotFound("message"))
+    ));
+}
+
+async fn concurrent_retries_store_one_message(s: &Store) {
+    let a = user(s, "alice").await;
+    let r = room(s, "room", RoomKind::Public, a.id).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let s = s.clone();
+            let m = msg(&r, &a, "once", Some("retry-me"));
+            tokio::spawn(async move { s.append_message(&m).await })
+        })
+        .collect();
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    for t in tasks {
+        let appended = t.await.unwrap().unwrap();
+        created += usize::from(appended.created);
+        ids.insert(appended.message.id);
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ids.len(), 1);
+    assert_eq!(
+        s.history(r.id, &HistoryQuery::default())
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        1
+    );
+}
+
+async fn history_pages_by_cursor(s: &Store) {
+    let a = user(s, "alice").await;
+    let r = room(s, "room", RoomKind::Public, a.id).await;
+    let noise = room(s, "noise", RoomKind::Public, a.id).await;
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        ids.push(post(s, &r, &a, &format!("m{i}")).await.id);
+        post(s, &noise, &a, "noise").await;
+    }
+    let bodies = |p: &parley_store::HistoryPage| {
+        p.messages
+            .iter()
+            .map(|m| m.body.clone())
+            .collect::<Vec<_>>()
+    };
+    let q =
+        |before: Option<MessageId>, after: Option<MessageId>, limit: Option<u32>| HistoryQuery {
+            before,
+            after,
+            limit,
+        };
+
+    let latest = s.history(r.id, &q(None, None, Some(10))).await.unwrap();
+    assert_eq!(
+        bodies(&latest),
+        (15..25).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+    assert!(latest.has_more);
+    let older = s
+        .history(r.id, &q(Some(latest.messages[0].id), None, Some(10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        bodies(&older),
+        (5..15).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+    assert!(older.has_more);
+    let oldest = s
+        .history(r.id, &q(Some(older.messages[0].id), None, Some(10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        bodies(&oldest),
+        (0..5).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+    assert!(!oldest.has_more);
+
+    let forward = s
+        .history(r.id, &q(None, Some(ids[2]), Some(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        bodies(&forward),
+        (3..8).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+    assert!(forward.has_more);
+    let tail = s
+        .history(r.id, &q(None, Some(ids[20]), Some(10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        bodies(&tail),
+        (21..25).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+    assert!(!tail.has_more);
+    let range = s
+        .history(r.id, &q(Some(ids[9]), Some(ids[4]), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        bodies(&range),
+        (5..9).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+    assert!(!range.has_more);
+
+    // The limit is capped and at least one; the default is 50.
+    assert_eq!(
+        s.history(r.id, &q(None, None, Some(0)))
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        1
+    );
+    assert_eq!(
+        HistoryQuery {
+            limit: Some(10_000),
+            ..HistoryQuery::default()
+        }
+        .effective_limit(),
+        HistoryQuery::MAX_LIMIT
+    );
+    assert_eq!(
+        s.history(r.id, &q(None, None, None))
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        25
+    );
+
+    // Tombstones keep their place.
+    s.delete_message(ids[24], a.id).await.unwrap();
+    let page = s.history(r.id, &q(None, None, Some(1))).await.unwrap();
+    assert_eq!(page.messages[0].id, ids[24]);
+    assert_eq!(page.messages[0].body, "");
+    assert!(page.messages[0].deleted_at.is_some());
+    assert!(
+        s.history(RoomId(999_999), &q(None, None, None))
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+}
+
+async fn edit_and_delete_need_author_or_staff(s: &Store) {
+    let author = user(s, "author").await;
+    let other = user(s, "other").await;
+    let staff = user(s, "staff").await;
+    s.set_staff(staff.id, true).await.unwrap();
+    let r = room(s, "room", RoomKind::Public, author.id).await;
+    let m = post(s, &r, &author, "original").await;
+    let body = |t: &str| MessageBody::parse(t).unwrap();
+
+    let edited = s
+        .edit_message(m.id, author.id, &body("edited"))
+        .await
+        .unwrap();
+    assert_eq!(edited.body, "edited");
+    assert!(edited.edited_at.is_some());
+    assert_eq!(
+        (edited.id, edited.created_at, &edited.sender),
+        (m.id, m.created_at, &author.username)
+    );
+    assert!(matches!(
+        s.edit_message(m.id, other.id, &body("hijack")).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        s.delete_message(m.id, other.id).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert_eq!(s.message_by_id(m.id).await.unwrap().body, "edited");
+    assert_eq!(
+        s.edit_message(m.id, staff.id, &body("moderated"))
+            .await
+            .unwrap()
+            .body,
+        "moderated"
+    );
+    assert!(matches!(
+        s.edit_message(MessageId(999_999), author.id, &body("x"))
+            .await,
+        Err(StoreError::NotFound("message"))
+    ));
+
+    let gone = s.delete_message(m.id, author.id).await.unwrap();
+    assert_eq!(gone.body, "");
+    assert!(gone.deleted_at.is_some());
+    assert_eq!(s.delete_message(m.id, author.id).await.unwrap(), gone);
+    assert!(matches!(
+        s.edit_message(m.id, author.id, &body("back")).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let m2 = post(s, &r, &author, "by author").await;
+    assert!(
+        s.delete_message(m2.id, staff.id)
+            .await
+            .unwrap()
+            .deleted_at
+            .is_some()
+    );
+}
+
+async fn revoked_tokens_are_checked_and_pruned(s: &Store) {
+    let now = Timestamp::now();
+    assert!(!s.is_revoked("jti-1").await.unwrap());
+    assert!(
+        s.revoke_token("jti-1", now.plus_seconds(3600))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.revoke_token("jti-1", now.plus_seconds(3600))
+            .await
+            .unwrap(),
+        "second revoke reports it was already revoked"
+    );
+    assert!(s.is_revoked("jti-1").await.unwrap());
+    assert!(
+        s.revoke_token("jti-old", Timestamp(now.millis() - 1000))
+            .await
+            .unwrap()
+    );
+    assert!(s.any_revoked(&["nope", "jti-1"]).await.unwrap());
+    assert!(!s.any_revoked(&["nope", "nada"]).await.unwrap());
+    assert_eq!(s.prune_revoked(now).await.unwrap(), 1);
+    assert!(!s.is_revoked("jti-old").await.unwrap());
+    assert!(s.is_revoked("jti-1").await.unwrap());
+}
+
+async fn deleting_a_user_cascades(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let r = room(s, "room", RoomKind::Public, a.id).await;
+    s.add_member(r.id, b.id, Role::Member).await.unwrap();
+    post(s, &r, &a, "from alice").await;
+    post(s, &r, &b, "from bob").await;
+    s.delete_user(a.id).await.unwrap();
+    let room = s.room_by_id(r.id).await.unwrap();
+    assert_eq!(room.creator, None);
+    assert_eq!(
+        s.members(r.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.user_id)
+            .collect::<Vec<_>>(),
+        vec![b.id]
+    );
+    let history = s.history(r.id, &HistoryQuery::default()).await.unwrap();
+    assert_eq!(
+        history
+            .messages
+            .iter()
+            .map(|m| m.body.as_str())
+            .collect::<Vec<_>>(),
+        vec!["from bob"]
+    );
+}
+
+// ---- backend-specific behaviour ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_postgres_is_unavailable() {
+    let opts = StoreOptions {
+        connect_timeout: std::time::Duration::from_secs(2),
+        ..StoreOptions::default()
+    };
+    // Port 1 refuses connections.
+    let store = Store::connect("postgres://postgres@127.0.0.1:1/test", &opts).unwrap();
+    let err = store.ping().await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    let err = store.user_by_id(UserId(1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_urls_are_invalid() {
+    let err = Store::connect("mysql://root:secret@host/db", &StoreOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(ref m) if m.contains("***") && !m.contains("secret")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_in_memory_works_with_one_connection() {
+    let store = Store::connect("sqlite::memory:", &StoreOptions::default()).unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    store.migrate().await.unwrap();
+    let a = user(&store, "alice").await;
+    // Every operation sees the same in-memory database.
+    assert_eq!(store.user_by_name(&a.username).await.unwrap(), a);
+    assert_eq!(store.pool_status().0, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_test_databases_are_isolated() {
+    let one = TestDb::postgres().await.unwrap();
+    let two = TestDb::postgres().await.unwrap();
+    let a = user(&one, "alice").await;
+    assert!(matches!(
+        two.user_by_name(&a.username).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The same name is free in the other schema.
+    user(&two, "alice").await;
+}
