@@ -63,3 +63,33 @@ pub trait ChannelLayer: Send + Sync + 'static {
     /// for shared backends). For tests and operators.
     async fn flush(&self) -> Result<()>;
 }
+
+/// A shared layer is a layer: lets code generic over `L: ChannelLayer` (the conformance suite,
+/// the engine) take an `Arc<dyn ChannelLayer>` chosen at run time.
+#[async_trait]
+impl<T: ChannelLayer + ?Sized> ChannelLayer for std::sync::Arc<T> {
+    async fn new_channel(&self) -> Result<ChannelName> {
+        (**self).new_channel().await
+    }
+    async fn send(&self, channel: &ChannelName, message: Message) -> Result<()> {
+        (**self).send(channel, message).await
+    }
+    async fn receive(&self, channel: &ChannelName) -> Result<Message> {
+        (**self).receive(channel).await
+    }
+    async fn group_add(&self, group: &GroupName, channel: &ChannelName) -> Result<()> {
+        (**self).group_add(group, channel).await
+    }
+    async fn group_discard(&self, group: &GroupName, channel: &ChannelName) -> Result<()> {
+        (**self).group_discard(group, channel).await
+    }
+    async fn group_send(&self, group: &GroupName, message: Message) -> Result<GroupSendReport> {
+        (**self).group_send(group, message).await
+    }
+    async fn close_channel(&self, channel: &ChannelName) -> Result<()> {
+        (**self).close_channel(channel).await
+    }
+    async fn flush(&self) -> Result<()> {
+        (**self).flush().await
+    }
+}
