@@ -235,6 +235,26 @@ impl RedisLayer {
         pumps.insert(key, tokio::spawn(pump.run()));
     }
 
+    /// A send to one of this process's own channels goes straight into its mailbox: Redis
+    /// would only hand it back to us, and the mailbox knows the channel's own count, so the
+    /// capacity holds per channel (channels_redis counts it per process key).
+    fn send_local(&self, channel: &ChannelName, message: Message) -> parley_layer::Result<()> {
+        let shared = &self.inner.shared;
+        match shared.mailboxes.try_deliver(
+            channel.as_str(),
+            message,
+            unix_now(),
+            shared.expiry_secs,
+        ) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                shared.stats.full.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%channel, "channel full: message refused");
+                Err(LayerError::ChannelFull(channel.clone()))
+            }
+        }
+    }
+
     fn expiry_cutoff(now: f64, secs: u64) -> i64 {
         now.floor() as i64 - secs as i64
     }
@@ -260,6 +280,9 @@ impl ChannelLayer for RedisLayer {
         // Process-specific channels live on their process's key and shard (the shard of the
         // non-local name, where that process's receive loop reads); normal channels on their
         // own key, on the shard of their name.
+        if channel.non_local_prefix() == Some(self.inner.process_name.as_str()) {
+            return self.send_local(channel, message);
+        }
         let (non_local, envelope) = match channel.non_local_prefix() {
             Some(prefix) => (prefix, Envelope::One(channel.as_str().to_owned())),
             None => (channel.as_str(), Envelope::None),
@@ -389,7 +412,19 @@ impl ChannelLayer for RedisLayer {
         // envelope listing them all, as channels_redis does).
         let mut by_shard: BTreeMap<usize, Vec<(String, Vec<String>)>> = BTreeMap::new();
         let mut key_slot: HashMap<String, (usize, usize)> = HashMap::new();
+        let mut report = GroupSendReport::default();
         for member in members {
+            if member.starts_with(self.inner.process_name.as_str()) {
+                // Our own channels: straight into their mailboxes (see `send_local`).
+                let Ok(channel) = ChannelName::parse(&member) else {
+                    continue;
+                };
+                match self.send_local(&channel, message.clone()) {
+                    Ok(()) => report.delivered += 1,
+                    Err(_) => report.full.push(channel),
+                }
+                continue;
+            }
             let non_local = match member.find('!') {
                 Some(i) => member[..=i].to_owned(),
                 None => member.clone(),
@@ -437,7 +472,7 @@ impl ChannelLayer for RedisLayer {
                 .map_err(unavailable)?;
             Ok::<_, LayerError>((keys, full))
         });
-        let mut report = GroupSendReport::default();
+        let local_full = report.full.len();
         for result in futures_util::future::join_all(sends).await {
             let (keys, full) = result?;
             let full: HashSet<usize> = full.into_iter().collect();
@@ -456,7 +491,7 @@ impl ChannelLayer for RedisLayer {
                 .shared
                 .stats
                 .full
-                .fetch_add(report.full.len() as u64, Ordering::Relaxed);
+                .fetch_add((report.full.len() - local_full) as u64, Ordering::Relaxed);
             tracing::warn!(%group, full = report.full.len(), delivered = report.delivered, "group send: channels over capacity skipped");
         }
         Ok(report)

@@ -90,6 +90,31 @@ impl Mailboxes {
         outcome
     }
 
+    /// Queues `message` for `channel` unless it already holds `capacity` unexpired messages
+    /// (then gives it back). For sends within this process, which skip Redis.
+    pub(crate) fn try_deliver(
+        &self,
+        channel: &str,
+        message: Message,
+        score: f64,
+        expiry_secs: u64,
+    ) -> Result<(), Message> {
+        let mailbox = self.get(channel);
+        {
+            let mut queue = mailbox.queue.lock();
+            if queue.len() >= self.capacity {
+                let now = unix_now();
+                queue.retain(|(_, s)| !is_expired(*s, now, expiry_secs));
+                if queue.len() >= self.capacity {
+                    return Err(message);
+                }
+            }
+            queue.push_back((message, score));
+        }
+        mailbox.notify.notify_one();
+        Ok(())
+    }
+
     /// Forgets `channel`'s mailbox and what it holds.
     pub(crate) fn remove(&self, channel: &str) {
         self.map.lock().remove(channel);
