@@ -749,3 +749,63 @@ fn every_error_code_has_a_stable_spelling() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// docs/protocol.md
+// ---------------------------------------------------------------------------------------
+
+const PROTOCOL_DOC: &str = include_str!("../../../docs/protocol.md");
+
+/// The contents of every ```json block in the document.
+fn doc_json_blocks() -> Vec<&'static str> {
+    PROTOCOL_DOC
+        .split("```json\n")
+        .skip(1)
+        .map(|rest| rest.split("\n```").next().unwrap().trim())
+        .collect()
+}
+
+#[test]
+fn docs_examples_are_valid_frames() {
+    let blocks = doc_json_blocks();
+    assert!(blocks.len() >= ClientFrame::TYPES.len() + ServerFrame::TYPES.len());
+    let (mut client_types, mut server_types) = (Vec::new(), Vec::new());
+    for block in blocks {
+        let written: serde_json::Value = serde_json::from_str(block).unwrap();
+        // Each example must be a frame that re-encodes to exactly what the page shows (as
+        // JSON values: no field dropped, defaulted or renamed).
+        if let Ok(envelope) = ClientFrame::decode(block, &limits()) {
+            let encoded: serde_json::Value =
+                serde_json::from_str(&envelope.to_json().unwrap()).unwrap();
+            assert_eq!(encoded, written, "client example {block}");
+            client_types.push(envelope.frame.type_name());
+        } else {
+            let frame = ServerFrame::from_json(block).unwrap_or_else(|e| panic!("{block}: {e}"));
+            let encoded: serde_json::Value = serde_json::from_str(&frame.to_json()).unwrap();
+            assert_eq!(encoded, written, "server example {block}");
+            server_types.push(frame.type_name());
+        }
+    }
+    for t in ClientFrame::TYPES {
+        assert!(
+            client_types.contains(&t),
+            "docs/protocol.md has no example of the client frame `{t}`"
+        );
+    }
+    for t in ServerFrame::TYPES {
+        assert!(
+            server_types.contains(&t),
+            "docs/protocol.md has no example of the server frame `{t}`"
+        );
+    }
+}
+
+#[test]
+fn docs_describe_every_error_code() {
+    for code in ErrorCode::ALL {
+        assert!(
+            PROTOCOL_DOC.contains(&format!("| `{code}` |")),
+            "docs/protocol.md does not describe the error code `{code}`"
+        );
+    }
+}
