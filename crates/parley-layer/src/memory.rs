@@ -161,9 +161,12 @@ impl Shard {
     /// Drops expired messages and idle mailboxes of the whole shard, at most once per
     /// `expiry`, so channels nobody reads from do not keep their mailboxes forever.
     fn maybe_sweep(&mut self, now: Instant, config: &LayerConfig) {
-        if now < self.next_sweep {
-            return;
+        if now >= self.next_sweep {
+            self.sweep(now, config);
         }
+    }
+
+    fn sweep(&mut self, now: Instant, config: &LayerConfig) {
         self.channels.retain(|_, mailbox| {
             mailbox.purge(now);
             !mailbox.is_idle()
@@ -227,24 +230,27 @@ impl Groups {
     fn maybe_sweep(&mut self, now: Instant, config: &LayerConfig) {
         match self.next_sweep {
             None => self.next_sweep = Some(now + config.group_expiry),
-            Some(at) if now >= at => {
-                let stale: Vec<(GroupName, ChannelName)> = self
-                    .members
-                    .iter()
-                    .flat_map(|(g, members)| {
-                        members
-                            .iter()
-                            .filter(|(_, d)| **d <= now)
-                            .map(move |(c, _)| (g.clone(), c.clone()))
-                    })
-                    .collect();
-                for (group, channel) in &stale {
-                    self.remove_member(group, channel);
-                }
-                self.next_sweep = Some(now + config.group_expiry);
-            }
+            Some(at) if now >= at => self.sweep(now, config),
             Some(_) => {}
         }
+    }
+
+    /// Removes every stale member, and the groups that leaves empty.
+    fn sweep(&mut self, now: Instant, config: &LayerConfig) {
+        let stale: Vec<(GroupName, ChannelName)> = self
+            .members
+            .iter()
+            .flat_map(|(g, members)| {
+                members
+                    .iter()
+                    .filter(|(_, d)| **d <= now)
+                    .map(move |(c, _)| (g.clone(), c.clone()))
+            })
+            .collect();
+        for (group, channel) in &stale {
+            self.remove_member(group, channel);
+        }
+        self.next_sweep = Some(now + config.group_expiry);
     }
 }
 
@@ -303,6 +309,17 @@ impl InMemoryLayer {
             groups: groups.members.len(),
             channels_in_groups: groups.memberships.len(),
         }
+    }
+
+    /// Drops every expired message, idle mailbox and stale group member now, rather than
+    /// lazily. Not needed for correctness or bounded memory (the layer sweeps by itself at
+    /// most once per expiry period); for tests and for an operator's periodic task.
+    pub fn purge_expired(&self) {
+        let now = Instant::now();
+        for shard in self.shards.iter() {
+            shard.lock().sweep(now, &self.config);
+        }
+        self.groups.write().sweep(now, &self.config);
     }
 
     fn shard_index(&self, channel: &ChannelName) -> usize {
@@ -511,5 +528,44 @@ impl ChannelLayer for InMemoryLayer {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A channel nobody reads from goes with the first operation on its shard after the
+    /// sweep time, without `purge_expired`.
+    #[tokio::test(start_paused = true)]
+    async fn unread_channels_are_swept_by_later_traffic_on_their_shard() {
+        let config = LayerConfig {
+            expiry: Duration::from_secs(10),
+            ..LayerConfig::default()
+        };
+        let layer = InMemoryLayer::new(config);
+        let unread = ChannelName::parse("test.unread").unwrap();
+        let shard = layer.shard_index(&unread);
+        let neighbour = (0..)
+            .map(|i| ChannelName::parse(&format!("test.n{i}")).unwrap())
+            .find(|c| layer.shard_index(c) == shard)
+            .unwrap();
+        layer
+            .send(&unread, Message::new("test.message", Default::default()))
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(
+            layer.stats().channels,
+            1,
+            "nothing is swept without traffic"
+        );
+        layer
+            .send(&neighbour, Message::new("test.message", Default::default()))
+            .await
+            .unwrap();
+        layer.receive(&neighbour).await.unwrap();
+        assert_eq!(layer.stats().channels, 0);
     }
 }
