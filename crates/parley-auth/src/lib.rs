@@ -1,1 +1,37 @@
-//! placeholder
+//! # parley-auth
+//!
+//! Accounts and tokens for Parley, modeled on djangorestframework-simplejwt: bcrypt
+//! passwords, short-lived access JWTs and longer refresh JWTs that rotate on use.
+//!
+//! - Passwords: [`Password`] never prints; rules (8 characters to 72 bytes, not the user
+//!   name); bcrypt with a configurable cost, run on tokio's blocking pool. A login for an
+//!   unknown name verifies against a dummy hash so timing reveals nothing.
+//! - Tokens: claims `jti`, `sub`, `exp`, `iat`, `token_type`, `username` and `family`; HS256
+//!   with a secret of at least 32 bytes by default, RS256 or EdDSA from PEM keys. Exactly one
+//!   algorithm is accepted, so `alg: none` and algorithm swaps fail.
+//! - Rotation: [`Auth::refresh`] revokes the presented refresh token (in the store's
+//!   blacklist) and issues a new pair; a revoked token presented again fails and revokes its
+//!   whole family. [`Auth::logout`] revokes the token and its family.
+//!
+//! ## Layout
+//! - [`Auth`] (`service`): register, login, refresh, logout, authenticate.
+//! - [`TokenService`], [`Claims`], [`TokenType`], [`TokenPair`] (`tokens`): JWT signing and
+//!   verification, no I/O.
+//! - [`Password`] (`password`): the newtype, its rules, hashing.
+//! - [`AuthConfig`], [`SigningKey`] (`config`).
+//! - [`AuthError`] (`error`): one variant per rejection.
+//!
+//! ## Must not depend on
+//! Any HTTP framework (actix) or Redis. It uses `parley-store` for users and revocations.
+
+mod config;
+mod error;
+mod password;
+mod service;
+mod tokens;
+
+pub use config::{AuthConfig, SigningKey};
+pub use error::{AuthError, Result};
+pub use password::{Password, hash_password, verify_password};
+pub use service::{Auth, LoginResponse};
+pub use tokens::{Claims, TokenPair, TokenService, TokenType};

@@ -1,0 +1,53 @@
+//! The auth crate's one error type. Every rejection has its own variant so the transport can
+//! answer precisely (and tests can check each one).
+
+use parley_store::StoreError;
+
+/// Why an auth operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The configuration is unusable (e.g. an HS256 secret shorter than 32 bytes, a bad PEM).
+    #[error("auth configuration: {0}")]
+    Config(String),
+    /// The token's `exp` has passed.
+    #[error("token expired")]
+    Expired,
+    /// Not a valid token: malformed, bad signature, wrong key, `alg: none`, another
+    /// algorithm than configured, tampered payload, missing claims.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// An access token where a refresh token was expected, or the reverse.
+    #[error("wrong token type: expected a {expected} token")]
+    WrongTokenType {
+        /// What the operation needed.
+        expected: crate::TokenType,
+    },
+    /// The refresh token was revoked (logged out, already rotated, or its family revoked
+    /// after a reuse).
+    #[error("token revoked")]
+    Revoked,
+    /// The token's user no longer exists.
+    #[error("the token's user does not exist")]
+    UnknownUser,
+    /// Wrong user name or password (deliberately not saying which).
+    #[error("invalid user name or password")]
+    InvalidCredentials,
+    /// The password breaks a rule.
+    #[error("password rejected: {0}")]
+    WeakPassword(&'static str),
+    /// Registration with a name already taken.
+    #[error("user name is taken")]
+    UsernameTaken,
+    /// A malformed input (e.g. an invalid user name or email at registration).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// The store failed; `StoreError::Unavailable` means "try again later".
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else (a failed hashing task, an unsignable token).
+    #[error("internal auth error: {0}")]
+    Internal(String),
+}
+
+/// `Result` with [`AuthError`].
+pub type Result<T, E = AuthError> = std::result::Result<T, E>;

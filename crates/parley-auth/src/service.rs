@@ -1,0 +1,226 @@
+//! [`Auth`]: registration, login, refresh rotation, logout and token authentication, over the
+//! store's users and revoked-token blacklist.
+
+use crate::config::AuthConfig;
+use crate::error::{AuthError, Result};
+use crate::password::{Password, hash_password, verify_password};
+use crate::tokens::{Claims, TokenPair, TokenService, TokenType};
+use parley_domain::{Email, Timestamp, User, UserName};
+use parley_store::{NewUser, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The login answer, shaped like djangorestframework-simplejwt's and extended with the user:
+/// `{"access": "...", "refresh": "...", "user": {"id", "username", "email", "is_staff",
+/// "joined_at", "last_login"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// The access token.
+    pub access: String,
+    /// The refresh token.
+    pub refresh: String,
+    /// The account, with `last_login` already set to this login.
+    pub user: User,
+}
+
+/// Accounts and tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Users and revocations.
+    store: Store,
+    /// Signs and verifies JWTs.
+    tokens: TokenService,
+    /// bcrypt cost for new hashes.
+    cost: u32,
+    /// Verified against when the user does not exist, so an unknown name costs as much time
+    /// as a wrong password and timing does not reveal which names exist.
+    dummy_hash: String,
+    /// See [`AuthConfig::revoke_family_on_reuse`].
+    revoke_family_on_reuse: bool,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("tokens", &self.inner.tokens)
+            .field("cost", &self.inner.cost)
+            .finish()
+    }
+}
+
+impl Auth {
+    /// Builds the service; fails with `Config` for a bad key (e.g. an HS256 secret under 32
+    /// bytes) or lifetime. Computes the dummy hash once, so call it at start-up (or from a
+    /// blocking context when the cost is high).
+    pub fn new(store: Store, config: &AuthConfig) -> Result<Self> {
+        let tokens = TokenService::new(config)?;
+        let dummy_hash = bcrypt::hash("parley-dummy-password", config.bcrypt_cost)
+            .map_err(|e| AuthError::Config(format!("bcrypt cost {}: {e}", config.bcrypt_cost)))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                tokens,
+                cost: config.bcrypt_cost,
+                dummy_hash,
+                revoke_family_on_reuse: config.revoke_family_on_reuse,
+            }),
+        })
+    }
+
+    /// The token service (for verifying access tokens without the store).
+    pub fn tokens(&self) -> &TokenService {
+        &self.inner.tokens
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Creates an account. `Invalid` for a malformed name or email, `WeakPassword` for a
+    /// password breaking the rules, `UsernameTaken` if the name exists.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &Password,
+        email: Option<&str>,
+    ) -> Result<User> {
+        let username = UserName::parse(username).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let email = email
+            .map(Email::parse)
+            .transpose()
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        password.check_rules(&username)?;
+        let password_hash = hash_password(password, self.inner.cost).await?;
+        let new = NewUser {
+            username,
+            email,
+            password_hash,
+            is_staff: false,
+        };
+        match self.inner.store.create_user(&new).await {
+            Ok(user) => {
+                tracing::info!(user = %user.username, id = %user.id, "registered");
+                Ok(user)
+            }
+            Err(StoreError::Conflict(_)) => Err(AuthError::UsernameTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Changes a user's password (rules apply).
+    pub async fn set_password(&self, user: &User, password: &Password) -> Result<()> {
+        password.check_rules(&user.username)?;
+        let hash = hash_password(password, self.inner.cost).await?;
+        Ok(self.inner.store.set_password_hash(user.id, &hash).await?)
+    }
+
+    /// Checks a user name and password and returns a fresh token pair (a new family) with the
+    /// user, whose `last_login` it records. `InvalidCredentials` for an unknown user or a wrong
+    /// password alike, after the same bcrypt work.
+    pub async fn login(&self, username: &str, password: &Password) -> Result<LoginResponse> {
+        let found = match UserName::parse(username) {
+            Ok(name) => match self.inner.store.credentials(&name).await {
+                Ok(creds) => Some(creds),
+                Err(StoreError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            },
+            Err(_) => None,
+        };
+        let Some(creds) = found else {
+            // Same cost as a real check; the result does not matter.
+            let _ = verify_password(password, &self.inner.dummy_hash).await?;
+            return Err(AuthError::InvalidCredentials);
+        };
+        if !verify_password(password, &creds.password_hash).await? {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user = self
+            .inner
+            .store
+            .record_login(creds.user.id, Timestamp::now())
+            .await?;
+        let (pair, _) = self.inner.tokens.issue(&user, None)?;
+        tracing::info!(user = %user.username, "logged in");
+        Ok(LoginResponse {
+            access: pair.access,
+            refresh: pair.refresh,
+            user,
+        })
+    }
+
+    /// Trades a refresh token for a new pair and revokes the old refresh token (rotation).
+    /// Presenting it again fails `Revoked` and, by default, revokes every token of its family.
+    /// Also `Expired`, `InvalidToken`, `WrongTokenType` (an access token), `UnknownUser` (the
+    /// account was deleted).
+    pub async fn refresh(&self, refresh: &str) -> Result<TokenPair> {
+        let claims = self.inner.tokens.verify(refresh, TokenType::Refresh)?;
+        let store = &self.inner.store;
+        if store.any_revoked(&[&claims.jti, &claims.family]).await? {
+            self.on_reuse(&claims).await?;
+            return Err(AuthError::Revoked);
+        }
+        let user = self.user_of(&claims).await?;
+        // Exactly one of two racing refreshes with the same token wins this insert.
+        if !store.revoke_token(&claims.jti, claims.expires_at()).await? {
+            self.on_reuse(&claims).await?;
+            return Err(AuthError::Revoked);
+        }
+        let (pair, _) = self.inner.tokens.issue(&user, Some(&claims.family))?;
+        Ok(pair)
+    }
+
+    async fn on_reuse(&self, claims: &Claims) -> Result<()> {
+        if self.inner.revoke_family_on_reuse {
+            tracing::warn!(user = %claims.sub, family = %claims.family, "refresh token reused: revoking its family");
+            // Every token of the family expires within a refresh lifetime from now.
+            let until = Timestamp::now().plus_seconds(self.inner.tokens.refresh_secs());
+            self.inner.store.revoke_token(&claims.family, until).await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes a refresh token and its family (the whole session): afterwards neither it
+    /// nor any token rotated from the same login can be refreshed. Logging out twice is fine.
+    pub async fn logout(&self, refresh: &str) -> Result<()> {
+        let claims = self.inner.tokens.verify(refresh, TokenType::Refresh)?;
+        let until = Timestamp::now().plus_seconds(self.inner.tokens.refresh_secs());
+        self.inner
+            .store
+            .revoke_token(&claims.jti, claims.expires_at())
+            .await?;
+        self.inner.store.revoke_token(&claims.family, until).await?;
+        Ok(())
+    }
+
+    /// Verifies an access token without the store: signature, algorithm, expiry, type.
+    /// The hot path (every request); pair it with [`Auth::authenticate`] where a deleted
+    /// account must be refused at once.
+    pub fn verify_access(&self, access: &str) -> Result<Claims> {
+        self.inner.tokens.verify(access, TokenType::Access)
+    }
+
+    /// Verifies an access token and loads its user: `UnknownUser` if the account was deleted.
+    pub async fn authenticate(&self, access: &str) -> Result<(Claims, User)> {
+        let claims = self.verify_access(access)?;
+        let user = self.user_of(&claims).await?;
+        Ok((claims, user))
+    }
+
+    async fn user_of(&self, claims: &Claims) -> Result<User> {
+        match self.inner.store.user_by_id(claims.user_id()?).await {
+            Ok(user) => Ok(user),
+            Err(StoreError::NotFound(_)) => Err(AuthError::UnknownUser),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Forgets revocations of tokens that have expired anyway; run it now and then.
+    pub async fn prune_revocations(&self) -> Result<usize> {
+        Ok(self.inner.store.prune_revoked(Timestamp::now()).await?)
+    }
+}
