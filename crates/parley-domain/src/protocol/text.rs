@@ -15,11 +15,11 @@ pub struct FrameRef(String);
 
 impl FrameRef {
     /// Longest allowed reference, in characters.
-    pub const MAX_CHARS: usize = 64;
+    pub const MAX_CHARS: usize = TOKEN_MAX_CHARS;
 
     /// Validates `raw`.
     pub fn parse(raw: &str) -> Result<Self> {
-        check_token(raw, Self::MAX_CHARS)
+        check_token(raw)
             .map_err(|reason| DomainError::InvalidToken {
                 what: "ref",
                 reason,
@@ -42,11 +42,11 @@ pub struct CallId(String);
 
 impl CallId {
     /// Longest allowed id, in characters.
-    pub const MAX_CHARS: usize = 64;
+    pub const MAX_CHARS: usize = TOKEN_MAX_CHARS;
 
     /// Validates `raw`.
     pub fn parse(raw: &str) -> Result<Self> {
-        check_token(raw, Self::MAX_CHARS)
+        check_token(raw)
             .map_err(|reason| DomainError::InvalidToken {
                 what: "call id",
                 reason,
@@ -60,12 +60,15 @@ impl CallId {
     }
 }
 
-fn check_token(raw: &str, max_chars: usize) -> std::result::Result<(), &'static str> {
+/// The one length limit of both tokens (the error text below spells it out).
+const TOKEN_MAX_CHARS: usize = 64;
+
+fn check_token(raw: &str) -> std::result::Result<(), &'static str> {
     if raw.is_empty() {
         return Err("must not be empty");
     }
     // Byte length bounds the character count from above: count only when it could matter.
-    if raw.len() > max_chars && raw.chars().count() > max_chars {
+    if raw.len() > TOKEN_MAX_CHARS && raw.chars().count() > TOKEN_MAX_CHARS {
         return Err("must be at most 64 characters");
     }
     if raw.chars().any(char::is_control) {
