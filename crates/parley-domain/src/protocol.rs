@@ -5,6 +5,23 @@
 //! [`ServerFrame`]s: replies, room events, and [`ErrorFrame`]s with a stable [`ErrorCode`].
 //! `docs/protocol.md` describes every frame and code with examples.
 //!
+//! ```
+//! use parley_domain::protocol::{ClientFrame, DecodeLimits, ErrorCode, ServerFrame};
+//!
+//! let limits = DecodeLimits::default();
+//! let request = ClientFrame::decode(r#"{"type":"join","room":"Lobby","ref":"r1"}"#, &limits)?;
+//! assert_eq!(request.frame.room().map(|r| r.as_str()), Some("lobby"));
+//!
+//! // A bad frame becomes an error reply that still echoes the client's `ref`.
+//! let err = ClientFrame::decode(r#"{"type":"join","room":"a b","ref":"r2"}"#, &limits)
+//!     .unwrap_err();
+//! assert_eq!(err.code(), ErrorCode::InvalidRoomName);
+//! let reply = ServerFrame::from(err).to_json();
+//! assert!(reply.starts_with(r#"{"type":"error","code":"invalid_room_name""#));
+//! assert!(reply.ends_with(r#""ref":"r2"}"#));
+//! # Ok::<(), parley_domain::protocol::FrameError>(())
+//! ```
+//!
 //! ## Layout
 //! - `client`: the request frames and [`ClientFrame::decode`], which turns untrusted text into
 //!   a [`ClientEnvelope`] or a [`FrameError`] under configurable [`DecodeLimits`].
