@@ -1,0 +1,109 @@
+//! The engine's limits and settings.
+
+use crate::error::{EngineError, Result};
+use crate::rate::RateLimit;
+use parley_domain::protocol::DecodeLimits;
+use parley_domain::{MessageBody, RoomName};
+use parley_layer::GroupName;
+use std::time::Duration;
+
+/// Limits and settings of one engine. `Default` gives production-sensible values.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Largest client text frame, in bytes; larger ones are refused before parsing.
+    pub max_frame_bytes: usize,
+    /// Longest message body, in characters.
+    pub max_message_chars: usize,
+    /// Rooms one connection may have joined at once.
+    pub max_rooms_per_connection: usize,
+    /// Connections one user may hold on this node at once.
+    pub max_connections_per_user: usize,
+    /// Messages (send, edit, delete) per user, across their connections.
+    pub message_rate: RateLimit,
+    /// Typing frames per connection.
+    pub typing_rate: RateLimit,
+    /// Joins per connection (stops a client from cycling through rooms to scrape them).
+    pub join_rate: RateLimit,
+    /// Messages of history sent with `joined`.
+    pub history_on_join: u32,
+    /// The layer group a room's chat messages go to, with `{room}` for the room's name.
+    /// The default, `chat_{room}`, is the group the Django Channels tutorials use, so a
+    /// Django consumer sharing the Redis layer talks to Parley's users.
+    pub room_group_pattern: String,
+    /// How often this node tells the others who is online here.
+    pub presence_interval: Duration,
+    /// How long another node's presence report counts; a node silent for this long (it died
+    /// or lost the layer) drops out of every online list.
+    pub presence_ttl: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: DecodeLimits::DEFAULT_MAX_FRAME_BYTES,
+            max_message_chars: MessageBody::DEFAULT_MAX_CHARS,
+            max_rooms_per_connection: 100,
+            max_connections_per_user: 16,
+            message_rate: RateLimit::new(10.0, 20.0),
+            typing_rate: RateLimit::new(2.0, 5.0),
+            join_rate: RateLimit::new(5.0, 50.0),
+            history_on_join: 50,
+            room_group_pattern: "chat_{room}".to_owned(),
+            presence_interval: Duration::from_secs(5),
+            presence_ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks the settings, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |setting: &'static str, reason: &str| {
+            Err(EngineError::Config(format!("{setting}: {reason}")))
+        };
+        if self.max_frame_bytes < 256 {
+            return bad("max_frame_bytes", "must be at least 256");
+        }
+        if self.max_message_chars == 0 {
+            return bad("max_message_chars", "must be at least 1");
+        }
+        if self.max_rooms_per_connection == 0 || self.max_connections_per_user == 0 {
+            return bad(
+                "max_rooms_per_connection/max_connections_per_user",
+                "must be at least 1",
+            );
+        }
+        for (name, rate) in [
+            ("message_rate", self.message_rate),
+            ("typing_rate", self.typing_rate),
+            ("join_rate", self.join_rate),
+        ] {
+            if !(rate.per_second > 0.0 && rate.burst >= 1.0) {
+                return bad(name, "needs a positive rate and a burst of at least 1");
+            }
+        }
+        if !self.room_group_pattern.contains("{room}") {
+            return bad("room_group_pattern", "must contain {room}");
+        }
+        // The longest room name must still give a valid group name.
+        let longest = "r".repeat(RoomName::MAX_LEN);
+        if GroupName::parse(&self.room_group_pattern.replace("{room}", &longest)).is_err() {
+            return bad(
+                "room_group_pattern",
+                "must give a valid Channels group name (ASCII letters, digits, '-', '_', '.'; under 100 characters) for every room",
+            );
+        }
+        if self.presence_ttl <= self.presence_interval {
+            return bad("presence_ttl", "must be longer than presence_interval");
+        }
+        Ok(())
+    }
+
+    /// The decoder limits these settings imply.
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_frame_bytes: self.max_frame_bytes,
+            max_body_chars: self.max_message_chars,
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The engine: shared state of one server process (node) and its background presence task.
+
+use crate::config::EngineConfig;
+use crate::error::{EngineError, Result};
+use crate::events::{self, Groups};
+use crate::presence::PresenceBook;
+use crate::rate::TokenBucket;
+use crate::session::Session;
+use parking_lot::Mutex;
+use parley_domain::protocol::{Presence, PresenceEvent, ServerFrame};
+use parley_domain::{RoomName, User, UserId, UserName};
+use parley_layer::{ChannelLayer, ChannelName, Message};
+use parley_store::Store;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+/// The chat engine of one server process. Cheap to clone; all clones share one state.
+///
+/// Start it with [`Engine::start`], then call [`Engine::connect`] for each authenticated
+/// connection and drive the returned [`Session`]. Call [`Engine::shutdown`] to close every
+/// session with "going away".
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) layer: Arc<dyn ChannelLayer>,
+    pub(crate) config: EngineConfig,
+    pub(crate) groups: Groups,
+    /// This node's own channel: receives other nodes' presence snapshots.
+    pub(crate) node: ChannelName,
+    pub(crate) state: Mutex<State>,
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) presence: PresenceBook,
+    /// Local connections per room, for deliveries that must reach only this node's clients.
+    pub(crate) local_rooms: HashMap<RoomName, HashMap<ChannelName, UserName>>,
+    /// Each local connection's kill switch (fired when its mailbox overflows).
+    pub(crate) connections: HashMap<ChannelName, Arc<Notify>>,
+    /// Per-user connection counts and message buckets (shared by the user's connections).
+    pub(crate) users: HashMap<UserId, UserState>,
+}
+
+pub(crate) struct UserState {
+    pub(crate) connections: usize,
+    pub(crate) messages: TokenBucket,
+}
+
+impl Engine {
+    /// Validates the configuration, opens this node's channel and starts its presence task.
+    pub async fn start(
+        store: Store,
+        layer: Arc<dyn ChannelLayer>,
+        config: EngineConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let node = layer.new_channel().await?;
+        let (shutdown, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            store,
+            groups: Groups::new(&config.room_group_pattern),
+            config,
+            node: node.clone(),
+            state: Mutex::new(State::default()),
+            shutdown,
+            layer: layer.clone(),
+        });
+        tokio::spawn(node_task(Arc::downgrade(&inner), layer, node));
+        Ok(Self { inner })
+    }
+
+    /// Opens a session for an authenticated user: a layer channel of its own, membership of
+    /// the user's personal group. Fails with `TooManyConnections` past the per-user limit.
+    pub async fn connect(&self, user: User) -> Result<Session> {
+        if *self.inner.shutdown.borrow() {
+            return Err(EngineError::ShuttingDown);
+        }
+        {
+            let mut state = self.inner.state.lock();
+            let limit = self.inner.config.max_connections_per_user;
+            let entry = state.users.entry(user.id).or_insert_with(|| UserState {
+                connections: 0,
+                messages: TokenBucket::new(self.inner.config.message_rate),
+            });
+            if entry.connections >= limit {
+                return Err(EngineError::TooManyConnections(limit));
+            }
+            entry.connections += 1;
+        }
+        match self.open_channel(&user).await {
+            Ok((channel, kill)) => Ok(Session::new(self.inner.clone(), user, channel, kill)),
+            Err(e) => {
+                self.inner.release_user(user.id);
+                Err(e)
+            }
+        }
+    }
+
+    async fn open_channel(&self, user: &User) -> Result<(ChannelName, Arc<Notify>)> {
+        let channel = self.inner.layer.new_channel().await?;
+        self.inner
+            .layer
+            .group_add(&self.inner.groups.user(user.id)?, &channel)
+            .await?;
+        let kill = Arc::new(Notify::new());
+        self.inner
+            .state
+            .lock()
+            .connections
+            .insert(channel.clone(), kill.clone());
+        Ok((channel, kill))
+    }
+
+    /// Who is online in `room`, across every node sharing the layer.
+    pub fn online(&self, room: &RoomName) -> Vec<UserName> {
+        self.inner.state.lock().presence.online(room)
+    }
+
+    /// Tells every connection of `user` to leave `room` (after the user was removed from it,
+    /// or the room was deleted). The connections answer their clients with `left`.
+    pub async fn kick(&self, user: UserId, room: &RoomName) -> Result<()> {
+        self.inner
+            .layer
+            .group_send(&self.inner.groups.user(user)?, events::kick(room))
+            .await?;
+        Ok(())
+    }
+
+    /// Checks that the store and the layer answer.
+    pub async fn ready(&self) -> Result<()> {
+        self.inner.store.ping().await?;
+        // A no-op message to this node's own channel: proves the layer accepts writes.
+        self.inner
+            .layer
+            .send(
+                &self.inner.node,
+                Message::new("parley.ping", Default::default()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The store the engine writes to (for REST handlers that only read or write records).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The channel layer the engine fans out through.
+    pub fn layer(&self) -> &Arc<dyn ChannelLayer> {
+        &self.inner.layer
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Starts shutting down: new connections are refused and every session's
+    /// [`Session::recv`] yields [`crate::Inbound::ShuttingDown`].
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Local connections (for metrics and tests).
+    pub fn local_connections(&self) -> usize {
+        self.inner.state.lock().connections.len()
+    }
+}
+
+impl Inner {
+    pub(crate) fn release_user(&self, user: UserId) {
+        let mut state = self.state.lock();
+        if let Some(entry) = state.users.get_mut(&user) {
+            entry.connections = entry.connections.saturating_sub(1);
+            if entry.connections == 0 {
+                state.users.remove(&user);
+            }
+        }
+    }
+
+    /// Takes one message token of `user`; on refusal, how long to wait.
+    pub(crate) fn take_message_token(&self, user: UserId) -> std::result::Result<(), Duration> {
+        let mut state = self.state.lock();
+        match state.users.get_mut(&user) {
+            Some(entry) => entry.messages.try_take(),
+            None => Ok(()),
+        }
+    }
+
+    /// Fires the kill switch of every local channel a group send found full.
+    pub(crate) fn kill_full(&self, full: &[ChannelName]) {
+        if full.is_empty() {
+            return;
+        }
+        let state = self.state.lock();
+        for channel in full {
+            if let Some(kill) = state.connections.get(channel) {
+                tracing::warn!(%channel, "client reads too slowly: disconnecting it");
+                kill.notify_one();
+            }
+        }
+    }
+
+    /// A local connection entered `room`: update presence, tell the room and the other nodes.
+    pub(crate) async fn room_entered(
+        &self,
+        room: &RoomName,
+        user: &UserName,
+        channel: &ChannelName,
+    ) {
+        let (came_online, first_here, online) = {
+            let mut state = self.state.lock();
+            let came_online = state.presence.local_join(room, user);
+            let here = state.local_rooms.entry(room.clone()).or_default();
+            here.insert(channel.clone(), user.clone());
+            let first_here = here.len() == 1;
+            (came_online, first_here, state.presence.online(room))
+        };
+        if first_here && let Ok(group) = self.groups.nodes(room) {
+            self.log_layer(self.layer.group_add(&group, &self.node).await);
+        }
+        if came_online || first_here {
+            self.announce(room, first_here).await;
+        }
+        if came_online {
+            let frame = ServerFrame::Presence(Presence {
+                room: room.clone(),
+                user: user.clone(),
+                event: PresenceEvent::Joined,
+                online,
+            });
+            // The joiner learns the list from its `joined` reply; no echo of its own arrival.
+            self.broadcast_event(room, &frame, Some(channel)).await;
+        }
+    }
+
+    /// A local connection left `room` (or closed).
+    pub(crate) async fn room_exited(
+        &self,
+        room: &RoomName,
+        user: &UserName,
+        channel: &ChannelName,
+    ) {
+        let (went_offline, last_here, online) = {
+            let mut state = self.state.lock();
+            let went_offline = state.presence.local_leave(room, user);
+            let mut last_here = false;
+            if let Some(here) = state.local_rooms.get_mut(room) {
+                here.remove(channel);
+                if here.is_empty() {
+                    state.local_rooms.remove(room);
+                    last_here = true;
+                }
+            }
+            (went_offline, last_here, state.presence.online(room))
+        };
+        if went_offline || last_here {
+            self.announce(room, false).await;
+        }
+        if last_here && let Ok(group) = self.groups.nodes(room) {
+            self.log_layer(self.layer.group_discard(&group, &self.node).await);
+        }
+        if went_offline {
+            let frame = ServerFrame::Presence(Presence {
+                room: room.clone(),
+                user: user.clone(),
+                event: PresenceEvent::Left,
+                online,
+            });
+            self.broadcast_event(room, &frame, None).await;
+        }
+    }
+
+    /// Sends this node's users in `room` to the other nodes.
+    async fn announce(&self, room: &RoomName, ask_for_replies: bool) {
+        let users = self.state.lock().presence.local_users(room);
+        let ttl = u64::try_from(self.config.presence_ttl.as_millis()).unwrap_or(u64::MAX);
+        if let Ok(group) = self.groups.nodes(room) {
+            let snapshot =
+                events::presence_snapshot(&self.node, room, &users, ttl, ask_for_replies);
+            self.log_layer(self.layer.group_send(&group, snapshot).await.map(|_| ()));
+        }
+    }
+
+    /// Puts a room event on the room's event group; kills local channels found full.
+    pub(crate) async fn broadcast_event(
+        &self,
+        room: &RoomName,
+        frame: &ServerFrame,
+        origin: Option<&ChannelName>,
+    ) {
+        let Ok(group) = self.groups.events(room) else {
+            return;
+        };
+        match self
+            .layer
+            .group_send(&group, events::room_event(frame, origin))
+            .await
+        {
+            Ok(report) => self.kill_full(&report.full),
+            Err(e) => tracing::warn!(error = %e, %room, "room event not broadcast"),
+        }
+    }
+
+    fn log_layer(&self, result: parley_layer::Result<()>) {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "channel layer operation failed");
+        }
+    }
+
+    /// Handles a message on this node's channel: another node's presence snapshot.
+    async fn on_node_message(&self, message: Message) {
+        if message.kind() != events::PARLEY_PRESENCE {
+            return;
+        }
+        let Some(node) = message.get("node").and_then(Value::as_str) else {
+            return;
+        };
+        if node == self.node.as_str() {
+            return;
+        }
+        let Some(Ok(room)) = message
+            .get("room")
+            .and_then(Value::as_str)
+            .map(RoomName::parse)
+        else {
+            return;
+        };
+        let users: BTreeSet<UserName> = message
+            .get("users")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(|u| UserName::parse(u).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ttl = message
+            .get("ttl_ms")
+            .and_then(Value::as_u64)
+            .unwrap_or(15_000);
+        let wants_reply = message
+            .get("reply")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let mine = {
+            let mut state = self.state.lock();
+            // The sender told its own clients about joins and leaves; this node only records them.
+            state.presence.apply_remote(
+                &room,
+                node,
+                users,
+                Instant::now() + Duration::from_millis(ttl),
+            );
+            state.presence.local_users(&room)
+        };
+        if wants_reply
+            && !mine.is_empty()
+            && let Ok(to) = ChannelName::parse(node)
+        {
+            let ttl = u64::try_from(self.config.presence_ttl.as_millis()).unwrap_or(u64::MAX);
+            let reply = events::presence_snapshot(&self.node, &room, &mine, ttl, false);
+            self.log_layer(self.layer.send(&to, reply).await);
+        }
+    }
+
+    /// Periodic: re-announce every local room, and drop dead nodes' users (telling local
+    /// clients who left).
+    async fn heartbeat(&self) {
+        let rooms = self.state.lock().presence.local_rooms();
+        for room in &rooms {
+            if let Ok(group) = self.groups.nodes(room) {
+                // Re-adding restarts the group expiry of this node's membership.
+                self.log_layer(self.layer.group_add(&group, &self.node).await);
+            }
+            self.announce(room, false).await;
+        }
+        let (expired, targets) = {
+            let mut state = self.state.lock();
+            let expired = state.presence.expire(Instant::now());
+            let targets: Vec<(RoomName, Vec<ChannelName>, Vec<UserName>)> = expired
+                .iter()
+                .map(|(room, _)| {
+                    let channels = state
+                        .local_rooms
+                        .get(room)
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default();
+                    (room.clone(), channels, state.presence.online(room))
+                })
+                .collect();
+            (expired, targets)
+        };
+        for ((room, change), (_, channels, online)) in expired.iter().zip(targets) {
+            for user in &change.left {
+                tracing::info!(%room, %user, "presence of a silent node expired");
+                let frame = ServerFrame::Presence(Presence {
+                    room: room.clone(),
+                    user: user.clone(),
+                    event: PresenceEvent::Left,
+                    online: online.clone(),
+                });
+                let event = events::room_event(&frame, None);
+                for channel in &channels {
+                    self.log_layer(self.layer.send(channel, event.clone()).await);
+                }
+            }
+        }
+    }
+}
+
+/// The node's background task: answers presence snapshots and sends heartbeats until the
+/// engine is dropped or shut down.
+async fn node_task(engine: Weak<Inner>, layer: Arc<dyn ChannelLayer>, node: ChannelName) {
+    let interval = match engine.upgrade() {
+        Some(inner) => inner.config.presence_interval,
+        None => return,
+    };
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            received = layer.receive(&node) => {
+                let Some(inner) = engine.upgrade() else { break };
+                match received {
+                    Ok(message) => inner.on_node_message(message).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "node channel receive failed; retrying");
+                        drop(inner);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+            _ = ticker.tick() => {
+                let Some(inner) = engine.upgrade() else { break };
+                if *inner.shutdown.borrow() {
+                    break;
+                }
+                inner.heartbeat().await;
+            }
+        }
+    }
+    if let Err(e) = layer.close_channel(&node).await {
+        tracing::debug!(error = %e, "closing the node channel failed");
+    }
+}

@@ -1,0 +1,213 @@
+//! The messages the engine puts on the channel layer, and how a connection turns them into
+//! the frames its client receives.
+//!
+//! Groups per room (so a Django consumer sharing the layer is never sent an event type it has
+//! no handler for — Channels raises on those):
+//! - the *chat group* (`chat_{room}` by default) carries only `chat.message` events, with the
+//!   fields a Django tutorial consumer reads (`message`, `username`) beside Parley's own
+//!   (`parley`: the full `message` frame; `origin`: the sending connection's channel);
+//! - the *event group* (`parley.room.{room}`) carries Parley's other room events
+//!   (`parley.event`: presence, typing, edits, deletes, read markers).
+//!
+//! Per user, `parley.user.{id}` reaches all of one user's connections (`parley.signal`,
+//! `parley.kick`). Per room, `parley.nodes.{room}` reaches one channel per server process, for
+//! presence snapshots (`parley.presence`).
+//!
+//! Every event that carries a client frame stores it pre-serialized-ready as a JSON value
+//! under `parley`; the first local recipient renders it to text and the rest reuse that text
+//! ([`parley_layer::Message::rendered`]).
+
+use parley_domain::protocol::{Posted, ServerFrame};
+use parley_domain::{Message as ChatMessage, RoomName, UserId, UserName};
+use parley_layer::{ChannelName, GroupName, Message};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// `type` of a chat message on the chat group (Django's `chat_message` handler).
+pub const CHAT_MESSAGE: &str = "chat.message";
+/// `type` of Parley's other room events, on the event group.
+pub const PARLEY_EVENT: &str = "parley.event";
+/// `type` of a signal relayed to one user.
+pub const PARLEY_SIGNAL: &str = "parley.signal";
+/// `type` of "you were removed from this room", to one user.
+pub const PARLEY_KICK: &str = "parley.kick";
+/// `type` of a node's presence snapshot, on the nodes group.
+pub const PARLEY_PRESENCE: &str = "parley.presence";
+
+/// The group names of one engine.
+#[derive(Debug, Clone)]
+pub struct Groups {
+    pattern: String,
+}
+
+impl Groups {
+    /// Groups for a validated chat-group pattern.
+    pub fn new(pattern: &str) -> Self {
+        Self {
+            pattern: pattern.to_owned(),
+        }
+    }
+
+    /// The room's chat group (shared with Django consumers).
+    pub fn chat(&self, room: &RoomName) -> parley_layer::Result<GroupName> {
+        GroupName::parse(&self.pattern.replace("{room}", room.as_str()))
+    }
+
+    /// The room's Parley-only event group.
+    pub fn events(&self, room: &RoomName) -> parley_layer::Result<GroupName> {
+        GroupName::parse(&format!("parley.room.{room}"))
+    }
+
+    /// The group of one process channel per node with connections in the room.
+    pub fn nodes(&self, room: &RoomName) -> parley_layer::Result<GroupName> {
+        GroupName::parse(&format!("parley.nodes.{room}"))
+    }
+
+    /// All connections of one user.
+    pub fn user(&self, user: UserId) -> parley_layer::Result<GroupName> {
+        GroupName::parse(&format!("parley.user.{user}"))
+    }
+}
+
+fn frame_value(frame: &ServerFrame) -> Value {
+    serde_json::to_value(frame).unwrap_or(Value::Null)
+}
+
+/// A stored chat message, as put on the chat group.
+pub fn chat_message(message: &ChatMessage, origin: &ChannelName) -> Message {
+    let frame = ServerFrame::Message(Posted {
+        message: message.clone(),
+        reference: None,
+    });
+    let mut fields = Map::new();
+    fields.insert("message".into(), Value::String(message.body.clone()));
+    fields.insert("username".into(), Value::String(message.sender.to_string()));
+    fields.insert("room".into(), Value::String(message.room.to_string()));
+    fields.insert("origin".into(), Value::String(origin.to_string()));
+    fields.insert("parley".into(), frame_value(&frame));
+    Message::new(CHAT_MESSAGE, fields)
+}
+
+/// A room event for the event group; `origin` (the sender's channel) is skipped on delivery.
+pub fn room_event(frame: &ServerFrame, origin: Option<&ChannelName>) -> Message {
+    let mut fields = Map::new();
+    fields.insert("parley".into(), frame_value(frame));
+    if let Some(origin) = origin {
+        fields.insert("origin".into(), Value::String(origin.to_string()));
+    }
+    Message::new(PARLEY_EVENT, fields)
+}
+
+/// A signal for one user's connections.
+pub fn signal(frame: &ServerFrame) -> Message {
+    let mut fields = Map::new();
+    fields.insert("parley".into(), frame_value(frame));
+    Message::new(PARLEY_SIGNAL, fields)
+}
+
+/// "Leave this room": the user was removed from it, or it was deleted.
+pub fn kick(room: &RoomName) -> Message {
+    let mut fields = Map::new();
+    fields.insert("room".into(), Value::String(room.to_string()));
+    Message::new(PARLEY_KICK, fields)
+}
+
+/// A node's presence snapshot for one room. `reply_to` asks the receivers to answer with
+/// their own snapshot (sent when this node first reports the room).
+pub fn presence_snapshot(
+    node: &ChannelName,
+    room: &RoomName,
+    users: &[UserName],
+    ttl_ms: u64,
+    reply_to: bool,
+) -> Message {
+    let mut fields = Map::new();
+    fields.insert("node".into(), Value::String(node.to_string()));
+    fields.insert("room".into(), Value::String(room.to_string()));
+    fields.insert("users".into(), json!(users));
+    fields.insert("ttl_ms".into(), json!(ttl_ms));
+    fields.insert("reply".into(), Value::Bool(reply_to));
+    Message::new(PARLEY_PRESENCE, fields)
+}
+
+/// What a connection does with a layer message.
+#[derive(Debug)]
+pub enum Delivery {
+    /// Send this text to the client.
+    Text(Arc<str>),
+    /// Leave this room (and tell the client).
+    Kick(RoomName),
+    /// A chat message from a non-Parley sender (a Django consumer) on a room's chat group.
+    External {
+        /// The room, if the event named it.
+        room: Option<RoomName>,
+        /// The sender's name as the event gave it (not a Parley account).
+        username: String,
+        /// The text.
+        message: String,
+    },
+    /// Nothing for this client (its own echo, or an event it does not handle).
+    Skip,
+}
+
+fn origin_is(message: &Message, me: &ChannelName) -> bool {
+    matches!(message.get("origin"), Some(Value::String(s)) if s == me.as_str())
+}
+
+fn render_parley(message: &Message) -> Arc<str> {
+    message.rendered(|fields| {
+        fields
+            .get("parley")
+            .map(Value::to_string)
+            .unwrap_or_default()
+    })
+}
+
+/// Turns a layer message received on connection `me`'s channel into what to do.
+pub fn deliver(message: &Message, me: &ChannelName) -> Delivery {
+    match message.kind() {
+        CHAT_MESSAGE => {
+            if origin_is(message, me) {
+                return Delivery::Skip;
+            }
+            if message.get("parley").is_some() {
+                return Delivery::Text(render_parley(message));
+            }
+            // From a Django consumer sharing the layer: no id, no stored record, and no room
+            // unless the sender added one (Django's tutorial events carry only the text and
+            // the user name); the connection fills in the room when it can.
+            Delivery::External {
+                room: message
+                    .get("room")
+                    .and_then(Value::as_str)
+                    .and_then(|r| RoomName::parse(r).ok()),
+                username: message
+                    .get("username")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                message: message
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            }
+        }
+        PARLEY_EVENT | PARLEY_SIGNAL => {
+            if origin_is(message, me) {
+                Delivery::Skip
+            } else {
+                Delivery::Text(render_parley(message))
+            }
+        }
+        PARLEY_KICK => match message
+            .get("room")
+            .and_then(Value::as_str)
+            .map(RoomName::parse)
+        {
+            Some(Ok(room)) => Delivery::Kick(room),
+            _ => Delivery::Skip,
+        },
+        _ => Delivery::Skip,
+    }
+}

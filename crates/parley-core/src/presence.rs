@@ -1,0 +1,264 @@
+//! Who is online in which room, counted per user, merged across server processes.
+//!
+//! Each process ("node") knows its own connections exactly. Other nodes' users arrive as
+//! snapshots (node, room, users) carried by the channel layer, each valid for a time to live;
+//! nodes resend theirs periodically, so a node that dies drops out of every list within one
+//! TTL. The online list of a room is the union of the local users and every live snapshot.
+//!
+//! [`PresenceBook`] is the bookkeeping only (no I/O); the engine feeds it and broadcasts the
+//! changes it reports.
+
+use parley_domain::{RoomName, UserName};
+use std::collections::{BTreeSet, HashMap};
+use tokio::time::Instant;
+
+/// One node's presence bookkeeping.
+#[derive(Debug, Default)]
+pub struct PresenceBook {
+    /// Connections per user per room on this node (a user with two tabs counts 2 here, but is
+    /// one user online).
+    local: HashMap<RoomName, HashMap<UserName, usize>>,
+    /// Other nodes' users per room, with the instant each snapshot stops counting.
+    remote: HashMap<RoomName, HashMap<String, (BTreeSet<UserName>, Instant)>>,
+}
+
+/// How a room's union changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PresenceChange {
+    /// Users now online who were not.
+    pub joined: Vec<UserName>,
+    /// Users no longer online anywhere.
+    pub left: Vec<UserName>,
+}
+
+impl PresenceChange {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.joined.is_empty() && self.left.is_empty()
+    }
+}
+
+impl PresenceBook {
+    /// A connection of `user` on this node entered `room`. True when the user was not online
+    /// in the room anywhere before (others should hear "joined").
+    pub fn local_join(&mut self, room: &RoomName, user: &UserName) -> bool {
+        let was_online = self.is_online(room, user);
+        *self
+            .local
+            .entry(room.clone())
+            .or_default()
+            .entry(user.clone())
+            .or_insert(0) += 1;
+        !was_online
+    }
+
+    /// A connection of `user` on this node left `room`. True when the user is now online in
+    /// the room nowhere (others should hear "left").
+    pub fn local_leave(&mut self, room: &RoomName, user: &UserName) -> bool {
+        let Some(users) = self.local.get_mut(room) else {
+            return false;
+        };
+        let Some(count) = users.get_mut(user) else {
+            return false;
+        };
+        *count -= 1;
+        if *count == 0 {
+            users.remove(user);
+            if users.is_empty() {
+                self.local.remove(room);
+            }
+        }
+        !self.is_online(room, user)
+    }
+
+    /// True when `user` has a connection in `room` on any live node.
+    pub fn is_online(&self, room: &RoomName, user: &UserName) -> bool {
+        self.local.get(room).is_some_and(|u| u.contains_key(user))
+            || self.remote.get(room).is_some_and(|nodes| {
+                let now = Instant::now();
+                nodes
+                    .values()
+                    .any(|(users, until)| *until > now && users.contains(user))
+            })
+    }
+
+    /// The room's online users, sorted, each once.
+    pub fn online(&self, room: &RoomName) -> Vec<UserName> {
+        self.union(room).into_iter().collect()
+    }
+
+    fn union(&self, room: &RoomName) -> BTreeSet<UserName> {
+        let mut all: BTreeSet<UserName> = self
+            .local
+            .get(room)
+            .map(|u| u.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Some(nodes) = self.remote.get(room) {
+            let now = Instant::now();
+            for (users, until) in nodes.values() {
+                if *until > now {
+                    all.extend(users.iter().cloned());
+                }
+            }
+        }
+        all
+    }
+
+    /// This node's users in `room` (what it tells the other nodes).
+    pub fn local_users(&self, room: &RoomName) -> Vec<UserName> {
+        let mut users: Vec<UserName> = self
+            .local
+            .get(room)
+            .map(|u| u.keys().cloned().collect())
+            .unwrap_or_default();
+        users.sort();
+        users
+    }
+
+    /// Rooms with at least one local connection.
+    pub fn local_rooms(&self) -> Vec<RoomName> {
+        self.local.keys().cloned().collect()
+    }
+
+    /// True when this node has a connection in `room`.
+    pub fn has_local(&self, room: &RoomName) -> bool {
+        self.local.contains_key(room)
+    }
+
+    /// Another node's snapshot of `room`, valid until `until`; returns how the union changed.
+    pub fn apply_remote(
+        &mut self,
+        room: &RoomName,
+        node: &str,
+        users: BTreeSet<UserName>,
+        until: Instant,
+    ) -> PresenceChange {
+        let before = self.union(room);
+        let nodes = self.remote.entry(room.clone()).or_default();
+        if users.is_empty() {
+            nodes.remove(node);
+            if nodes.is_empty() {
+                self.remote.remove(room);
+            }
+        } else {
+            nodes.insert(node.to_owned(), (users, until));
+        }
+        diff(&before, &self.union(room))
+    }
+
+    /// Drops snapshots whose time ran out (their node died or lost the layer); returns the
+    /// rooms whose union shrank and who left them.
+    pub fn expire(&mut self, now: Instant) -> Vec<(RoomName, PresenceChange)> {
+        let stale_rooms: Vec<RoomName> = self
+            .remote
+            .iter()
+            .filter(|(_, nodes)| nodes.values().any(|(_, until)| *until <= now))
+            .map(|(room, _)| room.clone())
+            .collect();
+        let mut changes = Vec::new();
+        for room in stale_rooms {
+            // `union` already ignores stale snapshots, so compare with them counted.
+            let before: BTreeSet<UserName> = {
+                let mut all = self.union(&room);
+                if let Some(nodes) = self.remote.get(&room) {
+                    for (users, _) in nodes.values() {
+                        all.extend(users.iter().cloned());
+                    }
+                }
+                all
+            };
+            if let Some(nodes) = self.remote.get_mut(&room) {
+                nodes.retain(|_, (_, until)| *until > now);
+                if nodes.is_empty() {
+                    self.remote.remove(&room);
+                }
+            }
+            let change = diff(&before, &self.union(&room));
+            if !change.is_empty() {
+                changes.push((room, change));
+            }
+        }
+        changes
+    }
+
+    /// True when nothing is tracked (every connection left and every snapshot expired).
+    pub fn is_empty(&self) -> bool {
+        self.local.is_empty() && self.remote.is_empty()
+    }
+}
+
+fn diff(before: &BTreeSet<UserName>, after: &BTreeSet<UserName>) -> PresenceChange {
+    PresenceChange {
+        joined: after.difference(before).cloned().collect(),
+        left: before.difference(after).cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn room() -> RoomName {
+        RoomName::parse("lobby").unwrap()
+    }
+    fn user(n: &str) -> UserName {
+        UserName::parse(n).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_tabs_are_one_user() {
+        let mut book = PresenceBook::default();
+        assert!(book.local_join(&room(), &user("alice")));
+        assert!(
+            !book.local_join(&room(), &user("alice")),
+            "second tab is not a new join"
+        );
+        assert_eq!(book.online(&room()), vec![user("alice")]);
+        assert!(
+            !book.local_leave(&room(), &user("alice")),
+            "one tab still open"
+        );
+        assert!(book.local_leave(&room(), &user("alice")));
+        assert!(book.online(&room()).is_empty());
+        assert!(book.is_empty(), "no leftovers once everyone left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn union_with_other_nodes_and_expiry_of_dead_ones() {
+        let mut book = PresenceBook::default();
+        book.local_join(&room(), &user("alice"));
+        let until = Instant::now() + Duration::from_secs(15);
+        let change = book.apply_remote(
+            &room(),
+            "node-b",
+            [user("bob"), user("alice")].into(),
+            until,
+        );
+        assert_eq!(
+            change,
+            PresenceChange {
+                joined: vec![user("bob")],
+                left: vec![]
+            }
+        );
+        assert_eq!(book.online(&room()), vec![user("alice"), user("bob")]);
+        // Alice's last local tab closes, but she is still online on node b.
+        assert!(!book.local_leave(&room(), &user("alice")));
+        tokio::time::advance(Duration::from_secs(16)).await;
+        let expired = book.expire(Instant::now());
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].1.left, vec![user("alice"), user("bob")]);
+        assert!(book.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_snapshot_removes_the_node() {
+        let mut book = PresenceBook::default();
+        let until = Instant::now() + Duration::from_secs(15);
+        book.apply_remote(&room(), "node-b", [user("bob")].into(), until);
+        let change = book.apply_remote(&room(), "node-b", BTreeSet::new(), until);
+        assert_eq!(change.left, vec![user("bob")]);
+        assert!(book.is_empty());
+    }
+}

@@ -1,0 +1,762 @@
+//! One client connection: decodes its frames, applies them, and turns layer messages into
+//! the frames it receives.
+
+// Handlers return error *frames* (sent straight to the client) as their `Err`; boxing them
+// would only add an allocation on the error path.
+#![allow(clippy::result_large_err)]
+
+use crate::engine::Inner;
+use crate::error::store_code;
+use crate::events::{self, Delivery};
+use crate::rate::TokenBucket;
+use parley_domain::protocol::{
+    ClientEnvelope, ClientFrame, DeleteMessage, Deleted, EditMessage, Edited, ErrorCode,
+    FetchHistory, FrameRef, HistoryPage, JoinRoom, Joined, LeaveRoom, Left, MarkRead, Pong, Posted,
+    ReadMarker, RelayedSignal, SendMessage, SendSignal, ServerFrame, SetTyping, Typing,
+};
+use parley_domain::{RoomId, RoomKind, RoomName, User};
+use parley_layer::{ChannelName, Message};
+use parley_store::{HistoryQuery, NewMessage, StoreError};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Something a session wants its transport to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// Send this text frame.
+    Text(Arc<str>),
+    /// Close the connection for this reason (after sending any text before it).
+    Close(CloseReason),
+}
+
+/// Why the engine ends a connection. The transport maps it to a WebSocket close code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client's mailbox overflowed: it reads too slowly (close code 1008 or 4000-range).
+    SlowConsumer,
+    /// The server is shutting down ("going away", 1001).
+    ShuttingDown,
+    /// The channel layer failed for good (1011).
+    LayerFailed,
+}
+
+impl CloseReason {
+    /// A short human reason for the close frame.
+    pub const fn text(self) -> &'static str {
+        match self {
+            Self::SlowConsumer => "slow consumer: too many undelivered frames",
+            Self::ShuttingDown => "server shutting down",
+            Self::LayerFailed => "channel layer unavailable",
+        }
+    }
+}
+
+/// What [`Session::recv`] produced; hand it to [`Session::on_inbound`].
+#[derive(Debug)]
+pub enum Inbound {
+    /// A message from the channel layer.
+    Layer(Message),
+    /// The layer failed to deliver (transient errors are retried inside `recv`).
+    LayerError(parley_layer::LayerError),
+    /// This connection's mailbox overflowed.
+    Overflowed,
+    /// The engine is shutting down.
+    ShuttingDown,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct JoinedRoom {
+    id: RoomId,
+}
+
+/// One authenticated connection to the engine.
+///
+/// Drive it from two sides (the transport's loop selects over both):
+/// - client text → [`Session::on_text`] → frames to send back;
+/// - [`Session::recv`] (cancel-safe) → [`Session::on_inbound`] → a frame or a close.
+///
+/// Call [`Session::close`] when the connection ends; dropping an unclosed session schedules
+/// the same clean-up on the runtime.
+pub struct Session {
+    inner: Arc<Inner>,
+    user: User,
+    channel: ChannelName,
+    kill: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+    rooms: HashMap<RoomName, JoinedRoom>,
+    typing: TokenBucket,
+    joins: TokenBucket,
+    closed: bool,
+}
+
+type Reply = Vec<Outbound>;
+
+fn text(frame: &ServerFrame) -> Outbound {
+    Outbound::Text(Arc::from(frame.to_json()))
+}
+
+fn error(code: ErrorCode, message: impl Into<String>, reference: Option<FrameRef>) -> ServerFrame {
+    ServerFrame::error(code, message, reference)
+}
+
+fn store_error(e: &StoreError, reference: Option<FrameRef>) -> ServerFrame {
+    let code = store_code(e);
+    let message = match e {
+        // Internal details stay in the log.
+        StoreError::Internal(_) => {
+            tracing::error!(error = %e, "store error");
+            "an unexpected error occurred".to_owned()
+        }
+        StoreError::Unavailable(_) => {
+            tracing::warn!(error = %e, "store unavailable");
+            "the database is unavailable; try again".to_owned()
+        }
+        other => other.to_string(),
+    };
+    error(code, message, reference)
+}
+
+fn rate_limited(wait: Duration, what: &str, reference: Option<FrameRef>) -> ServerFrame {
+    let ms = wait.as_millis().min(u128::from(u32::MAX));
+    error(
+        ErrorCode::RateLimited,
+        format!("too many {what}; retry in {ms} ms"),
+        reference,
+    )
+}
+
+impl Session {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        user: User,
+        channel: ChannelName,
+        kill: Arc<Notify>,
+    ) -> Self {
+        let shutdown = inner.shutdown.subscribe();
+        let typing = TokenBucket::new(inner.config.typing_rate);
+        let joins = TokenBucket::new(inner.config.join_rate);
+        Self {
+            inner,
+            user,
+            channel,
+            kill,
+            shutdown,
+            rooms: HashMap::new(),
+            typing,
+            joins,
+            closed: false,
+        }
+    }
+
+    /// The authenticated user.
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// This connection's layer channel.
+    pub fn channel(&self) -> &ChannelName {
+        &self.channel
+    }
+
+    /// Rooms this connection has joined.
+    pub fn rooms(&self) -> impl Iterator<Item = &RoomName> {
+        self.rooms.keys()
+    }
+
+    /// Waits for the next thing to deliver. Cancel-safe.
+    pub async fn recv(&self) -> Inbound {
+        let mut shutdown = self.shutdown.clone();
+        if *shutdown.borrow_and_update() {
+            return Inbound::ShuttingDown;
+        }
+        tokio::select! {
+            biased;
+            _ = self.kill.notified() => Inbound::Overflowed,
+            _ = shutdown.changed() => Inbound::ShuttingDown,
+            received = self.inner.layer.receive(&self.channel) => match received {
+                Ok(message) => Inbound::Layer(message),
+                Err(e) => Inbound::LayerError(e),
+            },
+        }
+    }
+
+    /// Applies something [`Session::recv`] produced.
+    pub async fn on_inbound(&mut self, inbound: Inbound) -> Option<Outbound> {
+        match inbound {
+            Inbound::Layer(message) => self.on_layer_message(&message).await,
+            Inbound::Overflowed => Some(Outbound::Close(CloseReason::SlowConsumer)),
+            Inbound::ShuttingDown => Some(Outbound::Close(CloseReason::ShuttingDown)),
+            Inbound::LayerError(parley_layer::LayerError::Unavailable(e)) => {
+                // Transient: the layer reconnects by itself; pause so a dead backend is not spun on.
+                tracing::warn!(error = %e, channel = %self.channel, "layer receive failed; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                None
+            }
+            Inbound::LayerError(e) => {
+                tracing::error!(error = %e, channel = %self.channel, "layer receive failed for good");
+                Some(Outbound::Close(CloseReason::LayerFailed))
+            }
+        }
+    }
+
+    async fn on_layer_message(&mut self, message: &Message) -> Option<Outbound> {
+        match events::deliver(message, &self.channel) {
+            Delivery::Text(t) => Some(Outbound::Text(t)),
+            Delivery::Skip => None,
+            Delivery::Kick(room) => {
+                if self.rooms.contains_key(&room) {
+                    self.exit_room(&room).await;
+                    Some(text(&ServerFrame::Left(Left {
+                        room,
+                        reference: None,
+                    })))
+                } else {
+                    None
+                }
+            }
+            Delivery::External {
+                room,
+                username,
+                message,
+            } => {
+                // A Django tutorial event names no room: it can only be placed when this
+                // connection is in exactly one room (the `/ws/chat/{room}` style).
+                let room = room.or_else(|| {
+                    (self.rooms.len() == 1)
+                        .then(|| self.rooms.keys().next().cloned())
+                        .flatten()
+                });
+                let frame = json!({"type": "external", "room": room, "username": username, "message": message});
+                Some(Outbound::Text(Arc::from(frame.to_string())))
+            }
+        }
+    }
+
+    /// Handles one text frame from the client; returns what to send back to it.
+    pub async fn on_text(&mut self, text_frame: &str) -> Reply {
+        match ClientFrame::decode(text_frame, &self.inner.config.decode_limits()) {
+            Ok(envelope) => self.on_frame(envelope).await,
+            Err(e) => vec![text(&ServerFrame::from(e))],
+        }
+    }
+
+    /// Handles one decoded frame.
+    pub async fn on_frame(&mut self, envelope: ClientEnvelope) -> Reply {
+        let r = envelope.reference;
+        let frame = match envelope.frame {
+            ClientFrame::Join(f) => self.join(f, r).await,
+            ClientFrame::Leave(f) => self.leave(f, r).await,
+            ClientFrame::Send(f) => self.send(f, r).await,
+            ClientFrame::Typing(f) => match self.typing(f, r).await {
+                Some(frame) => frame,
+                None => return Vec::new(),
+            },
+            ClientFrame::History(f) => self.history(f, r).await,
+            ClientFrame::Edit(f) => self.edit(f, r).await,
+            ClientFrame::Delete(f) => self.delete(f, r).await,
+            ClientFrame::Read(f) => self.read(f, r).await,
+            ClientFrame::Signal(f) => match self.signal(f, r).await {
+                Some(frame) => frame,
+                None => return Vec::new(),
+            },
+            ClientFrame::Ping => ServerFrame::Pong(Pong { reference: r }),
+        };
+        vec![text(&frame)]
+    }
+
+    fn joined(&self, room: &RoomName, r: &Option<FrameRef>) -> Result<JoinedRoom, ServerFrame> {
+        self.rooms.get(room).copied().ok_or_else(|| {
+            error(
+                ErrorCode::NotJoined,
+                format!("join room {room} first"),
+                r.clone(),
+            )
+        })
+    }
+
+    fn joined_by_id(&self, id: RoomId) -> Option<RoomName> {
+        self.rooms
+            .iter()
+            .find(|(_, j)| j.id == id)
+            .map(|(name, _)| name.clone())
+    }
+
+    async fn join(&mut self, f: JoinRoom, r: Option<FrameRef>) -> ServerFrame {
+        let already = self.rooms.contains_key(&f.room);
+        if !already {
+            if self.rooms.len() >= self.inner.config.max_rooms_per_connection {
+                let max = self.inner.config.max_rooms_per_connection;
+                return error(
+                    ErrorCode::TooManyRooms,
+                    format!("a connection may join at most {max} rooms"),
+                    r,
+                );
+            }
+            if let Err(wait) = self.joins.try_take() {
+                return rate_limited(wait, "joins", r);
+            }
+        }
+        let store = &self.inner.store;
+        let room = match store.room_by_name(&f.room).await {
+            Ok(room) => room,
+            Err(e) => return store_error(&e, r),
+        };
+        if !already {
+            let member = match store.is_member(room.id, self.user.id).await {
+                Ok(m) => m,
+                Err(e) => return store_error(&e, r),
+            };
+            if !member {
+                if room.kind != RoomKind::Public {
+                    return error(
+                        ErrorCode::NotMember,
+                        format!("room {} is only open to its members", room.name),
+                        r,
+                    );
+                }
+                // Joining a public room makes the user a member: it shows in their room list
+                // with unread counts, and lets them call the other members.
+                match store
+                    .add_member(room.id, self.user.id, parley_domain::Role::Member)
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return store_error(&e, r),
+                }
+            }
+            if let Err(frame) = self.subscribe(&room.name, r.clone()).await {
+                return frame;
+            }
+            self.rooms
+                .insert(room.name.clone(), JoinedRoom { id: room.id });
+            self.inner
+                .room_entered(&room.name, &self.user.username, &self.channel)
+                .await;
+        }
+        let query = HistoryQuery {
+            limit: Some(self.inner.config.history_on_join),
+            ..HistoryQuery::default()
+        };
+        let history = match store.history(room.id, &query).await {
+            Ok(page) => page.messages,
+            Err(e) => return store_error(&e, r),
+        };
+        let online = self.inner.state.lock().presence.online(&room.name);
+        ServerFrame::Joined(Joined {
+            room: room.name,
+            room_id: room.id,
+            kind: room.kind,
+            history,
+            online,
+            reference: r,
+        })
+    }
+
+    async fn subscribe(&self, room: &RoomName, r: Option<FrameRef>) -> Result<(), ServerFrame> {
+        let layer = &self.inner.layer;
+        let groups = &self.inner.groups;
+        let result = async {
+            layer.group_add(&groups.chat(room)?, &self.channel).await?;
+            layer.group_add(&groups.events(room)?, &self.channel).await
+        }
+        .await;
+        result.map_err(|e| {
+            tracing::warn!(error = %e, %room, "could not subscribe to the room's groups");
+            error(
+                ErrorCode::Unavailable,
+                "the message bus is unavailable; try again",
+                r,
+            )
+        })
+    }
+
+    async fn exit_room(&mut self, room: &RoomName) {
+        if self.rooms.remove(room).is_none() {
+            return;
+        }
+        let layer = &self.inner.layer;
+        let groups = &self.inner.groups;
+        for group in [groups.chat(room), groups.events(room)]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(e) = layer.group_discard(&group, &self.channel).await {
+                tracing::warn!(error = %e, %room, "group discard failed (group expiry will clean up)");
+            }
+        }
+        self.inner
+            .room_exited(room, &self.user.username, &self.channel)
+            .await;
+    }
+
+    async fn leave(&mut self, f: LeaveRoom, r: Option<FrameRef>) -> ServerFrame {
+        if let Err(frame) = self.joined(&f.room, &r) {
+            return frame;
+        }
+        self.exit_room(&f.room).await;
+        ServerFrame::Left(Left {
+            room: f.room,
+            reference: r,
+        })
+    }
+
+    async fn send(&mut self, f: SendMessage, r: Option<FrameRef>) -> ServerFrame {
+        let joined = match self.joined(&f.room, &r) {
+            Ok(j) => j,
+            Err(frame) => return frame,
+        };
+        if let Err(wait) = self.inner.take_message_token(self.user.id) {
+            return rate_limited(wait, "messages", r);
+        }
+        let new = NewMessage {
+            room_id: joined.id,
+            room: f.room,
+            sender_id: self.user.id,
+            sender: self.user.username.clone(),
+            body: f.body,
+            client_id: f.client_id,
+        };
+        // Persist first: a message the store did not take is never broadcast.
+        let appended = match self.inner.store.append_message(&new).await {
+            Ok(a) => a,
+            Err(e) => return store_error(&e, r),
+        };
+        if appended.created {
+            match self.inner.groups.chat(&new.room) {
+                Ok(group) => match self
+                    .inner
+                    .layer
+                    .group_send(
+                        &group,
+                        events::chat_message(&appended.message, &self.channel),
+                    )
+                    .await
+                {
+                    Ok(report) => self.inner.kill_full(&report.full),
+                    // Stored and acknowledged: clients that missed the broadcast read it from history.
+                    Err(e) => {
+                        tracing::warn!(error = %e, id = %appended.message.id, "message stored but not broadcast")
+                    }
+                },
+                Err(e) => tracing::error!(error = %e, "invalid chat group name"),
+            }
+        }
+        ServerFrame::Message(Posted {
+            message: appended.message,
+            reference: r,
+        })
+    }
+
+    async fn typing(&mut self, f: SetTyping, r: Option<FrameRef>) -> Option<ServerFrame> {
+        if let Err(frame) = self.joined(&f.room, &r) {
+            return Some(frame);
+        }
+        if let Err(wait) = self.typing.try_take() {
+            return Some(rate_limited(wait, "typing frames", r));
+        }
+        let frame = ServerFrame::Typing(Typing {
+            room: f.room.clone(),
+            user: self.user.username.clone(),
+            active: f.active,
+        });
+        self.inner
+            .broadcast_event(&f.room, &frame, Some(&self.channel))
+            .await;
+        None
+    }
+
+    async fn history(&mut self, f: FetchHistory, r: Option<FrameRef>) -> ServerFrame {
+        let store = &self.inner.store;
+        let room_id = match self.rooms.get(&f.room) {
+            Some(j) => j.id,
+            None => {
+                // Not joined: allowed for rooms the user may see (public, or a member of).
+                let room = match store.room_by_name(&f.room).await {
+                    Ok(room) => room,
+                    Err(e) => return store_error(&e, r),
+                };
+                if room.kind != RoomKind::Public {
+                    match store.is_member(room.id, self.user.id).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            return error(
+                                ErrorCode::NotMember,
+                                format!("room {} is only open to its members", room.name),
+                                r,
+                            );
+                        }
+                        Err(e) => return store_error(&e, r),
+                    }
+                }
+                room.id
+            }
+        };
+        let query = HistoryQuery {
+            before: f.before,
+            after: f.after,
+            limit: f.limit,
+        };
+        match store.history(room_id, &query).await {
+            Ok(page) => ServerFrame::History(HistoryPage {
+                room: f.room,
+                messages: page.messages,
+                has_more: page.has_more,
+                reference: r,
+            }),
+            Err(e) => store_error(&e, r),
+        }
+    }
+
+    async fn edit(&mut self, f: EditMessage, r: Option<FrameRef>) -> ServerFrame {
+        let store = &self.inner.store;
+        let original = match store.message_by_id(f.message_id).await {
+            Ok(m) => m,
+            Err(e) => return store_error(&e, r),
+        };
+        let Some(room) = self.joined_by_id(original.room_id) else {
+            return error(
+                ErrorCode::NotJoined,
+                format!("join room {} first", original.room),
+                r,
+            );
+        };
+        if let Err(wait) = self.inner.take_message_token(self.user.id) {
+            return rate_limited(wait, "messages", r);
+        }
+        match store
+            .edit_message(f.message_id, self.user.id, &f.body)
+            .await
+        {
+            Ok(message) => {
+                let frame = ServerFrame::Edited(Edited {
+                    message,
+                    reference: None,
+                });
+                self.inner
+                    .broadcast_event(&room, &frame, Some(&self.channel))
+                    .await;
+                frame.with_reference(r)
+            }
+            Err(e) => store_error(&e, r),
+        }
+    }
+
+    async fn delete(&mut self, f: DeleteMessage, r: Option<FrameRef>) -> ServerFrame {
+        let store = &self.inner.store;
+        let original = match store.message_by_id(f.message_id).await {
+            Ok(m) => m,
+            Err(e) => return store_error(&e, r),
+        };
+        let Some(room) = self.joined_by_id(original.room_id) else {
+            return error(
+                ErrorCode::NotJoined,
+                format!("join room {} first", original.room),
+                r,
+            );
+        };
+        if let Err(wait) = self.inner.take_message_token(self.user.id) {
+            return rate_limited(wait, "messages", r);
+        }
+        match store.delete_message(f.message_id, self.user.id).await {
+            Ok(message) => {
+                let deleted_at = message
+                    .deleted_at
+                    .unwrap_or_else(parley_domain::Timestamp::now);
+                let frame = ServerFrame::Deleted(Deleted {
+                    room: room.clone(),
+                    message_id: message.id,
+                    deleted_at,
+                    reference: None,
+                });
+                self.inner
+                    .broadcast_event(&room, &frame, Some(&self.channel))
+                    .await;
+                frame.with_reference(r)
+            }
+            Err(e) => store_error(&e, r),
+        }
+    }
+
+    async fn read(&mut self, f: MarkRead, r: Option<FrameRef>) -> ServerFrame {
+        let joined = match self.joined(&f.room, &r) {
+            Ok(j) => j,
+            Err(frame) => return frame,
+        };
+        match self
+            .inner
+            .store
+            .set_read_marker(joined.id, self.user.id, f.message_id)
+            .await
+        {
+            Ok(_) => {
+                let frame = ServerFrame::Read(ReadMarker {
+                    room: f.room.clone(),
+                    user: self.user.username.clone(),
+                    message_id: f.message_id,
+                    reference: None,
+                });
+                self.inner
+                    .broadcast_event(&f.room, &frame, Some(&self.channel))
+                    .await;
+                frame.with_reference(r)
+            }
+            Err(e) => store_error(&e, r),
+        }
+    }
+
+    async fn signal(&mut self, f: SendSignal, r: Option<FrameRef>) -> Option<ServerFrame> {
+        let store = &self.inner.store;
+        let target = match store.user_by_name(&f.to).await {
+            Ok(u) => u,
+            Err(e) => return Some(store_error(&e, r)),
+        };
+        if target.id == self.user.id {
+            return Some(error(
+                ErrorCode::InvalidField,
+                "a call needs another user",
+                r,
+            ));
+        }
+        match self.shares_room_with(&target).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Some(error(
+                    ErrorCode::Forbidden,
+                    format!("you share no room with {}", target.username),
+                    r,
+                ));
+            }
+            Err(e) => return Some(store_error(&e, r)),
+        }
+        let frame = ServerFrame::Signal(RelayedSignal {
+            from: self.user.username.clone(),
+            payload: f.payload,
+            call_id: f.call_id,
+        });
+        let group = match self.inner.groups.user(target.id) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(error = %e, "invalid user group name");
+                return Some(error(
+                    ErrorCode::Internal,
+                    "an unexpected error occurred",
+                    r,
+                ));
+            }
+        };
+        match self
+            .inner
+            .layer
+            .group_send(&group, events::signal(&frame))
+            .await
+        {
+            Ok(report) if report.delivered == 0 && report.full.is_empty() => Some(error(
+                ErrorCode::NotFound,
+                format!("{} is not online", target.username),
+                r,
+            )),
+            Ok(report) => {
+                self.inner.kill_full(&report.full);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "signal not relayed");
+                Some(error(
+                    ErrorCode::Unavailable,
+                    "the message bus is unavailable; try again",
+                    r,
+                ))
+            }
+        }
+    }
+
+    /// True when both users are members of one room. Fast path: the target is online in a
+    /// room this connection has joined (joining makes a member).
+    async fn shares_room_with(&self, target: &User) -> Result<bool, StoreError> {
+        {
+            let state = self.inner.state.lock();
+            if self
+                .rooms
+                .keys()
+                .any(|room| state.presence.is_online(room, &target.username))
+            {
+                return Ok(true);
+            }
+        }
+        let rooms = self.inner.store.rooms_for_user(self.user.id).await?;
+        for summary in rooms.iter().filter(|s| s.role.is_some()) {
+            if self
+                .inner
+                .store
+                .is_member(summary.room.id, target.id)
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Leaves every room, the user's group and the layer; the engine forgets the connection.
+    pub async fn close(mut self) {
+        self.cleanup().await;
+    }
+
+    async fn cleanup(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let rooms: Vec<RoomName> = self.rooms.keys().cloned().collect();
+        for room in &rooms {
+            self.exit_room(room).await;
+        }
+        finish(&self.inner, &self.user, &self.channel).await;
+    }
+}
+
+/// The part of closing that needs no `&mut Session` (also run from `Drop`).
+async fn finish(inner: &Arc<Inner>, user: &User, channel: &ChannelName) {
+    if let Ok(group) = inner.groups.user(user.id)
+        && let Err(e) = inner.layer.group_discard(&group, channel).await
+    {
+        tracing::debug!(error = %e, "user group discard failed");
+    }
+    if let Err(e) = inner.layer.close_channel(channel).await {
+        tracing::debug!(error = %e, "close_channel failed");
+    }
+    inner.state.lock().connections.remove(channel);
+    inner.release_user(user.id);
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        // Not closed by the transport (it panicked or forgot): clean up in the background so
+        // the user's presence and the layer's groups do not leak.
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let user = self.user.clone();
+        let channel = self.channel.clone();
+        let rooms: Vec<RoomName> = self.rooms.drain().map(|(name, _)| name).collect();
+        handle.spawn(async move {
+            for room in &rooms {
+                for group in [inner.groups.chat(room), inner.groups.events(room)]
+                    .into_iter()
+                    .flatten()
+                {
+                    let _ = inner.layer.group_discard(&group, &channel).await;
+                }
+                inner.room_exited(room, &user.username, &channel).await;
+            }
+            finish(&inner, &user, &channel).await;
+        });
+    }
+}
