@@ -544,3 +544,27 @@ fn clip(s: &str) -> String {
         None => s.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_cuts_on_character_boundaries() {
+        assert_eq!(clip("short"), "short");
+        let long = "é😀".repeat(50);
+        let clipped = clip(&long);
+        assert_eq!(clipped.chars().count(), 41);
+        assert!(clipped.ends_with('…'));
+        assert_eq!(clip(&"x".repeat(40)), "x".repeat(40));
+    }
+
+    #[test]
+    fn unknown_field_names_are_clipped() {
+        let key = "ü".repeat(5000);
+        let text = format!(r#"{{"type":"ping","{key}":1}}"#);
+        let err = ClientFrame::decode(&text, &DecodeLimits::default()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::UnknownField);
+        assert!(err.message().chars().count() < 200, "{}", err.message());
+    }
+}
