@@ -1,6 +1,8 @@
 //! The engine against a real store (SQLite and PostgreSQL) and the in-memory layer.
 //! Every case runs on both backends: `suite!(sqlite)` and `suite!(postgres)` below.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed assertion
+
 use parley_core::{CloseReason, Engine, EngineConfig, Outbound, RateLimit, Session};
 use parley_domain::protocol::{ErrorCode, PresenceEvent, ServerFrame};
 use parley_domain::{RoomKind, RoomName, Topic, User, UserName};
@@ -112,10 +114,10 @@ async fn next_non_presence(s: &mut Session) -> ServerFrame {
 /// Asserts nothing is delivered to `s` right now (after letting in-flight events land).
 async fn assert_quiet(s: &mut Session) {
     tokio::task::yield_now().await;
-    if let Ok(inbound) = timeout(Duration::from_millis(200), s.recv()).await {
-        if let Some(out) = s.on_inbound(inbound).await {
-            panic!("unexpected delivery: {out:?}");
-        }
+    if let Ok(inbound) = timeout(Duration::from_millis(200), s.recv()).await
+        && let Some(out) = s.on_inbound(inbound).await
+    {
+        panic!("unexpected delivery: {out:?}");
     }
 }
 
