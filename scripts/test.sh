@@ -133,4 +133,9 @@ else
   log "cargo test --workspace (cargo-nextest not installed)"
   cargo test --workspace --locked --no-fail-fast "$@"
 fi
+# --- Browser tests of the web client (headless Chromium) -----------------------------------
+if [ -f scripts/browser-tests.sh ]; then
+  log "browser tests"
+  bash scripts/browser-tests.sh
+fi
 log "all tests passed"
