@@ -11,13 +11,13 @@ use crate::events::{self, Delivery};
 use crate::rate::TokenBucket;
 use parley_domain::protocol::{
     ClientEnvelope, ClientFrame, DeleteMessage, Deleted, EditMessage, Edited, ErrorCode,
-    FetchHistory, FrameRef, HistoryPage, JoinRoom, Joined, LeaveRoom, Left, MarkRead, Pong, Posted,
-    ReadMarker, RelayedSignal, SendMessage, SendSignal, ServerFrame, SetTyping, Typing,
+    ExternalMessage, FetchHistory, FrameRef, HistoryPage, JoinRoom, Joined, LeaveRoom, Left,
+    MarkRead, Pong, Posted, ReadMarker, RelayedSignal, SendMessage, SendSignal, ServerFrame,
+    SetTyping, Typing,
 };
 use parley_domain::{RoomId, RoomKind, RoomName, User};
 use parley_layer::{ChannelName, Message};
 use parley_store::{HistoryQuery, NewMessage, StoreError};
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -229,8 +229,11 @@ impl Session {
                         .then(|| self.rooms.keys().next().cloned())
                         .flatten()
                 });
-                let frame = json!({"type": "external", "room": room, "username": username, "message": message});
-                Some(Outbound::Text(Arc::from(frame.to_string())))
+                Some(text(&ServerFrame::External(ExternalMessage {
+                    room,
+                    username,
+                    message,
+                })))
             }
         }
     }

@@ -41,7 +41,7 @@ pub use client::{
 };
 pub use codes::{ErrorCode, ErrorFrame, FrameError};
 pub use server::{
-    Deleted, Edited, HistoryPage, Joined, Left, Pong, Posted, Presence, PresenceEvent, ReadMarker,
-    RelayedSignal, ServerFrame, Typing,
+    Deleted, Edited, ExternalMessage, HistoryPage, Joined, Left, Pong, Posted, Presence,
+    PresenceEvent, ReadMarker, RelayedSignal, ServerFrame, Typing,
 };
 pub use text::{CallId, FrameRef};

@@ -389,6 +389,14 @@ fn server_read_signal_pong() {
         ServerFrame::Pong(Pong { reference: r("p1") }),
     );
     server_case(r#"{"type":"pong"}"#, ServerFrame::Pong(Pong::default()));
+    server_case(
+        r#"{"type":"external","room":"lobby","username":"dj","message":"hi"}"#,
+        ServerFrame::External(ExternalMessage {
+            room: Some(room("lobby")),
+            username: "dj".to_owned(),
+            message: "hi".to_owned(),
+        }),
+    );
 }
 
 #[test]

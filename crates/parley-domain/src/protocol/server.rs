@@ -150,6 +150,19 @@ pub struct RelayedSignal {
     pub call_id: Option<CallId>,
 }
 
+/// `external`: a chat message put on a room's group by a non-Parley sender — a Django
+/// Channels consumer sharing the Redis layer (`group_send("chat_<room>", {"type":
+/// "chat.message", "message": ..., "username": ...})`). It has no id and is not stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalMessage {
+    /// The room, when the event named it or the connection is in only one room.
+    pub room: Option<RoomName>,
+    /// The sender's name as the event gave it (not a Parley account).
+    pub username: String,
+    /// The text.
+    pub message: String,
+}
+
 /// `pong`: the reply to `ping`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pong {
@@ -182,6 +195,8 @@ pub enum ServerFrame {
     Read(ReadMarker),
     /// `signal`
     Signal(RelayedSignal),
+    /// `external`
+    External(ExternalMessage),
     /// `error`
     Error(ErrorFrame),
     /// `pong`
@@ -194,9 +209,9 @@ const ENCODE_FAILURE: &str =
 
 impl ServerFrame {
     /// Every server frame type, as spelled on the wire.
-    pub const TYPES: [&'static str; 12] = [
+    pub const TYPES: [&'static str; 13] = [
         "joined", "left", "message", "presence", "typing", "history", "edited", "deleted", "read",
-        "signal", "error", "pong",
+        "signal", "external", "error", "pong",
     ];
 
     /// The wire `"type"` of this frame.
@@ -212,6 +227,7 @@ impl ServerFrame {
             Self::Deleted(_) => "deleted",
             Self::Read(_) => "read",
             Self::Signal(_) => "signal",
+            Self::External(_) => "external",
             Self::Error(_) => "error",
             Self::Pong(_) => "pong",
         }
@@ -243,7 +259,7 @@ impl ServerFrame {
             Self::Read(f) => f.reference.as_ref(),
             Self::Error(f) => f.reference.as_ref(),
             Self::Pong(f) => f.reference.as_ref(),
-            Self::Presence(_) | Self::Typing(_) | Self::Signal(_) => None,
+            Self::Presence(_) | Self::Typing(_) | Self::Signal(_) | Self::External(_) => None,
         }
     }
 
@@ -262,7 +278,7 @@ impl ServerFrame {
             Self::Read(f) => f.reference = reference,
             Self::Error(f) => f.reference = reference,
             Self::Pong(f) => f.reference = reference,
-            Self::Presence(_) | Self::Typing(_) | Self::Signal(_) => {}
+            Self::Presence(_) | Self::Typing(_) | Self::Signal(_) | Self::External(_) => {}
         }
         self
     }
