@@ -16,22 +16,32 @@
 //! rules. Connections call [`ChannelLayer::close_channel`] when they end instead.
 //!
 //! ## Mechanics
-//! - Channels live in [`SHARDS`] shards, each a `HashMap` under its own mutex, so senders and
-//!   receivers of different channels rarely meet on a lock. A group send delivers shard by
-//!   shard: one lock per shard, not one per member.
-//! - Each mailbox has a [`Notify`]; a receiver registers itself under the shard lock before it
-//!   waits, and a send wakes it only when one is registered, so an undrained channel costs no
-//!   wake-ups. A message leaves its queue only under the lock, in the same step in which
-//!   `receive` returns it: dropping a `receive` future loses nothing.
-//! - A mailbox exists only while it holds messages or has a waiting receiver. Expired
-//!   messages are dropped lazily (on send, receive, group send) and by a sweep of the shard at
-//!   most once per `expiry`, so channels nobody reads from do not accumulate.
-//! - Groups map `group → {channel → membership deadline}`, with a reverse index
+//! - Each live channel is an `Arc<Channel>`: its queue and receiver count under the
+//!   channel's own mutex, and a [`Notify`]. The name → channel table is split into [`SHARDS`]
+//!   independently locked shards, so senders and receivers of different channels rarely meet
+//!   on a lock.
+//! - A group member holds its channel's `Arc`: `group_send` walks the members under a *read*
+//!   lock of the group table and locks each member's own mutex, with no hashing and no shard
+//!   lock. Many group sends run at once; nothing global is held exclusively while receivers
+//!   are woken.
+//! - A receiver counts itself in the mailbox before it waits, and a send wakes it only when
+//!   one is counted, so an undrained channel costs no wake-ups. A message leaves its queue only
+//!   under the lock, in the same step in which `receive` returns it: dropping a `receive`
+//!   future loses nothing.
+//! - A channel stays in the table only while it holds messages, has a waiting receiver or is
+//!   in a group. Expired messages are dropped lazily (on send, receive, group send) and by a
+//!   sweep of a shard at most once per `expiry`, so channels nobody reads do not accumulate.
+//! - Groups map `group → {channel → (membership deadline, channel)}`, with a reverse index
 //!   `channel → groups` so that `close_channel` touches only that channel's groups. Stale
 //!   members are skipped and pruned on `group_send`, and swept on `group_add` at most once
 //!   per `group_expiry`. A group without members is removed.
 //! - Messages are `Arc`-backed: a group send to 10,000 channels bumps a reference count
 //!   10,000 times and copies nothing else.
+//!
+//! Lock order, everywhere: group table, then a shard, then a channel's mutex. A channel is
+//! removed from its shard only under the shard lock and its own lock, and only when idle (no
+//! messages, receivers or memberships); so whoever holds a membership (under the group table
+//! lock) or the shard lock can never be pushing into a channel that has left the table.
 
 use crate::config::LayerConfig;
 use crate::error::{LayerError, Result};
@@ -41,7 +51,7 @@ use crate::names::{ChannelName, GroupName};
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use rand::distr::{Alphanumeric, SampleString};
-use std::collections::hash_map::{Entry, RandomState};
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -51,12 +61,11 @@ use tokio::time::Instant;
 /// How many independently locked parts the channel table is split into.
 pub const SHARDS: usize = 32;
 
-/// Below this group size a group send delivers member by member instead of sorting the
-/// members by shard first.
-const BATCH_THRESHOLD: usize = 8;
-
 /// How many full channels a `group_send` warning names (it always gives the count).
 const LOGGED_FULL_CHANNELS: usize = 5;
+
+/// An emptied queue whose buffer grew beyond this many slots gives the memory back.
+const SHRINK_ABOVE: usize = 64;
 
 /// The prefix of every name [`InMemoryLayer::new_channel`] returns.
 pub const CHANNEL_PREFIX: &str = "specific.inmemory!";
@@ -78,7 +87,7 @@ pub struct InMemoryLayer {
 /// Counts of what an [`InMemoryLayer`] holds, for tests (no leaks) and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InMemoryStats {
-    /// Mailboxes: channels with queued messages or a waiting receiver.
+    /// Channels in the table: with queued messages, a waiting receiver or a group.
     pub channels: usize,
     /// Groups with at least one member (stale members not yet pruned count).
     pub groups: usize,
@@ -88,44 +97,88 @@ pub struct InMemoryStats {
 
 /// One part of the channel table.
 struct Shard {
-    /// Mailboxes by channel name.
-    channels: HashMap<ChannelName, Mailbox>,
-    /// When to next drop every expired message of this shard and its emptied mailboxes.
+    /// Live channels by name.
+    channels: HashMap<ChannelName, Arc<Channel>>,
+    /// When to next drop every expired message of this shard and its idle channels.
     next_sweep: Instant,
 }
 
-/// One channel's queue and the means to wake its receiver.
+/// One channel: its mailbox and the means to wake its receiver.
+struct Channel {
+    /// The queue and who still needs this channel.
+    mailbox: Mutex<Mailbox>,
+    /// Wakes a receiver waiting on this channel.
+    notify: Notify,
+}
+
+/// A channel's state, under its mutex.
 struct Mailbox {
     /// `(deadline, message)`, oldest first. Every message gets the same expiry, so the
     /// deadlines are sorted and expired messages are always at the front.
     queue: VecDeque<(Instant, Message)>,
-    /// Wakes a receiver waiting on this channel.
-    notify: Arc<Notify>,
-    /// Receivers inside `receive` on this channel. While non-zero the mailbox is never
-    /// removed, so a waiting receiver and later senders always meet on the same `Notify`.
+    /// Receivers inside `receive` on this channel.
     receivers: usize,
+    /// Groups holding this channel (each holds its `Arc`).
+    memberships: usize,
+}
+
+/// A channel's place in a group.
+struct Member {
+    /// When the membership lapses unless the channel is added again.
+    deadline: Instant,
+    /// The channel itself, so a group send needs no lookup.
+    channel: Arc<Channel>,
 }
 
 /// Group memberships, both ways.
 #[derive(Default)]
 struct Groups {
-    /// Members of each group with the deadline of their membership.
-    members: HashMap<GroupName, HashMap<ChannelName, Instant>>,
+    /// Members of each group.
+    members: HashMap<GroupName, HashMap<ChannelName, Member>>,
     /// Groups of each channel, so closing a channel does not scan every group.
     memberships: HashMap<ChannelName, HashSet<GroupName>>,
     /// When to next prune stale members of every group (`None`: not scheduled yet).
     next_sweep: Option<Instant>,
 }
 
-impl Mailbox {
-    fn new() -> Self {
-        Self {
-            queue: VecDeque::new(),
-            notify: Arc::new(Notify::new()),
-            receivers: 0,
-        }
+impl Channel {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            mailbox: Mutex::new(Mailbox {
+                queue: VecDeque::new(),
+                receivers: 0,
+                memberships: 0,
+            }),
+            notify: Notify::new(),
+        })
     }
 
+    /// Queues `message` unless the channel is full; false when it is.
+    fn push(&self, now: Instant, config: &LayerConfig, message: &Message) -> bool {
+        let mut mailbox = self.mailbox.lock();
+        mailbox.purge(now);
+        if mailbox.queue.len() >= config.capacity {
+            return false;
+        }
+        mailbox
+            .queue
+            .push_back((now + config.expiry, message.clone()));
+        if mailbox.receivers > 0 {
+            // Stores a permit if the receiver has not started waiting yet: no lost wake-up.
+            self.notify.notify_one();
+        }
+        true
+    }
+
+    /// Drops expired messages; true when nothing keeps the channel in the table any more.
+    fn purge_and_check_idle(&self, now: Instant) -> bool {
+        let mut mailbox = self.mailbox.lock();
+        mailbox.purge(now);
+        mailbox.is_idle()
+    }
+}
+
+impl Mailbox {
     /// Drops the messages whose deadline has passed.
     fn purge(&mut self, now: Instant) {
         while self
@@ -135,142 +188,72 @@ impl Mailbox {
         {
             self.queue.pop_front();
         }
+        self.shrink_if_empty();
     }
 
-    /// Queues `message` unless the mailbox is full; false when it is.
-    fn push(&mut self, now: Instant, config: &LayerConfig, message: Message) -> bool {
-        self.purge(now);
-        if self.queue.len() >= config.capacity {
-            return false;
+    /// Gives back the buffer of an emptied queue that a burst made large.
+    fn shrink_if_empty(&mut self) {
+        if self.queue.is_empty() && self.queue.capacity() > SHRINK_ABOVE {
+            self.queue = VecDeque::new();
         }
-        self.queue.push_back((now + config.expiry, message));
-        if self.receivers > 0 {
-            // Stores a permit if the receiver has not started waiting yet: no lost wake-up.
-            self.notify.notify_one();
-        }
-        true
     }
 
-    /// Nothing queued and nobody waiting: the mailbox can go.
+    /// No messages, receivers or memberships: the channel can leave the table.
     fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.receivers == 0
+        self.queue.is_empty() && self.receivers == 0 && self.memberships == 0
     }
 }
 
 impl Shard {
-    /// Drops expired messages and idle mailboxes of the whole shard, at most once per
-    /// `expiry`, so channels nobody reads from do not keep their mailboxes forever.
+    /// Sweeps the shard if its time has come.
     fn maybe_sweep(&mut self, now: Instant, config: &LayerConfig) {
         if now >= self.next_sweep {
             self.sweep(now, config);
         }
     }
 
+    /// Drops expired messages and idle channels of the whole shard.
     fn sweep(&mut self, now: Instant, config: &LayerConfig) {
-        self.channels.retain(|_, mailbox| {
-            mailbox.purge(now);
-            !mailbox.is_idle()
-        });
+        self.channels
+            .retain(|_, channel| !channel.purge_and_check_idle(now));
         self.next_sweep = now + config.expiry;
     }
 
-    /// Queues `message` on `channel`, creating its mailbox if needed.
-    fn deliver(
-        &mut self,
-        now: Instant,
-        config: &LayerConfig,
-        channel: &ChannelName,
-        message: Message,
-    ) -> bool {
-        if let Some(mailbox) = self.channels.get_mut(channel) {
-            return mailbox.push(now, config, message);
+    /// Removes `name` from the table if nothing needs it any more.
+    fn remove_if_idle(&mut self, name: &ChannelName) {
+        let idle = self
+            .channels
+            .get(name)
+            .is_some_and(|c| c.mailbox.lock().is_idle());
+        if idle {
+            self.channels.remove(name);
         }
-        let mut mailbox = Mailbox::new();
-        let queued = mailbox.push(now, config, message);
-        if queued {
-            self.channels.insert(channel.clone(), mailbox);
-        }
-        queued
     }
 }
 
-impl Groups {
-    /// Removes `channel` from `group` in both maps, and the group or index entry it emptied.
-    fn remove_member(&mut self, group: &GroupName, channel: &ChannelName) {
-        if let Some(members) = self.members.get_mut(group) {
-            members.remove(channel);
-            if members.is_empty() {
-                self.members.remove(group);
-            }
-        }
-        if let Some(groups) = self.memberships.get_mut(channel) {
-            groups.remove(group);
-            if groups.is_empty() {
-                self.memberships.remove(channel);
-            }
-        }
-    }
-
-    /// Removes the members of `group` whose membership deadline has passed.
-    fn prune_group(&mut self, group: &GroupName, now: Instant) {
-        let stale: Vec<ChannelName> = match self.members.get(group) {
-            Some(members) => members
-                .iter()
-                .filter(|(_, d)| **d <= now)
-                .map(|(c, _)| c.clone())
-                .collect(),
-            None => return,
-        };
-        for channel in &stale {
-            self.remove_member(group, channel);
-        }
-    }
-
-    /// Prunes every group, at most once per `group_expiry`.
-    fn maybe_sweep(&mut self, now: Instant, config: &LayerConfig) {
-        match self.next_sweep {
-            None => self.next_sweep = Some(now + config.group_expiry),
-            Some(at) if now >= at => self.sweep(now, config),
-            Some(_) => {}
-        }
-    }
-
-    /// Removes every stale member, and the groups that leaves empty.
-    fn sweep(&mut self, now: Instant, config: &LayerConfig) {
-        let stale: Vec<(GroupName, ChannelName)> = self
-            .members
-            .iter()
-            .flat_map(|(g, members)| {
-                members
-                    .iter()
-                    .filter(|(_, d)| **d <= now)
-                    .map(move |(c, _)| (g.clone(), c.clone()))
-            })
-            .collect();
-        for (group, channel) in &stale {
-            self.remove_member(group, channel);
-        }
-        self.next_sweep = Some(now + config.group_expiry);
-    }
-}
-
-/// Counts a receiver in its mailbox for as long as it waits; uncounts it however `receive`
-/// ends (message, or the future dropped), removing the mailbox if that left it idle.
+/// Counts a receiver in its channel for as long as it waits; uncounts it however `receive`
+/// ends (message, or the future dropped), removing the channel if that left it idle.
 struct ReceiverGuard<'a> {
-    shard: &'a Mutex<Shard>,
-    channel: &'a ChannelName,
+    layer: &'a InMemoryLayer,
+    name: &'a ChannelName,
+}
+
+impl ReceiverGuard<'_> {
+    /// For when the receiver uncounted itself already, under a lock it held anyway.
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for ReceiverGuard<'_> {
     fn drop(&mut self) {
-        let mut shard = self.shard.lock();
-        // The mailbox cannot have gone: it is never removed while `receivers > 0`.
-        if let Some(mailbox) = shard.channels.get_mut(self.channel) {
+        let mut shard = self.layer.shard(self.name).lock();
+        // The channel cannot have left the table: it never does while `receivers > 0`.
+        if let Some(channel) = shard.channels.get(self.name) {
+            let mut mailbox = channel.mailbox.lock();
             mailbox.receivers = mailbox.receivers.saturating_sub(1);
-            if mailbox.is_idle() {
-                shard.channels.remove(self.channel);
-            }
         }
+        shard.remove_if_idle(self.name);
     }
 }
 
@@ -302,8 +285,8 @@ impl InMemoryLayer {
     /// What the layer holds now. After every channel has been closed (or its messages
     /// received and its groups left), everything is zero: the layer does not leak.
     pub fn stats(&self) -> InMemoryStats {
-        let channels = self.shards.iter().map(|s| s.lock().channels.len()).sum();
         let groups = self.groups.read();
+        let channels = self.shards.iter().map(|s| s.lock().channels.len()).sum();
         InMemoryStats {
             channels,
             groups: groups.members.len(),
@@ -311,15 +294,16 @@ impl InMemoryLayer {
         }
     }
 
-    /// Drops every expired message, idle mailbox and stale group member now, rather than
+    /// Drops every expired message, idle channel and stale group member now, rather than
     /// lazily. Not needed for correctness or bounded memory (the layer sweeps by itself at
     /// most once per expiry period); for tests and for an operator's periodic task.
     pub fn purge_expired(&self) {
         let now = Instant::now();
+        let mut groups = self.groups.write();
+        self.sweep_groups(&mut groups, now);
         for shard in self.shards.iter() {
             shard.lock().sweep(now, &self.config);
         }
-        self.groups.write().sweep(now, &self.config);
     }
 
     fn shard_index(&self, channel: &ChannelName) -> usize {
@@ -331,40 +315,62 @@ impl InMemoryLayer {
         &self.shards[self.shard_index(channel)]
     }
 
-    /// Delivers `message` to `members`, shard by shard, recording full channels in `report`.
-    fn fan_out<'a>(
-        &self,
-        now: Instant,
-        members: impl Iterator<Item = &'a ChannelName>,
-        count: usize,
-        message: &Message,
-        report: &mut GroupSendReport,
-    ) {
-        let mut deliver = |shard: &mut Shard, channel: &ChannelName| {
-            if shard.deliver(now, &self.config, channel, message.clone()) {
-                report.delivered += 1;
-            } else {
-                report.full.push(channel.clone());
-            }
-        };
-        if count <= BATCH_THRESHOLD {
-            for channel in members {
-                let mut shard = self.shard(channel).lock();
-                shard.maybe_sweep(now, &self.config);
-                deliver(&mut shard, channel);
-            }
+    /// Removes `name` from `group` in both maps (and the group or index entry that emptied),
+    /// then lets the channel go if nothing else needs it.
+    fn remove_member(&self, groups: &mut Groups, group: &GroupName, name: &ChannelName) {
+        let Some(members) = groups.members.get_mut(group) else {
             return;
+        };
+        let Some(member) = members.remove(name) else {
+            return;
+        };
+        if members.is_empty() {
+            groups.members.remove(group);
         }
-        let mut by_shard: Vec<(usize, &ChannelName)> =
-            members.map(|c| (self.shard_index(c), c)).collect();
-        by_shard.sort_unstable_by_key(|(index, _)| *index);
-        for run in by_shard.chunk_by(|a, b| a.0 == b.0) {
-            let mut shard = self.shards[run[0].0].lock();
-            shard.maybe_sweep(now, &self.config);
-            for (_, channel) in run {
-                deliver(&mut shard, channel);
+        if let Some(member_of) = groups.memberships.get_mut(name) {
+            member_of.remove(group);
+            if member_of.is_empty() {
+                groups.memberships.remove(name);
             }
         }
+        let mut shard = self.shard(name).lock();
+        let mut mailbox = member.channel.mailbox.lock();
+        mailbox.memberships = mailbox.memberships.saturating_sub(1);
+        drop(mailbox);
+        shard.remove_if_idle(name);
+    }
+
+    /// Removes the members of `group` whose membership has lapsed.
+    fn prune_group(&self, groups: &mut Groups, group: &GroupName, now: Instant) {
+        let stale: Vec<ChannelName> = match groups.members.get(group) {
+            Some(members) => members
+                .iter()
+                .filter(|(_, m)| m.deadline <= now)
+                .map(|(c, _)| c.clone())
+                .collect(),
+            None => return,
+        };
+        for name in &stale {
+            self.remove_member(groups, group, name);
+        }
+    }
+
+    /// Removes every lapsed membership, and the groups that leaves empty.
+    fn sweep_groups(&self, groups: &mut Groups, now: Instant) {
+        let stale: Vec<(GroupName, ChannelName)> = groups
+            .members
+            .iter()
+            .flat_map(|(g, members)| {
+                members
+                    .iter()
+                    .filter(|(_, m)| m.deadline <= now)
+                    .map(move |(c, _)| (g.clone(), c.clone()))
+            })
+            .collect();
+        for (group, name) in &stale {
+            self.remove_member(groups, group, name);
+        }
+        groups.next_sweep = Some(now + self.config.group_expiry);
     }
 }
 
@@ -394,7 +400,19 @@ impl ChannelLayer for InMemoryLayer {
         let now = Instant::now();
         let mut shard = self.shard(channel).lock();
         shard.maybe_sweep(now, &self.config);
-        if shard.deliver(now, &self.config, channel, message) {
+        // The shard lock is held while pushing, so the channel cannot leave the table under us.
+        let queued = match shard.channels.get(channel) {
+            Some(existing) => existing.push(now, &self.config, &message),
+            None => {
+                let created = Channel::new();
+                let queued = created.push(now, &self.config, &message);
+                if queued {
+                    shard.channels.insert(channel.clone(), created);
+                }
+                queued
+            }
+        };
+        if queued {
             Ok(())
         } else {
             Err(LayerError::ChannelFull(channel.clone()))
@@ -402,50 +420,82 @@ impl ChannelLayer for InMemoryLayer {
     }
 
     async fn receive(&self, channel: &ChannelName) -> Result<Message> {
-        let shard = self.shard(channel);
         let mut guard: Option<ReceiverGuard<'_>> = None;
         loop {
-            let notify = {
+            let waiting_on = {
                 let now = Instant::now();
-                let mut state = shard.lock();
-                let mailbox = match state.channels.entry(channel.clone()) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => e.insert(Mailbox::new()),
-                };
+                let mut shard = self.shard(channel).lock();
+                shard.maybe_sweep(now, &self.config);
+                let entry = shard
+                    .channels
+                    .entry(channel.clone())
+                    .or_insert_with(Channel::new)
+                    .clone();
+                let mut mailbox = entry.mailbox.lock();
                 mailbox.purge(now);
                 if let Some((_, message)) = mailbox.queue.pop_front() {
                     if let Some(g) = guard.take() {
-                        // Uncount ourselves here, under the lock we hold, not in `Drop`.
-                        std::mem::forget(g);
+                        g.disarm();
                         mailbox.receivers -= 1;
                     }
-                    if mailbox.is_idle() {
-                        state.channels.remove(channel);
+                    mailbox.shrink_if_empty();
+                    let idle = mailbox.is_idle();
+                    drop(mailbox);
+                    if idle {
+                        shard.channels.remove(channel);
                     }
                     return Ok(message);
                 }
                 if guard.is_none() {
                     mailbox.receivers += 1;
-                    guard = Some(ReceiverGuard { shard, channel });
+                    guard = Some(ReceiverGuard {
+                        layer: self,
+                        name: channel,
+                    });
                 }
-                mailbox.notify.clone()
+                drop(mailbox);
+                entry
             };
-            // A send after we released the lock sees `receivers > 0` and leaves a permit,
+            // A send after we released the locks sees `receivers > 0` and leaves a permit,
             // so this cannot miss it. Wake-ups may be spurious: the loop re-checks the queue.
-            notify.notified().await;
+            waiting_on.notify.notified().await;
         }
     }
 
     async fn group_add(&self, group: &GroupName, channel: &ChannelName) -> Result<()> {
         let now = Instant::now();
         let mut groups = self.groups.write();
-        groups.maybe_sweep(now, &self.config);
+        match groups.next_sweep {
+            Some(at) if now >= at => self.sweep_groups(&mut groups, now),
+            Some(_) => {}
+            None => groups.next_sweep = Some(now + self.config.group_expiry),
+        }
         let deadline = now + self.config.group_expiry;
-        groups
+        if let Some(member) = groups
             .members
-            .entry(group.clone())
-            .or_default()
-            .insert(channel.clone(), deadline);
+            .get_mut(group)
+            .and_then(|m| m.get_mut(channel))
+        {
+            member.deadline = deadline;
+            return Ok(());
+        }
+        let handle = {
+            let mut shard = self.shard(channel).lock();
+            let handle = shard
+                .channels
+                .entry(channel.clone())
+                .or_insert_with(Channel::new)
+                .clone();
+            handle.mailbox.lock().memberships += 1;
+            handle
+        };
+        groups.members.entry(group.clone()).or_default().insert(
+            channel.clone(),
+            Member {
+                deadline,
+                channel: handle,
+            },
+        );
         groups
             .memberships
             .entry(channel.clone())
@@ -455,31 +505,33 @@ impl ChannelLayer for InMemoryLayer {
     }
 
     async fn group_discard(&self, group: &GroupName, channel: &ChannelName) -> Result<()> {
-        self.groups.write().remove_member(group, channel);
+        let mut groups = self.groups.write();
+        self.remove_member(&mut groups, group, channel);
         Ok(())
     }
 
     async fn group_send(&self, group: &GroupName, message: Message) -> Result<GroupSendReport> {
         let now = Instant::now();
         let mut report = GroupSendReport::default();
-        let stale = {
+        let mut stale = false;
+        {
             let groups = self.groups.read();
             let Some(members) = groups.members.get(group) else {
                 return Ok(report);
             };
-            let live = members
-                .iter()
-                .filter(|(_, deadline)| **deadline > now)
-                .map(|(c, _)| c);
-            let stale = members
-                .values()
-                .filter(|deadline| **deadline <= now)
-                .count();
-            self.fan_out(now, live, members.len() - stale, &message, &mut report);
-            stale
-        };
-        if stale > 0 {
-            self.groups.write().prune_group(group, now);
+            for (name, member) in members {
+                if member.deadline <= now {
+                    stale = true;
+                } else if member.channel.push(now, &self.config, &message) {
+                    report.delivered += 1;
+                } else {
+                    report.full.push(name.clone());
+                }
+            }
+        }
+        if stale {
+            let mut groups = self.groups.write();
+            self.prune_group(&mut groups, group, now);
         }
         if !report.full.is_empty() {
             let sample = &report.full[..report.full.len().min(LOGGED_FULL_CHANNELS)];
@@ -495,35 +547,35 @@ impl ChannelLayer for InMemoryLayer {
     }
 
     async fn close_channel(&self, channel: &ChannelName) -> Result<()> {
-        {
-            let mut shard = self.shard(channel).lock();
-            if let Some(mailbox) = shard.channels.get_mut(channel) {
-                mailbox.queue.clear();
-                // A receiver still waiting keeps the mailbox; it goes when the receiver does.
-                if mailbox.is_idle() {
-                    shard.channels.remove(channel);
-                }
-            }
-        }
         let mut groups = self.groups.write();
-        if let Some(member_of) = groups.memberships.remove(channel) {
-            for group in &member_of {
-                groups.remove_member(group, channel);
-            }
+        let member_of = groups
+            .memberships
+            .get(channel)
+            .map(|g| g.iter().cloned().collect::<Vec<_>>());
+        for group in member_of.iter().flatten() {
+            self.remove_member(&mut groups, group, channel);
         }
+        let mut shard = self.shard(channel).lock();
+        if let Some(entry) = shard.channels.get(channel) {
+            let mut mailbox = entry.mailbox.lock();
+            mailbox.queue.clear();
+            mailbox.shrink_if_empty();
+        }
+        // A receiver still waiting keeps the channel; it goes when the receiver does.
+        shard.remove_if_idle(channel);
         Ok(())
     }
 
     async fn flush(&self) -> Result<()> {
-        {
-            let mut groups = self.groups.write();
-            groups.members.clear();
-            groups.memberships.clear();
-        }
+        let mut groups = self.groups.write();
+        groups.members.clear();
+        groups.memberships.clear();
         for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            shard.channels.retain(|_, mailbox| {
+            shard.lock().channels.retain(|_, channel| {
+                let mut mailbox = channel.mailbox.lock();
                 mailbox.queue.clear();
+                mailbox.shrink_if_empty();
+                mailbox.memberships = 0;
                 mailbox.receivers > 0
             });
         }
