@@ -328,3 +328,53 @@ async fn nothing_leaks_once_every_channel_is_closed() {
     }
     assert_eq!(layer.stats(), EMPTY);
 }
+
+/// Joins, leaves, sends, group sends, receives cut short and closes, all at once on a few
+/// channels and groups: nothing panics, deadlocks or leaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_churn_leaves_nothing_behind() {
+    use rand::Rng;
+    let layer = Arc::new(InMemoryLayer::new(config(5, 60, 86_400)));
+    let channels: Arc<Vec<_>> = Arc::new(
+        (0..40)
+            .map(|i| channel(&format!("test.churn-{i}")))
+            .collect(),
+    );
+    let groups: Arc<Vec<_>> = Arc::new((0..5).map(|i| group(&format!("test.churn-{i}"))).collect());
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (layer, channels, groups) = (layer.clone(), channels.clone(), groups.clone());
+            tokio::spawn(async move {
+                for _ in 0..2_000 {
+                    let (op, c, g) = {
+                        let mut rng = rand::rng();
+                        (
+                            rng.random_range(0..6),
+                            rng.random_range(0..channels.len()),
+                            rng.random_range(0..groups.len()),
+                        )
+                    };
+                    let (ch, g) = (&channels[c], &groups[g]);
+                    match op {
+                        0 => layer.group_add(g, ch).await.unwrap(),
+                        1 => layer.group_discard(g, ch).await.unwrap(),
+                        2 => drop(layer.send(ch, numbered(1)).await),
+                        3 => drop(layer.group_send(g, numbered(2)).await.unwrap()),
+                        4 => drop(timeout(Duration::from_micros(200), layer.receive(ch)).await),
+                        _ => layer.close_channel(ch).await.unwrap(),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        timeout(Duration::from_secs(60), task)
+            .await
+            .expect("no deadlock")
+            .unwrap();
+    }
+    for ch in channels.iter() {
+        layer.close_channel(ch).await.unwrap();
+    }
+    assert_eq!(layer.stats(), EMPTY);
+}
