@@ -1,0 +1,183 @@
+//! [`Application`]: the store, the layer, the engine, auth and the HTTP server, built from
+//! [`Settings`] and bound (port 0 works: tests read the port back).
+
+use crate::error::{Result, ServerError};
+use crate::secret;
+use crate::settings::{LayerKind, Settings};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer};
+use parley_actix::{AppState, configure, middleware};
+use parley_auth::{Auth, AuthConfig, SigningKey};
+use parley_core::Engine;
+use parley_layer::{ChannelLayer, InMemoryLayer};
+use parley_redis::{RedisLayer, RedisLayerConfig};
+use parley_store::{Store, StoreOptions};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A built, bound server; run it with [`Application::run_until_stopped`].
+pub struct Application {
+    /// The bound address (the real port when `bind` asked for port 0).
+    addr: SocketAddr,
+    /// The actix server future.
+    server: Server,
+    /// Stops the engine and the server.
+    shutdown: Shutdown,
+}
+
+/// Stops a running [`Application`] gracefully. Cheap to clone.
+#[derive(Clone)]
+pub struct Shutdown {
+    engine: Engine,
+    server: ServerHandle,
+}
+
+impl Shutdown {
+    /// Stops accepting connections, closes every WebSocket with 1001 ("going away"), waits
+    /// for in-flight requests (up to `shutdown_timeout_secs`), and lets
+    /// [`Application::run_until_stopped`] return.
+    pub async fn shutdown(&self) {
+        tracing::info!("shutting down: closing sockets, finishing in-flight requests");
+        self.engine.shutdown();
+        self.server.stop(true).await;
+    }
+}
+
+/// Opens the store described by `settings` (not yet migrated).
+pub fn open_store(settings: &Settings) -> Result<Store> {
+    Ok(Store::connect(
+        &settings.database_url,
+        &StoreOptions {
+            max_connections: settings.db_max_connections,
+            ..StoreOptions::default()
+        },
+    )?)
+}
+
+/// The auth configuration: keys (generating the development secret if needed), lifetimes,
+/// bcrypt cost.
+pub fn auth_config(settings: &Settings) -> Result<AuthConfig> {
+    let read = |path: &Option<std::path::PathBuf>, setting: &str| -> Result<Vec<u8>> {
+        let path = path
+            .as_ref()
+            .ok_or_else(|| ServerError::Config(format!("{setting}: required")))?;
+        std::fs::read(path)
+            .map_err(|e| ServerError::Config(format!("{setting}: {}: {e}", path.display())))
+    };
+    let key = match settings.jwt_algorithm.as_str() {
+        "RS256" => SigningKey::Rs256 {
+            private_pem: read(&settings.jwt_private_key_file, "jwt_private_key_file")?,
+            public_pem: read(&settings.jwt_public_key_file, "jwt_public_key_file")?,
+        },
+        "EdDSA" => SigningKey::EdDsa {
+            private_pem: read(&settings.jwt_private_key_file, "jwt_private_key_file")?,
+            public_pem: read(&settings.jwt_public_key_file, "jwt_public_key_file")?,
+        },
+        _ => SigningKey::Hs256 {
+            secret: match &settings.secret {
+                Some(s) => s.as_bytes().to_vec(),
+                None => secret::development_secret(&settings.secret_file)?,
+            },
+        },
+    };
+    let mut config = AuthConfig::with_key(key);
+    config.access_ttl = Duration::from_secs(settings.access_token_ttl_secs);
+    config.refresh_ttl = Duration::from_secs(settings.refresh_token_ttl_secs);
+    config.bcrypt_cost = settings.bcrypt_cost;
+    Ok(config)
+}
+
+/// Connects the channel layer `settings` pick.
+pub async fn open_layer(settings: &Settings) -> Result<Arc<dyn ChannelLayer>> {
+    Ok(match settings.layer_kind() {
+        LayerKind::Memory => Arc::new(InMemoryLayer::new(settings.layer_config())),
+        LayerKind::Redis => {
+            let url = settings
+                .redis_url
+                .clone()
+                .ok_or_else(|| ServerError::Config("redis_url: required".into()))?;
+            let config = RedisLayerConfig::new(url)
+                .with_prefix(settings.redis_prefix.clone())
+                .with_layer(settings.layer_config())
+                .with_encryption_keys(&settings.redis_encryption_keys);
+            let layer = RedisLayer::connect(config)
+                .await
+                .map_err(|e| ServerError::Layer(e.to_string()))?;
+            Arc::new(layer)
+        }
+    })
+}
+
+impl Application {
+    /// Connects and migrates the database, connects the layer, starts the engine and binds
+    /// the listener. Must run on a multi-thread tokio runtime (the migration harness blocks).
+    pub async fn build(settings: Settings) -> Result<Self> {
+        settings.validate()?;
+        let store = open_store(&settings)?;
+        store.migrate().await?;
+        let layer = open_layer(&settings).await?;
+        let auth_config = auth_config(&settings)?;
+        let auth = {
+            let store = store.clone();
+            // bcrypt's dummy hash at a production cost takes a while: keep it off the runtime.
+            tokio::task::spawn_blocking(move || Auth::new(store, &auth_config))
+                .await
+                .map_err(|e| ServerError::Config(format!("auth setup: {e}")))??
+        };
+        let engine = Engine::start(store, layer, settings.engine_config()).await?;
+        let state = AppState::new(engine.clone(), auth, settings.http_config());
+
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(ServerError::io(format!("bind {}", settings.bind)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(ServerError::io("local address"))?;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(middleware::request_id))
+                .configure(configure(state.clone()))
+        })
+        // Signals are handled by the binary, which stops the engine first.
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout_secs);
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(ServerError::io("listen"))?
+            .run();
+        let shutdown = Shutdown {
+            engine,
+            server: server.handle(),
+        };
+        tracing::info!(%addr, layer = ?settings.layer_kind(), "parley-server listening");
+        Ok(Self {
+            addr,
+            server,
+            shutdown,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Serves until [`Shutdown::shutdown`] is called.
+    pub async fn run_until_stopped(self) -> Result<()> {
+        self.server.await.map_err(ServerError::io("server"))
+    }
+}

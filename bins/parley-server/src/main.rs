@@ -1,0 +1,175 @@
+//! `parley-server`: run the chat server, or an operator command.
+
+// The commands print their results for the operator.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use parley_auth::{Password, hash_password};
+use parley_domain::{Email, UserName};
+use parley_server::{Application, Settings, open_store, telemetry};
+use parley_store::NewUser;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Parley's chat server. With no arguments: `serve` on 127.0.0.1:8080 with SQLite in the
+/// working directory. Settings come from `parley.toml` (or --config), then DATABASE_URL and
+/// REDIS_URL, then PARLEY_<SETTING> variables.
+#[derive(Parser)]
+#[command(name = "parley-server", version, about)]
+struct Cli {
+    /// A TOML configuration file (default: ./parley.toml when it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP and WebSocket clients (the default).
+    Serve,
+    /// Run the database migrations and exit.
+    Migrate,
+    /// Create an account; the password is read from standard input.
+    CreateUser {
+        /// The user name.
+        username: String,
+        /// Make the account staff (may manage any room, edit or delete any message).
+        #[arg(long)]
+        staff: bool,
+        /// An e-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from standard input without a prompt (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Validate the configuration and print the effective settings (secrets hidden).
+    CheckConfig,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("parley-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format, &settings.log_level);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(&settings).await,
+        Command::CreateUser {
+            username,
+            staff,
+            email,
+            password_stdin,
+        } => {
+            create_user(
+                &settings,
+                &username,
+                staff,
+                email.as_deref(),
+                password_stdin,
+            )
+            .await
+        }
+        Command::CheckConfig => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&settings.redacted()).unwrap_or_default()
+            );
+            println!("configuration OK");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("parley-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    tracing::info!(settings = %settings.redacted(), "starting");
+    let app = Application::build(settings).await?;
+    let shutdown = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    wait_for_signal().await?;
+    shutdown.shutdown().await;
+    server.await.context("server task")??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("SIGINT handler")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.context("Ctrl-C handler")?;
+    tracing::info!("signal received");
+    Ok(())
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings)?;
+    store.migrate().await.context("migrations")?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn create_user(
+    settings: &Settings,
+    username: &str,
+    staff: bool,
+    email: Option<&str>,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
+    let username = UserName::parse(username).context("username")?;
+    let email = email.map(Email::parse).transpose().context("email")?;
+    if !password_stdin {
+        eprintln!("password for {username} (one line on standard input):");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password")?;
+    let password = Password::new(line.trim_end_matches(['\r', '\n']));
+    password.check_rules(&username)?;
+    let store = open_store(settings)?;
+    store.migrate().await.context("migrations")?;
+    let password_hash = hash_password(&password, settings.bcrypt_cost).await?;
+    let user = store
+        .create_user(&NewUser {
+            username,
+            email,
+            password_hash,
+            is_staff: staff,
+        })
+        .await
+        .context("creating the user")?;
+    println!(
+        "created user {} (id {}{})",
+        user.username,
+        user.id,
+        if staff { ", staff" } else { "" }
+    );
+    Ok(())
+}

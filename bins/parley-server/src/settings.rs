@@ -1,0 +1,483 @@
+//! The server's settings: defaults, then `parley.toml` (or `--config`), then `DATABASE_URL`
+//! and `REDIS_URL`, then `PARLEY_<SETTING>` environment variables (highest precedence).
+
+use crate::error::{Result, ServerError};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use parley_actix::HttpConfig;
+use parley_core::{EngineConfig, RateLimit};
+use parley_layer::LayerConfig;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration file read when present and no `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "parley.toml";
+
+/// Which channel layer fans messages out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerKind {
+    /// In this process only (one server).
+    Memory,
+    /// Redis, shared by every server process (and Django Channels, if you like).
+    Redis,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured on a terminal.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every setting. Each field is also the environment variable `PARLEY_<FIELD>` (upper-case)
+/// and the key in `parley.toml`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Address to listen on (`PARLEY_BIND`).
+    pub bind: String,
+    /// HTTP worker threads (default: one per CPU).
+    pub workers: Option<usize>,
+    /// `sqlite://path`, `sqlite::memory:` or `postgres://...` (also `DATABASE_URL`).
+    pub database_url: String,
+    /// Database pool size.
+    pub db_max_connections: usize,
+    /// `memory` or `redis`; unset means `redis` when `redis_url` is set, else `memory`.
+    pub layer: Option<LayerKind>,
+    /// Redis URL (also `REDIS_URL`).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key (channels_redis's `prefix`).
+    pub redis_prefix: String,
+    /// channels_redis's `symmetric_encryption_keys` (comma-separated in the environment).
+    #[serde(deserialize_with = "string_list")]
+    pub redis_encryption_keys: Vec<String>,
+    /// Undelivered messages one channel may hold (channels_redis's `capacity`).
+    pub layer_capacity: usize,
+    /// Seconds an undelivered message is kept (`expiry`).
+    pub layer_expiry_secs: u64,
+    /// Seconds a channel stays in a group without being re-added (`group_expiry`).
+    pub group_expiry_secs: u64,
+    /// HS256 signing secret (at least 32 bytes). Unset: a development secret generated once
+    /// and kept in `secret_file`.
+    pub secret: Option<String>,
+    /// Where the generated development secret is kept.
+    pub secret_file: PathBuf,
+    /// `HS256`, `RS256` or `EdDSA`.
+    pub jwt_algorithm: String,
+    /// PEM private key for RS256/EdDSA.
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// PEM public key for RS256/EdDSA.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Access token lifetime, seconds.
+    pub access_token_ttl_secs: u64,
+    /// Refresh token lifetime, seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// bcrypt cost (4–31).
+    pub bcrypt_cost: u32,
+    /// Origins allowed to open the WebSocket besides the server's own (`*`: any).
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_origins: Vec<String>,
+    /// Origins allowed to call the REST API cross-origin (`*`: any).
+    #[serde(deserialize_with = "string_list")]
+    pub cors_origins: Vec<String>,
+    /// Largest JSON request body, bytes.
+    pub json_limit_bytes: usize,
+    /// Largest WebSocket text frame the engine parses, bytes.
+    pub max_frame_bytes: usize,
+    /// Longest message body, characters.
+    pub max_message_chars: usize,
+    /// Rooms one connection may join.
+    pub max_rooms_per_connection: usize,
+    /// Connections one user may hold per server process.
+    pub max_connections_per_user: usize,
+    /// Messages of history sent on join.
+    pub history_on_join: u32,
+    /// Messages per second per user (sustained).
+    pub message_rate: f64,
+    /// Message burst per user.
+    pub message_burst: f64,
+    /// Typing frames per second per connection.
+    pub typing_rate: f64,
+    /// Typing burst per connection.
+    pub typing_burst: f64,
+    /// Seconds between server pings on a WebSocket.
+    pub ws_ping_interval_secs: u64,
+    /// Seconds of silence after which a WebSocket is closed (4001).
+    pub ws_ping_timeout_secs: u64,
+    /// Milliseconds between presence reports to other server processes.
+    pub presence_interval_ms: u64,
+    /// Milliseconds another process's presence report counts.
+    pub presence_ttl_ms: u64,
+    /// Seconds to wait for in-flight requests on shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// Log filter (`info`, `parley=debug,info`, ...); `RUST_LOG` overrides it.
+    pub log_level: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let engine = EngineConfig::default();
+        Self {
+            bind: "127.0.0.1:8080".to_owned(),
+            workers: None,
+            database_url: "sqlite://parley.sqlite3".to_owned(),
+            db_max_connections: 16,
+            layer: None,
+            redis_url: None,
+            redis_prefix: "asgi".to_owned(),
+            redis_encryption_keys: Vec::new(),
+            layer_capacity: 100,
+            layer_expiry_secs: 60,
+            group_expiry_secs: 86_400,
+            secret: None,
+            secret_file: PathBuf::from(".parley-secret"),
+            jwt_algorithm: "HS256".to_owned(),
+            jwt_private_key_file: None,
+            jwt_public_key_file: None,
+            access_token_ttl_secs: 300,
+            refresh_token_ttl_secs: 86_400,
+            bcrypt_cost: 12,
+            allowed_origins: Vec::new(),
+            cors_origins: Vec::new(),
+            json_limit_bytes: 64 * 1024,
+            max_frame_bytes: engine.max_frame_bytes,
+            max_message_chars: engine.max_message_chars,
+            max_rooms_per_connection: engine.max_rooms_per_connection,
+            max_connections_per_user: engine.max_connections_per_user,
+            history_on_join: engine.history_on_join,
+            message_rate: engine.message_rate.per_second,
+            message_burst: engine.message_rate.burst,
+            typing_rate: engine.typing_rate.per_second,
+            typing_burst: engine.typing_rate.burst,
+            ws_ping_interval_secs: 20,
+            ws_ping_timeout_secs: 60,
+            presence_interval_ms: duration_ms(engine.presence_interval),
+            presence_ttl_ms: duration_ms(engine.presence_ttl),
+            shutdown_timeout_secs: 30,
+            log_format: LogFormat::Pretty,
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A list given as a TOML array, or as one comma-separated string (for the environment).
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl Settings {
+    /// Reads the settings: defaults, the file (`path`, else `parley.toml` if it exists),
+    /// `DATABASE_URL`/`REDIS_URL`, then `PARLEY_*`. A missing explicit file, a bad value or
+    /// a bad type fails, naming the setting.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        match path {
+            Some(p) if !p.exists() => {
+                return Err(ServerError::Config(format!(
+                    "config file {} does not exist",
+                    p.display()
+                )));
+            }
+            Some(p) => figment = figment.merge(Toml::file(p)),
+            None => figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
+        }
+        let settings: Self = figment
+            .merge(Env::raw().only(&["database_url", "redis_url"]))
+            .merge(Env::prefixed("PARLEY_"))
+            .extract()
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The layer to use (explicit, else implied by `redis_url`).
+    pub fn layer_kind(&self) -> LayerKind {
+        self.layer.unwrap_or(if self.redis_url.is_some() {
+            LayerKind::Redis
+        } else {
+            LayerKind::Memory
+        })
+    }
+
+    /// Checks every setting, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |setting: &str, why: &str| Err(ServerError::Config(format!("{setting}: {why}")));
+        if self.bind.parse::<SocketAddr>().is_err() {
+            return bad("bind", "must be an address like 127.0.0.1:8080");
+        }
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return bad(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        if self.db_max_connections == 0 {
+            return bad("db_max_connections", "must be at least 1");
+        }
+        if self.workers == Some(0) {
+            return bad("workers", "must be at least 1");
+        }
+        if self.layer_kind() == LayerKind::Redis {
+            match &self.redis_url {
+                None => return bad("redis_url", "is required when layer = \"redis\""),
+                Some(u) if !(u.starts_with("redis://") || u.starts_with("rediss://")) => {
+                    return bad("redis_url", "must start with redis:// or rediss://");
+                }
+                Some(_) => {}
+            }
+            if self.redis_prefix.is_empty() {
+                return bad("redis_prefix", "must not be empty");
+            }
+        }
+        if self.layer_capacity == 0 {
+            return bad("layer_capacity", "must be at least 1");
+        }
+        if self.layer_expiry_secs == 0 || self.group_expiry_secs == 0 {
+            return bad("layer_expiry_secs/group_expiry_secs", "must be positive");
+        }
+        if let Some(secret) = &self.secret
+            && secret.len() < parley_auth::AuthConfig::MIN_SECRET_BYTES
+        {
+            return bad("secret", "must be at least 32 bytes");
+        }
+        match self.jwt_algorithm.as_str() {
+            "HS256" => {}
+            "RS256" | "EdDSA" => {
+                if self.jwt_private_key_file.is_none() || self.jwt_public_key_file.is_none() {
+                    return bad(
+                        "jwt_private_key_file/jwt_public_key_file",
+                        "are required for RS256 and EdDSA",
+                    );
+                }
+            }
+            _ => return bad("jwt_algorithm", "must be HS256, RS256 or EdDSA"),
+        }
+        if self.access_token_ttl_secs == 0 {
+            return bad("access_token_ttl_secs", "must be positive");
+        }
+        if self.refresh_token_ttl_secs <= self.access_token_ttl_secs {
+            return bad(
+                "refresh_token_ttl_secs",
+                "must be longer than access_token_ttl_secs",
+            );
+        }
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return bad("bcrypt_cost", "must be between 4 and 31");
+        }
+        if self.shutdown_timeout_secs == 0 {
+            return bad("shutdown_timeout_secs", "must be positive");
+        }
+        self.engine_config()
+            .validate()
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        self.http_config().validate().map_err(ServerError::Config)?;
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| ServerError::Config(format!("log_level: {e}")))?;
+        Ok(())
+    }
+
+    /// The engine's limits.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            max_frame_bytes: self.max_frame_bytes,
+            max_message_chars: self.max_message_chars,
+            max_rooms_per_connection: self.max_rooms_per_connection,
+            max_connections_per_user: self.max_connections_per_user,
+            message_rate: RateLimit::new(self.message_rate, self.message_burst),
+            typing_rate: RateLimit::new(self.typing_rate, self.typing_burst),
+            history_on_join: self.history_on_join,
+            presence_interval: Duration::from_millis(self.presence_interval_ms),
+            presence_ttl: Duration::from_millis(self.presence_ttl_ms),
+            ..EngineConfig::default()
+        }
+    }
+
+    /// The transport's settings.
+    pub fn http_config(&self) -> HttpConfig {
+        HttpConfig {
+            allowed_origins: self.allowed_origins.clone(),
+            cors_origins: self.cors_origins.clone(),
+            json_limit: self.json_limit_bytes,
+            ping_interval: Duration::from_secs(self.ws_ping_interval_secs),
+            ping_timeout: Duration::from_secs(self.ws_ping_timeout_secs),
+            ws_hard_frame_limit: None,
+        }
+    }
+
+    /// The channel layer's capacity and expiries.
+    pub fn layer_config(&self) -> LayerConfig {
+        LayerConfig {
+            capacity: self.layer_capacity,
+            expiry: Duration::from_secs(self.layer_expiry_secs),
+            group_expiry: Duration::from_secs(self.group_expiry_secs),
+        }
+    }
+
+    /// The settings as TOML-like JSON with secrets and URL passwords hidden (for
+    /// `check-config` and the start-up log).
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            if self.secret.is_some() {
+                obj.insert("secret".into(), "***".into());
+            }
+            if !self.redis_encryption_keys.is_empty() {
+                obj.insert(
+                    "redis_encryption_keys".into(),
+                    format!("[{} hidden]", self.redis_encryption_keys.len()).into(),
+                );
+            }
+            obj.insert("database_url".into(), redact_url(&self.database_url).into());
+            if let Some(u) = &self.redis_url {
+                obj.insert("redis_url".into(), redact_url(u).into());
+            }
+            obj.insert(
+                "layer".into(),
+                format!("{:?}", self.layer_kind()).to_lowercase().into(),
+            );
+        }
+        v
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Settings({})", self.redacted())
+    }
+}
+
+/// `scheme://user:password@host/...` → `scheme://user:***@host/...`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_use_sqlite_and_memory() {
+        let s = Settings::default();
+        s.validate().unwrap();
+        assert_eq!(s.layer_kind(), LayerKind::Memory);
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert!(s.database_url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn redis_url_implies_the_redis_layer_unless_set() {
+        let mut s = Settings {
+            redis_url: Some("redis://127.0.0.1:6379".into()),
+            ..Settings::default()
+        };
+        assert_eq!(s.layer_kind(), LayerKind::Redis);
+        s.layer = Some(LayerKind::Memory);
+        assert_eq!(s.layer_kind(), LayerKind::Memory);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let cases: Vec<(Settings, &str)> = vec![
+            (
+                Settings {
+                    bind: "nope".into(),
+                    ..Settings::default()
+                },
+                "bind",
+            ),
+            (
+                Settings {
+                    database_url: "mysql://x".into(),
+                    ..Settings::default()
+                },
+                "database_url",
+            ),
+            (
+                Settings {
+                    secret: Some("short".into()),
+                    ..Settings::default()
+                },
+                "secret",
+            ),
+            (
+                Settings {
+                    layer: Some(LayerKind::Redis),
+                    ..Settings::default()
+                },
+                "redis_url",
+            ),
+            (
+                Settings {
+                    ws_ping_timeout_secs: 1,
+                    ..Settings::default()
+                },
+                "ws_ping_timeout",
+            ),
+            (
+                Settings {
+                    max_frame_bytes: 10,
+                    ..Settings::default()
+                },
+                "max_frame_bytes",
+            ),
+        ];
+        for (s, name) in cases {
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains(name), "{e} should name {name}");
+        }
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        let s = Settings {
+            secret: Some("x".repeat(40)),
+            ..Settings::default()
+        };
+        assert_eq!(s.redacted()["secret"], "***");
+    }
+}

@@ -1,0 +1,151 @@
+//! # parley-actix
+//!
+//! Parley's transport: the REST API and the chat WebSocket over actix-web and actix-ws, in
+//! front of a [`parley_core::Engine`] and a [`parley_auth::Auth`]. The binary
+//! (`bins/parley-server`) builds an [`AppState`] and mounts [`configure`] on every worker's
+//! `App`, wrapped in [`middleware::request_id`].
+//!
+//! ## Routes
+//! - `/api/...`: the REST API ([`rest`]-module handlers; see `docs/api.md`), JSON in and out,
+//!   errors as `{"error": {"code", "message"}}` with a matching status, CORS per
+//!   [`HttpConfig::cors_origins`].
+//! - `/ws` and `/ws/chat/{room}`: the WebSocket (`ws`); the access token comes as
+//!   `Authorization: Bearer` or `?token=`, checked with the origin before the upgrade.
+//! - `/healthz` (the process answers) and `/readyz` (the store and the layer answer).
+//! - `/`, `/app.js`, `/app.css`: the embedded web client (`assets`).
+//!
+//! ## Layout
+//! - [`AppState`], [`Authenticated`] (`state`): shared state and the bearer-token extractor.
+//! - [`ApiError`] (`error`): the one error type and its status mapping.
+//! - [`HttpConfig`] (`config`): origins, CORS, body limit, heartbeats, frame limits.
+//! - [`middleware`]: request ids and the access log.
+//!
+//! ## Must not depend on
+//! A database driver or Redis directly: it reaches them through the engine and auth crates,
+//! and the binary picks the backends.
+
+mod assets;
+mod config;
+mod error;
+pub mod middleware;
+mod rest;
+mod state;
+mod ws;
+
+pub use config::HttpConfig;
+pub use error::{ApiError, Result};
+pub use state::{AppState, Authenticated};
+pub use ws::{CLOSE_PING_TIMEOUT, CLOSE_SLOW_CONSUMER};
+
+use actix_cors::Cors;
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::http::{Method, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// Mounts every route, the JSON limits and the state on a worker's `App`:
+/// `App::new().wrap(from_fn(middleware::request_id)).configure(configure(state.clone()))`.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let limit = state.config.json_limit;
+        let cors = cors(&state.config);
+        cfg.app_data(web::Data::new(state))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(limit)
+                    .error_handler(move |e, _| json_error(e, limit).into()),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError::bad_request("invalid_field", format!("bad path: {e}")).into()
+            }))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .service(web::scope("/api").wrap(cors).configure(rest::routes))
+            .configure(ws::routes)
+            .configure(assets::routes)
+            .default_service(web::to(not_found));
+    }
+}
+
+fn cors(config: &HttpConfig) -> Cors {
+    let any = config.cors_origins.iter().any(|o| o == "*");
+    let listed: Vec<String> = config
+        .cors_origins
+        .iter()
+        .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+        .collect();
+    let cors = if any {
+        Cors::default().allow_any_origin()
+    } else {
+        // Same-origin pages send `Origin` too (on POSTs): always accept the server's own.
+        Cors::default().allowed_origin_fn(move |origin, head| {
+            let Ok(origin) = origin.to_str() else {
+                return false;
+            };
+            let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+            if listed.contains(&origin) {
+                return true;
+            }
+            let host = head
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok());
+            let authority = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+        })
+    };
+    cors.allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .expose_headers([middleware::REQUEST_ID, header::RETRY_AFTER])
+        .max_age(3600)
+}
+
+fn json_error(e: JsonPayloadError, limit: usize) -> ApiError {
+    match e {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::TooLarge(limit)
+        }
+        JsonPayloadError::ContentType => ApiError::bad_request(
+            "invalid_content_type",
+            "send the body as Content-Type: application/json",
+        ),
+        JsonPayloadError::Deserialize(e) => {
+            let message = e.to_string();
+            let code = if e.is_syntax() || e.is_eof() {
+                "invalid_json"
+            } else if message.starts_with("unknown field") {
+                "unknown_field"
+            } else if message.starts_with("missing field") {
+                "missing_field"
+            } else {
+                "invalid_field"
+            };
+            ApiError::bad_request(code, message)
+        }
+        other => ApiError::bad_request("invalid_json", other.to_string()),
+    }
+}
+
+fn query_error(e: QueryPayloadError) -> ApiError {
+    ApiError::bad_request("invalid_field", format!("bad query string: {e}"))
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
+}
+
+/// `GET /healthz`: the process is up.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the store and the channel layer answer (503 otherwise).
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse> {
+    match state.engine.ready().await {
+        Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
+        Err(e) => Err(ApiError::Unavailable(format!("not ready: {e}"))),
+    }
+}
