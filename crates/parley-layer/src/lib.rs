@@ -12,8 +12,13 @@
 //!   10,000 local channels copies a pointer, not the payload.
 //! - [`ChannelName`], [`GroupName`]: names validated as Channels validates them.
 //! - [`LayerConfig`]: capacity, message expiry and group expiry.
-//! - [`InMemoryLayer`]: the backend for one process.
-//! - `conformance` (feature `testing`): the suite every backend runs, with one line.
+//! - [`InMemoryLayer`] (`memory.rs`): the backend for one process; [`InMemoryStats`] counts
+//!   what it holds.
+//! - `conformance` (feature `testing`): the suite every backend runs, with one line:
+//!   `parley_layer::conformance_tests!(make_layer);` (see its module docs).
+//! - `tests/conformance.rs` runs that suite on the in-memory layer; `tests/memory.rs` holds what
+//!   only it promises (paused-time expiry, no leaks, concurrency); `examples/group_send_bench.rs`
+//!   measures fan-out (figures in `docs/benchmarks.md`).
 //!
 //! ## Must not depend on
 //! Redis, a database, an HTTP framework, or `parley-domain`: a layer moves opaque messages

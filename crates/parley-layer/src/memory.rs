@@ -1,47 +1,4 @@
-//! [`InMemoryLayer`]: the channel layer for one process, with the semantics of Django Channels'
-//! `InMemoryChannelLayer` and mechanics fit for 10,000 connections.
-//!
-//! ## Semantics (as Channels)
-//! - `new_channel()` returns `specific.inmemory!<20 random ASCII letters and digits>`
-//!   (≈ 119 random bits, so names never collide in practice; Channels uses
-//!   `"{prefix}.inmemory!{12 letters}"`).
-//! - Sending to a channel nobody created yet creates its queue; every queue is bounded by
-//!   `capacity`, and a send to a full one fails with [`LayerError::ChannelFull`].
-//! - A message not received within `expiry` is dropped. It no longer counts against capacity.
-//! - A channel added to a group leaves it `group_expiry` after its last `group_add`.
-//! - `group_send` skips full channels; the other members still get the message.
-//!
-//! Unlike Channels, a channel whose message expired is *not* removed from its groups: the
-//! Redis layer does not do that either, and the conformance suite holds both to the same
-//! rules. Connections call [`ChannelLayer::close_channel`] when they end instead.
-//!
-//! ## Mechanics
-//! - Each live channel is an `Arc<Channel>`: its queue and receiver count under the
-//!   channel's own mutex, and a [`Notify`]. The name → channel table is split into [`SHARDS`]
-//!   independently locked shards, so senders and receivers of different channels rarely meet
-//!   on a lock.
-//! - A group member holds its channel's `Arc`: `group_send` walks the members under a *read*
-//!   lock of the group table and locks each member's own mutex, with no hashing and no shard
-//!   lock. Many group sends run at once; nothing global is held exclusively while receivers
-//!   are woken.
-//! - A receiver counts itself in the mailbox before it waits, and a send wakes it only when
-//!   one is counted, so an undrained channel costs no wake-ups. A message leaves its queue only
-//!   under the lock, in the same step in which `receive` returns it: dropping a `receive`
-//!   future loses nothing.
-//! - A channel stays in the table only while it holds messages, has a waiting receiver or is
-//!   in a group. Expired messages are dropped lazily (on send, receive, group send) and by a
-//!   sweep of a shard at most once per `expiry`, so channels nobody reads do not accumulate.
-//! - Groups map `group → {channel → (membership deadline, channel)}`, with a reverse index
-//!   `channel → groups` so that `close_channel` touches only that channel's groups. Stale
-//!   members are skipped and pruned on `group_send`, and swept on `group_add` at most once
-//!   per `group_expiry`. A group without members is removed.
-//! - Messages are `Arc`-backed: a group send to 10,000 channels bumps a reference count
-//!   10,000 times and copies nothing else.
-//!
-//! Lock order, everywhere: group table, then a shard, then a channel's mutex. A channel is
-//! removed from its shard only under the shard lock and its own lock, and only when idle (no
-//! messages, receivers or memberships); so whoever holds a membership (under the group table
-//! lock) or the shard lock can never be pushing into a channel that has left the table.
+//! [`InMemoryLayer`]: the channel layer for one process (its docs say how it works).
 
 use crate::config::LayerConfig;
 use crate::error::{LayerError, Result};
@@ -59,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// How many independently locked parts the channel table is split into.
-pub const SHARDS: usize = 32;
+const SHARDS: usize = 32;
 
 /// How many full channels a `group_send` warning names (it always gives the count).
 const LOGGED_FULL_CHANNELS: usize = 5;
@@ -68,9 +25,52 @@ const LOGGED_FULL_CHANNELS: usize = 5;
 const SHRINK_ABOVE: usize = 64;
 
 /// The prefix of every name [`InMemoryLayer::new_channel`] returns.
-pub const CHANNEL_PREFIX: &str = "specific.inmemory!";
+const CHANNEL_PREFIX: &str = "specific.inmemory!";
 
-/// A channel layer living in this process's memory. See the [module docs](self).
+/// A channel layer living in this process's memory, with the semantics of Django Channels'
+/// `InMemoryChannelLayer` and mechanics fit for 10,000 connections.
+///
+/// ## Semantics (as Channels)
+/// - `new_channel()` returns `specific.inmemory!<20 random ASCII letters and digits>`
+///   (≈ 119 random bits, so names never collide in practice; Channels uses
+///   `"{prefix}.inmemory!{12 letters}"`).
+/// - Sending to a channel nobody created yet creates its queue; every queue is bounded by
+///   `capacity`, and a send to a full one fails with [`LayerError::ChannelFull`].
+/// - A message not received within `expiry` is dropped. It no longer counts against capacity.
+/// - A channel added to a group leaves it `group_expiry` after its last `group_add`.
+/// - `group_send` skips full channels; the other members still get the message.
+///
+/// Unlike Channels, a channel whose message expired is *not* removed from its groups: the
+/// Redis layer does not do that either, and the conformance suite holds both to the same
+/// rules. Connections call [`ChannelLayer::close_channel`] when they end instead.
+///
+/// ## Mechanics
+/// - Each live channel is an `Arc<Channel>`: its queue and receiver count under the
+///   channel's own mutex, and a [`Notify`]. The name → channel table is split into 32
+///   independently locked shards, so senders and receivers of different channels rarely meet
+///   on a lock.
+/// - A group member holds its channel's `Arc`: `group_send` walks the members under a *read*
+///   lock of the group table and locks each member's own mutex, with no hashing and no shard
+///   lock. Many group sends run at once; nothing global is held exclusively while receivers
+///   are woken.
+/// - A receiver counts itself in the mailbox before it waits, and a send wakes it only when
+///   one is counted, so an undrained channel costs no wake-ups. A message leaves its queue only
+///   under the lock, in the same step in which `receive` returns it: dropping a `receive`
+///   future loses nothing.
+/// - A channel stays in the table only while it holds messages, has a waiting receiver or is
+///   in a group. Expired messages are dropped lazily (on send, receive, group send) and by a
+///   sweep of a shard at most once per `expiry`, so channels nobody reads do not accumulate.
+/// - Groups map `group → {channel → (membership deadline, channel)}`, with a reverse index
+///   `channel → groups` so that `close_channel` touches only that channel's groups. Stale
+///   members are skipped and pruned on `group_send`, and swept on `group_add` at most once
+///   per `group_expiry`. A group without members is removed.
+/// - Messages are `Arc`-backed: a group send to 10,000 channels bumps a reference count
+///   10,000 times and copies nothing else.
+///
+/// Lock order, everywhere: group table, then a shard, then a channel's mutex. A channel is
+/// removed from its shard only under the shard lock and its own lock, and only when idle (no
+/// messages, receivers or memberships); so whoever holds a membership (under the group table
+/// lock) or the shard lock can never be pushing into a channel that has left the table.
 ///
 /// `Send + Sync`; share it as `Arc<InMemoryLayer>` or `Arc<dyn ChannelLayer>`.
 pub struct InMemoryLayer {
