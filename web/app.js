@@ -70,7 +70,7 @@ function toast(text, kind = 'info') {
 // ---------------------------------------------------------------------------------------
 
 const AUTH_KEY = 'parley.auth';
-/** Seconds before an access token's expiry at which it is refreshed. */
+/** How long before an access token's expiry it is refreshed (at most). */
 const REFRESH_MARGIN_MS = 60_000;
 
 /** The session could not be kept alive (refresh token expired or revoked): log in again. */
@@ -122,27 +122,40 @@ function setAuth(auth) {
   scheduleRefresh();
 }
 
-/** Expiry of a JWT in epoch milliseconds (0 when unreadable). */
-function tokenExpiry(token) {
+/** The claims of a JWT (its signature is the server's business), or {} when unreadable. */
+function tokenClaims(token) {
   try {
     const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
     const padded = part + '='.repeat((4 - (part.length % 4)) % 4);
-    return JSON.parse(atob(padded)).exp * 1000;
+    return JSON.parse(atob(padded)) || {};
   } catch {
-    return 0;
+    return {};
   }
+}
+
+/** Expiry of a JWT in epoch milliseconds (0 when unreadable). */
+function tokenExpiry(token) {
+  return (tokenClaims(token).exp ?? 0) * 1000;
+}
+
+function tokenIssuedAt(token) {
+  return (tokenClaims(token).iat ?? 0) * 1000;
 }
 
 function scheduleRefresh() {
   clearTimeout(refreshTimer);
   if (!state.auth) return;
-  const due = tokenExpiry(state.auth.access) - REFRESH_MARGIN_MS - Date.now();
+  const expiry = tokenExpiry(state.auth.access);
+  const lifetime = expiry - tokenIssuedAt(state.auth.access);
+  // A minute early, or a quarter of the lifetime early for short-lived tokens.
+  const margin = lifetime > 0 ? Math.min(REFRESH_MARGIN_MS, lifetime / 4) : REFRESH_MARGIN_MS;
+  const due = expiry - margin - Date.now();
   refreshTimer = setTimeout(() => {
     refreshTokens().catch((e) => {
       if (e instanceof AuthLost) logout('Your session has ended. Please log in again.');
       else refreshTimer = setTimeout(scheduleRefresh, 10_000);
     });
-  }, Math.max(due, 5_000));
+  }, Math.max(due, 1_000));
 }
 
 let refreshing = null;
@@ -187,7 +200,7 @@ async function doRefresh() {
 
 async function ensureFreshAccess() {
   if (!state.auth) throw new AuthLost('logged out');
-  if (tokenExpiry(state.auth.access) < Date.now() + 10_000) await refreshTokens();
+  if (tokenExpiry(state.auth.access) < Date.now() + 5_000) await refreshTokens();
 }
 
 // Another tab logged out or rotated the tokens.
@@ -660,7 +673,19 @@ function learnDirectPeer(r) {
   if (directPeer(r.name)) return;
   const other =
     r.online.find((u) => u !== me()) ?? [...r.messages.values()].map((m) => m.sender).find((u) => u !== me());
-  if (other) rememberPeer(r.name, other);
+  if (other) {
+    rememberPeer(r.name, other);
+    return;
+  }
+  // Nobody else has spoken or is online: ask the server who the members are (once).
+  if (r.peerLookup) return;
+  r.peerLookup = guarded(() => api('GET', `/api/rooms/${encodeURIComponent(r.name)}`), () => {}).then((detail) => {
+    const peer = (detail?.members ?? []).map((m) => m?.username).find((u) => u && u !== me());
+    if (!peer) return;
+    rememberPeer(r.name, peer);
+    renderRoomList();
+    if (state.active === r.name) renderRoomHeader(r);
+  });
 }
 
 function isDirect(name) {
@@ -692,6 +717,7 @@ async function loadRoomList() {
     r.kind = s.kind ?? r.kind;
     // The server's count is authoritative for rooms we do not have open.
     if (s.name !== state.active && typeof s.unread === 'number') r.unread = s.unread;
+    if (s.kind === 'direct' && !directPeer(s.name)) learnDirectPeer(r);
   }
   if (socket.open) for (const name of wantedRooms()) if (!room(name).joined) joinRoom(room(name));
   renderRoomList();
@@ -790,6 +816,15 @@ function handleFrame(f) {
       if (r.name === state.active) renderMessages(r);
       break;
     }
+    case 'left':
+      // Without a ref: the server removed us (the room was deleted or renamed, or we were
+      // removed from it).
+      if (!r || f.ref) return;
+      r.joined = false;
+      if (r.name === state.active) r.error = { code: 'removed', message: `You are no longer in ${roomLabel(r.name)}.` };
+      scheduleRoomListRefresh();
+      renderAll();
+      break;
     case 'signal':
       onSignal(f);
       break;
@@ -949,6 +984,7 @@ function renderSidebarForms() {
       if (!created) return;
       newName.value = '';
       newTopic.value = '';
+      create.closest('details')?.removeAttribute('open');
       await loadRoomList();
       openRoom(created.name ?? body.name.toLowerCase());
     },
@@ -1711,6 +1747,7 @@ function logout(notice) {
     }).catch(() => {});
   }
   setAuth(null);
+  clearInterval(roomListPoll);
   state.rooms.clear();
   state.summaries.clear();
   state.active = null;
@@ -1730,12 +1767,25 @@ function route() {
 
 window.addEventListener('hashchange', route);
 
+/** How often the room list is reloaded: the server does not announce new memberships (a
+ *  direct chat someone opened with us, a private room we were added to). */
+const ROOM_LIST_POLL_MS = 10_000;
+let roomListPoll = null;
+
 async function startApp() {
   renderShell();
   route();
   socket.start();
+  clearInterval(roomListPoll);
+  roomListPoll = setInterval(() => {
+    if (state.auth && state.conn === 'online') loadRoomList();
+  }, ROOM_LIST_POLL_MS);
   await loadRoomList();
 }
+
+window.addEventListener('focus', () => {
+  if (state.auth && shell && state.conn === 'online') scheduleRoomListRefresh();
+});
 
 async function boot() {
   const host = document.body;
