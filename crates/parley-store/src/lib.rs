@@ -18,7 +18,8 @@
 //! - `store`: [`Store`], [`StoreOptions`], [`Backend`], pools, migrations, readiness.
 //! - `ops::users`, `ops::rooms`, `ops::messages`, `ops::tokens`: the operations, as
 //!   `impl Store` blocks. Each query is written once in diesel's DSL and compiled for both
-//!   backends (the `with_conn!` macro).
+//!   backends (the `with_conn!` macro). `ops::batch`: [`AppendBatcher`], group commit for
+//!   message appends.
 //! - `schema`: the diesel `table!`s, one schema for both backends (BIGINT ids and
 //!   millisecond timestamps); the SQL is in the workspace's `migrations/postgres` and
 //!   `migrations/sqlite`.
@@ -38,6 +39,7 @@ mod store;
 pub mod testing;
 
 pub use error::{Result, StoreError};
+pub use ops::batch::{AppendBatcher, BatchOptions};
 pub use ops::messages::{Appended, HistoryPage, HistoryQuery, NewMessage};
 pub use ops::rooms::NewRoom;
 pub use ops::users::{Credentials, NewUser};

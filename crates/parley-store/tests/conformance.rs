@@ -53,6 +53,9 @@ conformance!(
     edit_and_delete_need_author_or_staff,
     revoked_tokens_are_checked_and_pruned,
     deleting_a_user_cascades,
+    batched_appends_keep_order_and_idempotency,
+    a_bad_message_fails_alone_in_a_batch,
+    the_batcher_groups_concurrent_appends,
 );
 
 async fn user(s: &Store, name: &str) -> User {
@@ -821,6 +824,141 @@ async fn deleting_a_user_cascades(s: &Store) {
             .map(|m| m.body.as_str())
             .collect::<Vec<_>>(),
         vec!["from bob"]
+    );
+}
+
+async fn batched_appends_keep_order_and_idempotency(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let r = room(s, "room", RoomKind::Public, a.id).await;
+    let earlier = s
+        .append_message(&msg(&r, &a, "earlier", Some("c-0")))
+        .await
+        .unwrap()
+        .message;
+    let batch = vec![
+        msg(&r, &a, "one", Some("c-1")),
+        msg(&r, &a, "retry of earlier", Some("c-0")),
+        msg(&r, &b, "two", None),
+        msg(&r, &a, "one again", Some("c-1")),
+        msg(&r, &b, "three", Some("c-1")),
+    ];
+    let results: Vec<_> = s
+        .append_messages(&batch)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        results.iter().map(|r| r.created).collect::<Vec<_>>(),
+        vec![true, false, true, false, true]
+    );
+    assert_eq!(results[0].message.body, "one");
+    assert_eq!(results[1].message, earlier);
+    assert_eq!(results[3].message, results[0].message);
+    assert_eq!(
+        (
+            results[4].message.sender_id,
+            results[4].message.body.as_str()
+        ),
+        (b.id, "three")
+    );
+    assert_eq!(results[2].message.sender, b.username);
+    assert!(
+        results[0].message.id < results[2].message.id
+            && results[2].message.id < results[4].message.id
+    );
+    let page = s.history(r.id, &HistoryQuery::default()).await.unwrap();
+    assert_eq!(
+        page.messages
+            .iter()
+            .map(|m| m.body.as_str())
+            .collect::<Vec<_>>(),
+        vec!["earlier", "one", "two", "three"]
+    );
+    assert_eq!(page.messages[1], results[0].message);
+    assert!(s.append_messages(&[]).await.is_empty());
+}
+
+async fn a_bad_message_fails_alone_in_a_batch(s: &Store) {
+    let a = user(s, "alice").await;
+    let r = room(s, "room", RoomKind::Public, a.id).await;
+    let mut bad = msg(&r, &a, "nowhere", Some("c-bad"));
+    bad.room_id = RoomId(999_999);
+    let results = s
+        .append_messages(&[
+            msg(&r, &a, "ok 1", Some("c-1")),
+            bad,
+            msg(&r, &a, "ok 2", None),
+        ])
+        .await;
+    assert!(results[0].as_ref().unwrap().created);
+    assert!(
+        matches!(results[1], Err(StoreError::NotFound(_))),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].as_ref().unwrap().created);
+    assert_eq!(
+        s.history(r.id, &HistoryQuery::default())
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        2
+    );
+}
+
+async fn the_batcher_groups_concurrent_appends(s: &Store) {
+    let a = user(s, "alice").await;
+    let r = room(s, "room", RoomKind::Public, a.id).await;
+    let batcher = parley_store::AppendBatcher::spawn(
+        s.clone(),
+        parley_store::BatchOptions {
+            max_batch: 16,
+            writers: 2,
+            queue: 64,
+        },
+    );
+    // 64 appends, each client id sent twice.
+    let tasks: Vec<_> = (0..128)
+        .map(|i| {
+            let batcher = batcher.clone();
+            let m = msg(
+                &r,
+                &a,
+                &format!("m{}", i % 64),
+                Some(&format!("c-{}", i % 64)),
+            );
+            tokio::spawn(async move { batcher.append(m).await })
+        })
+        .collect();
+    let mut created = 0;
+    let mut by_client = std::collections::HashMap::new();
+    for t in tasks {
+        let appended = t.await.unwrap().unwrap();
+        created += usize::from(appended.created);
+        let key = appended.message.client_id.clone().unwrap();
+        let id = *by_client.entry(key).or_insert(appended.message.id);
+        assert_eq!(
+            id, appended.message.id,
+            "both sends of a client id get the same message"
+        );
+    }
+    assert_eq!(created, 64);
+    assert_eq!(
+        s.history(
+            r.id,
+            &HistoryQuery {
+                limit: Some(100),
+                ..HistoryQuery::default()
+            }
+        )
+        .await
+        .unwrap()
+        .messages
+        .len(),
+        64
     );
 }
 

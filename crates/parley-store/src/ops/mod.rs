@@ -1,5 +1,6 @@
 //! The store's operations, as `impl Store` blocks by subject.
 
+pub mod batch;
 pub mod messages;
 pub mod rooms;
 pub mod tokens;

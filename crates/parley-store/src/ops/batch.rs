@@ -1,0 +1,207 @@
+//! Group commit for message appends: [`AppendBatcher`] gathers appends that arrive while a
+//! write is in flight and stores them with one statement (PostgreSQL: one multi-row
+//! `INSERT ... ON CONFLICT DO NOTHING RETURNING`; SQLite: one transaction), so a busy server
+//! pays one round trip and one commit per batch instead of per message. Same contract as
+//! [`Store::append_message`], idempotency included.
+
+use crate::error::{Result, StoreError};
+use crate::ops::messages::{Appended, NewMessage};
+use crate::rows::MessageRow;
+use crate::schema::messages;
+use crate::store::{Pools, Store};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use parley_domain::{ClientMsgId, Timestamp};
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+type Request = (NewMessage, oneshot::Sender<Result<Appended>>);
+
+/// A handle to the group-commit writers. Cheap to clone; the writer tasks stop when the last
+/// handle is dropped (after finishing what they hold).
+#[derive(Clone, Debug)]
+pub struct AppendBatcher {
+    /// Where appends queue for the writer tasks.
+    tx: mpsc::Sender<Request>,
+}
+
+/// How an [`AppendBatcher`] batches.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchOptions {
+    /// Most messages written by one statement.
+    pub max_batch: usize,
+    /// Writer tasks, i.e. batches in flight at once (each holds a pooled connection while
+    /// writing).
+    pub writers: usize,
+    /// Appends that may wait in the queue before callers wait to enqueue (back-pressure).
+    pub queue: usize,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 128,
+            writers: 4,
+            queue: 4096,
+        }
+    }
+}
+
+impl AppendBatcher {
+    /// Starts the writer tasks on the current tokio runtime.
+    pub fn spawn(store: Store, opts: BatchOptions) -> Self {
+        let (tx, rx) = mpsc::channel::<Request>(opts.queue.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        let max_batch = opts.max_batch.max(1);
+        for _ in 0..opts.writers.max(1) {
+            let rx = Arc::clone(&rx);
+            let store = store.clone();
+            tokio::spawn(async move {
+                loop {
+                    // Take whatever has queued up, waiting only for the first.
+                    let batch = {
+                        let mut rx = rx.lock().await;
+                        let Some(first) = rx.recv().await else { break };
+                        let mut batch = vec![first];
+                        while batch.len() < max_batch {
+                            match rx.try_recv() {
+                                Ok(req) => batch.push(req),
+                                Err(_) => break,
+                            }
+                        }
+                        batch
+                    };
+                    store.write_batch(batch).await;
+                }
+            });
+        }
+        Self { tx }
+    }
+
+    /// Appends a message through the batcher: the same result as
+    /// [`Store::append_message`], usually sharing a commit with concurrent appends.
+    pub async fn append(&self, message: NewMessage) -> Result<Appended> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((message, reply))
+            .await
+            .map_err(|_| StoreError::Internal("append batcher stopped".to_owned()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Internal("append batcher dropped a request".to_owned()))?
+    }
+}
+
+impl Store {
+    /// Appends several messages with one statement and returns one result per message, in
+    /// order. Idempotent per message like [`Store::append_message`]. If the batch fails as a
+    /// whole (say one message names a deleted room), each message is retried alone, so only
+    /// the faulty ones fail.
+    pub async fn append_messages(&self, batch: &[NewMessage]) -> Vec<Result<Appended>> {
+        match self.insert_batch(batch).await {
+            Ok(results) => results,
+            // The statement (or SQLite transaction) is atomic: nothing was written.
+            Err(err) => {
+                tracing::debug!(%err, size = batch.len(), "batch append failed; retrying one by one");
+                let mut out = Vec::with_capacity(batch.len());
+                for msg in batch {
+                    out.push(self.append_message(msg).await);
+                }
+                out
+            }
+        }
+    }
+
+    async fn write_batch(&self, batch: Vec<Request>) {
+        let (messages, replies): (Vec<NewMessage>, Vec<_>) = batch.into_iter().unzip();
+        let results = self.append_messages(&messages).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            // The caller may have given up waiting; nothing to do then.
+            let _ = reply.send(result);
+        }
+    }
+
+    /// One statement for the whole batch; rows skipped by `ON CONFLICT` (retries) are then
+    /// looked up one by one. `Err` only if the write itself failed (then nothing was stored);
+    /// later failures are per message.
+    async fn insert_batch(&self, batch: &[NewMessage]) -> Result<Vec<Result<Appended>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Timestamp::now().millis();
+        let values: Vec<_> = batch
+            .iter()
+            .map(|m| {
+                (
+                    messages::room_id.eq(m.room_id.get()),
+                    messages::sender_id.eq(m.sender_id.get()),
+                    messages::body.eq(m.body.as_str()),
+                    messages::client_id.eq(m.client_id.as_ref().map(ClientMsgId::as_str)),
+                    messages::created_at.eq(now),
+                )
+            })
+            .collect();
+        let inserted: Vec<MessageRow> = match &*self.pools {
+            Pools::Pg(pool) => {
+                let mut conn = pool.get().await?;
+                diesel::insert_into(messages::table)
+                    .values(values)
+                    .on_conflict((messages::sender_id, messages::client_id))
+                    .do_nothing()
+                    .returning(MessageRow::as_returning())
+                    .get_results(&mut *conn)
+                    .await?
+            }
+            Pools::Sqlite(pool) => {
+                // diesel has no multi-row INSERT ... ON CONFLICT for SQLite: one transaction
+                // of single inserts (one commit, one lock hand-over) does the same job.
+                let mut conn = pool.get().await?;
+                conn.transaction(async |conn| {
+                    let mut rows = Vec::with_capacity(values.len());
+                    for v in values {
+                        let row: Option<MessageRow> = diesel::insert_into(messages::table)
+                            .values(v)
+                            .on_conflict((messages::sender_id, messages::client_id))
+                            .do_nothing()
+                            .returning(MessageRow::as_returning())
+                            .get_result(conn)
+                            .await
+                            .optional()?;
+                        rows.extend(row);
+                    }
+                    Ok::<_, diesel::result::Error>(rows)
+                })
+                .await?
+            }
+        };
+        // RETURNING yields the inserted rows in VALUES order; a request with no row there was
+        // skipped as a retry. Each pairing is checked, never assumed.
+        let mut rows = inserted.into_iter().peekable();
+        let mut out = Vec::with_capacity(batch.len());
+        for msg in batch {
+            let client_id = msg.client_id.as_ref().map(|c| c.as_str().to_owned());
+            let matches = rows.peek().is_some_and(|r| {
+                r.room_id == msg.room_id.get()
+                    && r.sender_id == msg.sender_id.get()
+                    && r.client_id == client_id
+                    && r.body == msg.body.as_str()
+            });
+            let result = match rows.next_if(|_| matches) {
+                Some(row) => {
+                    row.into_message(msg.room.clone(), msg.sender.clone())
+                        .map(|message| Appended {
+                            message,
+                            created: true,
+                        })
+                }
+                // Skipped as a retry: this finds the message first stored.
+                None if msg.client_id.is_some() => self.append_message(msg).await,
+                None => Err(StoreError::Internal(
+                    "batch insert returned rows out of order".to_owned(),
+                )),
+            };
+            out.push(result);
+        }
+        Ok(out)
+    }
+}
