@@ -43,6 +43,13 @@ impl Shutdown {
         self.engine.shutdown();
         self.server.stop(true).await;
     }
+
+    /// Starts the same shutdown without waiting for it (for `Drop` impls and tests).
+    pub fn begin(&self) {
+        self.engine.shutdown();
+        // The command is sent when `stop` is called; the returned future only waits.
+        drop(self.server.stop(true));
+    }
 }
 
 /// Opens the store described by `settings` (not yet migrated).
@@ -127,7 +134,12 @@ impl Application {
                 .map_err(|e| ServerError::Config(format!("auth setup: {e}")))??
         };
         let engine = Engine::start(store, layer, settings.engine_config()).await?;
-        let state = AppState::new(engine.clone(), auth, settings.http_config());
+        let state = AppState::new(
+            engine.clone(),
+            auth,
+            settings.http_config(),
+            tokio::runtime::Handle::current(),
+        );
 
         let listener = TcpListener::bind(&settings.bind)
             .map_err(ServerError::io(format!("bind {}", settings.bind)))?;

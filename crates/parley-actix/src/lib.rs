@@ -144,7 +144,8 @@ async fn healthz() -> HttpResponse {
 
 /// `GET /readyz`: the store and the channel layer answer (503 otherwise).
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse> {
-    match state.engine.ready().await {
+    let engine = state.engine.clone();
+    match state.offload(async move { engine.ready().await }).await? {
         Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
         Err(e) => Err(ApiError::Unavailable(format!("not ready: {e}"))),
     }

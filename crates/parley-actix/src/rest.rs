@@ -3,14 +3,48 @@
 
 use crate::error::{ApiError, Result};
 use crate::state::{AppState, Authenticated};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use parley_auth::Password;
 use parley_domain::{MessageId, Role, Room, RoomKind, RoomName, Topic, User, UserName};
 use parley_store::{HistoryQuery, NewRoom};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::future::Future;
 
 type State = web::Data<AppState>;
+
+/// A handler's answer, built on the application runtime (an `HttpResponse` is not `Send`).
+struct Reply(StatusCode, Option<Value>);
+
+fn ok(body: impl Serialize) -> Result<Reply> {
+    to_reply(StatusCode::OK, body)
+}
+
+fn created(body: impl Serialize) -> Result<Reply> {
+    to_reply(StatusCode::CREATED, body)
+}
+
+fn no_content() -> Result<Reply> {
+    Ok(Reply(StatusCode::NO_CONTENT, None))
+}
+
+fn to_reply(status: StatusCode, body: impl Serialize) -> Result<Reply> {
+    let body = serde_json::to_value(body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Reply(status, Some(body)))
+}
+
+/// Runs a handler's work on the application runtime (see [`AppState::offload`]).
+async fn run<Fut>(state: &State, work: Fut) -> Result<HttpResponse>
+where
+    Fut: Future<Output = Result<Reply>> + Send + 'static,
+{
+    let Reply(status, body) = state.offload(work).await??;
+    Ok(match body {
+        Some(body) => HttpResponse::build(status).json(body),
+        None => HttpResponse::build(status).finish(),
+    })
+}
 
 /// Registers the `/api` routes on `cfg`.
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
@@ -44,15 +78,17 @@ struct RegisterBody {
 }
 
 /// `POST /api/auth/register` → 201 with the user.
-#[tracing::instrument(skip_all, fields(username = %body.username))]
 async fn register(state: State, body: web::Json<RegisterBody>) -> Result<HttpResponse> {
     let body = body.into_inner();
-    let password = Password::new(body.password);
-    let user = state
-        .auth
-        .register(&body.username, &password, body.email.as_deref())
-        .await?;
-    Ok(HttpResponse::Created().json(user))
+    let auth = state.auth.clone();
+    run(&state, async move {
+        let password = Password::new(body.password);
+        created(
+            auth.register(&body.username, &password, body.email.as_deref())
+                .await?,
+        )
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -63,14 +99,15 @@ struct LoginBody {
 }
 
 /// `POST /api/auth/login` → `{access, refresh, user}`.
-#[tracing::instrument(skip_all, fields(username = %body.username))]
 async fn login(state: State, body: web::Json<LoginBody>) -> Result<HttpResponse> {
     let body = body.into_inner();
-    let response = state
-        .auth
-        .login(&body.username, &Password::new(body.password))
-        .await?;
-    Ok(HttpResponse::Ok().json(response))
+    let auth = state.auth.clone();
+    run(&state, async move {
+        ok(auth
+            .login(&body.username, &Password::new(body.password))
+            .await?)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -81,14 +118,24 @@ struct RefreshBody {
 
 /// `POST /api/auth/refresh` → a new `{access, refresh}`; the presented token is revoked.
 async fn refresh(state: State, body: web::Json<RefreshBody>) -> Result<HttpResponse> {
-    let pair = state.auth.refresh(&body.refresh).await?;
-    Ok(HttpResponse::Ok().json(pair))
+    let body = body.into_inner();
+    let auth = state.auth.clone();
+    run(
+        &state,
+        async move { ok(auth.refresh(&body.refresh).await?) },
+    )
+    .await
 }
 
 /// `POST /api/auth/logout` → 204; the refresh token and its family are revoked.
 async fn logout(state: State, body: web::Json<RefreshBody>) -> Result<HttpResponse> {
-    state.auth.logout(&body.refresh).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let body = body.into_inner();
+    let auth = state.auth.clone();
+    run(&state, async move {
+        auth.logout(&body.refresh).await?;
+        no_content()
+    })
+    .await
 }
 
 /// `GET /api/me`.
@@ -98,8 +145,11 @@ async fn me(Authenticated(user): Authenticated) -> HttpResponse {
 
 /// `GET /api/rooms`: rooms visible to the user with their role and unread counts.
 async fn list_rooms(state: State, Authenticated(user): Authenticated) -> Result<HttpResponse> {
-    let rooms = state.engine.store().rooms_for_user(user.id).await?;
-    Ok(HttpResponse::Ok().json(rooms))
+    let st = state.clone();
+    run(&state, async move {
+        ok(st.engine.store().rooms_for_user(user.id).await?)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -116,8 +166,17 @@ fn parse_room_name(raw: &str) -> Result<RoomName> {
     RoomName::parse(raw).map_err(|e| ApiError::bad_request("invalid_room_name", e.to_string()))
 }
 
+fn parse_group_name(raw: &str) -> Result<RoomName> {
+    RoomName::parse_group(raw)
+        .map_err(|e| ApiError::bad_request("invalid_room_name", e.to_string()))
+}
+
 fn parse_topic(raw: &str) -> Result<Topic> {
     Topic::parse(raw).map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))
+}
+
+fn parse_user_name(raw: &str) -> Result<UserName> {
+    UserName::parse(raw).map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))
 }
 
 /// `POST /api/rooms` `{name, kind?: "public"|"private", topic?}` → 201 with the room.
@@ -126,27 +185,31 @@ async fn create_room(
     Authenticated(user): Authenticated,
     body: web::Json<CreateRoomBody>,
 ) -> Result<HttpResponse> {
-    let name = RoomName::parse_group(&body.name)
-        .map_err(|e| ApiError::bad_request("invalid_room_name", e.to_string()))?;
-    let kind = body.kind.unwrap_or(RoomKind::Public);
-    if kind == RoomKind::Direct {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "kind: direct rooms are made with POST /api/direct/{username}",
-        ));
-    }
-    let topic = parse_topic(body.topic.as_deref().unwrap_or(""))?;
-    let room = state
-        .engine
-        .store()
-        .create_room(&NewRoom {
-            name,
-            kind,
-            creator: user.id,
-            topic,
-        })
-        .await?;
-    Ok(HttpResponse::Created().json(room))
+    let body = body.into_inner();
+    let st = state.clone();
+    run(&state, async move {
+        let name = parse_group_name(&body.name)?;
+        let kind = body.kind.unwrap_or(RoomKind::Public);
+        if kind == RoomKind::Direct {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "kind: direct rooms are made with POST /api/direct/{username}",
+            ));
+        }
+        let topic = parse_topic(body.topic.as_deref().unwrap_or(""))?;
+        let room = st
+            .engine
+            .store()
+            .create_room(&NewRoom {
+                name,
+                kind,
+                creator: user.id,
+                topic,
+            })
+            .await?;
+        created(room)
+    })
+    .await
 }
 
 /// The room named in the path, if `user` may see it: public rooms to everyone, others to
@@ -178,32 +241,47 @@ fn require_manager(user: &User, role: Option<Role>) -> Result<()> {
     }
 }
 
-/// `GET /api/rooms/{room}`: the room, its members and who is online.
+/// Tells every member's connections to leave `room` (after it was renamed or deleted).
+async fn kick_all(state: &AppState, members: &[parley_domain::Membership], room: &RoomName) {
+    for m in members {
+        if let Err(e) = state.engine.kick(m.user_id, room).await {
+            tracing::warn!(error = %e, %room, "could not tell a member's connections to leave");
+        }
+    }
+}
+
+/// `GET /api/rooms/{room}`: the room, the user's role, its members and who is online.
 async fn get_room(
     state: State,
     Authenticated(user): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (room, role) = visible_room(&state, &user, &path).await?;
-    let store = state.engine.store();
-    let mut members = Vec::new();
-    for m in store.members(room.id).await? {
-        let username = store.user_by_id(m.user_id).await.ok().map(|u| u.username);
-        members.push(json!({
-            "user_id": m.user_id,
-            "username": username,
-            "role": m.role,
-            "joined_at": m.joined_at,
-        }));
-    }
-    let online = state.engine.online(&room.name);
-    let mut body = serde_json::to_value(&room).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("role".into(), json!(role));
-        obj.insert("members".into(), json!(members));
-        obj.insert("online".into(), json!(online));
-    }
-    Ok(HttpResponse::Ok().json(body))
+    let raw = path.into_inner();
+    let st = state.clone();
+    run(&state, async move {
+        let (room, role) = visible_room(&st, &user, &raw).await?;
+        let store = st.engine.store();
+        let mut members = Vec::new();
+        for m in store.members(room.id).await? {
+            let username = store.user_by_id(m.user_id).await.ok().map(|u| u.username);
+            members.push(json!({
+                "user_id": m.user_id,
+                "username": username,
+                "role": m.role,
+                "joined_at": m.joined_at,
+            }));
+        }
+        let online = st.engine.online(&room.name);
+        let mut body =
+            serde_json::to_value(&room).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("role".into(), json!(role));
+            obj.insert("members".into(), json!(members));
+            obj.insert("online".into(), json!(online));
+        }
+        ok(body)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -215,52 +293,43 @@ struct UpdateRoomBody {
     topic: Option<String>,
 }
 
-/// Tells every member's connections to leave `room` (after it was renamed or deleted).
-async fn kick_all(state: &AppState, members: &[parley_domain::Membership], room: &RoomName) {
-    for m in members {
-        if let Err(e) = state.engine.kick(m.user_id, room).await {
-            tracing::warn!(error = %e, %room, "could not tell a member's connections to leave");
-        }
-    }
-}
-
 /// `PATCH /api/rooms/{room}` `{name?, topic?}` (owner or staff) → the room. A rename makes
-/// joined connections leave the old name (they receive `left`) and join the new one again.
+/// joined connections leave the old name (they receive `left`); they join the new one.
 async fn update_room(
     state: State,
     Authenticated(user): Authenticated,
     path: web::Path<String>,
     body: web::Json<UpdateRoomBody>,
 ) -> Result<HttpResponse> {
-    let (mut room, role) = visible_room(&state, &user, &path).await?;
-    require_manager(&user, role)?;
-    let store = state.engine.store();
-    let topic = body.topic.as_deref().map(parse_topic).transpose()?;
-    let name = match body.name.as_deref() {
-        Some(raw) => Some(
-            RoomName::parse_group(raw)
-                .map_err(|e| ApiError::bad_request("invalid_room_name", e.to_string()))?,
-        ),
-        None => None,
-    };
-    if let Some(topic) = topic {
-        room = store.set_topic(room.id, &topic).await?;
-    }
-    if let Some(name) = name
-        && name != room.name
-    {
-        if room.kind == RoomKind::Direct {
+    let raw = path.into_inner();
+    let body = body.into_inner();
+    let st = state.clone();
+    run(&state, async move {
+        let (mut room, role) = visible_room(&st, &user, &raw).await?;
+        require_manager(&user, role)?;
+        let store = st.engine.store();
+        let topic = body.topic.as_deref().map(parse_topic).transpose()?;
+        let name = body.name.as_deref().map(parse_group_name).transpose()?;
+        if name.is_some() && room.kind == RoomKind::Direct {
             return Err(ApiError::bad_request(
                 "invalid_field",
                 "direct rooms cannot be renamed",
             ));
         }
-        let old = room.name.clone();
-        room = store.rename_room(room.id, &name).await?;
-        let members = store.members(room.id).await?;
-        kick_all(&state, &members, &old).await;
-    }
-    Ok(HttpResponse::Ok().json(room))
+        if let Some(topic) = topic {
+            room = store.set_topic(room.id, &topic).await?;
+        }
+        if let Some(name) = name
+            && name != room.name
+        {
+            let old = room.name.clone();
+            room = store.rename_room(room.id, &name).await?;
+            let members = store.members(room.id).await?;
+            kick_all(&st, &members, &old).await;
+        }
+        ok(room)
+    })
+    .await
 }
 
 /// `DELETE /api/rooms/{room}` (owner or staff) → 204; joined connections receive `left`.
@@ -269,14 +338,19 @@ async fn delete_room(
     Authenticated(user): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (room, role) = visible_room(&state, &user, &path).await?;
-    require_manager(&user, role)?;
-    let store = state.engine.store();
-    let members = store.members(room.id).await?;
-    store.delete_room(room.id).await?;
-    kick_all(&state, &members, &room.name).await;
-    tracing::info!(room = %room.name, by = %user.username, "room deleted");
-    Ok(HttpResponse::NoContent().finish())
+    let raw = path.into_inner();
+    let st = state.clone();
+    run(&state, async move {
+        let (room, role) = visible_room(&st, &user, &raw).await?;
+        require_manager(&user, role)?;
+        let store = st.engine.store();
+        let members = store.members(room.id).await?;
+        store.delete_room(room.id).await?;
+        kick_all(&st, &members, &room.name).await;
+        tracing::info!(room = %room.name, by = %user.username, "room deleted");
+        no_content()
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -287,10 +361,6 @@ struct AddMemberBody {
     role: Option<Role>,
 }
 
-fn parse_user_name(raw: &str) -> Result<UserName> {
-    UserName::parse(raw).map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))
-}
-
 /// `POST /api/rooms/{room}/members` `{username, role?}` (owner or staff) → 201 with the
 /// membership.
 async fn add_member(
@@ -299,16 +369,22 @@ async fn add_member(
     path: web::Path<String>,
     body: web::Json<AddMemberBody>,
 ) -> Result<HttpResponse> {
-    let (room, role) = visible_room(&state, &user, &path).await?;
-    require_manager(&user, role)?;
-    let store = state.engine.store();
-    let member = store
-        .user_by_name(&parse_user_name(&body.username)?)
-        .await?;
-    let membership = store
-        .add_member(room.id, member.id, body.role.unwrap_or(Role::Member))
-        .await?;
-    Ok(HttpResponse::Created().json(membership))
+    let raw = path.into_inner();
+    let body = body.into_inner();
+    let st = state.clone();
+    run(&state, async move {
+        let (room, role) = visible_room(&st, &user, &raw).await?;
+        require_manager(&user, role)?;
+        let store = st.engine.store();
+        let member = store
+            .user_by_name(&parse_user_name(&body.username)?)
+            .await?;
+        let membership = store
+            .add_member(room.id, member.id, body.role.unwrap_or(Role::Member))
+            .await?;
+        created(membership)
+    })
+    .await
 }
 
 /// `DELETE /api/rooms/{room}/members/{user}` (owner or staff, or the member themself) →
@@ -319,23 +395,27 @@ async fn remove_member(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let (raw_room, raw_user) = path.into_inner();
-    let (room, role) = visible_room(&state, &user, &raw_room).await?;
-    let store = state.engine.store();
-    let member = store.user_by_name(&parse_user_name(&raw_user)?).await?;
-    if member.id != user.id {
-        require_manager(&user, role)?;
-    }
-    if room.kind == RoomKind::Direct {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "a direct room's members are fixed",
-        ));
-    }
-    store.remove_member(room.id, member.id).await?;
-    if let Err(e) = state.engine.kick(member.id, &room.name).await {
-        tracing::warn!(error = %e, room = %room.name, "could not tell the member's connections to leave");
-    }
-    Ok(HttpResponse::NoContent().finish())
+    let st = state.clone();
+    run(&state, async move {
+        let (room, role) = visible_room(&st, &user, &raw_room).await?;
+        let store = st.engine.store();
+        let member = store.user_by_name(&parse_user_name(&raw_user)?).await?;
+        if member.id != user.id {
+            require_manager(&user, role)?;
+        }
+        if room.kind == RoomKind::Direct {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "a direct room's members are fixed",
+            ));
+        }
+        store.remove_member(room.id, member.id).await?;
+        if let Err(e) = st.engine.kick(member.id, &room.name).await {
+            tracing::warn!(error = %e, room = %room.name, "could not tell the member's connections to leave");
+        }
+        no_content()
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -357,38 +437,44 @@ async fn messages(
     path: web::Path<String>,
     params: web::Query<HistoryParams>,
 ) -> Result<HttpResponse> {
-    let store = state.engine.store();
-    let room = store.room_by_name(&parse_room_name(&path)?).await?;
-    // Staff manage rooms but do not read private conversations.
-    if room.kind != RoomKind::Public && !store.is_member(room.id, user.id).await? {
-        return Err(ApiError::forbidden(
-            "not_member",
-            "you are not a member of this room",
-        ));
-    }
-    for (name, value) in [("before", params.before), ("after", params.after)] {
-        if value.is_some_and(|v| v <= 0) {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                format!("{name}: must be a positive message id"),
+    let raw = path.into_inner();
+    let params = params.into_inner();
+    let st = state.clone();
+    run(&state, async move {
+        for (name, value) in [("before", params.before), ("after", params.after)] {
+            if value.is_some_and(|v| v <= 0) {
+                return Err(ApiError::bad_request(
+                    "invalid_field",
+                    format!("{name}: must be a positive message id"),
+                ));
+            }
+        }
+        let store = st.engine.store();
+        let room = store.room_by_name(&parse_room_name(&raw)?).await?;
+        // Staff manage rooms but do not read private conversations.
+        if room.kind != RoomKind::Public && !store.is_member(room.id, user.id).await? {
+            return Err(ApiError::forbidden(
+                "not_member",
+                "you are not a member of this room",
             ));
         }
-    }
-    let page = store
-        .history(
-            room.id,
-            &HistoryQuery {
-                before: params.before.map(MessageId),
-                after: params.after.map(MessageId),
-                limit: params.limit,
-            },
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "room": room.name,
-        "messages": page.messages,
-        "has_more": page.has_more,
-    })))
+        let page = store
+            .history(
+                room.id,
+                &HistoryQuery {
+                    before: params.before.map(MessageId),
+                    after: params.after.map(MessageId),
+                    limit: params.limit,
+                },
+            )
+            .await?;
+        ok(json!({
+            "room": room.name,
+            "messages": page.messages,
+            "has_more": page.has_more,
+        }))
+    })
+    .await
 }
 
 /// `GET /api/rooms/{room}/online` → `{room, online: [usernames]}` across every node.
@@ -397,9 +483,14 @@ async fn online(
     Authenticated(user): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (room, _) = visible_room(&state, &user, &path).await?;
-    let online = state.engine.online(&room.name);
-    Ok(HttpResponse::Ok().json(json!({"room": room.name, "online": online})))
+    let raw = path.into_inner();
+    let st = state.clone();
+    run(&state, async move {
+        let (room, _) = visible_room(&st, &user, &raw).await?;
+        let online = st.engine.online(&room.name);
+        ok(json!({"room": room.name, "online": online}))
+    })
+    .await
 }
 
 /// `POST /api/direct/{username}` → the 1:1 room of the user and `username`, created on first
@@ -409,14 +500,18 @@ async fn direct(
     Authenticated(user): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let store = state.engine.store();
-    let other = store.user_by_name(&parse_user_name(&path)?).await?;
-    if other.id == user.id {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "a direct room needs another user",
-        ));
-    }
-    let room = store.direct_room(user.id, other.id).await?;
-    Ok(HttpResponse::Ok().json(room))
+    let raw = path.into_inner();
+    let st = state.clone();
+    run(&state, async move {
+        let store = st.engine.store();
+        let other = store.user_by_name(&parse_user_name(&raw)?).await?;
+        if other.id == user.id {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "a direct room needs another user",
+            ));
+        }
+        ok(store.direct_room(user.id, other.id).await?)
+    })
+    .await
 }

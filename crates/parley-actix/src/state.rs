@@ -13,7 +13,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 /// What the transport needs: the engine (which owns the store and the layer), the auth
-/// service and the transport settings. Cheap to clone.
+/// service, the transport settings and the multi-thread runtime that runs store work.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     /// The chat engine of this process.
@@ -22,16 +23,40 @@ pub struct AppState {
     pub auth: Auth,
     /// Transport settings.
     pub config: Arc<HttpConfig>,
+    /// The application's multi-thread runtime. actix runs handlers on single-thread worker
+    /// runtimes, where dropping an unfinished SQLite query (a client hanging up mid-request)
+    /// panics in diesel-async (it blocks in place to finish the query). Store work therefore
+    /// runs as tasks on this runtime ([`AppState::offload`]), which finish even when the
+    /// request that started them is gone.
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl AppState {
-    /// Bundles the parts.
-    pub fn new(engine: Engine, auth: Auth, config: HttpConfig) -> Self {
+    /// Bundles the parts; `runtime` must be a multi-thread runtime (the one `main` runs on).
+    pub fn new(
+        engine: Engine,
+        auth: Auth,
+        config: HttpConfig,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
         Self {
             engine,
             auth,
             config: Arc::new(config),
+            runtime,
         }
+    }
+
+    /// Runs `work` to completion on the application runtime and waits for it; if the caller
+    /// is dropped the work still finishes there.
+    pub async fn offload<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.runtime
+            .spawn(work)
+            .await
+            .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))
     }
 }
 
@@ -64,7 +89,10 @@ impl FromRequest for Authenticated {
                     "authentication required: send Authorization: Bearer <access token>",
                 )
             })?;
-            let (_, user) = state.auth.authenticate(&token).await?;
+            let auth = state.auth.clone();
+            let (_, user) = state
+                .offload(async move { auth.authenticate(&token).await })
+                .await??;
             Ok(Self(user))
         })
     }

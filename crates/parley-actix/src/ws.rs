@@ -64,7 +64,10 @@ async fn admit(req: &HttpRequest, state: &AppState) -> Result<User, ApiError> {
                 "authentication required: Authorization: Bearer <access token> or ?token=<access token>",
             )
         })?;
-    let (_, user) = state.auth.authenticate(&token).await?;
+    let auth = state.auth.clone();
+    let (_, user) = state
+        .offload(async move { auth.authenticate(&token).await })
+        .await??;
     Ok(user)
 }
 
@@ -111,7 +114,8 @@ async fn upgrade(
         .max_continuation_size(hard);
     let conn = Connection {
         ws,
-        session,
+        session: Some(session),
+        runtime: state.runtime.clone(),
         tutorial_room: room,
         config: state.config.clone(),
         max_frame: engine_max,
@@ -125,8 +129,12 @@ async fn upgrade(
 struct Connection {
     /// Writes to the client.
     ws: actix_ws::Session,
-    /// The engine's side of the connection.
-    session: Session,
+    /// The engine's side of the connection. Taken out while a frame is handled on the
+    /// application runtime (see [`Connection::handle_text`]).
+    session: Option<Session>,
+    /// Where frames are handled: store work must not run (and be dropped) on actix's
+    /// single-thread workers.
+    runtime: tokio::runtime::Handle,
     /// Set for `/ws/chat/{room}` clients: the room joined on connect, the target of their
     /// `{"message": ...}` frames, and the reason frames get the tutorial's extra fields.
     tutorial_room: Option<RoomName>,
@@ -163,7 +171,9 @@ enum Step {
 
 impl Connection {
     async fn run(mut self, mut stream: actix_ws::AggregatedMessageStream) {
-        let user = self.session.user().username.clone();
+        let Some(user) = self.session.as_ref().map(|s| s.user().username.clone()) else {
+            return;
+        };
         tracing::debug!(%user, "socket open");
         let mut step = Step::Continue;
         if let Some(room) = self.tutorial_room.clone() {
@@ -178,8 +188,12 @@ impl Connection {
                     last_heard = Instant::now();
                     self.on_client(message).await
                 }
-                inbound = self.session.recv() => {
-                    match self.session.on_inbound(inbound).await {
+                inbound = recv(self.session.as_ref()) => {
+                    let out = match self.session.as_mut() {
+                        Some(session) => session.on_inbound(inbound).await,
+                        None => None,
+                    };
+                    match out {
                         Some(out) => self.deliver(out).await,
                         None => Step::Continue,
                     }
@@ -199,14 +213,40 @@ impl Connection {
         if let Step::Close(reason) = step {
             let _ = self.ws.clone().close(reason).await;
         }
-        self.session.close().await;
+        if let Some(session) = self.session.take() {
+            // On the application runtime: the close finishes even if this worker stops.
+            let _ = self.runtime.spawn(session.close()).await;
+        }
         tracing::debug!(%user, "socket closed");
+    }
+
+    /// Hands one client text frame to the engine, on the application runtime (the session
+    /// travels to the task and back). If this task is dropped meanwhile, the frame is still
+    /// handled and the session is closed by its `Drop`.
+    async fn handle_text(&mut self, text: String) -> Vec<Outbound> {
+        let Some(mut session) = self.session.take() else {
+            return Vec::new();
+        };
+        let task = self.runtime.spawn(async move {
+            let replies = session.on_text(&text).await;
+            (session, replies)
+        });
+        match task.await {
+            Ok((session, replies)) => {
+                self.session = Some(session);
+                replies
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "frame handler failed");
+                vec![Outbound::Close(EngineClose::LayerFailed)]
+            }
+        }
     }
 
     /// The tutorial endpoint's automatic join; a refused join closes with 1008.
     async fn join_on_connect(&mut self, room: &RoomName) -> Step {
         let frame = serde_json::json!({"type": "join", "room": room}).to_string();
-        let replies = self.session.on_text(&frame).await;
+        let replies = self.handle_text(frame).await;
         let refused = replies
             .iter()
             .any(|r| matches!(r, Outbound::Text(t) if t.starts_with(r#"{"type":"error""#)));
@@ -229,11 +269,10 @@ impl Connection {
         match message {
             None => Step::Gone,
             Some(Ok(AggregatedMessage::Text(text))) => {
-                let translated = self.translate_tutorial(&text);
-                let replies = self
-                    .session
-                    .on_text(translated.as_deref().unwrap_or(&text))
-                    .await;
+                let frame = self
+                    .translate_tutorial(&text)
+                    .unwrap_or_else(|| text.to_string());
+                let replies = self.handle_text(frame).await;
                 for out in replies {
                     let step = self.deliver(out).await;
                     if !matches!(step, Step::Continue) {
@@ -306,6 +345,14 @@ impl Connection {
             Ok(()) => Step::Continue,
             Err(_) => Step::Gone,
         }
+    }
+}
+
+/// The session's next delivery; never, once the session is gone.
+async fn recv(session: Option<&Session>) -> parley_core::Inbound {
+    match session {
+        Some(session) => session.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,32 @@
+//! Parley end to end: the real server (in-process, real sockets) on SQLite and PostgreSQL,
+//! and two servers on one Redis. Every scenario is a function of the backend, instantiated
+//! for both by `on_both!`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed assertion
+
+mod access;
+mod bad_input;
+mod chat;
+mod multi_node;
+mod rest;
+mod transport;
+
+/// `on_both!(scenario)` makes `scenario::sqlite` and `scenario::postgres` tests calling
+/// `scenario(Backend)`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(parley_e2e::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(parley_e2e::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}

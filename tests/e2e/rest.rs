@@ -1,0 +1,146 @@
+//! The REST API's edges: error shapes and statuses, body limits, room management.
+
+use parley_e2e::{Backend, TestServer, WsClient, http, unique};
+use serde_json::json;
+
+crate::on_both!(errors_have_codes_and_statuses, room_management);
+
+async fn errors_have_codes_and_statuses(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let alice = server.user("alice").await;
+    let addr = server.addr;
+
+    let r = http::get(addr, "/api/me", None).await;
+    assert_eq!((r.status, r.error_code().as_str()), (401, "unauthorized"));
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert!(r.header("x-request-id").is_some());
+    let r = http::get(addr, "/api/me", Some("not-a-token")).await;
+    assert_eq!((r.status, r.error_code().as_str()), (401, "token_invalid"));
+
+    let r = http::get(addr, "/api/nothing-here", Some(&alice)).await;
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    let r = http::get(addr, "/api/rooms/no-such-room", Some(&alice)).await;
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+
+    let r = http::post(
+        addr,
+        "/api/rooms",
+        Some(&alice),
+        &json!({"name": "ok", "colour": 1}),
+    )
+    .await;
+    assert_eq!((r.status, r.error_code().as_str()), (400, "unknown_field"));
+    let r = http::post(addr, "/api/rooms", Some(&alice), &json!({"kind": "public"})).await;
+    assert_eq!((r.status, r.error_code().as_str()), (400, "missing_field"));
+    let r = http::post(
+        addr,
+        "/api/rooms",
+        Some(&alice),
+        &json!({"name": "bad name!"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_room_name")
+    );
+    let r = http::post(addr, "/api/rooms", Some(&alice), &json!({"name": "dm.1.2"})).await;
+    assert_eq!(r.status, 400);
+    let r = http::request(
+        addr,
+        "POST",
+        "/api/auth/login",
+        None,
+        None,
+        &[
+            ("content-type", "application/json"),
+            ("content-length", "9"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let raw = format!(
+        "POST /api/auth/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{{\"usernam"
+    );
+    let r = http::raw_request(addr, raw.as_bytes()).await;
+    assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_json"));
+
+    // Over the JSON limit: 413, refused from Content-Length before the body is read.
+    let big = json!({"username": "x".repeat(70 * 1024), "password": "y"});
+    let r = http::post(addr, "/api/auth/login", None, &big).await;
+    assert_eq!((r.status, r.error_code().as_str()), (413, "too_large"));
+
+    let name = format!("dup-{}", unique());
+    let r = http::post(addr, "/api/rooms", Some(&alice), &json!({"name": name})).await;
+    assert_eq!(r.status, 201);
+    let r = http::post(addr, "/api/rooms", Some(&alice), &json!({"name": name})).await;
+    assert_eq!((r.status, r.error_code().as_str()), (409, "conflict"));
+
+    let r = http::get(addr, "/api/rooms/x/messages?limit=abc", Some(&alice)).await;
+    assert_eq!(r.status, 400);
+
+    let r = http::post(addr, "/api/direct/alice", Some(&alice), &json!({})).await;
+    assert_eq!(r.status, 400);
+    let r = http::post(addr, "/api/direct/nobody", Some(&alice), &json!({})).await;
+    assert_eq!(r.status, 404);
+
+    assert_eq!(http::get(addr, "/healthz", None).await.status, 200);
+    let r = http::get(addr, "/readyz", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    server.stop().await;
+}
+
+async fn room_management(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let addr = server.addr;
+    let room = format!("team-{}", unique());
+    let r = http::post(
+        addr,
+        "/api/rooms",
+        Some(&alice),
+        &json!({"name": room, "topic": "t1"}),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+
+    let r = http::get(addr, &format!("/api/rooms/{room}"), Some(&bob)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let detail = r.json();
+    assert_eq!(detail["topic"], "t1");
+    assert_eq!(detail["members"][0]["username"], "alice");
+    assert_eq!(detail["members"][0]["role"], "owner");
+
+    // Only the owner (or staff) manages the room.
+    let patch = |token: String, body: serde_json::Value| {
+        let room = room.clone();
+        async move {
+            http::request(
+                addr,
+                "PATCH",
+                &format!("/api/rooms/{room}"),
+                Some(&token),
+                Some(&body),
+                &[],
+            )
+            .await
+        }
+    };
+    let r = patch(bob.clone(), json!({"topic": "mine now"})).await;
+    assert_eq!((r.status, r.error_code().as_str()), (403, "forbidden"));
+    let r = patch(alice.clone(), json!({"topic": "t2"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["topic"], "t2");
+    let r = http::delete(addr, &format!("/api/rooms/{room}"), Some(&bob)).await;
+    assert_eq!(r.status, 403);
+
+    // Deleting tells joined sockets to leave.
+    let mut b = WsClient::connect(addr, &bob).await;
+    b.ask(json!({"type": "join", "room": room}), "j").await;
+    let r = http::delete(addr, &format!("/api/rooms/{room}"), Some(&alice)).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(b.next_of("left").await["room"], room.as_str());
+    let r = http::get(addr, &format!("/api/rooms/{room}"), Some(&alice)).await;
+    assert_eq!(r.status, 404);
+    server.stop().await;
+}

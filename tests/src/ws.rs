@@ -1,0 +1,150 @@
+//! A WebSocket client for the tests.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::net::SocketAddr;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// What arrived on a socket.
+#[derive(Debug)]
+pub enum WsEvent {
+    /// A text frame, parsed.
+    Json(Value),
+    /// The server closed with this code and reason.
+    Closed(u16, String),
+}
+
+/// One client connection.
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How the handshake was refused: the HTTP status.
+pub type Refused = u16;
+
+impl WsClient {
+    /// Connects to `path` (e.g. `/ws?token=...`) with extra headers; the HTTP status if the
+    /// upgrade was refused.
+    pub async fn try_connect(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, Refused> {
+        let mut request = format!("ws://{addr}{path}")
+            .into_client_request()
+            .expect("request");
+        for (n, v) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName =
+                n.parse().expect("header name");
+            request
+                .headers_mut()
+                .insert(name, HeaderValue::from_str(v).expect("header value"));
+        }
+        match tokio::time::timeout(crate::WAIT, connect_async(request))
+            .await
+            .expect("WebSocket connect timed out")
+        {
+            Ok((stream, _)) => Ok(Self { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("WebSocket connect failed: {e}"),
+        }
+    }
+
+    /// Connects to `/ws` with the token as `Authorization: Bearer`.
+    pub async fn connect(addr: SocketAddr, token: &str) -> Self {
+        Self::try_connect(
+            addr,
+            "/ws",
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await
+        .unwrap_or_else(|status| panic!("WebSocket refused with {status}"))
+    }
+
+    /// Sends a JSON text frame.
+    pub async fn send(&mut self, frame: Value) {
+        self.send_raw(Message::text(frame.to_string())).await;
+    }
+
+    /// Sends any frame.
+    pub async fn send_raw(&mut self, message: Message) {
+        self.stream.send(message).await.expect("send");
+    }
+
+    /// The next text frame or close (pings and pongs are skipped; the client library
+    /// answers pings itself).
+    pub async fn next_event(&mut self) -> WsEvent {
+        loop {
+            let next = tokio::time::timeout(crate::WAIT, self.stream.next())
+                .await
+                .expect("nothing arrived on the socket in time");
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    return WsEvent::Json(
+                        serde_json::from_str(&t).unwrap_or_else(|e| panic!("bad JSON {t}: {e}")),
+                    );
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return match frame {
+                        Some(f) => WsEvent::Closed(u16::from(f.code), f.reason.to_string()),
+                        None => WsEvent::Closed(1005, String::new()),
+                    };
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return WsEvent::Closed(1006, e.to_string()),
+                None => return WsEvent::Closed(1006, "stream ended".into()),
+            }
+        }
+    }
+
+    /// The next text frame (panics on close).
+    pub async fn next_json(&mut self) -> Value {
+        match self.next_event().await {
+            WsEvent::Json(v) => v,
+            WsEvent::Closed(code, reason) => panic!("socket closed ({code} {reason})"),
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others (presence, typing, ...).
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.next_json().await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+
+    /// Sends `frame` with `"ref": reference` and returns the reply carrying that ref,
+    /// skipping unrelated frames.
+    pub async fn ask(&mut self, mut frame: Value, reference: &str) -> Value {
+        frame["ref"] = Value::from(reference);
+        self.send(frame).await;
+        loop {
+            let v = self.next_json().await;
+            if v["ref"] == reference {
+                return v;
+            }
+        }
+    }
+
+    /// Waits for the server to close; the close code.
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            if let WsEvent::Closed(code, reason) = self.next_event().await {
+                return (code, reason);
+            }
+        }
+    }
+
+    /// Closes from the client side.
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
