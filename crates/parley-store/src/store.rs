@@ -67,7 +67,10 @@ pub(crate) enum Pools {
 /// method that borrows a pooled connection for its duration.
 #[derive(Clone)]
 pub struct Store {
+    /// The backend's pool.
     pub(crate) pools: Arc<Pools>,
+    /// SQLite only: taken around every write (see `with_conn!`).
+    pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -80,7 +83,26 @@ impl std::fmt::Debug for Store {
 
 /// Runs `$body` with `$conn` bound to a `&mut` pooled connection of whichever backend the
 /// store uses. The body is compiled once per backend, so diesel's DSL is checked against both.
+///
+/// `write |conn|` marks a body that writes: on SQLite, which allows one writer at a time,
+/// writers then queue in FIFO order on the store's write lock instead of in SQLite's busy
+/// handler (which polls with growing sleeps: unfair, and seconds of latency under load).
 macro_rules! with_conn {
+    ($store:expr, write |$conn:ident| $body:expr) => {
+        match &*$store.pools {
+            $crate::store::Pools::Pg(pool) => {
+                let mut obj = pool.get().await.map_err($crate::error::StoreError::from)?;
+                let $conn = &mut *obj;
+                $body
+            }
+            $crate::store::Pools::Sqlite(pool) => {
+                let _writer = $store.sqlite_writer.lock().await;
+                let mut obj = pool.get().await.map_err($crate::error::StoreError::from)?;
+                let $conn = &mut *obj;
+                $body
+            }
+        }
+    };
     ($store:expr, |$conn:ident| $body:expr) => {
         match &*$store.pools {
             $crate::store::Pools::Pg(pool) => {
@@ -172,6 +194,7 @@ impl Store {
         };
         Ok(Self {
             pools: Arc::new(pools),
+            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 

@@ -155,6 +155,7 @@ impl Store {
             Pools::Sqlite(pool) => {
                 // diesel has no multi-row INSERT ... ON CONFLICT for SQLite: one transaction
                 // of single inserts (one commit, one lock hand-over) does the same job.
+                let _writer = self.sqlite_writer.lock().await;
                 let mut conn = pool.get().await?;
                 conn.transaction(async |conn| {
                     let mut rows = Vec::with_capacity(values.len());

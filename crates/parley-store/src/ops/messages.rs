@@ -93,44 +93,47 @@ impl Store {
     pub async fn append_message(&self, new: &NewMessage) -> Result<Appended> {
         let now = Timestamp::now().millis();
         let client_id = new.client_id.as_ref().map(ClientMsgId::as_str);
-        let (row, created): (FullMessageRow, bool) = with_conn!(self, |conn| {
-            let inserted: Option<MessageRow> = diesel::insert_into(messages::table)
-                .values((
-                    messages::room_id.eq(new.room_id.get()),
-                    messages::sender_id.eq(new.sender_id.get()),
-                    messages::body.eq(new.body.as_str()),
-                    messages::client_id.eq(client_id),
-                    messages::created_at.eq(now),
-                ))
-                .on_conflict((messages::sender_id, messages::client_id))
-                .do_nothing()
-                .returning(MessageRow::as_returning())
-                .get_result(conn)
-                .await
-                .optional()
-                .map_err(|e| match StoreError::from(e) {
-                    StoreError::NotFound(_) => StoreError::NotFound("room or sender"),
-                    other => other,
-                })?;
-            match inserted {
-                Some(row) => (
-                    (
-                        row,
-                        new.room.as_str().to_owned(),
-                        new.sender.as_str().to_owned(),
+        let (row, created): (FullMessageRow, bool) = with_conn!(
+            self,
+            write | conn | {
+                let inserted: Option<MessageRow> = diesel::insert_into(messages::table)
+                    .values((
+                        messages::room_id.eq(new.room_id.get()),
+                        messages::sender_id.eq(new.sender_id.get()),
+                        messages::body.eq(new.body.as_str()),
+                        messages::client_id.eq(client_id),
+                        messages::created_at.eq(now),
+                    ))
+                    .on_conflict((messages::sender_id, messages::client_id))
+                    .do_nothing()
+                    .returning(MessageRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()
+                    .map_err(|e| match StoreError::from(e) {
+                        StoreError::NotFound(_) => StoreError::NotFound("room or sender"),
+                        other => other,
+                    })?;
+                match inserted {
+                    Some(row) => (
+                        (
+                            row,
+                            new.room.as_str().to_owned(),
+                            new.sender.as_str().to_owned(),
+                        ),
+                        true,
                     ),
-                    true,
-                ),
-                None => {
-                    let existing: FullMessageRow = full_message_query!()
-                        .filter(messages::sender_id.eq(new.sender_id.get()))
-                        .filter(messages::client_id.eq(client_id))
-                        .first(conn)
-                        .await?;
-                    (existing, false)
+                    None => {
+                        let existing: FullMessageRow = full_message_query!()
+                            .filter(messages::sender_id.eq(new.sender_id.get()))
+                            .filter(messages::client_id.eq(client_id))
+                            .first(conn)
+                            .await?;
+                        (existing, false)
+                    }
                 }
             }
-        });
+        );
         Ok(Appended {
             message: full_message(row)?,
             created,
@@ -200,21 +203,24 @@ impl Store {
         let current = self.message_by_id(id).await?;
         self.check_may_moderate(&current, editor).await?;
         let now = Timestamp::now().millis();
-        let row: Option<MessageRow> = with_conn!(self, |conn| {
-            diesel::update(
-                messages::table
-                    .find(id.get())
-                    .filter(messages::deleted_at.is_null()),
-            )
-            .set((
-                messages::body.eq(body.as_str()),
-                messages::edited_at.eq(Some(now)),
-            ))
-            .returning(MessageRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?
-        });
+        let row: Option<MessageRow> = with_conn!(
+            self,
+            write | conn | {
+                diesel::update(
+                    messages::table
+                        .find(id.get())
+                        .filter(messages::deleted_at.is_null()),
+                )
+                .set((
+                    messages::body.eq(body.as_str()),
+                    messages::edited_at.eq(Some(now)),
+                ))
+                .returning(MessageRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?
+            }
+        );
         match row {
             Some(row) => row.into_message(current.room, current.sender),
             None => Err(StoreError::Conflict("message was deleted".to_owned())),
@@ -231,18 +237,21 @@ impl Store {
             return Ok(current);
         }
         let now = Timestamp::now().millis();
-        let row: Option<MessageRow> = with_conn!(self, |conn| {
-            diesel::update(
-                messages::table
-                    .find(id.get())
-                    .filter(messages::deleted_at.is_null()),
-            )
-            .set((messages::body.eq(""), messages::deleted_at.eq(Some(now))))
-            .returning(MessageRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?
-        });
+        let row: Option<MessageRow> = with_conn!(
+            self,
+            write | conn | {
+                diesel::update(
+                    messages::table
+                        .find(id.get())
+                        .filter(messages::deleted_at.is_null()),
+                )
+                .set((messages::body.eq(""), messages::deleted_at.eq(Some(now))))
+                .returning(MessageRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?
+            }
+        );
         match row {
             Some(row) => row.into_message(current.room, current.sender),
             // Deleted concurrently: return the tombstone that won.

@@ -56,33 +56,36 @@ impl Store {
             ));
         }
         let now = Timestamp::now().millis();
-        let row: RoomRow = with_conn!(self, |conn| {
-            conn.transaction(async |conn| {
-                let room: RoomRow = diesel::insert_into(rooms::table)
-                    .values((
-                        rooms::name.eq(new.name.as_str()),
-                        rooms::kind.eq(new.kind.as_str()),
-                        rooms::creator_id.eq(Some(new.creator.get())),
-                        rooms::topic.eq(new.topic.as_str()),
-                        rooms::created_at.eq(now),
-                    ))
-                    .returning(RoomRow::as_returning())
-                    .get_result(conn)
-                    .await?;
-                diesel::insert_into(memberships::table)
-                    .values((
-                        memberships::room_id.eq(room.id),
-                        memberships::user_id.eq(new.creator.get()),
-                        memberships::role.eq(Role::Owner.as_str()),
-                        memberships::joined_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                Ok::<_, diesel::result::Error>(room)
-            })
-            .await
-            .map_err(|e| room_taken(e.into(), &new.name))?
-        });
+        let row: RoomRow = with_conn!(
+            self,
+            write | conn | {
+                conn.transaction(async |conn| {
+                    let room: RoomRow = diesel::insert_into(rooms::table)
+                        .values((
+                            rooms::name.eq(new.name.as_str()),
+                            rooms::kind.eq(new.kind.as_str()),
+                            rooms::creator_id.eq(Some(new.creator.get())),
+                            rooms::topic.eq(new.topic.as_str()),
+                            rooms::created_at.eq(now),
+                        ))
+                        .returning(RoomRow::as_returning())
+                        .get_result(conn)
+                        .await?;
+                    diesel::insert_into(memberships::table)
+                        .values((
+                            memberships::room_id.eq(room.id),
+                            memberships::user_id.eq(new.creator.get()),
+                            memberships::role.eq(Role::Owner.as_str()),
+                            memberships::joined_at.eq(now),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    Ok::<_, diesel::result::Error>(room)
+                })
+                .await
+                .map_err(|e| room_taken(e.into(), &new.name))?
+            }
+        );
         row.into_room()
     }
 
@@ -120,19 +123,22 @@ impl Store {
                 "'dm.' names are reserved for direct rooms".to_owned(),
             ));
         }
-        let row: Option<RoomRow> = with_conn!(self, |conn| {
-            diesel::update(
-                rooms::table
-                    .find(id.get())
-                    .filter(rooms::kind.ne(RoomKind::Direct.as_str())),
-            )
-            .set(rooms::name.eq(name.as_str()))
-            .returning(RoomRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()
-            .map_err(|e| room_taken(e.into(), name))?
-        });
+        let row: Option<RoomRow> = with_conn!(
+            self,
+            write | conn | {
+                diesel::update(
+                    rooms::table
+                        .find(id.get())
+                        .filter(rooms::kind.ne(RoomKind::Direct.as_str())),
+                )
+                .set(rooms::name.eq(name.as_str()))
+                .returning(RoomRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()
+                .map_err(|e| room_taken(e.into(), name))?
+            }
+        );
         match row {
             Some(row) => row.into_room(),
             None => {
@@ -147,24 +153,30 @@ impl Store {
 
     /// Sets a room's topic. `NotFound` if there is no such room.
     pub async fn set_topic(&self, id: RoomId, topic: &Topic) -> Result<Room> {
-        let row: RoomRow = with_conn!(self, |conn| {
-            diesel::update(rooms::table.find(id.get()))
-                .set(rooms::topic.eq(topic.as_str()))
-                .returning(RoomRow::as_returning())
-                .get_result(conn)
-                .await
-                .map_err(not_found("room"))?
-        });
+        let row: RoomRow = with_conn!(
+            self,
+            write | conn | {
+                diesel::update(rooms::table.find(id.get()))
+                    .set(rooms::topic.eq(topic.as_str()))
+                    .returning(RoomRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .map_err(not_found("room"))?
+            }
+        );
         row.into_room()
     }
 
     /// Deletes a room with its memberships and messages. `NotFound` if there is none.
     pub async fn delete_room(&self, id: RoomId) -> Result<()> {
-        let n = with_conn!(self, |conn| {
-            diesel::delete(rooms::table.find(id.get()))
-                .execute(conn)
-                .await?
-        });
+        let n = with_conn!(
+            self,
+            write | conn | {
+                diesel::delete(rooms::table.find(id.get()))
+                    .execute(conn)
+                    .await?
+            }
+        );
         if n == 0 {
             Err(StoreError::NotFound("room"))
         } else {
@@ -179,46 +191,49 @@ impl Store {
         let key = DirectKey::new(a, b).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let name = key.room_name();
         let now = Timestamp::now().millis();
-        let row: RoomRow = with_conn!(self, |conn| {
-            conn.transaction(async |conn| {
-                // Write first: a SQLite transaction that starts with a read cannot wait for
-                // the write lock (it would fail busy at once).
-                diesel::insert_into(rooms::table)
-                    .values((
-                        rooms::name.eq(name.as_str()),
-                        rooms::kind.eq(RoomKind::Direct.as_str()),
-                        rooms::creator_id.eq(Some(a.get())),
-                        rooms::topic.eq(""),
-                        rooms::created_at.eq(now),
-                        rooms::direct_low.eq(Some(key.low().get())),
-                        rooms::direct_high.eq(Some(key.high().get())),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
-                let room: RoomRow = rooms::table
-                    .filter(rooms::name.eq(name.as_str()))
-                    .select(RoomRow::as_select())
-                    .first(conn)
-                    .await?;
-                // Two single inserts: SQLite has no multi-row insert with ON CONFLICT in diesel.
-                for member in [key.low(), key.high()] {
-                    diesel::insert_into(memberships::table)
+        let row: RoomRow = with_conn!(
+            self,
+            write | conn | {
+                conn.transaction(async |conn| {
+                    // Write first: a SQLite transaction that starts with a read cannot wait for
+                    // the write lock (it would fail busy at once).
+                    diesel::insert_into(rooms::table)
                         .values((
-                            memberships::room_id.eq(room.id),
-                            memberships::user_id.eq(member.get()),
-                            memberships::role.eq(Role::Member.as_str()),
-                            memberships::joined_at.eq(now),
+                            rooms::name.eq(name.as_str()),
+                            rooms::kind.eq(RoomKind::Direct.as_str()),
+                            rooms::creator_id.eq(Some(a.get())),
+                            rooms::topic.eq(""),
+                            rooms::created_at.eq(now),
+                            rooms::direct_low.eq(Some(key.low().get())),
+                            rooms::direct_high.eq(Some(key.high().get())),
                         ))
                         .on_conflict_do_nothing()
                         .execute(conn)
                         .await?;
-                }
-                Ok::<_, diesel::result::Error>(room)
-            })
-            .await
-            .map_err(not_found("user"))?
-        });
+                    let room: RoomRow = rooms::table
+                        .filter(rooms::name.eq(name.as_str()))
+                        .select(RoomRow::as_select())
+                        .first(conn)
+                        .await?;
+                    // Two single inserts: SQLite has no multi-row insert with ON CONFLICT in diesel.
+                    for member in [key.low(), key.high()] {
+                        diesel::insert_into(memberships::table)
+                            .values((
+                                memberships::room_id.eq(room.id),
+                                memberships::user_id.eq(member.get()),
+                                memberships::role.eq(Role::Member.as_str()),
+                                memberships::joined_at.eq(now),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok::<_, diesel::result::Error>(room)
+                })
+                .await
+                .map_err(not_found("user"))?
+            }
+        );
         row.into_room()
     }
 
@@ -233,40 +248,46 @@ impl Store {
             ));
         }
         let now = Timestamp::now().millis();
-        let row: MembershipRow = with_conn!(self, |conn| {
-            let inserted = diesel::insert_into(memberships::table)
-                .values((
-                    memberships::room_id.eq(room.id.get()),
-                    memberships::user_id.eq(user.get()),
-                    memberships::role.eq(role.as_str()),
-                    memberships::joined_at.eq(now),
-                ))
-                .on_conflict_do_nothing()
-                .returning(MembershipRow::as_returning())
-                .get_result(conn)
-                .await
-                .optional()
-                .map_err(not_found("user"))?;
-            match inserted {
-                Some(row) => row,
-                None => memberships::table
-                    .find((room.id.get(), user.get()))
-                    .select(MembershipRow::as_select())
-                    .first(conn)
+        let row: MembershipRow = with_conn!(
+            self,
+            write | conn | {
+                let inserted = diesel::insert_into(memberships::table)
+                    .values((
+                        memberships::room_id.eq(room.id.get()),
+                        memberships::user_id.eq(user.get()),
+                        memberships::role.eq(role.as_str()),
+                        memberships::joined_at.eq(now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .returning(MembershipRow::as_returning())
+                    .get_result(conn)
                     .await
-                    .map_err(not_found("membership"))?,
+                    .optional()
+                    .map_err(not_found("user"))?;
+                match inserted {
+                    Some(row) => row,
+                    None => memberships::table
+                        .find((room.id.get(), user.get()))
+                        .select(MembershipRow::as_select())
+                        .first(conn)
+                        .await
+                        .map_err(not_found("membership"))?,
+                }
             }
-        });
+        );
         row.into_membership()
     }
 
     /// Removes `user` from `room`. `NotFound` if they were not a member.
     pub async fn remove_member(&self, room: RoomId, user: UserId) -> Result<()> {
-        let n = with_conn!(self, |conn| {
-            diesel::delete(memberships::table.find((room.get(), user.get())))
-                .execute(conn)
-                .await?
-        });
+        let n = with_conn!(
+            self,
+            write | conn | {
+                diesel::delete(memberships::table.find((room.get(), user.get())))
+                    .execute(conn)
+                    .await?
+            }
+        );
         if n == 0 {
             Err(StoreError::NotFound("membership"))
         } else {
@@ -276,14 +297,17 @@ impl Store {
 
     /// Changes a member's role. `NotFound` if they are not a member.
     pub async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> Result<Membership> {
-        let row: MembershipRow = with_conn!(self, |conn| {
-            diesel::update(memberships::table.find((room.get(), user.get())))
-                .set(memberships::role.eq(role.as_str()))
-                .returning(MembershipRow::as_returning())
-                .get_result(conn)
-                .await
-                .map_err(not_found("membership"))?
-        });
+        let row: MembershipRow = with_conn!(
+            self,
+            write | conn | {
+                diesel::update(memberships::table.find((room.get(), user.get())))
+                    .set(memberships::role.eq(role.as_str()))
+                    .returning(MembershipRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .map_err(not_found("membership"))?
+            }
+        );
         row.into_membership()
     }
 
@@ -382,41 +406,44 @@ impl Store {
         user: UserId,
         message: MessageId,
     ) -> Result<Membership> {
-        let row: MembershipRow = with_conn!(self, |conn| {
-            let in_room: i64 = messages::table
-                .filter(
-                    messages::id
-                        .eq(message.get())
-                        .and(messages::room_id.eq(room.get())),
+        let row: MembershipRow = with_conn!(
+            self,
+            write | conn | {
+                let in_room: i64 = messages::table
+                    .filter(
+                        messages::id
+                            .eq(message.get())
+                            .and(messages::room_id.eq(room.get())),
+                    )
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if in_room == 0 {
+                    return Err(StoreError::NotFound("message"));
+                }
+                let moved = diesel::update(
+                    memberships::table.find((room.get(), user.get())).filter(
+                        memberships::last_read
+                            .is_null()
+                            .or(memberships::last_read.lt(message.get())),
+                    ),
                 )
-                .count()
+                .set(memberships::last_read.eq(Some(message.get())))
+                .returning(MembershipRow::as_returning())
                 .get_result(conn)
-                .await?;
-            if in_room == 0 {
-                return Err(StoreError::NotFound("message"));
+                .await
+                .optional()?;
+                match moved {
+                    Some(row) => row,
+                    None => memberships::table
+                        .find((room.get(), user.get()))
+                        .select(MembershipRow::as_select())
+                        .first(conn)
+                        .await
+                        .map_err(not_found("membership"))?,
+                }
             }
-            let moved = diesel::update(
-                memberships::table.find((room.get(), user.get())).filter(
-                    memberships::last_read
-                        .is_null()
-                        .or(memberships::last_read.lt(message.get())),
-                ),
-            )
-            .set(memberships::last_read.eq(Some(message.get())))
-            .returning(MembershipRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?;
-            match moved {
-                Some(row) => row,
-                None => memberships::table
-                    .find((room.get(), user.get()))
-                    .select(MembershipRow::as_select())
-                    .first(conn)
-                    .await
-                    .map_err(not_found("membership"))?,
-            }
-        });
+        );
         row.into_membership()
     }
 }

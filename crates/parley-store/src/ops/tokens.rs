@@ -12,16 +12,19 @@ impl Store {
     /// true if this call revoked it, false if it already was: refresh rotation relies on that
     /// to let exactly one of two racing refreshes with the same token win.
     pub async fn revoke_token(&self, jti: &str, expires_at: Timestamp) -> Result<bool> {
-        let n = with_conn!(self, |conn| {
-            diesel::insert_into(revoked_tokens::table)
-                .values((
-                    revoked_tokens::jti.eq(jti),
-                    revoked_tokens::expires_at.eq(expires_at.millis()),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?
-        });
+        let n = with_conn!(
+            self,
+            write | conn | {
+                diesel::insert_into(revoked_tokens::table)
+                    .values((
+                        revoked_tokens::jti.eq(jti),
+                        revoked_tokens::expires_at.eq(expires_at.millis()),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?
+            }
+        );
         Ok(n == 1)
     }
 
@@ -45,13 +48,16 @@ impl Store {
     /// Forgets revocations that expired before `now` (those tokens fail on expiry alone).
     /// Returns how many were removed.
     pub async fn prune_revoked(&self, now: Timestamp) -> Result<usize> {
-        let n = with_conn!(self, |conn| {
-            diesel::delete(
-                revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now.millis())),
-            )
-            .execute(conn)
-            .await?
-        });
+        let n = with_conn!(
+            self,
+            write | conn | {
+                diesel::delete(
+                    revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now.millis())),
+                )
+                .execute(conn)
+                .await?
+            }
+        );
         Ok(n)
     }
 }

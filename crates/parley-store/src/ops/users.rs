@@ -57,20 +57,23 @@ impl Store {
     /// Creates an account. `Conflict` if the name is taken.
     pub async fn create_user(&self, new: &NewUser) -> Result<User> {
         let now = Timestamp::now().millis();
-        let row: UserRow = with_conn!(self, |conn| {
-            diesel::insert_into(users::table)
-                .values((
-                    users::username.eq(new.username.as_str()),
-                    users::email.eq(new.email.as_ref().map(Email::as_str)),
-                    users::password_hash.eq(&new.password_hash),
-                    users::is_staff.eq(new.is_staff),
-                    users::created_at.eq(now),
-                ))
-                .returning(UserRow::as_returning())
-                .get_result(conn)
-                .await
-                .map_err(|e| taken(e.into(), &new.username))?
-        });
+        let row: UserRow = with_conn!(
+            self,
+            write | conn | {
+                diesel::insert_into(users::table)
+                    .values((
+                        users::username.eq(new.username.as_str()),
+                        users::email.eq(new.email.as_ref().map(Email::as_str)),
+                        users::password_hash.eq(&new.password_hash),
+                        users::is_staff.eq(new.is_staff),
+                        users::created_at.eq(now),
+                    ))
+                    .returning(UserRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .map_err(|e| taken(e.into(), &new.username))?
+            }
+        );
         tracing::debug!(user = %row.username, id = row.id, "created user");
         row.into_user()
     }
@@ -111,25 +114,31 @@ impl Store {
 
     /// Records a successful login at `at` and returns the updated account.
     pub async fn record_login(&self, id: UserId, at: Timestamp) -> Result<User> {
-        let row: UserRow = with_conn!(self, |conn| {
-            diesel::update(users::table.find(id.get()))
-                .set(users::last_login.eq(Some(at.millis())))
-                .returning(UserRow::as_returning())
-                .get_result(conn)
-                .await
-                .map_err(|e| missing(e.into()))?
-        });
+        let row: UserRow = with_conn!(
+            self,
+            write | conn | {
+                diesel::update(users::table.find(id.get()))
+                    .set(users::last_login.eq(Some(at.millis())))
+                    .returning(UserRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .map_err(|e| missing(e.into()))?
+            }
+        );
         row.into_user()
     }
 
     /// Replaces the password hash.
     pub async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
-        let n = with_conn!(self, |conn| {
-            diesel::update(users::table.find(id.get()))
-                .set(users::password_hash.eq(password_hash))
-                .execute(conn)
-                .await?
-        });
+        let n = with_conn!(
+            self,
+            write | conn | {
+                diesel::update(users::table.find(id.get()))
+                    .set(users::password_hash.eq(password_hash))
+                    .execute(conn)
+                    .await?
+            }
+        );
         if n == 0 {
             Err(StoreError::NotFound("user"))
         } else {
@@ -139,25 +148,31 @@ impl Store {
 
     /// Grants or withdraws staff rights and returns the updated account.
     pub async fn set_staff(&self, id: UserId, is_staff: bool) -> Result<User> {
-        let row: UserRow = with_conn!(self, |conn| {
-            diesel::update(users::table.find(id.get()))
-                .set(users::is_staff.eq(is_staff))
-                .returning(UserRow::as_returning())
-                .get_result(conn)
-                .await
-                .map_err(|e| missing(e.into()))?
-        });
+        let row: UserRow = with_conn!(
+            self,
+            write | conn | {
+                diesel::update(users::table.find(id.get()))
+                    .set(users::is_staff.eq(is_staff))
+                    .returning(UserRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .map_err(|e| missing(e.into()))?
+            }
+        );
         row.into_user()
     }
 
     /// Deletes an account with its memberships and messages (rooms it created stay, with no
     /// creator). `NotFound` if there is none.
     pub async fn delete_user(&self, id: UserId) -> Result<()> {
-        let n = with_conn!(self, |conn| {
-            diesel::delete(users::table.find(id.get()))
-                .execute(conn)
-                .await?
-        });
+        let n = with_conn!(
+            self,
+            write | conn | {
+                diesel::delete(users::table.find(id.get()))
+                    .execute(conn)
+                    .await?
+            }
+        );
         if n == 0 {
             Err(StoreError::NotFound("user"))
         } else {
