@@ -42,6 +42,9 @@ struct Args {
     /// Batch mode: writer tasks (batches in flight at once).
     #[arg(long, default_value_t = BatchOptions::default().writers)]
     batch_writers: usize,
+    /// Batch mode: append directly while fewer than this many appends are under way.
+    #[arg(long, default_value_t = BatchOptions::default().direct_below)]
+    direct_below: usize,
     /// Batch mode: most messages per statement.
     #[arg(long, default_value_t = BatchOptions::default().max_batch)]
     max_batch: usize,
@@ -66,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
     let bopts = BatchOptions {
         writers: args.batch_writers,
         max_batch: args.max_batch,
+        direct_below: args.direct_below,
         ..BatchOptions::default()
     };
     for &batch in modes {
@@ -177,7 +181,10 @@ async fn run(
         "| {backend} | {} | {writers} | {pool} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
         batch.map_or_else(
             || "single".to_owned(),
-            |b| format!("batch (≤{} × {} in flight)", b.max_batch, b.writers)
+            |b| format!(
+                "batch (≤{} × {}, direct <{})",
+                b.max_batch, b.writers, b.direct_below
+            )
         ),
         total.len(),
         total.len() as f64 / elapsed,

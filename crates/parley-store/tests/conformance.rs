@@ -918,6 +918,8 @@ async fn the_batcher_groups_concurrent_appends(s: &Store) {
             max_batch: 16,
             writers: 2,
             queue: 64,
+            // Always through the queue, so batching is what is tested.
+            direct_below: 0,
         },
     );
     // 64 appends, each client id sent twice.
@@ -946,6 +948,19 @@ async fn the_batcher_groups_concurrent_appends(s: &Store) {
         );
     }
     assert_eq!(created, 64);
+    // With the defaults, a lone append takes the direct path, idempotency included.
+    let quiet =
+        parley_store::AppendBatcher::spawn(s.clone(), parley_store::BatchOptions::default());
+    let first = quiet
+        .append(msg(&r, &a, "alone", Some("c-alone")))
+        .await
+        .unwrap();
+    assert!(first.created);
+    let again = quiet
+        .append(msg(&r, &a, "alone", Some("c-alone")))
+        .await
+        .unwrap();
+    assert_eq!((again.created, again.message.id), (false, first.message.id));
     assert_eq!(
         s.history(
             r.id,
@@ -958,7 +973,7 @@ async fn the_batcher_groups_concurrent_appends(s: &Store) {
         .unwrap()
         .messages
         .len(),
-        64
+        65
     );
 }
 

@@ -13,6 +13,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use parley_domain::{ClientMsgId, Timestamp};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 type Request = (NewMessage, oneshot::Sender<Result<Appended>>);
@@ -23,6 +24,21 @@ type Request = (NewMessage, oneshot::Sender<Result<Appended>>);
 pub struct AppendBatcher {
     /// Where appends queue for the writer tasks.
     tx: mpsc::Sender<Request>,
+    /// For the direct path when the batcher is quiet.
+    store: Store,
+    /// Appends under way through this batcher (direct or queued).
+    in_flight: Arc<AtomicUsize>,
+    /// Below this many appends under way, append directly (see [`BatchOptions::direct_below`]).
+    direct_below: usize,
+}
+
+/// Decrements the in-flight count when an append finishes or is abandoned.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// How an [`AppendBatcher`] batches.
@@ -35,6 +51,10 @@ pub struct BatchOptions {
     pub writers: usize,
     /// Appends that may wait in the queue before callers wait to enqueue (back-pressure).
     pub queue: usize,
+    /// With fewer appends than this under way, an append skips the queue and is written on
+    /// its own: batching only pays under load, and the hand-off to a writer task costs
+    /// latency when there is nothing to batch with. 0 always batches.
+    pub direct_below: usize,
 }
 
 impl Default for BatchOptions {
@@ -43,6 +63,7 @@ impl Default for BatchOptions {
             max_batch: 128,
             writers: 4,
             queue: 4096,
+            direct_below: 8,
         }
     }
 }
@@ -75,12 +96,22 @@ impl AppendBatcher {
                 }
             });
         }
-        Self { tx }
+        Self {
+            tx,
+            store,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            direct_below: opts.direct_below,
+        }
     }
 
     /// Appends a message through the batcher: the same result as
     /// [`Store::append_message`], usually sharing a commit with concurrent appends.
     pub async fn append(&self, message: NewMessage) -> Result<Appended> {
+        let busy = self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.in_flight);
+        if busy < self.direct_below {
+            return self.store.append_message(&message).await;
+        }
         let (reply, answer) = oneshot::channel();
         self.tx
             .send((message, reply))
