@@ -7,8 +7,35 @@ crate::on_both!(
     direct_room_is_closed_to_a_third_user,
     private_room_is_closed_to_non_members,
     refresh_rotation_and_logout,
-    socket_needs_a_valid_token
+    socket_needs_a_valid_token,
+    too_many_sockets_are_refused
 );
+
+async fn too_many_sockets_are_refused(backend: Backend) {
+    let server = TestServer::start_with(backend, |s| s.max_connections_per_user = 2).await;
+    let alice = server.user("alice").await;
+    let _one = WsClient::connect(server.addr, &alice).await;
+    let two = WsClient::connect(server.addr, &alice).await;
+    let path = format!("/ws?token={alice}");
+    assert_eq!(
+        WsClient::try_connect(server.addr, &path, &[]).await.err(),
+        Some(429)
+    );
+    // Closing one frees a place (once the server has seen the close).
+    two.close().await;
+    let deadline = tokio::time::Instant::now() + parley_e2e::WAIT;
+    while WsClient::try_connect(server.addr, &path, &[])
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
 
 async fn direct_room_is_closed_to_a_third_user(backend: Backend) {
     let server = TestServer::start(backend).await;

@@ -1,0 +1,357 @@
+//! The real `parley-server` binary: zero-configuration start, configuration errors,
+//! `create-user`, graceful shutdown on SIGTERM (exit 0, sockets closed with 1001), and two
+//! server processes on one Redis.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed assertion
+
+use parley_e2e::{Backend, WAIT, WsClient, http, redis_url, unique};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_parley-server");
+
+/// A fresh working directory, removed on drop.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("parley-bin-{}", unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The binary with a clean `PARLEY_*`/`DATABASE_URL`/`REDIS_URL` environment.
+fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PARLEY_")
+            || key == "DATABASE_URL"
+            || key == "REDIS_URL"
+            || key == "RUST_LOG"
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A running server process, killed on drop if still running.
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+    /// Log lines up to the "listening" line.
+    startup: Vec<String>,
+    /// Log lines after it.
+    logs: mpsc::Receiver<String>,
+}
+
+impl Process {
+    /// Starts `serve` with JSON logs on port 0 and waits for the "listening" line.
+    fn start(dir: &Path, env: &[(&str, String)]) -> Self {
+        let mut cmd = command(dir);
+        cmd.env("PARLEY_BIND", "127.0.0.1:0")
+            .env("PARLEY_LOG_FORMAT", "json")
+            .env("PARLEY_BCRYPT_COST", "4")
+            .env("PARLEY_WORKERS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn parley-server");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut startup = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("parley-server did not report its address"));
+            startup.push(line.clone());
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if v["message"] == "parley-server listening" {
+                break v["addr"].as_str().unwrap().parse().unwrap();
+            }
+        };
+        Self {
+            child,
+            addr,
+            startup,
+            logs: rx,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status; also every log line.
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut logs = std::mem::take(&mut self.startup);
+                // The reader thread ends with the process's stderr.
+                while let Ok(line) = self.logs.recv_timeout(Duration::from_secs(5)) {
+                    logs.push(line);
+                }
+                return (status, logs);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether a log line so far contains `text`.
+    fn logged(&self, text: &str) -> bool {
+        self.startup.iter().any(|l| l.contains(text))
+            || self.logs.try_iter().any(|l| l.contains(text))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn register_and_login(addr: SocketAddr, name: &str) -> String {
+    let password = format!("password-{name}");
+    let r = http::post(
+        addr,
+        "/api/auth/register",
+        None,
+        &json!({"username": name, "password": password}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = http::post(
+        addr,
+        "/api/auth/login",
+        None,
+        &json!({"username": name, "password": password}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["access"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_configuration_start_and_graceful_sigterm() {
+    let dir = WorkDir::new();
+    let server = Process::start(&dir.0, &[]);
+    // SQLite file and a private development secret in the working directory, with a warning.
+    assert!(dir.0.join("parley.sqlite3").exists());
+    let secret = dir.0.join(".parley-secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(std::fs::read_to_string(&secret).unwrap().trim().len() >= 64);
+    assert!(server.logged("DEVELOPMENT SECRET"));
+
+    let addr = server.addr;
+    assert_eq!(http::get(addr, "/healthz", None).await.status, 200);
+    assert_eq!(http::get(addr, "/readyz", None).await.status, 200);
+    let token = register_and_login(addr, "alice").await;
+    // The token in the query string (as browsers send it) must not reach the logs.
+    let mut ws = WsClient::try_connect(addr, &format!("/ws?token={token}"), &[])
+        .await
+        .unwrap();
+    assert_eq!(ws.ask(json!({"type": "ping"}), "p").await["type"], "pong");
+
+    // SIGTERM: the socket is told "going away", the process exits 0.
+    let waiter = tokio::spawn(async move { ws.closed().await });
+    let (status, logs) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let (code, _) = tokio::time::timeout(WAIT, waiter).await.unwrap().unwrap();
+    assert_eq!(code, 1001);
+    let logs = logs.join("\n");
+    assert!(
+        logs.contains("\"path\":\"/ws\""),
+        "requests are logged: {logs}"
+    );
+    assert!(logs.contains("request_id"), "{logs}");
+    assert!(!logs.contains(&token), "the access token was logged");
+    let secret = std::fs::read_to_string(&secret).unwrap();
+    assert!(!logs.contains(secret.trim()), "the secret was logged");
+}
+
+#[test]
+fn invalid_configuration_fails_naming_the_setting() {
+    let dir = WorkDir::new();
+    for (key, value, name) in [
+        ("PARLEY_BIND", "not-an-address", "bind"),
+        ("PARLEY_SECRET", "short", "secret"),
+        ("PARLEY_LAYER", "carrier-pigeon", "layer"),
+        ("DATABASE_URL", "mysql://x", "database_url"),
+        (
+            "PARLEY_WS_PING_TIMEOUT_SECS",
+            "soon",
+            "WS_PING_TIMEOUT_SECS",
+        ),
+    ] {
+        let out = command(&dir.0)
+            .arg("check-config")
+            .env(key, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{key}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(
+            stderr.contains(&name.to_lowercase()),
+            "{key}={value}: {stderr}"
+        );
+    }
+    // A config file works, and check-config hides secrets.
+    std::fs::write(
+        dir.0.join("parley.toml"),
+        "bind = \"127.0.0.1:9999\"\nsecret = \"0123456789abcdef0123456789abcdef-hidden\"\n",
+    )
+    .unwrap();
+    let out = command(&dir.0).arg("check-config").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("127.0.0.1:9999"), "{stdout}");
+    assert!(!stdout.contains("hidden"), "secret printed: {stdout}");
+    // Environment beats the file.
+    let out = command(&dir.0)
+        .arg("check-config")
+        .env("PARLEY_BIND", "127.0.0.1:7777")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("127.0.0.1:7777"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_user_then_login() {
+    let dir = WorkDir::new();
+    let mut child = command(&dir.0)
+        .args(["create-user", "root", "--staff", "--password-stdin"])
+        .env("PARLEY_BCRYPT_COST", "4")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-strong-password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("staff"));
+
+    let server = Process::start(&dir.0, &[]);
+    let r = http::post(
+        server.addr,
+        "/api/auth/login",
+        None,
+        &json!({"username": "root", "password": "a-strong-password"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["user"]["is_staff"], true);
+}
+
+/// Two real server processes on one Redis and one database.
+async fn two_processes(backend: Backend) {
+    let db = backend.database().await;
+    let dir = WorkDir::new();
+    let env = vec![
+        ("DATABASE_URL", db.url().to_owned()),
+        ("REDIS_URL", redis_url()),
+        ("PARLEY_REDIS_PREFIX", format!("parley-bin-{}:", unique())),
+        (
+            "PARLEY_SECRET",
+            "binary-test-secret-binary-test-secret".to_owned(),
+        ),
+        ("PARLEY_PRESENCE_INTERVAL_MS", "500".to_owned()),
+        ("PARLEY_PRESENCE_TTL_MS", "2000".to_owned()),
+    ];
+    let one = Process::start(&dir.0, &env);
+    let two = Process::start(&dir.0, &env);
+    let alice = register_and_login(one.addr, "alice").await;
+    let bob = register_and_login(two.addr, "bob").await;
+    let room = format!("procs-{}", unique());
+    let r = http::post(one.addr, "/api/rooms", Some(&alice), &json!({"name": room})).await;
+    assert_eq!(r.status, 201);
+
+    let mut a = WsClient::connect(one.addr, &alice).await;
+    let mut b = WsClient::connect(two.addr, &bob).await;
+    a.ask(json!({"type": "join", "room": room}), "j").await;
+    b.ask(json!({"type": "join", "room": room}), "j").await;
+    a.ask(
+        json!({"type": "send", "room": room, "body": "across processes"}),
+        "s",
+    )
+    .await;
+    assert_eq!(b.next_of("message").await["body"], "across processes");
+
+    // Presence is the union on both processes.
+    for (addr, token) in [(one.addr, &alice), (two.addr, &bob)] {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r = http::get(addr, &format!("/api/rooms/{room}/online"), Some(token)).await;
+            let online = r.json()["online"].clone();
+            if online == json!(["alice", "bob"]) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{addr}: {online}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    drop((one, two));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_redis_sqlite() {
+    two_processes(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_redis_postgres() {
+    two_processes(Backend::Postgres).await;
+}
