@@ -41,6 +41,27 @@ function appendChildren(el, children) {
   }
 }
 
+const ICONS = {
+  video: 'M3 7h11a1 1 0 0 1 1 1v8a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V8a1 1 0 0 1 1-1zm13 3.5 5-3v9l-5-3z',
+  phone: 'M6.62 10.79a15.05 15.05 0 0 0 6.59 6.59l2.2-2.2a1 1 0 0 1 1.01-.24c1.12.37 2.33.57 3.58.57a1 1 0 0 1 1 1V20a1 1 0 0 1-1 1A17 17 0 0 1 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.46.57 3.58a1 1 0 0 1-.25 1.01l-2.2 2.2z',
+};
+
+/** A small inline icon (no icon font, no emoji font needed). */
+function icon(name) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', '18');
+  svg.setAttribute('height', '18');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('focusable', 'false');
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', ICONS[name]);
+  path.setAttribute('fill', 'currentColor');
+  svg.append(path);
+  return svg;
+}
+
 function clear(el) {
   while (el.firstChild) el.firstChild.remove();
   return el;
@@ -1087,11 +1108,11 @@ function renderRoomList() {
     h('div', { class: 'room-section' },
       h('h2', {}, title),
       names.length ? h('ul', {}, names.sort((a, b) => roomLabel(a).localeCompare(roomLabel(b))).map(item)) : h('p', { class: 'muted' }, empty));
-  list.append(
+  appendChildren(list, [
     section('Your rooms', mine, 'None yet: join or create one.'),
-    section('Direct chats', direct, 'No direct chats.'),
+    section('Direct chats', direct, 'No direct chats yet.'),
     discover.length ? section('Public rooms', discover, '') : null,
-  );
+  ]);
 }
 
 function openRoom(name) {
@@ -1213,8 +1234,8 @@ function renderRoomHeader(r) {
   const peer = isDirect(r.name) ? directPeer(r.name) : null;
   if (peer) {
     actions.append(
-      h('button', { type: 'button', class: 'icon', 'aria-label': `Video call ${peer}`, title: `Video call ${peer}`, onclick: () => startCall(peer, true) }, '🎥'),
-      h('button', { type: 'button', class: 'icon', 'aria-label': `Voice call ${peer}`, title: `Voice call ${peer}`, onclick: () => startCall(peer, false) }, '📞'),
+      h('button', { type: 'button', class: 'icon', 'aria-label': `Video call ${peer}`, title: `Video call ${peer}`, onclick: () => startCall(peer, true) }, icon('video')),
+      h('button', { type: 'button', class: 'icon', 'aria-label': `Voice call ${peer}`, title: `Voice call ${peer}`, onclick: () => startCall(peer, false) }, icon('phone')),
     );
   }
   if (kind === 'private' && s?.role) {
@@ -1251,13 +1272,16 @@ function renderOnline(r) {
   if (!pane || pane.room !== r.name) return;
   const list = clear(pane.online);
   const users = [...new Set(r.online)].sort();
-  document.getElementById('online-title').textContent = `Online (${users.length})`;
+  // While disconnected the list is what it was: say so rather than show it as current.
+  const stale = !r.joined;
+  pane.online.closest('.online-strip')?.classList.toggle('stale', stale);
+  document.getElementById('online-title').textContent = stale ? 'Last seen online' : `Online (${users.length})`;
   for (const user of users) {
     const self = user === me();
     list.append(h('li', { class: 'online-user', dataset: { user } },
       h('span', { class: 'presence-dot', 'aria-hidden': 'true' }),
       h('span', { class: 'online-name' }, self ? `${user} (you)` : user),
-      self ? null : h('button', { type: 'button', class: 'icon small', 'aria-label': `Video call ${user}`, title: `Video call ${user}`, onclick: () => startCall(user, true) }, '🎥')));
+      self ? null : h('button', { type: 'button', class: 'icon small', 'aria-label': `Video call ${user}`, title: `Video call ${user}`, onclick: () => startCall(user, true) }, icon('video'))));
   }
 }
 
@@ -1299,6 +1323,10 @@ function onMessagesScroll(r) {
   if (pane.scroller.scrollTop < 120) loadOlder(r);
 }
 
+const DELETE_CONFIRM_MS = 4_000;
+/** Message id → until when its delete button is armed. */
+const confirmingDelete = new Map();
+
 function messageElement(r, m) {
   const own = m.sender === me();
   const deleted = Boolean(m.deleted_at);
@@ -1310,24 +1338,28 @@ function messageElement(r, m) {
     m.edited_at && !deleted ? h('span', { class: 'edited', title: `edited ${dateTimeFormat.format(new Date(m.edited_at))}` }, '(edited)') : null));
   el.append(h('div', { class: 'body' }, deleted ? 'This message was deleted.' : m.body));
   if (own && !deleted) {
+    // Deleting takes two clicks; the first arms the button for a few seconds. The armed state
+    // lives outside the element, which may be rebuilt meanwhile (a read marker moved).
+    const armed = (confirmingDelete.get(m.id) ?? 0) > Date.now();
     const del = h('button', {
-      type: 'button', class: 'link', 'aria-label': 'Delete message',
+      type: 'button', class: 'link', 'aria-label': armed ? 'Confirm delete message' : 'Delete message',
       onclick: () => {
-        if (del.dataset.confirm !== 'yes') {
-          del.dataset.confirm = 'yes';
+        if ((confirmingDelete.get(m.id) ?? 0) <= Date.now()) {
+          confirmingDelete.set(m.id, Date.now() + DELETE_CONFIRM_MS);
           del.textContent = 'Really delete?';
           del.setAttribute('aria-label', 'Confirm delete message');
           setTimeout(() => {
+            confirmingDelete.delete(m.id);
             if (!del.isConnected) return;
-            del.dataset.confirm = '';
             del.textContent = 'Delete';
             del.setAttribute('aria-label', 'Delete message');
-          }, 4000);
+          }, DELETE_CONFIRM_MS);
           return;
         }
+        confirmingDelete.delete(m.id);
         socket.request({ type: 'delete', message_id: m.id }).catch((e) => toast(e.message, 'error'));
       },
-    }, 'Delete');
+    }, armed ? 'Really delete?' : 'Delete');
     el.append(h('div', { class: 'actions' },
       h('button', { type: 'button', class: 'link', 'aria-label': 'Edit message', onclick: () => startEdit(r, m, el) }, 'Edit'),
       del));
@@ -1377,12 +1409,13 @@ function renderMessages(r, opts = {}) {
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60;
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
 
-  // Who has read up to where: each reader is shown under the newest message they have seen.
+  // Who has read up to where: each reader is shown under the newest message of someone
+  // else's that they have seen.
   const sorted = r.sorted();
   const seenBy = new Map();
   for (const [user, upTo] of r.reads) {
     let last = null;
-    for (const m of sorted) if (m.id <= upTo) last = m.id;
+    for (const m of sorted) if (m.id <= upTo && m.sender !== user && !m.deleted_at) last = m.id;
     if (last !== null) seenBy.set(last, [...(seenBy.get(last) ?? []), user]);
   }
 
@@ -1531,6 +1564,11 @@ async function onSignal(f) {
         signalPeer(call.peer, { type: 'offer', sdp: call.pc.localDescription.sdp }, call.id);
         break;
       case 'offer':
+        // The offer goes to every tab of ours; one still ringing was answered in another.
+        if (call.status === 'ringing') {
+          endCall('Answered on another device.');
+          return;
+        }
         await call.ready;
         if (state.call !== call || !call.pc) return;
         await call.pc.setRemoteDescription({ type: 'offer', sdp: p.sdp });
@@ -1687,16 +1725,19 @@ function renderCall(endedReason) {
     const local = h('video', { class: 'local-video', autoplay: true, playsinline: true, muted: true, 'aria-label': 'Your camera' });
     const status = h('p', { class: 'call-status', role: 'status', 'aria-live': 'polite' });
     const buttons = h('div', { class: 'call-buttons' });
+    const videos = h('div', { class: 'videos', hidden: true }, remote, local);
     const panel = h('section', { class: 'call', id: 'call', role: 'dialog', 'aria-label': `Call with ${call.peer}` },
-      h('div', { class: 'videos' }, remote, local), status, buttons);
+      videos, status, buttons);
     host.append(panel);
-    callView = { id: call.id, panel, remote, local, status, buttons, shownStatus: null };
+    callView = { id: call.id, panel, videos, remote, local, status, buttons, shownStatus: null };
   }
   const v = callView;
   v.panel.dataset.callState = call.status;
   if (call.local && v.local.srcObject !== call.local) v.local.srcObject = call.local;
   if (call.remote && v.remote.srcObject !== call.remote) v.remote.srcObject = call.remote;
   v.local.hidden = !call.local || call.local.getVideoTracks().length === 0;
+  // Nothing to show before media flows (ringing, or a voice call without any video).
+  v.videos.hidden = !call.remote && v.local.hidden;
   const texts = {
     calling: `Calling ${call.peer}…`,
     ringing: `${call.peer} is calling you${call.video ? ' (video)' : ''}`,
@@ -1726,8 +1767,8 @@ function renderCall(endedReason) {
       }, label);
       return b;
     };
-    buttons.append(toggle('audio', 'Mute'), call.video ? toggle('video', 'Camera off') : null,
-      h('button', { type: 'button', class: 'danger', onclick: hangUp }, 'Hang up'));
+    appendChildren(buttons, [toggle('audio', 'Mute'), call.video ? toggle('video', 'Camera off') : null,
+      h('button', { type: 'button', class: 'danger', onclick: hangUp }, 'Hang up')]);
   }
 }
 

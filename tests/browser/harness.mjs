@@ -6,6 +6,8 @@
 //   PARLEY_TEST_DIR     a fresh temporary directory for the SQLite file and the server log
 //   CHROMIUM_PATH       the browser (default /usr/bin/chromium)
 //   PARLEY_SCREENSHOTS  where screenshots go (default <repo>/target/browser-screenshots)
+//   PARLEY_WEB_DIR      (development) serve app.js and app.css from this folder instead of
+//                       the copies embedded in the binary
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, existsSync, readFileSync } from 'node:fs';
@@ -165,6 +167,18 @@ export async function openUser(browser, server, options = {}) {
     hasTouch: options.isMobile ?? false,
     permissions: ['camera', 'microphone'],
   });
+  const webDir = process.env.PARLEY_WEB_DIR;
+  if (webDir) {
+    // Development aid: serve the client from disk instead of the copy embedded in the binary,
+    // so a client change needs no server rebuild. The default tests what the binary serves.
+    // Not the document: Chromium treats a document fulfilled here as coming from nowhere and
+    // then refuses its connections to the loopback server (Local Network Access checks).
+    const types = { '/app.js': ['app.js', 'text/javascript'], '/app.css': ['app.css', 'text/css'] };
+    await context.route((url) => url.origin === server.url && url.pathname in types, (route) => {
+      const [file, contentType] = types[new URL(route.request().url()).pathname];
+      return route.fulfill({ path: join(webDir, file), contentType });
+    });
+  }
   const page = await context.newPage();
   const user = { context, page, errors: [], dialogs: [], console: [] };
   page.on('pageerror', (e) => user.errors.push(String(e)));
