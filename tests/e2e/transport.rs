@@ -5,6 +5,7 @@ use parley_e2e::{Backend, TestServer, WsClient, WsEvent, http};
 use serde_json::json;
 
 crate::on_both!(
+    slow_consumer_is_dropped,
     origins_and_cors,
     shutdown_closes_sockets_with_going_away,
     silent_sockets_are_closed,
@@ -135,5 +136,63 @@ async fn web_client_is_served(backend: Backend) {
         assert_eq!(r.header("cache-control"), Some("no-cache"));
         assert!(!r.body.is_empty());
     }
+    server.stop().await;
+}
+
+async fn slow_consumer_is_dropped(backend: Backend) {
+    // 600 × 16 KB: more than the kernel can buffer for one socket (tcp_wmem max is 4 MB
+    // here, and the reader's window is tiny), so Bob's queue must overflow.
+    const SENT: usize = 600;
+    let server = TestServer::start_with(backend, |s| {
+        s.layer_capacity = 16;
+        s.max_message_chars = 16_000;
+        s.message_rate = 10_000.0;
+        s.message_burst = 10_000.0;
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = format!("slow-{}", parley_e2e::unique());
+    http::post(
+        server.addr,
+        "/api/rooms",
+        Some(&alice),
+        &json!({"name": room}),
+    )
+    .await;
+    let mut a = WsClient::connect(server.addr, &alice).await;
+    let mut b = WsClient::connect_slow(server.addr, &bob).await;
+    a.ask(json!({"type": "join", "room": room}), "j").await;
+    b.ask(json!({"type": "join", "room": room}), "j").await;
+
+    // Bob stops reading while Alice posts; her own acks keep coming.
+    let body = "x".repeat(16_000);
+    for i in 0..SENT {
+        let ack = a
+            .ask(
+                json!({"type": "send", "room": room, "body": body}),
+                &format!("s{i}"),
+            )
+            .await;
+        assert_eq!(ack["type"], "message", "{ack}");
+    }
+    // Bob reads again: what was queued, then the close for a slow consumer.
+    let mut received = 0;
+    let code = loop {
+        match b.next_event().await {
+            WsEvent::Json(v) if v["type"] == "message" => received += 1,
+            WsEvent::Json(_) => {}
+            WsEvent::Closed(code, _) => break code,
+        }
+    };
+    assert_eq!(
+        code,
+        parley_actix::CLOSE_SLOW_CONSUMER,
+        "after {received} messages"
+    );
+    assert!(received < SENT, "{received}");
+    // Alice and the server are fine.
+    assert_eq!(a.ask(json!({"type": "ping"}), "p").await["type"], "pong");
+    assert_eq!(http::get(server.addr, "/readyz", None).await.status, 200);
     server.stop().await;
 }

@@ -56,6 +56,25 @@ impl WsClient {
         }
     }
 
+    /// Connects to `/ws` over a socket with a tiny receive buffer, so that a client that
+    /// stops reading back-pressures the server quickly (for slow-consumer tests).
+    pub async fn connect_slow(addr: SocketAddr, token: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let tcp = socket.connect(addr).await.expect("connect");
+        let mut request = format!("ws://{addr}/ws")
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
+        let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("WebSocket handshake");
+        Self { stream }
+    }
+
     /// Connects to `/ws` with the token as `Authorization: Bearer`.
     pub async fn connect(addr: SocketAddr, token: &str) -> Self {
         Self::try_connect(

@@ -211,7 +211,9 @@ impl Connection {
             };
         }
         if let Step::Close(reason) = step {
-            let _ = self.ws.clone().close(reason).await;
+            // Bounded: the close frame waits behind unsent frames of a client that may not read.
+            let _ =
+                tokio::time::timeout(self.config.ping_timeout, self.ws.clone().close(reason)).await;
         }
         if let Some(session) = self.session.take() {
             // On the application runtime: the close finishes even if this worker stops.
@@ -339,11 +341,17 @@ impl Connection {
     }
 
     async fn send_text(&mut self, text: String) -> Step {
-        // Awaiting here is the back-pressure: a client that stops reading stalls this loop,
-        // its layer mailbox fills, and the engine drops it as a slow consumer.
-        match self.ws.text(text).await {
-            Ok(()) => Step::Continue,
-            Err(_) => Step::Gone,
+        // Awaiting here is the back-pressure: a client that reads slowly stalls this loop, its
+        // layer mailbox fills, and the engine marks it a slow consumer (closed with 4000 at
+        // the next turn of the loop). A client that stops reading altogether would stall it
+        // forever: after the ping timeout the connection is dropped.
+        match tokio::time::timeout(self.config.ping_timeout, self.ws.text(text)).await {
+            Ok(Ok(())) => Step::Continue,
+            Ok(Err(_)) => Step::Gone,
+            Err(_) => {
+                tracing::info!("client stopped reading: dropping the connection");
+                Step::Gone
+            }
         }
     }
 }
