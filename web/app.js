@@ -494,6 +494,9 @@ class RoomState {
     this.reads = new Map();
     this.unread = 0;
     this.lastReadSent = 0;
+    /** `external` messages (from a Django consumer on the shared layer): not stored, no id;
+     *  shown after the newest message there was when they arrived. */
+    this.external = [];
   }
 
   newestId() {
@@ -532,9 +535,9 @@ function room(name) {
 
 /** The rooms this connection should be in: every room the user belongs to, and the one shown. */
 function wantedRooms() {
-  const names = new Set();
+  // The room on screen first: joins are rate-limited, so it should not wait behind others.
+  const names = new Set(state.active ? [state.active] : []);
   for (const s of state.summaries.values()) if (s.role) names.add(s.name);
-  if (state.active) names.add(state.active);
   return [...names].slice(0, 90);
 }
 
@@ -558,7 +561,11 @@ async function joinRoom(r) {
       if (!state.summaries.has(r.name) || !state.summaries.get(r.name).role) scheduleRoomListRefresh();
     } catch (e) {
       r.joined = false;
-      if (e instanceof FrameError) r.error = e;
+      if (e instanceof FrameError && e.code === 'rate_limited') {
+        setTimeout(() => {
+          if (socket.open && !r.joined && wantedRooms().includes(r.name)) joinRoom(r);
+        }, 1_000 + Math.random() * 1_000);
+      } else if (e instanceof FrameError) r.error = e;
     } finally {
       r.joining = null;
       renderAll();
@@ -846,6 +853,14 @@ function handleFrame(f) {
       scheduleRoomListRefresh();
       renderAll();
       break;
+    case 'external': {
+      if (!r || typeof f.message !== 'string') return;
+      externalSeq += 1;
+      r.external.push({ key: `e${externalSeq}`, after: r.newestId(), username: String(f.username ?? 'unknown'), message: f.message, at: Date.now() });
+      if (r.external.length > 200) r.external.shift();
+      if (r.name === state.active) renderMessages(r, {});
+      break;
+    }
     case 'signal':
       onSignal(f);
       break;
@@ -864,6 +879,8 @@ function handleFrame(f) {
       break;
   }
 }
+
+let externalSeq = 0;
 
 function stopTyping(r, user) {
   if (!r.typing.has(user)) return;
@@ -1420,7 +1437,26 @@ function renderMessages(r, opts = {}) {
   }
 
   const wanted = [];
+  const externals = [...r.external];
+  const placeExternals = (upTo) => {
+    while (externals.length && externals[0].after <= upTo) {
+      const x = externals.shift();
+      let el = pane.elements.get(x.key);
+      if (!el) {
+        const time = new Date(x.at);
+        el = h('li', { class: 'msg external', dataset: { sender: x.username } },
+          h('div', { class: 'meta' },
+            h('span', { class: 'sender' }, x.username),
+            h('time', { datetime: time.toISOString() }, timeFormat.format(time)),
+            h('span', { class: 'via', title: 'Sent through the shared channel layer; not kept in history' }, 'external')),
+          h('div', { class: 'body' }, x.message));
+        pane.elements.set(x.key, el);
+      }
+      wanted.push(el);
+    }
+  };
   for (const m of sorted) {
+    placeExternals(m.id - 1);
     const key = `m${m.id}`;
     const seen = seenBy.get(m.id)?.sort().join(', ') ?? '';
     const signature = `${m.body}|${m.edited_at}|${m.deleted_at}|${seen}`;
@@ -1439,6 +1475,7 @@ function renderMessages(r, opts = {}) {
     }
     wanted.push(el);
   }
+  placeExternals(Infinity);
   for (const p of r.pending) {
     const key = `p${p.client_id}`;
     const signature = `${p.failed ?? ''}`;

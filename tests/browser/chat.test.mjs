@@ -360,6 +360,29 @@ test('a video call between the two connects on both sides', async () => {
   await alice.page.locator('#call').waitFor({ state: 'detached' });
 });
 
+test('a voice call: declined once, then answered, connects with audio only', async () => {
+  const { alice, bob } = users;
+  const voice = alice.page.getByRole('button', { name: `Voice call ${names.bob}` });
+  await voice.click();
+  await bob.page.getByRole('button', { name: 'Decline' }).click();
+  await alice.page.locator('.toast', { hasText: 'declined' }).waitFor();
+  await alice.page.locator('#call').waitFor({ state: 'detached' });
+
+  await voice.click();
+  await bob.page.locator('#call[data-call-state="ringing"]', { hasText: 'is calling you' }).waitFor();
+  await bob.page.getByRole('button', { name: 'Accept' }).click();
+  for (const u of [alice, bob]) await u.page.locator('#call[data-call-state="connected"]').waitFor({ timeout: 30_000 });
+  const tracks = await bob.page.locator('.remote-video').evaluate((v) => ({
+    audio: v.srcObject?.getAudioTracks().length ?? 0,
+    video: v.srcObject?.getVideoTracks().filter((t) => t.readyState === 'live' && !t.muted).length ?? 0,
+  }));
+  assert.equal(tracks.audio, 1, 'the remote audio arrives');
+  assert.equal(await alice.page.locator('.local-video').isVisible(), false, 'no camera preview in a voice call');
+  await bob.page.getByRole('button', { name: 'Hang up' }).click();
+  await alice.page.locator('#call').waitFor({ state: 'detached' });
+  await alice.page.locator('.toast', { hasText: 'hung up' }).waitFor();
+});
+
 test('the client survives a server restart and shows what was sent meanwhile', async () => {
   const { alice, bob } = users;
   await alice.page.locator(`.room-link[data-room="${ROOM}"]`).click();
