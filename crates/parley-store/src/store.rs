@@ -208,8 +208,8 @@ impl Store {
 
     /// Runs the embedded migrations that have not run yet. Call once at start-up.
     ///
-    /// diesel's migration harness is synchronous, so it runs on tokio's blocking pool; that
-    /// needs a multi-thread runtime (`#[tokio::main]`, `#[tokio::test(flavor = "multi_thread")]`).
+    /// diesel's migration harness is synchronous, so it runs on tokio's blocking pool (never
+    /// on a runtime thread); this works on current-thread runtimes too (tested).
     pub async fn migrate(&self) -> Result<()> {
         match &*self.pools {
             Pools::Pg(pool) => run_migrations!(pool.get().await?, PG_MIGRATIONS),

@@ -1025,3 +1025,15 @@ async fn postgres_test_databases_are_isolated() {
     // The same name is free in the other schema.
     user(&two, "alice").await;
 }
+
+// `#[actix_web::main]` and plain `#[tokio::test]` are current-thread runtimes: migrations must
+// work there too (they run on the blocking pool, not on the runtime thread).
+#[tokio::test]
+async fn migrations_run_on_a_current_thread_runtime() {
+    let pg = TestDb::postgres().await.unwrap();
+    pg.migrate().await.unwrap();
+    pg.ping().await.unwrap();
+    let lite = TestDb::sqlite().await.unwrap();
+    lite.migrate().await.unwrap();
+    user(&lite, "alice").await;
+}
