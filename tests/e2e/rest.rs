@@ -3,7 +3,11 @@
 use parley_e2e::{Backend, TestServer, WsClient, http, unique};
 use serde_json::json;
 
-crate::on_both!(errors_have_codes_and_statuses, room_management);
+crate::on_both!(
+    errors_have_codes_and_statuses,
+    room_management,
+    account_endpoints_are_rate_limited
+);
 
 async fn errors_have_codes_and_statuses(backend: Backend) {
     let server = TestServer::start(backend).await;
@@ -142,5 +146,25 @@ async fn room_management(backend: Backend) {
     assert_eq!(b.next_of("left").await["room"], room.as_str());
     let r = http::get(addr, &format!("/api/rooms/{room}"), Some(&alice)).await;
     assert_eq!(r.status, 404);
+    server.stop().await;
+}
+
+async fn account_endpoints_are_rate_limited(backend: Backend) {
+    let server = TestServer::start_with(backend, |s| {
+        s.auth_rate = 0.01;
+        s.auth_burst = 3.0;
+    })
+    .await;
+    let guess = json!({"username": "alice", "password": "guess-guess"});
+    for _ in 0..3 {
+        let r = http::post(server.addr, "/api/auth/login", None, &guess).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    let r = http::post(server.addr, "/api/auth/login", None, &guess).await;
+    assert_eq!((r.status, r.error_code().as_str()), (429, "rate_limited"));
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 1, "{retry}");
+    // Other endpoints are not affected.
+    assert_eq!(http::get(server.addr, "/healthz", None).await.status, 200);
     server.stop().await;
 }

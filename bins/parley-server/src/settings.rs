@@ -106,6 +106,10 @@ pub struct Settings {
     pub typing_rate: f64,
     /// Typing burst per connection.
     pub typing_burst: f64,
+    /// Register/login/refresh requests per second per client address (0: unlimited).
+    pub auth_rate: f64,
+    /// Burst of account requests per client address.
+    pub auth_burst: f64,
     /// Seconds between server pings on a WebSocket.
     pub ws_ping_interval_secs: u64,
     /// Seconds of silence after which a WebSocket is closed (4001).
@@ -157,6 +161,8 @@ impl Default for Settings {
             message_burst: engine.message_rate.burst,
             typing_rate: engine.typing_rate.per_second,
             typing_burst: engine.typing_rate.burst,
+            auth_rate: 1.0,
+            auth_burst: 20.0,
             ws_ping_interval_secs: 20,
             ws_ping_timeout_secs: 60,
             presence_interval_ms: duration_ms(engine.presence_interval),
@@ -293,6 +299,12 @@ impl Settings {
         if !(4..=31).contains(&self.bcrypt_cost) {
             return bad("bcrypt_cost", "must be between 4 and 31");
         }
+        if self.auth_rate < 0.0 || (self.auth_rate > 0.0 && self.auth_burst < 1.0) {
+            return bad(
+                "auth_rate/auth_burst",
+                "auth_rate must be positive (or 0 for no limit) with auth_burst at least 1",
+            );
+        }
         if self.shutdown_timeout_secs == 0 {
             return bad("shutdown_timeout_secs", "must be positive");
         }
@@ -330,6 +342,8 @@ impl Settings {
             ping_interval: Duration::from_secs(self.ws_ping_interval_secs),
             ping_timeout: Duration::from_secs(self.ws_ping_timeout_secs),
             ws_hard_frame_limit: None,
+            auth_rate: (self.auth_rate > 0.0)
+                .then(|| parley_core::RateLimit::new(self.auth_rate, self.auth_burst)),
         }
     }
 

@@ -27,6 +27,9 @@ pub struct HttpConfig {
     /// answered with a `frame_too_large` error frame and the connection stays open; larger
     /// frames close it with 1009. `None`: four times the engine's limit.
     pub ws_hard_frame_limit: Option<usize>,
+    /// Register, login and refresh requests per client address (`None`: unlimited). Beyond
+    /// it: 429 with `Retry-After`.
+    pub auth_rate: Option<parley_core::RateLimit>,
 }
 
 impl Default for HttpConfig {
@@ -38,6 +41,7 @@ impl Default for HttpConfig {
             ping_interval: Duration::from_secs(20),
             ping_timeout: Duration::from_secs(60),
             ws_hard_frame_limit: None,
+            auth_rate: Some(parley_core::RateLimit::new(1.0, 20.0)),
         }
     }
 }
@@ -53,6 +57,13 @@ impl HttpConfig {
         }
         if self.ping_timeout <= self.ping_interval {
             return Err("ws_ping_timeout: must be longer than ws_ping_interval".to_owned());
+        }
+        if let Some(rate) = self.auth_rate
+            && !(rate.per_second > 0.0 && rate.burst >= 1.0)
+        {
+            return Err(
+                "auth_rate/auth_burst: need a positive rate and a burst of at least 1".into(),
+            );
         }
         for origin in self.allowed_origins.iter().chain(&self.cors_origins) {
             if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {

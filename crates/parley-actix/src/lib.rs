@@ -27,6 +27,7 @@
 mod assets;
 mod config;
 mod error;
+mod limit;
 pub mod middleware;
 mod rest;
 mod state;

@@ -4,7 +4,7 @@
 use crate::error::{ApiError, Result};
 use crate::state::{AppState, Authenticated};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use parley_auth::Password;
 use parley_domain::{MessageId, Role, Room, RoomKind, RoomName, Topic, User, UserName};
 use parley_store::{HistoryQuery, NewRoom};
@@ -78,7 +78,12 @@ struct RegisterBody {
 }
 
 /// `POST /api/auth/register` → 201 with the user.
-async fn register(state: State, body: web::Json<RegisterBody>) -> Result<HttpResponse> {
+async fn register(
+    req: HttpRequest,
+    state: State,
+    body: web::Json<RegisterBody>,
+) -> Result<HttpResponse> {
+    state.auth_limiter.check(&req)?;
     let body = body.into_inner();
     let auth = state.auth.clone();
     run(&state, async move {
@@ -99,7 +104,8 @@ struct LoginBody {
 }
 
 /// `POST /api/auth/login` → `{access, refresh, user}`.
-async fn login(state: State, body: web::Json<LoginBody>) -> Result<HttpResponse> {
+async fn login(req: HttpRequest, state: State, body: web::Json<LoginBody>) -> Result<HttpResponse> {
+    state.auth_limiter.check(&req)?;
     let body = body.into_inner();
     let auth = state.auth.clone();
     run(&state, async move {
@@ -117,7 +123,12 @@ struct RefreshBody {
 }
 
 /// `POST /api/auth/refresh` → a new `{access, refresh}`; the presented token is revoked.
-async fn refresh(state: State, body: web::Json<RefreshBody>) -> Result<HttpResponse> {
+async fn refresh(
+    req: HttpRequest,
+    state: State,
+    body: web::Json<RefreshBody>,
+) -> Result<HttpResponse> {
+    state.auth_limiter.check(&req)?;
     let body = body.into_inner();
     let auth = state.auth.clone();
     run(

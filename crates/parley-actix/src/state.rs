@@ -2,6 +2,7 @@
 
 use crate::config::HttpConfig;
 use crate::error::ApiError;
+use crate::limit::AuthLimiter;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -29,6 +30,8 @@ pub struct AppState {
     /// runs as tasks on this runtime ([`AppState::offload`]), which finish even when the
     /// request that started them is gone.
     pub runtime: tokio::runtime::Handle,
+    /// Per-address limits on the account endpoints.
+    pub(crate) auth_limiter: Arc<AuthLimiter>,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
         Self {
             engine,
             auth,
+            auth_limiter: Arc::new(AuthLimiter::new(config.auth_rate)),
             config: Arc::new(config),
             runtime,
         }
