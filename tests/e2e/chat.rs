@@ -104,37 +104,43 @@ async fn register_login_chat_reconnect_history(backend: Backend) {
 async fn tutorial_endpoint(backend: Backend) {
     let server = TestServer::start(backend).await;
     let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    // As in the Django tutorial, the room need not exist: it is created, public.
     let room = format!("tut-{}", unique());
-    let r = http::post(
-        server.addr,
-        "/api/rooms",
-        Some(&alice),
-        &json!({"name": room}),
-    )
-    .await;
-    assert_eq!(r.status, 201);
-
     let mut ws = WsClient::try_connect(server.addr, &format!("/ws/chat/{room}?token={alice}"), &[])
         .await
         .expect("tutorial socket");
     let joined = ws.next_of("joined").await;
     assert_eq!(joined["room"], room.as_str());
+    assert_eq!(joined["kind"], "public");
     ws.send(json!({"message": "hi from the tutorial"})).await;
     let got = ws.next_of("message").await;
     assert_eq!(got["body"], "hi from the tutorial");
     assert_eq!(got["message"], "hi from the tutorial");
     assert_eq!(got["username"], "alice");
+    // Other frames work as on /ws.
+    assert_eq!(ws.ask(json!({"type": "ping"}), "p").await["type"], "pong");
 
-    // A room the user may not enter: the socket opens, says why, and closes with 1008.
+    // A room the user may not enter (someone else's private room): the socket opens, says
+    // why, and closes with 1008.
+    let private = format!("priv-{}", unique());
+    let r = http::post(
+        server.addr,
+        "/api/rooms",
+        Some(&bob),
+        &json!({"name": private, "kind": "private"}),
+    )
+    .await;
+    assert_eq!(r.status, 201);
     let mut ws = WsClient::try_connect(
         server.addr,
-        &format!("/ws/chat/nope-{}?token={alice}", unique()),
+        &format!("/ws/chat/{private}?token={alice}"),
         &[],
     )
     .await
     .expect("socket");
     let error = ws.next_json().await;
-    assert_eq!(error["code"], "not_found", "{error}");
+    assert_eq!(error["code"], "not_member", "{error}");
     assert_eq!(ws.closed().await.0, 1008);
     server.stop().await;
 }

@@ -13,7 +13,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use parley_core::{CloseReason as EngineClose, Outbound, Session};
 use parley_domain::protocol::{ErrorCode, ServerFrame};
-use parley_domain::{RoomName, User};
+use parley_domain::{RoomKind, RoomName, Topic, User};
+use parley_store::{NewRoom, StoreError};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tokio::time::{Instant, interval_at};
@@ -80,7 +81,8 @@ async fn socket(
     upgrade(req, body, state, None).await
 }
 
-/// `GET /ws/chat/{room}`: joins `room` on connect; accepts `{"message": "..."}` as a send.
+/// `GET /ws/chat/{room}`: joins `room` (creating it if missing) on connect; accepts
+/// `{"message": "..."}` as a send.
 async fn chat_socket(
     req: HttpRequest,
     body: web::Payload,
@@ -99,6 +101,32 @@ async fn upgrade(
     room: Option<RoomName>,
 ) -> Result<HttpResponse, ApiError> {
     let user = admit(&req, &state).await?;
+    if let Some(room) = &room
+        && !room.is_direct()
+    {
+        // As in the Django tutorial, any room name works: a missing room is created (public,
+        // owned by this user). Existing rooms keep their rules (a private room stays closed).
+        let (store, room, creator) = (state.engine.store().clone(), room.clone(), user.id);
+        state
+            .offload(async move {
+                match store.room_by_name(&room).await {
+                    Err(StoreError::NotFound(_)) => {
+                        let new = NewRoom {
+                            name: room,
+                            kind: RoomKind::Public,
+                            creator,
+                            topic: Topic::default(),
+                        };
+                        match store.create_room(&new).await {
+                            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    other => other.map(|_| ()),
+                }
+            })
+            .await??;
+    }
     let session = state.engine.connect(user).await?;
     let (response, ws, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::bad_request(
