@@ -1186,7 +1186,8 @@ function buildRoomPane(r) {
   const messages = h('ol', { class: 'messages', id: 'messages', role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite', tabindex: '0' });
   const scroller = h('div', { class: 'scroller', onscroll: () => onMessagesScroll(r) }, olderStatus, messages);
   const typing = h('div', { class: 'typing', id: 'typing', 'aria-live': 'polite' });
-  const notice = h('div', { class: 'room-notice', role: 'alert' });
+  const notice = h('div', { class: 'room-notice', role: 'alert', hidden: true });
+  const strip = h('div', { class: 'online-strip' }, h('span', { class: 'online-title', id: 'online-title' }, 'Online'), online);
   const input = h('textarea', {
     id: 'composer-input', rows: 1, maxlength: 4000, placeholder: composerPlaceholder(),
     'aria-label': 'Message', enterkeyhint: 'send',
@@ -1220,14 +1221,14 @@ function buildRoomPane(r) {
       h('a', { href: '#/', class: 'back', 'aria-label': 'Back to rooms' }, '‹'),
       h('div', { class: 'room-heading' }, title, topic),
       actions),
-    h('div', { class: 'online-strip' }, h('span', { class: 'online-title', id: 'online-title' }, 'Online'), online),
+    strip,
     scroller,
     typing,
     notice,
     form,
   );
   shell.pane.setAttribute('aria-labelledby', 'room-title');
-  pane = { room: r.name, title, topic, actions, online, olderStatus, messages, scroller, typing, notice, input, form, elements: new Map() };
+  pane = { room: r.name, title, topic, actions, online, strip, olderStatus, messages, scroller, typing, notice, input, form, elements: new Map() };
 }
 
 function composerPlaceholder() {
@@ -1312,11 +1313,31 @@ function renderTyping(r) {
     'Several people are typing…';
 }
 
+/** A room that cannot be shown (no such room, not a member, removed): say why instead. */
 function renderComposerState(r) {
   if (!pane || pane.room !== r.name) return;
   const e = r.error;
-  pane.notice.textContent = e ? roomErrorText(e, r) : '';
+  const notice = clear(pane.notice);
+  if (e) {
+    notice.append(h('p', {}, roomErrorText(e, r)));
+    if (e.code === 'not_found' && !isDirect(r.name)) {
+      notice.append(h('button', {
+        type: 'button', class: 'primary',
+        onclick: async () => {
+          const created = await guarded(() => api('POST', '/api/rooms', { name: r.name, kind: 'public' }));
+          if (!created) return;
+          r.error = null;
+          await loadRoomList();
+          if (socket.open) await joinRoom(r);
+          renderRoomPane(r);
+        },
+      }, `Create ${roomLabel(r.name)}`));
+    }
+  }
+  pane.notice.hidden = !e;
   pane.form.hidden = Boolean(e);
+  pane.scroller.hidden = Boolean(e);
+  pane.strip.hidden = Boolean(e);
 }
 
 function roomErrorText(e, r) {

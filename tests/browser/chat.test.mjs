@@ -299,6 +299,18 @@ test('history scrolls back page by page', async () => {
   await eventually('server unread count 0 for the long room', async () => (await serverRooms(alice.page)).find((r) => r.name === LONG)?.unread === 0);
 });
 
+test('a room that does not exist is offered for creation', async () => {
+  const { carol } = users;
+  const name = `nowhere-${stamp}`;
+  await openRoomByName(carol.page, name);
+  await carol.page.locator('.room-notice', { hasText: `There is no room called ${name}` }).waitFor();
+  assert.equal(await carol.page.getByRole('textbox', { name: 'Message', exact: true }).isVisible(), false);
+  await carol.page.getByRole('button', { name: `Create #${name}` }).click();
+  await send(carol.page, 'first!');
+  await seeMessage(carol.page, 'first!');
+  await carol.page.locator(`.room-link[data-room="${name}"]`).waitFor();
+});
+
 test('access tokens are refreshed silently', async () => {
   const { alice, bob } = users;
   const token = () => alice.page.evaluate(() => JSON.parse(localStorage.getItem('parley.auth')).access);
