@@ -44,6 +44,10 @@ pub struct StoreOptions {
     pub connect_timeout: Duration,
     /// SQLite: how long a writer waits for the database lock (`PRAGMA busy_timeout`).
     pub sqlite_busy_timeout: Duration,
+    /// PostgreSQL: longest a statement may run before the server cancels it
+    /// (`statement_timeout`), so a stuck query cannot hold a pooled connection forever.
+    /// `None` leaves the server's setting.
+    pub pg_statement_timeout: Option<Duration>,
 }
 
 impl Default for StoreOptions {
@@ -53,6 +57,7 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(5),
+            pg_statement_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -139,6 +144,19 @@ impl Store {
             // `Verified` would add a `SELECT 1` round trip to every checkout; a connection that
             // broke is marked broken by its failing query and dropped on return.
             config.recycling_method = RecyclingMethod::Fast;
+            if let Some(timeout) = opts.pg_statement_timeout {
+                let ms = timeout.as_millis();
+                config.custom_setup = Box::new(move |url| {
+                    let url = url.to_owned();
+                    Box::pin(async move {
+                        let mut conn = AsyncPgConnection::establish(&url).await?;
+                        conn.batch_execute(&format!("SET statement_timeout = {ms}"))
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    })
+                });
+            }
             let manager = AsyncDieselConnectionManager::new_with_config(url, config);
             let pool = Pool::builder(manager)
                 .max_size(opts.max_connections.max(1))
@@ -271,5 +289,42 @@ pub(crate) fn redact(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_connections_carry_the_statement_timeout() {
+        let opts = StoreOptions {
+            pg_statement_timeout: Some(Duration::from_millis(50)),
+            ..StoreOptions::default()
+        };
+        let db = TestDb::postgres_with(&opts).await.unwrap();
+        let store: &Store = &db;
+        let slow: Result<()> = async {
+            with_conn!(store, |conn| conn
+                .batch_execute("SELECT pg_sleep(2)")
+                .await
+                .map_err(StoreError::from))
+        }
+        .await;
+        let err = slow.unwrap_err();
+        assert!(err.to_string().contains("statement timeout"), "{err:?}");
+        // The connection survives a cancelled statement.
+        store.ping().await.unwrap();
+    }
+
+    #[test]
+    fn urls_are_redacted_and_sqlite_paths_parsed() {
+        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(sqlite_path("sqlite::memory:"), Some(":memory:"));
+        assert_eq!(sqlite_path("sqlite:///tmp/x.db"), Some("/tmp/x.db"));
+        assert_eq!(sqlite_path("sqlite:data.db"), Some("data.db"));
+        assert_eq!(sqlite_path("postgres://x"), None);
     }
 }
