@@ -1,0 +1,719 @@
+//! The load: provisioning, connecting, sending under a window, counting every delivery.
+//!
+//! Every message body is `~<µs since start>~<sender index>~<sequence>~`: the receiver reads
+//! the send time from it (one clock, one process) and records the end-to-end latency. Every
+//! client, the sender included, must receive every message of its room: expected deliveries
+//! are Σ messages sent × room size, and any shortfall after the drain is loss.
+
+use crate::http::HttpClient;
+use crate::procfs::{Rss, rss_sum};
+use anyhow::{Context, Result, bail};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The password of every benchmark account.
+const PASSWORD: &str = "bench-password-1";
+/// Latency histograms are sharded so receivers on different threads rarely meet on a lock.
+const SHARDS: usize = 16;
+/// Highest latency recorded, µs (longer ones are clamped): one minute.
+const MAX_LATENCY_US: u64 = 60_000_000;
+
+/// Which server and protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Parley: accounts and tokens, `/ws` with `join` and `send` frames.
+    Parley,
+    /// The Django Channels tutorial protocol: `{"message","username"}` on `/ws/chat/{room}/`.
+    Django,
+    /// The bare fan-out reference (same frames as Django).
+    Bare,
+}
+
+/// How clients are spread over rooms and who sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `rooms` public rooms; client i in room i mod rooms; clients 0..senders send.
+    Fanout,
+    /// Pairs of clients in direct (1:1) rooms; every client sends.
+    Direct,
+}
+
+/// What to run.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Plan {
+    /// Scenario label (copied into the report).
+    #[arg(long, default_value = "adhoc")]
+    pub scenario: String,
+    /// Server protocol.
+    #[arg(long, value_enum, default_value = "parley")]
+    pub target: Target,
+    /// Server addresses (`127.0.0.1:8080`); clients are split across them round-robin.
+    /// Provisioning goes to the first. Loopback only.
+    #[arg(long = "server", required = true)]
+    pub servers: Vec<String>,
+    /// Server process ids, for memory (`/proc/<pid>/status`).
+    #[arg(long = "pid")]
+    pub pids: Vec<u32>,
+    /// WebSocket clients.
+    #[arg(long, default_value_t = 200)]
+    pub clients: usize,
+    /// Rooms (fanout layout; the direct layout has clients / 2).
+    #[arg(long, default_value_t = 20)]
+    pub rooms: usize,
+    /// Room layout.
+    #[arg(long, value_enum, default_value = "fanout")]
+    pub layout: Layout,
+    /// Senders (fanout layout; the direct layout makes everyone a sender). 0: idle.
+    #[arg(long, default_value_t = 20)]
+    pub senders: usize,
+    /// Messages per sender.
+    #[arg(long, default_value_t = 500)]
+    pub messages: usize,
+    /// Messages a sender may have in flight (sent, its own copy not yet back).
+    #[arg(long, default_value_t = 8)]
+    pub window: usize,
+    /// Messages per second per sender (0: as fast as the window allows).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Longest sending phase, seconds: senders stop early if it runs out.
+    #[arg(long, default_value_t = 60.0)]
+    pub max_send_secs: f64,
+    /// Longest wait for the last deliveries after sending stops, seconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub drain_secs: f64,
+    /// Longest connect phase (all clients), seconds.
+    #[arg(long, default_value_t = 300.0)]
+    pub connect_secs: f64,
+    /// Connections opened at once.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+    /// Seconds to wait after connecting before measuring idle memory and sending.
+    #[arg(long, default_value_t = 2.0)]
+    pub settle_secs: f64,
+    /// Account name prefix (Parley); accounts `<prefix><i>` are created or reused.
+    #[arg(long, default_value = "bench")]
+    pub user_prefix: String,
+    /// Account name offset: client i is user `<prefix><i + offset>`.
+    #[arg(long, default_value_t = 0)]
+    pub user_offset: usize,
+}
+
+/// What a run measured. One JSON line of it is the machine-readable output.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The plan, as run.
+    pub plan: Plan,
+    /// True when nothing was lost, no client failed and no error frame arrived.
+    pub ok: bool,
+    /// Seconds spent creating accounts, tokens and rooms (untimed for the figures).
+    pub provision_secs: f64,
+    /// Seconds to open every connection (and join, for Parley).
+    pub connect_secs: f64,
+    /// Per-connection open time, ms (TCP + handshake + join): p50, p99, max.
+    pub connect_ms: [f64; 3],
+    /// Connections that failed to open.
+    pub connect_failures: usize,
+    /// Messages sent.
+    pub sent: u64,
+    /// Deliveries expected (Σ sent × room size).
+    pub expected: u64,
+    /// Deliveries received.
+    pub received: u64,
+    /// Deliveries missing after the drain (expected − received, if positive).
+    pub lost: u64,
+    /// Error frames received (Parley), or connections that broke during the run.
+    pub errors: u64,
+    /// Seconds from the first send to the last delivery.
+    pub elapsed_secs: f64,
+    /// Deliveries per second over `elapsed_secs`.
+    pub deliveries_per_sec: f64,
+    /// Messages sent per second.
+    pub messages_per_sec: f64,
+    /// End-to-end latency, ms: p50, p90, p99, p99.9, max, mean.
+    pub latency_ms: Latency,
+    /// Server memory before the WebSocket clients connected, KiB (summed over pids).
+    pub rss_before_kb: u64,
+    /// Server memory with every client connected and idle, KiB.
+    pub rss_connected_kb: u64,
+    /// (rss_connected − rss_before) / clients, bytes.
+    pub bytes_per_connection: u64,
+    /// The server's peak resident memory (VmHWM) at the end, KiB.
+    pub peak_rss_kb: u64,
+    /// What went wrong, if anything.
+    pub notes: Vec<String>,
+}
+
+/// Latency percentiles, ms.
+#[derive(Debug, Default, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// Counters shared by every client task.
+struct Shared {
+    target: Target,
+    t0: Instant,
+    received: AtomicU64,
+    errors: AtomicU64,
+    /// µs since t0 of the latest delivery.
+    last_delivery_us: AtomicU64,
+    hist: Vec<Mutex<Histogram<u64>>>,
+}
+
+impl Shared {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.t0.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// One text frame arrived at client `me`; returns true when it is `me`'s own message.
+    fn on_text(&self, me: usize, text: &str) -> bool {
+        if self.target == Target::Parley && !text.starts_with(r#"{"type":"message""#) {
+            if text.starts_with(r#"{"type":"error""#) {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                tracing_note(text);
+            }
+            return false;
+        }
+        let Some((sent_us, sender)) = parse_body(text) else {
+            return false;
+        };
+        let now = self.now_us();
+        let latency = now.saturating_sub(sent_us).clamp(1, MAX_LATENCY_US);
+        let _ = self.hist[me % SHARDS].lock().record(latency);
+        self.received.fetch_add(1, Ordering::Relaxed);
+        self.last_delivery_us.fetch_max(now, Ordering::Relaxed);
+        sender == me
+    }
+}
+
+/// Error frames are rare (a failed run); show the first few on stderr.
+fn tracing_note(text: &str) {
+    static SHOWN: AtomicU64 = AtomicU64::new(0);
+    if SHOWN.fetch_add(1, Ordering::Relaxed) < 5 {
+        let clipped: String = text.chars().take(300).collect();
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("[bench] error frame: {clipped}");
+        }
+    }
+}
+
+/// `(send time µs, sender index)` from a frame holding `~t~s~n~`.
+fn parse_body(text: &str) -> Option<(u64, usize)> {
+    let start = text.find('~')? + 1;
+    let mut parts = text[start..].splitn(3, '~');
+    let t = parts.next()?.parse().ok()?;
+    let s = parts.next()?.parse().ok()?;
+    Some((t, s))
+}
+
+/// One client's room: its name for this target and how many clients are in it.
+struct Seat {
+    room: String,
+    room_size: u64,
+    sender: bool,
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+#[allow(clippy::print_stderr)]
+fn progress(msg: &str) {
+    eprintln!("[bench] {msg}");
+}
+
+/// Runs a plan to the end and reports.
+pub async fn run(plan: Plan) -> Result<Report> {
+    for s in &plan.servers {
+        let host = s.rsplit_once(':').map(|(h, _)| h).unwrap_or(s);
+        if !(host.starts_with("127.") || host == "localhost" || host == "[::1]") {
+            bail!("{s}: only loopback targets are allowed");
+        }
+    }
+    if plan.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    let mut notes = Vec::new();
+    let n = plan.clients;
+    let (room_of, room_count): (Vec<usize>, usize) = match plan.layout {
+        Layout::Fanout => {
+            let r = plan.rooms.clamp(1, n);
+            ((0..n).map(|i| i % r).collect(), r)
+        }
+        Layout::Direct => ((0..n).map(|i| i / 2).collect(), n.div_ceil(2)),
+    };
+    let mut sizes = vec![0u64; room_count];
+    for &r in &room_of {
+        sizes[r] += 1;
+    }
+    let is_sender = |i: usize| match plan.layout {
+        Layout::Fanout => i < plan.senders,
+        Layout::Direct => plan.senders > 0,
+    };
+
+    // Provisioning (untimed).
+    let t_prov = Instant::now();
+    let (tokens, room_names) = match plan.target {
+        Target::Parley => provision(&plan, room_count).await?,
+        Target::Django | Target::Bare => {
+            let prefix = match plan.layout {
+                Layout::Fanout => "bench",
+                Layout::Direct => "dm",
+            };
+            (
+                vec![String::new(); n],
+                (0..room_count).map(|r| format!("{prefix}{r}")).collect(),
+            )
+        }
+    };
+    let provision_secs = t_prov.elapsed().as_secs_f64();
+    progress(&format!("provisioned in {provision_secs:.1}s"));
+    let seats: Vec<Seat> = (0..n)
+        .map(|i| Seat {
+            room: room_names[room_of[i]].clone(),
+            room_size: sizes[room_of[i]],
+            sender: is_sender(i),
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_sum(&plan.pids);
+    let shared = Arc::new(Shared {
+        target: plan.target,
+        t0: Instant::now(),
+        received: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        last_delivery_us: AtomicU64::new(0),
+        hist: (0..SHARDS)
+            .map(|_| Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).map(Mutex::new))
+            .collect::<Result<_, _>>()?,
+    });
+
+    // Connect phase.
+    let t_conn = Instant::now();
+    let gate = Arc::new(Semaphore::new(plan.connect_concurrency.max(1)));
+    let mut opening = Vec::with_capacity(n);
+    for (i, seat) in seats.iter().enumerate() {
+        let gate = gate.clone();
+        let server = plan.servers[i % plan.servers.len()].clone();
+        let token = tokens[i].clone();
+        let room = seat.room.clone();
+        let target = plan.target;
+        opening.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let t = Instant::now();
+            let ws = open(target, &server, &token, &room).await;
+            (ws, t.elapsed())
+        }));
+    }
+    let deadline = t_conn + Duration::from_secs_f64(plan.connect_secs);
+    let mut sockets: Vec<Option<Ws>> = Vec::with_capacity(n);
+    let mut connect_hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US * 10, 3)?;
+    let mut connect_failures = 0;
+    for (i, h) in opening.into_iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, h).await {
+            Ok(Ok((Ok(ws), took))) => {
+                let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+                let _ = connect_hist.record(us.clamp(1, MAX_LATENCY_US * 10));
+                sockets.push(Some(ws));
+            }
+            Ok(Ok((Err(e), _))) => {
+                if connect_failures < 3 {
+                    notes.push(format!("client {i}: {e:#}"));
+                }
+                connect_failures += 1;
+                sockets.push(None);
+            }
+            _ => {
+                connect_failures += 1;
+                sockets.push(None);
+            }
+        }
+        if (i + 1) % 5000 == 0 {
+            progress(&format!("{} connections open", i + 1));
+        }
+    }
+    let connect_secs = t_conn.elapsed().as_secs_f64();
+    if connect_failures > 0 {
+        notes.push(format!("{connect_failures} connections failed to open"));
+    }
+    progress(&format!(
+        "{} of {n} connected in {connect_secs:.1}s",
+        n - connect_failures
+    ));
+
+    // Clients: a reader task each, and a sender task for senders.
+    let (go_tx, go_rx) = watch::channel(false);
+    let mut readers = Vec::with_capacity(n);
+    let mut senders = Vec::new();
+    let sent = Arc::new(AtomicU64::new(0));
+    let expected = Arc::new(AtomicU64::new(0));
+    let send_deadline_after = Duration::from_secs_f64(plan.max_send_secs);
+    for (i, (ws, seat)) in sockets.into_iter().zip(seats.iter()).enumerate() {
+        let Some(ws) = ws else { continue };
+        let (sink, mut stream) = ws.split();
+        let window = Arc::new(Semaphore::new(plan.window.max(1)));
+        let shared_r = shared.clone();
+        let window_r = window.clone();
+        let sink = Arc::new(tokio::sync::Mutex::new(sink));
+        let keep = sink.clone();
+        readers.push(tokio::spawn(async move {
+            let _keep = keep;
+            while let Some(frame) = stream.next().await {
+                match frame {
+                    Ok(Message::Text(text)) => {
+                        if shared_r.on_text(i, text.as_str()) {
+                            window_r.add_permits(1);
+                        }
+                    }
+                    Ok(Message::Close(_)) | Err(_) => {
+                        shared_r.errors.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }));
+        if seat.sender {
+            let mut go = go_rx.clone();
+            let sent = sent.clone();
+            let expected = expected.clone();
+            let room = seat.room.clone();
+            let size = seat.room_size;
+            let plan = plan.clone();
+            let t0 = shared.t0;
+            senders.push(tokio::spawn(async move {
+                let _ = go.wait_for(|g| *g).await;
+                let started = Instant::now();
+                let stop = started + send_deadline_after;
+                let mut ticker = (plan.rate > 0.0).then(|| {
+                    let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate));
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    t
+                });
+                for seq in 0..plan.messages {
+                    if let Some(t) = ticker.as_mut() {
+                        t.tick().await;
+                    }
+                    let left = stop.saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(left, window.acquire()).await {
+                        Ok(Ok(p)) => p.forget(),
+                        _ => break,
+                    }
+                    let now = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    let body = format!("~{now}~{i}~{seq}~");
+                    let frame = frame_for(plan.target, &room, &body, i, &plan.user_prefix);
+                    if send(&sink, frame).await.is_err() {
+                        break;
+                    }
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    expected.fetch_add(size, Ordering::Relaxed);
+                }
+            }));
+        }
+    }
+
+    tokio::time::sleep(Duration::from_secs_f64(plan.settle_secs)).await;
+    let connected = rss_sum(&plan.pids);
+    let bytes_per_connection = connected
+        .now_kb
+        .saturating_sub(before.now_kb)
+        .saturating_mul(1024)
+        / u64::try_from(n - connect_failures).unwrap_or(1).max(1);
+
+    // Send phase.
+    let start_us = shared.now_us();
+    let _ = go_tx.send(true);
+    for s in senders {
+        let _ = s.await;
+    }
+    let drain_deadline = Instant::now() + Duration::from_secs_f64(plan.drain_secs);
+    let exp = expected.load(Ordering::Relaxed);
+    while shared.received.load(Ordering::Relaxed) < exp && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A moment more, so duplicates or late strays would be seen.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let peak: Rss = rss_sum(&plan.pids);
+    for r in &readers {
+        r.abort();
+    }
+
+    let received = shared.received.load(Ordering::Relaxed);
+    let errors = shared.errors.load(Ordering::Relaxed);
+    let sent = sent.load(Ordering::Relaxed);
+    let last = shared.last_delivery_us.load(Ordering::Relaxed);
+    let elapsed_secs = if received > 0 {
+        last.saturating_sub(start_us) as f64 / 1e6
+    } else {
+        0.0
+    };
+    let mut hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)?;
+    for h in &shared.hist {
+        hist.add(&*h.lock())?;
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    let latency_ms = if hist.is_empty() {
+        Latency::default()
+    } else {
+        Latency {
+            p50: ms(hist.value_at_quantile(0.5)),
+            p90: ms(hist.value_at_quantile(0.9)),
+            p99: ms(hist.value_at_quantile(0.99)),
+            p999: ms(hist.value_at_quantile(0.999)),
+            max: ms(hist.max()),
+            mean: hist.mean() / 1000.0,
+        }
+    };
+    let lost = exp.saturating_sub(received);
+    if lost > 0 {
+        notes.push(format!("{lost} deliveries lost"));
+    }
+    if received > exp {
+        notes.push(format!("{} more deliveries than expected", received - exp));
+    }
+    if plan.senders > 0 && sent < (plan.messages as u64) * count_senders(&seats) {
+        notes.push(format!(
+            "sending stopped at the time limit: {sent} of {} messages",
+            (plan.messages as u64) * count_senders(&seats)
+        ));
+    }
+    let ok = lost == 0 && received == exp && connect_failures == 0 && errors == 0;
+    let per_sec = |x: u64| {
+        if elapsed_secs > 0.0 {
+            x as f64 / elapsed_secs
+        } else {
+            0.0
+        }
+    };
+    let q = |p: f64| ms(connect_hist.value_at_quantile(p));
+    Ok(Report {
+        connect_ms: [q(0.5), q(0.99), ms(connect_hist.max())],
+        ok,
+        provision_secs,
+        connect_secs,
+        connect_failures,
+        sent,
+        expected: exp,
+        received,
+        lost,
+        errors,
+        elapsed_secs,
+        deliveries_per_sec: per_sec(received),
+        messages_per_sec: per_sec(sent),
+        latency_ms,
+        rss_before_kb: before.now_kb,
+        rss_connected_kb: connected.now_kb,
+        bytes_per_connection,
+        peak_rss_kb: peak.peak_kb,
+        notes,
+        plan,
+    })
+}
+
+fn count_senders(seats: &[Seat]) -> u64 {
+    seats.iter().filter(|s| s.sender).count() as u64
+}
+
+async fn send(
+    sink: &tokio::sync::Mutex<SplitSink<Ws, Message>>,
+    frame: String,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    sink.lock().await.send(Message::text(frame)).await
+}
+
+/// The frame that sends `body` to `room`.
+fn frame_for(target: Target, room: &str, body: &str, i: usize, prefix: &str) -> String {
+    match target {
+        Target::Parley => format!(r#"{{"type":"send","room":"{room}","body":"{body}"}}"#),
+        Target::Django | Target::Bare => {
+            format!(r#"{{"message": "{body}", "username": "{prefix}{i}"}}"#)
+        }
+    }
+}
+
+/// Opens one client: TCP, WebSocket handshake, and for Parley the `join` (until `joined`).
+async fn open(target: Target, server: &str, token: &str, room: &str) -> Result<Ws> {
+    let url = match target {
+        Target::Parley => format!("ws://{server}/ws"),
+        Target::Django | Target::Bare => format!("ws://{server}/ws/chat/{room}/"),
+    };
+    let mut req = url.as_str().into_client_request()?;
+    if target == Target::Parley {
+        req.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
+    }
+    let tcp = TcpStream::connect(server).await?;
+    tcp.set_nodelay(true)?;
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(
+        req,
+        MaybeTlsStream::Plain(tcp),
+        Some(crate::bare::lean_config()),
+    )
+    .await?;
+    if target == Target::Parley {
+        ws.send(Message::text(format!(
+            r#"{{"type":"join","room":"{room}"}}"#
+        )))
+        .await?;
+        let wait = async {
+            while let Some(frame) = ws.next().await {
+                if let Message::Text(t) = frame? {
+                    if t.starts_with(r#"{"type":"joined""#) {
+                        return Ok(());
+                    }
+                    if t.starts_with(r#"{"type":"error""#) {
+                        bail!("join refused: {}", t.as_str());
+                    }
+                }
+            }
+            bail!("closed before joined")
+        };
+        tokio::time::timeout(Duration::from_secs(60), wait)
+            .await
+            .context("join timed out")??;
+    }
+    Ok(ws)
+}
+
+/// Creates (or reuses) the accounts, logs each in, and creates the rooms. Returns a token
+/// per client and the room names.
+async fn provision(plan: &Plan, room_count: usize) -> Result<(Vec<String>, Vec<String>)> {
+    let n = plan.clients;
+    let addr = plan.servers[0].clone();
+    let workers = 16usize;
+    let names: Arc<Vec<String>> = Arc::new(
+        (0..n)
+            .map(|i| format!("{}{}", plan.user_prefix, i + plan.user_offset))
+            .collect(),
+    );
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let names = names.clone();
+        let addr = addr.clone();
+        handles.push(tokio::spawn(async move {
+            let mut http = HttpClient::new(&addr);
+            let mut out = Vec::new();
+            for i in (w..names.len()).step_by(workers) {
+                let creds = format!(r#"{{"username":"{}","password":"{PASSWORD}"}}"#, names[i]);
+                let r = http.post("/api/auth/register", &creds, None).await?;
+                if r.status != 201 && r.status != 409 {
+                    bail!("register {}: {} {}", names[i], r.status, r.body);
+                }
+                let r = http.post("/api/auth/login", &creds, None).await?;
+                if r.status != 200 {
+                    bail!("login {}: {} {}", names[i], r.status, r.body);
+                }
+                let v: serde_json::Value = serde_json::from_str(&r.body)?;
+                let token = v["access"].as_str().context("no access token")?.to_owned();
+                out.push((i, token));
+            }
+            Ok::<_, anyhow::Error>(out)
+        }));
+    }
+    let mut tokens = vec![String::new(); n];
+    for h in handles {
+        for (i, t) in h.await?? {
+            tokens[i] = t;
+        }
+    }
+    progress(&format!("{n} accounts ready"));
+    let mut rooms = Vec::with_capacity(room_count);
+    let mut http = HttpClient::new(&addr);
+    match plan.layout {
+        Layout::Fanout => {
+            for r in 0..room_count {
+                let name = format!("{}-room{r}", plan.user_prefix);
+                let body = format!(r#"{{"name":"{name}"}}"#);
+                let resp = http.post("/api/rooms", &body, Some(&tokens[0])).await?;
+                if resp.status != 201 && resp.status != 409 {
+                    bail!("create room {name}: {} {}", resp.status, resp.body);
+                }
+                rooms.push(name);
+            }
+        }
+        Layout::Direct => {
+            for r in 0..room_count {
+                let (a, b) = (2 * r, (2 * r + 1).min(n - 1));
+                let resp = http
+                    .post(&format!("/api/direct/{}", names[b]), "{}", Some(&tokens[a]))
+                    .await?;
+                if resp.status != 200 {
+                    bail!("direct room {r}: {} {}", resp.status, resp.body);
+                }
+                let v: serde_json::Value = serde_json::from_str(&resp.body)?;
+                rooms.push(v["name"].as_str().context("no room name")?.to_owned());
+            }
+        }
+    }
+    Ok((tokens, rooms))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_round_trips_through_every_protocol() {
+        let body = "~123456~7~42~";
+        let parley = r#"{"type":"message","id":1,"room":"bench-room1","sender":"bench7","body":"~123456~7~42~","client_id":null}"#;
+        assert_eq!(parse_body(parley), Some((123_456, 7)));
+        let django = frame_for(Target::Django, "bench1", body, 7, "bench");
+        let v: serde_json::Value = serde_json::from_str(&django).unwrap();
+        assert_eq!(v["message"], body);
+        assert_eq!(parse_body(&django), Some((123_456, 7)));
+        let send = frame_for(Target::Parley, "bench-room1", body, 7, "bench");
+        let v: serde_json::Value = serde_json::from_str(&send).unwrap();
+        assert_eq!(v["type"], "send");
+        assert_eq!(v["body"], body);
+        assert_eq!(parse_body(r#"{"type":"message","body":"hi"}"#), None);
+    }
+
+    #[test]
+    fn only_message_frames_count_for_parley() {
+        let shared = Shared {
+            target: Target::Parley,
+            t0: Instant::now(),
+            received: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_delivery_us: AtomicU64::new(0),
+            hist: (0..SHARDS)
+                .map(|_| Mutex::new(Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).unwrap()))
+                .collect(),
+        };
+        assert!(shared.on_text(3, r#"{"type":"message","body":"~1~3~0~"}"#));
+        assert!(!shared.on_text(4, r#"{"type":"message","body":"~1~3~1~"}"#));
+        assert!(!shared.on_text(4, r#"{"type":"presence","user":"~1~4~0~"}"#));
+        assert!(!shared.on_text(4, r#"{"type":"error","code":"rate_limited"}"#));
+        assert_eq!(shared.received.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.errors.load(Ordering::Relaxed), 1);
+    }
+}

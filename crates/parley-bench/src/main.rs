@@ -1,0 +1,129 @@
+//! `parley-bench`: Parley's load generator and the bare fan-out reference server.
+//!
+//! Layout:
+//! - `load`: provisioning (accounts, tokens, rooms), connecting, windowed sending, counting
+//!   every delivery and its end-to-end latency, the report;
+//! - `bare`: the limit reference, a tokio-tungstenite broadcast server with nothing else;
+//! - `http`: a tiny keep-alive HTTP/1.1 client for provisioning;
+//! - `procfs`: a server's resident memory from `/proc/<pid>/status`.
+//!
+//! It is a tool, never part of the server binary, and depends on no Parley crate: it speaks
+//! to servers over loopback only, as any client would. Everything it does is bounded in count
+//! and time, and it stops by itself. `scripts/bench.sh` runs the whole comparison.
+
+// A command-line tool: its output is the report.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bare;
+mod http;
+mod load;
+mod procfs;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Parley's load generator.
+#[derive(Parser)]
+#[command(name = "parley-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one load against a server and print the report (human lines, then one JSON line).
+    Run(load::Plan),
+    /// Serve the bare fan-out reference (no auth, no JSON, no persistence) until killed.
+    BareServer {
+        /// Listen address (loopback).
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        bind: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("parley-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<bool> = rt.block_on(async {
+        match cli.command {
+            Command::BareServer { bind } => bare::serve(&bind).await.map(|()| true),
+            Command::Run(plan) => {
+                let report = load::run(plan).await?;
+                print_human(&report);
+                println!("{}", serde_json::to_string(&report)?);
+                Ok(report.ok)
+            }
+        }
+    });
+    // Client tasks may still hold sockets: do not wait for them.
+    rt.shutdown_background();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(3),
+        Err(e) => {
+            eprintln!("parley-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_human(r: &load::Report) {
+    let p = &r.plan;
+    println!(
+        "scenario {} | target {:?} | {} clients, {:?} layout, {} rooms, {} senders x {} messages, window {}{}",
+        p.scenario,
+        p.target,
+        p.clients,
+        p.layout,
+        p.rooms,
+        p.senders,
+        p.messages,
+        p.window,
+        if p.rate > 0.0 {
+            format!(", {} msg/s per sender", p.rate)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "  connect: {:.1}s total, per connection p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} failed (provisioning {:.1}s, untimed)",
+        r.connect_secs,
+        r.connect_ms[0],
+        r.connect_ms[1],
+        r.connect_ms[2],
+        r.connect_failures,
+        r.provision_secs
+    );
+    println!(
+        "  deliveries: expected {}, received {}, lost {} ({} messages sent); errors {}",
+        r.expected, r.received, r.lost, r.sent, r.errors
+    );
+    println!(
+        "  throughput: {:.0} deliveries/s, {:.0} messages/s over {:.2}s",
+        r.deliveries_per_sec, r.messages_per_sec, r.elapsed_secs
+    );
+    let l = &r.latency_ms;
+    println!(
+        "  latency ms: p50 {:.2}, p90 {:.2}, p99 {:.2}, p99.9 {:.2}, max {:.2}, mean {:.2}",
+        l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+    );
+    println!(
+        "  server memory: {} KiB before, {} KiB connected ({} bytes per connection), peak {} KiB",
+        r.rss_before_kb, r.rss_connected_kb, r.bytes_per_connection, r.peak_rss_kb
+    );
+    for n in &r.notes {
+        println!("  note: {n}");
+    }
+    println!("  result: {}", if r.ok { "OK" } else { "FAILED" });
+}
