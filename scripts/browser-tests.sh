@@ -4,7 +4,7 @@
 # 1. Finds headless Chromium (CHROMIUM_PATH, else /usr/bin/chromium), installing Debian's
 #    `chromium` and `chromium-driver` with apt-get when it is missing and we are root; fails
 #    with what to install otherwise. Nothing here downloads a browser build of its own.
-# 2. Finds Node.js (>= 18) and npm, installs tests/browser's locked dependencies
+# 2. Finds Node.js (>= 20, what playwright-core needs) and npm, installs tests/browser's locked dependencies
 #    (playwright-core only) with `npm ci`, skipped when the lockfile has not changed.
 # 3. Builds parley-server (debug), then runs `node --test` in tests/browser/. The tests start
 #    the server themselves on a free port with a fresh SQLite file in a temporary directory
@@ -43,10 +43,10 @@ export CHROMIUM_PATH
 
 # --- Node.js and the test dependencies ------------------------------------------------------
 node_ok() { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
-  && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 18 ]; }
+  && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; }
 if ! node_ok; then
-  apt_install nodejs npm || die "Node.js >= 18 and npm are needed: apt-get install nodejs npm"
-  node_ok || die "Node.js >= 18 and npm are needed (found: $(node --version 2>/dev/null || echo none))"
+  apt_install nodejs npm || die "Node.js >= 20 and npm are needed: apt-get install nodejs npm"
+  node_ok || die "Node.js >= 20 and npm are needed (found: $(node --version 2>/dev/null || echo none)); Debian 12's nodejs is 18: install Node.js 20 from your distribution's backports or nodejs.org packages"
 fi
 log "using Node.js $(node --version)"
 

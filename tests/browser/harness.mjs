@@ -40,6 +40,19 @@ export const ACCESS_TTL_SECS = 30;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Servers still running: killed when this process ends however it ends, so a failed or
+ *  interrupted run leaves no server behind. */
+const liveChildren = new Set();
+process.on('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    for (const child of liveChildren) child.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
 /** parley-server on a fixed port and a fixed SQLite file, so a restart keeps both. */
 export class TestServer {
   constructor() {
@@ -83,6 +96,8 @@ export class TestServer {
     // Run in the temporary directory, so no parley.toml of the developer's is picked up.
     this.child = spawn(this.bin, [], { cwd: this.dir, env: this.env(), stdio: ['ignore', log, log] });
     const child = this.child;
+    liveChildren.add(child);
+    child.on('exit', () => liveChildren.delete(child));
     let exited = null;
     child.on('exit', (code, signal) => {
       exited = { code, signal };
