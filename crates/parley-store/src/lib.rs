@@ -24,7 +24,7 @@
 //!   millisecond timestamps); the SQL is in the workspace's `migrations/postgres` and
 //!   `migrations/sqlite`.
 //! - `rows`: rows as read, and their conversion into `parley-domain` records.
-//! - [`testing`] (feature `testing`): a throwaway PostgreSQL schema or SQLite file per test.
+//! - `testing` (feature `testing`): a throwaway PostgreSQL schema or SQLite file per test.
 //!
 //! ## Must not depend on
 //! Any HTTP framework (actix) or Redis, and never diesel's `postgres` feature (libpq).

@@ -292,7 +292,8 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
+#[cfg(feature = "testing")]
 mod tests {
     use super::*;
     use crate::testing::TestDb;
@@ -326,5 +327,133 @@ mod tests {
         assert_eq!(sqlite_path("sqlite:///tmp/x.db"), Some("/tmp/x.db"));
         assert_eq!(sqlite_path("sqlite:data.db"), Some("data.db"));
         assert_eq!(sqlite_path("postgres://x"), None);
+    }
+}
+
+/// The two migration sets and `schema.rs` must describe the same tables: compare the live
+/// columns (name, type, nullability) on both backends with the `table!`s.
+#[cfg(test)]
+#[cfg(feature = "testing")]
+mod schema_tests {
+    use super::*;
+    use crate::testing::TestDb;
+    use diesel::QueryableByName;
+    use diesel::sql_types::{Bool, Text};
+    use diesel_async::RunQueryDsl;
+
+    #[derive(QueryableByName, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    struct Col {
+        #[diesel(sql_type = Text)]
+        table_name: String,
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        ty: String,
+        #[diesel(sql_type = Bool)]
+        nullable: bool,
+    }
+
+    /// What `schema.rs` declares, as (table, column, type, nullable). Each listed type is
+    /// checked against the `table!` at compile time, and the count against its column list.
+    fn declared() -> Vec<(String, String, String, bool)> {
+        use crate::schema::*;
+        use diesel::Column;
+        use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+        fn has_type<E: diesel::Expression<SqlType = S>, S>(_: E) {}
+        let mut out = Vec::new();
+        macro_rules! cols {
+            ($table:ident ($n:literal): $($col:ident $st:ty),* $(,)?) => {
+                // schema.rs has exactly $n columns: count them in the SQL of `SELECT *`.
+                let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(
+                    &diesel::QueryDsl::select($table::table, $table::all_columns),
+                )
+                .to_string();
+                let select_list = sql.split(" FROM ").next().unwrap_or_default();
+                assert_eq!(select_list.matches(&format!("`{}`.", stringify!($table))).count(), $n, "{sql}");
+                $(
+                    has_type::<_, $st>($table::$col);
+                    let ty = stringify!($st).replace(' ', "");
+                    let (ty, nullable) = match ty.strip_prefix("Nullable<") {
+                        Some(inner) => (inner.trim_end_matches('>').to_owned(), true),
+                        None => (ty, false),
+                    };
+                    out.push((stringify!($table).to_owned(), $table::$col::NAME.to_owned(), ty, nullable));
+                )*
+                assert_eq!([$(stringify!($col)),*].len(), $n, "{} is not fully listed", stringify!($table));
+            };
+        }
+        cols!(users (7): id BigInt, username Text, email Nullable<Text>, password_hash Text,
+            is_staff Bool, created_at BigInt, last_login Nullable<BigInt>);
+        cols!(rooms (8): id BigInt, name Text, kind Text, creator_id Nullable<BigInt>, topic Text,
+            created_at BigInt, direct_low Nullable<BigInt>, direct_high Nullable<BigInt>);
+        cols!(memberships (5): room_id BigInt, user_id BigInt, role Text, joined_at BigInt,
+            last_read Nullable<BigInt>);
+        cols!(messages (8): id BigInt, room_id BigInt, sender_id BigInt, body Text,
+            client_id Nullable<Text>, created_at BigInt, edited_at Nullable<BigInt>,
+            deleted_at Nullable<BigInt>);
+        cols!(revoked_tokens (2): jti Text, expires_at BigInt);
+        out.sort();
+        out
+    }
+
+    fn normalize(ty: &str) -> String {
+        match ty.to_ascii_lowercase().as_str() {
+            "bigint" | "integer" => "BigInt",
+            "text" => "Text",
+            "boolean" => "Bool",
+            other => other,
+        }
+        .to_owned()
+    }
+
+    async fn live(db: &TestDb) -> Vec<(String, String, String, bool)> {
+        let store: &Store = db;
+        let cols: Vec<Col> = match &*store.pools {
+            Pools::Pg(pool) => {
+                let mut conn = pool.get().await.unwrap();
+                diesel::sql_query(
+                    "SELECT table_name::text AS table_name, column_name::text AS name, data_type::text AS ty, \
+                     is_nullable = 'YES' AS nullable FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name <> '__diesel_schema_migrations'",
+                )
+                .load(&mut *conn)
+                .await
+                .unwrap()
+            }
+            Pools::Sqlite(pool) => {
+                let mut conn = pool.get().await.unwrap();
+                diesel::sql_query(
+                    "SELECT m.name AS table_name, p.name AS name, p.type AS ty, \
+                     (p.\"notnull\" = 0 AND p.pk = 0) AS nullable \
+                     FROM sqlite_master m, pragma_table_info(m.name) p \
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' \
+                     AND m.name <> '__diesel_schema_migrations'",
+                )
+                .load(&mut *conn)
+                .await
+                .unwrap()
+            }
+        };
+        let mut out: Vec<_> = cols
+            .into_iter()
+            .map(|c| (c.table_name, c.name, normalize(&c.ty), c.nullable))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_migration_sets_match_schema_rs() {
+        let declared = declared();
+        assert_eq!(
+            live(&TestDb::postgres().await.unwrap()).await,
+            declared,
+            "migrations/postgres vs schema.rs"
+        );
+        assert_eq!(
+            live(&TestDb::sqlite().await.unwrap()).await,
+            declared,
+            "migrations/sqlite vs schema.rs"
+        );
     }
 }
