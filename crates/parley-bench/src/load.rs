@@ -192,7 +192,7 @@ impl Shared {
 
     /// One text frame arrived at client `me`; returns true when it is `me`'s own message.
     fn on_text(&self, me: usize, text: &str) -> bool {
-        if self.target == Target::Parley && !text.starts_with(r#"{"type":"message""#) {
+        if self.target == Target::Parley && !is_message_frame(text) {
             if text.starts_with(r#"{"type":"error""#) {
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 tracing_note(text);
@@ -209,6 +209,13 @@ impl Shared {
         self.last_delivery_us.fetch_max(now, Ordering::Relaxed);
         sender == me
     }
+}
+
+/// A Parley `message` frame. The sender's own copy is serialized from the frame type (`type`
+/// first); fanned-out copies are rendered once from a JSON value, whose keys are sorted
+/// (`type` last).
+fn is_message_frame(text: &str) -> bool {
+    text.starts_with(r#"{"type":"message""#) || text.ends_with(r#""type":"message"}"#)
 }
 
 /// Error frames are rare (a failed run); show the first few on stderr.
@@ -711,9 +718,10 @@ mod tests {
         };
         assert!(shared.on_text(3, r#"{"type":"message","body":"~1~3~0~"}"#));
         assert!(!shared.on_text(4, r#"{"type":"message","body":"~1~3~1~"}"#));
+        assert!(!shared.on_text(5, r#"{"body":"~1~3~1~","type":"message"}"#));
         assert!(!shared.on_text(4, r#"{"type":"presence","user":"~1~4~0~"}"#));
         assert!(!shared.on_text(4, r#"{"type":"error","code":"rate_limited"}"#));
-        assert_eq!(shared.received.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.received.load(Ordering::Relaxed), 3);
         assert_eq!(shared.errors.load(Ordering::Relaxed), 1);
     }
 }
