@@ -137,6 +137,8 @@ function serverRooms(page) {
 
 function noErrors(user) {
   assert.deepEqual(user.errors, [], 'page errors');
+  // Network errors are expected while the server is down; policy violations never are.
+  assert.deepEqual(user.console.filter((m) => /Content.Security.Policy|Uncaught/i.test(m)), [], 'console errors');
   assert.deepEqual(user.dialogs, [], 'dialogs (alert/confirm) opened by the page');
 }
 
