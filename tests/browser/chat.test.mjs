@@ -18,6 +18,7 @@ const names = { alice: `alice${stamp}`, bob: `bob${stamp}`, carol: `carol${stamp
 const ROOM = `general-${stamp}`;
 const QUIET = `quiet-${stamp}`;
 const LONG = `long-${stamp}`;
+const PRIVATE = `private-${stamp}`;
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -311,6 +312,29 @@ test('a room that does not exist is offered for creation', async () => {
   await send(carol.page, 'first!');
   await seeMessage(carol.page, 'first!');
   await carol.page.locator(`.room-link[data-room="${name}"]`).waitFor();
+});
+
+test('a private room: the owner adds a member, who can then leave', async () => {
+  const { alice, bob, carol } = users;
+  await createRoom(alice.page, PRIVATE, 'private');
+  await alice.page.locator('details.invite summary').click();
+  await alice.page.getByLabel('Username to add').fill(names.bob);
+  await alice.page.getByRole('button', { name: 'Add', exact: true }).click();
+  await alice.page.locator('.toast', { hasText: `${names.bob} added` }).waitFor();
+  // Bob's room list picks the room up by itself.
+  const link = bob.page.locator(`.room-link[data-room="${PRIVATE}"]`);
+  await link.waitFor({ timeout: 30_000 });
+  await link.click();
+  await send(bob.page, 'glad to be in');
+  await seeMessage(alice.page, 'glad to be in');
+  // Others cannot look in.
+  await openRoomByName(carol.page, PRIVATE);
+  await carol.page.locator('.room-notice', { hasText: 'private' }).waitFor();
+  assert.equal((await bodies(carol.page)).includes('glad to be in'), false);
+
+  await bob.page.getByRole('button', { name: 'Leave room' }).click();
+  await link.waitFor({ state: 'detached' });
+  await alice.page.locator(`.online-user[data-user="${names.bob}"]`).waitFor({ state: 'detached' });
 });
 
 test('access tokens are refreshed silently', async () => {
