@@ -312,16 +312,12 @@ impl ChannelLayer for RedisLayer {
 
     async fn receive(&self, channel: &ChannelName) -> parley_layer::Result<Message> {
         match channel.non_local_prefix() {
-            Some(prefix) if prefix == self.inner.process_name => {
+            // This process's key (or, when asked for a process-specific name that
+            // `new_channel` did not make here, that name's process key: this instance then
+            // reads it, as a channels_redis layer with that client prefix would).
+            Some(prefix) => {
                 let key = self.channel_key(prefix);
                 self.ensure_pump(key, self.shard(prefix), Target::Process);
-            }
-            Some(_) => {
-                return Err(LayerError::InvalidName {
-                    kind: "channel",
-                    name: channel.to_string(),
-                    reason: "a process-specific channel of another process",
-                });
             }
             None => {
                 let key = self.channel_key(channel.as_str());

@@ -46,6 +46,12 @@
 //!   Normal channels are sent and read round-robin. Here every process-specific channel is
 //!   routed by its non-local name and every normal channel by its name, for send, group send
 //!   and receive alike. With a single host (the usual deployment) both agree.
+//! - **Capacity** is counted per Redis key, as channels_redis does: a process's channels
+//!   share its process key, so a remote sender sees `ChannelFull` once `capacity` messages
+//!   wait there (its receive loop normally drains the key at once). A send or group send to a
+//!   channel of the *sending* instance's own process skips Redis and goes straight into the
+//!   channel's mailbox, where the capacity holds per channel (Redis would only hand the
+//!   message back to us; no other process reads our key, so nothing is visible on the wire).
 //! - A full channel is counted ([`LayerStats::full`]) and logged, never dropped silently;
 //!   `group_send` reports full members in its [`parley_layer::GroupSendReport`].
 //! - One receive loop per process key (and per received normal channel), on its own
@@ -53,6 +59,9 @@
 //!   each popped message into a local mailbox before popping the next, so a Redis restart
 //!   loses nothing already popped. (The only window left is a reply lost on the wire while
 //!   the connection dies; channels_redis's in-flight set narrows but does not close it either.)
+//! - `receive` on a process-specific name this instance did not create reads that name's
+//!   process key, as a channels_redis layer with that client prefix would (channels_redis
+//!   refuses). Never do it for a live process: two readers of one key steal its messages.
 //! - Expired messages are also dropped at receive time (channels_redis leaves a TODO there).
 //! - Local mailboxes are bounded by `capacity`; when a consumer stops reading, the oldest
 //!   message goes (as channels_redis's `BoundedQueue`), counted and logged.
