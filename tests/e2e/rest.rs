@@ -87,6 +87,13 @@ async fn errors_have_codes_and_statuses(backend: Backend) {
     let r = http::post(addr, "/api/direct/nobody", Some(&alice), &json!({})).await;
     assert_eq!(r.status, 404);
 
+    // A plain GET on the socket's path (no upgrade) is a 400, and opens no session.
+    let r = http::get(addr, "/ws", Some(&alice)).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "not_a_websocket")
+    );
+
     assert_eq!(http::get(addr, "/healthz", None).await.status, 200);
     let r = http::get(addr, "/readyz", None).await;
     assert_eq!(r.status, 200, "{}", r.body);

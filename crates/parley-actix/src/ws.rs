@@ -127,13 +127,14 @@ async fn upgrade(
             })
             .await??;
     }
-    let session = state.engine.connect(user).await?;
+    // The handshake is checked before the engine opens a session for it.
     let (response, ws, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::bad_request(
             "not_a_websocket",
             format!("WebSocket handshake failed: {e}"),
         )
     })?;
+    let session = state.engine.connect(user).await?;
     let engine_max = state.engine.config().max_frame_bytes;
     let hard = state.config.hard_frame_limit(engine_max);
     let stream = stream
