@@ -93,9 +93,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Accounts signed in through an external OpenID Connect provider.
+    external_identities (issuer, subject) {
+        /// The provider's issuer URL (`iss`).
+        issuer -> Text,
+        /// The user's id at that provider (`sub`).
+        subject -> Text,
+        /// The Parley account.
+        user_id -> BigInt,
+        /// Millis since the epoch.
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(external_identities -> users (user_id));
 diesel::joinable!(memberships -> rooms (room_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(messages -> rooms (room_id));
 diesel::joinable!(messages -> users (sender_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, rooms, memberships, messages, revoked_tokens);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    rooms,
+    memberships,
+    messages,
+    revoked_tokens,
+    external_identities,
+);

@@ -392,6 +392,7 @@ mod schema_tests {
             client_id Nullable<Text>, created_at BigInt, edited_at Nullable<BigInt>,
             deleted_at Nullable<BigInt>);
         cols!(revoked_tokens (2): jti Text, expires_at BigInt);
+        cols!(external_identities (4): issuer Text, subject Text, user_id BigInt, created_at BigInt);
         out.sort();
         out
     }

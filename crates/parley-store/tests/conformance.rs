@@ -56,6 +56,7 @@ conformance!(
     batched_appends_keep_order_and_idempotency,
     a_bad_message_fails_alone_in_a_batch,
     the_batcher_groups_concurrent_appends,
+    external_identities_link_accounts,
 );
 
 async fn user(s: &Store, name: &str) -> User {
@@ -975,6 +976,48 @@ async fn the_batcher_groups_concurrent_appends(s: &Store) {
         .len(),
         65
     );
+}
+
+async fn external_identities_link_accounts(s: &Store) {
+    let iss = "https://accounts.example.com";
+    assert_eq!(s.user_by_external(iss, "sub-1").await.unwrap(), None);
+    let new = |name: &str| NewUser {
+        username: UserName::parse(name).unwrap(),
+        email: None,
+        password_hash: "!".into(),
+        is_staff: false,
+    };
+    let u = s
+        .create_external_user(&new("gina"), iss, "sub-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.user_by_external(iss, "sub-1").await.unwrap(),
+        Some(u.clone())
+    );
+    // Same subject at another issuer is another identity.
+    assert_eq!(
+        s.user_by_external("https://other.example", "sub-1")
+            .await
+            .unwrap(),
+        None
+    );
+    // An identity links one account; a taken name fails, and neither leaves a user behind.
+    assert!(matches!(
+        s.create_external_user(&new("gina2"), iss, "sub-1").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.user_by_name(&UserName::parse("gina2").unwrap()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.create_external_user(&new("gina"), iss, "sub-2").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.user_by_external(iss, "sub-2").await.unwrap(), None);
+    s.delete_user(u.id).await.unwrap();
+    assert_eq!(s.user_by_external(iss, "sub-1").await.unwrap(), None);
 }
 
 // ---- backend-specific behaviour ------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 use crate::error::{Result, StoreError};
 use crate::rows::UserRow;
-use crate::schema::users;
+use crate::schema::{external_identities, users};
 use crate::store::{Store, with_conn};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use parley_domain::{Email, Timestamp, User, UserId, UserName};
 
 /// A user to create. The password arrives already hashed (parley-auth owns hashing).
@@ -178,5 +178,63 @@ impl Store {
         } else {
             Ok(())
         }
+    }
+
+    /// The account linked to an external identity (an OpenID Connect issuer and subject),
+    /// if any.
+    pub async fn user_by_external(&self, issuer: &str, subject: &str) -> Result<Option<User>> {
+        let row: Option<UserRow> = with_conn!(self, |conn| {
+            external_identities::table
+                .inner_join(users::table)
+                .filter(external_identities::issuer.eq(issuer))
+                .filter(external_identities::subject.eq(subject))
+                .select(UserRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        row.map(UserRow::into_user).transpose()
+    }
+
+    /// Creates an account linked to an external identity, in one transaction. `Conflict` if
+    /// the user name is taken or the identity is already linked.
+    pub async fn create_external_user(
+        &self,
+        new: &NewUser,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<User> {
+        let now = Timestamp::now().millis();
+        let row: UserRow = with_conn!(
+            self,
+            write | conn | {
+                conn.transaction(async |conn| {
+                    let user: UserRow = diesel::insert_into(users::table)
+                        .values((
+                            users::username.eq(new.username.as_str()),
+                            users::email.eq(new.email.as_ref().map(Email::as_str)),
+                            users::password_hash.eq(&new.password_hash),
+                            users::is_staff.eq(new.is_staff),
+                            users::created_at.eq(now),
+                        ))
+                        .returning(UserRow::as_returning())
+                        .get_result(conn)
+                        .await?;
+                    diesel::insert_into(external_identities::table)
+                        .values((
+                            external_identities::issuer.eq(issuer),
+                            external_identities::subject.eq(subject),
+                            external_identities::user_id.eq(user.id),
+                            external_identities::created_at.eq(now),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    Ok::<_, diesel::result::Error>(user)
+                })
+                .await
+                .map_err(StoreError::from)?
+            }
+        );
+        row.into_user()
     }
 }
