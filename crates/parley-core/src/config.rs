@@ -35,6 +35,13 @@ pub struct EngineConfig {
     /// How long another node's presence report counts; a node silent for this long (it died
     /// or lost the layer) drops out of every online list.
     pub presence_ttl: Duration,
+    /// Rooms with more users online than this get no `presence` frames. Each frame carries
+    /// the whole online list to every member, so a room filling up (or emptying) costs the
+    /// cube of its size: 10,000 joins × up to 10,000 members × lists of up to 10,000 names,
+    /// which floods every member's queue (slow-consumer disconnects) long before the room is
+    /// full. Members of larger rooms see who is online in `joined` and through the REST
+    /// `online` endpoint; other nodes learn of joins at the next presence heartbeat.
+    pub presence_fanout_limit: usize,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +58,7 @@ impl Default for EngineConfig {
             room_group_pattern: "chat_{room}".to_owned(),
             presence_interval: Duration::from_secs(5),
             presence_ttl: Duration::from_secs(15),
+            presence_fanout_limit: 256,
         }
     }
 }

@@ -217,21 +217,26 @@ impl Inner {
         user: &UserName,
         channel: &ChannelName,
     ) {
-        let (came_online, first_here, online) = {
+        let (first_here, online) = {
             let mut state = self.state.lock();
             let came_online = state.presence.local_join(room, user);
             let here = state.local_rooms.entry(room.clone()).or_default();
             here.insert(channel.clone(), user.clone());
             let first_here = here.len() == 1;
-            (came_online, first_here, state.presence.online(room))
+            // Large rooms: no presence frames, and other nodes learn at the next heartbeat
+            // (see `presence_fanout_limit`); the list is not even built.
+            let small =
+                state.presence.online_upper_bound(room) <= self.config.presence_fanout_limit;
+            let online = (came_online && small).then(|| state.presence.online(room));
+            (first_here, online)
         };
         if first_here && let Ok(group) = self.groups.nodes(room) {
             self.log_layer(self.layer.group_add(&group, &self.node).await);
         }
-        if came_online || first_here {
+        if first_here || online.is_some() {
             self.announce(room, first_here).await;
         }
-        if came_online {
+        if let Some(online) = online {
             let frame = ServerFrame::Presence(Presence {
                 room: room.clone(),
                 user: user.clone(),
@@ -250,7 +255,7 @@ impl Inner {
         user: &UserName,
         channel: &ChannelName,
     ) {
-        let (went_offline, last_here, online) = {
+        let (last_here, online) = {
             let mut state = self.state.lock();
             let went_offline = state.presence.local_leave(room, user);
             let mut last_here = false;
@@ -261,15 +266,18 @@ impl Inner {
                     last_here = true;
                 }
             }
-            (went_offline, last_here, state.presence.online(room))
+            // The size before this user left decides, as for joins.
+            let small = state.presence.online_upper_bound(room) < self.config.presence_fanout_limit;
+            let online = (went_offline && small).then(|| state.presence.online(room));
+            (last_here, online)
         };
-        if went_offline || last_here {
+        if last_here || online.is_some() {
             self.announce(room, false).await;
         }
         if last_here && let Ok(group) = self.groups.nodes(room) {
             self.log_layer(self.layer.group_discard(&group, &self.node).await);
         }
-        if went_offline {
+        if let Some(online) = online {
             let frame = ServerFrame::Presence(Presence {
                 room: room.clone(),
                 user: user.clone(),
@@ -402,6 +410,9 @@ impl Inner {
             (expired, targets)
         };
         for ((room, change), (_, channels, online)) in expired.iter().zip(targets) {
+            if online.len() + change.left.len() > self.config.presence_fanout_limit {
+                continue;
+            }
             for user in &change.left {
                 tracing::info!(%room, %user, "presence of a silent node expired");
                 let frame = ServerFrame::Presence(Presence {

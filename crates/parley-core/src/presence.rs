@@ -104,6 +104,21 @@ impl PresenceBook {
         all
     }
 
+    /// At least the number of users online in `room` (users on several nodes count once per
+    /// node): cheap, for size thresholds.
+    pub fn online_upper_bound(&self, room: &RoomName) -> usize {
+        let local = self.local.get(room).map_or(0, HashMap::len);
+        let now = Instant::now();
+        let remote: usize = self.remote.get(room).map_or(0, |nodes| {
+            nodes
+                .values()
+                .filter(|(_, until)| *until > now)
+                .map(|(users, _)| users.len())
+                .sum()
+        });
+        local + remote
+    }
+
     /// This node's users in `room` (what it tells the other nodes).
     pub fn local_users(&self, room: &RoomName) -> Vec<UserName> {
         let mut users: Vec<UserName> = self

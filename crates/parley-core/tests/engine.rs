@@ -239,6 +239,32 @@ macro_rules! suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rooms_over_the_presence_limit_get_no_presence_frames() {
+                let config = EngineConfig { presence_fanout_limit: 2, ..EngineConfig::default() };
+                let w = world(db().await, config).await;
+                let (alice, bob, carol) = (w.user("alice").await, w.user("bob").await, w.user("carol").await);
+                let lobby = w.room("lobby", RoomKind::Public, &alice).await;
+                let mut b = w.session(&bob).await;
+                join(&mut b, &lobby).await;
+                let mut a = w.session(&alice).await;
+                join(&mut a, &lobby).await; // 2 online: at the limit, still announced
+                let ServerFrame::Presence(p) = next_frame(&mut b).await else { panic!() };
+                assert_eq!((p.user.as_str(), p.event), ("alice", PresenceEvent::Joined));
+                let mut c = w.session(&carol).await;
+                let ServerFrame::Joined(j) = join(&mut c, &lobby).await else { panic!() };
+                assert_eq!(j.online.len(), 3, "joined still lists everyone");
+                assert_quiet(&mut b).await; // 3 online: over the limit
+                assert_quiet(&mut a).await;
+                assert_eq!(w.engine.online(&lobby).len(), 3);
+                c.close().await;
+                assert_quiet(&mut b).await; // the room was over the limit when carol left
+                a.close().await;
+                let ServerFrame::Presence(p) = next_frame(&mut b).await else { panic!() };
+                assert_eq!((p.user.as_str(), p.event), ("alice", PresenceEvent::Left));
+                b.close().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn typing_goes_to_others_and_is_rate_limited() {
                 let config = EngineConfig { typing_rate: RateLimit::new(0.001, 2.0), ..EngineConfig::default() };
                 let w = world(db().await, config).await;
