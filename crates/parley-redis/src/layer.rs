@@ -6,10 +6,11 @@ use crate::error::{Error, Result, unavailable};
 use crate::fernet::MultiFernet;
 use crate::hash::consistent_hash;
 use crate::mailbox::{Mailboxes, unix_now};
+use crate::pool::{Conn, LayerManager, Pool, discard};
 use crate::pump::{Pump, Target};
 use crate::scripts;
 use async_trait::async_trait;
-use deadpool_redis::{Manager, Pool, Runtime};
+use deadpool_redis::{Manager, Runtime};
 use parking_lot::Mutex;
 use parley_layer::{ChannelLayer, ChannelName, GroupName, GroupSendReport, LayerError, Message};
 use redis::AsyncConnectionConfig;
@@ -119,7 +120,7 @@ impl RedisLayer {
             clients.push(redis::Client::open(url.as_str()).map_err(invalid)?);
             let manager =
                 Manager::new_with_config(url.as_str(), conn_config.clone()).map_err(invalid)?;
-            let pool = Pool::builder(manager)
+            let pool = Pool::builder(LayerManager(manager))
                 .max_size(config.pool_size)
                 .runtime(Runtime::Tokio1)
                 .wait_timeout(Some(config.connect_timeout))
@@ -208,7 +209,7 @@ impl RedisLayer {
         consistent_hash(value, self.inner.pools.len())
     }
 
-    async fn conn(&self, shard: usize) -> parley_layer::Result<deadpool_redis::Connection> {
+    async fn conn(&self, shard: usize) -> parley_layer::Result<Conn> {
         match self.inner.pools.get(shard) {
             Some(pool) => pool.get().await.map_err(unavailable),
             None => Err(LayerError::Closed),
@@ -301,7 +302,7 @@ impl ChannelLayer for RedisLayer {
             .arg(Self::expiry_cutoff(now, expiry))
             .invoke_async(&mut *conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| failed(conn, e))?;
         if queued == 0 {
             self.inner.shared.stats.full.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%channel, "channel full: message refused");
@@ -350,7 +351,7 @@ impl ChannelLayer for RedisLayer {
             .arg(self.inner.group_expiry_secs)
             .invoke_async(&mut *conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| failed(conn, e))?;
         self.inner
             .memberships
             .lock()
@@ -372,7 +373,7 @@ impl ChannelLayer for RedisLayer {
             .arg(channel.as_str())
             .query_async(&mut *conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| failed(conn, e))?;
         let mut memberships = self.inner.memberships.lock();
         if let Some(groups) = memberships.get_mut(channel.as_str()) {
             groups.remove(group.as_str());
@@ -402,7 +403,7 @@ impl ChannelLayer for RedisLayer {
                 .arg(Self::expiry_cutoff(now, self.inner.group_expiry_secs))
                 .invoke_async(&mut *conn)
                 .await
-                .map_err(unavailable)?
+                .map_err(|e| failed(conn, e))?
         };
         // Channel keys by shard, each with the channels it serves (one message per key, its
         // envelope listing them all, as channels_redis does).
@@ -465,7 +466,7 @@ impl ChannelLayer for RedisLayer {
             let full: Vec<usize> = invocation
                 .invoke_async(&mut *conn)
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| failed(conn, e))?;
             Ok::<_, LayerError>((keys, full))
         });
         let local_full = report.full.len();
@@ -505,7 +506,7 @@ impl ChannelLayer for RedisLayer {
                 .arg(&key)
                 .query_async(&mut *conn)
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| failed(conn, e))?;
         }
         let groups = self
             .inner
@@ -520,7 +521,7 @@ impl ChannelLayer for RedisLayer {
                 .arg(channel.as_str())
                 .query_async(&mut *conn)
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| failed(conn, e))?;
         }
         Ok(())
     }
@@ -533,12 +534,19 @@ impl ChannelLayer for RedisLayer {
                 .arg(&pattern)
                 .invoke_async(&mut *conn)
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| failed(conn, e))?;
         }
         self.inner.shared.mailboxes.clear();
         self.inner.memberships.lock().clear();
         Ok(())
     }
+}
+
+/// A Redis error during an operation: the connection is dropped if it may be broken, and the
+/// caller sees `Unavailable` (transient).
+fn failed(conn: Conn, error: redis::RedisError) -> LayerError {
+    discard(conn, &error);
+    unavailable(error)
 }
 
 /// Escapes Redis glob characters so `flush` matches the prefix literally.

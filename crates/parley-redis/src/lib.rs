@@ -9,6 +9,7 @@
 //! - [`RedisLayer`] (`layer.rs`): the [`parley_layer::ChannelLayer`] implementation.
 //! - [`RedisLayerConfig`] (`config.rs`): hosts, prefix, capacity/expiry, encryption keys.
 //! - `scripts.rs`: the Lua scripts, one atomic round trip per operation and host.
+//! - `pool.rs`: the bounded pool (deadpool-redis's manager, no `PING` on a hot connection).
 //! - `pump.rs`: receive loops (blocking pops on a dedicated connection per key).
 //! - `mailbox.rs`: process-local per-channel buffers the loops fill and `receive` drains.
 //! - `codec.rs`, `fernet.rs`: channels_redis's msgpack envelope and Fernet encryption.
@@ -80,6 +81,7 @@ mod fernet;
 mod hash;
 mod layer;
 mod mailbox;
+mod pool;
 mod pump;
 mod scripts;
 
