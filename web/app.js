@@ -556,7 +556,14 @@ async function joinRoom(r) {
       if (r.messages.size === 0) r.hasMore = history.length > 0;
       r.merge(history);
       learnDirectPeer(r);
-      if (hadNewest) await fillGap(r, hadNewest);
+      if (hadNewest) {
+        try {
+          await fillGap(r, hadNewest);
+        } catch (e) {
+          // The room stays joined; the next reconnect tries again from what we hold.
+          if (e instanceof FrameError) toast(`Could not load the messages you missed in ${roomLabel(r.name)}: ${e.message}`, 'error');
+        }
+      }
       flushPending(r);
       if (!state.summaries.has(r.name) || !state.summaries.get(r.name).role) scheduleRoomListRefresh();
     } catch (e) {
@@ -626,10 +633,8 @@ function sendPending(r, p) {
     .catch((e) => {
       // Not connected: it goes out again after the reconnect (same client_id, so the
       // server stores it once). Refused: show why and let the user retry or drop it.
-      if (e instanceof FrameError) {
-        p.failed = e.message;
-        if (e.code === 'rate_limited') setTimeout(() => sendPending(r, p), 1_500);
-      }
+      if (e instanceof FrameError && e.code === 'rate_limited') setTimeout(() => sendPending(r, p), 1_500);
+      else if (e instanceof FrameError) p.failed = e.message;
     })
     .finally(() => {
       p.inFlight = false;
@@ -670,11 +675,12 @@ document.addEventListener('visibilitychange', () => {
 
 // Direct rooms are named dm.<id>.<id>; the peer's name comes from the server when it gives
 // one, else from what we have seen (who we opened it with, who wrote in it).
-const PEERS_KEY = 'parley.dmPeers';
+/** Per user: another account logged in on this browser has other direct rooms. */
+const peersKey = () => `parley.dmPeers.${me()}`;
 
 function knownPeers() {
   try {
-    return JSON.parse(localStorage.getItem(PEERS_KEY) || '{}') || {};
+    return JSON.parse(localStorage.getItem(peersKey()) || '{}') || {};
   } catch {
     return {};
   }
@@ -685,7 +691,7 @@ function rememberPeer(roomName, peer) {
   const peers = knownPeers();
   if (peers[roomName] === peer) return;
   peers[roomName] = peer;
-  localStorage.setItem(PEERS_KEY, JSON.stringify(peers));
+  localStorage.setItem(peersKey(), JSON.stringify(peers));
 }
 
 function directPeer(roomName) {
@@ -790,11 +796,13 @@ function handleFrame(f) {
         }
       } else if (isNew && r.name === state.active) markRead(r);
       if (!directPeer(r.name)) learnDirectPeer(r);
-      if (r.name === state.active) renderMessages(r, { stickToBottom: f.sender === me() });
+      if (r.name === state.active) renderMessages(r, { stickToBottom: f.sender === me(), incoming: isNew });
       break;
     }
     case 'edited': {
       if (!r) return;
+      // Only messages we hold: adding an older one would leave a hole that paging skips.
+      if (!r.messages.has(f.id)) return;
       const { type: _t, ref: _r, ...record } = f;
       r.messages.set(record.id, record);
       if (r.name === state.active) renderMessages(r);
@@ -1185,6 +1193,13 @@ function buildRoomPane(r) {
   const olderStatus = h('div', { class: 'older', role: 'status' });
   const messages = h('ol', { class: 'messages', id: 'messages', role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite', tabindex: '0' });
   const scroller = h('div', { class: 'scroller', onscroll: () => onMessagesScroll(r) }, olderStatus, messages);
+  const jump = h('button', {
+    type: 'button', class: 'jump primary small', hidden: true,
+    onclick: () => {
+      scroller.scrollTop = scroller.scrollHeight;
+      jump.hidden = true;
+    },
+  }, 'New messages ↓');
   const typing = h('div', { class: 'typing', id: 'typing', 'aria-live': 'polite' });
   const notice = h('div', { class: 'room-notice', role: 'alert', hidden: true });
   const strip = h('div', { class: 'online-strip' }, h('span', { class: 'online-title', id: 'online-title' }, 'Online'), online);
@@ -1223,12 +1238,13 @@ function buildRoomPane(r) {
       actions),
     strip,
     scroller,
+    jump,
     typing,
     notice,
     form,
   );
   shell.pane.setAttribute('aria-labelledby', 'room-title');
-  pane = { room: r.name, title, topic, actions, online, strip, olderStatus, messages, scroller, typing, notice, input, form, elements: new Map() };
+  pane = { room: r.name, title, topic, actions, online, strip, olderStatus, messages, scroller, jump, typing, notice, input, form, elements: new Map() };
 }
 
 function composerPlaceholder() {
@@ -1358,7 +1374,9 @@ function renderLoadingOlder(r) {
 
 function onMessagesScroll(r) {
   if (!pane) return;
-  if (pane.scroller.scrollTop < 120) loadOlder(r);
+  const { scroller } = pane;
+  if (scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60) pane.jump.hidden = true;
+  if (scroller.scrollTop < 120) loadOlder(r);
 }
 
 const DELETE_CONFIRM_MS = 4_000;
@@ -1529,6 +1547,8 @@ function renderMessages(r, opts = {}) {
 
   if (opts.keepOffsetFromBottom) scroller.scrollTop = scroller.scrollHeight - fromBottom;
   else if (atBottom || opts.stickToBottom) scroller.scrollTop = scroller.scrollHeight;
+  // Someone wrote while the user reads older messages: offer a way down, do not yank them.
+  else if (opts.incoming) pane.jump.hidden = false;
   renderLoadingOlder(r);
   // A short history does not fill the pane, so no scroll event would ever ask for more.
   if (r.hasMore && !r.loadingOlder && r.joined && scroller.scrollHeight <= scroller.clientHeight + 120) loadOlder(r);

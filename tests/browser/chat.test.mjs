@@ -298,6 +298,14 @@ test('history scrolls back page by page', async () => {
   const numbers = all.filter((b) => b.startsWith('history ')).map((b) => Number(b.slice(8)));
   assert.deepEqual(numbers, Array.from({ length: 75 }, (_, i) => i + 1), 'every message once, in order');
   await alice.page.locator('.older', { hasText: 'Start of the conversation' }).waitFor();
+  // A message arriving while alice reads old ones does not move her view; a button does.
+  await alice.page.locator('.scroller').evaluate((el) => { el.scrollTop = 0; });
+  await sendViaSocket(users.carol.page, names.carol, LONG, ['a new one while alice reads']);
+  await seeMessage(alice.page, 'a new one while alice reads');
+  assert.equal(await alice.page.locator('.scroller').evaluate((el) => el.scrollTop), 0, 'the view stayed put');
+  await alice.page.getByRole('button', { name: 'New messages ↓' }).click();
+  await eventually('the view to reach the newest message', () =>
+    alice.page.locator('.scroller').evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 60));
   // Having seen the room, alice has nothing unread in it.
   await eventually('server unread count 0 for the long room', async () => (await serverRooms(alice.page)).find((r) => r.name === LONG)?.unread === 0);
 });
