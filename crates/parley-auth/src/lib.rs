@@ -19,6 +19,9 @@
 //!   verification, no I/O.
 //! - [`Password`] (`password`): the newtype, its rules, hashing.
 //! - [`AuthConfig`], [`SigningKey`] (`config`).
+//! - [`OidcVerifier`] (`oidc`): external OpenID Connect ID tokens (e.g. Google sign-in),
+//!   verified against configured keys; [`Auth::login_with_id_token`] finds or creates the
+//!   account linked to the provider's `(iss, sub)`.
 //! - [`AuthError`] (`error`): one variant per rejection.
 //!
 //! ## Must not depend on
@@ -26,12 +29,14 @@
 
 mod config;
 mod error;
+mod oidc;
 mod password;
 mod service;
 mod tokens;
 
 pub use config::{AuthConfig, SigningKey};
 pub use error::{AuthError, Result};
+pub use oidc::{OidcConfig, OidcIdentity, OidcVerifier};
 pub use password::{Password, hash_password, verify_password};
 pub use service::{Auth, LoginResponse};
 pub use tokens::{Claims, TokenPair, TokenService, TokenType};

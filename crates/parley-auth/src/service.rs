@@ -3,6 +3,7 @@
 
 use crate::config::AuthConfig;
 use crate::error::{AuthError, Result};
+use crate::oidc::{OidcIdentity, OidcVerifier, username_base};
 use crate::password::{Password, hash_password, verify_password};
 use crate::tokens::{Claims, TokenPair, TokenService, TokenType};
 use parley_domain::{Email, Timestamp, User, UserName};
@@ -136,7 +137,13 @@ impl Auth {
             let _ = verify_password(password, &self.inner.dummy_hash).await?;
             return Err(AuthError::InvalidCredentials);
         };
-        if !verify_password(password, &creds.password_hash).await? {
+        // Accounts made by an external sign-in have no usable password hash ("!").
+        let hash = if creds.password_hash.starts_with("$2") {
+            creds.password_hash.as_str()
+        } else {
+            self.inner.dummy_hash.as_str()
+        };
+        if !verify_password(password, hash).await? || hash != creds.password_hash {
             return Err(AuthError::InvalidCredentials);
         }
         let user = self
@@ -151,6 +158,73 @@ impl Auth {
             refresh: pair.refresh,
             user,
         })
+    }
+
+    /// Signs in with an ID token from an external OpenID Connect provider: verifies it
+    /// with `verifier`, then logs in the account linked to the token's `(iss, sub)`, creating
+    /// it on first sign-in (user name from the preferred handle or email, with a `-N` suffix
+    /// if taken; the email only if the provider verified it; no usable password).
+    /// `Expired` / `InvalidToken` for a bad token.
+    pub async fn login_with_id_token(
+        &self,
+        verifier: &OidcVerifier,
+        id_token: &str,
+    ) -> Result<LoginResponse> {
+        let identity = verifier.verify(id_token)?;
+        let store = &self.inner.store;
+        let user = match store.user_by_external(&identity.iss, &identity.sub).await? {
+            Some(user) => user,
+            None => self.create_external(&identity).await?,
+        };
+        let user = store.record_login(user.id, Timestamp::now()).await?;
+        let (pair, _) = self.inner.tokens.issue(&user, None)?;
+        tracing::info!(user = %user.username, issuer = %identity.iss, "logged in with an ID token");
+        Ok(LoginResponse {
+            access: pair.access,
+            refresh: pair.refresh,
+            user,
+        })
+    }
+
+    async fn create_external(&self, identity: &OidcIdentity) -> Result<User> {
+        let store = &self.inner.store;
+        let email = match identity.email_verified {
+            Some(true) => identity.email.as_deref().and_then(|e| Email::parse(e).ok()),
+            _ => None,
+        };
+        let base = username_base(identity);
+        for n in 1..=50u32 {
+            let candidate = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            let username =
+                UserName::parse(&candidate).map_err(|e| AuthError::Internal(e.to_string()))?;
+            let new = NewUser {
+                username,
+                email: email.clone(),
+                password_hash: "!".to_owned(),
+                is_staff: false,
+            };
+            match store
+                .create_external_user(&new, &identity.iss, &identity.sub)
+                .await
+            {
+                Ok(user) => return Ok(user),
+                Err(StoreError::Conflict(_)) => {
+                    // Either a concurrent first sign-in linked the identity, or the name is taken.
+                    if let Some(user) = store.user_by_external(&identity.iss, &identity.sub).await?
+                    {
+                        return Ok(user);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AuthError::Internal(format!(
+            "no free user name derived from {base:?}"
+        )))
     }
 
     /// Trades a refresh token for a new pair and revokes the old refresh token (rotation).
