@@ -134,6 +134,7 @@ async fn web_client_is_served(backend: Backend) {
             "{path}"
         );
         assert_eq!(r.header("cache-control"), Some("no-cache"));
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
         assert!(!r.body.is_empty());
     }
     server.stop().await;

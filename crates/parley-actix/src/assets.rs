@@ -28,5 +28,9 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("x-content-type-options", "nosniff"))
+        // The page's own policy is in its <meta> tag; framing can only be refused by header.
+        .insert_header(("content-security-policy", "frame-ancestors 'none'"))
+        .insert_header(("x-frame-options", "DENY"))
+        .insert_header(("referrer-policy", "no-referrer"))
         .body(body)
 }
