@@ -512,6 +512,15 @@ test('every control has an accessible name', async () => {
   assert.deepEqual(unnamed, []);
 });
 
+test('a reload keeps the session and the room on screen', async () => {
+  const { alice } = users;
+  await alice.page.locator(`.room-link[data-room="${ROOM}"]`).click();
+  await alice.page.reload();
+  await waitOnline(alice.page);
+  await alice.page.locator('#room-title', { hasText: `#${ROOM}` }).waitFor();
+  await seeMessage(alice.page, 'from my phone');
+});
+
 test('logout returns to the login screen and a new login works', async () => {
   const { alice } = users;
   await alice.page.getByRole('button', { name: 'Log out' }).click();
