@@ -5,7 +5,7 @@
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 /// What went wrong in a store operation.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The thing asked for does not exist (a user, room, message, membership...).
     #[error("{0} not found")]

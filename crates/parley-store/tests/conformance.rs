@@ -1034,6 +1034,23 @@ async fn unreachable_postgres_is_unavailable() {
     assert!(err.is_unavailable(), "{err:?}");
     let err = store.user_by_id(UserId(1)).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // A batch fails as a whole, at once, with the same answer for every message.
+    let m = NewMessage {
+        room_id: RoomId(1),
+        room: RoomName::parse("r").unwrap(),
+        sender_id: UserId(1),
+        sender: UserName::parse("abc").unwrap(),
+        body: MessageBody::parse("x").unwrap(),
+        client_id: None,
+    };
+    let results = store.append_messages(&[m.clone(), m]).await;
+    assert_eq!(results.len(), 2);
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(StoreError::Unavailable(_)))),
+        "{results:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

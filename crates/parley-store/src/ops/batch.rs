@@ -124,23 +124,31 @@ impl AppendBatcher {
 }
 
 impl Store {
-    /// Appends several messages with one statement and returns one result per message, in
-    /// order. Idempotent per message like [`Store::append_message`]. If the batch fails as a
-    /// whole (say one message names a deleted room), each message is retried alone, so only
-    /// the faulty ones fail.
+    /// Appends several messages with one statement per 1,000 and returns one result per
+    /// message, in order. Idempotent per message like [`Store::append_message`]. If a batch
+    /// is refused for one message's sake (say it names a deleted room), each message is
+    /// retried alone, so only the faulty ones fail; if the database is unavailable, every
+    /// message gets that error at once.
     pub async fn append_messages(&self, batch: &[NewMessage]) -> Vec<Result<Appended>> {
-        match self.insert_batch(batch).await {
-            Ok(results) => results,
-            // The statement (or SQLite transaction) is atomic: nothing was written.
-            Err(err) => {
-                tracing::debug!(%err, size = batch.len(), "batch append failed; retrying one by one");
-                let mut out = Vec::with_capacity(batch.len());
-                for msg in batch {
-                    out.push(self.append_message(msg).await);
+        let mut out = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(1000) {
+            match self.insert_batch(chunk).await {
+                Ok(results) => out.extend(results),
+                // The statement (or SQLite transaction) is atomic: nothing was written.
+                Err(
+                    err @ (StoreError::NotFound(_)
+                    | StoreError::Conflict(_)
+                    | StoreError::Invalid(_)),
+                ) => {
+                    tracing::debug!(%err, size = chunk.len(), "batch append refused; retrying one by one");
+                    for msg in chunk {
+                        out.push(self.append_message(msg).await);
+                    }
                 }
-                out
+                Err(err) => out.extend(chunk.iter().map(|_| Err(err.clone()))),
             }
         }
+        out
     }
 
     async fn write_batch(&self, batch: Vec<Request>) {
