@@ -39,7 +39,8 @@
 //! ## Where it differs (better mechanics, same data)
 //! - Each send is one Lua script (trim, capacity check, `ZADD`, `EXPIRE`): one round trip,
 //!   atomic, so concurrent senders cannot overshoot the capacity as channels_redis's four
-//!   separate commands can. A group send is one script to read the group, then one script per
+//!   separate commands can (and the pool skips deadpool-redis's checkout `PING` on a
+//!   connection used within the last second, which would add a round trip). A group send is one script to read the group, then one script per
 //!   host holding member queues (channels_redis: four or more round trips per host).
 //! - **Direct-send routing.** channels_redis 4.3.0 routes `send` to a process-specific channel
 //!   by hashing the *full* channel name, while its receiver (and `group_send`) use the
