@@ -1102,8 +1102,17 @@ function renderAll() {
   if (state.active) renderRoomPane(room(state.active));
 }
 
+/** The tab's title: the room on screen, and how many messages wait unread elsewhere. */
+function updateTitle() {
+  let unread = 0;
+  for (const r of state.rooms.values()) if (r.name !== state.active) unread += r.unread;
+  const where = state.active ? roomLabel(state.active) : 'Parley';
+  document.title = `${unread ? `(${unread}) ` : ''}${where}${state.active ? ' — Parley' : ''}`;
+}
+
 function renderRoomList() {
   if (!shell) return;
+  updateTitle();
   const list = clear(shell.roomList);
   const mine = [];
   const direct = [];
@@ -1261,7 +1270,7 @@ function renderRoomHeader(r) {
   if (!pane || pane.room !== r.name) return;
   const s = state.summaries.get(r.name);
   pane.title.textContent = roomLabel(r.name);
-  document.title = `${roomLabel(r.name)} — Parley`;
+  updateTitle();
   const kind = s?.kind ?? r.kind;
   pane.topic.textContent = s?.topic || (kind === 'direct' ? 'Direct chat' : kind === 'private' ? 'Private room' : '');
   const actions = clear(pane.actions);

@@ -271,6 +271,7 @@ test('unread counts show for rooms not on screen and clear when opened', async (
   const badge = alice.page.locator(`.room-link[data-room="${ROOM}"] .badge`);
   await eventually('unread badge of 2', async () => (await badge.textContent({ timeout: 1000 })) === '2');
   assert.equal(await badge.getAttribute('aria-label'), '2 unread');
+  assert.match(await alice.page.title(), /^\(2\) #quiet-/, 'the tab title counts unread messages');
   await screenshot(alice.page, '06-unread');
   await alice.page.locator(`.room-link[data-room="${ROOM}"]`).click();
   await seeMessage(alice.page, 'while you were away 2');
