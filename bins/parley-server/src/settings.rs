@@ -197,6 +197,25 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Strin
     })
 }
 
+/// Refuses a configuration file with a key no setting has (a typo would otherwise be
+/// ignored silently). The environment is not checked this way: unrelated `PARLEY_*`
+/// variables are common there.
+fn check_file_keys(path: &Path) -> Result<()> {
+    let file: figment::value::Dict = Figment::from(Toml::file(path))
+        .extract()
+        .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
+    let known = serde_json::to_value(Settings::default()).unwrap_or_default();
+    for key in file.keys() {
+        if known.get(key.as_str()).is_none() {
+            return Err(ServerError::Config(format!(
+                "{}: unknown setting {key:?}",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Settings {
     /// Reads the settings: defaults, the file (`path`, else `parley.toml` if it exists),
     /// `DATABASE_URL`/`REDIS_URL`, then `PARLEY_*`. A missing explicit file, a bad value or
@@ -210,8 +229,17 @@ impl Settings {
                     p.display()
                 )));
             }
-            Some(p) => figment = figment.merge(Toml::file(p)),
-            None => figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
+            Some(p) => {
+                check_file_keys(p)?;
+                figment = figment.merge(Toml::file(p));
+            }
+            None => {
+                let p = Path::new(DEFAULT_CONFIG_FILE);
+                if p.exists() {
+                    check_file_keys(p)?;
+                }
+                figment = figment.merge(Toml::file(p));
+            }
         }
         let settings: Self = figment
             .merge(Env::raw().only(&["database_url", "redis_url"]))

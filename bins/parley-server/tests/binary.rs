@@ -235,6 +235,11 @@ fn invalid_configuration_fails_naming_the_setting() {
             "{key}={value}: {stderr}"
         );
     }
+    // A misspelt key in the file is refused, naming it.
+    std::fs::write(dir.0.join("parley.toml"), "bnid = \"127.0.0.1:9999\"\n").unwrap();
+    let out = command(&dir.0).arg("check-config").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bnid"));
     // A config file works, and check-config hides secrets.
     std::fs::write(
         dir.0.join("parley.toml"),
