@@ -364,3 +364,70 @@ async fn encryption_both_ways_and_wrong_keys_refused() {
     assert_eq!(rust.stats().undecodable, before + 1);
     rust.flush().await.unwrap();
 }
+
+/// Two shards shared by both sides: group sends both ways, and Rust sends to Python's
+/// process channels, land where the other side reads. (Python's own direct send to a
+/// process-specific channel hashes the full channel name — channels_redis's routing bug —
+/// so with several hosts it may write where no receiver reads; parley-redis routes by the
+/// process key, which is where channels_redis receives.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_shared_with_channels_redis() {
+    let (s0, s1) = (Throwaway::start(), Throwaway::start());
+    let hosts = vec![s0.url(), s1.url()];
+    let mut cfg = config("interop-shards:", LayerConfig::default());
+    cfg.hosts = hosts.clone();
+    let rust = layer_with(cfg).await;
+    let mut py = PyPeer::start(json!({"hosts": hosts, "prefix": "interop-shards:"})).await;
+    let groups = ["lobby", "random", "general", "ops"];
+    assert!(
+        groups.iter().any(|g| shard_of(g, 2) == 0) && groups.iter().any(|g| shard_of(g, 2) == 1)
+    );
+    let rust_channel = rust.new_channel().await.unwrap();
+    let py_channel = py.new_channel().await;
+    for g in groups {
+        rust.group_add(&GroupName::parse(g).unwrap(), &rust_channel)
+            .await
+            .unwrap();
+        py.call(json!({"op": "group_add", "group": g, "channel": py_channel}))
+            .await;
+    }
+    for (i, g) in groups.iter().enumerate() {
+        py.call(json!({"op": "group_send", "group": g, "message": {"type": "from.py", "i": i}}))
+            .await;
+        let got = receive_within(&rust, &rust_channel, ARRIVES)
+            .await
+            .expect("python group_send");
+        assert_eq!(got.get("i"), Some(&json!(i)));
+        assert_eq!(
+            py.receive(&py_channel, 10.0).await,
+            Some(json!({"type": "from.py", "i": i}))
+        );
+
+        let report = rust
+            .group_send(
+                &GroupName::parse(g).unwrap(),
+                msg(json!({"type": "from.rs", "i": i})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(report.delivered, 2);
+        assert_eq!(
+            py.receive(&py_channel, 10.0).await,
+            Some(json!({"type": "from.rs", "i": i}))
+        );
+        assert_eq!(
+            receive_within(&rust, &rust_channel, ARRIVES)
+                .await
+                .unwrap()
+                .kind(),
+            "from.rs"
+        );
+    }
+    rust.send(&channel(&py_channel), msg(json!({"type": "direct"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        py.receive(&py_channel, 10.0).await,
+        Some(json!({"type": "direct"}))
+    );
+}

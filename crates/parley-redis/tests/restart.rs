@@ -1,5 +1,5 @@
-//! Surviving a Redis restart, and not leaking connections, on a throwaway Redis started by
-//! the test (`PARLEY_REDIS_SERVER`, exported by scripts/test.sh, else `redis-server`).
+//! Surviving a Redis restart, not leaking connections, and sharding over two hosts, on
+//! throwaway Redis servers started by the test (`PARLEY_REDIS_SERVER`, exported by scripts/test.sh, else `redis-server`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,115 +8,7 @@ use common::*;
 use parley_layer::{ChannelLayer, LayerConfig};
 use parley_redis::{RedisLayer, RedisLayerConfig};
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// A redis-server on a free port with append-only persistence, killed on drop.
-struct Throwaway {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Throwaway {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!(
-            "parley-redis-restart-{port}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self {
-            child: None,
-            port,
-            dir,
-        };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let bin =
-            std::env::var("PARLEY_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned());
-        let child = Command::new(&bin)
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &self.port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-            ])
-            .arg("--appendfsync")
-            .arg("always")
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {bin} (install redis-server or set PARLEY_REDIS_SERVER): {e}")
-            });
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("throwaway redis-server did not start on port {}", self.port);
-    }
-
-    /// Stops the server (its append-only file keeps what it had accepted).
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn connected_clients(&self) -> i64 {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let info: String = redis::cmd("INFO")
-            .arg("clients")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let line = info
-            .lines()
-            .find(|l| l.starts_with("connected_clients:"))
-            .unwrap();
-        line["connected_clients:".len()..]
-            .trim()
-            .parse::<i64>()
-            .unwrap()
-            - 1
-    }
-}
-
-impl Drop for Throwaway {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn throwaway_config(server: &Throwaway) -> RedisLayerConfig {
     let mut cfg = RedisLayerConfig::new(server.url())
@@ -214,4 +106,82 @@ async fn dropped_layers_release_their_connections() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(clients, baseline, "every layer's connections closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_over_two_hosts_by_consistent_hash() {
+    let (s0, s1) = (Throwaway::start(), Throwaway::start());
+    let hosts = vec![s0.url(), s1.url()];
+    let sharded = || {
+        let mut cfg = RedisLayerConfig::new(String::new()).with_prefix("shard:");
+        cfg.hosts = hosts.clone();
+        cfg
+    };
+    let (n1, n2) = (layer_with(sharded()).await, layer_with(sharded()).await);
+    let groups: Vec<_> = [
+        "lobby", "general", "random", "dev", "ops", "music", "games", "news",
+    ]
+    .iter()
+    .map(|g| parley_layer::GroupName::parse(g).unwrap())
+    .collect();
+    let (c1, c2) = (
+        n1.new_channel().await.unwrap(),
+        n2.new_channel().await.unwrap(),
+    );
+    for g in &groups {
+        n1.group_add(g, &c1).await.unwrap();
+        n2.group_add(g, &c2).await.unwrap();
+    }
+    // Each group lives on the host its name hashes to, and only there.
+    let servers = [&s0, &s1];
+    let mut used = [false, false];
+    for g in &groups {
+        let home = shard_of(g.as_str(), 2);
+        used[home] = true;
+        let key = format!("shard::group:{g}");
+        assert_eq!(servers[home].keys(&key).await, vec![key.clone()]);
+        assert!(servers[1 - home].keys(&key).await.is_empty());
+    }
+    assert_eq!(used, [true, true], "the test groups cover both hosts");
+    for (i, g) in groups.iter().enumerate() {
+        let report = n1
+            .group_send(g, msg(json!({"type": "m", "i": i})))
+            .await
+            .unwrap();
+        assert_eq!(report.delivered, 2);
+        for (node, c) in [(&n1, &c1), (&n2, &c2)] {
+            assert_eq!(
+                receive_within(node, c, ARRIVES).await.unwrap().get("i"),
+                Some(&json!(i))
+            );
+        }
+    }
+    // A direct send to a process-specific channel goes to the host of its process key
+    // (where that process reads), normal channels to the host of their name.
+    let n3 = layer_with(sharded()).await;
+    let process_key = format!("shard:{}", c2.non_local_prefix().unwrap());
+    let home = shard_of(c2.non_local_prefix().unwrap(), 2);
+    n3.send(&c2, msg(json!({"type": "direct"}))).await.unwrap();
+    assert!(servers[1 - home].keys(&process_key).await.is_empty());
+    assert_eq!(
+        receive_within(&n2, &c2, ARRIVES).await.unwrap().kind(),
+        "direct"
+    );
+    let worker = channel("worker-q");
+    n3.send(&worker, msg(json!({"type": "job"}))).await.unwrap();
+    let key = "shard:worker-q".to_owned();
+    assert_eq!(
+        servers[shard_of("worker-q", 2)].keys(&key).await,
+        vec![key.clone()]
+    );
+    assert!(
+        servers[1 - shard_of("worker-q", 2)]
+            .keys(&key)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        receive_within(&n2, &worker, ARRIVES).await.unwrap().kind(),
+        "job"
+    );
 }

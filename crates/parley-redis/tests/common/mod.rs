@@ -4,6 +4,8 @@
 use parley_layer::{ChannelLayer, ChannelName, LayerConfig, Message};
 use parley_redis::{RedisLayer, RedisLayerConfig};
 use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// The Redis the tests use (`REDIS_URL`, exported by scripts/test.sh). Tests fail, never
@@ -60,4 +62,127 @@ pub const NOTHING: Duration = Duration::from_millis(1500);
 
 pub fn channel(name: &str) -> ChannelName {
     ChannelName::parse(name).unwrap()
+}
+
+/// A redis-server on a free port with append-only persistence, killed on drop.
+pub struct Throwaway {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Throwaway {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "parley-redis-restart-{port}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn spawn(&mut self) {
+        let bin =
+            std::env::var("PARLEY_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned());
+        let child = Command::new(&bin)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+            ])
+            .arg("--appendfsync")
+            .arg("always")
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} (install redis-server or set PARLEY_REDIS_SERVER): {e}")
+            });
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("throwaway redis-server did not start on port {}", self.port);
+    }
+
+    /// Stops the server (its append-only file keeps what it had accepted).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The keys on this server matching `pattern`.
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    }
+
+    pub async fn connected_clients(&self) -> i64 {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let line = info
+            .lines()
+            .find(|l| l.starts_with("connected_clients:"))
+            .unwrap();
+        line["connected_clients:".len()..]
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+            - 1
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// channels_redis's consistent hash, written out independently of the crate's.
+pub fn shard_of(value: &str, ring_size: usize) -> usize {
+    let bigval = crc32fast::hash(value.as_bytes()) & 0xFFF;
+    (f64::from(bigval) / (4096.0 / ring_size as f64)) as usize
 }
