@@ -195,6 +195,12 @@ impl Session {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 None
             }
+            // A backend whose mailboxes live on the receiving side (Redis) reports an overflow
+            // there, to the reader: the same verdict as a full channel seen by a sender.
+            Inbound::LayerError(parley_layer::LayerError::ChannelFull(_)) => {
+                tracing::warn!(channel = %self.channel, "client reads too slowly: disconnecting it");
+                Some(Outbound::Close(CloseReason::SlowConsumer))
+            }
             Inbound::LayerError(e) => {
                 tracing::error!(error = %e, channel = %self.channel, "layer receive failed for good");
                 Some(Outbound::Close(CloseReason::LayerFailed))
