@@ -4,6 +4,12 @@
 //! the send time from it (one clock, one process) and records the end-to-end latency. Every
 //! client, the sender included, must receive every message of its room: expected deliveries
 //! are Σ messages sent × room size, and any shortfall after the drain is loss.
+//!
+//! The send window is end to end and the same for every target: a message stays in its
+//! sender's window until every member of the room (the sender included) has received it. A
+//! server's own acknowledgement (Parley answers the sender once the message is stored) does
+//! not open the window, so no target can be driven past the pace of its slowest receiver and
+//! every server queue stays bounded by senders × window per room.
 
 use crate::http::HttpClient;
 use crate::procfs::{Rss, rss_sum};
@@ -13,6 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -83,7 +90,7 @@ pub struct Plan {
     /// Messages per sender.
     #[arg(long, default_value_t = 500)]
     pub messages: usize,
-    /// Messages a sender may have in flight (sent, its own copy not yet back).
+    /// Messages a sender may have in flight (sent, not yet received by every room member).
     #[arg(long, default_value_t = 8)]
     pub window: usize,
     /// Messages per second per sender (0: as fast as the window allows).
@@ -183,6 +190,10 @@ struct Shared {
     /// µs since t0 of the latest delivery.
     last_delivery_us: AtomicU64,
     hist: Vec<Mutex<Histogram<u64>>>,
+    /// Per client: its send window (senders only use theirs).
+    windows: Vec<Arc<Semaphore>>,
+    /// Per client: deliveries still awaited for each of its messages in flight, by sequence.
+    pending: Vec<Mutex<HashMap<u64, u64>>>,
 }
 
 impl Shared {
@@ -190,7 +201,8 @@ impl Shared {
         u64::try_from(self.t0.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// One text frame arrived at client `me`; returns true when it is `me`'s own message.
+    /// One text frame arrived at client `me`; returns true when it was the last delivery of
+    /// its message (the sender's window reopens).
     fn on_text(&self, me: usize, text: &str) -> bool {
         if self.target == Target::Parley && !is_message_frame(text) {
             if text.starts_with(r#"{"type":"error""#) {
@@ -199,7 +211,7 @@ impl Shared {
             }
             return false;
         }
-        let Some((sent_us, sender)) = parse_body(text) else {
+        let Some((sent_us, sender, seq)) = parse_body(text) else {
             return false;
         };
         let now = self.now_us();
@@ -207,7 +219,27 @@ impl Shared {
         let _ = self.hist[me % SHARDS].lock().record(latency);
         self.received.fetch_add(1, Ordering::Relaxed);
         self.last_delivery_us.fetch_max(now, Ordering::Relaxed);
-        sender == me
+        let Some(pending) = self.pending.get(sender) else {
+            return false;
+        };
+        let done = {
+            let mut pending = pending.lock();
+            match pending.get_mut(&seq) {
+                Some(left) if *left > 1 => {
+                    *left -= 1;
+                    false
+                }
+                Some(_) => {
+                    pending.remove(&seq);
+                    true
+                }
+                None => false,
+            }
+        };
+        if done && let Some(w) = self.windows.get(sender) {
+            w.add_permits(1);
+        }
+        done
     }
 }
 
@@ -230,13 +262,14 @@ fn tracing_note(text: &str) {
     }
 }
 
-/// `(send time µs, sender index)` from a frame holding `~t~s~n~`.
-fn parse_body(text: &str) -> Option<(u64, usize)> {
+/// `(send time µs, sender index, sequence)` from a frame holding `~t~s~n~`.
+fn parse_body(text: &str) -> Option<(u64, usize, u64)> {
     let start = text.find('~')? + 1;
-    let mut parts = text[start..].splitn(3, '~');
+    let mut parts = text[start..].splitn(4, '~');
     let t = parts.next()?.parse().ok()?;
     let s = parts.next()?.parse().ok()?;
-    Some((t, s))
+    let n = parts.next()?.parse().ok()?;
+    Some((t, s, n))
 }
 
 /// One client's room: its name for this target and how many clients are in it.
@@ -318,6 +351,10 @@ pub async fn run(plan: Plan) -> Result<Report> {
         hist: (0..SHARDS)
             .map(|_| Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).map(Mutex::new))
             .collect::<Result<_, _>>()?,
+        windows: (0..n)
+            .map(|_| Arc::new(Semaphore::new(plan.window.max(1))))
+            .collect(),
+        pending: (0..n).map(|_| Mutex::new(HashMap::new())).collect(),
     });
 
     // Connect phase.
@@ -384,9 +421,8 @@ pub async fn run(plan: Plan) -> Result<Report> {
     for (i, (ws, seat)) in sockets.into_iter().zip(seats.iter()).enumerate() {
         let Some(ws) = ws else { continue };
         let (sink, mut stream) = ws.split();
-        let window = Arc::new(Semaphore::new(plan.window.max(1)));
+        let window = shared.windows[i].clone();
         let shared_r = shared.clone();
-        let window_r = window.clone();
         let sink = Arc::new(tokio::sync::Mutex::new(sink));
         let keep = sink.clone();
         readers.push(tokio::spawn(async move {
@@ -394,9 +430,7 @@ pub async fn run(plan: Plan) -> Result<Report> {
             while let Some(frame) = stream.next().await {
                 match frame {
                     Ok(Message::Text(text)) => {
-                        if shared_r.on_text(i, text.as_str()) {
-                            window_r.add_permits(1);
-                        }
+                        shared_r.on_text(i, text.as_str());
                     }
                     Ok(Message::Close(_)) | Err(_) => {
                         shared_r.errors.fetch_add(1, Ordering::Relaxed);
@@ -414,6 +448,7 @@ pub async fn run(plan: Plan) -> Result<Report> {
             let size = seat.room_size;
             let plan = plan.clone();
             let t0 = shared.t0;
+            let shared_s = shared.clone();
             senders.push(tokio::spawn(async move {
                 let _ = go.wait_for(|g| *g).await;
                 let started = Instant::now();
@@ -432,6 +467,7 @@ pub async fn run(plan: Plan) -> Result<Report> {
                         Ok(Ok(p)) => p.forget(),
                         _ => break,
                     }
+                    shared_s.pending[i].lock().insert(seq as u64, size);
                     let now = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
                     let body = format!("~{now}~{i}~{seq}~");
                     let frame = frame_for(plan.target, &room, &body, i, &plan.user_prefix);
@@ -692,11 +728,11 @@ mod tests {
     fn body_round_trips_through_every_protocol() {
         let body = "~123456~7~42~";
         let parley = r#"{"type":"message","id":1,"room":"bench-room1","sender":"bench7","body":"~123456~7~42~","client_id":null}"#;
-        assert_eq!(parse_body(parley), Some((123_456, 7)));
+        assert_eq!(parse_body(parley), Some((123_456, 7, 42)));
         let django = frame_for(Target::Django, "bench1", body, 7, "bench");
         let v: serde_json::Value = serde_json::from_str(&django).unwrap();
         assert_eq!(v["message"], body);
-        assert_eq!(parse_body(&django), Some((123_456, 7)));
+        assert_eq!(parse_body(&django), Some((123_456, 7, 42)));
         let send = frame_for(Target::Parley, "bench-room1", body, 7, "bench");
         let v: serde_json::Value = serde_json::from_str(&send).unwrap();
         assert_eq!(v["type"], "send");
@@ -705,7 +741,7 @@ mod tests {
     }
 
     #[test]
-    fn only_message_frames_count_for_parley() {
+    fn only_message_frames_count_and_the_last_delivery_reopens_the_window() {
         let shared = Shared {
             target: Target::Parley,
             t0: Instant::now(),
@@ -715,12 +751,19 @@ mod tests {
             hist: (0..SHARDS)
                 .map(|_| Mutex::new(Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).unwrap()))
                 .collect(),
+            windows: (0..6).map(|_| Arc::new(Semaphore::new(0))).collect(),
+            pending: (0..6).map(|_| Mutex::new(HashMap::new())).collect(),
         };
-        assert!(shared.on_text(3, r#"{"type":"message","body":"~1~3~0~"}"#));
-        assert!(!shared.on_text(4, r#"{"type":"message","body":"~1~3~1~"}"#));
-        assert!(!shared.on_text(5, r#"{"body":"~1~3~1~","type":"message"}"#));
+        // Client 3 sent message 0 to a room of three.
+        shared.pending[3].lock().insert(0, 3);
+        assert!(!shared.on_text(3, r#"{"type":"message","body":"~1~3~0~"}"#));
+        assert!(!shared.on_text(4, r#"{"body":"~1~3~0~","type":"message"}"#));
         assert!(!shared.on_text(4, r#"{"type":"presence","user":"~1~4~0~"}"#));
         assert!(!shared.on_text(4, r#"{"type":"error","code":"rate_limited"}"#));
+        assert_eq!(shared.windows[3].available_permits(), 0);
+        assert!(shared.on_text(5, r#"{"body":"~1~3~0~","type":"message"}"#));
+        assert_eq!(shared.windows[3].available_permits(), 1);
+        assert!(shared.pending[3].lock().is_empty());
         assert_eq!(shared.received.load(Ordering::Relaxed), 3);
         assert_eq!(shared.errors.load(Ordering::Relaxed), 1);
     }
