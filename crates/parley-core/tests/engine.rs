@@ -1,5 +1,5 @@
-//! The engine against a real store (SQLite and PostgreSQL) and the in-memory layer.
-//! Every case runs on both backends: `suite!(sqlite)` and `suite!(postgres)` below.
+//! The engine against a real store (SQLite and PostgreSQL) and a real layer (in-memory and
+//! Redis at `REDIS_URL`): every case runs on each combination listed at the bottom.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed assertion
 
@@ -7,6 +7,7 @@ use parley_core::{CloseReason, Engine, EngineConfig, Outbound, RateLimit, Sessio
 use parley_domain::protocol::{ErrorCode, PresenceEvent, ServerFrame};
 use parley_domain::{RoomKind, RoomName, Topic, User, UserName};
 use parley_layer::{ChannelLayer, GroupName, InMemoryLayer, LayerConfig, Message};
+use parley_redis::{RedisLayer, RedisLayerConfig};
 use parley_store::testing::TestDb;
 use parley_store::{NewRoom, NewUser};
 use serde_json::{Value, json};
@@ -22,9 +23,37 @@ struct World {
     engine: Engine,
 }
 
-async fn world(db: TestDb, config: EngineConfig) -> World {
-    let layer: Arc<dyn ChannelLayer> = Arc::new(InMemoryLayer::new(LayerConfig::default()));
-    world_on(db, layer, config).await
+#[derive(Clone, Copy)]
+enum LayerKind {
+    Memory,
+    Redis,
+}
+
+/// `n` layer handles on one backend, as `n` server processes would hold them: the same
+/// in-memory layer, or `n` Redis connections under one prefix unique to the test.
+async fn layers(kind: LayerKind, config: LayerConfig, n: usize) -> Vec<Arc<dyn ChannelLayer>> {
+    match kind {
+        LayerKind::Memory => {
+            let layer: Arc<dyn ChannelLayer> = Arc::new(InMemoryLayer::new(config));
+            vec![layer; n]
+        }
+        LayerKind::Redis => {
+            let url =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let prefix = format!("parley-core-test-{}:", uuid::Uuid::new_v4().simple());
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let cfg = RedisLayerConfig::new(url.clone())
+                    .with_prefix(prefix.clone())
+                    .with_layer(config.clone());
+                let layer = RedisLayer::connect(cfg)
+                    .await
+                    .expect("Redis at REDIS_URL is required for these tests");
+                out.push(Arc::new(layer) as Arc<dyn ChannelLayer>);
+            }
+            out
+        }
+    }
 }
 
 async fn world_on(db: TestDb, layer: Arc<dyn ChannelLayer>, config: EngineConfig) -> World {
@@ -133,9 +162,18 @@ async fn join(s: &mut Session, room: &RoomName) -> ServerFrame {
 }
 
 macro_rules! suite {
-    ($backend:ident) => {
-        mod $backend {
+    ($name:ident, $backend:ident, $layer:ident) => {
+        mod $name {
             use super::*;
+
+            async fn world(db: TestDb, config: EngineConfig) -> World {
+                world_with(db, LayerConfig::default(), config).await
+            }
+
+            async fn world_with(db: TestDb, layer: LayerConfig, config: EngineConfig) -> World {
+                let layer = layers(LayerKind::$layer, layer, 1).await.remove(0);
+                world_on(db, layer, config).await
+            }
 
             async fn db() -> TestDb {
                 TestDb::$backend().await.expect(concat!("the ", stringify!($backend), " test database is required"))
@@ -390,9 +428,8 @@ macro_rules! suite {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_slow_reader_is_disconnected_and_others_are_not() {
-                let layer: Arc<dyn ChannelLayer> = Arc::new(InMemoryLayer::new(LayerConfig { capacity: 5, ..LayerConfig::default() }));
                 let config = EngineConfig { message_rate: RateLimit::new(1000.0, 1000.0), ..EngineConfig::default() };
-                let w = world_on(db().await, layer, config).await;
+                let w = world_with(db().await, LayerConfig { capacity: 5, ..LayerConfig::default() }, config).await;
                 let (alice, bob, carol) = (w.user("alice").await, w.user("bob").await, w.user("carol").await);
                 let lobby = w.room("lobby", RoomKind::Public, &alice).await;
                 let mut a = w.session(&alice).await;
@@ -423,23 +460,22 @@ macro_rules! suite {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn two_nodes_on_one_layer_share_messages_and_presence() {
-                let layer: Arc<dyn ChannelLayer> = Arc::new(InMemoryLayer::new(LayerConfig::default()));
+                let mut nodes = layers(LayerKind::$layer, LayerConfig::default(), 2).await;
                 let config = EngineConfig { presence_interval: Duration::from_millis(100), presence_ttl: Duration::from_millis(400), ..EngineConfig::default() };
-                let w = world_on(db().await, layer.clone(), config.clone()).await;
-                let node_b = Engine::start(w.db.store().clone(), layer, config).await.unwrap();
+                let w = world_on(db().await, nodes.remove(0), config.clone()).await;
+                let node_b = Engine::start(w.db.store().clone(), nodes.remove(0), config).await.unwrap();
                 let (alice, bob) = (w.user("alice").await, w.user("bob").await);
                 let lobby = w.room("lobby", RoomKind::Public, &alice).await;
                 let mut a = w.session(&alice).await;
                 let mut b = node_b.connect(bob.clone()).await.unwrap();
                 join(&mut a, &lobby).await;
                 join(&mut b, &lobby).await;
-                // Node A learns of Bob from node B's snapshot.
+                // Each node learns of the other's user from its snapshots.
                 let deadline = tokio::time::Instant::now() + WAIT;
-                while w.engine.online(&lobby).len() < 2 {
-                    assert!(tokio::time::Instant::now() < deadline, "node A never saw bob");
+                while w.engine.online(&lobby).len() < 2 || node_b.online(&lobby).len() < 2 {
+                    assert!(tokio::time::Instant::now() < deadline, "the nodes never saw each other's users");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                assert_eq!(node_b.online(&lobby).len(), 2);
                 ask(&mut a, json!({"type": "send", "room": "lobby", "body": "across nodes"})).await;
                 let ServerFrame::Message(m) = next_non_presence(&mut b).await else { panic!() };
                 assert_eq!(m.message.body, "across nodes");
@@ -506,8 +542,10 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite);
-suite!(postgres);
+suite!(sqlite_memory, sqlite, Memory);
+suite!(postgres_memory, postgres, Memory);
+suite!(sqlite_redis, sqlite, Redis);
+suite!(postgres_redis, postgres, Redis);
 
 #[tokio::test]
 async fn bad_configuration_is_refused_with_the_setting_named() {

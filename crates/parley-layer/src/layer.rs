@@ -42,6 +42,10 @@ pub trait ChannelLayer: Send + Sync + 'static {
 
     /// Waits for the next message on `channel`. Only one task should receive from a channel at
     /// a time. Cancel-safe: dropping the future loses no message.
+    ///
+    /// Backends that buffer on the receiving side (Redis) return
+    /// [`crate::LayerError::ChannelFull`] once when they had to drop messages for this channel
+    /// because its reader fell behind; the next call carries on with what is queued.
     async fn receive(&self, channel: &ChannelName) -> Result<Message>;
 
     /// Adds `channel` to `group` (or refreshes its membership, restarting its group expiry).

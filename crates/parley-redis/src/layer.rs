@@ -330,12 +330,15 @@ impl ChannelLayer for RedisLayer {
             }
         }
         let mailbox = self.inner.shared.mailboxes.get(channel.as_str());
-        Ok(mailbox
+        mailbox
             .recv(
                 self.inner.shared.expiry_secs,
                 &self.inner.shared.stats.expired,
             )
-            .await)
+            .await
+            // Messages were dropped because this channel's reader fell behind: say so, so the
+            // consumer can act (the engine disconnects such a client) instead of missing them.
+            .map_err(|_| LayerError::ChannelFull(channel.clone()))
     }
 
     async fn group_add(

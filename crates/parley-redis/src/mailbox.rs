@@ -5,7 +5,7 @@ use parking_lot::Mutex;
 use parley_layer::Message;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::Notify;
 
 /// One channel's local queue.
@@ -16,19 +16,34 @@ pub(crate) struct Mailbox {
     /// Wakes the channel's receiver; `notify_one` keeps a permit, so no wake-up is lost
     /// between checking the queue and waiting.
     notify: Notify,
+    /// Set when a message was dropped to make room: the next receive reports it (once), so
+    /// the consumer learns it fell behind instead of silently missing messages.
+    overflowed: AtomicBool,
 }
 
+/// The mailbox dropped messages because its consumer did not keep up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Overflowed;
+
 impl Mailbox {
-    /// The next message not older than `expiry_secs`, waiting for one. Cancel-safe: a message
-    /// leaves the queue only in the same synchronous step that returns it.
-    pub(crate) async fn recv(&self, expiry_secs: u64, expired: &AtomicU64) -> Message {
+    /// The next message not older than `expiry_secs`, waiting for one; `Err(Overflowed)`
+    /// once after messages were dropped for room. Cancel-safe: a message leaves the queue only
+    /// in the same synchronous step that returns it.
+    pub(crate) async fn recv(
+        &self,
+        expiry_secs: u64,
+        expired: &AtomicU64,
+    ) -> Result<Message, Overflowed> {
         loop {
+            if self.overflowed.swap(false, Ordering::AcqRel) {
+                return Err(Overflowed);
+            }
             {
                 let now = unix_now();
                 let mut queue = self.queue.lock();
                 while let Some((message, score)) = queue.pop_front() {
                     if !is_expired(score, now, expiry_secs) {
-                        return message;
+                        return Ok(message);
                     }
                     expired.fetch_add(1, Ordering::Relaxed);
                 }
@@ -79,6 +94,7 @@ impl Mailboxes {
             let mut queue = mailbox.queue.lock();
             let outcome = if queue.len() >= self.capacity {
                 queue.pop_front();
+                mailbox.overflowed.store(true, Ordering::Release);
                 Delivered::DroppedOldest
             } else {
                 Delivered::Queued
@@ -180,8 +196,25 @@ mod tests {
         assert_eq!(boxes.deliver("a", m("two"), now), Delivered::DroppedOldest);
         let expired = AtomicU64::new(0);
         let mailbox = boxes.get("a");
-        assert_eq!(mailbox.recv(60, &expired).await.kind(), "one");
-        assert_eq!(mailbox.recv(60, &expired).await.kind(), "two");
+        assert_eq!(
+            mailbox.recv(60, &expired).await.err(),
+            Some(Overflowed),
+            "the reader hears of the drop first"
+        );
+        assert_eq!(
+            mailbox
+                .recv(60, &expired)
+                .await
+                .map(|m| m.kind().to_owned()),
+            Ok("one".into())
+        );
+        assert_eq!(
+            mailbox
+                .recv(60, &expired)
+                .await
+                .map(|m| m.kind().to_owned()),
+            Ok("two".into())
+        );
         assert_eq!(
             expired.load(Ordering::Relaxed),
             0,
