@@ -319,6 +319,53 @@ impl Inner {
         }
     }
 
+    /// Re-adds every local connection to its rooms' groups when the layer has lost them:
+    /// after Redis restarts without persistence, its clients would otherwise hear nothing
+    /// until they rejoin. One probe per heartbeat through a canary group holding only this
+    /// node's channel; found empty, the canary and every membership are added again (which
+    /// also renews them before `group_expiry`, as the canary is never newer than they are).
+    async fn restore_groups(&self) {
+        let Ok(canary) = self.groups.canary(&self.node) else {
+            return;
+        };
+        match self.layer.group_send(&canary, events::canary()).await {
+            Ok(report) if report.delivered > 0 => return,
+            Ok(_) => {}
+            // The layer is down: nothing to restore yet; the next heartbeat probes again.
+            Err(_) => return,
+        }
+        let members: Vec<(RoomName, Vec<ChannelName>)> = self
+            .state
+            .lock()
+            .local_rooms
+            .iter()
+            .map(|(room, here)| (room.clone(), here.keys().cloned().collect()))
+            .collect();
+        let mut restored = 0usize;
+        for (room, channels) in &members {
+            let (Ok(chat), Ok(events)) = (self.groups.chat(room), self.groups.events(room)) else {
+                continue;
+            };
+            for channel in channels {
+                if self.layer.group_add(&chat, channel).await.is_ok()
+                    && self.layer.group_add(&events, channel).await.is_ok()
+                {
+                    restored += 1;
+                }
+            }
+        }
+        // Last: if a re-add failed, the canary stays missing and the next heartbeat retries.
+        if restored == members.iter().map(|(_, c)| c.len()).sum::<usize>() {
+            self.log_layer(self.layer.group_add(&canary, &self.node).await);
+        }
+        if restored > 0 {
+            tracing::info!(
+                restored,
+                "room group memberships restored in the channel layer"
+            );
+        }
+    }
+
     fn log_layer(&self, result: parley_layer::Result<()>) {
         if let Err(e) = result {
             tracing::warn!(error = %e, "channel layer operation failed");
@@ -385,6 +432,7 @@ impl Inner {
     /// Periodic: re-announce every local room, and drop dead nodes' users (telling local
     /// clients who left).
     async fn heartbeat(&self) {
+        self.restore_groups().await;
         let rooms = self.state.lock().presence.local_rooms();
         for room in &rooms {
             if let Ok(group) = self.groups.nodes(room) {

@@ -33,6 +33,8 @@ pub const PARLEY_SIGNAL: &str = "parley.signal";
 pub const PARLEY_KICK: &str = "parley.kick";
 /// `type` of a node's presence snapshot, on the nodes group.
 pub const PARLEY_PRESENCE: &str = "parley.presence";
+/// A heartbeat probe a node sends itself through its canary group (ignored on receipt).
+pub const PARLEY_CANARY: &str = "parley.canary";
 
 /// The group names of one engine.
 #[derive(Debug, Clone)]
@@ -61,6 +63,18 @@ impl Groups {
     /// The group of one process channel per node with connections in the room.
     pub fn nodes(&self, room: &RoomName) -> parley_layer::Result<GroupName> {
         GroupName::parse(&format!("parley.nodes.{room}"))
+    }
+
+    /// A group holding only this node's channel: found empty, the layer lost this node's
+    /// memberships (Redis restarted without persistence, or they expired).
+    pub fn canary(&self, node: &ChannelName) -> parley_layer::Result<GroupName> {
+        let tag: String = node
+            .as_str()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(64)
+            .collect();
+        GroupName::parse(&format!("parley.canary.{tag}"))
     }
 
     /// All connections of one user.
@@ -96,6 +110,11 @@ pub fn room_event(frame: &ServerFrame, origin: Option<&ChannelName>) -> Message 
         fields.insert("origin".into(), Value::String(origin.to_string()));
     }
     Message::new(PARLEY_EVENT, fields)
+}
+
+/// The canary probe (see [`Groups::canary`]).
+pub fn canary() -> Message {
+    Message::new(PARLEY_CANARY, Map::new())
 }
 
 /// A signal for one user's connections.
