@@ -7,6 +7,7 @@
 mod access;
 mod bad_input;
 mod chat;
+mod faults;
 mod multi_node;
 mod rest;
 mod transport;

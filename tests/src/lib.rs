@@ -10,6 +10,7 @@
 //! - `server`: [`TestServer`], [`Backend`].
 //! - [`http`]: requests and responses.
 //! - `ws`: [`WsClient`].
+//! - [`services`]: throwaway PostgreSQL and Redis servers for fault tests.
 //!
 //! ## Must not depend on
 //! Anything the production crates do not already use, besides the WebSocket client.
@@ -18,6 +19,7 @@
 
 pub mod http;
 mod server;
+pub mod services;
 mod ws;
 
 pub use server::{Backend, TestServer, redis_url, unique};

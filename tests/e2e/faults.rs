@@ -1,0 +1,370 @@
+//! Faults on purpose: the database disappears, Redis restarts mid-traffic, the server is
+//! shut down under load. Each test starts its own PostgreSQL or Redis (never the shared
+//! ones) and checks what the server promises: a message acknowledged is in history, a
+//! message refused was neither acknowledged nor broadcast, and the server recovers alone.
+
+#![allow(clippy::print_stderr)] // the figures quoted in docs/reliability.md
+use parley_e2e::services::{ThrowawayPostgres, ThrowawayRedis};
+use parley_e2e::{Backend, TestServer, WAIT, WsClient, http, unique};
+use parley_server::LayerKind;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+crate::on_both!(graceful_shutdown_under_load_loses_no_acknowledged_message);
+
+/// Polls `/readyz` until it answers `want`.
+async fn wait_ready(server: &TestServer, want: u16) {
+    let deadline = tokio::time::Instant::now() + WAIT * 3;
+    loop {
+        let r = http::get(server.addr, "/readyz", None).await;
+        if r.status == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz never answered {want}: {} {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every message of `room` over REST, oldest first (paging backwards with `before`).
+async fn all_messages(server: &TestServer, token: &str, room: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let query = match before {
+            Some(id) => format!("before={id}&limit=100"),
+            None => "limit=100".to_owned(),
+        };
+        let r = http::get(
+            server.addr,
+            &format!("/api/rooms/{room}/messages?{query}"),
+            Some(token),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page = r.json();
+        let mut messages = page["messages"].as_array().cloned().unwrap_or_default();
+        if let Some(first) = messages.first() {
+            before = Some(first["id"].as_i64().unwrap());
+        }
+        messages.extend(out);
+        out = messages;
+        if page["has_more"] != true {
+            return out;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_refuses_sends_and_recovers() {
+    let mut pg = ThrowawayPostgres::start();
+    let url = pg.url();
+    let server = TestServer::start_with(Backend::Sqlite, |s| {
+        s.database_url = url;
+        s.db_max_connections = 2;
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = format!("pg-down-{}", unique());
+    let r = http::post(
+        server.addr,
+        "/api/rooms",
+        Some(&alice),
+        &json!({"name": room}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut a = WsClient::connect(server.addr, &alice).await;
+    let mut b = WsClient::connect(server.addr, &bob).await;
+    a.ask(json!({"type": "join", "room": room}), "j").await;
+    b.ask(json!({"type": "join", "room": room}), "j").await;
+    let before = a
+        .ask(
+            json!({"type": "send", "room": room, "body": "before"}),
+            "s0",
+        )
+        .await;
+    assert_eq!(before["type"], "message", "{before}");
+    assert_eq!(b.next_of("message").await["body"], "before");
+
+    pg.stop();
+    // Sends are refused with `unavailable`: not acknowledged...
+    for i in 0..3 {
+        let e = a
+            .ask(
+                json!({"type": "send", "room": room, "body": format!("during {i}")}),
+                &format!("d{i}"),
+            )
+            .await;
+        assert_eq!(
+            (e["type"].as_str(), e["code"].as_str()),
+            (Some("error"), Some("unavailable")),
+            "{e}"
+        );
+    }
+    // ...and /readyz says so, while the process itself is alive.
+    wait_ready(&server, 503).await;
+    assert_eq!(http::get(server.addr, "/healthz", None).await.status, 200);
+    // A REST read fails cleanly too (503, typed error), and never leaks the URL.
+    let r = http::get(
+        server.addr,
+        &format!("/api/rooms/{room}/messages"),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(!r.body.contains("postgres://"), "{}", r.body);
+
+    pg.resume();
+    wait_ready(&server, 200).await;
+    // Recovered by itself: the same sockets send again.
+    let after = a
+        .ask(json!({"type": "send", "room": room, "body": "after"}), "s1")
+        .await;
+    assert_eq!(after["type"], "message", "{after}");
+    // ...and nothing refused was broadcast: Bob's next message is "after".
+    assert_eq!(b.next_of("message").await["body"], "after");
+    let bodies: Vec<Value> = all_messages(&server, &alice, &room)
+        .await
+        .iter()
+        .map(|m| m["body"].clone())
+        .collect();
+    assert_eq!(bodies, vec![json!("before"), json!("after")]);
+    server.stop().await;
+    drop(pg);
+}
+
+/// Sends `m{i}`: the stored id if acknowledged, `None` if refused as `unavailable`.
+async fn send_numbered(a: &mut WsClient, room: &str, i: usize) -> Option<i64> {
+    let reply = a
+        .ask(
+            json!({"type": "send", "room": room, "body": format!("m{i}")}),
+            &format!("s{i}"),
+        )
+        .await;
+    if reply["type"] == "message" {
+        return Some(reply["id"].as_i64().unwrap());
+    }
+    assert_eq!(reply["code"], "unavailable", "{reply}");
+    None
+}
+
+fn record(outcome: Option<i64>, acked: &mut Vec<i64>, refused: &mut usize) {
+    match outcome {
+        Some(id) => acked.push(id),
+        None => *refused += 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_mid_traffic_loses_no_acknowledged_message() {
+    let mut redis = ThrowawayRedis::start();
+    let db = Arc::new(Backend::Postgres.database().await);
+    let url = redis.url();
+    let prefix = format!("parley-fault-{}:", unique());
+    let settings = |s: &mut parley_server::Settings| {
+        s.layer = Some(LayerKind::Redis);
+        s.redis_url = Some(url.clone());
+        s.redis_prefix = prefix.clone();
+        s.presence_interval_ms = 300;
+        s.presence_ttl_ms = 1500;
+        s.message_rate = 1000.0;
+        s.message_burst = 1000.0;
+    };
+    let one = TestServer::start_on(db.clone(), settings).await;
+    let two = TestServer::start_on(db.clone(), settings).await;
+    let alice = one.user("alice").await;
+    let bob = one.user("bob").await;
+    let room = format!("redis-restart-{}", unique());
+    let r = http::post(one.addr, "/api/rooms", Some(&alice), &json!({"name": room})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut a = WsClient::connect(one.addr, &alice).await;
+    let mut b = WsClient::connect(two.addr, &bob).await;
+    a.ask(json!({"type": "join", "room": room}), "j").await;
+    b.ask(json!({"type": "join", "room": room}), "j").await;
+
+    // Traffic before, during and after a Redis restart (all keys lost: no persistence).
+    let mut acked: Vec<i64> = Vec::new();
+    let mut refused = 0usize;
+    for i in 0..20 {
+        record(
+            send_numbered(&mut a, &room, i).await,
+            &mut acked,
+            &mut refused,
+        );
+    }
+    let last_seen_by_bob = loop {
+        let m = b.next_of("message").await;
+        if m["body"] == "m19" {
+            break m["id"].as_i64().unwrap();
+        }
+    };
+    redis.stop();
+    for i in 20..40 {
+        record(
+            send_numbered(&mut a, &room, i).await,
+            &mut acked,
+            &mut refused,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.resume();
+    // The servers reconnect and restore group membership by themselves: a new message
+    // reaches Bob on the other server without either client doing anything.
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    let mut i = 40;
+    let crossed = loop {
+        record(
+            send_numbered(&mut a, &room, i).await,
+            &mut acked,
+            &mut refused,
+        );
+        i += 1;
+        let got = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                let m = b.next_of("message").await;
+                if m["id"].as_i64() == acked.last().copied() {
+                    return m;
+                }
+            }
+        })
+        .await;
+        if let Ok(m) = got {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no message crossed servers after the Redis restart"
+        );
+    };
+    assert!(crossed["id"].as_i64().is_some());
+    assert_eq!(http::get(one.addr, "/readyz", None).await.status, 200);
+    assert_eq!(http::get(two.addr, "/readyz", None).await.status, 200);
+
+    // Every acknowledged message is in history, once, in order.
+    let history = all_messages(&two, &bob, &room).await;
+    let ids: Vec<i64> = history.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    let unique_ids: BTreeSet<i64> = ids.iter().copied().collect();
+    assert_eq!(unique_ids.len(), ids.len(), "duplicates in history");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "history out of order");
+    for id in &acked {
+        assert!(unique_ids.contains(id), "acknowledged message {id} lost");
+    }
+    // Bob reconnects and catches up after the last id he saw: every later message, in
+    // order, once.
+    drop(b);
+    let mut b = WsClient::connect(two.addr, &bob).await;
+    let page = b
+        .ask(
+            json!({"type": "history", "room": room, "after": last_seen_by_bob, "limit": 100}),
+            "h",
+        )
+        .await;
+    let caught_up: Vec<i64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    let expected: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|&id| id > last_seen_by_bob)
+        .collect();
+    assert_eq!(caught_up, expected);
+    eprintln!(
+        "redis restart: {} acknowledged, {refused} refused, {} after the restart point",
+        acked.len(),
+        expected.len()
+    );
+    one.stop().await;
+    two.stop().await;
+    drop(redis);
+}
+
+async fn graceful_shutdown_under_load_loses_no_acknowledged_message(backend: Backend) {
+    let server = TestServer::start_with(backend, |s| {
+        s.message_rate = 10_000.0;
+        s.message_burst = 10_000.0;
+    })
+    .await;
+    let room = format!("shutdown-{}", unique());
+    let names: Vec<String> = (0..4).map(|i| format!("writer{i}")).collect();
+    let mut tokens = Vec::new();
+    for n in &names {
+        tokens.push(server.user(n).await);
+    }
+    let r = http::post(
+        server.addr,
+        "/api/rooms",
+        Some(&tokens[0]),
+        &json!({"name": room}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let addr = server.addr;
+    // Writers send as fast as acks come back until their socket is closed.
+    let mut writers = Vec::new();
+    for token in tokens.clone() {
+        let room = room.clone();
+        writers.push(tokio::spawn(async move {
+            let mut ws = WsClient::connect(addr, &token).await;
+            ws.ask(json!({"type": "join", "room": room}), "j").await;
+            let mut acked = Vec::new();
+            for i in 0.. {
+                ws.send(json!({"type": "send", "room": room, "body": format!("{i}"), "ref": format!("s{i}")}))
+                    .await;
+                loop {
+                    match ws.next_event().await {
+                        parley_e2e::WsEvent::Json(v) if v["ref"] == format!("s{i}") => {
+                            if v["type"] == "message" {
+                                acked.push(v["id"].as_i64().unwrap());
+                            }
+                            break;
+                        }
+                        parley_e2e::WsEvent::Json(_) => {}
+                        parley_e2e::WsEvent::Closed(code, _) => return (acked, code),
+                    }
+                }
+            }
+            unreachable!()
+        }));
+    }
+    // Let traffic build up, then stop gracefully mid-stream.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let db = server.db.clone();
+    server.stop().await;
+    let mut acked = Vec::new();
+    for w in writers {
+        let (ids, code) = tokio::time::timeout(WAIT, w).await.unwrap().unwrap();
+        assert!(matches!(code, 1001 | 1006), "close code {code}");
+        acked.extend(ids);
+    }
+    assert!(!acked.is_empty());
+    // A new server on the same database has every acknowledged message.
+    let again = TestServer::start_on(db, |_| {}).await;
+    let token = again.login(&names[0]).await["access"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored: BTreeSet<i64> = all_messages(&again, &token, &room)
+        .await
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    let missing: Vec<&i64> = acked.iter().filter(|id| !stored.contains(id)).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    eprintln!(
+        "graceful shutdown under load ({backend:?}): {} acknowledged, {} stored, 0 lost",
+        acked.len(),
+        stored.len()
+    );
+    again.stop().await;
+}
