@@ -10,6 +10,7 @@ mod chat;
 mod faults;
 mod multi_node;
 mod rest;
+mod security;
 mod transport;
 
 /// `on_both!(scenario)` makes `scenario::sqlite` and `scenario::postgres` tests calling
