@@ -414,7 +414,7 @@ async fn message_and_join_floods_are_limited(backend: Backend) {
             _ => panic!("{r}"),
         }
     }
-    assert!(stored >= 5 && stored < SENT / 2, "stored {stored}");
+    assert!((5..SENT / 2).contains(&stored), "stored {stored}");
     assert_eq!(stored + limited, SENT);
     // The limit is per user: a second connection of Alice's shares the bucket.
     let mut again = WsClient::connect(server.addr, &alice).await;
