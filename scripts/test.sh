@@ -124,6 +124,28 @@ cargo fmt --all -- --check || die "formatting differs: run 'cargo fmt --all'"
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# --- Supply chain: cargo-deny --------------------------------------------------------------
+# Licences, bans and sources work offline. Advisories need the RustSec database: checked
+# (and failing on a finding) when it can be fetched or a copy is cached; skipped with a
+# warning on an offline machine without one, never failed for that alone.
+TOOLS="$ROOT/target/tools"
+export PATH="$TOOLS/bin:$PATH"
+if ! cargo deny --version >/dev/null 2>&1; then
+  log "installing cargo-deny 0.20.2 into $TOOLS (once, about 5 minutes)"
+  cargo install cargo-deny --locked --version 0.20.2 --root "$TOOLS"
+fi
+log "cargo deny check bans licenses sources"
+cargo deny --log-level error check bans licenses sources
+if cargo deny --log-level error fetch db >/dev/null 2>&1; then
+  log "cargo deny check advisories"
+  cargo deny --log-level error check advisories
+elif ls -d "${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/*/crates >/dev/null 2>&1; then
+  log "cargo deny check advisories (offline, cached advisory database)"
+  cargo deny --offline --log-level error check advisories
+else
+  log "WARNING: advisory database unreachable and not cached: advisories not checked"
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   log "cargo nextest run --workspace"
   cargo nextest run --workspace --locked --no-fail-fast "$@"
@@ -132,6 +154,12 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   log "cargo test --workspace (cargo-nextest not installed)"
   cargo test --workspace --locked --no-fail-fast "$@"
+fi
+# --- Fuzzing: a short bounded run of every cargo-fuzz target (fuzz/) --------------------------
+# FUZZ_SECONDS per target (default 20; 0 skips). Longer runs: see docs/reliability.md.
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+  log "fuzzing (${FUZZ_SECONDS:-20}s per target)"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash scripts/fuzz.sh
 fi
 # --- Browser tests of the web client (headless Chromium) -----------------------------------
 if [ -f scripts/browser-tests.sh ]; then
