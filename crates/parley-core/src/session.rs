@@ -15,7 +15,7 @@ use parley_domain::protocol::{
     MarkRead, Pong, Posted, ReadMarker, RelayedSignal, SendMessage, SendSignal, ServerFrame,
     SetTyping, Typing,
 };
-use parley_domain::{RoomId, RoomKind, RoomName, User};
+use parley_domain::{MessageId, RoomId, RoomKind, RoomName, User};
 use parley_layer::{ChannelName, Message};
 use parley_store::{HistoryQuery, NewMessage, StoreError};
 use std::collections::HashMap;
@@ -519,22 +519,39 @@ impl Session {
         }
     }
 
-    async fn edit(&mut self, f: EditMessage, r: Option<FrameRef>) -> ServerFrame {
-        let store = &self.inner.store;
-        let original = match store.message_by_id(f.message_id).await {
-            Ok(m) => m,
-            Err(e) => return store_error(&e, r),
-        };
-        let Some(room) = self.joined_by_id(original.room_id) else {
-            return error(
+    /// The joined room of a message about to be edited or deleted, after the checks both
+    /// share: the message exists, its room is joined here, and the user has a message token.
+    /// (Author-or-staff is the store's check.)
+    async fn changeable_message_room(
+        &self,
+        id: MessageId,
+        r: &Option<FrameRef>,
+    ) -> Result<RoomName, ServerFrame> {
+        let original = self
+            .inner
+            .store
+            .message_by_id(id)
+            .await
+            .map_err(|e| store_error(&e, r.clone()))?;
+        let room = self.joined_by_id(original.room_id).ok_or_else(|| {
+            error(
                 ErrorCode::NotJoined,
                 format!("join room {} first", original.room),
-                r,
-            );
+                r.clone(),
+            )
+        })?;
+        self.inner
+            .take_message_token(self.user.id)
+            .map_err(|wait| rate_limited(wait, "messages", r.clone()))?;
+        Ok(room)
+    }
+
+    async fn edit(&mut self, f: EditMessage, r: Option<FrameRef>) -> ServerFrame {
+        let room = match self.changeable_message_room(f.message_id, &r).await {
+            Ok(room) => room,
+            Err(frame) => return frame,
         };
-        if let Err(wait) = self.inner.take_message_token(self.user.id) {
-            return rate_limited(wait, "messages", r);
-        }
+        let store = &self.inner.store;
         match store
             .edit_message(f.message_id, self.user.id, &f.body)
             .await
@@ -554,21 +571,11 @@ impl Session {
     }
 
     async fn delete(&mut self, f: DeleteMessage, r: Option<FrameRef>) -> ServerFrame {
+        let room = match self.changeable_message_room(f.message_id, &r).await {
+            Ok(room) => room,
+            Err(frame) => return frame,
+        };
         let store = &self.inner.store;
-        let original = match store.message_by_id(f.message_id).await {
-            Ok(m) => m,
-            Err(e) => return store_error(&e, r),
-        };
-        let Some(room) = self.joined_by_id(original.room_id) else {
-            return error(
-                ErrorCode::NotJoined,
-                format!("join room {} first", original.room),
-                r,
-            );
-        };
-        if let Err(wait) = self.inner.take_message_token(self.user.id) {
-            return rate_limited(wait, "messages", r);
-        }
         match store.delete_message(f.message_id, self.user.id).await {
             Ok(message) => {
                 let deleted_at = message
