@@ -16,6 +16,7 @@ crate::on_both!(
     passwords_never_appear_in_responses,
     member_lists_are_hidden_from_non_members,
     message_and_join_floods_are_limited,
+    failed_logins_are_slowed_per_account,
     chunked_body_over_the_limit_is_refused_before_the_end
 );
 
@@ -487,5 +488,46 @@ async fn chunked_body_over_the_limit_is_refused_before_the_end(backend: Backend)
         "chunked body refused after {} KiB of a 64 MiB body",
         written / 1024
     );
+    server.stop().await;
+}
+
+async fn failed_logins_are_slowed_per_account(backend: Backend) {
+    // The per-address limit is out of the way (TestServer's burst of 100): this is the
+    // per-account one, which catches guessing spread over many addresses.
+    let server = TestServer::start_with(backend, |s| {
+        s.login_failure_burst = 3.0;
+        s.login_failure_rate = 0.5;
+    })
+    .await;
+    server.user("alice").await;
+    server.user("bob").await;
+    let login = |name: &str, password: &str| {
+        let body = json!({"username": name, "password": password});
+        let addr = server.addr;
+        async move { http::post(addr, "/api/auth/login", None, &body).await }
+    };
+    for name in ["alice", "ghost"] {
+        for _ in 0..3 {
+            let r = login(name, "wrong-guess-1").await;
+            assert_eq!(r.error_code(), "invalid_credentials", "{}", r.body);
+        }
+        // Spent: even the right password is refused, before it is checked; an unknown
+        // name answers the same (no account enumeration).
+        let r = login(name, &format!("password-{name}")).await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (429, "rate_limited"),
+            "{}",
+            r.body
+        );
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    }
+    // Other accounts are unaffected.
+    assert_eq!(login("bob", "password-bob").await.status, 200);
+    // Not locked out for good: after Retry-After the real user gets in.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = login("alice", "password-alice").await;
+    assert_eq!(r.status, 200, "{}", r.body);
     server.stop().await;
 }

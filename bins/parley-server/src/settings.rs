@@ -110,6 +110,11 @@ pub struct Settings {
     pub auth_rate: f64,
     /// Burst of account requests per client address.
     pub auth_burst: f64,
+    /// Failed logins per account name regained per second (0: no limit).
+    pub login_failure_rate: f64,
+    /// Wrong passwords per account name answered before logins for it are slowed to
+    /// `login_failure_rate` (429 with `Retry-After`).
+    pub login_failure_burst: f64,
     /// Seconds between server pings on a WebSocket.
     pub ws_ping_interval_secs: u64,
     /// Seconds of silence after which a WebSocket is closed (4001).
@@ -163,6 +168,8 @@ impl Default for Settings {
             typing_burst: engine.typing_rate.burst,
             auth_rate: 1.0,
             auth_burst: 20.0,
+            login_failure_rate: 0.1,
+            login_failure_burst: 10.0,
             ws_ping_interval_secs: 20,
             ws_ping_timeout_secs: 60,
             presence_interval_ms: duration_ms(engine.presence_interval),
@@ -333,6 +340,14 @@ impl Settings {
                 "auth_rate must be positive (or 0 for no limit) with auth_burst at least 1",
             );
         }
+        if self.login_failure_rate < 0.0
+            || (self.login_failure_rate > 0.0 && self.login_failure_burst < 1.0)
+        {
+            return bad(
+                "login_failure_rate/login_failure_burst",
+                "login_failure_rate must be positive (or 0 for no limit) with login_failure_burst at least 1",
+            );
+        }
         if self.shutdown_timeout_secs == 0 {
             return bad("shutdown_timeout_secs", "must be positive");
         }
@@ -372,6 +387,9 @@ impl Settings {
             ws_hard_frame_limit: None,
             auth_rate: (self.auth_rate > 0.0)
                 .then(|| parley_core::RateLimit::new(self.auth_rate, self.auth_burst)),
+            login_failure_rate: (self.login_failure_rate > 0.0).then(|| {
+                parley_core::RateLimit::new(self.login_failure_rate, self.login_failure_burst)
+            }),
         }
     }
 

@@ -30,6 +30,10 @@ pub struct HttpConfig {
     /// Register, login and refresh requests per client address (`None`: unlimited). Beyond
     /// it: 429 with `Retry-After`.
     pub auth_rate: Option<parley_core::RateLimit>,
+    /// Failed logins per account name (`None`: unlimited): the burst is how many wrong
+    /// passwords are answered normally, the rate how fast the allowance comes back. Beyond
+    /// it, logins for that name get 429 with `Retry-After` whatever the password.
+    pub login_failure_rate: Option<parley_core::RateLimit>,
 }
 
 impl Default for HttpConfig {
@@ -42,6 +46,7 @@ impl Default for HttpConfig {
             ping_timeout: Duration::from_secs(60),
             ws_hard_frame_limit: None,
             auth_rate: Some(parley_core::RateLimit::new(1.0, 20.0)),
+            login_failure_rate: Some(parley_core::RateLimit::new(0.1, 10.0)),
         }
     }
 }
@@ -63,6 +68,14 @@ impl HttpConfig {
         {
             return Err(
                 "auth_rate/auth_burst: need a positive rate and a burst of at least 1".into(),
+            );
+        }
+        if let Some(rate) = self.login_failure_rate
+            && !(rate.per_second > 0.0 && rate.burst >= 1.0)
+        {
+            return Err(
+                "login_failure_rate/login_failure_burst: need a positive rate and a burst of at least 1"
+                    .into(),
             );
         }
         for origin in self.allowed_origins.iter().chain(&self.cors_origins) {

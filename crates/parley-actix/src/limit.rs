@@ -1,5 +1,6 @@
 //! Per-address limits on the account endpoints (register, login, refresh), against password
-//! guessing and sign-up floods.
+//! guessing and sign-up floods, and a per-account limit on failed logins, against guessing
+//! spread over many addresses.
 
 use crate::error::ApiError;
 use actix_web::HttpRequest;
@@ -53,5 +54,79 @@ impl AuthLimiter {
                 retry_after: wait,
             }
         })
+    }
+}
+
+/// Failed logins per account name. Each wrong password takes a token; with none left, the
+/// name's logins are refused (429 with `Retry-After`) before any password is checked, right
+/// or wrong, until the bucket refills. A guesser spread over many addresses (which the
+/// per-address limit cannot see) is slowed to the refill rate, and the real user waits at
+/// most one refill interval: never locked out for good. Unknown names get buckets too, so a
+/// 429 says nothing about whether an account exists.
+pub(crate) struct AccountLimiter {
+    /// `None`: no limit.
+    limit: Option<RateLimit>,
+    /// One bucket per recently failed name (lower-cased, as user names are).
+    buckets: Mutex<HashMap<String, TokenBucket>>,
+}
+
+/// Longest name kept as a key (longer ones cannot be accounts anyway; bounded memory).
+const MAX_KEY: usize = 64;
+
+impl AccountLimiter {
+    pub(crate) fn new(limit: Option<RateLimit>) -> Self {
+        Self {
+            limit,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(username: &str) -> String {
+        username
+            .chars()
+            .take(MAX_KEY)
+            .collect::<String>()
+            .to_lowercase()
+    }
+
+    /// Refuses a login for `username` when its failure allowance is spent (takes nothing).
+    pub(crate) fn check(&self, username: &str) -> Result<(), ApiError> {
+        if self.limit.is_none() {
+            return Ok(());
+        }
+        let buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(bucket) = buckets.get(&Self::key(username)) else {
+            return Ok(());
+        };
+        // A copy answers "is a token there?" without spending it.
+        bucket.clone().try_take().map_err(|wait| {
+            tracing::warn!("login attempts for one account over the failure limit");
+            ApiError::RateLimited {
+                message: "too many failed logins for this account; wait and retry".into(),
+                retry_after: wait,
+            }
+        })
+    }
+
+    /// Records a failed login for `username`.
+    pub(crate) fn failed(&self, username: &str) {
+        let Some(limit) = self.limit else {
+            return;
+        };
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = Self::key(username);
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&key) {
+            buckets.clear();
+        }
+        let _ = buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(limit))
+            .try_take();
     }
 }

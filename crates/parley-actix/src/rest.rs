@@ -107,11 +107,17 @@ struct LoginBody {
 async fn login(req: HttpRequest, state: State, body: web::Json<LoginBody>) -> Result<HttpResponse> {
     state.auth_limiter.check(&req)?;
     let body = body.into_inner();
+    state.account_limiter.check(&body.username)?;
     let auth = state.auth.clone();
+    let limiter = state.account_limiter.clone();
     run(&state, async move {
-        ok(auth
+        let result = auth
             .login(&body.username, &Password::new(body.password))
-            .await?)
+            .await;
+        if matches!(result, Err(parley_auth::AuthError::InvalidCredentials)) {
+            limiter.failed(&body.username);
+        }
+        ok(result?)
     })
     .await
 }

@@ -2,7 +2,7 @@
 
 use crate::config::HttpConfig;
 use crate::error::ApiError;
-use crate::limit::AuthLimiter;
+use crate::limit::{AccountLimiter, AuthLimiter};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -32,6 +32,8 @@ pub struct AppState {
     pub runtime: tokio::runtime::Handle,
     /// Per-address limits on the account endpoints.
     pub(crate) auth_limiter: Arc<AuthLimiter>,
+    /// Per-account limit on failed logins.
+    pub(crate) account_limiter: Arc<AccountLimiter>,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
             engine,
             auth,
             auth_limiter: Arc::new(AuthLimiter::new(config.auth_rate)),
+            account_limiter: Arc::new(AccountLimiter::new(config.login_failure_rate)),
             config: Arc::new(config),
             runtime,
         }
