@@ -212,11 +212,12 @@ impl Connection {
         let mut ticker = interval_at(Instant::now() + period, period);
         let mut last_heard = Instant::now();
         while matches!(step, Step::Continue) {
+            // Deliveries first: a client that keeps sending must not starve its own mailbox
+            // (which also holds the room's copies of its own messages) until the layer finds it
+            // full and disconnects it as a slow consumer. Its next frames wait in the socket,
+            // which slows it down instead.
             step = tokio::select! {
-                message = stream.recv() => {
-                    last_heard = Instant::now();
-                    self.on_client(message).await
-                }
+                biased;
                 inbound = recv(self.session.as_ref()) => {
                     let out = match self.session.as_mut() {
                         Some(session) => session.on_inbound(inbound).await,
@@ -226,6 +227,10 @@ impl Connection {
                         Some(out) => self.deliver(out).await,
                         None => Step::Continue,
                     }
+                }
+                message = stream.recv() => {
+                    last_heard = Instant::now();
+                    self.on_client(message).await
                 }
                 _ = ticker.tick() => {
                     if last_heard.elapsed() > self.config.ping_timeout {

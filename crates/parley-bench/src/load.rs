@@ -158,6 +158,11 @@ pub struct Report {
     pub rss_connected_kb: u64,
     /// (rss_connected − rss_before) / clients, bytes.
     pub bytes_per_connection: u64,
+    /// Server memory with the first half of the clients connected, KiB.
+    pub rss_half_kb: u64,
+    /// (rss_connected − rss_half) / clients of the second half, bytes: the marginal cost of
+    /// a connection, without the server's start-up costs.
+    pub marginal_bytes_per_connection: u64,
     /// The server's peak resident memory (VmHWM) at the end, KiB.
     pub peak_rss_kb: u64,
     /// What went wrong, if anything.
@@ -358,51 +363,63 @@ pub async fn run(plan: Plan) -> Result<Report> {
     });
 
     // Connect phase.
-    let t_conn = Instant::now();
+    // In two halves, with the server's memory measured between them: the second half's cost
+    // per connection is the marginal one, free of start-up costs (pools, caches, arenas).
     let gate = Arc::new(Semaphore::new(plan.connect_concurrency.max(1)));
-    let mut opening = Vec::with_capacity(n);
-    for (i, seat) in seats.iter().enumerate() {
-        let gate = gate.clone();
-        let server = plan.servers[i % plan.servers.len()].clone();
-        let token = tokens[i].clone();
-        let room = seat.room.clone();
-        let target = plan.target;
-        opening.push(tokio::spawn(async move {
-            let _permit = gate.acquire_owned().await;
-            let t = Instant::now();
-            let ws = open(target, &server, &token, &room).await;
-            (ws, t.elapsed())
-        }));
-    }
-    let deadline = t_conn + Duration::from_secs_f64(plan.connect_secs);
+    let deadline = Instant::now() + Duration::from_secs_f64(plan.connect_secs);
     let mut sockets: Vec<Option<Ws>> = Vec::with_capacity(n);
     let mut connect_hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US * 10, 3)?;
     let mut connect_failures = 0;
-    for (i, h) in opening.into_iter().enumerate() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, h).await {
-            Ok(Ok((Ok(ws), took))) => {
-                let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-                let _ = connect_hist.record(us.clamp(1, MAX_LATENCY_US * 10));
-                sockets.push(Some(ws));
-            }
-            Ok(Ok((Err(e), _))) => {
-                if connect_failures < 3 {
-                    notes.push(format!("client {i}: {e:#}"));
+    let mut connect_secs = 0.0;
+    let mut half = (before, 0usize);
+    for batch in [0..n / 2, n / 2..n] {
+        let t_conn = Instant::now();
+        let mut opening = Vec::with_capacity(batch.len());
+        let first = batch.start;
+        for (i, seat) in seats.iter().enumerate().skip(batch.start).take(batch.len()) {
+            let gate = gate.clone();
+            let server = plan.servers[i % plan.servers.len()].clone();
+            let token = tokens[i].clone();
+            let room = seat.room.clone();
+            let target = plan.target;
+            opening.push(tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                let t = Instant::now();
+                let ws = open(target, &server, &token, &room).await;
+                (ws, t.elapsed())
+            }));
+        }
+        for (i, h) in opening.into_iter().enumerate() {
+            let i = i + first;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, h).await {
+                Ok(Ok((Ok(ws), took))) => {
+                    let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+                    let _ = connect_hist.record(us.clamp(1, MAX_LATENCY_US * 10));
+                    sockets.push(Some(ws));
                 }
-                connect_failures += 1;
-                sockets.push(None);
+                Ok(Ok((Err(e), _))) => {
+                    if connect_failures < 3 {
+                        notes.push(format!("client {i}: {e:#}"));
+                    }
+                    connect_failures += 1;
+                    sockets.push(None);
+                }
+                _ => {
+                    connect_failures += 1;
+                    sockets.push(None);
+                }
             }
-            _ => {
-                connect_failures += 1;
-                sockets.push(None);
+            if (i + 1) % 5000 == 0 {
+                progress(&format!("{} connections open", i + 1));
             }
         }
-        if (i + 1) % 5000 == 0 {
-            progress(&format!("{} connections open", i + 1));
+        connect_secs += t_conn.elapsed().as_secs_f64();
+        if first == 0 {
+            tokio::time::sleep(Duration::from_secs_f64(plan.settle_secs.max(1.0))).await;
+            half = (rss_sum(&plan.pids), sockets.iter().flatten().count());
         }
     }
-    let connect_secs = t_conn.elapsed().as_secs_f64();
     if connect_failures > 0 {
         notes.push(format!("{connect_failures} connections failed to open"));
     }
@@ -483,11 +500,19 @@ pub async fn run(plan: Plan) -> Result<Report> {
 
     tokio::time::sleep(Duration::from_secs_f64(plan.settle_secs)).await;
     let connected = rss_sum(&plan.pids);
+    let open_now = n - connect_failures;
     let bytes_per_connection = connected
         .now_kb
         .saturating_sub(before.now_kb)
         .saturating_mul(1024)
-        / u64::try_from(n - connect_failures).unwrap_or(1).max(1);
+        / u64::try_from(open_now).unwrap_or(1).max(1);
+    let marginal_bytes_per_connection = connected
+        .now_kb
+        .saturating_sub(half.0.now_kb)
+        .saturating_mul(1024)
+        / u64::try_from(open_now.saturating_sub(half.1))
+            .unwrap_or(1)
+            .max(1);
 
     // Send phase.
     let start_us = shared.now_us();
@@ -573,6 +598,8 @@ pub async fn run(plan: Plan) -> Result<Report> {
         rss_before_kb: before.now_kb,
         rss_connected_kb: connected.now_kb,
         bytes_per_connection,
+        rss_half_kb: half.0.now_kb,
+        marginal_bytes_per_connection,
         peak_rss_kb: peak.peak_kb,
         notes,
         plan,

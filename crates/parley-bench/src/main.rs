@@ -119,8 +119,13 @@ fn print_human(r: &load::Report) {
         l.p50, l.p90, l.p99, l.p999, l.max, l.mean
     );
     println!(
-        "  server memory: {} KiB before, {} KiB connected ({} bytes per connection), peak {} KiB",
-        r.rss_before_kb, r.rss_connected_kb, r.bytes_per_connection, r.peak_rss_kb
+        "  server memory: {} KiB before, {} KiB with half connected, {} KiB connected ({} bytes per connection on average, {} marginal over the second half), peak {} KiB",
+        r.rss_before_kb,
+        r.rss_half_kb,
+        r.rss_connected_kb,
+        r.bytes_per_connection,
+        r.marginal_bytes_per_connection,
+        r.peak_rss_kb
     );
     for n in &r.notes {
         println!("  note: {n}");
