@@ -185,10 +185,32 @@ async fn redis_restart_mid_traffic_loses_no_acknowledged_message() {
     let room = format!("redis-restart-{}", unique());
     let r = http::post(one.addr, "/api/rooms", Some(&alice), &json!({"name": room})).await;
     assert_eq!(r.status, 201, "{}", r.body);
+    // A private room Bob belongs to: his removal must still reach his socket afterwards.
+    let private = format!("redis-private-{}", unique());
+    let r = http::post(
+        one.addr,
+        "/api/rooms",
+        Some(&alice),
+        &json!({"name": private, "kind": "private"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = http::post(
+        one.addr,
+        &format!("/api/rooms/{private}/members"),
+        Some(&alice),
+        &json!({"username": "bob"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
     let mut a = WsClient::connect(one.addr, &alice).await;
     let mut b = WsClient::connect(two.addr, &bob).await;
     a.ask(json!({"type": "join", "room": room}), "j").await;
     b.ask(json!({"type": "join", "room": room}), "j").await;
+    assert_eq!(
+        b.ask(json!({"type": "join", "room": private}), "jp").await["type"],
+        "joined"
+    );
 
     // Traffic before, during and after a Redis restart (all keys lost: no persistence).
     let mut acked: Vec<i64> = Vec::new();
@@ -245,6 +267,24 @@ async fn redis_restart_mid_traffic_loses_no_acknowledged_message() {
         );
     };
     assert!(crossed["id"].as_i64().is_some());
+    // Bob's user group was restored too: removing him from the private room (on the other
+    // server) reaches his socket, which leaves the room.
+    let r = http::delete(
+        one.addr,
+        &format!("/api/rooms/{private}/members/bob"),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let left = b.next_of("left").await;
+    assert_eq!(left["room"], private.as_str(), "{left}");
+    let e = b
+        .ask(
+            json!({"type": "send", "room": private, "body": "still here?"}),
+            "sp",
+        )
+        .await;
+    assert_eq!(e["type"], "error", "{e}");
     assert_eq!(http::get(one.addr, "/readyz", None).await.status, 200);
     assert_eq!(http::get(two.addr, "/readyz", None).await.status, 200);
 

@@ -44,8 +44,9 @@ pub(crate) struct State {
     pub(crate) presence: PresenceBook,
     /// Local connections per room, for deliveries that must reach only this node's clients.
     pub(crate) local_rooms: HashMap<RoomName, HashMap<ChannelName, UserName>>,
-    /// Each local connection's kill switch (fired when its mailbox overflows).
-    pub(crate) connections: HashMap<ChannelName, Arc<Notify>>,
+    /// Each local connection's kill switch (fired when its mailbox overflows) and user (whose
+    /// group it is restored to if the layer loses it).
+    pub(crate) connections: HashMap<ChannelName, (Arc<Notify>, UserId)>,
     /// Per-user connection counts and message buckets (shared by the user's connections).
     pub(crate) users: HashMap<UserId, UserState>,
 }
@@ -116,7 +117,7 @@ impl Engine {
             .state
             .lock()
             .connections
-            .insert(channel.clone(), kill.clone());
+            .insert(channel.clone(), (kill.clone(), user.id));
         Ok((channel, kill))
     }
 
@@ -203,7 +204,7 @@ impl Inner {
         }
         let state = self.state.lock();
         for channel in full {
-            if let Some(kill) = state.connections.get(channel) {
+            if let Some((kill, _)) = state.connections.get(channel) {
                 tracing::warn!(%channel, "client reads too slowly: disconnecting it");
                 kill.notify_one();
             }
@@ -319,9 +320,9 @@ impl Inner {
         }
     }
 
-    /// Re-adds every local connection to its rooms' groups when the layer has lost them:
-    /// after Redis restarts without persistence, its clients would otherwise hear nothing
-    /// until they rejoin. One probe per heartbeat through a canary group holding only this
+    /// Re-adds every local connection to its user's group and its rooms' groups when the
+    /// layer has lost them: after Redis restarts without persistence, its clients would
+    /// otherwise hear nothing until they rejoin, and miss "you were removed" kicks. One probe per heartbeat through a canary group holding only this
     /// node's channel; found empty, the canary and every membership are added again (which
     /// also renews them before `group_expiry`, as the canary is never newer than they are).
     async fn restore_groups(&self) {
@@ -334,13 +335,31 @@ impl Inner {
             // The layer is down: nothing to restore yet; the next heartbeat probes again.
             Err(_) => return,
         }
-        let members: Vec<(RoomName, Vec<ChannelName>)> = self
-            .state
-            .lock()
-            .local_rooms
-            .iter()
-            .map(|(room, here)| (room.clone(), here.keys().cloned().collect()))
-            .collect();
+        let (members, users) = {
+            let state = self.state.lock();
+            (
+                state
+                    .local_rooms
+                    .iter()
+                    .map(|(room, here)| (room.clone(), here.keys().cloned().collect()))
+                    .collect::<Vec<(RoomName, Vec<ChannelName>)>>(),
+                state
+                    .connections
+                    .iter()
+                    .map(|(channel, (_, user))| (channel.clone(), *user))
+                    .collect::<Vec<(ChannelName, UserId)>>(),
+            )
+        };
+        // User groups first: they carry "you were removed from this room" kicks.
+        let mut failed = 0usize;
+        for (channel, user) in &users {
+            let Ok(group) = self.groups.user(*user) else {
+                continue;
+            };
+            if self.layer.group_add(&group, channel).await.is_err() {
+                failed += 1;
+            }
+        }
         let mut restored = 0usize;
         for (room, channels) in &members {
             let (Ok(chat), Ok(events)) = (self.groups.chat(room), self.groups.events(room)) else {
@@ -355,13 +374,14 @@ impl Inner {
             }
         }
         // Last: if a re-add failed, the canary stays missing and the next heartbeat retries.
-        if restored == members.iter().map(|(_, c)| c.len()).sum::<usize>() {
+        if failed == 0 && restored == members.iter().map(|(_, c)| c.len()).sum::<usize>() {
             self.log_layer(self.layer.group_add(&canary, &self.node).await);
         }
-        if restored > 0 {
+        if !users.is_empty() {
             tracing::info!(
-                restored,
-                "room group memberships restored in the channel layer"
+                connections = users.len(),
+                room_memberships = restored,
+                "group memberships restored in the channel layer"
             );
         }
     }
