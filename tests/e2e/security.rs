@@ -17,6 +17,7 @@ crate::on_both!(
     member_lists_are_hidden_from_non_members,
     message_and_join_floods_are_limited,
     failed_logins_are_slowed_per_account,
+    new_sockets_are_limited_per_address,
     chunked_body_over_the_limit_is_refused_before_the_end
 );
 
@@ -529,5 +530,52 @@ async fn failed_logins_are_slowed_per_account(backend: Backend) {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let r = login("alice", "password-alice").await;
     assert_eq!(r.status, 200, "{}", r.body);
+    server.stop().await;
+}
+
+async fn new_sockets_are_limited_per_address(backend: Backend) {
+    let server = TestServer::start_with(backend, |s| {
+        s.ws_connect_rate = 0.5;
+        s.ws_connect_burst = 3.0;
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(WsClient::connect(server.addr, &alice).await);
+    }
+    // The fourth from the same address is refused whoever it is, before the token is
+    // checked (a forged one gets the same 429), with Retry-After.
+    assert_eq!(
+        WsClient::try_connect(server.addr, &format!("/ws?token={bob}"), &[])
+            .await
+            .err(),
+        Some(429)
+    );
+    let r = http::get(server.addr, "/ws?token=forged", None).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (429, "rate_limited"),
+        "{}",
+        r.body
+    );
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    // Open sockets are unaffected, REST too, and the allowance comes back.
+    assert_eq!(
+        open[0].ask(json!({"type": "ping"}), "p").await["type"],
+        "pong"
+    );
+    assert_eq!(
+        http::get(server.addr, "/api/me", Some(&bob)).await.status,
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(
+        WsClient::try_connect(server.addr, &format!("/ws?token={bob}"), &[])
+            .await
+            .is_ok()
+    );
     server.stop().await;
 }

@@ -115,6 +115,10 @@ pub struct Settings {
     /// Wrong passwords per account name answered before logins for it are slowed to
     /// `login_failure_rate` (429 with `Retry-After`).
     pub login_failure_burst: f64,
+    /// New WebSocket connections per second per client address (0: no limit, the default).
+    pub ws_connect_rate: f64,
+    /// Burst of new WebSocket connections per client address.
+    pub ws_connect_burst: f64,
     /// Seconds between server pings on a WebSocket.
     pub ws_ping_interval_secs: u64,
     /// Seconds of silence after which a WebSocket is closed (4001).
@@ -170,6 +174,8 @@ impl Default for Settings {
             auth_burst: 20.0,
             login_failure_rate: 0.1,
             login_failure_burst: 10.0,
+            ws_connect_rate: 0.0,
+            ws_connect_burst: 100.0,
             ws_ping_interval_secs: 20,
             ws_ping_timeout_secs: 60,
             presence_interval_ms: duration_ms(engine.presence_interval),
@@ -340,6 +346,13 @@ impl Settings {
                 "auth_rate must be positive (or 0 for no limit) with auth_burst at least 1",
             );
         }
+        if self.ws_connect_rate < 0.0 || (self.ws_connect_rate > 0.0 && self.ws_connect_burst < 1.0)
+        {
+            return bad(
+                "ws_connect_rate/ws_connect_burst",
+                "ws_connect_rate must be positive (or 0 for no limit) with ws_connect_burst at least 1",
+            );
+        }
         if self.login_failure_rate < 0.0
             || (self.login_failure_rate > 0.0 && self.login_failure_burst < 1.0)
         {
@@ -387,6 +400,8 @@ impl Settings {
             ws_hard_frame_limit: None,
             auth_rate: (self.auth_rate > 0.0)
                 .then(|| parley_core::RateLimit::new(self.auth_rate, self.auth_burst)),
+            ws_connect_rate: (self.ws_connect_rate > 0.0)
+                .then(|| parley_core::RateLimit::new(self.ws_connect_rate, self.ws_connect_burst)),
             login_failure_rate: (self.login_failure_rate > 0.0).then(|| {
                 parley_core::RateLimit::new(self.login_failure_rate, self.login_failure_burst)
             }),

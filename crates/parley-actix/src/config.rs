@@ -34,6 +34,10 @@ pub struct HttpConfig {
     /// passwords are answered normally, the rate how fast the allowance comes back. Beyond
     /// it, logins for that name get 429 with `Retry-After` whatever the password.
     pub login_failure_rate: Option<parley_core::RateLimit>,
+    /// New WebSocket connections per client address (`None`: unlimited), checked before
+    /// the token. Beyond it: 429 with `Retry-After`. Off by default: many users behind one
+    /// NAT reconnecting after a restart, and load generators, come from one address.
+    pub ws_connect_rate: Option<parley_core::RateLimit>,
 }
 
 impl Default for HttpConfig {
@@ -47,6 +51,7 @@ impl Default for HttpConfig {
             ws_hard_frame_limit: None,
             auth_rate: Some(parley_core::RateLimit::new(1.0, 20.0)),
             login_failure_rate: Some(parley_core::RateLimit::new(0.1, 10.0)),
+            ws_connect_rate: None,
         }
     }
 }
@@ -68,6 +73,14 @@ impl HttpConfig {
         {
             return Err(
                 "auth_rate/auth_burst: need a positive rate and a burst of at least 1".into(),
+            );
+        }
+        if let Some(rate) = self.ws_connect_rate
+            && !(rate.per_second > 0.0 && rate.burst >= 1.0)
+        {
+            return Err(
+                "ws_connect_rate/ws_connect_burst: need a positive rate and a burst of at least 1"
+                    .into(),
             );
         }
         if let Some(rate) = self.login_failure_rate

@@ -16,6 +16,8 @@ use std::sync::Mutex;
 pub(crate) struct AuthLimiter {
     /// `None`: no limit.
     limit: Option<RateLimit>,
+    /// What a refused client is told.
+    message: &'static str,
     /// One bucket per address seen recently.
     buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
 }
@@ -28,7 +30,16 @@ impl AuthLimiter {
     pub(crate) fn new(limit: Option<RateLimit>) -> Self {
         Self {
             limit,
+            message: "too many account requests from this address; slow down",
             buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same per-address buckets for WebSocket handshakes (new connections per address).
+    pub(crate) fn sockets(limit: Option<RateLimit>) -> Self {
+        Self {
+            message: "too many new connections from this address; slow down",
+            ..Self::new(limit)
         }
     }
 
@@ -48,9 +59,9 @@ impl AuthLimiter {
             .entry(peer.ip())
             .or_insert_with(|| TokenBucket::new(limit));
         bucket.try_take().map_err(|wait| {
-            tracing::warn!(client = %peer.ip(), "account endpoint rate limit hit");
+            tracing::warn!(client = %peer.ip(), limit = self.message, "per-address rate limit hit");
             ApiError::RateLimited {
-                message: "too many account requests from this address; slow down".into(),
+                message: self.message.into(),
                 retry_after: wait,
             }
         })

@@ -34,6 +34,8 @@ pub struct AppState {
     pub(crate) auth_limiter: Arc<AuthLimiter>,
     /// Per-account limit on failed logins.
     pub(crate) account_limiter: Arc<AccountLimiter>,
+    /// Per-address limit on new WebSocket connections.
+    pub(crate) connect_limiter: Arc<AuthLimiter>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             auth,
             auth_limiter: Arc::new(AuthLimiter::new(config.auth_rate)),
             account_limiter: Arc::new(AccountLimiter::new(config.login_failure_rate)),
+            connect_limiter: Arc::new(AuthLimiter::sockets(config.ws_connect_rate)),
             config: Arc::new(config),
             runtime,
         }

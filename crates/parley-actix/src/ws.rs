@@ -40,8 +40,10 @@ fn query_token(req: &HttpRequest) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Checks the origin and the token; the user, or the refusal.
+/// Checks the address's connection rate, the origin and the token; the user, or the refusal.
 async fn admit(req: &HttpRequest, state: &AppState) -> Result<User, ApiError> {
+    // First, as it is the cheapest: a connection flood costs no token check.
+    state.connect_limiter.check(req)?;
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         let host = req
