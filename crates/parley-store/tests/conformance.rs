@@ -57,6 +57,7 @@ conformance!(
     a_bad_message_fails_alone_in_a_batch,
     the_batcher_groups_concurrent_appends,
     external_identities_link_accounts,
+    a_reader_paging_forward_misses_nothing_under_concurrent_appends,
 );
 
 async fn user(s: &Store, name: &str) -> User {
@@ -1096,4 +1097,95 @@ async fn migrations_run_on_a_current_thread_runtime() {
     let lite = TestDb::sqlite().await.unwrap();
     lite.migrate().await.unwrap();
     user(&lite, "alice").await;
+}
+
+/// A client that reconnects asks for everything after the last id it saw. While many writers
+/// append to the room, a reader polling `after=<last seen>` must end up with every message,
+/// each once and in order: ids must become visible in order within a room.
+async fn a_reader_paging_forward_misses_nothing_under_concurrent_appends(s: &Store) {
+    const WRITERS: usize = 8;
+    const EACH: usize = 40;
+    let r = room(s, "busy", RoomKind::Public, user(s, "owner").await.id).await;
+    let mut senders = Vec::new();
+    for w in 0..WRITERS {
+        senders.push(user(s, &format!("writer{w}")).await);
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (s, done) = (s.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut seen: Vec<MessageId> = Vec::new();
+            loop {
+                // Read `finished` before the page: a page read after every writer finished
+                // sees everything, so the loop ends only after one such page is empty.
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                // `after=0`: from the start (no cursor would mean "the newest page").
+                let after = Some(seen.last().copied().unwrap_or(MessageId(0)));
+                let page = s
+                    .history(
+                        r.id,
+                        &HistoryQuery {
+                            before: None,
+                            after,
+                            limit: Some(100),
+                        },
+                    )
+                    .await
+                    .unwrap();
+                let empty = page.messages.is_empty();
+                seen.extend(page.messages.iter().map(|m| m.id));
+                if finished && empty {
+                    return seen;
+                }
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for sender in senders {
+        let (s, r) = (s.clone(), r.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                s.append_message(&NewMessage {
+                    room_id: r.id,
+                    room: r.name.clone(),
+                    sender_id: sender.id,
+                    sender: sender.username.clone(),
+                    body: MessageBody::parse(&format!("m{i}")).unwrap(),
+                    client_id: None,
+                })
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let seen = reader.await.unwrap();
+    let mut stored: Vec<MessageId> = Vec::new();
+    let mut after = Some(MessageId(0));
+    loop {
+        let page = s
+            .history(
+                r.id,
+                &HistoryQuery {
+                    before: None,
+                    after,
+                    limit: Some(100),
+                },
+            )
+            .await
+            .unwrap();
+        if page.messages.is_empty() {
+            break;
+        }
+        after = page.messages.last().map(|m| m.id);
+        stored.extend(page.messages.iter().map(|m| m.id));
+    }
+    assert_eq!(stored.len(), WRITERS * EACH);
+    assert_eq!(
+        seen, stored,
+        "the forward-paging reader skipped or repeated messages"
+    );
 }

@@ -182,14 +182,28 @@ impl Store {
             .collect();
         let inserted: Vec<MessageRow> = match &*self.pools {
             Pools::Pg(pool) => {
+                // As in `append_message`: hold each room's append lock (in id order, so two
+                // batches cannot deadlock) so ids become visible in order within a room.
+                let mut rooms: Vec<i64> = batch.iter().map(|m| m.room_id.get()).collect();
+                rooms.sort_unstable();
+                rooms.dedup();
                 let mut conn = pool.get().await?;
-                diesel::insert_into(messages::table)
-                    .values(values)
-                    .on_conflict((messages::sender_id, messages::client_id))
-                    .do_nothing()
-                    .returning(MessageRow::as_returning())
-                    .get_results(&mut *conn)
-                    .await?
+                conn.transaction(async |conn| {
+                    for room in rooms {
+                        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                            .bind::<diesel::sql_types::BigInt, _>(room)
+                            .execute(conn)
+                            .await?;
+                    }
+                    diesel::insert_into(messages::table)
+                        .values(values)
+                        .on_conflict((messages::sender_id, messages::client_id))
+                        .do_nothing()
+                        .returning(MessageRow::as_returning())
+                        .get_results(conn)
+                        .await
+                })
+                .await?
             }
             Pools::Sqlite(pool) => {
                 // diesel has no multi-row INSERT ... ON CONFLICT for SQLite: one transaction

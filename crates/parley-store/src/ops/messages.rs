@@ -3,9 +3,9 @@
 use crate::error::{Result, StoreError};
 use crate::rows::{FullMessageRow, MessageRow, full_message};
 use crate::schema::{messages, rooms, users};
-use crate::store::{Store, with_conn};
+use crate::store::{Pools, Store, with_conn};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use parley_domain::{
     ClientMsgId, Message, MessageBody, MessageId, RoomId, RoomName, Timestamp, UserId, UserName,
 };
@@ -87,15 +87,19 @@ macro_rules! full_message_query {
 
 impl Store {
     /// Stores a message. Idempotent on `(sender, client_id)`: a retry returns the message
-    /// first stored, with `created: false`, and never a duplicate. One round trip for a new
-    /// message (`INSERT ... ON CONFLICT DO NOTHING RETURNING`), two for a retry. `NotFound`
-    /// if the room or sender does not exist. Membership is the caller's check.
+    /// first stored, with `created: false`, and never a duplicate. `NotFound` if the room or
+    /// sender does not exist. Membership is the caller's check.
+    ///
+    /// Within a room, messages become visible in id order (on PostgreSQL a room's appends
+    /// take a transaction-scoped advisory lock; SQLite writers are serialized anyway), so a
+    /// client that pages with `after=<last id seen>` never skips one.
     pub async fn append_message(&self, new: &NewMessage) -> Result<Appended> {
         let now = Timestamp::now().millis();
         let client_id = new.client_id.as_ref().map(ClientMsgId::as_str);
-        let (row, created): (FullMessageRow, bool) = with_conn!(
-            self,
-            write | conn | {
+        // The statement both backends run: insert, or find the first message stored under
+        // this client id.
+        macro_rules! insert_or_existing {
+            ($conn:ident) => {{
                 let inserted: Option<MessageRow> = diesel::insert_into(messages::table)
                     .values((
                         messages::room_id.eq(new.room_id.get()),
@@ -107,7 +111,7 @@ impl Store {
                     .on_conflict((messages::sender_id, messages::client_id))
                     .do_nothing()
                     .returning(MessageRow::as_returning())
-                    .get_result(conn)
+                    .get_result($conn)
                     .await
                     .optional()
                     .map_err(|e| match StoreError::from(e) {
@@ -127,13 +131,38 @@ impl Store {
                         let existing: FullMessageRow = full_message_query!()
                             .filter(messages::sender_id.eq(new.sender_id.get()))
                             .filter(messages::client_id.eq(client_id))
-                            .first(conn)
+                            .first($conn)
                             .await?;
                         (existing, false)
                     }
                 }
+            }};
+        }
+        let (row, created): (FullMessageRow, bool) = match &*self.pools {
+            Pools::Pg(pool) => {
+                let mut obj = pool.get().await.map_err(StoreError::from)?;
+                obj.transaction(async |conn| {
+                    // Ids come from one sequence, and two concurrent inserts may commit out of
+                    // id order; a reader paging with `after=` could then step past a message
+                    // that becomes visible a moment later. Serializing a room's appends (a
+                    // transaction-scoped advisory lock keyed by the room) makes commit order
+                    // equal id order within the room. Other rooms are not held up.
+                    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                        .bind::<diesel::sql_types::BigInt, _>(new.room_id.get())
+                        .execute(conn)
+                        .await?;
+                    Ok::<_, StoreError>(insert_or_existing!(conn))
+                })
+                .await?
             }
-        );
+            Pools::Sqlite(pool) => {
+                // SQLite writers are already serialized (one at a time, in order).
+                let _writer = self.sqlite_writer.lock().await;
+                let mut obj = pool.get().await.map_err(StoreError::from)?;
+                let conn = &mut *obj;
+                insert_or_existing!(conn)
+            }
+        };
         Ok(Appended {
             message: full_message(row)?,
             created,
