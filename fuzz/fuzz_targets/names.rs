@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(room.as_str().len() <= RoomName::MAX_LEN);
     }
     if let Ok(group) = RoomName::parse_group(raw) {
-        assert_eq!(RoomName::parse_group(group.as_str()).ok(), Some(group.clone()));
+        assert_eq!(
+            RoomName::parse_group(group.as_str()).ok(),
+            Some(group.clone())
+        );
     }
     if let Ok(user) = UserName::parse(raw) {
         assert_eq!(UserName::parse(user.as_str()).ok(), Some(user.clone()));
