@@ -367,7 +367,7 @@ pub async fn run(plan: Plan) -> Result<Report> {
     // per connection is the marginal one, free of start-up costs (pools, caches, arenas).
     let gate = Arc::new(Semaphore::new(plan.connect_concurrency.max(1)));
     let deadline = Instant::now() + Duration::from_secs_f64(plan.connect_secs);
-    let mut sockets: Vec<Option<Ws>> = Vec::with_capacity(n);
+    let mut sockets: Vec<Option<(Sink, tokio::task::JoinHandle<()>)>> = Vec::with_capacity(n);
     let mut connect_hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US * 10, 3)?;
     let mut connect_failures = 0;
     let mut connect_secs = 0.0;
@@ -382,11 +382,15 @@ pub async fn run(plan: Plan) -> Result<Report> {
             let token = tokens[i].clone();
             let room = seat.room.clone();
             let target = plan.target;
+            let shared_r = shared.clone();
             opening.push(tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await;
                 let t = Instant::now();
                 let ws = open(target, &server, &token, &room).await;
-                (ws, t.elapsed())
+                let took = t.elapsed();
+                // Read from the start: servers ping (daphne closes a socket whose pings go
+                // unanswered for 30 s) and a long connect phase must not look like a dead client.
+                (ws.map(|ws| start_reader(ws, i, shared_r)), took)
             }));
         }
         for (i, h) in opening.into_iter().enumerate() {
@@ -435,28 +439,12 @@ pub async fn run(plan: Plan) -> Result<Report> {
     let sent = Arc::new(AtomicU64::new(0));
     let expected = Arc::new(AtomicU64::new(0));
     let send_deadline_after = Duration::from_secs_f64(plan.max_send_secs);
-    for (i, (ws, seat)) in sockets.into_iter().zip(seats.iter()).enumerate() {
-        let Some(ws) = ws else { continue };
-        let (sink, mut stream) = ws.split();
+    for (i, (socket, seat)) in sockets.into_iter().zip(seats.iter()).enumerate() {
+        let Some((sink, reader)) = socket else {
+            continue;
+        };
         let window = shared.windows[i].clone();
-        let shared_r = shared.clone();
-        let sink = Arc::new(tokio::sync::Mutex::new(sink));
-        let keep = sink.clone();
-        readers.push(tokio::spawn(async move {
-            let _keep = keep;
-            while let Some(frame) = stream.next().await {
-                match frame {
-                    Ok(Message::Text(text)) => {
-                        shared_r.on_text(i, text.as_str());
-                    }
-                    Ok(Message::Close(_)) | Err(_) => {
-                        shared_r.errors.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                    Ok(_) => {}
-                }
-            }
-        }));
+        readers.push(reader);
         if seat.sender {
             let mut go = go_rx.clone();
             let sent = sent.clone();
@@ -604,6 +592,32 @@ pub async fn run(plan: Plan) -> Result<Report> {
         notes,
         plan,
     })
+}
+
+/// The sending half of a client, shared by its reader (which keeps it open) and its sender.
+type Sink = Arc<tokio::sync::Mutex<SplitSink<Ws, Message>>>;
+
+/// Splits an open client and starts reading it; returns the sending half and the reader.
+fn start_reader(ws: Ws, i: usize, shared: Arc<Shared>) -> (Sink, tokio::task::JoinHandle<()>) {
+    let (sink, mut stream) = ws.split();
+    let sink: Sink = Arc::new(tokio::sync::Mutex::new(sink));
+    let keep = sink.clone();
+    let reader = tokio::spawn(async move {
+        let _keep = keep;
+        while let Some(frame) = stream.next().await {
+            match frame {
+                Ok(Message::Text(text)) => {
+                    shared.on_text(i, text.as_str());
+                }
+                Ok(Message::Close(_)) | Err(_) => {
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Ok(_) => {}
+            }
+        }
+    });
+    (sink, reader)
 }
 
 fn count_senders(seats: &[Seat]) -> u64 {
