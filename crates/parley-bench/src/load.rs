@@ -114,6 +114,10 @@ pub struct Plan {
     /// Account name prefix (Parley); accounts `<prefix><i>` are created or reused.
     #[arg(long, default_value = "bench")]
     pub user_prefix: String,
+    /// Parley: open authenticated connections without joining a room (idle memory of the
+    /// connection alone).
+    #[arg(long)]
+    pub no_join: bool,
     /// Account name offset: client i is user `<prefix><i + offset>`.
     #[arg(long, default_value_t = 0)]
     pub user_offset: usize,
@@ -382,11 +386,12 @@ pub async fn run(plan: Plan) -> Result<Report> {
             let token = tokens[i].clone();
             let room = seat.room.clone();
             let target = plan.target;
+            let join = !plan.no_join;
             let shared_r = shared.clone();
             opening.push(tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await;
                 let t = Instant::now();
-                let ws = open(target, &server, &token, &room).await;
+                let ws = open(target, &server, &token, &room, join).await;
                 let took = t.elapsed();
                 // Read from the start: servers ping (daphne closes a socket whose pings go
                 // unanswered for 30 s) and a long connect phase must not look like a dead client.
@@ -642,7 +647,7 @@ fn frame_for(target: Target, room: &str, body: &str, i: usize, prefix: &str) -> 
 }
 
 /// Opens one client: TCP, WebSocket handshake, and for Parley the `join` (until `joined`).
-async fn open(target: Target, server: &str, token: &str, room: &str) -> Result<Ws> {
+async fn open(target: Target, server: &str, token: &str, room: &str, join: bool) -> Result<Ws> {
     let url = match target {
         Target::Parley => format!("ws://{server}/ws"),
         Target::Django | Target::Bare => format!("ws://{server}/ws/chat/{room}/"),
@@ -662,7 +667,7 @@ async fn open(target: Target, server: &str, token: &str, room: &str) -> Result<W
         Some(crate::bare::lean_config()),
     )
     .await?;
-    if target == Target::Parley {
+    if target == Target::Parley && join {
         ws.send(Message::text(format!(
             r#"{{"type":"join","room":"{room}"}}"#
         )))
