@@ -300,6 +300,9 @@ if want idle; then
     bench "Django Channels, redis layer" idle django django/redis/sqlite/0 --clients "$IDLE_DJANGO" "${IDLE[@]}" --connect-secs 400
     stop_servers
   fi
+  start_parley memory sqlite
+  bench "Parley, memory layer, sqlite, no room joined" idle parley parley/memory/sqlite --clients "$IDLE_N" "${IDLE[@]}" --no-join
+  stop_servers
   start_bare
   bench "bare tokio fan-out" idle bare bare --clients "$IDLE_N" "${IDLE[@]}"
   stop_servers
@@ -336,7 +339,7 @@ rows = [json.loads(l) for l in open(results_path) if l.strip()]
 
 TITLES = {
     "calib": ("Fan-out at Django's saturating load: 200 clients, 20 rooms, 20 senders, window 8",
-              "The load the issue's targets are stated on: 20 rooms of 10 clients, one sender in each, each sender keeping 8 messages in flight (sent, own copy not yet back)."),
+              "The load the issue's targets are stated on: 20 rooms of 10 clients, one sender in each, each sender keeping 8 messages in flight (a message stays in flight until every member of its room, the sender included, has received it)."),
     "fanout": ("Scenario 1, fan-out: 1,000 clients in 10 rooms, 10 senders",
                "Rooms of 100, one sender each, window 8."),
     "rooms": ("Scenario 2, many rooms: 5,000 clients in 2,500 direct rooms, everyone sending",
