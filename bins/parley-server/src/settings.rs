@@ -98,6 +98,13 @@ pub struct Settings {
     pub max_connections_per_user: usize,
     /// Messages of history sent on join.
     pub history_on_join: u32,
+    /// Rooms with more users online than this get no `presence` frames (see the engine's
+    /// `presence_fanout_limit`); members still see who is online in `joined` and over REST.
+    pub presence_fanout_limit: usize,
+    /// Joins per second per connection (sustained).
+    pub join_rate: f64,
+    /// Join burst per connection.
+    pub join_burst: f64,
     /// Messages per second per user (sustained).
     pub message_rate: f64,
     /// Message burst per user.
@@ -166,6 +173,9 @@ impl Default for Settings {
             max_rooms_per_connection: engine.max_rooms_per_connection,
             max_connections_per_user: engine.max_connections_per_user,
             history_on_join: engine.history_on_join,
+            presence_fanout_limit: engine.presence_fanout_limit,
+            join_rate: engine.join_rate.per_second,
+            join_burst: engine.join_rate.burst,
             message_rate: engine.message_rate.per_second,
             message_burst: engine.message_rate.burst,
             typing_rate: engine.typing_rate.per_second,
@@ -383,6 +393,8 @@ impl Settings {
             message_rate: RateLimit::new(self.message_rate, self.message_burst),
             typing_rate: RateLimit::new(self.typing_rate, self.typing_burst),
             history_on_join: self.history_on_join,
+            presence_fanout_limit: self.presence_fanout_limit,
+            join_rate: RateLimit::new(self.join_rate, self.join_burst),
             presence_interval: Duration::from_millis(self.presence_interval_ms),
             presence_ttl: Duration::from_millis(self.presence_ttl_ms),
             ..EngineConfig::default()
