@@ -115,33 +115,44 @@ impl TestServer {
 
     /// Registers `name` (password `password-<name>`) and logs in; returns the access token.
     pub async fn user(&self, name: &str) -> String {
-        let password = format!("password-{name}");
-        let r = crate::http::post(
-            self.addr,
-            "/api/auth/register",
-            None,
-            &serde_json::json!({"username": name, "password": password}),
-        )
-        .await;
-        assert_eq!(r.status, 201, "register {name}: {}", r.body);
-        self.login(name).await["access"]
-            .as_str()
-            .expect("access token")
-            .to_owned()
+        account(self.addr, name).await
     }
 
     /// Logs `name` in; the whole login response.
     pub async fn login(&self, name: &str) -> serde_json::Value {
-        let r = crate::http::post(
-            self.addr,
-            "/api/auth/login",
-            None,
-            &serde_json::json!({"username": name, "password": format!("password-{name}")}),
-        )
-        .await;
-        assert_eq!(r.status, 200, "login {name}: {}", r.body);
-        r.json()
+        login(self.addr, name).await
     }
+}
+
+/// Registers `name` (password `password-<name>`) on the server at `addr` and logs in; returns
+/// the access token. For tests that start the server themselves (e.g. the real binary).
+pub async fn account(addr: std::net::SocketAddr, name: &str) -> String {
+    let password = format!("password-{name}");
+    let r = crate::http::post(
+        addr,
+        "/api/auth/register",
+        None,
+        &serde_json::json!({"username": name, "password": password}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "register {name}: {}", r.body);
+    login(addr, name).await["access"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
+}
+
+/// Logs `name` (password `password-<name>`) in; the whole login response.
+pub async fn login(addr: std::net::SocketAddr, name: &str) -> serde_json::Value {
+    let r = crate::http::post(
+        addr,
+        "/api/auth/login",
+        None,
+        &serde_json::json!({"username": name, "password": format!("password-{name}")}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "login {name}: {}", r.body);
+    r.json()
 }
 
 impl Drop for TestServer {

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed assertion
 
-use parley_e2e::{Backend, WAIT, WsClient, http, redis_url, unique};
+use parley_e2e::{Backend, WAIT, WsClient, account, http, redis_url, unique};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -143,27 +143,6 @@ impl Drop for Process {
     }
 }
 
-async fn register_and_login(addr: SocketAddr, name: &str) -> String {
-    let password = format!("password-{name}");
-    let r = http::post(
-        addr,
-        "/api/auth/register",
-        None,
-        &json!({"username": name, "password": password}),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let r = http::post(
-        addr,
-        "/api/auth/login",
-        None,
-        &json!({"username": name, "password": password}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["access"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_configuration_start_and_graceful_sigterm() {
     let dir = WorkDir::new();
@@ -183,7 +162,7 @@ async fn zero_configuration_start_and_graceful_sigterm() {
     let addr = server.addr;
     assert_eq!(http::get(addr, "/healthz", None).await.status, 200);
     assert_eq!(http::get(addr, "/readyz", None).await.status, 200);
-    let token = register_and_login(addr, "alice").await;
+    let token = account(addr, "alice").await;
     // The token in the query string (as browsers send it) must not reach the logs.
     let mut ws = WsClient::try_connect(addr, &format!("/ws?token={token}"), &[])
         .await
@@ -318,8 +297,8 @@ async fn two_processes(backend: Backend) {
     ];
     let one = Process::start(&dir.0, &env);
     let two = Process::start(&dir.0, &env);
-    let alice = register_and_login(one.addr, "alice").await;
-    let bob = register_and_login(two.addr, "bob").await;
+    let alice = account(one.addr, "alice").await;
+    let bob = account(two.addr, "bob").await;
     let room = format!("procs-{}", unique());
     let r = http::post(one.addr, "/api/rooms", Some(&alice), &json!({"name": room})).await;
     assert_eq!(r.status, 201);

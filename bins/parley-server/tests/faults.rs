@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed assertion
 #![allow(clippy::print_stderr)] // the figures quoted in docs/reliability.md
 
-use parley_e2e::{Backend, WAIT, WsClient, WsEvent, http, redis_url, unique};
+use parley_e2e::{Backend, WAIT, WsClient, WsEvent, account, http, redis_url, unique};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -129,27 +129,6 @@ impl Drop for Process {
     }
 }
 
-async fn user(addr: SocketAddr, name: &str) -> String {
-    let password = format!("password-{name}");
-    let r = http::post(
-        addr,
-        "/api/auth/register",
-        None,
-        &json!({"username": name, "password": password}),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let r = http::post(
-        addr,
-        "/api/auth/login",
-        None,
-        &json!({"username": name, "password": password}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["access"].as_str().unwrap().to_owned()
-}
-
 async fn online(addr: SocketAddr, token: &str, room: &str) -> Vec<String> {
     let r = http::get(addr, &format!("/api/rooms/{room}/online"), Some(token)).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -169,9 +148,9 @@ async fn killed_process_clients_recover_on_another() {
     ];
     let mut one = Process::start(&env);
     let two = Process::start(&env);
-    let alice = user(one.addr, "alice").await;
-    let bob = user(two.addr, "bob").await;
-    let carol = user(one.addr, "carol").await;
+    let alice = account(one.addr, "alice").await;
+    let bob = account(two.addr, "bob").await;
+    let carol = account(one.addr, "carol").await;
     let room = format!("kill-{}", unique());
     let r = http::post(one.addr, "/api/rooms", Some(&alice), &json!({"name": room})).await;
     assert_eq!(r.status, 201, "{}", r.body);
@@ -280,9 +259,9 @@ async fn slow_consumer_is_cut_off_and_memory_stays_bounded() {
         ("PARLEY_MESSAGE_RATE", "100000".to_owned()),
         ("PARLEY_MESSAGE_BURST", "100000".to_owned()),
     ]);
-    let alice = user(server.addr, "alice").await;
-    let bob = user(server.addr, "bob").await;
-    let carol = user(server.addr, "carol").await;
+    let alice = account(server.addr, "alice").await;
+    let bob = account(server.addr, "bob").await;
+    let carol = account(server.addr, "carol").await;
     let room = format!("slow-{}", unique());
     http::post(
         server.addr,
