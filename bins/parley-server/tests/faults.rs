@@ -6,127 +6,22 @@
 #![allow(clippy::print_stderr)] // the figures quoted in docs/reliability.md
 
 use parley_e2e::{Backend, WAIT, WsClient, WsEvent, account, http, redis_url, unique};
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
+use serde_json::json;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_parley-server");
+mod common;
 
-/// A server process, killed on drop.
-struct Process {
-    child: Child,
-    addr: SocketAddr,
-    logs: mpsc::Receiver<String>,
-}
+use common::Process;
 
-impl Process {
-    fn start(env: &[(&str, String)]) -> Self {
-        let dir = std::env::temp_dir();
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(dir);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("PARLEY_")
-                || key == "DATABASE_URL"
-                || key == "REDIS_URL"
-                || key == "RUST_LOG"
-            {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("PARLEY_BIND", "127.0.0.1:0")
-            .env("PARLEY_LOG_FORMAT", "json")
-            .env("PARLEY_BCRYPT_COST", "4")
-            .env("PARLEY_WORKERS", "1")
-            .env("PARLEY_SECRET", "faults-test-secret-faults-test-secret")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn parley-server");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let (rest_tx, rest_rx) = mpsc::channel();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("parley-server did not report its address"));
-            rest_tx.send(line.clone()).unwrap();
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if v["message"] == "parley-server listening" {
-                break v["addr"].as_str().unwrap().parse().unwrap();
-            }
-        };
-        // Keep the start-up lines in front of the later ones.
-        std::thread::spawn(move || {
-            for line in rx {
-                if rest_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            addr,
-            logs: rest_rx,
-        }
-    }
-
-    /// The server's resident set size, KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    }
-
-    /// SIGKILL: no shutdown, no goodbye.
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM, then every log line.
-    fn terminate(mut self) -> Vec<String> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "no exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let mut logs = Vec::new();
-        while let Ok(line) = self.logs.recv_timeout(Duration::from_secs(2)) {
-            logs.push(line);
-        }
-        logs
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts a server in the temporary directory with a fixed secret and the given settings.
+fn start(env: &[(&str, String)]) -> Process {
+    let mut env = env.to_vec();
+    env.push((
+        "PARLEY_SECRET",
+        "faults-test-secret-faults-test-secret".to_owned(),
+    ));
+    Process::start(&std::env::temp_dir(), &env)
 }
 
 async fn online(addr: SocketAddr, token: &str, room: &str) -> Vec<String> {
@@ -146,8 +41,8 @@ async fn killed_process_clients_recover_on_another() {
         ("PARLEY_PRESENCE_INTERVAL_MS", "300".to_owned()),
         ("PARLEY_PRESENCE_TTL_MS", ttl_ms.to_string()),
     ];
-    let mut one = Process::start(&env);
-    let two = Process::start(&env);
+    let mut one = start(&env);
+    let two = start(&env);
     let alice = account(one.addr, "alice").await;
     let bob = account(two.addr, "bob").await;
     let carol = account(one.addr, "carol").await;
@@ -252,7 +147,7 @@ async fn slow_consumer_is_cut_off_and_memory_stays_bounded() {
     const SENT: usize = 1500;
     const BODY: usize = 16_000;
     let db = Backend::Sqlite.database().await;
-    let server = Process::start(&[
+    let server = start(&[
         ("DATABASE_URL", db.url().to_owned()),
         ("PARLEY_LAYER_CAPACITY", "64".to_owned()),
         ("PARLEY_MAX_MESSAGE_CHARS", BODY.to_string()),
@@ -353,7 +248,7 @@ async fn slow_consumer_is_cut_off_and_memory_stays_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_never_reach_the_logs() {
     let db = Backend::Sqlite.database().await;
-    let server = Process::start(&[
+    let server = start(&[
         ("DATABASE_URL", db.url().to_owned()),
         ("PARLEY_LOG_LEVEL", "debug".to_owned()),
         ("PARLEY_AUTH_BURST", "3".to_owned()),
@@ -376,7 +271,7 @@ async fn passwords_never_reach_the_logs() {
         let r = http::post(addr, "/api/auth/login", None, &wrong).await;
         assert!(matches!(r.status, 401 | 429), "{}", r.body);
     }
-    let logs = server.terminate();
+    let (_, logs) = server.terminate();
     assert!(
         logs.len() > 3,
         "too few log lines to mean anything: {logs:?}"
