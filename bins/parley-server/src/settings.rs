@@ -7,6 +7,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use parley_actix::HttpConfig;
 use parley_core::{EngineConfig, RateLimit};
 use parley_layer::LayerConfig;
+use parley_store::BatchOptions;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -101,6 +102,17 @@ pub struct Settings {
     /// Rooms with more users online than this get no `presence` frames (see the engine's
     /// `presence_fanout_limit`); members still see who is online in `joined` and over REST.
     pub presence_fanout_limit: usize,
+    /// Group commit for sent messages: messages arriving while a write is in flight share
+    /// one statement and one commit (`false`: one commit per message).
+    pub group_commit: bool,
+    /// Group commit: most messages per commit.
+    pub group_commit_max_batch: usize,
+    /// Group commit: writer tasks (batches in flight at once; each holds a database
+    /// connection while writing, so keep this below `db_max_connections`).
+    pub group_commit_writers: usize,
+    /// Group commit: a message is written on its own, skipping the batcher, while fewer than
+    /// this many are being stored (0: always batch).
+    pub group_commit_direct_below: usize,
     /// Joins per second per connection (sustained).
     pub join_rate: f64,
     /// Join burst per connection.
@@ -145,6 +157,9 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         let engine = EngineConfig::default();
+        let group_commit = engine
+            .group_commit
+            .unwrap_or(EngineConfig::DEFAULT_GROUP_COMMIT);
         Self {
             bind: "127.0.0.1:8080".to_owned(),
             workers: None,
@@ -174,6 +189,10 @@ impl Default for Settings {
             max_connections_per_user: engine.max_connections_per_user,
             history_on_join: engine.history_on_join,
             presence_fanout_limit: engine.presence_fanout_limit,
+            group_commit: engine.group_commit.is_some(),
+            group_commit_max_batch: group_commit.max_batch,
+            group_commit_writers: group_commit.writers,
+            group_commit_direct_below: group_commit.direct_below,
             join_rate: engine.join_rate.per_second,
             join_burst: engine.join_rate.burst,
             message_rate: engine.message_rate.per_second,
@@ -300,6 +319,12 @@ impl Settings {
         if self.db_max_connections == 0 {
             return bad("db_max_connections", "must be at least 1");
         }
+        if self.group_commit && self.group_commit_writers >= self.db_max_connections {
+            return bad(
+                "group_commit_writers",
+                "must be below db_max_connections (each writer holds a connection while writing)",
+            );
+        }
         if self.workers == Some(0) {
             return bad("workers", "must be at least 1");
         }
@@ -394,6 +419,12 @@ impl Settings {
             typing_rate: RateLimit::new(self.typing_rate, self.typing_burst),
             history_on_join: self.history_on_join,
             presence_fanout_limit: self.presence_fanout_limit,
+            group_commit: self.group_commit.then_some(BatchOptions {
+                max_batch: self.group_commit_max_batch,
+                writers: self.group_commit_writers,
+                direct_below: self.group_commit_direct_below,
+                ..EngineConfig::DEFAULT_GROUP_COMMIT
+            }),
             join_rate: RateLimit::new(self.join_rate, self.join_burst),
             presence_interval: Duration::from_millis(self.presence_interval_ms),
             presence_ttl: Duration::from_millis(self.presence_ttl_ms),
@@ -547,11 +578,48 @@ mod tests {
                 },
                 "max_frame_bytes",
             ),
+            (
+                Settings {
+                    group_commit_max_batch: 0,
+                    ..Settings::default()
+                },
+                "group_commit.max_batch",
+            ),
+            (
+                Settings {
+                    group_commit_writers: 16,
+                    ..Settings::default()
+                },
+                "group_commit_writers",
+            ),
         ];
         for (s, name) in cases {
             let e = s.validate().unwrap_err().to_string();
             assert!(e.contains(name), "{e} should name {name}");
         }
+    }
+
+    #[test]
+    fn group_commit_is_on_by_default_and_can_be_turned_off() {
+        let on = Settings::default().engine_config().group_commit.unwrap();
+        let engine = EngineConfig::DEFAULT_GROUP_COMMIT;
+        assert_eq!(
+            (on.max_batch, on.writers, on.queue, on.direct_below),
+            (
+                engine.max_batch,
+                engine.writers,
+                engine.queue,
+                engine.direct_below
+            )
+        );
+        let off = Settings {
+            group_commit: false,
+            // Not checked when off.
+            group_commit_writers: 100,
+            ..Settings::default()
+        };
+        off.validate().unwrap();
+        assert!(off.engine_config().group_commit.is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use parley_domain::protocol::{Presence, PresenceEvent, ServerFrame};
 use parley_domain::{RoomName, User, UserId, UserName};
 use parley_layer::{ChannelLayer, ChannelName, Message};
-use parley_store::Store;
+use parley_store::{AppendBatcher, Appended, NewMessage, Store};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
@@ -30,6 +30,10 @@ pub struct Engine {
 
 pub(crate) struct Inner {
     pub(crate) store: Store,
+    /// Group commit for `send` (see [`EngineConfig::group_commit`]); its writer tasks stop
+    /// once this, the only handle, is dropped with the engine's last clone and session,
+    /// after storing (and answering) every append already queued.
+    batcher: Option<AppendBatcher>,
     pub(crate) layer: Arc<dyn ChannelLayer>,
     pub(crate) config: EngineConfig,
     pub(crate) groups: Groups,
@@ -57,7 +61,8 @@ pub(crate) struct UserState {
 }
 
 impl Engine {
-    /// Validates the configuration, opens this node's channel and starts its presence task.
+    /// Validates the configuration, opens this node's channel and starts its presence task
+    /// and, with [`EngineConfig::group_commit`], the group-commit writer tasks.
     pub async fn start(
         store: Store,
         layer: Arc<dyn ChannelLayer>,
@@ -66,7 +71,11 @@ impl Engine {
         config.validate()?;
         let node = layer.new_channel().await?;
         let (shutdown, _) = watch::channel(false);
+        let batcher = config
+            .group_commit
+            .map(|opts| AppendBatcher::spawn(store.clone(), opts));
         let inner = Arc::new(Inner {
+            batcher,
             store,
             groups: Groups::new(&config.room_group_pattern),
             config,
@@ -178,6 +187,16 @@ impl Engine {
 }
 
 impl Inner {
+    /// Stores a sent message: through the group-commit batcher when configured, else with a
+    /// statement of its own. Same contract either way (idempotent on the client id; the
+    /// result arrives once the message is committed, or the store's error).
+    pub(crate) async fn append(&self, new: NewMessage) -> parley_store::Result<Appended> {
+        match &self.batcher {
+            Some(batcher) => batcher.append(new).await,
+            None => self.store.append_message(&new).await,
+        }
+    }
+
     pub(crate) fn release_user(&self, user: UserId) {
         let mut state = self.state.lock();
         if let Some(entry) = state.users.get_mut(&user) {

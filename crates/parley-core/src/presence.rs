@@ -87,6 +87,39 @@ impl PresenceBook {
         self.union(room).into_iter().collect()
     }
 
+    /// At most `limit` of the room's online users, `first` leading when online and then the
+    /// others sorted, with the number of users online in all (each counted once). Names are
+    /// not copied beyond the `limit` returned, so this stays cheap in rooms of thousands.
+    pub fn online_sample(
+        &self,
+        room: &RoomName,
+        first: &UserName,
+        limit: usize,
+    ) -> (Vec<UserName>, usize) {
+        let mut all: BTreeSet<&UserName> = self
+            .local
+            .get(room)
+            .map(|u| u.keys().collect())
+            .unwrap_or_default();
+        if let Some(nodes) = self.remote.get(room) {
+            let now = Instant::now();
+            for (users, until) in nodes.values() {
+                if *until > now {
+                    all.extend(users.iter());
+                }
+            }
+        }
+        let total = all.len();
+        let lead = all.contains(first).then_some(first);
+        let sample = lead
+            .into_iter()
+            .chain(all.into_iter().filter(|u| *u != first))
+            .take(limit)
+            .cloned()
+            .collect();
+        (sample, total)
+    }
+
     fn union(&self, room: &RoomName) -> BTreeSet<UserName> {
         let mut all: BTreeSet<UserName> = self
             .local
@@ -265,6 +298,39 @@ mod tests {
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].1.left, vec![user("alice"), user("bob")]);
         assert!(book.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn online_samples_lead_with_the_given_user_and_count_everyone_once() {
+        let mut book = PresenceBook::default();
+        for name in ["dave", "alice", "carol"] {
+            book.local_join(&room(), &user(name));
+        }
+        let until = Instant::now() + Duration::from_secs(15);
+        // Alice is on node b as well: counted once.
+        book.apply_remote(
+            &room(),
+            "node-b",
+            [user("bob"), user("alice")].into(),
+            until,
+        );
+        let (sample, total) = book.online_sample(&room(), &user("dave"), 3);
+        assert_eq!(total, 4);
+        assert_eq!(sample, vec![user("dave"), user("alice"), user("bob")]);
+        let (sample, total) = book.online_sample(&room(), &user("carol"), 10);
+        assert_eq!(total, 4);
+        assert_eq!(
+            sample,
+            vec![user("carol"), user("alice"), user("bob"), user("dave")]
+        );
+        // Someone not online does not lead; a limit of 0 lists nobody but still counts.
+        let (sample, _) = book.online_sample(&room(), &user("zed"), 2);
+        assert_eq!(sample, vec![user("alice"), user("bob")]);
+        assert_eq!(book.online_sample(&room(), &user("dave"), 0), (vec![], 4));
+        // Dead nodes' users neither appear nor count.
+        tokio::time::advance(Duration::from_secs(16)).await;
+        let (sample, total) = book.online_sample(&room(), &user("dave"), 10);
+        assert_eq!((sample.len(), total), (3, 3));
     }
 
     #[tokio::test(start_paused = true)]

@@ -353,13 +353,20 @@ impl Session {
             Ok(page) => page.messages,
             Err(e) => return store_error(&e, r),
         };
-        let online = self.inner.state.lock().presence.online(&room.name);
+        // Capped like presence frames: a big room's every join would otherwise carry
+        // thousands of names. The count is exact.
+        let (online, online_count) = self.inner.state.lock().presence.online_sample(
+            &room.name,
+            &self.user.username,
+            self.inner.config.presence_fanout_limit,
+        );
         ServerFrame::Joined(Joined {
             room: room.name,
             room_id: room.id,
             kind: room.kind,
             history,
             online,
+            online_count,
             reference: r,
         })
     }
@@ -428,13 +435,14 @@ impl Session {
             body: f.body,
             client_id: f.client_id,
         };
-        // Persist first: a message the store did not take is never broadcast.
-        let appended = match self.inner.store.append_message(&new).await {
+        // Persist first (committed, possibly sharing a commit with concurrent sends): a
+        // message the store did not take is never broadcast nor acknowledged.
+        let appended = match self.inner.append(new).await {
             Ok(a) => a,
             Err(e) => return store_error(&e, r),
         };
         if appended.created {
-            match self.inner.groups.chat(&new.room) {
+            match self.inner.groups.chat(&appended.message.room) {
                 Ok(group) => match self
                     .inner
                     .layer

@@ -9,7 +9,7 @@ use parley_domain::{RoomKind, RoomName, Topic, User, UserName};
 use parley_layer::{ChannelLayer, GroupName, InMemoryLayer, LayerConfig, Message};
 use parley_redis::{RedisLayer, RedisLayerConfig};
 use parley_store::testing::TestDb;
-use parley_store::{NewRoom, NewUser};
+use parley_store::{BatchOptions, HistoryQuery, NewRoom, NewUser};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,6 +161,130 @@ async fn join(s: &mut Session, room: &RoomName) -> ServerFrame {
     ask(s, json!({"type": "join", "room": room.as_str()})).await
 }
 
+/// Group commit that never takes the direct path, so every send goes through the batcher;
+/// small batches, so a burst spans several.
+fn always_batched() -> EngineConfig {
+    EngineConfig {
+        message_rate: RateLimit::new(1000.0, 1000.0),
+        group_commit: Some(BatchOptions {
+            max_batch: 8,
+            direct_below: 0,
+            ..EngineConfig::DEFAULT_GROUP_COMMIT
+        }),
+        ..EngineConfig::default()
+    }
+}
+
+/// Every message of a room, oldest first, read with `after=` cursors.
+async fn all_messages(w: &World, room: &RoomName) -> Vec<parley_domain::Message> {
+    let id = w.db.room_by_name(room).await.unwrap().id;
+    let mut out: Vec<parley_domain::Message> = Vec::new();
+    loop {
+        let after = Some(out.last().map_or(parley_domain::MessageId(0), |m| m.id));
+        let page =
+            w.db.history(
+                id,
+                &HistoryQuery {
+                    after,
+                    before: None,
+                    limit: Some(100),
+                },
+            )
+            .await
+            .unwrap();
+        if page.messages.is_empty() {
+            return out;
+        }
+        out.extend(page.messages);
+    }
+}
+
+/// `SENDERS` sessions each send `EACH` messages into one room at the same time (each waiting
+/// for its ack before the next, as a client with one frame in flight does). Every message is
+/// acknowledged with what was sent, stored exactly once, delivered once to every other
+/// member in each sender's order, and ids grow with each sender's sends.
+async fn concurrent_senders(w: World) {
+    const SENDERS: usize = 10;
+    const EACH: usize = 12;
+    let owner = w.user("owner").await;
+    let room = w.room("busy", RoomKind::Public, &owner).await;
+    let mut sessions = Vec::new();
+    for i in 0..SENDERS {
+        let user = w.user(&format!("sender{i}")).await;
+        let mut s = w.session(&user).await;
+        assert!(matches!(join(&mut s, &room).await, ServerFrame::Joined(_)));
+        sessions.push(s);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, mut s) in sessions.into_iter().enumerate() {
+        let room = room.clone();
+        tasks.spawn(async move {
+            let mut acks = Vec::new();
+            for k in 0..EACH {
+                let body = format!("s{i} m{k}");
+                let frame = json!({"type": "send", "room": room.as_str(), "body": body, "client_id": format!("c{i}-{k}"), "ref": format!("r{k}")});
+                let ServerFrame::Message(ack) = ask(&mut s, frame).await else { panic!("send {i}/{k} not acknowledged") };
+                assert_eq!(ack.reference.as_ref().map(|r| r.as_str().to_owned()), Some(format!("r{k}")));
+                assert_eq!((ack.message.body.as_str(), ack.message.sender.as_str()), (body.as_str(), format!("sender{i}").as_str()), "the ack pairs with its own send");
+                assert_eq!(ack.message.client_id.as_ref().map(|c| c.as_str().to_owned()), Some(format!("c{i}-{k}")));
+                acks.push(ack.message.id);
+            }
+            (i, s, acks)
+        });
+    }
+    let mut done = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        done.push(joined.unwrap());
+    }
+    done.sort_by_key(|(i, _, _)| *i);
+    for (i, _, acks) in &done {
+        assert!(
+            acks.windows(2).all(|p| p[0] < p[1]),
+            "sender {i}'s ids do not grow with its sends: {acks:?}"
+        );
+    }
+    // Stored exactly once each, in id order, and the acks name exactly the stored messages.
+    let stored = all_messages(&w, &room).await;
+    assert_eq!(stored.len(), SENDERS * EACH, "every message stored once");
+    assert!(
+        stored.windows(2).all(|p| p[0].id < p[1].id),
+        "ids strictly increasing in history"
+    );
+    let mut acked: Vec<_> = done
+        .iter()
+        .flat_map(|(_, _, a)| a.iter().copied())
+        .collect();
+    acked.sort();
+    assert_eq!(acked, stored.iter().map(|m| m.id).collect::<Vec<_>>());
+    // Every member got every other member's messages, once each and in each sender's order.
+    for (i, s, _) in &mut done {
+        let mut got: Vec<(String, String)> = Vec::new();
+        while got.len() < (SENDERS - 1) * EACH {
+            if let ServerFrame::Message(m) = next_non_presence(s).await {
+                got.push((m.message.sender.as_str().to_owned(), m.message.body.clone()));
+            }
+        }
+        assert_quiet(s).await;
+        assert!(
+            got.iter()
+                .all(|(sender, _)| *sender != format!("sender{i}")),
+            "no echo to the sender"
+        );
+        for j in (0..SENDERS).filter(|j| j != i) {
+            let from_j: Vec<&str> = got
+                .iter()
+                .filter(|(sender, _)| *sender == format!("sender{j}"))
+                .map(|(_, b)| b.as_str())
+                .collect();
+            let expected: Vec<String> = (0..EACH).map(|k| format!("s{j} m{k}")).collect();
+            assert_eq!(from_j, expected, "sender{i} got sender{j}'s messages wrong");
+        }
+    }
+    for (_, s, _) in done {
+        s.close().await;
+    }
+}
+
 macro_rules! suite {
     ($name:ident, $backend:ident, $layer:ident) => {
         mod $name {
@@ -228,6 +352,123 @@ macro_rules! suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_senders_through_the_batcher() {
+                // Mailboxes large enough that nobody is disconnected for reading after the burst.
+                concurrent_senders(world_with(db().await, LayerConfig { capacity: 1000, ..LayerConfig::default() }, always_batched()).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_senders_with_default_group_commit() {
+                let config = EngineConfig { message_rate: RateLimit::new(1000.0, 1000.0), ..EngineConfig::default() };
+                assert!(config.group_commit.is_some(), "group commit is on by default");
+                concurrent_senders(world_with(db().await, LayerConfig { capacity: 1000, ..LayerConfig::default() }, config).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_senders_without_group_commit() {
+                let config = EngineConfig { message_rate: RateLimit::new(1000.0, 1000.0), group_commit: None, ..EngineConfig::default() };
+                concurrent_senders(world_with(db().await, LayerConfig { capacity: 1000, ..LayerConfig::default() }, config).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn batched_retries_return_the_first_message_and_are_not_rebroadcast() {
+                let w = world(db().await, always_batched()).await;
+                let (alice, bob) = (w.user("alice").await, w.user("bob").await);
+                let lobby = w.room("lobby", RoomKind::Public, &alice).await;
+                let mut b = w.session(&bob).await;
+                join(&mut b, &lobby).await;
+                // Alice in four tabs sends the same message (same client id) at once: the
+                // copies meet in one batch or race across batches.
+                const TABS: usize = 4;
+                let mut tabs = Vec::new();
+                for _ in 0..TABS {
+                    let mut a = w.session(&alice).await;
+                    join(&mut a, &lobby).await;
+                    tabs.push(a);
+                }
+                let mut tasks = tokio::task::JoinSet::new();
+                for (t, mut a) in tabs.into_iter().enumerate() {
+                    tasks.spawn(async move {
+                        let ack = ask(&mut a, json!({"type": "send", "room": "lobby", "body": "once", "client_id": "dup-1", "ref": format!("t{t}")})).await;
+                        let ServerFrame::Message(ack) = ack else { panic!("{ack:?}") };
+                        assert_eq!(ack.reference.as_ref().map(|r| r.as_str().to_owned()), Some(format!("t{t}")));
+                        (ack.message, a)
+                    });
+                }
+                let mut acks = Vec::new();
+                while let Some(j) = tasks.join_next().await {
+                    acks.push(j.unwrap());
+                }
+                let first = acks[0].0.clone();
+                assert!(acks.iter().all(|(m, _)| *m == first), "every tab got the same message: {:?}", acks.iter().map(|(m, _)| m.id).collect::<Vec<_>>());
+                let ServerFrame::Message(got) = next_non_presence(&mut b).await else { panic!() };
+                assert_eq!(got.message.id, first.id);
+                assert_quiet(&mut b).await; // broadcast once, not once per tab
+                // A later retry (another batch) is answered with the same message, silently.
+                let (_, a) = &mut acks[0];
+                let retry = ask(a, json!({"type": "send", "room": "lobby", "body": "once", "client_id": "dup-1"})).await;
+                let ServerFrame::Message(again) = retry else { panic!("{retry:?}") };
+                assert_eq!(again.message, first);
+                assert_quiet(&mut b).await;
+                let stored = all_messages(&w, &lobby).await;
+                assert_eq!(stored.len(), 1, "stored once: {stored:?}");
+                assert_eq!(stored[0].id, first.id);
+                // A new client id is a new message, broadcast as usual.
+                let ServerFrame::Message(new) = ask(a, json!({"type": "send", "room": "lobby", "body": "twice", "client_id": "dup-2"})).await else { panic!() };
+                assert!(new.message.id > first.id);
+                let ServerFrame::Message(got) = next_non_presence(&mut b).await else { panic!() };
+                assert_eq!(got.message.id, new.message.id);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn joined_lists_at_most_the_presence_limit_and_counts_everyone() {
+                let config = EngineConfig { presence_fanout_limit: 3, ..EngineConfig::default() };
+                let w = world(db().await, config).await;
+                let owner = w.user("owner").await;
+                let lobby = w.room("lobby", RoomKind::Public, &owner).await;
+                let names = ["erin", "dave", "carol", "bob", "alice"];
+                let mut sessions = Vec::new();
+                for (n, name) in names.iter().enumerate() {
+                    let user = w.user(name).await;
+                    let mut s = w.session(&user).await;
+                    let ServerFrame::Joined(j) = join(&mut s, &lobby).await else { panic!() };
+                    let here = n + 1;
+                    assert_eq!(j.online_count, here, "{name} counts everyone online");
+                    assert_eq!(j.online[0].as_str(), *name, "the joining user comes first");
+                    if here <= 3 {
+                        // Under the limit: everyone, by name after the joiner.
+                        let mut expected: Vec<&str> = names[..here].to_vec();
+                        expected.retain(|u| u != name);
+                        expected.sort();
+                        expected.insert(0, name);
+                        assert_eq!(j.online.iter().map(|u| u.as_str()).collect::<Vec<_>>(), expected);
+                    } else {
+                        assert_eq!(j.online.len(), 3, "{name}'s list is capped: {:?}", j.online);
+                    }
+                    sessions.push(s);
+                }
+                // The fifth: herself, then the first others by name.
+                let ServerFrame::Joined(j) = join(&mut sessions[4], &lobby).await else { panic!() };
+                assert_eq!(j.online.iter().map(|u| u.as_str()).collect::<Vec<_>>(), ["alice", "bob", "carol"]);
+                assert_eq!(j.online_count, 5);
+                let raw: Value = serde_json::from_str(&ServerFrame::Joined(j).to_json()).unwrap();
+                assert_eq!(raw["online_count"], json!(5), "on the wire: {raw}");
+                // The engine's own list is not capped.
+                assert_eq!(w.engine.online(&lobby).len(), 5);
+                // Two tabs of one user count once.
+                let erin2 = w.user("erin2").await;
+                let mut e2 = w.session(&erin2).await;
+                let ServerFrame::Joined(j) = join(&mut e2, &lobby).await else { panic!() };
+                assert_eq!(j.online_count, 6);
+                let mut again = w.session(&owner).await;
+                let ServerFrame::Joined(j) = join(&mut again, &lobby).await else { panic!() };
+                assert_eq!((j.online_count, j.online[0].as_str()), (7, "owner"));
+                let mut again2 = w.session(&owner).await;
+                let ServerFrame::Joined(j) = join(&mut again2, &lobby).await else { panic!() };
+                assert_eq!(j.online_count, 7, "a second tab is not a second user");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn private_and_direct_rooms_are_for_members_only() {
                 let w = world(db().await, EngineConfig::default()).await;
                 let (alice, bob, eve) = (w.user("alice").await, w.user("bob").await, w.user("eve").await);
@@ -290,7 +531,7 @@ macro_rules! suite {
                 assert_eq!((p.user.as_str(), p.event), ("alice", PresenceEvent::Joined));
                 let mut c = w.session(&carol).await;
                 let ServerFrame::Joined(j) = join(&mut c, &lobby).await else { panic!() };
-                assert_eq!(j.online.len(), 3, "joined still lists everyone");
+                assert_eq!((j.online.len(), j.online_count), (2, 3), "joined lists up to the limit, counts everyone");
                 assert_quiet(&mut b).await; // 3 online: over the limit
                 assert_quiet(&mut a).await;
                 assert_eq!(w.engine.online(&lobby).len(), 3);
@@ -560,4 +801,233 @@ async fn bad_configuration_is_refused_with_the_setting_named() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("room_group_pattern"), "{err}");
+}
+
+/// A TCP relay to PostgreSQL that can be cut: existing connections drop and new ones are
+/// refused, as when the database goes away.
+async fn cuttable_proxy(
+    target: String,
+) -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (cut, cut_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut accept_cut = cut_rx.clone();
+        loop {
+            let (mut client, _) = tokio::select! {
+                accepted = listener.accept() => accepted.unwrap(),
+                _ = accept_cut.changed() => return, // drops the listener: connections refused
+            };
+            let (target, mut conn_cut) = (target.clone(), cut_rx.clone());
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    _ = conn_cut.changed() => {}
+                }
+            });
+        }
+    });
+    (addr, cut)
+}
+
+/// `url` with its host and port replaced by `addr`; also the original `host:port`.
+fn via(url: &str, addr: std::net::SocketAddr) -> (String, String) {
+    let start = url.find("://").unwrap() + 3;
+    let rest = &url[start..];
+    let authority = &rest[..rest.find('/').unwrap()];
+    let host = authority.rfind('@').map_or(0, |i| i + 1);
+    let rewritten = format!(
+        "{}{}{addr}{}",
+        &url[..start],
+        &authority[..host],
+        &rest[authority.len()..]
+    );
+    (rewritten, authority[host..].to_owned())
+}
+
+/// The database going away mid-session: the client's `send` gets the same typed error frame
+/// through the batcher as with one commit per message, nothing is broadcast, and the session
+/// lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_gives_the_same_error_frame_with_or_without_group_commit() {
+    let mut frames = Vec::new();
+    for group_commit in [
+        None,
+        always_batched().group_commit,
+        EngineConfig::default().group_commit,
+    ] {
+        let db = TestDb::postgres().await.unwrap();
+        let (_, target) = via(db.url(), "127.0.0.1:1".parse().unwrap());
+        let (addr, cut) = cuttable_proxy(target).await;
+        let (url, _) = via(db.url(), addr);
+        let opts = parley_store::StoreOptions {
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+            ..parley_store::StoreOptions::default()
+        };
+        let store = parley_store::Store::connect(&url, &opts).unwrap();
+        let layer: Arc<dyn ChannelLayer> = Arc::new(InMemoryLayer::new(LayerConfig::default()));
+        let engine = Engine::start(
+            store,
+            layer.clone(),
+            EngineConfig {
+                group_commit,
+                ..EngineConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let w = World { db, layer, engine };
+        let (alice, bob) = (w.user("alice").await, w.user("bob").await);
+        let lobby = w.room("lobby", RoomKind::Public, &alice).await;
+        let (mut a, mut b) = (w.session(&alice).await, w.session(&bob).await);
+        join(&mut b, &lobby).await;
+        join(&mut a, &lobby).await;
+        let _ = next_frame(&mut b).await; // alice's presence
+        assert!(matches!(
+            ask(
+                &mut a,
+                json!({"type": "send", "room": "lobby", "body": "before"})
+            )
+            .await,
+            ServerFrame::Message(_)
+        ));
+        let _ = next_non_presence(&mut b).await;
+
+        cut.send_replace(true);
+        let reply = a.on_text(&json!({"type": "send", "room": "lobby", "body": "during", "client_id": "c-9", "ref": "r9"}).to_string()).await;
+        let [Outbound::Text(t)] = &reply[..] else {
+            panic!("{reply:?}")
+        };
+        let frame = ServerFrame::from_json(t).unwrap();
+        assert_eq!(error_code(&frame), ErrorCode::Unavailable, "{t}");
+        assert_quiet(&mut b).await; // not stored, so not broadcast
+        assert!(
+            matches!(
+                ask(&mut a, json!({"type": "ping"})).await,
+                ServerFrame::Pong(_)
+            ),
+            "the session lives on"
+        );
+        // The direct connection (not through the relay) sees only the first message.
+        let stored = all_messages(&w, &lobby).await;
+        assert_eq!(
+            stored.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+            ["before"]
+        );
+        frames.push(t.to_string());
+    }
+    assert!(
+        frames.windows(2).all(|p| p[0] == p[1]),
+        "error frames differ: {frames:?}"
+    );
+}
+
+/// Shutting down while sends are under way: every acknowledged message is stored, and once the
+/// engine and its sessions are gone the group-commit writer tasks (and the presence task) have
+/// stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_keeps_acknowledged_messages_and_stops_the_writers() {
+    let db = TestDb::sqlite().await.unwrap();
+    let layer: Arc<dyn ChannelLayer> = Arc::new(InMemoryLayer::new(LayerConfig {
+        capacity: 1000,
+        ..LayerConfig::default()
+    }));
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let baseline = tasks();
+    let config = EngineConfig {
+        presence_interval: Duration::from_millis(50),
+        presence_ttl: Duration::from_millis(200),
+        ..always_batched()
+    };
+    let writers = config.group_commit.unwrap().writers;
+    let w = world_on(db, layer, config).await;
+    assert!(
+        tasks() > baseline + writers,
+        "the writer and presence tasks run"
+    );
+    let owner = w.user("owner").await;
+    let room = w.room("room", RoomKind::Public, &owner).await;
+    let mut senders = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let user = w.user(&format!("user{i}")).await;
+        let mut s = w.session(&user).await;
+        join(&mut s, &room).await;
+        senders.spawn(async move {
+            let mut acked = Vec::new();
+            for k in 0..20 {
+                match ask(
+                    &mut s,
+                    json!({"type": "send", "room": "room", "body": format!("{i}/{k}")}),
+                )
+                .await
+                {
+                    ServerFrame::Message(m) => acked.push(m.message.id),
+                    other => panic!("{other:?}"),
+                }
+                if k == 5 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            s.close().await;
+            acked
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    w.engine.shutdown();
+    assert!(
+        w.engine.connect(owner.clone()).await.is_err(),
+        "no new connections"
+    );
+    let mut acked = Vec::new();
+    while let Some(done) = senders.join_next().await {
+        acked.extend(done.unwrap());
+    }
+    let World { db, engine, layer } = w;
+    drop((engine, layer));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tasks() > baseline {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} tasks still alive, {baseline} before the engine started",
+            tasks()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id = db.room_by_name(&room).await.unwrap().id;
+    let mut stored = Vec::new();
+    loop {
+        let after = Some(
+            stored
+                .last()
+                .copied()
+                .unwrap_or(parley_domain::MessageId(0)),
+        );
+        let page = db
+            .history(
+                id,
+                &HistoryQuery {
+                    after,
+                    before: None,
+                    limit: Some(100),
+                },
+            )
+            .await
+            .unwrap();
+        if page.messages.is_empty() {
+            break;
+        }
+        stored.extend(page.messages.iter().map(|m| m.id));
+    }
+    acked.sort();
+    assert_eq!(acked.len(), 120);
+    assert_eq!(acked, stored, "every acknowledged message is stored, once");
 }

@@ -147,18 +147,28 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
     let messages = || proptest::collection::vec(message(), 0..3);
     let code = proptest::sample::select(ErrorCode::ALL.to_vec());
     prop_oneof![
-        (room(), any::<i64>(), kind, messages(), users(), reference()).prop_map(
-            |(room, room_id, kind, history, online, reference)| {
-                ServerFrame::Joined(Joined {
-                    room,
-                    room_id: RoomId(room_id),
-                    kind,
-                    history,
-                    online,
-                    reference,
-                })
-            }
-        ),
+        (
+            room(),
+            any::<i64>(),
+            kind,
+            messages(),
+            users(),
+            any::<u32>(),
+            reference()
+        )
+            .prop_map(
+                |(room, room_id, kind, history, online, online_count, reference)| {
+                    ServerFrame::Joined(Joined {
+                        room,
+                        room_id: RoomId(room_id),
+                        kind,
+                        history,
+                        online,
+                        online_count: online_count as usize,
+                        reference,
+                    })
+                }
+            ),
         (room(), reference())
             .prop_map(|(room, reference)| ServerFrame::Left(Left { room, reference })),
         (message(), reference())

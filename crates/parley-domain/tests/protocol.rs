@@ -253,7 +253,7 @@ fn decoding_is_lenient_where_harmless() {
 fn server_joined_and_left() {
     server_case(
         &format!(
-            r#"{{"type":"joined","room":"lobby","room_id":7,"kind":"public","history":[{{{SAMPLE_MESSAGE_JSON}}}],"online":["alice","bob"],"ref":"r1"}}"#
+            r#"{{"type":"joined","room":"lobby","room_id":7,"kind":"public","history":[{{{SAMPLE_MESSAGE_JSON}}}],"online":["alice","bob"],"online_count":3,"ref":"r1"}}"#
         ),
         ServerFrame::Joined(Joined {
             room: room("lobby"),
@@ -261,9 +261,18 @@ fn server_joined_and_left() {
             kind: RoomKind::Public,
             history: vec![sample_message()],
             online: vec![user("alice"), user("bob")],
+            online_count: 3,
             reference: r("r1"),
         }),
     );
+    // A server that predates `online_count` still decodes (as 0).
+    let ServerFrame::Joined(old) = ServerFrame::from_json(
+        r#"{"type":"joined","room":"lobby","room_id":7,"kind":"public","history":[],"online":["alice"]}"#,
+    )
+    .unwrap() else {
+        panic!("not joined")
+    };
+    assert_eq!((old.online.len(), old.online_count), (1, 0));
     server_case(
         r#"{"type":"left","room":"lobby","ref":"r2"}"#,
         ServerFrame::Left(Left {

@@ -52,6 +52,13 @@ impl From<DieselError> for StoreError {
                 }
                 DatabaseErrorKind::ForeignKeyViolation => Self::NotFound("referenced row"),
                 DatabaseErrorKind::ClosedConnection => Self::Unavailable(info.message().to_owned()),
+                // diesel-async reports a PostgreSQL connection that broke under a query (the
+                // server restarted, the network dropped) as "unable to send command", with
+                // tokio-postgres's text; other causes of that kind (a parameter that would not
+                // serialize) are bugs and stay `Internal`.
+                DatabaseErrorKind::UnableToSendCommand if is_connection_lost(info.message()) => {
+                    Self::Unavailable(info.message().to_owned())
+                }
                 DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => {
                     Self::Invalid(info.message().to_owned())
                 }
@@ -63,6 +70,19 @@ impl From<DieselError> for StoreError {
             other => Self::Internal(other.to_string()),
         }
     }
+}
+
+/// tokio-postgres's texts for a connection that is gone or cannot be made.
+fn is_connection_lost(message: &str) -> bool {
+    [
+        "connection closed",
+        "error communicating with the server",
+        "error connecting to server",
+        "timeout waiting for server",
+        "error performing TLS handshake",
+    ]
+    .iter()
+    .any(|m| message.starts_with(m))
 }
 
 fn is_busy(message: &str) -> bool {
@@ -103,5 +123,31 @@ impl From<deadpool::managed::PoolError<diesel_async::pooled_connection::PoolErro
                 Self::Internal("pool has no runtime for timeouts".to_owned())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unable_to_send(message: &str) -> StoreError {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand,
+            Box::new(message.to_owned()),
+        )
+        .into()
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable_and_other_send_failures_internal() {
+        assert!(unable_to_send("connection closed").is_unavailable());
+        assert!(
+            unable_to_send("error communicating with the server: broken pipe").is_unavailable()
+        );
+        assert!(unable_to_send("error connecting to server: refused").is_unavailable());
+        assert!(matches!(
+            unable_to_send("error serializing parameter 0"),
+            StoreError::Internal(_)
+        ));
     }
 }

@@ -22,8 +22,16 @@ pub struct Joined {
     pub kind: RoomKind,
     /// The newest messages, oldest first.
     pub history: Vec<Message>,
-    /// Users with at least one connection in the room, this user included.
+    /// Users with at least one connection in the room: all of them in rooms of up to the
+    /// server's presence limit (`presence_fanout_limit`, default 256), else only that many —
+    /// this user first, then the others sorted by name. `online_count` tells how many there
+    /// are in all.
     pub online: Vec<UserName>,
+    /// How many users are online in the room, this user included, whether or not `online`
+    /// lists them all. Always sent; a frame without it (from a server that predates it)
+    /// decodes as 0, so read `max(online_count, online.len())` when talking to old servers.
+    #[serde(default)]
+    pub online_count: usize,
     /// The `ref` of the `join`.
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<FrameRef>,
