@@ -68,6 +68,8 @@ async fn postgres_outage_refuses_sends_and_recovers() {
     let server = TestServer::start_with(Backend::Sqlite, |s| {
         s.database_url = url;
         s.db_max_connections = 2;
+        // One group-commit writer: it holds a connection while writing, the other is free.
+        s.group_commit_writers = 1;
     })
     .await;
     let alice = server.user("alice").await;

@@ -6,6 +6,7 @@
 
 mod access;
 mod bad_input;
+mod carriers;
 mod chat;
 mod faults;
 mod multi_node;

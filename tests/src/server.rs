@@ -58,7 +58,7 @@ impl TestServer {
             bind: "127.0.0.1:0".into(),
             workers: Some(1),
             database_url: db.url().to_owned(),
-            db_max_connections: 4,
+            db_max_connections: 8,
             secret: Some("e2e-secret-e2e-secret-e2e-secret-e2e-secret".into()),
             bcrypt_cost: 4,
             // Each test logs in a handful of times from 127.0.0.1; the limit has its own test.

@@ -153,6 +153,14 @@ impl WsClient {
         }
     }
 
+    /// The next frame of any kind, pings and pongs included (a close ends in `None`).
+    pub async fn next_message(&mut self) -> Option<Message> {
+        let next = tokio::time::timeout(crate::WAIT, self.stream.next())
+            .await
+            .expect("nothing arrived on the socket in time");
+        next.and_then(Result::ok)
+    }
+
     /// Waits for the server to close; the close code.
     pub async fn closed(&mut self) -> (u16, String) {
         loop {

@@ -3,11 +3,12 @@
 
 use crate::error::{Result, ServerError};
 use crate::secret;
+use crate::settings::WsCarrier;
 use crate::settings::{LayerKind, Settings};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer};
-use parley_actix::{AppState, configure, middleware};
+use parley_actix::{AppState, ServeOptions, configure, middleware, serve};
 use parley_auth::{Auth, AuthConfig, SigningKey};
 use parley_core::Engine;
 use parley_layer::{ChannelLayer, InMemoryLayer};
@@ -32,6 +33,10 @@ pub struct Application {
 pub struct Shutdown {
     engine: Engine,
     server: ServerHandle,
+    /// For waiting on the chat sockets, which close by themselves once the engine stops.
+    state: AppState,
+    /// How long to wait for them.
+    timeout: Duration,
 }
 
 impl Shutdown {
@@ -41,6 +46,18 @@ impl Shutdown {
     pub async fn shutdown(&self) {
         tracing::info!("shutting down: closing sockets, finishing in-flight requests");
         self.engine.shutdown();
+        // The sockets run in tasks of their own, which the HTTP server's graceful stop does
+        // not wait for: wait for their close handshakes first.
+        if tokio::time::timeout(self.timeout, self.state.sockets_closed())
+            .await
+            .is_err()
+        {
+            let open = self.state.open_sockets();
+            tracing::warn!(
+                open,
+                "sockets still open at the shutdown timeout: dropping them"
+            );
+        }
         self.server.stop(true).await;
     }
 
@@ -146,24 +163,36 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(ServerError::io("local address"))?;
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(middleware::request_id))
-                .configure(configure(state.clone()))
-        })
+        let shutdown_state = state.clone();
+        let options = ServeOptions {
+            workers: settings.workers,
+            shutdown_timeout_secs: settings.shutdown_timeout_secs,
+            ..ServeOptions::default()
+        };
         // Signals are handled by the binary, which stops the engine first.
-        .disable_signals()
-        .shutdown_timeout(settings.shutdown_timeout_secs);
-        if let Some(workers) = settings.workers {
-            server = server.workers(workers);
+        let server = match settings.ws_carrier {
+            WsCarrier::Direct => serve(state, listener, &options),
+            WsCarrier::ActixWs => {
+                let mut server = HttpServer::new(move || {
+                    App::new()
+                        .wrap(from_fn(middleware::request_id))
+                        .configure(configure(state.clone()))
+                })
+                .disable_signals()
+                .tcp_nodelay(true)
+                .shutdown_timeout(options.shutdown_timeout_secs);
+                if let Some(workers) = options.workers {
+                    server = server.workers(workers);
+                }
+                server.listen(listener).map(HttpServer::run)
+            }
         }
-        let server = server
-            .listen(listener)
-            .map_err(ServerError::io("listen"))?
-            .run();
+        .map_err(ServerError::io("listen"))?;
         let shutdown = Shutdown {
             engine,
             server: server.handle(),
+            state: shutdown_state,
+            timeout: Duration::from_secs(settings.shutdown_timeout_secs),
         };
         tracing::info!(%addr, layer = ?settings.layer_kind(), "parley-server listening");
         Ok(Self {

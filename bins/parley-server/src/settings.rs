@@ -26,6 +26,19 @@ pub enum LayerKind {
     Redis,
 }
 
+/// What carries the chat WebSocket once the HTTP upgrade is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WsCarrier {
+    /// The taken-over TCP stream (`parley_actix::serve`): no per-connection HTTP buffers,
+    /// several frames per write. The default.
+    #[default]
+    Direct,
+    /// actix-ws inside actix-http's HTTP/1 dispatcher (`parley_actix::configure` on an
+    /// `HttpServer`): what an application embedding Parley in its own actix server gets.
+    ActixWs,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +58,8 @@ pub struct Settings {
     pub bind: String,
     /// HTTP worker threads (default: one per CPU).
     pub workers: Option<usize>,
+    /// `direct` (default) or `actix-ws`: what carries the chat WebSocket (see [`WsCarrier`]).
+    pub ws_carrier: WsCarrier,
     /// `sqlite://path`, `sqlite::memory:` or `postgres://...` (also `DATABASE_URL`).
     pub database_url: String,
     /// Database pool size.
@@ -163,6 +178,7 @@ impl Default for Settings {
         Self {
             bind: "127.0.0.1:8080".to_owned(),
             workers: None,
+            ws_carrier: WsCarrier::Direct,
             database_url: "sqlite://parley.sqlite3".to_owned(),
             db_max_connections: 16,
             layer: None,

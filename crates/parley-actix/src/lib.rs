@@ -1,9 +1,13 @@
 //! # parley-actix
 //!
 //! Parley's transport: the REST API and the chat WebSocket over actix-web and actix-ws, in
-//! front of a [`parley_core::Engine`] and a [`parley_auth::Auth`]. The binary
-//! (`bins/parley-server`) builds an [`AppState`] and mounts [`configure`] on every worker's
-//! `App`, wrapped in [`middleware::request_id`].
+//! front of a [`parley_core::Engine`] and a [`parley_auth::Auth`]. Two ways to run it:
+//! - [`serve`] (what the binary, `bins/parley-server`, uses): a complete server on a listener.
+//!   WebSocket upgrades leave actix-http's HTTP/1 dispatcher through its upgrade hook and run
+//!   on the TCP stream directly (no per-connection HTTP buffers, several frames per `writev`),
+//!   with frames parsed by actix-http's WebSocket codec.
+//! - [`configure`]: mount the same routes on an application's own `App`/`HttpServer`
+//!   (wrapped in [`middleware::request_id`]); there the chat socket runs on actix-ws.
 //!
 //! ## Routes
 //! - `/api/...`: the REST API ([`rest`]-module handlers; see `docs/api.md`), JSON in and out,
@@ -19,6 +23,9 @@
 //! - [`ApiError`] (`error`): the one error type and its status mapping.
 //! - [`HttpConfig`] (`config`): origins, CORS, body limit, heartbeats, frame limits.
 //! - [`middleware`]: request ids and the access log.
+//! - [`serve`], [`ServeOptions`] (`server`): the server with the lean socket.
+//! - `ws`: the chat socket: admission, the connection loop (`ws::connection`), the actix-ws
+//!   carrier and the taken-over one (`ws::raw`).
 //!
 //! ## Must not depend on
 //! A database driver or Redis directly: it reaches them through the engine and auth crates,
@@ -30,11 +37,13 @@ mod error;
 mod limit;
 pub mod middleware;
 mod rest;
+mod server;
 mod state;
 mod ws;
 
 pub use config::HttpConfig;
 pub use error::{ApiError, Result};
+pub use server::{ServeOptions, serve};
 pub use state::{AppState, Authenticated};
 pub use ws::{CLOSE_PING_TIMEOUT, CLOSE_SLOW_CONSUMER};
 

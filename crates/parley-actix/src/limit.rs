@@ -45,7 +45,12 @@ impl AuthLimiter {
 
     /// Takes a token for the request's address; 429 with `Retry-After` when there is none.
     pub(crate) fn check(&self, req: &HttpRequest) -> Result<(), ApiError> {
-        let (Some(limit), Some(peer)) = (self.limit, req.peer_addr()) else {
+        self.check_peer(req.peer_addr())
+    }
+
+    /// [`AuthLimiter::check`] for a peer address (unknown peers are not limited).
+    pub(crate) fn check_peer(&self, peer: Option<std::net::SocketAddr>) -> Result<(), ApiError> {
+        let (Some(limit), Some(peer)) = (self.limit, peer) else {
             return Ok(());
         };
         let mut buckets = self

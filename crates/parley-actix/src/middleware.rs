@@ -10,7 +10,7 @@ use tracing::Instrument;
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// An incoming id is kept only if it is short and plain (it ends up in logs).
-fn usable(id: &HeaderValue) -> Option<String> {
+pub(crate) fn usable(id: &HeaderValue) -> Option<String> {
     let s = id.to_str().ok()?;
     (!s.is_empty()
         && s.len() <= 64

@@ -12,6 +12,7 @@ use parley_domain::User;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// What the transport needs: the engine (which owns the store and the layer), the auth
 /// service, the transport settings and the multi-thread runtime that runs store work.
@@ -36,6 +37,19 @@ pub struct AppState {
     pub(crate) account_limiter: Arc<AccountLimiter>,
     /// Per-address limit on new WebSocket connections.
     pub(crate) connect_limiter: Arc<AuthLimiter>,
+    /// How many chat sockets are open. Their tasks run beside actix-server's connection
+    /// tasks, which do not see them, so a graceful stop waits on this count first
+    /// ([`AppState::sockets_closed`]).
+    pub(crate) sockets: Arc<watch::Sender<usize>>,
+}
+
+/// Counts one open chat socket until dropped.
+pub(crate) struct OpenSocket(Arc<watch::Sender<usize>>);
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl AppState {
@@ -52,9 +66,29 @@ impl AppState {
             auth_limiter: Arc::new(AuthLimiter::new(config.auth_rate)),
             account_limiter: Arc::new(AccountLimiter::new(config.login_failure_rate)),
             connect_limiter: Arc::new(AuthLimiter::sockets(config.ws_connect_rate)),
+            sockets: Arc::new(watch::Sender::new(0)),
             config: Arc::new(config),
             runtime,
         }
+    }
+
+    /// Chat sockets open now.
+    pub fn open_sockets(&self) -> usize {
+        *self.sockets.borrow()
+    }
+
+    /// Waits until no chat socket is open. After [`parley_core::Engine::shutdown`] every
+    /// socket closes by itself (1001, "going away"); wait for that before stopping the HTTP
+    /// server, whose graceful stop does not see the sockets' tasks.
+    pub async fn sockets_closed(&self) {
+        let mut open = self.sockets.subscribe();
+        let _ = open.wait_for(|n| *n == 0).await;
+    }
+
+    /// Counts a socket as open until the returned guard is dropped.
+    pub(crate) fn socket_opened(&self) -> OpenSocket {
+        self.sockets.send_modify(|n| *n += 1);
+        OpenSocket(Arc::clone(&self.sockets))
     }
 
     /// Runs `work` to completion on the application runtime and waits for it; if the caller
@@ -72,7 +106,12 @@ impl AppState {
 
 /// The bearer token of `Authorization: Bearer <token>`, if present.
 pub(crate) fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_token_in(req.headers())
+}
+
+/// The bearer token of `Authorization: Bearer <token>` in `headers`, if present.
+pub(crate) fn bearer_token_in(headers: &header::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

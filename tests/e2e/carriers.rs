@@ -1,0 +1,290 @@
+//! The two WebSocket carriers (`ws_carrier = direct`, the default, and `actix-ws`) behave the
+//! same at the socket: chat, fragmented messages, control frames, bad frames and their close
+//! codes, bursts larger than one write batch, refused upgrades with their HTTP errors, and a
+//! first frame pipelined behind the handshake. Each scenario runs on both, on SQLite (the
+//! carrier does not touch the database; the rest of the suite covers both databases on the
+//! default carrier).
+
+use parley_e2e::{Backend, TestServer, WsClient, http, unique};
+use parley_server::WsCarrier;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+/// `on_both_carriers!(scenario)` makes `scenario::direct` and `scenario::actix_ws`.
+macro_rules! on_both_carriers {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn direct() {
+                    super::$name(parley_server::WsCarrier::Direct).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn actix_ws() {
+                    super::$name(parley_server::WsCarrier::ActixWs).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both_carriers!(
+    chat_and_bursts_arrive_whole_and_in_order,
+    fragments_control_frames_and_bad_frames,
+    refused_upgrades_get_http_errors,
+    a_frame_pipelined_behind_the_handshake_is_read,
+);
+
+async fn start(carrier: WsCarrier) -> TestServer {
+    TestServer::start_with(Backend::Sqlite, |s| {
+        s.ws_carrier = carrier;
+        s.max_frame_bytes = 4096;
+        s.message_rate = 100_000.0;
+        s.message_burst = 100_000.0;
+    })
+    .await
+}
+
+/// More messages than one write batch (128) sent back to back: every member gets each
+/// exactly once, in id order, and the socket stays healthy.
+async fn chat_and_bursts_arrive_whole_and_in_order(carrier: WsCarrier) {
+    let server = start(carrier).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = format!("burst-{}", unique());
+    let r = http::post(
+        server.addr,
+        "/api/rooms",
+        Some(&alice),
+        &json!({"name": room}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut a = WsClient::connect(server.addr, &alice).await;
+    let mut b = WsClient::connect(server.addr, &bob).await;
+    for (ws, tag) in [(&mut a, "ja"), (&mut b, "jb")] {
+        let joined = ws.ask(json!({"type": "join", "room": room}), tag).await;
+        assert_eq!(joined["type"], "joined", "{joined}");
+    }
+
+    const N: usize = 300;
+    for i in 0..N {
+        a.send(
+            json!({"type": "send", "room": room, "body": format!("m{i}"), "ref": format!("s{i}")}),
+        )
+        .await;
+    }
+    let mut last_id = 0;
+    let mut bodies = HashSet::new();
+    while bodies.len() < N {
+        let m = b.next_of("message").await;
+        let id = m["id"].as_i64().expect("id");
+        assert!(id > last_id, "ids out of order: {id} after {last_id}");
+        last_id = id;
+        assert!(
+            bodies.insert(m["body"].as_str().expect("body").to_owned()),
+            "{m}"
+        );
+    }
+    // Alice gets an acknowledgement of each, in order (her own connection is skipped by the
+    // room's fan-out: the acknowledgement is her copy).
+    for i in 0..N {
+        let ack = a.next_of("message").await;
+        assert_eq!(ack["ref"], format!("s{i}"), "{ack}");
+    }
+    let pong = b.ask(json!({"type": "ping"}), "still-there").await;
+    assert_eq!(pong["type"], "pong", "{pong}");
+}
+
+/// A text message in three fragments is one frame to the engine; a client ping gets its
+/// pong; binary gets an error frame; text that is not UTF-8 closes with 1007, a frame over
+/// the hard limit with 1009.
+async fn fragments_control_frames_and_bad_frames(carrier: WsCarrier) {
+    let server = start(carrier).await;
+    let alice = server.user("alice").await;
+    let mut ws = WsClient::connect(server.addr, &alice).await;
+
+    let parts: [&[u8]; 3] = [b"{\"type\":", b"\"ping\",\"ref\"", b":\"fragmented\"}"];
+    ws.send_raw(Message::Frame(Frame::message(
+        parts[0].to_vec(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await;
+    ws.send_raw(Message::Frame(Frame::message(
+        parts[1].to_vec(),
+        OpCode::Data(Data::Continue),
+        false,
+    )))
+    .await;
+    ws.send_raw(Message::Frame(Frame::message(
+        parts[2].to_vec(),
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await;
+    let pong = ws.next_json().await;
+    assert_eq!(
+        (pong["type"].as_str(), pong["ref"].as_str()),
+        (Some("pong"), Some("fragmented")),
+        "{pong}"
+    );
+
+    ws.send_raw(Message::Ping(b"are you there".to_vec().into()))
+        .await;
+    loop {
+        match ws.next_message().await {
+            Some(Message::Pong(payload)) => {
+                assert_eq!(&payload[..], b"are you there");
+                break;
+            }
+            Some(Message::Ping(_)) => continue,
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+
+    ws.send_raw(Message::binary(vec![1u8, 2, 3])).await;
+    let e = ws.next_json().await;
+    assert_eq!(e["code"], "binary_not_supported", "{e}");
+
+    ws.send_raw(Message::Frame(Frame::message(
+        vec![b'{', 0xff, 0xfe, b'}'],
+        OpCode::Data(Data::Text),
+        true,
+    )))
+    .await;
+    let (code, _) = ws.closed().await;
+    assert_eq!(code, 1007, "text that is not UTF-8");
+
+    let mut ws = WsClient::connect(server.addr, &alice).await;
+    ws.send_raw(Message::text("a".repeat(4096 * 4 + 1))).await;
+    let (code, _) = ws.closed().await;
+    assert_eq!(code, 1009, "a frame over the hard limit");
+}
+
+/// The raw bytes of an upgrade request for `path`, plus extra header lines.
+fn upgrade_request(addr: std::net::SocketAddr, path: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A refused upgrade is a complete HTTP response with the REST API's error body.
+async fn refused_upgrades_get_http_errors(carrier: WsCarrier) {
+    let server = TestServer::start_with(Backend::Sqlite, |s| {
+        s.ws_carrier = carrier;
+        s.allowed_origins = vec!["http://app.example".into()];
+    })
+    .await;
+    let alice = server.user("alice").await;
+
+    let r = http::raw_request(server.addr, &upgrade_request(server.addr, "/ws", "")).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.error_code(), "unauthorized");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+
+    let r = http::raw_request(
+        server.addr,
+        &upgrade_request(server.addr, "/ws?token=forged.token.here", ""),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.error_code(), "token_invalid");
+
+    let r = http::raw_request(
+        server.addr,
+        &upgrade_request(
+            server.addr,
+            &format!("/ws?token={alice}"),
+            "origin: http://evil.example\r\n",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.error_code(), "origin_not_allowed");
+
+    let r = http::raw_request(
+        server.addr,
+        &upgrade_request(
+            server.addr,
+            &format!("/ws/chat/Bad%20Name?token={alice}"),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.error_code(), "invalid_room_name");
+
+    let r = http::raw_request(
+        server.addr,
+        &upgrade_request(server.addr, &format!("/ws/nowhere?token={alice}"), ""),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    // And a good one still works.
+    let ok = WsClient::try_connect(
+        server.addr,
+        &format!("/ws?token={alice}"),
+        &[("origin", "http://app.example")],
+    )
+    .await;
+    assert!(ok.is_ok(), "allowed origin refused: {:?}", ok.err());
+}
+
+/// A client that sends its first frame in the same packet as the handshake (without waiting
+/// for the 101) is served: the frame is not lost with actix-http's read buffer.
+async fn a_frame_pipelined_behind_the_handshake_is_read(carrier: WsCarrier) {
+    let server = start(carrier).await;
+    let alice = server.user("alice").await;
+    let mut bytes = upgrade_request(server.addr, &format!("/ws?token={alice}"), "");
+    let payload = br#"{"type":"ping","ref":"early"}"#;
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    bytes.push(0x81);
+    bytes.push(0x80 | u8::try_from(payload.len()).expect("short payload"));
+    bytes.extend_from_slice(&mask);
+    bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+
+    let mut tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    tcp.write_all(&bytes).await.expect("write");
+    let mut got = Vec::new();
+    let reply = async {
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = tcp.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+            let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let frame = &got[end + 4..];
+            // An unmasked server text frame with a 7-bit length.
+            if frame.len() >= 2 && frame.len() >= 2 + usize::from(frame[1] & 0x7f) {
+                return (
+                    String::from_utf8_lossy(&got[..end]).to_string(),
+                    frame[0],
+                    frame[2..2 + usize::from(frame[1] & 0x7f)].to_vec(),
+                );
+            }
+        }
+    };
+    let (head, opcode, text) = tokio::time::timeout(parley_e2e::WAIT, reply)
+        .await
+        .expect("no reply to the pipelined frame");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(opcode, 0x81, "a final text frame");
+    let pong: Value = serde_json::from_slice(&text).expect("JSON");
+    assert_eq!(
+        (pong["type"].as_str(), pong["ref"].as_str()),
+        (Some("pong"), Some("early")),
+        "{pong}"
+    );
+}
