@@ -488,6 +488,8 @@ class RoomState {
     this.hasMore = true;
     this.loadingOlder = false;
     this.online = [];
+    /** Users online in the room; more than `online` lists in rooms over the presence limit. */
+    this.onlineCount = 0;
     /** user → expiry timer */
     this.typing = new Map();
     /** user → newest message id they read */
@@ -552,6 +554,8 @@ async function joinRoom(r) {
       r.id = reply.room_id ?? r.id;
       r.kind = reply.kind ?? r.kind;
       r.online = Array.isArray(reply.online) ? reply.online : [];
+      // Big rooms list only some of who is online (the server's presence limit): the count is whole.
+      r.onlineCount = Number.isInteger(reply.online_count) ? reply.online_count : r.online.length;
       const history = Array.isArray(reply.history) ? reply.history : [];
       if (r.messages.size === 0) r.hasMore = history.length > 0;
       r.merge(history);
@@ -819,7 +823,10 @@ function handleFrame(f) {
     }
     case 'presence': {
       if (!r) return;
-      if (Array.isArray(f.online)) r.online = f.online;
+      if (Array.isArray(f.online)) {
+        r.online = f.online;
+        r.onlineCount = f.online.length;
+      }
       if (f.event === 'left') stopTyping(r, f.user);
       learnDirectPeer(r);
       if (r.name === state.active) renderOnline(r);
@@ -1318,7 +1325,8 @@ function renderOnline(r) {
   // While disconnected the list is what it was: say so rather than show it as current.
   const stale = !r.joined;
   pane.online.closest('.online-strip')?.classList.toggle('stale', stale);
-  document.getElementById('online-title').textContent = stale ? 'Last seen online' : `Online (${users.length})`;
+  const count = Math.max(r.onlineCount, users.length);
+  document.getElementById('online-title').textContent = stale ? 'Last seen online' : `Online (${count})`;
   for (const user of users) {
     const self = user === me();
     list.append(h('li', { class: 'online-user', dataset: { user } },
@@ -1326,6 +1334,7 @@ function renderOnline(r) {
       h('span', { class: 'online-name' }, self ? `${user} (you)` : user),
       self ? null : h('button', { type: 'button', class: 'icon small', 'aria-label': `Video call ${user}`, title: `Video call ${user}`, onclick: () => startCall(user, true) }, icon('video'))));
   }
+  if (count > users.length) list.append(h('li', { class: 'online-more' }, `and ${count - users.length} more`));
 }
 
 function renderTyping(r) {

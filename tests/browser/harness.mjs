@@ -55,7 +55,9 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 
 /** parley-server on a fixed port and a fixed SQLite file, so a restart keeps both. */
 export class TestServer {
-  constructor() {
+  /** `extraEnv`: settings for this server only (e.g. `{ PARLEY_PRESENCE_FANOUT_LIMIT: '1' }`). */
+  constructor(extraEnv = {}) {
+    this.extraEnv = extraEnv;
     this.bin = process.env.PARLEY_SERVER_BIN;
     if (!this.bin || !existsSync(this.bin)) {
       throw new Error(`PARLEY_SERVER_BIN must name the built parley-server binary (got ${JSON.stringify(this.bin)}); run scripts/browser-tests.sh`);
@@ -83,6 +85,7 @@ export class TestServer {
       // Short-lived access tokens, so the run exercises the client's silent refresh.
       PARLEY_ACCESS_TOKEN_TTL_SECS: String(ACCESS_TTL_SECS),
       RUST_LOG: process.env.RUST_LOG || 'info',
+      ...this.extraEnv,
     };
     delete env.DATABASE_URL;
     delete env.REDIS_URL;

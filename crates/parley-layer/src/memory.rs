@@ -426,11 +426,15 @@ impl ChannelLayer for InMemoryLayer {
                 let now = Instant::now();
                 let mut shard = self.shard(channel).lock();
                 shard.maybe_sweep(now, &self.config);
-                let entry = shard
-                    .channels
-                    .entry(channel.clone())
-                    .or_insert_with(Channel::new)
-                    .clone();
+                // Looked up before inserting: `entry` would clone the name on every receive.
+                let entry = match shard.channels.get(channel) {
+                    Some(entry) => entry.clone(),
+                    None => shard
+                        .channels
+                        .entry(channel.clone())
+                        .or_insert_with(Channel::new)
+                        .clone(),
+                };
                 let mut mailbox = entry.mailbox.lock();
                 mailbox.purge(now);
                 if let Some((_, message)) = mailbox.queue.pop_front() {

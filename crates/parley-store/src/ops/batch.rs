@@ -189,12 +189,15 @@ impl Store {
                 rooms.dedup();
                 let mut conn = pool.get().await?;
                 conn.transaction(async |conn| {
-                    for room in rooms {
-                        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                            .bind::<diesel::sql_types::BigInt, _>(room)
-                            .execute(conn)
-                            .await?;
-                    }
+                    // One round trip for all the rooms' locks, taken in the array's (sorted)
+                    // order; a statement per room made a 20-room batch 20 round trips longer.
+                    diesel::sql_query(
+                        "SELECT pg_advisory_xact_lock(room) FROM unnest($1::bigint[]) \
+                         WITH ORDINALITY AS locks(room, n) ORDER BY n",
+                    )
+                    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(rooms)
+                    .execute(conn)
+                    .await?;
                     diesel::insert_into(messages::table)
                         .values(values)
                         .on_conflict((messages::sender_id, messages::client_id))
@@ -207,25 +210,25 @@ impl Store {
             }
             Pools::Sqlite(pool) => {
                 // diesel has no multi-row INSERT ... ON CONFLICT for SQLite: one transaction
-                // of single inserts (one commit, one lock hand-over) does the same job.
+                // of single inserts (one commit, one lock hand-over) does the same job. It runs
+                // as one blocking task: through the async wrapper every statement (BEGIN,
+                // each INSERT, COMMIT) would be a trip to the blocking pool and back, which
+                // cost more than the inserts themselves (≈ 0.2 ms per message).
+                let rows: Vec<sqlite_sync::Row> = batch
+                    .iter()
+                    .map(|m| sqlite_sync::Row {
+                        room_id: m.room_id.get(),
+                        sender_id: m.sender_id.get(),
+                        body: m.body.as_str().to_owned(),
+                        client_id: m.client_id.as_ref().map(|c| c.as_str().to_owned()),
+                        created_at: now,
+                    })
+                    .collect();
+                drop(values);
                 let _writer = self.sqlite_writer.lock().await;
                 let mut conn = pool.get().await?;
-                conn.transaction(async |conn| {
-                    let mut rows = Vec::with_capacity(values.len());
-                    for v in values {
-                        let row: Option<MessageRow> = diesel::insert_into(messages::table)
-                            .values(v)
-                            .on_conflict((messages::sender_id, messages::client_id))
-                            .do_nothing()
-                            .returning(MessageRow::as_returning())
-                            .get_result(conn)
-                            .await
-                            .optional()?;
-                        rows.extend(row);
-                    }
-                    Ok::<_, diesel::result::Error>(rows)
-                })
-                .await?
+                conn.spawn_blocking(move |conn| sqlite_sync::insert(conn, rows))
+                    .await?
             }
         };
         // RETURNING yields the inserted rows in VALUES order; a request with no row there was
@@ -257,5 +260,50 @@ impl Store {
             out.push(result);
         }
         Ok(out)
+    }
+}
+
+/// The SQLite batch insert, run on the blocking pool with diesel's synchronous API.
+mod sqlite_sync {
+    use crate::rows::MessageRow;
+    use crate::schema::messages;
+    use diesel::prelude::*;
+    use diesel::sqlite::SqliteConnection;
+
+    /// One message to insert, owned (the task outlives the caller's borrow).
+    pub(super) struct Row {
+        pub(super) room_id: i64,
+        pub(super) sender_id: i64,
+        pub(super) body: String,
+        pub(super) client_id: Option<String>,
+        pub(super) created_at: i64,
+    }
+
+    /// Inserts `rows` in one immediate transaction; the rows stored (retries are skipped by
+    /// `ON CONFLICT DO NOTHING` and missing from the result), in order.
+    pub(super) fn insert(
+        conn: &mut SqliteConnection,
+        rows: Vec<Row>,
+    ) -> QueryResult<Vec<MessageRow>> {
+        conn.immediate_transaction(|conn| {
+            let mut stored = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let inserted: Option<MessageRow> = diesel::insert_into(messages::table)
+                    .values((
+                        messages::room_id.eq(row.room_id),
+                        messages::sender_id.eq(row.sender_id),
+                        messages::body.eq(row.body.as_str()),
+                        messages::client_id.eq(row.client_id.as_deref()),
+                        messages::created_at.eq(row.created_at),
+                    ))
+                    .on_conflict((messages::sender_id, messages::client_id))
+                    .do_nothing()
+                    .returning(MessageRow::as_returning())
+                    .get_result(conn)
+                    .optional()?;
+                stored.extend(inserted);
+            }
+            Ok(stored)
+        })
     }
 }
