@@ -13,6 +13,12 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc: with tens of thousands of connections each holding small, long-lived allocations
+/// next to short-lived per-request ones, glibc's per-thread arenas fragment and hold on to
+/// freed memory; measured in docs/benchmarks.md (idle connections).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Parley's chat server. With no arguments: `serve` on 127.0.0.1:8080 with SQLite in the
 /// working directory. Settings come from `parley.toml` (or --config), then DATABASE_URL and
 /// REDIS_URL, then PARLEY_<SETTING> variables.
