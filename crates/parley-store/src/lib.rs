@@ -14,6 +14,12 @@
 //! answers: `NotFound`, `Conflict` (a taken name), `Forbidden` (not the author nor staff),
 //! `Invalid`, `Unavailable` (the database cannot be reached: try again) and `Internal`.
 //!
+//! **Run it on a multi-thread runtime.** A SQLite query dropped before it finishes (its caller
+//! cancelled, a client hung up) makes diesel-async block in place until the blocking-pool task
+//! ends, which panics on a current-thread runtime, such as actix's workers. Embedders on actix
+//! hand store work to the application's multi-thread runtime (`parley-actix` does, see its
+//! `AppState::offload`).
+//!
 //! ## Layout
 //! - `store`: [`Store`], [`StoreOptions`], [`Backend`], pools, migrations, readiness.
 //! - `ops::users`, `ops::rooms`, `ops::messages`, `ops::tokens`: the operations, as
