@@ -56,14 +56,7 @@ async fn chat_and_bursts_arrive_whole_and_in_order(carrier: WsCarrier) {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let room = format!("burst-{}", unique());
-    let r = http::post(
-        server.addr,
-        "/api/rooms",
-        Some(&alice),
-        &json!({"name": room}),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    server.create_room(&alice, &room).await;
     let mut a = WsClient::connect(server.addr, &alice).await;
     let mut b = WsClient::connect(server.addr, &bob).await;
     for (ws, tag) in [(&mut a, "ja"), (&mut b, "jb")] {

@@ -75,14 +75,7 @@ async fn postgres_outage_refuses_sends_and_recovers() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let room = format!("pg-down-{}", unique());
-    let r = http::post(
-        server.addr,
-        "/api/rooms",
-        Some(&alice),
-        &json!({"name": room}),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    server.create_room(&alice, &room).await;
     let mut a = WsClient::connect(server.addr, &alice).await;
     let mut b = WsClient::connect(server.addr, &bob).await;
     a.ask(json!({"type": "join", "room": room}), "j").await;

@@ -118,6 +118,18 @@ impl TestServer {
         account(self.addr, name).await
     }
 
+    /// Creates the public room `name` as the owner of `token` (asserting 201).
+    pub async fn create_room(&self, token: &str, name: &str) {
+        let r = crate::http::post(
+            self.addr,
+            "/api/rooms",
+            Some(token),
+            &serde_json::json!({"name": name}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "create room {name}: {}", r.body);
+    }
+
     /// Logs `name` in; the whole login response.
     pub async fn login(&self, name: &str) -> serde_json::Value {
         login(self.addr, name).await

@@ -226,8 +226,7 @@ impl RawSocket {
             Frame::Pong(_) => Some(ClientMessage::Pong),
             Frame::Close(reason) => Some(ClientMessage::Close(reason)),
             Frame::Continuation(item) => match item {
-                Item::FirstText(bytes) | Item::FirstBinary(bytes) if self.partial.is_some() => {
-                    drop(bytes);
+                Item::FirstText(_) | Item::FirstBinary(_) if self.partial.is_some() => {
                     return Err(data_frame_mid_message());
                 }
                 Item::FirstText(bytes) => {
