@@ -69,13 +69,7 @@ async fn typing_flood_is_limited(backend: Backend) {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let room = format!("flood-{}", unique());
-    http::post(
-        server.addr,
-        "/api/rooms",
-        Some(&alice),
-        &json!({"name": room}),
-    )
-    .await;
+    server.create_room(&alice, &room).await;
     let mut a = WsClient::connect(server.addr, &alice).await;
     let mut b = WsClient::connect(server.addr, &bob).await;
     a.ask(json!({"type": "join", "room": room}), "j").await;

@@ -390,13 +390,7 @@ async fn message_and_join_floods_are_limited(backend: Backend) {
     .await;
     let alice = server.user("alice").await;
     let room = format!("flood-{}", unique());
-    http::post(
-        server.addr,
-        "/api/rooms",
-        Some(&alice),
-        &json!({"name": room}),
-    )
-    .await;
+    server.create_room(&alice, &room).await;
     let mut ws = WsClient::connect(server.addr, &alice).await;
     ws.ask(json!({"type": "join", "room": room}), "j").await;
     // Messages: a burst of 5 passes, the rest are refused with a typed error and not stored.

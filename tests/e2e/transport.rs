@@ -154,13 +154,7 @@ async fn slow_consumer_is_dropped(backend: Backend) {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let room = format!("slow-{}", parley_e2e::unique());
-    http::post(
-        server.addr,
-        "/api/rooms",
-        Some(&alice),
-        &json!({"name": room}),
-    )
-    .await;
+    server.create_room(&alice, &room).await;
     let mut a = WsClient::connect(server.addr, &alice).await;
     let mut b = WsClient::connect_slow(server.addr, &bob).await;
     a.ask(json!({"type": "join", "room": room}), "j").await;

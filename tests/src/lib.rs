@@ -22,7 +22,7 @@ mod server;
 pub mod services;
 mod ws;
 
-pub use server::{Backend, TestServer, account, login, redis_url, unique};
+pub use server::{Backend, TestServer, account, create_room, login, redis_url, unique};
 pub use ws::{WsClient, WsEvent};
 
 use std::time::Duration;

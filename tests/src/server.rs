@@ -120,20 +120,26 @@ impl TestServer {
 
     /// Creates the public room `name` as the owner of `token` (asserting 201).
     pub async fn create_room(&self, token: &str, name: &str) {
-        let r = crate::http::post(
-            self.addr,
-            "/api/rooms",
-            Some(token),
-            &serde_json::json!({"name": name}),
-        )
-        .await;
-        assert_eq!(r.status, 201, "create room {name}: {}", r.body);
+        create_room(self.addr, token, name).await;
     }
 
     /// Logs `name` in; the whole login response.
     pub async fn login(&self, name: &str) -> serde_json::Value {
         login(self.addr, name).await
     }
+}
+
+/// Creates the public room `name` on the server at `addr` as the owner of `token` (asserting
+/// 201). For tests that start the server themselves (e.g. the real binary).
+pub async fn create_room(addr: std::net::SocketAddr, token: &str, name: &str) {
+    let r = crate::http::post(
+        addr,
+        "/api/rooms",
+        Some(token),
+        &serde_json::json!({"name": name}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "create room {name}: {}", r.body);
 }
 
 /// Registers `name` (password `password-<name>`) on the server at `addr` and logs in; returns

@@ -158,13 +158,7 @@ async fn slow_consumer_is_cut_off_and_memory_stays_bounded() {
     let bob = account(server.addr, "bob").await;
     let carol = account(server.addr, "carol").await;
     let room = format!("slow-{}", unique());
-    http::post(
-        server.addr,
-        "/api/rooms",
-        Some(&alice),
-        &json!({"name": room}),
-    )
-    .await;
+    parley_e2e::create_room(server.addr, &alice, &room).await;
     let mut a = WsClient::connect(server.addr, &alice).await;
     let mut c = WsClient::connect(server.addr, &carol).await;
     for ws in [&mut a, &mut c] {

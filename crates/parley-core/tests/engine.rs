@@ -177,12 +177,17 @@ fn always_batched() -> EngineConfig {
 
 /// Every message of a room, oldest first, read with `after=` cursors.
 async fn all_messages(w: &World, room: &RoomName) -> Vec<parley_domain::Message> {
-    let id = w.db.room_by_name(room).await.unwrap().id;
+    stored_messages(&w.db, room).await
+}
+
+/// [`all_messages`] straight from a database.
+async fn stored_messages(db: &TestDb, room: &RoomName) -> Vec<parley_domain::Message> {
+    let id = db.room_by_name(room).await.unwrap().id;
     let mut out: Vec<parley_domain::Message> = Vec::new();
     loop {
         let after = Some(out.last().map_or(parley_domain::MessageId(0), |m| m.id));
-        let page =
-            w.db.history(
+        let page = db
+            .history(
                 id,
                 &HistoryQuery {
                     after,
@@ -1002,31 +1007,11 @@ async fn shutdown_keeps_acknowledged_messages_and_stops_the_writers() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let id = db.room_by_name(&room).await.unwrap().id;
-    let mut stored = Vec::new();
-    loop {
-        let after = Some(
-            stored
-                .last()
-                .copied()
-                .unwrap_or(parley_domain::MessageId(0)),
-        );
-        let page = db
-            .history(
-                id,
-                &HistoryQuery {
-                    after,
-                    before: None,
-                    limit: Some(100),
-                },
-            )
-            .await
-            .unwrap();
-        if page.messages.is_empty() {
-            break;
-        }
-        stored.extend(page.messages.iter().map(|m| m.id));
-    }
+    let stored: Vec<_> = stored_messages(&db, &room)
+        .await
+        .iter()
+        .map(|m| m.id)
+        .collect();
     acked.sort();
     assert_eq!(acked.len(), 120);
     assert_eq!(acked, stored, "every acknowledged message is stored, once");

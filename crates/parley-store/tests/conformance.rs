@@ -1131,6 +1131,17 @@ async fn a_reader_paging_forward_misses_nothing_under_mixed_appends(s: &Store) {
     reader_paging_forward_misses_nothing(s, Some(opts)).await;
 }
 
+/// Ids of the next page (up to 100) of `room` after `after` (`None`: from the start;
+/// `after=0` rather than no cursor, which would mean "the newest page").
+async fn ids_after(s: &Store, room: RoomId, after: Option<MessageId>) -> Vec<MessageId> {
+    let query = HistoryQuery {
+        before: None,
+        after: Some(after.unwrap_or(MessageId(0))),
+        limit: Some(100),
+    };
+    let page = s.history(room, &query).await.unwrap();
+    page.messages.iter().map(|m| m.id).collect()
+}
 /// Writers append to room `busy` (and, so batches span rooms, to `other`) directly or
 /// through a batcher with `batch`; a reader pages `busy` forward meanwhile.
 async fn reader_paging_forward_misses_nothing(
@@ -1156,21 +1167,9 @@ async fn reader_paging_forward_misses_nothing(
                 // Read `finished` before the page: a page read after every writer finished
                 // sees everything, so the loop ends only after one such page is empty.
                 let finished = done.load(std::sync::atomic::Ordering::Acquire);
-                // `after=0`: from the start (no cursor would mean "the newest page").
-                let after = Some(seen.last().copied().unwrap_or(MessageId(0)));
-                let page = s
-                    .history(
-                        r.id,
-                        &HistoryQuery {
-                            before: None,
-                            after,
-                            limit: Some(100),
-                        },
-                    )
-                    .await
-                    .unwrap();
-                let empty = page.messages.is_empty();
-                seen.extend(page.messages.iter().map(|m| m.id));
+                let page = ids_after(&s, r.id, seen.last().copied()).await;
+                let empty = page.is_empty();
+                seen.extend(page);
                 if finished && empty {
                     return seen;
                 }
@@ -1207,24 +1206,12 @@ async fn reader_paging_forward_misses_nothing(
     done.store(true, std::sync::atomic::Ordering::Release);
     let seen = reader.await.unwrap();
     let mut stored: Vec<MessageId> = Vec::new();
-    let mut after = Some(MessageId(0));
     loop {
-        let page = s
-            .history(
-                r.id,
-                &HistoryQuery {
-                    before: None,
-                    after,
-                    limit: Some(100),
-                },
-            )
-            .await
-            .unwrap();
-        if page.messages.is_empty() {
+        let page = ids_after(s, r.id, stored.last().copied()).await;
+        if page.is_empty() {
             break;
         }
-        after = page.messages.last().map(|m| m.id);
-        stored.extend(page.messages.iter().map(|m| m.id));
+        stored.extend(page);
     }
     let to_other = (0..WRITERS)
         .flat_map(|w| (0..EACH).filter(move |i| (w + i) % 4 == 3))

@@ -295,12 +295,16 @@ fn frame_header(opcode: u8, len: usize) -> ([u8; 10], usize) {
 
 impl RawSocket {
     /// Writes `frames` (opcode, payload) with as few system calls as the socket allows.
-    async fn write_frames(&mut self, frames: &[(u8, &[u8])]) -> Result<(), Gone> {
+    async fn write_frames<'a>(
+        &mut self,
+        frames: impl ExactSizeIterator<Item = (u8, &'a [u8])> + Clone,
+    ) -> Result<(), Gone> {
+        // Headers first (the slices borrow them), then header and payload slices in turn.
         let headers: Vec<([u8; 10], usize)> = frames
-            .iter()
-            .map(|(op, payload)| frame_header(*op, payload.len()))
+            .clone()
+            .map(|(op, payload)| frame_header(op, payload.len()))
             .collect();
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(frames.len() * 2);
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(headers.len() * 2);
         for ((header, len), (_, payload)) in headers.iter().zip(frames) {
             slices.push(IoSlice::new(&header[..*len]));
             if !payload.is_empty() {
@@ -367,17 +371,17 @@ impl Socket for RawSocket {
     }
 
     async fn send_text(&mut self, frames: &[Arc<str>]) -> Result<(), Gone> {
-        let frames: Vec<(u8, &[u8])> = frames.iter().map(|f| (OP_TEXT, f.as_bytes())).collect();
-        self.write_frames(&frames).await
+        self.write_frames(frames.iter().map(|f| (OP_TEXT, f.as_bytes())))
+            .await
     }
 
     async fn ping(&mut self, payload: &[u8]) -> Result<(), Gone> {
-        self.write_frames(&[(OP_PING, control_payload(payload))])
+        self.write_frames(std::iter::once((OP_PING, control_payload(payload))))
             .await
     }
 
     async fn pong(&mut self, payload: &[u8]) -> Result<(), Gone> {
-        self.write_frames(&[(OP_PONG, control_payload(payload))])
+        self.write_frames(std::iter::once((OP_PONG, control_payload(payload))))
             .await
     }
 
@@ -394,7 +398,11 @@ impl Socket for RawSocket {
                 payload.extend_from_slice(&text.as_bytes()[..end]);
             }
         }
-        if self.write_frames(&[(OP_CLOSE, &payload)]).await.is_err() {
+        if self
+            .write_frames(std::iter::once((OP_CLOSE, payload.as_slice())))
+            .await
+            .is_err()
+        {
             return;
         }
         // Half-close, then read until the client closes too: closing a socket with unread
