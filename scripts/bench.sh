@@ -87,7 +87,7 @@ if [ "$BUILD" = 1 ]; then
   log "building parley-server and parley-bench (release)"
   cargo build --release -q -p parley-server -p parley-bench
 fi
-SERVER_BIN=$ROOT/target/release/parley-server
+SERVER_BIN=${PARLEY_SERVER_BIN:-$ROOT/target/release/parley-server}
 BENCH_BIN=$ROOT/target/release/parley-bench
 
 VENV=$ROOT/target/peers-venv

@@ -49,8 +49,9 @@ async fn start(carrier: WsCarrier) -> TestServer {
     .await
 }
 
-/// More messages than one write batch (128) sent back to back: every member gets each
-/// exactly once, in id order, and the socket stays healthy.
+/// More messages than one write batch (128) sent back to back, with a ping and a bad frame
+/// among them: every member gets each message exactly once, in id order, the sender gets an
+/// answer to every frame in frame order, and the socket stays healthy.
 async fn chat_and_bursts_arrive_whole_and_in_order(carrier: WsCarrier) {
     let server = start(carrier).await;
     let alice = server.user("alice").await;
@@ -64,13 +65,22 @@ async fn chat_and_bursts_arrive_whole_and_in_order(carrier: WsCarrier) {
         assert_eq!(joined["type"], "joined", "{joined}");
     }
 
+    // Written together, so the server reads runs of them at once: the sends of a run are
+    // stored together, and the ping and the bad frame in the middle are answered in place.
     const N: usize = 300;
-    for i in 0..N {
-        a.send(
-            json!({"type": "send", "room": room, "body": format!("m{i}"), "ref": format!("s{i}")}),
-        )
-        .await;
-    }
+    let frames = (0..N).flat_map(|i| {
+        let send =
+            json!({"type": "send", "room": room, "body": format!("m{i}"), "ref": format!("s{i}")});
+        let extra = match i {
+            100 => Some(Message::text(
+                json!({"type": "ping", "ref": "p100"}).to_string(),
+            )),
+            200 => Some(Message::text("{")),
+            _ => None,
+        };
+        extra.into_iter().chain([Message::text(send.to_string())])
+    });
+    a.send_together(frames.collect::<Vec<_>>()).await;
     let mut last_id = 0;
     let mut bodies = HashSet::new();
     while bodies.len() < N {
@@ -83,12 +93,29 @@ async fn chat_and_bursts_arrive_whole_and_in_order(carrier: WsCarrier) {
             "{m}"
         );
     }
-    // Alice gets an acknowledgement of each, in order (her own connection is skipped by the
-    // room's fan-out: the acknowledgement is her copy).
-    for i in 0..N {
-        let ack = a.next_of("message").await;
-        assert_eq!(ack["ref"], format!("s{i}"), "{ack}");
+    // Alice gets an answer to each frame, in frame order (her own connection is skipped by
+    // the room's fan-out: the acknowledgement is her copy).
+    let mut answers = Vec::new();
+    while answers.len() < N + 2 {
+        let v = a.next_json().await;
+        match v["type"].as_str() {
+            Some("message") => answers.push(v["ref"].as_str().expect("ref").to_owned()),
+            Some("pong") => answers.push(v["ref"].as_str().expect("ref").to_owned()),
+            Some("error") => answers.push(v["code"].as_str().expect("code").to_owned()),
+            _ => {}
+        }
     }
+    let expected: Vec<String> = (0..N)
+        .flat_map(|i| {
+            let extra = match i {
+                100 => Some("p100".to_owned()),
+                200 => Some("invalid_json".to_owned()),
+                _ => None,
+            };
+            extra.into_iter().chain([format!("s{i}")])
+        })
+        .collect();
+    assert_eq!(answers, expected);
     let pong = b.ask(json!({"type": "ping"}), "still-there").await;
     assert_eq!(pong["type"], "pong", "{pong}");
 }

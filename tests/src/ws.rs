@@ -91,6 +91,15 @@ impl WsClient {
         self.send_raw(Message::text(frame.to_string())).await;
     }
 
+    /// Sends frames back to back, written together (as few packets as the socket allows), so
+    /// the server finds several of them in one read.
+    pub async fn send_together(&mut self, messages: impl IntoIterator<Item = Message>) {
+        for message in messages {
+            self.stream.feed(message).await.expect("send");
+        }
+        self.stream.flush().await.expect("flush");
+    }
+
     /// Sends any frame.
     pub async fn send_raw(&mut self, message: Message) {
         self.stream.send(message).await.expect("send");

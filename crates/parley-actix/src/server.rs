@@ -72,15 +72,25 @@ pub fn serve(
                         if let Some((connection, socket)) =
                             crate::ws::raw::accept(req, framed, state.clone()).await
                         {
-                            // Its own task, and actix-http's connection task ends here: that
-                            // task is sized for any HTTP request (≈ 8 KiB), this one only
-                            // for the socket (≈ 1.5 KiB). [`AppState::sockets_closed`] lets a
-                            // graceful stop wait for it all the same.
+                            // Its own task, on the application runtime (see
+                            // `RawSocket::moved_to_current_runtime`), and actix-http's
+                            // connection task ends here: that task is sized for any HTTP
+                            // request (≈ 8 KiB), this one only for the socket.
+                            // [`AppState::sockets_closed`] lets a graceful stop wait for it.
                             let open = state.socket_opened();
-                            actix_web::rt::spawn(async move {
-                                connection.run(socket).await;
-                                drop(open);
-                            });
+                            let moved = {
+                                let _app_runtime = state.runtime.enter();
+                                socket.moved_to_current_runtime()
+                            };
+                            match moved {
+                                Ok(socket) => {
+                                    state.runtime.spawn(connection.run(socket, open));
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "could not move a socket to the application runtime");
+                                    state.runtime.spawn(connection.abandon());
+                                }
+                            }
                         }
                         Ok::<_, actix_web::Error>(())
                     }

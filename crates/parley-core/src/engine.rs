@@ -187,13 +187,19 @@ impl Engine {
 }
 
 impl Inner {
-    /// Stores a sent message: through the group-commit batcher when configured, else with a
-    /// statement of its own. Same contract either way (idempotent on the client id; the
+    /// Stores sent messages: through the group-commit batcher when configured, else with a
+    /// statement of their own. Same contract either way (idempotent on the client id; the
     /// result arrives once the message is committed, or the store's error).
-    pub(crate) async fn append(&self, new: NewMessage) -> parley_store::Result<Appended> {
+    ///
+    /// Several messages are stored in their order, together (one connection's consecutive
+    /// sends): one result per message.
+    pub(crate) async fn append_all(
+        &self,
+        new: Vec<NewMessage>,
+    ) -> Vec<parley_store::Result<Appended>> {
         match &self.batcher {
-            Some(batcher) => batcher.append(new).await,
-            None => self.store.append_message(&new).await,
+            Some(batcher) => batcher.append_all(new).await,
+            None => self.store.append_messages(&new).await,
         }
     }
 

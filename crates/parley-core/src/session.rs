@@ -67,6 +67,12 @@ pub enum Inbound {
     ShuttingDown,
 }
 
+/// A `send` that passed its checks and waits to be stored with its neighbours.
+struct PreparedSend {
+    message: NewMessage,
+    reference: Option<FrameRef>,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct JoinedRoom {
     id: RoomId,
@@ -246,19 +252,61 @@ impl Session {
 
     /// Handles one text frame from the client; returns what to send back to it.
     pub async fn on_text(&mut self, text_frame: &str) -> Reply {
-        match ClientFrame::decode(text_frame, &self.inner.config.decode_limits()) {
-            Ok(envelope) => self.on_frame(envelope).await,
-            Err(e) => vec![text(&ServerFrame::from(e))],
-        }
+        self.on_texts(&[text_frame]).await
     }
 
+    /// Handles text frames that arrived together, in order; returns what to send back, in
+    /// the same order as one [`Session::on_text`] per frame would.
+    ///
+    /// The difference is throughput: consecutive `send` frames are stored together (one
+    /// commit, their ids in frame order) before any is broadcast and acknowledged, so a client
+    /// with several sends in flight waits for one commit instead of one per message.
+    pub async fn on_texts<T: AsRef<str>>(&mut self, frames: &[T]) -> Reply {
+        let mut out = Vec::with_capacity(frames.len());
+        let mut sends = Vec::new();
+        for frame in frames {
+            let envelope =
+                match ClientFrame::decode(frame.as_ref(), &self.inner.config.decode_limits()) {
+                    Ok(envelope) => envelope,
+                    Err(e) => {
+                        self.commit_sends(&mut sends, &mut out).await;
+                        out.push(text(&ServerFrame::from(e)));
+                        continue;
+                    }
+                };
+            let ClientEnvelope { frame, reference } = envelope;
+            match frame {
+                ClientFrame::Send(f) => match self.prepare_send(f, reference) {
+                    Ok(send) => sends.push(send),
+                    Err(refusal) => {
+                        // Replies keep frame order: the sends before it are answered first.
+                        self.commit_sends(&mut sends, &mut out).await;
+                        out.push(text(&refusal));
+                    }
+                },
+                frame => {
+                    self.commit_sends(&mut sends, &mut out).await;
+                    out.extend(self.on_frame(ClientEnvelope { frame, reference }).await);
+                }
+            }
+        }
+        self.commit_sends(&mut sends, &mut out).await;
+        out
+    }
     /// Handles one decoded frame.
     pub async fn on_frame(&mut self, envelope: ClientEnvelope) -> Reply {
         let r = envelope.reference;
         let frame = match envelope.frame {
             ClientFrame::Join(f) => self.join(f, r).await,
             ClientFrame::Leave(f) => self.leave(f, r).await,
-            ClientFrame::Send(f) => self.send(f, r).await,
+            ClientFrame::Send(f) => match self.prepare_send(f, r) {
+                Ok(send) => {
+                    let mut out = Vec::with_capacity(1);
+                    self.commit_sends(&mut vec![send], &mut out).await;
+                    return out;
+                }
+                Err(refusal) => refusal,
+            },
             ClientFrame::Typing(f) => match self.typing(f, r).await {
                 Some(frame) => frame,
                 None => return Vec::new(),
@@ -419,52 +467,81 @@ impl Session {
         })
     }
 
-    async fn send(&mut self, f: SendMessage, r: Option<FrameRef>) -> ServerFrame {
-        let joined = match self.joined(&f.room, &r) {
-            Ok(j) => j,
-            Err(frame) => return frame,
-        };
-        if let Err(wait) = self.inner.take_message_token(self.user.id) {
-            return rate_limited(wait, "messages", r);
-        }
-        let new = NewMessage {
-            room_id: joined.id,
-            room: f.room,
-            sender_id: self.user.id,
-            sender: self.user.username.clone(),
-            body: f.body,
-            client_id: f.client_id,
-        };
-        // Persist first (committed, possibly sharing a commit with concurrent sends): a
-        // message the store did not take is never broadcast nor acknowledged.
-        let appended = match self.inner.append(new).await {
-            Ok(a) => a,
-            Err(e) => return store_error(&e, r),
-        };
-        if appended.created {
-            match self.inner.groups.chat(&appended.message.room) {
-                Ok(group) => match self
-                    .inner
-                    .layer
-                    .group_send(
-                        &group,
-                        events::chat_message(&appended.message, &self.channel),
-                    )
-                    .await
-                {
-                    Ok(report) => self.inner.kill_full(&report.full),
-                    // Stored and acknowledged: clients that missed the broadcast read it from history.
-                    Err(e) => {
-                        tracing::warn!(error = %e, id = %appended.message.id, "message stored but not broadcast")
-                    }
-                },
-                Err(e) => tracing::error!(error = %e, "invalid chat group name"),
-            }
-        }
-        ServerFrame::Message(Posted {
-            message: appended.message,
+    /// The checks of a `send` that need no I/O (joined, message rate); the message to store.
+    fn prepare_send(
+        &self,
+        f: SendMessage,
+        r: Option<FrameRef>,
+    ) -> Result<PreparedSend, ServerFrame> {
+        let joined = self.joined(&f.room, &r)?;
+        self.inner
+            .take_message_token(self.user.id)
+            .map_err(|wait| rate_limited(wait, "messages", r.clone()))?;
+        Ok(PreparedSend {
+            message: NewMessage {
+                room_id: joined.id,
+                room: f.room,
+                sender_id: self.user.id,
+                sender: self.user.username.clone(),
+                body: f.body,
+                client_id: f.client_id,
+            },
             reference: r,
         })
+    }
+
+    /// Stores `sends` together and in order, then broadcasts each stored one and appends the
+    /// acknowledgements (or errors) to `out`, in order. Leaves `sends` empty.
+    async fn commit_sends(&self, sends: &mut Vec<PreparedSend>, out: &mut Reply) {
+        if sends.is_empty() {
+            return;
+        }
+        let (messages, references): (Vec<NewMessage>, Vec<Option<FrameRef>>) = sends
+            .drain(..)
+            .map(|send| (send.message, send.reference))
+            .unzip();
+        // Persist first (committed, possibly sharing a commit with concurrent sends): a
+        // message the store did not take is never broadcast nor acknowledged.
+        let results = self.inner.append_all(messages).await;
+        for (result, r) in results.into_iter().zip(references) {
+            let appended = match result {
+                Ok(a) => a,
+                Err(e) => {
+                    out.push(text(&store_error(&e, r)));
+                    continue;
+                }
+            };
+            if appended.created {
+                self.broadcast_message(&appended.message).await;
+            }
+            out.push(text(&ServerFrame::Message(Posted {
+                message: appended.message,
+                reference: r,
+            })));
+        }
+    }
+
+    /// Sends a stored message to its room's chat group.
+    async fn broadcast_message(&self, message: &parley_domain::Message) {
+        let group = match self.inner.groups.chat(&message.room) {
+            Ok(group) => group,
+            Err(e) => {
+                tracing::error!(error = %e, "invalid chat group name");
+                return;
+            }
+        };
+        match self
+            .inner
+            .layer
+            .group_send(&group, events::chat_message(message, &self.channel))
+            .await
+        {
+            Ok(report) => self.inner.kill_full(&report.full),
+            // Stored and acknowledged: clients that missed the broadcast read it from history.
+            Err(e) => {
+                tracing::warn!(error = %e, id = %message.id, "message stored but not broadcast")
+            }
+        }
     }
 
     async fn typing(&mut self, f: SetTyping, r: Option<FrameRef>) -> Option<ServerFrame> {

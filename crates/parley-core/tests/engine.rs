@@ -204,11 +204,12 @@ async fn stored_messages(db: &TestDb, room: &RoomName) -> Vec<parley_domain::Mes
     }
 }
 
-/// `SENDERS` sessions each send `EACH` messages into one room at the same time (each waiting
-/// for its ack before the next, as a client with one frame in flight does). Every message is
-/// acknowledged with what was sent, stored exactly once, delivered once to every other
-/// member in each sender's order, and ids grow with each sender's sends.
-async fn concurrent_senders(w: World) {
+/// `SENDERS` sessions each send `EACH` messages into one room at the same time, `window` frames
+/// at a time (handed over together, as the transport does with frames that arrived together;
+/// 1: each waits for its ack before the next). Every message is acknowledged, in order, with
+/// what was sent, stored exactly once, delivered once to every other member in each sender's
+/// order, and ids grow with each sender's sends.
+async fn concurrent_senders(w: World, window: usize) {
     const SENDERS: usize = 10;
     const EACH: usize = 12;
     let owner = w.user("owner").await;
@@ -225,14 +226,20 @@ async fn concurrent_senders(w: World) {
         let room = room.clone();
         tasks.spawn(async move {
             let mut acks = Vec::new();
-            for k in 0..EACH {
-                let body = format!("s{i} m{k}");
-                let frame = json!({"type": "send", "room": room.as_str(), "body": body, "client_id": format!("c{i}-{k}"), "ref": format!("r{k}")});
-                let ServerFrame::Message(ack) = ask(&mut s, frame).await else { panic!("send {i}/{k} not acknowledged") };
-                assert_eq!(ack.reference.as_ref().map(|r| r.as_str().to_owned()), Some(format!("r{k}")));
-                assert_eq!((ack.message.body.as_str(), ack.message.sender.as_str()), (body.as_str(), format!("sender{i}").as_str()), "the ack pairs with its own send");
-                assert_eq!(ack.message.client_id.as_ref().map(|c| c.as_str().to_owned()), Some(format!("c{i}-{k}")));
-                acks.push(ack.message.id);
+            let sends: Vec<usize> = (0..EACH).collect();
+            for chunk in sends.chunks(window) {
+                let frames: Vec<String> = chunk.iter().map(|k| json!({"type": "send", "room": room.as_str(), "body": format!("s{i} m{k}"), "client_id": format!("c{i}-{k}"), "ref": format!("r{k}")}).to_string()).collect();
+                let replies = s.on_texts(&frames).await;
+                assert_eq!(replies.len(), chunk.len(), "one reply per send: {replies:?}");
+                for (k, reply) in chunk.iter().zip(replies) {
+                    let Outbound::Text(t) = reply else { panic!("send {i}/{k}: {reply:?}") };
+                    let Ok(ServerFrame::Message(ack)) = ServerFrame::from_json(&t) else { panic!("send {i}/{k} not acknowledged: {t}") };
+                    let body = format!("s{i} m{k}");
+                    assert_eq!(ack.reference.as_ref().map(|r| r.as_str().to_owned()), Some(format!("r{k}")), "acks come in frame order");
+                    assert_eq!((ack.message.body.as_str(), ack.message.sender.as_str()), (body.as_str(), format!("sender{i}").as_str()), "the ack pairs with its own send");
+                    assert_eq!(ack.message.client_id.as_ref().map(|c| c.as_str().to_owned()), Some(format!("c{i}-{k}")));
+                    acks.push(ack.message.id);
+                }
             }
             (i, s, acks)
         });
@@ -359,20 +366,82 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_senders_through_the_batcher() {
                 // Mailboxes large enough that nobody is disconnected for reading after the burst.
-                concurrent_senders(world_with(db().await, LayerConfig { capacity: 1000, ..LayerConfig::default() }, always_batched()).await).await;
+                concurrent_senders(world_with(db().await, LayerConfig { capacity: 1000, ..LayerConfig::default() }, always_batched()).await, 1).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pipelined_senders_through_the_batcher() {
+                // Each sender's runs of 5 are stored together; batches hold at most 8 messages,
+                // so runs of different senders share batches and spill into the next.
+                concurrent_senders(world_with(db().await, LayerConfig { capacity: 1000, ..LayerConfig::default() }, always_batched()).await, 5).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn frames_handed_over_together_are_answered_in_frame_order() {
+                let w = world(db().await, always_batched()).await;
+                let (alice, bob) = (w.user("alice").await, w.user("bob").await);
+                let lobby = w.room("lobby", RoomKind::Public, &alice).await;
+                let (mut a, mut b) = (w.session(&alice).await, w.session(&bob).await);
+                join(&mut a, &lobby).await;
+                join(&mut b, &lobby).await;
+                let send = |body: &str, client_id: &str, r: &str| json!({"type": "send", "room": "lobby", "body": body, "client_id": client_id, "ref": r}).to_string();
+                let frames = [
+                    send("one", "k1", "1"),
+                    send("one", "k1", "2"), // a retry in the same run
+                    "{".to_owned(),
+                    send("two", "k2", "4"),
+                    json!({"type": "send", "room": "elsewhere", "body": "x", "ref": "5"}).to_string(),
+                    json!({"type": "ping", "ref": "6"}).to_string(),
+                    send("three", "k3", "7"),
+                ];
+                let replies: Vec<ServerFrame> = a.on_texts(&frames).await.into_iter().map(|o| match o {
+                    Outbound::Text(t) => ServerFrame::from_json(&t).unwrap(),
+                    other => panic!("{other:?}"),
+                }).collect();
+                assert_eq!(replies.len(), 7, "{replies:?}");
+                let reference = |f: &ServerFrame| -> Option<String> {
+                    let v: Value = serde_json::from_str(&f.to_json()).unwrap();
+                    v["ref"].as_str().map(str::to_owned)
+                };
+                let acked = |f: &ServerFrame| match f {
+                    ServerFrame::Message(m) => m.message.clone(),
+                    other => panic!("not an ack: {other:?}"),
+                };
+                let (one, retry) = (acked(&replies[0]), acked(&replies[1]));
+                assert_eq!(retry, one, "the retry is answered with the first message");
+                assert_eq!(error_code(&replies[2]), ErrorCode::InvalidJson);
+                let two = acked(&replies[3]);
+                assert_eq!(error_code(&replies[4]), ErrorCode::NotJoined);
+                assert!(matches!(replies[5], ServerFrame::Pong(_)));
+                let three = acked(&replies[6]);
+                assert_eq!(
+                    replies.iter().map(reference).collect::<Vec<_>>(),
+                    [Some("1"), Some("2"), None, Some("4"), Some("5"), Some("6"), Some("7")].map(|r| r.map(str::to_owned)),
+                    "replies in frame order"
+                );
+                assert_eq!((one.body.as_str(), two.body.as_str(), three.body.as_str()), ("one", "two", "three"));
+                assert!(one.id < two.id && two.id < three.id, "ids follow frame order");
+                // Bob gets each new message once (the retry is not rebroadcast), in order.
+                for expected in [&one, &two, &three] {
+                    let ServerFrame::Message(got) = next_non_presence(&mut b).await else { panic!() };
+                    assert_eq!(got.message.id, expected.id);
+                }
+                assert_quiet(&mut b).await;
+                let stored: Vec<String> = all_messages(&w, &lobby).await.into_iter().map(|m| m.body.as_str().to_owned()).collect();
+                assert_eq!(stored, ["one", "two", "three"]);
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_senders_with_default_group_commit() {
                 let config = EngineConfig { message_rate: RateLimit::new(1000.0, 1000.0), ..EngineConfig::default() };
                 assert!(config.group_commit.is_some(), "group commit is on by default");
-                concurrent_senders(world_with(db().await, LayerConfig { capacity: 1000, ..LayerConfig::default() }, config).await).await;
+                concurrent_senders(world_with(db().await, LayerConfig { capacity: 1000, ..LayerConfig::default() }, config).await, 4).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_senders_without_group_commit() {
                 let config = EngineConfig { message_rate: RateLimit::new(1000.0, 1000.0), group_commit: None, ..EngineConfig::default() };
-                concurrent_senders(world_with(db().await, LayerConfig { capacity: 1000, ..LayerConfig::default() }, config).await).await;
+                concurrent_senders(world_with(db().await, LayerConfig { capacity: 1000, ..LayerConfig::default() }, config).await, 3).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,7 @@ conformance!(
     batched_appends_keep_order_and_idempotency,
     a_bad_message_fails_alone_in_a_batch,
     the_batcher_groups_concurrent_appends,
+    the_batcher_keeps_each_group_in_order,
     external_identities_link_accounts,
     a_reader_paging_forward_misses_nothing_under_concurrent_appends,
     a_reader_paging_forward_misses_nothing_under_batched_appends,
@@ -979,6 +980,70 @@ async fn the_batcher_groups_concurrent_appends(s: &Store) {
         .len(),
         65
     );
+}
+
+/// `append_all` groups from many callers at once, through several writers: each group's
+/// messages are stored in its order (ids grow along it), with one result per message, the
+/// same client id twice in one group stored once, and an empty group answered at once.
+async fn the_batcher_keeps_each_group_in_order(s: &Store) {
+    const GROUPS: usize = 24;
+    const EACH: usize = 5;
+    let a = user(s, "alice").await;
+    let rooms = [
+        room(s, "one", RoomKind::Public, a.id).await,
+        room(s, "two", RoomKind::Public, a.id).await,
+    ];
+    let batcher = parley_store::AppendBatcher::spawn(
+        s.clone(),
+        parley_store::BatchOptions {
+            // Smaller than two groups: batches end mid-stream and writers overlap.
+            max_batch: 7,
+            writers: 3,
+            queue: 64,
+            direct_below: 0,
+        },
+    );
+    assert!(batcher.append_all(Vec::new()).await.is_empty());
+    let tasks: Vec<_> = (0..GROUPS)
+        .map(|g| {
+            let batcher = batcher.clone();
+            let group: Vec<_> = (0..EACH)
+                .map(|k| {
+                    let r = &rooms[(g + k) % 2];
+                    msg(r, &a, &format!("g{g} m{k}"), Some(&format!("g{g}-{k}")))
+                })
+                .collect();
+            tokio::spawn(async move { batcher.append_all(group).await })
+        })
+        .collect();
+    for (g, task) in tasks.into_iter().enumerate() {
+        let results = task.await.unwrap();
+        assert_eq!(results.len(), EACH, "one result per message");
+        let stored: Vec<_> = results.into_iter().map(|r| r.unwrap()).collect();
+        let bodies: Vec<&str> = stored.iter().map(|a| a.message.body.as_str()).collect();
+        let expected: Vec<String> = (0..EACH).map(|k| format!("g{g} m{k}")).collect();
+        assert_eq!(bodies, expected, "results in the group's order");
+        assert!(stored.iter().all(|a| a.created));
+        assert!(
+            stored.windows(2).all(|p| p[0].message.id < p[1].message.id),
+            "group {g}'s ids follow its order: {:?}",
+            stored.iter().map(|a| a.message.id).collect::<Vec<_>>()
+        );
+    }
+    let twice = batcher
+        .append_all(vec![
+            msg(&rooms[0], &a, "dup", Some("dup")),
+            msg(&rooms[0], &a, "dup", Some("dup")),
+        ])
+        .await;
+    let twice: Vec<_> = twice.into_iter().map(|r| r.unwrap()).collect();
+    assert!(twice[0].created && !twice[1].created);
+    assert_eq!(twice[0].message, twice[1].message);
+    let mut total = 0;
+    for r in &rooms {
+        total += ids_after(s, r.id, None).await.len();
+    }
+    assert_eq!(total, GROUPS * EACH + 1, "every message stored once");
 }
 
 async fn external_identities_link_accounts(s: &Store) {

@@ -8,6 +8,7 @@
 //! socket).
 
 use super::{CLOSE_PING_TIMEOUT, CLOSE_SLOW_CONSUMER};
+use crate::state::OpenSocket;
 use actix_http::ws::{CloseCode, CloseReason};
 use parley_core::{CloseReason as EngineClose, Inbound, Outbound, Session};
 use parley_domain::RoomName;
@@ -22,6 +23,10 @@ use tokio::time::{Instant, interval_at};
 /// Most deliveries gathered into one write: a bound on the iovec count of one `writev`
 /// (Linux allows 1,024) and on how long the client's own frames wait behind deliveries.
 const MAX_BATCH: usize = 128;
+
+/// Most client text frames handed to the engine together (see [`Connection::on_client`]): a
+/// bound on how long deliveries wait behind them.
+const MAX_FRAMES: usize = 32;
 
 /// A whole message from the client (continuations already joined).
 #[derive(Debug)]
@@ -70,12 +75,13 @@ pub(crate) trait Socket {
 
 /// One open socket's engine side and settings.
 pub(crate) struct Connection {
-    /// The engine's side of the connection. Taken out while a frame is handled on the
-    /// application runtime (see [`Connection::handle_text`]).
+    /// The engine's side of the connection. Taken out while frames are handled on the
+    /// application runtime (see [`Connection::handle_texts`]).
     session: Option<Session>,
-    /// Where frames are handled: store work must not run (and be dropped) on actix's
-    /// single-thread workers.
-    runtime: tokio::runtime::Handle,
+    /// Where frames are handled when this loop runs on one of actix's single-thread workers
+    /// (the actix-ws socket): store work must not run (and be dropped) there. `None`: the loop
+    /// runs on the application runtime itself (the raw socket), and handles frames in place.
+    runtime: Option<tokio::runtime::Handle>,
     /// Set for `/ws/chat/{room}` clients: the room joined on connect, the target of their
     /// `{"message": ...}` frames, and the reason frames get the tutorial's extra fields.
     tutorial_room: Option<RoomName>,
@@ -111,10 +117,11 @@ enum Step {
 }
 
 impl Connection {
-    /// A connection for `session`; `tutorial_room` for `/ws/chat/{room}` clients.
+    /// A connection for `session`; `tutorial_room` for `/ws/chat/{room}` clients; `runtime`
+    /// for a loop that will not run on the application runtime (see the field).
     pub(crate) fn new(
         session: Session,
-        runtime: tokio::runtime::Handle,
+        runtime: Option<tokio::runtime::Handle>,
         tutorial_room: Option<RoomName>,
         config: Arc<crate::HttpConfig>,
         max_frame: usize,
@@ -128,8 +135,19 @@ impl Connection {
         }
     }
 
-    /// Serves the socket until either side ends it.
-    pub(crate) async fn run<S: Socket>(mut self, mut socket: S) {
+    /// Closes the engine side of a connection whose socket cannot be served.
+    pub(crate) async fn abandon(mut self) {
+        if let Some(session) = self.session.take() {
+            session.close().await;
+        }
+    }
+
+    /// Serves the socket until either side ends it; `open` counts it as open until then.
+    ///
+    /// Spawn this future itself, not a block around it: a block would hold the connection
+    /// and the socket twice, once captured and once in this future (rustc does not overlap
+    /// them), a few hundred bytes per idle connection.
+    pub(crate) async fn run<S: Socket>(mut self, mut socket: S, open: OpenSocket) {
         let Some(user) = self.session.as_ref().map(|s| s.user().username.clone()) else {
             return;
         };
@@ -177,9 +195,17 @@ impl Connection {
                 .await;
         }
         if let Some(session) = self.session.take() {
-            // On the application runtime: the close finishes even if this worker stops.
-            let _ = self.runtime.spawn(session.close()).await;
+            match &self.runtime {
+                // On the application runtime: the close finishes even if this worker stops.
+                Some(runtime) => {
+                    let _ = runtime.spawn(session.close()).await;
+                }
+                // Boxed: inline, the close's state would be part of every idle connection's
+                // future (see the select above).
+                None => Box::pin(session.close()).await,
+            }
         }
+        drop(open);
         tracing::debug!(%user, "socket closed");
     }
 
@@ -207,15 +233,21 @@ impl Connection {
         self.deliver(socket, out).await
     }
 
-    /// Hands one client text frame to the engine, on the application runtime (the session
-    /// travels to the task and back). If this task is dropped meanwhile, the frame is still
-    /// handled and the session is closed by its `Drop`.
-    async fn handle_text(&mut self, text: String) -> Vec<Outbound> {
+    /// Hands client text frames to the engine, on the application runtime. From an actix
+    /// worker the session travels to a task there and back; if this task is dropped
+    /// meanwhile, the frames are still handled and the session is closed by its `Drop`.
+    async fn handle_texts(&mut self, texts: Vec<String>) -> Vec<Outbound> {
+        let Some(runtime) = &self.runtime else {
+            return match self.session.as_mut() {
+                Some(session) => session.on_texts(&texts).await,
+                None => Vec::new(),
+            };
+        };
         let Some(mut session) = self.session.take() else {
             return Vec::new();
         };
-        let task = self.runtime.spawn(async move {
-            let replies = session.on_text(&text).await;
+        let task = runtime.spawn(async move {
+            let replies = session.on_texts(&texts).await;
             (session, replies)
         });
         match task.await {
@@ -233,7 +265,7 @@ impl Connection {
     /// The tutorial endpoint's automatic join; a refused join closes with 1008.
     async fn join_on_connect<S: Socket>(&mut self, socket: &mut S, room: &RoomName) -> Step {
         let frame = serde_json::json!({"type": "join", "room": room}).to_string();
-        let replies = self.handle_text(frame).await;
+        let replies = self.handle_texts(vec![frame]).await;
         let refused = replies
             .iter()
             .any(|r| matches!(r, Outbound::Text(t) if t.starts_with(r#"{"type":"error""#)));
@@ -253,9 +285,30 @@ impl Connection {
         match message {
             None => Step::Gone,
             Some(Ok(ClientMessage::Text(text))) => {
-                let frame = self.translate_tutorial(&text).unwrap_or(text);
-                let replies = self.handle_text(frame).await;
-                self.deliver(socket, replies).await
+                // The frames the client has already sent go to the engine together: it stores
+                // a run of sends with one commit (a client with a send window otherwise waits
+                // a commit per message). Whatever else was read waits for their replies.
+                let mut texts = vec![self.translate_tutorial(&text).unwrap_or(text)];
+                let mut after = None;
+                while texts.len() < MAX_FRAMES {
+                    match ready_now(socket.recv()).await {
+                        Some(Some(Ok(ClientMessage::Text(text)))) => {
+                            texts.push(self.translate_tutorial(&text).unwrap_or(text));
+                        }
+                        Some(other) => {
+                            after = Some(other);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                let replies = self.handle_texts(texts).await;
+                match (self.deliver(socket, replies).await, after) {
+                    (Step::Continue, Some(message)) => {
+                        Box::pin(self.on_client(socket, message)).await
+                    }
+                    (step, _) => step,
+                }
             }
             Some(Ok(ClientMessage::Binary)) => {
                 let frame = ServerFrame::error(

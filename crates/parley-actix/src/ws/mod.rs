@@ -160,17 +160,13 @@ async fn upgrade(
         .max_continuation_size(hard);
     let conn = Connection::new(
         session,
-        state.runtime.clone(),
+        Some(state.runtime.clone()),
         room,
         state.config.clone(),
         engine_max,
     );
     // The stream holds the request payload, which is !Send: run on this worker's thread.
-    let open = state.socket_opened();
-    actix_web::rt::spawn(async move {
-        conn.run(ActixSocket { ws, stream }).await;
-        drop(open);
-    });
+    actix_web::rt::spawn(conn.run(ActixSocket { ws, stream }, state.socket_opened()));
     Ok(response)
 }
 

@@ -118,13 +118,7 @@ pub(crate) async fn accept(
     drop(req);
     let engine_max = state.engine.config().max_frame_bytes;
     let socket = RawSocket::new(io, leftover, state.config.hard_frame_limit(engine_max));
-    let connection = Connection::new(
-        session,
-        state.runtime.clone(),
-        room,
-        state.config.clone(),
-        engine_max,
-    );
+    let connection = Connection::new(session, None, room, state.config.clone(), engine_max);
     Some((connection, socket))
 }
 
@@ -194,6 +188,17 @@ pub(crate) struct RawSocket {
 }
 
 impl RawSocket {
+    /// Moves the stream to the I/O driver of the runtime whose context this is called in
+    /// (`Handle::enter`). The socket's loop
+    /// runs on the application runtime (where the engine and the store live) rather than on
+    /// the actix worker that accepted it: every frame would otherwise cross threads twice,
+    /// to be handled and back, and every wake-up would come from the worker's driver.
+    pub(crate) fn moved_to_current_runtime(mut self) -> io::Result<Self> {
+        let std = self.io.into_std()?;
+        self.io = TcpStream::from_std(std)?;
+        Ok(self)
+    }
+
     fn new(io: TcpStream, leftover: BytesMut, max_size: usize) -> Self {
         Self {
             io,

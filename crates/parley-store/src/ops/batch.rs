@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-type Request = (NewMessage, oneshot::Sender<Result<Appended>>);
+/// Messages written together, in this order (one caller's consecutive sends), and where
+/// their results go.
+type Request = (Vec<NewMessage>, oneshot::Sender<Vec<Result<Appended>>>);
 
 /// A handle to the group-commit writers. Cheap to clone; the writer tasks stop when the last
 /// handle is dropped (after finishing what they hold).
@@ -32,19 +34,20 @@ pub struct AppendBatcher {
     direct_below: usize,
 }
 
-/// Decrements the in-flight count when an append finishes or is abandoned.
-struct InFlight<'a>(&'a AtomicUsize);
+/// Takes its appends off the in-flight count when they finish or are abandoned.
+struct InFlight<'a>(&'a AtomicUsize, usize);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(self.1, Ordering::Relaxed);
     }
 }
 
 /// How an [`AppendBatcher`] batches.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchOptions {
-    /// Most messages written by one statement.
+    /// Most messages written by one statement (a batch stops taking requests once it holds
+    /// this many; one [`AppendBatcher::append_all`] group is never split, so it may overshoot).
     pub max_batch: usize,
     /// Writer tasks, i.e. batches in flight at once (each holds a pooled connection while
     /// writing).
@@ -83,10 +86,14 @@ impl AppendBatcher {
                     let batch = {
                         let mut rx = rx.lock().await;
                         let Some(first) = rx.recv().await else { break };
+                        let mut size = first.0.len();
                         let mut batch = vec![first];
-                        while batch.len() < max_batch {
+                        while size < max_batch {
                             match rx.try_recv() {
-                                Ok(req) => batch.push(req),
+                                Ok(req) => {
+                                    size += req.0.len();
+                                    batch.push(req);
+                                }
                                 Err(_) => break,
                             }
                         }
@@ -107,19 +114,43 @@ impl AppendBatcher {
     /// Appends a message through the batcher: the same result as
     /// [`Store::append_message`], usually sharing a commit with concurrent appends.
     pub async fn append(&self, message: NewMessage) -> Result<Appended> {
-        let busy = self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let _in_flight = InFlight(&self.in_flight);
+        self.append_all(vec![message])
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(StoreError::Internal(
+                    "append batcher lost a reply".to_owned(),
+                ))
+            })
+    }
+
+    /// Appends several messages, in order, through the batcher: one result per message, as
+    /// from [`Store::append_messages`]. The messages stay together in one batch, so their ids
+    /// follow their order here even with several writers (separate [`AppendBatcher::append`]
+    /// calls may be written by different writers and commit in either order). This is how a
+    /// connection with several sends waiting has them all stored at once, in order.
+    pub async fn append_all(&self, messages: Vec<NewMessage>) -> Vec<Result<Appended>> {
+        if messages.is_empty() {
+            return Vec::new();
+        }
+        let count = messages.len();
+        let busy = self.in_flight.fetch_add(count, Ordering::Relaxed);
+        let _in_flight = InFlight(&self.in_flight, count);
         if busy < self.direct_below {
-            return self.store.append_message(&message).await;
+            return self.store.append_messages(&messages).await;
         }
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((message, reply))
-            .await
-            .map_err(|_| StoreError::Internal("append batcher stopped".to_owned()))?;
+        let failed = |why: &str| {
+            (0..count)
+                .map(|_| Err(StoreError::Internal(why.to_owned())))
+                .collect()
+        };
+        if self.tx.send((messages, reply)).await.is_err() {
+            return failed("append batcher stopped");
+        }
         answer
             .await
-            .map_err(|_| StoreError::Internal("append batcher dropped a request".to_owned()))?
+            .unwrap_or_else(|_| failed("append batcher dropped a request"))
     }
 }
 
@@ -152,11 +183,18 @@ impl Store {
     }
 
     async fn write_batch(&self, batch: Vec<Request>) {
-        let (messages, replies): (Vec<NewMessage>, Vec<_>) = batch.into_iter().unzip();
-        let results = self.append_messages(&messages).await;
-        for (reply, result) in replies.into_iter().zip(results) {
+        let mut sizes = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut messages = Vec::new();
+        for (group, reply) in batch {
+            sizes.push(group.len());
+            replies.push(reply);
+            messages.extend(group);
+        }
+        let mut results = self.append_messages(&messages).await.into_iter();
+        for (reply, size) in replies.into_iter().zip(sizes) {
             // The caller may have given up waiting; nothing to do then.
-            let _ = reply.send(result);
+            let _ = reply.send(results.by_ref().take(size).collect());
         }
     }
 
