@@ -10,7 +10,9 @@
 //!   registry, per-user limits) and a background task exchanging presence with other
 //!   processes over the channel layer.
 //! - [`Session`] (`session`): one per connection; join/leave, send (persist, then fan out),
-//!   typing, history, edit/delete, read markers, call signalling.
+//!   typing, history, edit/delete, read markers, call signalling. Frames that arrive together
+//!   go in together ([`Session::on_texts`]): a run of sends is stored with one commit, in
+//!   order, and the replies keep frame order.
 //! - `events`: the layer messages and group names, Django-compatible on the chat group.
 //! - [`presence`]: per-user presence across nodes, with expiry of dead nodes.
 //! - [`rate`]: token buckets for flood limits.
