@@ -503,43 +503,57 @@ impl Session {
         // Persist first (committed, possibly sharing a commit with concurrent sends): a
         // message the store did not take is never broadcast nor acknowledged.
         let results = self.inner.append_all(messages).await;
-        for (result, r) in results.into_iter().zip(references) {
-            let appended = match result {
-                Ok(a) => a,
-                Err(e) => {
-                    out.push(text(&store_error(&e, r)));
-                    continue;
-                }
-            };
-            if appended.created {
-                self.broadcast_message(&appended.message).await;
+        // Broadcast the new ones, a stretch of consecutive messages to one room at a time
+        // (one layer call each: the Redis layer reads the room's members once for it).
+        let mut stretch: Vec<&parley_domain::Message> = Vec::new();
+        for result in &results {
+            let Ok(appended) = result else { continue };
+            if !appended.created {
+                continue;
             }
-            out.push(text(&ServerFrame::Message(Posted {
-                message: appended.message,
-                reference: r,
-            })));
+            if stretch
+                .last()
+                .is_some_and(|last| last.room != appended.message.room)
+            {
+                self.broadcast_messages(&stretch).await;
+                stretch.clear();
+            }
+            stretch.push(&appended.message);
+        }
+        self.broadcast_messages(&stretch).await;
+        for (result, r) in results.into_iter().zip(references) {
+            out.push(text(&match result {
+                Ok(appended) => ServerFrame::Message(Posted {
+                    message: appended.message,
+                    reference: r,
+                }),
+                Err(e) => store_error(&e, r),
+            }));
         }
     }
 
-    /// Sends a stored message to its room's chat group.
-    async fn broadcast_message(&self, message: &parley_domain::Message) {
-        let group = match self.inner.groups.chat(&message.room) {
+    /// Sends stored messages, all of one room, to its chat group, in order.
+    async fn broadcast_messages(&self, messages: &[&parley_domain::Message]) {
+        let Some(first) = messages.first() else {
+            return;
+        };
+        let group = match self.inner.groups.chat(&first.room) {
             Ok(group) => group,
             Err(e) => {
                 tracing::error!(error = %e, "invalid chat group name");
                 return;
             }
         };
-        match self
-            .inner
-            .layer
-            .group_send(&group, events::chat_message(message, &self.channel))
-            .await
-        {
+        let events = messages
+            .iter()
+            .map(|m| events::chat_message(m, &self.channel))
+            .collect();
+        match self.inner.layer.group_send_all(&group, events).await {
             Ok(report) => self.inner.kill_full(&report.full),
             // Stored and acknowledged: clients that missed the broadcast read it from history.
             Err(e) => {
-                tracing::warn!(error = %e, id = %message.id, "message stored but not broadcast")
+                let ids: Vec<i64> = messages.iter().map(|m| m.id.get()).collect();
+                tracing::warn!(error = %e, ?ids, "messages stored but not broadcast");
             }
         }
     }

@@ -427,8 +427,29 @@ macro_rules! suite {
                     assert_eq!(got.message.id, expected.id);
                 }
                 assert_quiet(&mut b).await;
+                // One run of sends to two rooms: stored together, broadcast room by room in
+                // frame order (members of both get them as sent).
+                let side = w.room("side", RoomKind::Public, &alice).await;
+                join(&mut a, &side).await;
+                join(&mut b, &side).await;
+                let run = [
+                    send("four", "k4", "8"),
+                    json!({"type": "send", "room": "side", "body": "aside", "ref": "9"}).to_string(),
+                    send("five", "k5", "10"),
+                ];
+                let acks: Vec<parley_domain::Message> = a.on_texts(&run).await.into_iter().map(|o| match o {
+                    Outbound::Text(t) => acked(&ServerFrame::from_json(&t).unwrap()),
+                    other => panic!("{other:?}"),
+                }).collect();
+                assert_eq!(acks.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["four", "aside", "five"]);
+                assert!(acks.windows(2).all(|p| p[0].id < p[1].id), "ids follow frame order");
+                for expected in &acks {
+                    let ServerFrame::Message(got) = next_non_presence(&mut b).await else { panic!() };
+                    assert_eq!((got.message.id, &got.message.room), (expected.id, &expected.room));
+                }
+                assert_quiet(&mut b).await;
                 let stored: Vec<String> = all_messages(&w, &lobby).await.into_iter().map(|m| m.body.as_str().to_owned()).collect();
-                assert_eq!(stored, ["one", "two", "three"]);
+                assert_eq!(stored, ["one", "two", "three", "four", "five"]);
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

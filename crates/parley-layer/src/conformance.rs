@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             group_discard_stops_delivery,
             capacity_is_enforced,
             group_send_reports_full_channels,
+            group_send_all_keeps_order_and_adds_up,
             messages_expire,
             group_membership_expires,
             flush_drops_everything,
@@ -373,6 +374,40 @@ pub async fn group_send_reports_full_channels(make: impl MakeLayer) {
     assert_eq!(number_of(&receive(&*layer, &full).await), 1);
     assert_eq!(number_of(&receive(&*layer, &full).await), 2);
     assert_drained(&*layer, &full).await;
+}
+
+/// `group_send_all` gives every member the messages in order; a member that fills up gets
+/// the ones before, is listed once as full, and the others still get everything; the report
+/// counts deliveries. An empty run sends nothing.
+pub async fn group_send_all_keeps_order_and_adds_up(make: impl MakeLayer) {
+    let layer = layer(&make, with_capacity(3)).await;
+    let g = group("test.all");
+    let roomy = fresh_channel(&*layer).await;
+    let tight = fresh_channel(&*layer).await;
+    group_add(&*layer, &g, &roomy).await;
+    group_add(&*layer, &g, &tight).await;
+    send(&*layer, &tight, numbered(1)).await;
+    send(&*layer, &tight, numbered(2)).await;
+    let report = layer
+        .group_send_all(&g, vec![numbered(10), numbered(11), numbered(12)])
+        .await
+        .expect("group_send_all");
+    assert_eq!(report.delivered, 4, "{report:?}");
+    assert_eq!(report.full, vec![tight.clone()]);
+    for n in [10, 11, 12] {
+        assert_eq!(number_of(&receive(&*layer, &roomy).await), n);
+    }
+    for n in [1, 2, 10] {
+        assert_eq!(number_of(&receive(&*layer, &tight).await), n);
+    }
+    assert_drained(&*layer, &roomy).await;
+    assert_drained(&*layer, &tight).await;
+    let empty = layer
+        .group_send_all(&g, Vec::new())
+        .await
+        .expect("an empty run");
+    assert_eq!(empty, crate::GroupSendReport::default());
+    assert_drained(&*layer, &roomy).await;
 }
 
 /// A message not received within `expiry` is gone and no longer takes up capacity. (Sleeps

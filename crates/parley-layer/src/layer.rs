@@ -17,6 +17,18 @@ pub struct GroupSendReport {
     pub full: Vec<ChannelName>,
 }
 
+impl GroupSendReport {
+    /// Adds another send's report to this one (each full channel listed once).
+    pub fn merge(&mut self, other: GroupSendReport) {
+        self.delivered += other.delivered;
+        for channel in other.full {
+            if !self.full.contains(&channel) {
+                self.full.push(channel);
+            }
+        }
+    }
+}
+
 /// A channel layer: mailboxes (channels), named sets of them (groups), and the operations
 /// Django Channels defines over them, with the same semantics:
 ///
@@ -58,6 +70,23 @@ pub trait ChannelLayer: Send + Sync + 'static {
     /// the report and logged; the other members still get the message.
     async fn group_send(&self, group: &GroupName, message: Message) -> Result<GroupSendReport>;
 
+    /// Queues `messages` on every channel of `group`, in order: each member receives them in
+    /// this order. Same rules as [`ChannelLayer::group_send`]; the report adds up the sends
+    /// (`delivered` counts deliveries, `full` lists each full channel once). Stops at the
+    /// first error, after the messages before it were sent. Backends override it when they
+    /// can do better than one `group_send` per message (Redis reads the members once).
+    async fn group_send_all(
+        &self,
+        group: &GroupName,
+        messages: Vec<Message>,
+    ) -> Result<GroupSendReport> {
+        let mut report = GroupSendReport::default();
+        for message in messages {
+            report.merge(self.group_send(group, message).await?);
+        }
+        Ok(report)
+    }
+
     /// Forgets a channel for good: its queued messages and its group memberships. Called when
     /// a connection ends, so nothing it owned lingers until expiry. (Not in Channels' API,
     /// where channels only expire.)
@@ -89,6 +118,13 @@ impl<T: ChannelLayer + ?Sized> ChannelLayer for std::sync::Arc<T> {
     }
     async fn group_send(&self, group: &GroupName, message: Message) -> Result<GroupSendReport> {
         (**self).group_send(group, message).await
+    }
+    async fn group_send_all(
+        &self,
+        group: &GroupName,
+        messages: Vec<Message>,
+    ) -> Result<GroupSendReport> {
+        (**self).group_send_all(group, messages).await
     }
     async fn close_channel(&self, channel: &ChannelName) -> Result<()> {
         (**self).close_channel(channel).await

@@ -256,9 +256,128 @@ impl RedisLayer {
         }
     }
 
+    /// The live members of `group` (expired memberships left out).
+    async fn group_members(&self, group: &GroupName) -> parley_layer::Result<Vec<String>> {
+        let now = unix_now();
+        let mut conn = self.conn(self.shard(group.as_str())).await?;
+        scripts::GROUP_MEMBERS
+            .key(self.group_key(group.as_str()))
+            .arg(Self::expiry_cutoff(now, self.inner.group_expiry_secs))
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(|e| failed(conn, e))
+    }
+
+    /// Queues `message` on each of `members` (channel names of `group`): this process's own
+    /// channels straight into their mailboxes, the others' with one script call per shard.
+    async fn send_to_members(
+        &self,
+        group: &GroupName,
+        members: &[String],
+        message: &Message,
+    ) -> parley_layer::Result<GroupSendReport> {
+        let now = unix_now();
+        // Channel keys by shard, each with the channels it serves (one message per key, its
+        // envelope listing them all, as channels_redis does).
+        let mut by_shard: BTreeMap<usize, Vec<(String, Vec<String>)>> = BTreeMap::new();
+        let mut key_slot: HashMap<String, (usize, usize)> = HashMap::new();
+        let mut report = GroupSendReport::default();
+        for member in members {
+            if member.starts_with(self.inner.process_name.as_str()) {
+                // Our own channels: straight into their mailboxes (see `send_local`).
+                let Ok(channel) = ChannelName::parse(member) else {
+                    continue;
+                };
+                match self.send_local(&channel, message.clone()) {
+                    Ok(()) => report.delivered += 1,
+                    Err(_) => report.full.push(channel),
+                }
+                continue;
+            }
+            let non_local = match member.find('!') {
+                Some(i) => member[..=i].to_owned(),
+                None => member.clone(),
+            };
+            let key = self.channel_key(&non_local);
+            match key_slot.get(&key) {
+                Some(&(shard, i)) => {
+                    if let Some(entry) = by_shard.get_mut(&shard).and_then(|v| v.get_mut(i)) {
+                        entry.1.push(member.clone());
+                    }
+                }
+                None => {
+                    let shard = self.shard(&non_local);
+                    let keys = by_shard.entry(shard).or_default();
+                    key_slot.insert(key.clone(), (shard, keys.len()));
+                    keys.push((key, vec![member.clone()]));
+                }
+            }
+        }
+        let expiry = self.inner.shared.expiry_secs;
+        let cutoff = Self::expiry_cutoff(now, expiry);
+        let sends = by_shard.into_iter().map(|(shard, keys)| async move {
+            let mut invocation = scripts::GROUP_SEND.prepare_invoke();
+            for (key, _) in &keys {
+                invocation.key(key);
+            }
+            for (_, channels) in &keys {
+                invocation.arg(
+                    self.inner
+                        .shared
+                        .codec
+                        .encode(message.fields(), &Envelope::Many(channels.clone())),
+                );
+            }
+            invocation
+                .arg(self.inner.config.layer.capacity)
+                .arg(now)
+                .arg(expiry)
+                .arg(cutoff);
+            let mut conn = self.conn(shard).await?;
+            let full: Vec<usize> = invocation
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(|e| failed(conn, e))?;
+            Ok::<_, LayerError>((keys, full))
+        });
+        let local_full = report.full.len();
+        for result in futures_util::future::join_all(sends).await {
+            let (keys, full) = result?;
+            let full: HashSet<usize> = full.into_iter().collect();
+            for (i, (_, channels)) in keys.into_iter().enumerate() {
+                if full.contains(&(i + 1)) {
+                    report
+                        .full
+                        .extend(channels.iter().filter_map(|c| ChannelName::parse(c).ok()));
+                } else {
+                    report.delivered += channels.len();
+                }
+            }
+        }
+        if !report.full.is_empty() {
+            self.inner
+                .shared
+                .stats
+                .full
+                .fetch_add((report.full.len() - local_full) as u64, Ordering::Relaxed);
+            tracing::warn!(%group, full = report.full.len(), delivered = report.delivered, "group send: channels over capacity skipped");
+        }
+        Ok(report)
+    }
+
     fn expiry_cutoff(now: f64, secs: u64) -> i64 {
         now.floor() as i64 - secs as i64
     }
+}
+
+/// `group_send`'s check: the layer's routing key cannot be set by a caller.
+fn reject_reserved(message: &Message) -> parley_layer::Result<()> {
+    if message.get(crate::codec::CHANNEL_KEY).is_some() {
+        return Err(LayerError::InvalidMessage(
+            "__asgi_channel__ is reserved".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -393,106 +512,26 @@ impl ChannelLayer for RedisLayer {
         group: &GroupName,
         message: Message,
     ) -> parley_layer::Result<GroupSendReport> {
-        if message.get(crate::codec::CHANNEL_KEY).is_some() {
-            return Err(LayerError::InvalidMessage(
-                "__asgi_channel__ is reserved".into(),
-            ));
+        reject_reserved(&message)?;
+        let members = self.group_members(group).await?;
+        self.send_to_members(group, &members, &message).await
+    }
+
+    /// One read of the group's members for the whole run (a round trip to Redis each
+    /// otherwise), then each message in turn, so every member gets them in order.
+    #[tracing::instrument(level = "trace", skip(self, messages))]
+    async fn group_send_all(
+        &self,
+        group: &GroupName,
+        messages: Vec<Message>,
+    ) -> parley_layer::Result<GroupSendReport> {
+        for message in &messages {
+            reject_reserved(message)?;
         }
-        let now = unix_now();
-        let members: Vec<String> = {
-            let mut conn = self.conn(self.shard(group.as_str())).await?;
-            scripts::GROUP_MEMBERS
-                .key(self.group_key(group.as_str()))
-                .arg(Self::expiry_cutoff(now, self.inner.group_expiry_secs))
-                .invoke_async(&mut *conn)
-                .await
-                .map_err(|e| failed(conn, e))?
-        };
-        // Channel keys by shard, each with the channels it serves (one message per key, its
-        // envelope listing them all, as channels_redis does).
-        let mut by_shard: BTreeMap<usize, Vec<(String, Vec<String>)>> = BTreeMap::new();
-        let mut key_slot: HashMap<String, (usize, usize)> = HashMap::new();
+        let members = self.group_members(group).await?;
         let mut report = GroupSendReport::default();
-        for member in members {
-            if member.starts_with(self.inner.process_name.as_str()) {
-                // Our own channels: straight into their mailboxes (see `send_local`).
-                let Ok(channel) = ChannelName::parse(&member) else {
-                    continue;
-                };
-                match self.send_local(&channel, message.clone()) {
-                    Ok(()) => report.delivered += 1,
-                    Err(_) => report.full.push(channel),
-                }
-                continue;
-            }
-            let non_local = match member.find('!') {
-                Some(i) => member[..=i].to_owned(),
-                None => member.clone(),
-            };
-            let key = self.channel_key(&non_local);
-            match key_slot.get(&key) {
-                Some(&(shard, i)) => {
-                    if let Some(entry) = by_shard.get_mut(&shard).and_then(|v| v.get_mut(i)) {
-                        entry.1.push(member);
-                    }
-                }
-                None => {
-                    let shard = self.shard(&non_local);
-                    let keys = by_shard.entry(shard).or_default();
-                    key_slot.insert(key.clone(), (shard, keys.len()));
-                    keys.push((key, vec![member]));
-                }
-            }
-        }
-        let expiry = self.inner.shared.expiry_secs;
-        let cutoff = Self::expiry_cutoff(now, expiry);
-        let message = &message;
-        let sends = by_shard.into_iter().map(|(shard, keys)| async move {
-            let mut invocation = scripts::GROUP_SEND.prepare_invoke();
-            for (key, _) in &keys {
-                invocation.key(key);
-            }
-            for (_, channels) in &keys {
-                invocation.arg(
-                    self.inner
-                        .shared
-                        .codec
-                        .encode(message.fields(), &Envelope::Many(channels.clone())),
-                );
-            }
-            invocation
-                .arg(self.inner.config.layer.capacity)
-                .arg(now)
-                .arg(expiry)
-                .arg(cutoff);
-            let mut conn = self.conn(shard).await?;
-            let full: Vec<usize> = invocation
-                .invoke_async(&mut *conn)
-                .await
-                .map_err(|e| failed(conn, e))?;
-            Ok::<_, LayerError>((keys, full))
-        });
-        let local_full = report.full.len();
-        for result in futures_util::future::join_all(sends).await {
-            let (keys, full) = result?;
-            let full: HashSet<usize> = full.into_iter().collect();
-            for (i, (_, channels)) in keys.into_iter().enumerate() {
-                if full.contains(&(i + 1)) {
-                    report
-                        .full
-                        .extend(channels.iter().filter_map(|c| ChannelName::parse(c).ok()));
-                } else {
-                    report.delivered += channels.len();
-                }
-            }
-        }
-        if !report.full.is_empty() {
-            self.inner
-                .shared
-                .stats
-                .full
-                .fetch_add((report.full.len() - local_full) as u64, Ordering::Relaxed);
-            tracing::warn!(%group, full = report.full.len(), delivered = report.delivered, "group send: channels over capacity skipped");
+        for message in &messages {
+            report.merge(self.send_to_members(group, &members, message).await?);
         }
         Ok(report)
     }
