@@ -11,6 +11,9 @@
 #   --no-docs            do not touch docs/benchmarks.md (print the tables instead)
 #   --no-build           use the release binaries already in target/release
 #
+# PARLEY_SERVER_BIN=path benchmarks another build of parley-server (say, a copy of an older
+# release binary) with the same load generator: how before/after figures are measured.
+#
 # What it runs, on loopback only, against:
 #   - Parley (`parley-server`, release build), in-memory and Redis layers, SQLite and
 #     PostgreSQL stores, every message persisted;
