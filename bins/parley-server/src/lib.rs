@@ -27,4 +27,5 @@ pub mod telemetry;
 
 pub use app::{Application, Shutdown, auth_config, open_layer, open_store};
 pub use error::{Result, ServerError};
-pub use settings::{DEFAULT_CONFIG_FILE, LayerKind, LogFormat, Settings, WsCarrier, redact_url};
+pub use parley_domain::redact_url;
+pub use settings::{DEFAULT_CONFIG_FILE, LayerKind, LogFormat, Settings, WsCarrier};

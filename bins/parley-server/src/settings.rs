@@ -5,7 +5,8 @@ use crate::error::{Result, ServerError};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use parley_actix::HttpConfig;
-use parley_core::{EngineConfig, RateLimit};
+use parley_core::{ConnectionConfig, EngineConfig, RateLimit};
+use parley_domain::redact_url;
 use parley_layer::LayerConfig;
 use parley_store::BatchOptions;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -172,9 +173,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         let engine = EngineConfig::default();
-        let group_commit = engine
-            .group_commit
-            .unwrap_or(EngineConfig::DEFAULT_GROUP_COMMIT);
+        let group_commit = BatchOptions::default();
+        let heartbeat = ConnectionConfig::default();
         Self {
             bind: "127.0.0.1:8080".to_owned(),
             workers: None,
@@ -221,8 +221,8 @@ impl Default for Settings {
             login_failure_burst: 10.0,
             ws_connect_rate: 0.0,
             ws_connect_burst: 100.0,
-            ws_ping_interval_secs: 20,
-            ws_ping_timeout_secs: 60,
+            ws_ping_interval_secs: heartbeat.ping_interval.as_secs(),
+            ws_ping_timeout_secs: heartbeat.ping_timeout.as_secs(),
             presence_interval_ms: duration_ms(engine.presence_interval),
             presence_ttl_ms: duration_ms(engine.presence_ttl),
             shutdown_timeout_secs: 30,
@@ -439,7 +439,7 @@ impl Settings {
                 max_batch: self.group_commit_max_batch,
                 writers: self.group_commit_writers,
                 direct_below: self.group_commit_direct_below,
-                ..EngineConfig::DEFAULT_GROUP_COMMIT
+                ..BatchOptions::default()
             }),
             join_rate: RateLimit::new(self.join_rate, self.join_burst),
             presence_interval: Duration::from_millis(self.presence_interval_ms),
@@ -454,8 +454,10 @@ impl Settings {
             allowed_origins: self.allowed_origins.clone(),
             cors_origins: self.cors_origins.clone(),
             json_limit: self.json_limit_bytes,
-            ping_interval: Duration::from_secs(self.ws_ping_interval_secs),
-            ping_timeout: Duration::from_secs(self.ws_ping_timeout_secs),
+            heartbeat: ConnectionConfig {
+                ping_interval: Duration::from_secs(self.ws_ping_interval_secs),
+                ping_timeout: Duration::from_secs(self.ws_ping_timeout_secs),
+            },
             ws_hard_frame_limit: None,
             auth_rate: (self.auth_rate > 0.0)
                 .then(|| parley_core::RateLimit::new(self.auth_rate, self.auth_burst)),
@@ -506,21 +508,6 @@ impl Settings {
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Settings({})", self.redacted())
-    }
-}
-
-/// `scheme://user:password@host/...` → `scheme://user:***@host/...`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
     }
 }
 
@@ -618,7 +605,7 @@ mod tests {
     #[test]
     fn group_commit_is_on_by_default_and_can_be_turned_off() {
         let on = Settings::default().engine_config().group_commit.unwrap();
-        let engine = EngineConfig::DEFAULT_GROUP_COMMIT;
+        let engine = BatchOptions::default();
         assert_eq!(
             (on.max_batch, on.writers, on.queue, on.direct_below),
             (
@@ -639,16 +626,13 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:pw@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    fn secrets_are_redacted() {
         let s = Settings {
+            database_url: "postgres://u:pw@h:5432/db".into(),
             secret: Some("x".repeat(40)),
             ..Settings::default()
         };
         assert_eq!(s.redacted()["secret"], "***");
+        assert_eq!(s.redacted()["database_url"], "postgres://u:***@h:5432/db");
     }
 }

@@ -1,6 +1,6 @@
 //! Transport settings: origins, CORS, body limits, WebSocket heartbeats.
 
-use std::time::Duration;
+use parley_core::ConnectionConfig;
 
 /// Settings of the HTTP and WebSocket transport. `Default` gives production-sensible values
 /// that allow only same-origin browsers.
@@ -18,10 +18,9 @@ pub struct HttpConfig {
     /// Largest JSON request body, in bytes; larger ones are refused with 413 before they are
     /// read (from `Content-Length`, or as soon as the stream passes the limit).
     pub json_limit: usize,
-    /// How often the server pings a WebSocket.
-    pub ping_interval: Duration,
-    /// A socket from which nothing (not even a pong) arrived for this long is closed (4001).
-    pub ping_timeout: Duration,
+    /// The chat socket's heartbeat: ping interval and timeout (a socket from which nothing,
+    /// not even a pong, arrived within the timeout is closed with 4001).
+    pub heartbeat: ConnectionConfig,
     /// Hard limit of one WebSocket frame (and of a message reassembled from continuation
     /// frames), in bytes. Frames between the engine's `max_frame_bytes` and this limit are
     /// answered with a `frame_too_large` error frame and the connection stays open; larger
@@ -46,8 +45,7 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             cors_origins: Vec::new(),
             json_limit: 64 * 1024,
-            ping_interval: Duration::from_secs(20),
-            ping_timeout: Duration::from_secs(60),
+            heartbeat: ConnectionConfig::default(),
             ws_hard_frame_limit: None,
             auth_rate: Some(parley_core::RateLimit::new(1.0, 20.0)),
             login_failure_rate: Some(parley_core::RateLimit::new(0.1, 10.0)),
@@ -62,12 +60,7 @@ impl HttpConfig {
         if self.json_limit < 1024 {
             return Err("json_limit: must be at least 1024 bytes".to_owned());
         }
-        if self.ping_interval.is_zero() {
-            return Err("ws_ping_interval: must be positive".to_owned());
-        }
-        if self.ping_timeout <= self.ping_interval {
-            return Err("ws_ping_timeout: must be longer than ws_ping_interval".to_owned());
-        }
+        self.heartbeat.validate()?;
         if let Some(rate) = self.auth_rate
             && !(rate.per_second > 0.0 && rate.burst >= 1.0)
         {
@@ -160,8 +153,10 @@ mod tests {
     #[test]
     fn validation_names_the_setting() {
         let bad = HttpConfig {
-            ping_timeout: Duration::from_secs(1),
-            ping_interval: Duration::from_secs(5),
+            heartbeat: ConnectionConfig {
+                ping_timeout: std::time::Duration::from_secs(1),
+                ping_interval: std::time::Duration::from_secs(5),
+            },
             ..HttpConfig::default()
         };
         assert!(bad.validate().unwrap_err().starts_with("ws_ping_timeout"));

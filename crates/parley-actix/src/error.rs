@@ -1,5 +1,5 @@
-//! The one error type of this crate: every REST failure, mapped once to a status and a
-//! `{"error": {"code", "message"}}` body.
+//! The one error type of this crate: every REST failure, with the same typed code the socket
+//! uses ([`ErrorCode`]), mapped once to a status and a `{"error": {"code", "message"}}` body.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -7,53 +7,21 @@ use actix_web::{HttpResponse, ResponseError};
 use parley_auth::AuthError;
 use parley_core::EngineError;
 use parley_domain::protocol::ErrorCode;
-use parley_store::StoreError;
 use std::time::Duration;
 
-/// A failed REST request. The variant picks the status; `code` is the stable string clients
-/// match on, `message` is for people.
+/// A failed REST request (or a refused WebSocket handshake). The code picks the status
+/// ([`status_of`]); the message is for people.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400: malformed or invalid input.
+    /// Refused with a code: bad input, no credentials, not allowed, not found, a conflict.
     #[error("{message}")]
-    BadRequest {
-        /// Machine-readable code (`invalid_json`, `unknown_field`, `invalid_field`, ...).
-        code: &'static str,
+    Refused {
+        /// Machine-readable code.
+        code: ErrorCode,
         /// Human-readable detail.
         message: String,
     },
-    /// 401: no valid credentials.
-    #[error("{message}")]
-    Unauthorized {
-        /// `unauthorized`, `invalid_credentials`, `token_expired`, `token_invalid`,
-        /// `token_revoked`, `wrong_token_type`.
-        code: &'static str,
-        /// Human-readable detail.
-        message: String,
-    },
-    /// 403: authenticated but not allowed.
-    #[error("{message}")]
-    Forbidden {
-        /// `forbidden`, `not_member` or `origin_not_allowed`.
-        code: &'static str,
-        /// Human-readable detail.
-        message: String,
-    },
-    /// 404: no such thing (or not visible to this user).
-    #[error("{0}")]
-    NotFound(String),
-    /// 409: conflicts with the current state (a taken name).
-    #[error("{message}")]
-    Conflict {
-        /// `conflict` or `username_taken`.
-        code: &'static str,
-        /// Human-readable detail.
-        message: String,
-    },
-    /// 413: the body is larger than the server accepts.
-    #[error("request body too large (at most {0} bytes)")]
-    TooLarge(usize),
-    /// 429: slow down; retry after the given delay.
+    /// 429: slow down; retry after the given delay (sent as `Retry-After`).
     #[error("{message}")]
     RateLimited {
         /// Human-readable detail.
@@ -61,7 +29,8 @@ pub enum ApiError {
         /// Sent as `Retry-After` (whole seconds, at least 1).
         retry_after: Duration,
     },
-    /// 503: a backing service is down.
+    /// 503: a backing service is down (the detail is logged, the client gets a generic
+    /// message and `Retry-After`).
     #[error("{0}")]
     Unavailable(String),
     /// 500: a bug or an unexpected failure; details stay in the log.
@@ -69,65 +38,58 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The HTTP status of each code: the one place codes meet statuses.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    use ErrorCode::*;
+    match code {
+        FrameTooLarge | InvalidJson | NotAnObject | MissingType | UnknownType | MissingField
+        | InvalidField | UnknownField | InvalidRoomName | BodyTooLong | BinaryNotSupported
+        | WeakPassword | InvalidContentType | NotAWebsocket => StatusCode::BAD_REQUEST,
+        Unauthorized | InvalidCredentials | TokenExpired | TokenInvalid | TokenRevoked
+        | WrongTokenType => StatusCode::UNAUTHORIZED,
+        Forbidden | NotMember | OriginNotAllowed => StatusCode::FORBIDDEN,
+        NotFound => StatusCode::NOT_FOUND,
+        NotJoined | Conflict | UsernameTaken => StatusCode::CONFLICT,
+        TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RateLimited | TooManyRooms => StatusCode::TOO_MANY_REQUESTS,
+        Unavailable | SlowConsumer => StatusCode::SERVICE_UNAVAILABLE,
+        Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl ApiError {
-    /// A 400 with `code`.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest {
+    /// A refusal with `code` (its status comes from [`status_of`]).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Refused {
             code,
             message: message.into(),
         }
     }
 
-    /// A 403 with `code`.
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Forbidden {
-            code,
-            message: message.into(),
-        }
+    /// 404 for something that does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
     }
 
-    /// A 401 with `code`.
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Unauthorized {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The machine-readable code of the body.
-    pub fn code(&self) -> &'static str {
+    /// The code of the body.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest { code, .. }
-            | Self::Unauthorized { code, .. }
-            | Self::Forbidden { code, .. }
-            | Self::Conflict { code, .. } => code,
-            Self::NotFound(_) => "not_found",
-            Self::TooLarge(_) => "too_large",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal",
+            Self::Refused { code, .. } => *code,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 }
 
 /// The JSON body of an error response.
-pub(crate) fn error_body(code: &str, message: &str) -> serde_json::Value {
+pub(crate) fn error_body(code: ErrorCode, message: &str) -> serde_json::Value {
     serde_json::json!({"error": {"code": code, "message": message}})
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        status_of(self.code())
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -138,7 +100,7 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            Self::Unauthorized { .. } => {
+            Self::Refused { code, .. } if status_of(*code) == StatusCode::UNAUTHORIZED => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
             Self::RateLimited { retry_after, .. } => {
@@ -154,60 +116,50 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
-            StoreError::Conflict(m) => Self::Conflict {
-                code: "conflict",
-                message: m,
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e.code() {
+            ErrorCode::Internal => Self::Internal(e.to_string()),
+            ErrorCode::Unavailable => Self::Unavailable(e.to_string()),
+            code => match e.retry_after() {
+                Some(retry_after) => Self::RateLimited {
+                    message: e.public_message(),
+                    retry_after,
+                },
+                None => Self::new(code, e.public_message()),
             },
-            StoreError::Forbidden(m) => Self::forbidden("forbidden", m),
-            StoreError::Invalid(m) => Self::bad_request("invalid_field", m),
-            StoreError::Unavailable(m) => Self::Unavailable(format!("database unavailable: {m}")),
-            StoreError::Internal(m) => Self::Internal(m),
         }
     }
 }
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        let message = e.to_string();
-        match e {
-            AuthError::Expired => Self::unauthorized("token_expired", message),
-            AuthError::InvalidToken(_) => Self::unauthorized("token_invalid", message),
-            AuthError::WrongTokenType { .. } => Self::unauthorized("wrong_token_type", message),
-            AuthError::Revoked => Self::unauthorized("token_revoked", message),
-            AuthError::UnknownUser => Self::unauthorized("unauthorized", message),
-            AuthError::InvalidCredentials => Self::unauthorized("invalid_credentials", message),
-            AuthError::WeakPassword(_) => Self::bad_request("weak_password", message),
-            AuthError::Invalid(_) => Self::bad_request("invalid_field", message),
-            AuthError::UsernameTaken => Self::Conflict {
-                code: "username_taken",
-                message,
-            },
-            AuthError::Store(e) => e.into(),
-            AuthError::Config(m) | AuthError::Internal(m) => Self::Internal(m),
-        }
-    }
-}
-
-impl From<EngineError> for ApiError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Store(e) => e.into(),
-            EngineError::TooManyConnections(n) => Self::RateLimited {
-                message: format!("too many connections for this user (at most {n})"),
-                retry_after: Duration::from_secs(5),
-            },
-            EngineError::ShuttingDown => Self::Unavailable("the server is shutting down".into()),
-            other => match other.code() {
-                ErrorCode::Unavailable => Self::Unavailable(other.to_string()),
-                _ => Self::Internal(other.to_string()),
-            },
+        match e.code() {
+            ErrorCode::Internal => Self::Internal(e.to_string()),
+            ErrorCode::Unavailable => Self::Unavailable(e.to_string()),
+            code => Self::new(code, e.to_string()),
         }
     }
 }
 
 /// `Result` with [`ApiError`].
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_client_or_server_error_status() {
+        for code in ErrorCode::ALL {
+            let status = status_of(code);
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code}: {status}"
+            );
+        }
+        assert_eq!(status_of(ErrorCode::NotMember), StatusCode::FORBIDDEN);
+        assert_eq!(status_of(ErrorCode::TokenExpired), StatusCode::UNAUTHORIZED);
+        assert_eq!(status_of(ErrorCode::UsernameTaken), StatusCode::CONFLICT);
+    }
+}

@@ -42,15 +42,17 @@ mod state;
 mod ws;
 
 pub use config::HttpConfig;
+pub use error::status_of;
 pub use error::{ApiError, Result};
+pub use parley_core::{CLOSE_PING_TIMEOUT, CLOSE_SLOW_CONSUMER};
 pub use server::{ServeOptions, serve};
 pub use state::{AppState, Authenticated};
-pub use ws::{CLOSE_PING_TIMEOUT, CLOSE_SLOW_CONSUMER};
 
 use actix_cors::Cors;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use parley_domain::protocol::ErrorCode;
 
 /// Mounts every route, the JSON limits and the state on a worker's `App`:
 /// `App::new().wrap(from_fn(middleware::request_id)).configure(configure(state.clone()))`.
@@ -66,7 +68,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
             .app_data(web::PathConfig::default().error_handler(|e, _| {
-                ApiError::bad_request("invalid_field", format!("bad path: {e}")).into()
+                ApiError::new(ErrorCode::InvalidField, format!("bad path: {e}")).into()
             }))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
@@ -115,36 +117,39 @@ fn cors(config: &HttpConfig) -> Cors {
 fn json_error(e: JsonPayloadError, limit: usize) -> ApiError {
     match e {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::TooLarge(limit)
+            ApiError::new(
+                ErrorCode::TooLarge,
+                format!("request body too large (at most {limit} bytes)"),
+            )
         }
-        JsonPayloadError::ContentType => ApiError::bad_request(
-            "invalid_content_type",
-            "send the body as Content-Type: application/json",
+        JsonPayloadError::ContentType => ApiError::new(
+            ErrorCode::InvalidContentType,
+            ErrorCode::InvalidContentType.default_message(),
         ),
         JsonPayloadError::Deserialize(e) => {
             let message = e.to_string();
             let code = if e.is_syntax() || e.is_eof() {
-                "invalid_json"
+                ErrorCode::InvalidJson
             } else if message.starts_with("unknown field") {
-                "unknown_field"
+                ErrorCode::UnknownField
             } else if message.starts_with("missing field") {
-                "missing_field"
+                ErrorCode::MissingField
             } else {
-                "invalid_field"
+                ErrorCode::InvalidField
             };
-            ApiError::bad_request(code, message)
+            ApiError::new(code, message)
         }
-        other => ApiError::bad_request("invalid_json", other.to_string()),
+        other => ApiError::new(ErrorCode::InvalidJson, other.to_string()),
     }
 }
 
 fn query_error(e: QueryPayloadError) -> ApiError {
-    ApiError::bad_request("invalid_field", format!("bad query string: {e}"))
+    ApiError::new(ErrorCode::InvalidField, format!("bad query string: {e}"))
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;
-    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.path())).error_response()
 }
 
 /// `GET /healthz`: the process is up.

@@ -1,15 +1,18 @@
 //! The REST API under `/api`: accounts and tokens, rooms, members, history, presence,
-//! direct rooms. Every handler authorizes with the store's records and answers JSON.
+//! direct rooms. Each handler parses its input, calls `parley-auth` or the engine's rooms
+//! service ([`parley_core::Rooms`], where every access rule lives) and maps the answer or
+//! the error; none decides who may do what.
 
 use crate::error::{ApiError, Result};
 use crate::state::{AppState, Authenticated};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use parley_auth::Password;
-use parley_domain::{MessageId, Role, Room, RoomKind, RoomName, Topic, User, UserName};
-use parley_store::{HistoryQuery, NewRoom};
+use parley_core::{HistoryQuery, MemberAdded, RoomChanges};
+use parley_domain::protocol::ErrorCode;
+use parley_domain::{MessageId, Role, RoomKind, RoomName, Topic, UserName};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::future::Future;
 
 type State = web::Data<AppState>;
@@ -63,6 +66,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             "/rooms/{room}/members/{user}",
             web::delete().to(remove_member),
         )
+        .route("/rooms/{room}/members/{user}", web::patch().to(set_role))
         .route("/rooms/{room}/messages", web::get().to(messages))
         .route("/rooms/{room}/online", web::get().to(online))
         .route("/direct/{username}", web::post().to(direct));
@@ -162,11 +166,8 @@ async fn me(Authenticated(user): Authenticated) -> HttpResponse {
 
 /// `GET /api/rooms`: rooms visible to the user with their role and unread counts.
 async fn list_rooms(state: State, Authenticated(user): Authenticated) -> Result<HttpResponse> {
-    let st = state.clone();
-    run(&state, async move {
-        ok(st.engine.store().rooms_for_user(user.id).await?)
-    })
-    .await
+    let rooms = state.engine.rooms();
+    run(&state, async move { ok(rooms.list(&user).await?) }).await
 }
 
 #[derive(Deserialize)]
@@ -180,20 +181,19 @@ struct CreateRoomBody {
 }
 
 fn parse_room_name(raw: &str) -> Result<RoomName> {
-    RoomName::parse(raw).map_err(|e| ApiError::bad_request("invalid_room_name", e.to_string()))
+    RoomName::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidRoomName, e.to_string()))
 }
 
 fn parse_group_name(raw: &str) -> Result<RoomName> {
-    RoomName::parse_group(raw)
-        .map_err(|e| ApiError::bad_request("invalid_room_name", e.to_string()))
+    RoomName::parse_group(raw).map_err(|e| ApiError::new(ErrorCode::InvalidRoomName, e.to_string()))
 }
 
 fn parse_topic(raw: &str) -> Result<Topic> {
-    Topic::parse(raw).map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))
+    Topic::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))
 }
 
 fn parse_user_name(raw: &str) -> Result<UserName> {
-    UserName::parse(raw).map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))
+    UserName::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))
 }
 
 /// `POST /api/rooms` `{name, kind?: "public"|"private", topic?}` → 201 with the room.
@@ -203,68 +203,14 @@ async fn create_room(
     body: web::Json<CreateRoomBody>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
-    let st = state.clone();
+    let name = parse_group_name(&body.name)?;
+    let kind = body.kind.unwrap_or(RoomKind::Public);
+    let topic = parse_topic(body.topic.as_deref().unwrap_or(""))?;
+    let rooms = state.engine.rooms();
     run(&state, async move {
-        let name = parse_group_name(&body.name)?;
-        let kind = body.kind.unwrap_or(RoomKind::Public);
-        if kind == RoomKind::Direct {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "kind: direct rooms are made with POST /api/direct/{username}",
-            ));
-        }
-        let topic = parse_topic(body.topic.as_deref().unwrap_or(""))?;
-        let room = st
-            .engine
-            .store()
-            .create_room(&NewRoom {
-                name,
-                kind,
-                creator: user.id,
-                topic,
-            })
-            .await?;
-        created(room)
+        created(rooms.create(&user, name, kind, topic).await?)
     })
     .await
-}
-
-/// The room named in the path, if `user` may see it: public rooms to everyone, others to
-/// their members and to staff. Invisible rooms are `not_member` (403) rather than 404 so a
-/// client can tell a typo from a closed door; their content is never shown.
-async fn visible_room(state: &AppState, user: &User, raw: &str) -> Result<(Room, Option<Role>)> {
-    let store = state.engine.store();
-    let room = store.room_by_name(&parse_room_name(raw)?).await?;
-    let role = store.membership(room.id, user.id).await?.map(|m| m.role);
-    if room.kind == RoomKind::Public || role.is_some() || user.is_staff {
-        Ok((room, role))
-    } else {
-        Err(ApiError::forbidden(
-            "not_member",
-            "you are not a member of this room",
-        ))
-    }
-}
-
-/// Only the owner of a room or staff may manage it.
-fn require_manager(user: &User, role: Option<Role>) -> Result<()> {
-    if user.is_staff || role == Some(Role::Owner) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "forbidden",
-            "only the room's owner or staff may do that",
-        ))
-    }
-}
-
-/// Tells every member's connections to leave `room` (after it was renamed or deleted).
-async fn kick_all(state: &AppState, members: &[parley_domain::Membership], room: &RoomName) {
-    for m in members {
-        if let Err(e) = state.engine.kick(m.user_id, room).await {
-            tracing::warn!(error = %e, %room, "could not tell a member's connections to leave");
-        }
-    }
 }
 
 /// `GET /api/rooms/{room}`: the room, the user's role, its members and who is online.
@@ -273,31 +219,12 @@ async fn get_room(
     Authenticated(user): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let raw = path.into_inner();
-    let st = state.clone();
-    run(&state, async move {
-        let (room, role) = visible_room(&st, &user, &raw).await?;
-        let store = st.engine.store();
-        let mut members = Vec::new();
-        for m in store.members(room.id).await? {
-            let username = store.user_by_id(m.user_id).await.ok().map(|u| u.username);
-            members.push(json!({
-                "user_id": m.user_id,
-                "username": username,
-                "role": m.role,
-                "joined_at": m.joined_at,
-            }));
-        }
-        let online = st.engine.online(&room.name);
-        let mut body =
-            serde_json::to_value(&room).map_err(|e| ApiError::Internal(e.to_string()))?;
-        if let Some(obj) = body.as_object_mut() {
-            obj.insert("role".into(), json!(role));
-            obj.insert("members".into(), json!(members));
-            obj.insert("online".into(), json!(online));
-        }
-        ok(body)
-    })
+    let room = parse_room_name(&path)?;
+    let rooms = state.engine.rooms();
+    run(
+        &state,
+        async move { ok(rooms.details(&user, &room).await?) },
+    )
     .await
 }
 
@@ -310,61 +237,36 @@ struct UpdateRoomBody {
     topic: Option<String>,
 }
 
-/// `PATCH /api/rooms/{room}` `{name?, topic?}` (owner or staff) → the room. A rename makes
-/// joined connections leave the old name (they receive `left`); they join the new one.
+/// `PATCH /api/rooms/{room}` `{name?, topic?}` → the room.
 async fn update_room(
     state: State,
     Authenticated(user): Authenticated,
     path: web::Path<String>,
     body: web::Json<UpdateRoomBody>,
 ) -> Result<HttpResponse> {
-    let raw = path.into_inner();
+    let room = parse_room_name(&path)?;
     let body = body.into_inner();
-    let st = state.clone();
+    let changes = RoomChanges {
+        name: body.name.as_deref().map(parse_group_name).transpose()?,
+        topic: body.topic.as_deref().map(parse_topic).transpose()?,
+    };
+    let rooms = state.engine.rooms();
     run(&state, async move {
-        let (mut room, role) = visible_room(&st, &user, &raw).await?;
-        require_manager(&user, role)?;
-        let store = st.engine.store();
-        let topic = body.topic.as_deref().map(parse_topic).transpose()?;
-        let name = body.name.as_deref().map(parse_group_name).transpose()?;
-        if name.is_some() && room.kind == RoomKind::Direct {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "direct rooms cannot be renamed",
-            ));
-        }
-        if let Some(topic) = topic {
-            room = store.set_topic(room.id, &topic).await?;
-        }
-        if let Some(name) = name
-            && name != room.name
-        {
-            let old = room.name.clone();
-            room = store.rename_room(room.id, &name).await?;
-            let members = store.members(room.id).await?;
-            kick_all(&st, &members, &old).await;
-        }
-        ok(room)
+        ok(rooms.update(&user, &room, changes).await?)
     })
     .await
 }
 
-/// `DELETE /api/rooms/{room}` (owner or staff) → 204; joined connections receive `left`.
+/// `DELETE /api/rooms/{room}` → 204.
 async fn delete_room(
     state: State,
     Authenticated(user): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let raw = path.into_inner();
-    let st = state.clone();
+    let room = parse_room_name(&path)?;
+    let rooms = state.engine.rooms();
     run(&state, async move {
-        let (room, role) = visible_room(&st, &user, &raw).await?;
-        require_manager(&user, role)?;
-        let store = st.engine.store();
-        let members = store.members(room.id).await?;
-        store.delete_room(room.id).await?;
-        kick_all(&st, &members, &room.name).await;
-        tracing::info!(room = %room.name, by = %user.username, "room deleted");
+        rooms.delete(&user, &room).await?;
         no_content()
     })
     .await
@@ -378,58 +280,64 @@ struct AddMemberBody {
     role: Option<Role>,
 }
 
-/// `POST /api/rooms/{room}/members` `{username, role?}` (owner or staff) → 201 with the
-/// membership.
+/// `POST /api/rooms/{room}/members` `{username, role?}` → 201 with the new membership, or
+/// 200 with an existing member's (its role changed to `role` if it differed).
 async fn add_member(
     state: State,
     Authenticated(user): Authenticated,
     path: web::Path<String>,
     body: web::Json<AddMemberBody>,
 ) -> Result<HttpResponse> {
-    let raw = path.into_inner();
+    let room = parse_room_name(&path)?;
     let body = body.into_inner();
-    let st = state.clone();
+    let member = parse_user_name(&body.username)?;
+    let role = body.role.unwrap_or(Role::Member);
+    let rooms = state.engine.rooms();
     run(&state, async move {
-        let (room, role) = visible_room(&st, &user, &raw).await?;
-        require_manager(&user, role)?;
-        let store = st.engine.store();
-        let member = store
-            .user_by_name(&parse_user_name(&body.username)?)
-            .await?;
-        let membership = store
-            .add_member(room.id, member.id, body.role.unwrap_or(Role::Member))
-            .await?;
-        created(membership)
+        match rooms.add_member(&user, &room, &member, role).await? {
+            MemberAdded::Added(m) => created(m),
+            MemberAdded::RoleChanged(m) | MemberAdded::Unchanged(m) => ok(m),
+        }
     })
     .await
 }
 
-/// `DELETE /api/rooms/{room}/members/{user}` (owner or staff, or the member themself) →
-/// 204; the member's connections leave the room.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetRoleBody {
+    role: Role,
+}
+
+/// `PATCH /api/rooms/{room}/members/{user}` `{role}` → the membership.
+async fn set_role(
+    state: State,
+    Authenticated(user): Authenticated,
+    path: web::Path<(String, String)>,
+    body: web::Json<SetRoleBody>,
+) -> Result<HttpResponse> {
+    let (raw_room, raw_user) = path.into_inner();
+    let room = parse_room_name(&raw_room)?;
+    let member = parse_user_name(&raw_user)?;
+    let role = body.into_inner().role;
+    let rooms = state.engine.rooms();
+    run(&state, async move {
+        ok(rooms.set_role(&user, &room, &member, role).await?)
+    })
+    .await
+}
+
+/// `DELETE /api/rooms/{room}/members/{user}` → 204.
 async fn remove_member(
     state: State,
     Authenticated(user): Authenticated,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let (raw_room, raw_user) = path.into_inner();
-    let st = state.clone();
+    let room = parse_room_name(&raw_room)?;
+    let member = parse_user_name(&raw_user)?;
+    let rooms = state.engine.rooms();
     run(&state, async move {
-        let (room, role) = visible_room(&st, &user, &raw_room).await?;
-        let store = st.engine.store();
-        let member = store.user_by_name(&parse_user_name(&raw_user)?).await?;
-        if member.id != user.id {
-            require_manager(&user, role)?;
-        }
-        if room.kind == RoomKind::Direct {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "a direct room's members are fixed",
-            ));
-        }
-        store.remove_member(room.id, member.id).await?;
-        if let Err(e) = st.engine.kick(member.id, &room.name).await {
-            tracing::warn!(error = %e, room = %room.name, "could not tell the member's connections to leave");
-        }
+        rooms.remove_member(&user, &room, &member).await?;
         no_content()
     })
     .await
@@ -446,52 +354,43 @@ struct HistoryParams {
     limit: Option<u32>,
 }
 
+/// A message id given in the query string.
+fn message_id(name: &str, value: Option<i64>) -> Result<Option<MessageId>> {
+    match value {
+        Some(v) if v <= 0 => Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!("{name}: must be a positive message id"),
+        )),
+        other => Ok(other.map(MessageId)),
+    }
+}
+
 /// `GET /api/rooms/{room}/messages?before=&after=&limit=` → `{room, messages, has_more}`
-/// (oldest first). Public rooms and the user's rooms only.
+/// (oldest first).
 async fn messages(
     state: State,
     Authenticated(user): Authenticated,
     path: web::Path<String>,
     params: web::Query<HistoryParams>,
 ) -> Result<HttpResponse> {
-    let raw = path.into_inner();
+    let room = parse_room_name(&path)?;
     let params = params.into_inner();
-    let st = state.clone();
+    let query = HistoryQuery {
+        before: message_id("before", params.before)?,
+        after: message_id("after", params.after)?,
+        limit: params.limit,
+    };
+    let rooms = state.engine.rooms();
     run(&state, async move {
-        for (name, value) in [("before", params.before), ("after", params.after)] {
-            if value.is_some_and(|v| v <= 0) {
-                return Err(ApiError::bad_request(
-                    "invalid_field",
-                    format!("{name}: must be a positive message id"),
-                ));
-            }
-        }
-        let store = st.engine.store();
-        let room = store.room_by_name(&parse_room_name(&raw)?).await?;
-        // Staff manage rooms but do not read private conversations.
-        if room.kind != RoomKind::Public && !store.is_member(room.id, user.id).await? {
-            return Err(ApiError::forbidden(
-                "not_member",
-                "you are not a member of this room",
-            ));
-        }
-        let page = store
-            .history(
-                room.id,
-                &HistoryQuery {
-                    before: params.before.map(MessageId),
-                    after: params.after.map(MessageId),
-                    limit: params.limit,
-                },
-            )
-            .await?;
-        ok(json!({
-            "room": room.name,
-            "messages": page.messages,
-            "has_more": page.has_more,
-        }))
+        ok(rooms.history(&user, &room, &query).await?)
     })
     .await
+}
+
+#[derive(Serialize)]
+struct OnlineBody {
+    room: RoomName,
+    online: Vec<UserName>,
 }
 
 /// `GET /api/rooms/{room}/online` → `{room, online: [usernames]}` across every node.
@@ -500,12 +399,11 @@ async fn online(
     Authenticated(user): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let raw = path.into_inner();
-    let st = state.clone();
+    let room = parse_room_name(&path)?;
+    let rooms = state.engine.rooms();
     run(&state, async move {
-        let (room, _) = visible_room(&st, &user, &raw).await?;
-        let online = st.engine.online(&room.name);
-        ok(json!({"room": room.name, "online": online}))
+        let online = rooms.online(&user, &room).await?;
+        ok(OnlineBody { room, online })
     })
     .await
 }
@@ -517,18 +415,11 @@ async fn direct(
     Authenticated(user): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let raw = path.into_inner();
-    let st = state.clone();
-    run(&state, async move {
-        let store = st.engine.store();
-        let other = store.user_by_name(&parse_user_name(&raw)?).await?;
-        if other.id == user.id {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "a direct room needs another user",
-            ));
-        }
-        ok(store.direct_room(user.id, other.id).await?)
-    })
+    let other = parse_user_name(&path)?;
+    let rooms = state.engine.rooms();
+    run(
+        &state,
+        async move { ok(rooms.direct(&user, &other).await?) },
+    )
     .await
 }

@@ -77,14 +77,14 @@ pub fn serve(
                             // connection task ends here: that task is sized for any HTTP
                             // request (≈ 8 KiB), this one only for the socket.
                             // [`AppState::sockets_closed`] lets a graceful stop wait for it.
-                            let open = state.socket_opened();
+                            let connection = connection.holding(state.socket_opened());
                             let moved = {
                                 let _app_runtime = state.runtime.enter();
                                 socket.moved_to_current_runtime()
                             };
                             match moved {
                                 Ok(socket) => {
-                                    state.runtime.spawn(connection.run(socket, open));
+                                    state.runtime.spawn(connection.run(socket));
                                 }
                                 Err(e) => {
                                     tracing::warn!(error = %e, "could not move a socket to the application runtime");

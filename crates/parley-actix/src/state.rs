@@ -133,8 +133,8 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
             let token = token.ok_or_else(|| {
-                ApiError::unauthorized(
-                    "unauthorized",
+                ApiError::new(
+                    parley_domain::protocol::ErrorCode::Unauthorized,
                     "authentication required: send Authorization: Bearer <access token>",
                 )
             })?;

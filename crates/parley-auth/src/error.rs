@@ -1,6 +1,7 @@
 //! The auth crate's one error type. Every rejection has its own variant so the transport can
 //! answer precisely (and tests can check each one).
 
+use parley_domain::protocol::ErrorCode;
 use parley_store::StoreError;
 
 /// Why an auth operation failed.
@@ -47,6 +48,25 @@ pub enum AuthError {
     /// Anything else (a failed hashing task, an unsignable token).
     #[error("internal auth error: {0}")]
     Internal(String),
+}
+
+impl AuthError {
+    /// The wire code a client sees for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Expired => ErrorCode::TokenExpired,
+            Self::InvalidToken(_) => ErrorCode::TokenInvalid,
+            Self::WrongTokenType { .. } => ErrorCode::WrongTokenType,
+            Self::Revoked => ErrorCode::TokenRevoked,
+            Self::UnknownUser => ErrorCode::Unauthorized,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::WeakPassword(_) => ErrorCode::WeakPassword,
+            Self::Invalid(_) => ErrorCode::InvalidField,
+            Self::UsernameTaken => ErrorCode::UsernameTaken,
+            Self::Store(e) => e.code(),
+            Self::Config(_) | Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
 }
 
 /// `Result` with [`AuthError`].

@@ -50,23 +50,9 @@ pub struct EngineConfig {
     /// the database, is what caps a busy room); `None` stores each message with its own
     /// statement and commit. Either way a message is acknowledged only once committed, and
     /// retries with the same `client_id` are recognised. The default batches with
-    /// [`EngineConfig::DEFAULT_GROUP_COMMIT`]. Each writer task holds a pooled database
-    /// connection while it writes, so keep `writers` well under the store's pool size.
+    /// [`BatchOptions::default`]. Each writer task holds a pooled database connection while
+    /// it writes, so keep `writers` well under the store's pool size.
     pub group_commit: Option<BatchOptions>,
-}
-
-impl EngineConfig {
-    /// The default group-commit options: up to 128 messages per commit, 4 writer tasks, a
-    /// queue of 4096, and a message written on its own (skipping the queue) only when no
-    /// other is being stored — a chat server with many senders should batch as soon as two
-    /// messages meet, because in one busy room each direct write holds the room's append
-    /// order for a whole commit.
-    pub const DEFAULT_GROUP_COMMIT: BatchOptions = BatchOptions {
-        max_batch: 128,
-        writers: 4,
-        queue: 4096,
-        direct_below: 1,
-    };
 }
 
 impl Default for EngineConfig {
@@ -84,7 +70,7 @@ impl Default for EngineConfig {
             presence_interval: Duration::from_secs(5),
             presence_ttl: Duration::from_secs(15),
             presence_fanout_limit: 256,
-            group_commit: Some(Self::DEFAULT_GROUP_COMMIT),
+            group_commit: Some(BatchOptions::default()),
         }
     }
 }

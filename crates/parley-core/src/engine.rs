@@ -5,9 +5,10 @@ use crate::error::{EngineError, Result};
 use crate::events::{self, Groups};
 use crate::presence::PresenceBook;
 use crate::rate::TokenBucket;
+use crate::rooms::Rooms;
 use crate::session::Session;
 use parking_lot::Mutex;
-use parley_domain::protocol::{Presence, PresenceEvent, ServerFrame};
+use parley_domain::protocol::{Dialect, Presence, PresenceEvent, ServerFrame};
 use parley_domain::{RoomName, User, UserId, UserName};
 use parley_layer::{ChannelLayer, ChannelName, Message};
 use parley_store::{AppendBatcher, Appended, NewMessage, Store};
@@ -21,8 +22,9 @@ use tokio::time::Instant;
 /// The chat engine of one server process. Cheap to clone; all clones share one state.
 ///
 /// Start it with [`Engine::start`], then call [`Engine::connect`] for each authenticated
-/// connection and drive the returned [`Session`]. Call [`Engine::shutdown`] to close every
-/// session with "going away".
+/// connection and drive the returned [`Session`] (or hand it to a [`crate::Connection`]);
+/// [`Engine::rooms`] is everything else a user may do with rooms. Call
+/// [`Engine::shutdown`] to close every session with "going away".
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) inner: Arc<Inner>,
@@ -88,9 +90,16 @@ impl Engine {
         Ok(Self { inner })
     }
 
-    /// Opens a session for an authenticated user: a layer channel of its own, membership of
-    /// the user's personal group. Fails with `TooManyConnections` past the per-user limit.
+    /// Opens a session for an authenticated user, speaking Parley's own protocol: a layer
+    /// channel of its own, membership of the user's personal group. Fails with
+    /// `TooManyConnections` past the per-user limit.
     pub async fn connect(&self, user: User) -> Result<Session> {
+        self.connect_with(user, Dialect::Parley).await
+    }
+
+    /// [`Engine::connect`] for a connection speaking `dialect` (the Django tutorial's on
+    /// `/ws/chat/{room}`; its room is joined by [`Session::on_open`]).
+    pub async fn connect_with(&self, user: User, dialect: Dialect) -> Result<Session> {
         if *self.inner.shutdown.borrow() {
             return Err(EngineError::ShuttingDown);
         }
@@ -107,7 +116,13 @@ impl Engine {
             entry.connections += 1;
         }
         match self.open_channel(&user).await {
-            Ok((channel, kill)) => Ok(Session::new(self.inner.clone(), user, channel, kill)),
+            Ok((channel, kill)) => Ok(Session::new(
+                self.inner.clone(),
+                user,
+                channel,
+                kill,
+                dialect,
+            )),
             Err(e) => {
                 self.inner.release_user(user.id);
                 Err(e)
@@ -130,19 +145,22 @@ impl Engine {
         Ok((channel, kill))
     }
 
-    /// Who is online in `room`, across every node sharing the layer.
+    /// The rooms service: listing, creating, changing and reading rooms as one user, with
+    /// the access policy applied.
+    pub fn rooms(&self) -> Rooms {
+        self.inner.rooms()
+    }
+
+    /// Who is online in `room`, across every node sharing the layer (no access check: see
+    /// [`Rooms::online`] for a user's view).
     pub fn online(&self, room: &RoomName) -> Vec<UserName> {
-        self.inner.state.lock().presence.online(room)
+        self.inner.online(room)
     }
 
     /// Tells every connection of `user` to leave `room` (after the user was removed from it,
     /// or the room was deleted). The connections answer their clients with `left`.
     pub async fn kick(&self, user: UserId, room: &RoomName) -> Result<()> {
-        self.inner
-            .layer
-            .group_send(&self.inner.groups.user(user)?, events::kick(room))
-            .await?;
-        Ok(())
+        self.inner.kick(user, room).await
     }
 
     /// Checks that the store and the layer answer.
@@ -157,11 +175,6 @@ impl Engine {
             )
             .await?;
         Ok(())
-    }
-
-    /// The store the engine writes to (for REST handlers that only read or write records).
-    pub fn store(&self) -> &Store {
-        &self.inner.store
     }
 
     /// The channel layer the engine fans out through.
@@ -187,6 +200,21 @@ impl Engine {
 }
 
 impl Inner {
+    pub(crate) fn rooms(self: &Arc<Self>) -> Rooms {
+        Rooms::new(Arc::clone(self))
+    }
+
+    pub(crate) fn online(&self, room: &RoomName) -> Vec<UserName> {
+        self.state.lock().presence.online(room)
+    }
+
+    pub(crate) async fn kick(&self, user: UserId, room: &RoomName) -> Result<()> {
+        self.layer
+            .group_send(&self.groups.user(user)?, events::kick(room))
+            .await?;
+        Ok(())
+    }
+
     /// Stores sent messages: through the group-commit batcher when configured, else with a
     /// statement of their own. Same contract either way (idempotent on the client id; the
     /// result arrives once the message is committed, or the store's error).

@@ -17,7 +17,7 @@
 //! under `parley`; the first local recipient renders it to text and the rest reuse that text
 //! ([`parley_layer::Message::rendered`]).
 
-use parley_domain::protocol::{Posted, ServerFrame};
+use parley_domain::protocol::{Dialect, Posted, ServerFrame};
 use parley_domain::{Message as ChatMessage, RoomName, UserId, UserName};
 use parley_layer::{ChannelName, GroupName, Message};
 use serde_json::{Map, Value, json};
@@ -89,10 +89,7 @@ fn frame_value(frame: &ServerFrame) -> Value {
 
 /// A stored chat message, as put on the chat group.
 pub fn chat_message(message: &ChatMessage, origin: &ChannelName) -> Message {
-    let frame = ServerFrame::Message(Posted {
-        message: message.clone(),
-        reference: None,
-    });
+    let frame = ServerFrame::Message(Posted::new(message.clone()));
     let mut fields = Map::new();
     fields.insert("message".into(), Value::String(message.body.clone()));
     fields.insert("username".into(), Value::String(message.sender.to_string()));
@@ -182,15 +179,37 @@ fn render_parley(message: &Message) -> Arc<str> {
     })
 }
 
-/// Turns a layer message received on connection `me`'s channel into what to do.
-pub fn deliver(message: &Message, me: &ChannelName) -> Delivery {
+/// The rendering slot of chat messages as the tutorial dialect receives them (slot 0 is
+/// Parley's own): every tutorial socket of this process shares one rendering.
+const TUTORIAL_RENDERING: usize = 1;
+
+/// A chat message's frame with the tutorial's fields (see [`Posted::for_tutorial`]).
+fn render_tutorial(message: &Message) -> Arc<str> {
+    message.rendered_as(TUTORIAL_RENDERING, |fields| {
+        let Some(parley) = fields.get("parley") else {
+            return String::new();
+        };
+        match serde_json::from_value::<Posted>(parley.clone()) {
+            Ok(posted) => ServerFrame::Message(posted.for_tutorial()).to_json(),
+            // Not a message frame (a newer peer's?): passed on as it came.
+            Err(_) => parley.to_string(),
+        }
+    })
+}
+
+/// Turns a layer message received on connection `me`'s channel into what to do; `dialect` is
+/// the protocol the connection speaks.
+pub fn deliver(message: &Message, me: &ChannelName, dialect: &Dialect) -> Delivery {
     match message.kind() {
         CHAT_MESSAGE => {
             if origin_is(message, me) {
                 return Delivery::Skip;
             }
             if message.get("parley").is_some() {
-                return Delivery::Text(render_parley(message));
+                return Delivery::Text(match dialect {
+                    Dialect::Parley => render_parley(message),
+                    Dialect::Tutorial { .. } => render_tutorial(message),
+                });
             }
             // From a Django consumer sharing the layer: no id, no stored record, and no room
             // unless the sender added one (Django's tutorial events carry only the text and

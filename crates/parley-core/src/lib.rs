@@ -1,38 +1,67 @@
 //! # parley-core
 //!
-//! The chat engine: what a Django Channels consumer does, as a library. Given an
-//! authenticated user and the text frames their client sends, it persists, authorizes and
-//! fans out, and produces the frames the client receives — without knowing about HTTP, so any
-//! Rust service can embed it behind any transport.
+//! The chat engine: what a Django Channels consumer does, as a library, and the one home of
+//! Parley's chat behaviour. Given an authenticated user, it decides what they may do with
+//! rooms, persists, authorizes and fans out their frames, and produces the frames their
+//! client receives — without knowing about HTTP, so any Rust service can embed it behind any
+//! transport. A transport parses, calls the engine and maps its errors; it holds no rule.
 //!
 //! ## Layout
 //! - [`Engine`] (`engine`): one per server process; shared state (presence, connection
 //!   registry, per-user limits) and a background task exchanging presence with other
 //!   processes over the channel layer.
+//! - [`RoomAccess`] (`access`): the one access policy — who may see, read, post in and
+//!   manage a room, staff rules included — used by the socket and the rooms service alike.
+//! - [`Rooms`] (`rooms`): the rooms service behind the REST API: list, details, create,
+//!   rename, topic, delete, members and roles, history, who is online, direct rooms.
 //! - [`Session`] (`session`): one per connection; join/leave, send (persist, then fan out),
-//!   typing, history, edit/delete, read markers, call signalling. Frames that arrive together
+//!   typing, history, edit/delete, read markers, call signalling, in Parley's own protocol or
+//!   the Django tutorial's ([`parley_domain::protocol::Dialect`]). Frames that arrive together
 //!   go in together ([`Session::on_texts`]): a run of sends is stored with one commit, in
 //!   order, and the replies keep frame order.
+//! - [`Connection`] (`connection`): the loop every transport needs around a session — pings
+//!   and timeouts, frames handed over together, back-pressure, several deliveries per write,
+//!   close codes ([`CloseReason`]) — over any [`Socket`] (the only trait an embedder
+//!   implements).
 //! - `events`: the layer messages and group names, Django-compatible on the chat group.
 //! - [`presence`]: per-user presence across nodes, with expiry of dead nodes.
 //! - [`rate`]: token buckets for flood limits.
-//! - [`EngineConfig`]: the limits.
+//! - [`EngineConfig`], [`ConnectionConfig`]: the limits and timings.
+//! - [`EngineError`] (`error`): the one error type; its [`EngineError::code`] is the wire
+//!   code a client sees, on the socket and in REST answers alike.
+//!
+//! ## Runtimes
+//! Store work needs a multi-thread tokio runtime (see `parley-store`: a SQLite query dropped
+//! unfinished blocks in place). Run [`Connection::run`] on one; a loop that must live on a
+//! current-thread runtime (actix's workers) hands its frames over with
+//! [`Connection::handled_on`].
 //!
 //! ## Must not depend on
-//! An HTTP framework (actix), Redis or a specific database driver: it talks to
+//! An HTTP framework (actix, axum), Redis or a specific database driver: it talks to
 //! `parley-layer`'s trait and `parley-store`'s `Store`, and the binary picks the backends.
 
+mod access;
 mod config;
+mod connection;
 mod engine;
 mod error;
 mod events;
 pub mod presence;
 pub mod rate;
+mod rooms;
 mod session;
 
+pub use access::RoomAccess;
 pub use config::EngineConfig;
+pub use connection::{
+    ClientMessage, Connection, ConnectionConfig, Gone, MAX_BATCH, MAX_FRAMES, ReadError, Socket,
+};
 pub use engine::Engine;
-pub use error::{EngineError, Result, store_code};
+pub use error::{EngineError, Result};
 pub use events::{CHAT_MESSAGE, Groups};
+pub use parley_store::HistoryQuery;
 pub use rate::RateLimit;
-pub use session::{CloseReason, Inbound, Outbound, Session};
+pub use rooms::{Member, MemberAdded, RoomChanges, RoomDetails, RoomHistory, Rooms};
+pub use session::{
+    CLOSE_PING_TIMEOUT, CLOSE_SLOW_CONSUMER, CloseReason, Inbound, Outbound, Session,
+};

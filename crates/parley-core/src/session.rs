@@ -1,21 +1,18 @@
 //! One client connection: decodes its frames, applies them, and turns layer messages into
 //! the frames it receives.
 
-// Handlers return error *frames* (sent straight to the client) as their `Err`; boxing them
-// would only add an allocation on the error path.
-#![allow(clippy::result_large_err)]
-
+use crate::access::RoomAccess;
 use crate::engine::Inner;
-use crate::error::store_code;
+use crate::error::{EngineError, Result};
 use crate::events::{self, Delivery};
 use crate::rate::TokenBucket;
 use parley_domain::protocol::{
-    ClientEnvelope, ClientFrame, DeleteMessage, Deleted, EditMessage, Edited, ErrorCode,
+    ClientEnvelope, ClientFrame, DeleteMessage, Deleted, Dialect, EditMessage, Edited, ErrorCode,
     ExternalMessage, FetchHistory, FrameRef, HistoryPage, JoinRoom, Joined, LeaveRoom, Left,
     MarkRead, Pong, Posted, ReadMarker, RelayedSignal, SendMessage, SendSignal, ServerFrame,
     SetTyping, Typing,
 };
-use parley_domain::{MessageId, RoomId, RoomKind, RoomName, User};
+use parley_domain::{MessageId, Role, RoomId, RoomName, User};
 use parley_layer::{ChannelName, Message};
 use parley_store::{HistoryQuery, NewMessage, StoreError};
 use std::collections::HashMap;
@@ -32,24 +29,63 @@ pub enum Outbound {
     Close(CloseReason),
 }
 
-/// Why the engine ends a connection. The transport maps it to a WebSocket close code.
+/// Why a connection ends: the engine's verdicts and the socket's own, each with the
+/// WebSocket close code a transport sends ([`CloseReason::code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The client's mailbox overflowed: it reads too slowly (close code 1008 or 4000-range).
-    SlowConsumer,
+    /// The client closed the socket (1000).
+    Normal,
     /// The server is shutting down ("going away", 1001).
     ShuttingDown,
+    /// The client broke the WebSocket protocol (1002).
+    ProtocolError,
+    /// A text message that is not UTF-8 (1007).
+    InvalidUtf8,
+    /// The tutorial endpoint's room could not be joined (policy, 1008).
+    JoinRefused,
+    /// A frame or message larger than the hard limit (1009).
+    TooLarge,
     /// The channel layer failed for good (1011).
     LayerFailed,
+    /// The client's mailbox overflowed: it reads too slowly (4000).
+    SlowConsumer,
+    /// Nothing, not even a pong, arrived within the ping timeout (4001).
+    PingTimeout,
 }
 
+/// Close code: the client reads too slowly (its mailbox overflowed).
+pub const CLOSE_SLOW_CONSUMER: u16 = 4000;
+/// Close code: nothing (not even a pong) arrived within the ping timeout.
+pub const CLOSE_PING_TIMEOUT: u16 = 4001;
+
 impl CloseReason {
+    /// The WebSocket close code.
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::Normal => 1000,
+            Self::ShuttingDown => 1001,
+            Self::ProtocolError => 1002,
+            Self::InvalidUtf8 => 1007,
+            Self::JoinRefused => 1008,
+            Self::TooLarge => 1009,
+            Self::LayerFailed => 1011,
+            Self::SlowConsumer => CLOSE_SLOW_CONSUMER,
+            Self::PingTimeout => CLOSE_PING_TIMEOUT,
+        }
+    }
+
     /// A short human reason for the close frame.
     pub const fn text(self) -> &'static str {
         match self {
-            Self::SlowConsumer => "slow consumer: too many undelivered frames",
+            Self::Normal => "bye",
             Self::ShuttingDown => "server shutting down",
+            Self::ProtocolError => "protocol error",
+            Self::InvalidUtf8 => "text frame is not UTF-8",
+            Self::JoinRefused => "cannot join this room",
+            Self::TooLarge => "frame too large",
             Self::LayerFailed => "channel layer unavailable",
+            Self::SlowConsumer => "slow consumer: too many undelivered frames",
+            Self::PingTimeout => "ping timeout",
         }
     }
 }
@@ -80,8 +116,10 @@ struct JoinedRoom {
 
 /// One authenticated connection to the engine.
 ///
-/// Drive it from two sides (the transport's loop selects over both):
-/// - client text → [`Session::on_text`] → frames to send back;
+/// Drive it from two sides (a transport's loop selects over both; [`crate::Connection`] is
+/// that loop, ready to use over any [`crate::Socket`]):
+/// - [`Session::on_open`] once, first (the tutorial dialect joins its room there);
+/// - client text → [`Session::on_texts`] → frames to send back;
 /// - [`Session::recv`] (cancel-safe) → [`Session::on_inbound`] → a frame or a close.
 ///
 /// Call [`Session::close`] when the connection ends; dropping an unclosed session schedules
@@ -92,6 +130,7 @@ pub struct Session {
     channel: ChannelName,
     kill: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
+    dialect: Dialect,
     rooms: HashMap<RoomName, JoinedRoom>,
     typing: TokenBucket,
     joins: TokenBucket,
@@ -104,34 +143,17 @@ fn text(frame: &ServerFrame) -> Outbound {
     Outbound::Text(Arc::from(frame.to_json()))
 }
 
-fn error(code: ErrorCode, message: impl Into<String>, reference: Option<FrameRef>) -> ServerFrame {
-    ServerFrame::error(code, message, reference)
+fn refused(code: ErrorCode, message: impl Into<String>) -> EngineError {
+    EngineError::refused(code, message)
 }
 
-fn store_error(e: &StoreError, reference: Option<FrameRef>) -> ServerFrame {
-    let code = store_code(e);
-    let message = match e {
-        // Internal details stay in the log.
-        StoreError::Internal(_) => {
-            tracing::error!(error = %e, "store error");
-            "an unexpected error occurred".to_owned()
-        }
-        StoreError::Unavailable(_) => {
-            tracing::warn!(error = %e, "store unavailable");
-            "the database is unavailable; try again".to_owned()
-        }
-        other => other.to_string(),
-    };
-    error(code, message, reference)
+fn rate_limited(what: &'static str, retry_after: Duration) -> EngineError {
+    EngineError::RateLimited { what, retry_after }
 }
 
-fn rate_limited(wait: Duration, what: &str, reference: Option<FrameRef>) -> ServerFrame {
-    let ms = wait.as_millis().min(u128::from(u32::MAX));
-    error(
-        ErrorCode::RateLimited,
-        format!("too many {what}; retry in {ms} ms"),
-        reference,
-    )
+/// The frame answering a request: its reply, or the error frame carrying its `ref`.
+fn answer(result: Result<ServerFrame>, reference: Option<FrameRef>) -> ServerFrame {
+    result.unwrap_or_else(|e| ServerFrame::Error(e.to_frame(reference)))
 }
 
 impl Session {
@@ -140,6 +162,7 @@ impl Session {
         user: User,
         channel: ChannelName,
         kill: Arc<Notify>,
+        dialect: Dialect,
     ) -> Self {
         let shutdown = inner.shutdown.subscribe();
         let typing = TokenBucket::new(inner.config.typing_rate);
@@ -150,6 +173,7 @@ impl Session {
             channel,
             kill,
             shutdown,
+            dialect,
             rooms: HashMap::new(),
             typing,
             joins,
@@ -167,9 +191,40 @@ impl Session {
         &self.channel
     }
 
+    /// The protocol this connection speaks.
+    pub fn dialect(&self) -> &Dialect {
+        &self.dialect
+    }
+
     /// Rooms this connection has joined.
     pub fn rooms(&self) -> impl Iterator<Item = &RoomName> {
         self.rooms.keys()
+    }
+
+    /// What to send as soon as the socket is open, before any client frame is handled. For
+    /// [`Dialect::Tutorial`]: the room is created if missing (public, owned by this user, as
+    /// the tutorial's "any name works" expects) and joined; the reply is `joined`, or the
+    /// `error` frame and a close with [`CloseReason::JoinRefused`]. Nothing for `Parley`.
+    pub async fn on_open(&mut self) -> Reply {
+        let Some(room) = self.dialect.tutorial_room().cloned() else {
+            return Vec::new();
+        };
+        let opened = match self
+            .inner
+            .rooms()
+            .open_tutorial_room(&self.user, &room)
+            .await
+        {
+            Ok(()) => self.join(JoinRoom { room }).await,
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok(joined) => vec![text(&joined)],
+            Err(e) => vec![
+                text(&ServerFrame::Error(e.to_frame(None))),
+                Outbound::Close(CloseReason::JoinRefused),
+            ],
+        }
     }
 
     /// Waits for the next thing to deliver. Cancel-safe.
@@ -215,7 +270,7 @@ impl Session {
     }
 
     async fn on_layer_message(&mut self, message: &Message) -> Option<Outbound> {
-        match events::deliver(message, &self.channel) {
+        match events::deliver(message, &self.channel, &self.dialect) {
             Delivery::Text(t) => Some(Outbound::Text(t)),
             Delivery::Skip => None,
             Delivery::Kick(room) => {
@@ -264,24 +319,24 @@ impl Session {
     pub async fn on_texts<T: AsRef<str>>(&mut self, frames: &[T]) -> Reply {
         let mut out = Vec::with_capacity(frames.len());
         let mut sends = Vec::new();
+        let limits = self.inner.config.decode_limits();
         for frame in frames {
-            let envelope =
-                match ClientFrame::decode(frame.as_ref(), &self.inner.config.decode_limits()) {
-                    Ok(envelope) => envelope,
-                    Err(e) => {
-                        self.commit_sends(&mut sends, &mut out).await;
-                        out.push(text(&ServerFrame::from(e)));
-                        continue;
-                    }
-                };
+            let envelope = match ClientFrame::decode_in(frame.as_ref(), &self.dialect, &limits) {
+                Ok(envelope) => envelope,
+                Err(e) => {
+                    self.commit_sends(&mut sends, &mut out).await;
+                    out.push(text(&ServerFrame::from(e)));
+                    continue;
+                }
+            };
             let ClientEnvelope { frame, reference } = envelope;
             match frame {
-                ClientFrame::Send(f) => match self.prepare_send(f, reference) {
+                ClientFrame::Send(f) => match self.prepare_send(f, reference.clone()) {
                     Ok(send) => sends.push(send),
                     Err(refusal) => {
                         // Replies keep frame order: the sends before it are answered first.
                         self.commit_sends(&mut sends, &mut out).await;
-                        out.push(text(&refusal));
+                        out.push(text(&ServerFrame::Error(refusal.to_frame(reference))));
                     }
                 },
                 frame => {
@@ -293,45 +348,43 @@ impl Session {
         self.commit_sends(&mut sends, &mut out).await;
         out
     }
+
     /// Handles one decoded frame.
     pub async fn on_frame(&mut self, envelope: ClientEnvelope) -> Reply {
         let r = envelope.reference;
-        let frame = match envelope.frame {
-            ClientFrame::Join(f) => self.join(f, r).await,
-            ClientFrame::Leave(f) => self.leave(f, r).await,
-            ClientFrame::Send(f) => match self.prepare_send(f, r) {
+        let result = match envelope.frame {
+            ClientFrame::Join(f) => self.join(f).await.map(Some),
+            ClientFrame::Leave(f) => self.leave(f).await.map(Some),
+            ClientFrame::Send(f) => match self.prepare_send(f, r.clone()) {
                 Ok(send) => {
                     let mut out = Vec::with_capacity(1);
                     self.commit_sends(&mut vec![send], &mut out).await;
                     return out;
                 }
-                Err(refusal) => refusal,
+                Err(refusal) => Err(refusal),
             },
-            ClientFrame::Typing(f) => match self.typing(f, r).await {
-                Some(frame) => frame,
-                None => return Vec::new(),
-            },
-            ClientFrame::History(f) => self.history(f, r).await,
-            ClientFrame::Edit(f) => self.edit(f, r).await,
-            ClientFrame::Delete(f) => self.delete(f, r).await,
-            ClientFrame::Read(f) => self.read(f, r).await,
-            ClientFrame::Signal(f) => match self.signal(f, r).await {
-                Some(frame) => frame,
-                None => return Vec::new(),
-            },
-            ClientFrame::Ping => ServerFrame::Pong(Pong { reference: r }),
+            ClientFrame::Typing(f) => self.typing(f).await.map(|()| None),
+            ClientFrame::History(f) => self.history(f).await.map(Some),
+            ClientFrame::Edit(f) => self.edit(f).await.map(Some),
+            ClientFrame::Delete(f) => self.delete(f).await.map(Some),
+            ClientFrame::Read(f) => self.read(f).await.map(Some),
+            ClientFrame::Signal(f) => self.signal(f).await.map(|()| None),
+            ClientFrame::Ping => Ok(Some(ServerFrame::Pong(Pong::default()))),
         };
-        vec![text(&frame)]
+        match result.transpose() {
+            None => Vec::new(),
+            Some(result) => vec![text(&answer(
+                result.map(|frame| frame.with_reference(r.clone())),
+                r,
+            ))],
+        }
     }
 
-    fn joined(&self, room: &RoomName, r: &Option<FrameRef>) -> Result<JoinedRoom, ServerFrame> {
-        self.rooms.get(room).copied().ok_or_else(|| {
-            error(
-                ErrorCode::NotJoined,
-                format!("join room {room} first"),
-                r.clone(),
-            )
-        })
+    fn joined(&self, room: &RoomName) -> Result<JoinedRoom> {
+        self.rooms
+            .get(room)
+            .copied()
+            .ok_or_else(|| refused(ErrorCode::NotJoined, format!("join room {room} first")))
     }
 
     fn joined_by_id(&self, id: RoomId) -> Option<RoomName> {
@@ -341,66 +394,49 @@ impl Session {
             .map(|(name, _)| name.clone())
     }
 
-    async fn join(&mut self, f: JoinRoom, r: Option<FrameRef>) -> ServerFrame {
-        let already = self.rooms.contains_key(&f.room);
-        if !already {
+    async fn join(&mut self, f: JoinRoom) -> Result<ServerFrame> {
+        let store = &self.inner.store;
+        let room = if self.rooms.contains_key(&f.room) {
+            // Already joined here: just the `joined` reply again.
+            store.room_by_name(&f.room).await?
+        } else {
             if self.rooms.len() >= self.inner.config.max_rooms_per_connection {
                 let max = self.inner.config.max_rooms_per_connection;
-                return error(
+                return Err(refused(
                     ErrorCode::TooManyRooms,
                     format!("a connection may join at most {max} rooms"),
-                    r,
-                );
+                ));
             }
-            if let Err(wait) = self.joins.try_take() {
-                return rate_limited(wait, "joins", r);
-            }
-        }
-        let store = &self.inner.store;
-        let room = match store.room_by_name(&f.room).await {
-            Ok(room) => room,
-            Err(e) => return store_error(&e, r),
-        };
-        if !already {
-            let member = match store.is_member(room.id, self.user.id).await {
-                Ok(m) => m,
-                Err(e) => return store_error(&e, r),
-            };
-            if !member {
-                if room.kind != RoomKind::Public {
-                    return error(
-                        ErrorCode::NotMember,
-                        format!("room {} is only open to its members", room.name),
-                        r,
-                    );
-                }
+            self.joins
+                .try_take()
+                .map_err(|wait| rate_limited("joins", wait))?;
+            let access = RoomAccess::of(store, &self.user, &f.room).await?;
+            access.require_read()?;
+            if !access.is_member() {
                 // Joining a public room makes the user a member: it shows in their room list
                 // with unread counts, and lets them call the other members.
                 match store
-                    .add_member(room.id, self.user.id, parley_domain::Role::Member)
+                    .add_member(access.room().id, self.user.id, Role::Member)
                     .await
                 {
                     Ok(_) | Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return store_error(&e, r),
+                    Err(e) => return Err(e.into()),
                 }
             }
-            if let Err(frame) = self.subscribe(&room.name, r.clone()).await {
-                return frame;
-            }
+            let room = access.room().clone();
+            self.subscribe(&room.name).await?;
             self.rooms
                 .insert(room.name.clone(), JoinedRoom { id: room.id });
             self.inner
                 .room_entered(&room.name, &self.user.username, &self.channel)
                 .await;
-        }
+            room
+        };
         let query = HistoryQuery {
             limit: Some(self.inner.config.history_on_join),
             ..HistoryQuery::default()
         };
-        let history = match store.history(room.id, &query).await {
-            Ok(page) => page.messages,
-            Err(e) => return store_error(&e, r),
-        };
+        let history = store.history(room.id, &query).await?.messages;
         // Capped like presence frames: a big room's every join would otherwise carry
         // thousands of names. The count is exact.
         let (online, online_count) = self.inner.state.lock().presence.online_sample(
@@ -408,18 +444,18 @@ impl Session {
             &self.user.username,
             self.inner.config.presence_fanout_limit,
         );
-        ServerFrame::Joined(Joined {
+        Ok(ServerFrame::Joined(Joined {
             room: room.name,
             room_id: room.id,
             kind: room.kind,
             history,
             online,
             online_count,
-            reference: r,
-        })
+            reference: None,
+        }))
     }
 
-    async fn subscribe(&self, room: &RoomName, r: Option<FrameRef>) -> Result<(), ServerFrame> {
+    async fn subscribe(&self, room: &RoomName) -> Result<()> {
         let layer = &self.inner.layer;
         let groups = &self.inner.groups;
         let result = async {
@@ -429,11 +465,7 @@ impl Session {
         .await;
         result.map_err(|e| {
             tracing::warn!(error = %e, %room, "could not subscribe to the room's groups");
-            error(
-                ErrorCode::Unavailable,
-                "the message bus is unavailable; try again",
-                r,
-            )
+            EngineError::Layer(e)
         })
     }
 
@@ -456,27 +488,21 @@ impl Session {
             .await;
     }
 
-    async fn leave(&mut self, f: LeaveRoom, r: Option<FrameRef>) -> ServerFrame {
-        if let Err(frame) = self.joined(&f.room, &r) {
-            return frame;
-        }
+    async fn leave(&mut self, f: LeaveRoom) -> Result<ServerFrame> {
+        self.joined(&f.room)?;
         self.exit_room(&f.room).await;
-        ServerFrame::Left(Left {
+        Ok(ServerFrame::Left(Left {
             room: f.room,
-            reference: r,
-        })
+            reference: None,
+        }))
     }
 
     /// The checks of a `send` that need no I/O (joined, message rate); the message to store.
-    fn prepare_send(
-        &self,
-        f: SendMessage,
-        r: Option<FrameRef>,
-    ) -> Result<PreparedSend, ServerFrame> {
-        let joined = self.joined(&f.room, &r)?;
+    fn prepare_send(&self, f: SendMessage, r: Option<FrameRef>) -> Result<PreparedSend> {
+        let joined = self.joined(&f.room)?;
         self.inner
             .take_message_token(self.user.id)
-            .map_err(|wait| rate_limited(wait, "messages", r.clone()))?;
+            .map_err(|wait| rate_limited("messages", wait))?;
         Ok(PreparedSend {
             message: NewMessage {
                 room_id: joined.id,
@@ -521,13 +547,19 @@ impl Session {
             stretch.push(&appended.message);
         }
         self.broadcast_messages(&stretch).await;
+        let tutorial = self.dialect.tutorial_room().is_some();
         for (result, r) in results.into_iter().zip(references) {
             out.push(text(&match result {
-                Ok(appended) => ServerFrame::Message(Posted {
-                    message: appended.message,
-                    reference: r,
-                }),
-                Err(e) => store_error(&e, r),
+                Ok(appended) => {
+                    let posted = Posted::new(appended.message);
+                    let posted = if tutorial {
+                        posted.for_tutorial()
+                    } else {
+                        posted
+                    };
+                    ServerFrame::Message(posted).with_reference(r)
+                }
+                Err(e) => ServerFrame::Error(EngineError::from(e).to_frame(r)),
             }));
         }
     }
@@ -558,13 +590,11 @@ impl Session {
         }
     }
 
-    async fn typing(&mut self, f: SetTyping, r: Option<FrameRef>) -> Option<ServerFrame> {
-        if let Err(frame) = self.joined(&f.room, &r) {
-            return Some(frame);
-        }
-        if let Err(wait) = self.typing.try_take() {
-            return Some(rate_limited(wait, "typing frames", r));
-        }
+    async fn typing(&mut self, f: SetTyping) -> Result<()> {
+        self.joined(&f.room)?;
+        self.typing
+            .try_take()
+            .map_err(|wait| rate_limited("typing frames", wait))?;
         let frame = ServerFrame::Typing(Typing {
             room: f.room.clone(),
             user: self.user.username.clone(),
@@ -573,33 +603,17 @@ impl Session {
         self.inner
             .broadcast_event(&f.room, &frame, Some(&self.channel))
             .await;
-        None
+        Ok(())
     }
 
-    async fn history(&mut self, f: FetchHistory, r: Option<FrameRef>) -> ServerFrame {
-        let store = &self.inner.store;
+    async fn history(&mut self, f: FetchHistory) -> Result<ServerFrame> {
         let room_id = match self.rooms.get(&f.room) {
             Some(j) => j.id,
             None => {
-                // Not joined: allowed for rooms the user may see (public, or a member of).
-                let room = match store.room_by_name(&f.room).await {
-                    Ok(room) => room,
-                    Err(e) => return store_error(&e, r),
-                };
-                if room.kind != RoomKind::Public {
-                    match store.is_member(room.id, self.user.id).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            return error(
-                                ErrorCode::NotMember,
-                                format!("room {} is only open to its members", room.name),
-                                r,
-                            );
-                        }
-                        Err(e) => return store_error(&e, r),
-                    }
-                }
-                room.id
+                // Not joined: allowed for rooms the user may read.
+                let access = RoomAccess::of(&self.inner.store, &self.user, &f.room).await?;
+                access.require_read()?;
+                access.room().id
             }
         };
         let query = HistoryQuery {
@@ -607,190 +621,141 @@ impl Session {
             after: f.after,
             limit: f.limit,
         };
-        match store.history(room_id, &query).await {
-            Ok(page) => ServerFrame::History(HistoryPage {
-                room: f.room,
-                messages: page.messages,
-                has_more: page.has_more,
-                reference: r,
-            }),
-            Err(e) => store_error(&e, r),
-        }
+        let page = self.inner.store.history(room_id, &query).await?;
+        Ok(ServerFrame::History(HistoryPage {
+            room: f.room,
+            messages: page.messages,
+            has_more: page.has_more,
+            reference: None,
+        }))
     }
 
     /// The joined room of a message about to be edited or deleted, after the checks both
     /// share: the message exists, its room is joined here, and the user has a message token.
-    /// (Author-or-staff is the store's check.)
-    async fn changeable_message_room(
-        &self,
-        id: MessageId,
-        r: &Option<FrameRef>,
-    ) -> Result<RoomName, ServerFrame> {
-        let original = self
-            .inner
-            .store
-            .message_by_id(id)
-            .await
-            .map_err(|e| store_error(&e, r.clone()))?;
-        let room = self.joined_by_id(original.room_id).ok_or_else(|| {
-            error(
-                ErrorCode::NotJoined,
-                format!("join room {} first", original.room),
-                r.clone(),
-            )
-        })?;
+    /// (Author-or-staff is the store's check.) A message in a room the user may not read is
+    /// `not_found`, as if it did not exist: its room's name and its id stay secret.
+    async fn changeable_message_room(&self, id: MessageId) -> Result<RoomName> {
+        let original = self.inner.store.message_by_id(id).await?;
+        let Some(room) = self.joined_by_id(original.room_id) else {
+            let readable = match RoomAccess::of(&self.inner.store, &self.user, &original.room).await
+            {
+                Ok(access) => access.can_read(),
+                Err(_) => false,
+            };
+            return Err(if readable {
+                refused(
+                    ErrorCode::NotJoined,
+                    format!("join room {} first", original.room),
+                )
+            } else {
+                EngineError::Store(StoreError::NotFound("message"))
+            });
+        };
         self.inner
             .take_message_token(self.user.id)
-            .map_err(|wait| rate_limited(wait, "messages", r.clone()))?;
+            .map_err(|wait| rate_limited("messages", wait))?;
         Ok(room)
     }
 
-    async fn edit(&mut self, f: EditMessage, r: Option<FrameRef>) -> ServerFrame {
-        let room = match self.changeable_message_room(f.message_id, &r).await {
-            Ok(room) => room,
-            Err(frame) => return frame,
-        };
-        let store = &self.inner.store;
-        match store
-            .edit_message(f.message_id, self.user.id, &f.body)
-            .await
-        {
-            Ok(message) => {
-                let frame = ServerFrame::Edited(Edited {
-                    message,
-                    reference: None,
-                });
-                self.inner
-                    .broadcast_event(&room, &frame, Some(&self.channel))
-                    .await;
-                frame.with_reference(r)
-            }
-            Err(e) => store_error(&e, r),
-        }
-    }
-
-    async fn delete(&mut self, f: DeleteMessage, r: Option<FrameRef>) -> ServerFrame {
-        let room = match self.changeable_message_room(f.message_id, &r).await {
-            Ok(room) => room,
-            Err(frame) => return frame,
-        };
-        let store = &self.inner.store;
-        match store.delete_message(f.message_id, self.user.id).await {
-            Ok(message) => {
-                let deleted_at = message
-                    .deleted_at
-                    .unwrap_or_else(parley_domain::Timestamp::now);
-                let frame = ServerFrame::Deleted(Deleted {
-                    room: room.clone(),
-                    message_id: message.id,
-                    deleted_at,
-                    reference: None,
-                });
-                self.inner
-                    .broadcast_event(&room, &frame, Some(&self.channel))
-                    .await;
-                frame.with_reference(r)
-            }
-            Err(e) => store_error(&e, r),
-        }
-    }
-
-    async fn read(&mut self, f: MarkRead, r: Option<FrameRef>) -> ServerFrame {
-        let joined = match self.joined(&f.room, &r) {
-            Ok(j) => j,
-            Err(frame) => return frame,
-        };
-        match self
+    async fn edit(&mut self, f: EditMessage) -> Result<ServerFrame> {
+        let room = self.changeable_message_room(f.message_id).await?;
+        let message = self
             .inner
             .store
-            .set_read_marker(joined.id, self.user.id, f.message_id)
-            .await
-        {
-            Ok(_) => {
-                let frame = ServerFrame::Read(ReadMarker {
-                    room: f.room.clone(),
-                    user: self.user.username.clone(),
-                    message_id: f.message_id,
-                    reference: None,
-                });
-                self.inner
-                    .broadcast_event(&f.room, &frame, Some(&self.channel))
-                    .await;
-                frame.with_reference(r)
-            }
-            Err(e) => store_error(&e, r),
-        }
+            .edit_message(f.message_id, self.user.id, &f.body)
+            .await?;
+        let frame = ServerFrame::Edited(Edited {
+            message,
+            reference: None,
+        });
+        self.inner
+            .broadcast_event(&room, &frame, Some(&self.channel))
+            .await;
+        Ok(frame)
     }
 
-    async fn signal(&mut self, f: SendSignal, r: Option<FrameRef>) -> Option<ServerFrame> {
-        let store = &self.inner.store;
-        let target = match store.user_by_name(&f.to).await {
-            Ok(u) => u,
-            Err(e) => return Some(store_error(&e, r)),
-        };
+    async fn delete(&mut self, f: DeleteMessage) -> Result<ServerFrame> {
+        let room = self.changeable_message_room(f.message_id).await?;
+        let message = self
+            .inner
+            .store
+            .delete_message(f.message_id, self.user.id)
+            .await?;
+        let deleted_at = message
+            .deleted_at
+            .unwrap_or_else(parley_domain::Timestamp::now);
+        let frame = ServerFrame::Deleted(Deleted {
+            room: room.clone(),
+            message_id: message.id,
+            deleted_at,
+            reference: None,
+        });
+        self.inner
+            .broadcast_event(&room, &frame, Some(&self.channel))
+            .await;
+        Ok(frame)
+    }
+
+    async fn read(&mut self, f: MarkRead) -> Result<ServerFrame> {
+        let joined = self.joined(&f.room)?;
+        self.inner
+            .store
+            .set_read_marker(joined.id, self.user.id, f.message_id)
+            .await?;
+        let frame = ServerFrame::Read(ReadMarker {
+            room: f.room.clone(),
+            user: self.user.username.clone(),
+            message_id: f.message_id,
+            reference: None,
+        });
+        self.inner
+            .broadcast_event(&f.room, &frame, Some(&self.channel))
+            .await;
+        Ok(frame)
+    }
+
+    async fn signal(&mut self, f: SendSignal) -> Result<()> {
+        let target = self.inner.store.user_by_name(&f.to).await?;
         if target.id == self.user.id {
-            return Some(error(
+            return Err(refused(
                 ErrorCode::InvalidField,
                 "a call needs another user",
-                r,
             ));
         }
-        match self.shares_room_with(&target).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Some(error(
-                    ErrorCode::Forbidden,
-                    format!("you share no room with {}", target.username),
-                    r,
-                ));
-            }
-            Err(e) => return Some(store_error(&e, r)),
+        if !self.shares_room_with(&target).await? {
+            return Err(refused(
+                ErrorCode::Forbidden,
+                format!("you share no room with {}", target.username),
+            ));
         }
         let frame = ServerFrame::Signal(RelayedSignal {
             from: self.user.username.clone(),
             payload: f.payload,
             call_id: f.call_id,
         });
-        let group = match self.inner.groups.user(target.id) {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::error!(error = %e, "invalid user group name");
-                return Some(error(
-                    ErrorCode::Internal,
-                    "an unexpected error occurred",
-                    r,
-                ));
-            }
-        };
-        match self
+        let group = self.inner.groups.user(target.id)?;
+        let report = self
             .inner
             .layer
             .group_send(&group, events::signal(&frame))
             .await
-        {
-            Ok(report) if report.delivered == 0 && report.full.is_empty() => Some(error(
+            .map_err(|e| {
+                tracing::warn!(error = %e, "signal not relayed");
+                EngineError::Layer(e)
+            })?;
+        if report.delivered == 0 && report.full.is_empty() {
+            return Err(refused(
                 ErrorCode::NotFound,
                 format!("{} is not online", target.username),
-                r,
-            )),
-            Ok(report) => {
-                self.inner.kill_full(&report.full);
-                None
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "signal not relayed");
-                Some(error(
-                    ErrorCode::Unavailable,
-                    "the message bus is unavailable; try again",
-                    r,
-                ))
-            }
+            ));
         }
+        self.inner.kill_full(&report.full);
+        Ok(())
     }
 
     /// True when both users are members of one room. Fast path: the target is online in a
     /// room this connection has joined (joining makes a member).
-    async fn shares_room_with(&self, target: &User) -> Result<bool, StoreError> {
+    async fn shares_room_with(&self, target: &User) -> Result<bool> {
         {
             let state = self.inner.state.lock();
             if self

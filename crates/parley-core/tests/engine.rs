@@ -169,7 +169,7 @@ fn always_batched() -> EngineConfig {
         group_commit: Some(BatchOptions {
             max_batch: 8,
             direct_below: 0,
-            ..EngineConfig::DEFAULT_GROUP_COMMIT
+            ..parley_store::BatchOptions::default()
         }),
         ..EngineConfig::default()
     }

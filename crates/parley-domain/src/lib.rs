@@ -11,6 +11,7 @@
 //! - [`message`]: [`MessageBody`] and [`ClientMsgId`].
 //! - [`model`]: the records (`User`, `Room`, `Message`, ...) shared by store, engine and transport.
 //! - [`protocol`]: client and server frames, tagged by `"type"`, and the typed error frame.
+//! - [`redact_url`] (`redact`): the one way a URL's password is hidden from logs.
 //!
 //! ## Must not depend on
 //! Any I/O: no async runtime, no database, no network, no HTTP framework. Only `serde`,
@@ -22,6 +23,7 @@ pub mod message;
 pub mod model;
 pub mod names;
 pub mod protocol;
+mod redact;
 pub mod room;
 
 pub use error::{DomainError, Result};
@@ -29,4 +31,5 @@ pub use ids::{MessageId, RoomId, Timestamp, UserId};
 pub use message::{ClientMsgId, MessageBody};
 pub use model::{Membership, Message, Room, RoomSummary, User};
 pub use names::{Email, RoomName, Topic, UserName};
+pub use redact::redact_url;
 pub use room::{DirectKey, Role, RoomKind};

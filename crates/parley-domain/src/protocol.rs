@@ -23,8 +23,10 @@
 //! ```
 //!
 //! ## Layout
-//! - `client`: the request frames and [`ClientFrame::decode`], which turns untrusted text into
-//!   a [`ClientEnvelope`] or a [`FrameError`] under configurable [`DecodeLimits`].
+//! - `client`: the request frames, [`FrameType`] (the one spelling of each frame type),
+//!   [`Dialect`] (Parley's own protocol or the Django tutorial's) and [`ClientFrame::decode`],
+//!   which turns untrusted text into a [`ClientEnvelope`] or a [`FrameError`] under
+//!   configurable [`DecodeLimits`].
 //! - `server`: the frames the server sends, [`ServerFrame::to_json`] and
 //!   [`ServerFrame::from_json`].
 //! - `codes`: [`ErrorCode`], [`ErrorFrame`], [`FrameError`].
@@ -36,12 +38,12 @@ mod server;
 mod text;
 
 pub use client::{
-    ClientEnvelope, ClientFrame, DecodeLimits, DeleteMessage, EditMessage, FetchHistory, JoinRoom,
-    LeaveRoom, MarkRead, SendMessage, SendSignal, SetTyping,
+    ClientEnvelope, ClientFrame, DecodeLimits, DeleteMessage, Dialect, EditMessage, FetchHistory,
+    FrameType, JoinRoom, LeaveRoom, MarkRead, SendMessage, SendSignal, SetTyping,
 };
 pub use codes::{ErrorCode, ErrorFrame, FrameError};
 pub use server::{
     Deleted, Edited, ExternalMessage, HistoryPage, Joined, Left, Pong, Posted, Presence,
-    PresenceEvent, ReadMarker, RelayedSignal, ServerFrame, Typing,
+    PresenceEvent, ReadMarker, RelayedSignal, ServerFrame, TutorialFields, Typing,
 };
 pub use text::{CallId, FrameRef};

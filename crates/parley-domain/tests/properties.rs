@@ -171,8 +171,13 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             ),
         (room(), reference())
             .prop_map(|(room, reference)| ServerFrame::Left(Left { room, reference })),
-        (message(), reference())
-            .prop_map(|(message, reference)| ServerFrame::Message(Posted { message, reference })),
+        (message(), reference()).prop_map(|(message, reference)| {
+            ServerFrame::Message(Posted {
+                message,
+                reference,
+                tutorial: None,
+            })
+        }),
         (room(), user(), any::<bool>(), users()).prop_map(|(room, user, joined, online)| {
             let event = if joined {
                 PresenceEvent::Joined

@@ -289,13 +289,11 @@ fn server_message_inlines_the_message() {
         ServerFrame::Message(Posted {
             message: sample_message(),
             reference: r("r2"),
+            tutorial: None,
         }),
     );
     // Other members' copies carry no ref.
-    let frame = ServerFrame::Message(Posted {
-        message: sample_message(),
-        reference: None,
-    });
+    let frame = ServerFrame::Message(Posted::new(sample_message()));
     server_case(
         &format!(r#"{{"type":"message",{SAMPLE_MESSAGE_JSON}}}"#),
         frame.clone(),
@@ -430,7 +428,8 @@ fn server_frames_ignore_unknown_fields() {
 
 #[test]
 fn type_names_match_the_wire() {
-    for name in ClientFrame::TYPES {
+    for frame_type in FrameType::ALL {
+        let name = frame_type.as_str();
         let json = match name {
             "join" | "leave" => format!(r#"{{"type":"{name}","room":"a"}}"#),
             "send" => r#"{"type":"send","room":"a","body":"b"}"#.to_owned(),
@@ -442,7 +441,12 @@ fn type_names_match_the_wire() {
             _ => format!(r#"{{"type":"{name}"}}"#),
         };
         let frame = ClientFrame::decode(&json, &limits()).unwrap().frame;
-        assert_eq!(frame.type_name(), name);
+        assert_eq!(frame.frame_type(), frame_type);
+        assert_eq!(FrameType::parse(name), Some(frame_type));
+        // Encoding spells the type the same way.
+        let encoded: serde_json::Value =
+            serde_json::from_str(&ClientEnvelope::from(frame).to_json().unwrap()).unwrap();
+        assert_eq!(encoded["type"], name);
     }
 }
 
@@ -751,6 +755,17 @@ fn every_error_code_has_a_stable_spelling() {
             "unavailable",
             "internal",
             "slow_consumer",
+            "invalid_credentials",
+            "token_expired",
+            "token_invalid",
+            "token_revoked",
+            "wrong_token_type",
+            "username_taken",
+            "weak_password",
+            "invalid_content_type",
+            "too_large",
+            "origin_not_allowed",
+            "not_a_websocket",
         ]
     );
     for code in ErrorCode::ALL {
@@ -785,7 +800,7 @@ fn doc_json_blocks() -> Vec<&'static str> {
 #[test]
 fn docs_examples_are_valid_frames() {
     let blocks = doc_json_blocks();
-    assert!(blocks.len() >= ClientFrame::TYPES.len() + ServerFrame::TYPES.len());
+    assert!(blocks.len() >= FrameType::ALL.len() + ServerFrame::TYPES.len());
     let (mut client_types, mut server_types) = (Vec::new(), Vec::new());
     for block in blocks {
         let written: serde_json::Value = serde_json::from_str(block).unwrap();
@@ -803,7 +818,7 @@ fn docs_examples_are_valid_frames() {
             server_types.push(frame.type_name());
         }
     }
-    for t in ClientFrame::TYPES {
+    for t in FrameType::ALL.map(FrameType::as_str) {
         assert!(
             client_types.contains(&t),
             "docs/protocol.md has no example of the client frame `{t}`"
@@ -825,4 +840,90 @@ fn docs_describe_every_error_code() {
             "docs/protocol.md does not describe the error code `{code}`"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The Django tutorial's dialect
+// ---------------------------------------------------------------------------------------
+
+fn tutorial(room: &str) -> Dialect {
+    Dialect::Tutorial {
+        room: RoomName::parse(room).unwrap(),
+    }
+}
+
+#[test]
+fn tutorial_frames_are_sends_to_the_connections_room() {
+    let dialect = tutorial("lobby");
+    for text in [
+        r#"{"message":"hi"}"#,
+        r#"{"message":"hi","username":"whoever typed this"}"#,
+        r#"{"username":"x","message":"hi","ref":"t1"}"#,
+    ] {
+        let envelope = ClientFrame::decode_in(text, &dialect, &limits()).unwrap();
+        match envelope.frame {
+            ClientFrame::Send(send) => {
+                assert_eq!(send.room.as_str(), "lobby");
+                assert_eq!(send.body.as_str(), "hi");
+                assert_eq!(send.client_id, None);
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    // Typed frames work as on /ws.
+    let ping = ClientFrame::decode_in(r#"{"type":"ping"}"#, &dialect, &limits()).unwrap();
+    assert_eq!(ping.frame, ClientFrame::Ping);
+}
+
+#[test]
+fn bad_tutorial_frames_get_typed_errors() {
+    let dialect = tutorial("lobby");
+    let code = |text: &str| {
+        ClientFrame::decode_in(text, &dialect, &limits())
+            .unwrap_err()
+            .code()
+    };
+    assert_eq!(code(r#"{"message":""}"#), ErrorCode::InvalidField);
+    assert_eq!(code(r#"{"message":5}"#), ErrorCode::InvalidField);
+    assert_eq!(
+        code(r#"{"message":"hi","username":5}"#),
+        ErrorCode::InvalidField
+    );
+    assert_eq!(
+        code(r#"{"message":"hi","room":"x"}"#),
+        ErrorCode::UnknownField
+    );
+    assert_eq!(code(r#"{"username":"x"}"#), ErrorCode::MissingType);
+    let long = format!(
+        r#"{{"message":"{}"}}"#,
+        "x".repeat(limits().max_body_chars + 1)
+    );
+    assert_eq!(code(&long), ErrorCode::BodyTooLong);
+    // The ref is echoed even when the tutorial frame is refused.
+    let e =
+        ClientFrame::decode_in(r#"{"message":"","ref":"t9"}"#, &dialect, &limits()).unwrap_err();
+    assert_eq!(e.reference().map(|r| r.as_str()), Some("t9"));
+    // Parley's own dialect has no untyped frames.
+    let e = ClientFrame::decode(r#"{"message":"hi"}"#, &limits()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::MissingType);
+}
+
+#[test]
+fn tutorial_message_frames_carry_message_and_username() {
+    let frame = ServerFrame::Message(Posted::new(sample_message()).for_tutorial());
+    let json: serde_json::Value = serde_json::from_str(&frame.to_json()).unwrap();
+    assert_eq!(json["message"], json["body"]);
+    assert_eq!(json["username"], json["sender"]);
+    assert_eq!(ServerFrame::from_json(&frame.to_json()).unwrap(), frame);
+    // Parley's own frames do not.
+    let plain = ServerFrame::Message(Posted::new(sample_message())).to_json();
+    let json: serde_json::Value = serde_json::from_str(&plain).unwrap();
+    assert!(
+        json.get("message").is_none() && json.get("username").is_none(),
+        "{plain}"
+    );
+    assert_eq!(
+        ServerFrame::from_json(&plain).unwrap(),
+        ServerFrame::Message(Posted::new(sample_message()))
+    );
 }

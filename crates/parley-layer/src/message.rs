@@ -9,9 +9,10 @@ use std::sync::{Arc, OnceLock};
 /// (`{"type": "chat.message", "text": "hi"}`).
 ///
 /// Cloning is a reference-count bump: a group send to many local channels shares one payload.
-/// A message also carries a slot for one rendering of itself (e.g. the JSON frame sent to
-/// WebSocket clients), computed by the first recipient and reused by the rest, so a fanned-out
-/// frame is serialized once, not once per recipient.
+/// A message also carries slots for renderings of itself (e.g. the JSON frame sent to
+/// WebSocket clients, and the same frame in a second dialect), each computed by the first
+/// recipient that needs it and reused by the rest, so a fanned-out frame is serialized once,
+/// not once per recipient.
 #[derive(Clone)]
 pub struct Message {
     inner: Arc<Inner>,
@@ -19,10 +20,13 @@ pub struct Message {
 
 struct Inner {
     fields: Map<String, Value>,
-    rendered: OnceLock<Arc<str>>,
+    rendered: [OnceLock<Arc<str>>; Message::RENDERINGS],
 }
 
 impl Message {
+    /// How many renderings a message caches (see [`Message::rendered_as`]).
+    pub const RENDERINGS: usize = 2;
+
     /// A message of type `kind` with the given other fields (a `type` among them is replaced).
     pub fn new(kind: &str, mut fields: Map<String, Value>) -> Self {
         fields.insert("type".to_owned(), Value::String(kind.to_owned()));
@@ -52,7 +56,7 @@ impl Message {
         Self {
             inner: Arc::new(Inner {
                 fields,
-                rendered: OnceLock::new(),
+                rendered: [OnceLock::new(), OnceLock::new()],
             }),
         }
     }
@@ -76,12 +80,26 @@ impl Message {
         &self.inner.fields
     }
 
-    /// The cached rendering of this message, computed by `render` on first use.
+    /// The cached rendering of this message, computed by `render` on first use (slot 0 of
+    /// [`Message::rendered_as`]).
     pub fn rendered(&self, render: impl FnOnce(&Map<String, Value>) -> String) -> Arc<str> {
-        self.inner
-            .rendered
-            .get_or_init(|| Arc::from(render(&self.inner.fields)))
-            .clone()
+        self.rendered_as(0, render)
+    }
+
+    /// The cached rendering number `slot`, computed by `render` on first use: recipients that
+    /// need another form of the same message (another dialect of the same frame) share
+    /// slot 1. A slot past [`Message::RENDERINGS`] is rendered every time, never cached.
+    pub fn rendered_as(
+        &self,
+        slot: usize,
+        render: impl FnOnce(&Map<String, Value>) -> String,
+    ) -> Arc<str> {
+        match self.inner.rendered.get(slot) {
+            Some(cell) => cell
+                .get_or_init(|| Arc::from(render(&self.inner.fields)))
+                .clone(),
+            None => Arc::from(render(&self.inner.fields)),
+        }
     }
 
     /// True when both handles share one payload (a clone, not an equal copy).
@@ -141,5 +159,17 @@ mod tests {
         let b = c.rendered(|_| "y".to_owned());
         assert_eq!((&*a, &*b, calls), ("x", "x", 1));
         assert_eq!(m.kind(), "chat.message");
+        // Another slot is cached apart from the first; past the last, nothing is cached.
+        assert_eq!(&*c.rendered_as(1, |_| "t".to_owned()), "t");
+        assert_eq!(&*m.rendered_as(1, |_| "u".to_owned()), "t");
+        assert_eq!(&*m.rendered(|_| "z".to_owned()), "x");
+        assert_eq!(
+            &*m.rendered_as(Message::RENDERINGS, |_| "v".to_owned()),
+            "v"
+        );
+        assert_eq!(
+            &*m.rendered_as(Message::RENDERINGS, |_| "w".to_owned()),
+            "w"
+        );
     }
 }

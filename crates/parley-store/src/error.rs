@@ -1,8 +1,9 @@
-//! The store's one error type. Each variant is a different answer for the caller: `NotFound`
-//! (404), `Conflict` (409), `Forbidden` (403), `Invalid` (400), `Unavailable` (503, try again),
-//! `Internal` (500). HTTP mapping itself lives in the transport crate.
+//! The store's one error type. Each variant is a different answer for the caller, with its
+//! wire code ([`StoreError::code`]): `NotFound`, `Conflict`, `Forbidden`, `Invalid`,
+//! `Unavailable` (try again), `Internal`. HTTP mapping itself lives in the transport crate.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use parley_domain::protocol::ErrorCode;
 
 /// What went wrong in a store operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +36,18 @@ impl StoreError {
     /// True for [`StoreError::Unavailable`]: the operation may succeed if retried later.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
+    }
+
+    /// The wire code a client sees for this error (socket and REST alike).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Invalid(_) => ErrorCode::InvalidField,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
     }
 
     pub(crate) fn corrupt(what: &str, err: impl std::fmt::Display) -> Self {

@@ -207,7 +207,7 @@ impl Store {
         } else {
             return Err(StoreError::Invalid(format!(
                 "unsupported database URL (want postgres://... or sqlite://...): {}",
-                redact(url)
+                parley_domain::redact_url(url)
             )));
         };
         Ok(Self {
@@ -278,20 +278,6 @@ macro_rules! run_migrations {
 }
 use run_migrations;
 
-/// The URL without its password, for error messages and logs.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 #[cfg(feature = "testing")]
 mod tests {
@@ -320,9 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_redacted_and_sqlite_paths_parsed() {
-        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    fn sqlite_paths_are_parsed() {
         assert_eq!(sqlite_path("sqlite::memory:"), Some(":memory:"));
         assert_eq!(sqlite_path("sqlite:///tmp/x.db"), Some("/tmp/x.db"));
         assert_eq!(sqlite_path("sqlite:data.db"), Some("data.db"));

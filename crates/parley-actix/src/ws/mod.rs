@@ -1,12 +1,15 @@
-//! The chat WebSocket: `GET /ws` and the Django-tutorial style `GET /ws/chat/{room}`.
+//! The chat WebSocket: `GET /ws` and the Django-tutorial style `GET /ws/chat/{room}` (with or
+//! without the trailing slash the tutorial's JavaScript adds).
 //!
 //! Authentication happens before the upgrade (a browser cannot set headers on a WebSocket,
 //! hence the query parameter); the origin is checked before it too. After the upgrade, one
-//! task per connection runs [`connection::Connection`] over a [`connection::Socket`]:
+//! task per connection runs the engine's [`parley_core::Connection`] over a socket:
 //! - on [`crate::serve`] (the reference server), the taken-over TCP stream of [`raw`];
 //! - on an application's own `HttpServer` ([`crate::configure`]), actix-ws ([`ActixSocket`]).
+//!
+//! Everything after the handshake — the tutorial room's creation and join, its frames, close
+//! codes — is the engine's ([`parley_domain::protocol::Dialect`]).
 
-mod connection;
 pub(crate) mod raw;
 
 use crate::error::ApiError;
@@ -14,21 +17,38 @@ use crate::state::{AppState, bearer_token_in};
 use actix_web::dev::RequestHead;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
-use connection::{ClientMessage, Connection, Gone, ReadError, Socket};
-use parley_domain::{RoomKind, RoomName, Topic, User};
-use parley_store::{NewRoom, StoreError};
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
+use parley_core::{ClientMessage, CloseReason, Connection, Gone, ReadError, Socket};
+use parley_domain::protocol::{Dialect, ErrorCode};
+use parley_domain::{RoomName, User};
 use std::sync::Arc;
 
-/// Close code: the client reads too slowly (its mailbox overflowed).
-pub const CLOSE_SLOW_CONSUMER: u16 = 4000;
-/// Close code: nothing (not even a pong) arrived within the ping timeout.
-pub const CLOSE_PING_TIMEOUT: u16 = 4001;
-
-/// Registers `/ws` and `/ws/chat/{room}`.
+/// Registers `/ws` and `/ws/chat/{room}` (and `/ws/chat/{room}/`).
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(socket))
-        .route("/ws/chat/{room}", web::get().to(chat_socket));
+        .route("/ws/chat/{room}", web::get().to(chat_socket))
+        .route("/ws/chat/{room}/", web::get().to(chat_socket));
+}
+
+/// The dialect a WebSocket path asks for: `/ws` is Parley's own protocol, `/ws/chat/{room}`
+/// (one trailing slash allowed) the Django tutorial's. `None`: no socket lives there.
+pub(crate) fn dialect_of(path: &str) -> Option<Result<Dialect, ApiError>> {
+    let rest = path.strip_prefix("/ws")?;
+    if rest.is_empty() {
+        return Some(Ok(Dialect::Parley));
+    }
+    let name = rest.strip_prefix("/chat/")?;
+    let name = name.strip_suffix('/').unwrap_or(name);
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    Some(tutorial(name))
+}
+
+fn tutorial(raw_room: &str) -> Result<Dialect, ApiError> {
+    RoomName::parse(raw_room)
+        .map(|room| Dialect::Tutorial { room })
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRoomName, e.to_string()))
 }
 
 /// `?token=...` from the query string (never logged).
@@ -55,9 +75,9 @@ async fn admit(req: &RequestHead, state: &AppState) -> Result<User, ApiError> {
             .and_then(|h| h.to_str().ok());
         if !state.config.origin_allowed(origin, host) {
             tracing::warn!(%origin, "WebSocket refused: origin not allowed");
-            return Err(ApiError::forbidden(
-                "origin_not_allowed",
-                "this origin may not open the chat socket",
+            return Err(ApiError::new(
+                ErrorCode::OriginNotAllowed,
+                ErrorCode::OriginNotAllowed.default_message(),
             ));
         }
     }
@@ -65,8 +85,8 @@ async fn admit(req: &RequestHead, state: &AppState) -> Result<User, ApiError> {
         .map(str::to_owned)
         .or_else(|| query_token(req))
         .ok_or_else(|| {
-            ApiError::unauthorized(
-                "unauthorized",
+            ApiError::new(
+                ErrorCode::Unauthorized,
                 "authentication required: Authorization: Bearer <access token> or ?token=<access token>",
             )
         })?;
@@ -77,60 +97,32 @@ async fn admit(req: &RequestHead, state: &AppState) -> Result<User, ApiError> {
     Ok(user)
 }
 
+/// The refusal of a request that is not a WebSocket handshake.
+fn not_a_websocket(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotAWebsocket,
+        format!("WebSocket handshake failed: {e}"),
+    )
+}
+
 /// `GET /ws`.
 async fn socket(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    upgrade(req, body, state, None).await
+    upgrade(req, body, state, Dialect::Parley).await
 }
 
-/// `GET /ws/chat/{room}`: joins `room` (creating it if missing) on connect; accepts
-/// `{"message": "..."}` as a send.
+/// `GET /ws/chat/{room}`: the Django tutorial's socket (see [`Dialect::Tutorial`]).
 async fn chat_socket(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = RoomName::parse(&path)
-        .map_err(|e| ApiError::bad_request("invalid_room_name", e.to_string()))?;
-    upgrade(req, body, state, Some(room)).await
-}
-
-/// Creates the room of a `/ws/chat/{room}` connection if it is missing.
-async fn ensure_tutorial_room(
-    state: &AppState,
-    room: &RoomName,
-    user: &User,
-) -> Result<(), ApiError> {
-    if room.is_direct() {
-        return Ok(());
-    }
-    // As in the Django tutorial, any room name works: a missing room is created (public,
-    // owned by this user). Existing rooms keep their rules (a private room stays closed).
-    let (store, room, creator) = (state.engine.store().clone(), room.clone(), user.id);
-    state
-        .offload(async move {
-            match store.room_by_name(&room).await {
-                Err(StoreError::NotFound(_)) => {
-                    let new = NewRoom {
-                        name: room,
-                        kind: RoomKind::Public,
-                        creator,
-                        topic: Topic::default(),
-                    };
-                    match store.create_room(&new).await {
-                        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
-                        Err(e) => Err(e),
-                    }
-                }
-                other => other.map(|_| ()),
-            }
-        })
-        .await??;
-    Ok(())
+    let dialect = tutorial(&path)?;
+    upgrade(req, body, state, dialect).await
 }
 
 /// The actix-ws upgrade of [`crate::configure`]'s routes.
@@ -138,35 +130,24 @@ async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
-    room: Option<RoomName>,
+    dialect: Dialect,
 ) -> Result<HttpResponse, ApiError> {
     let user = admit(req.head(), &state).await?;
-    if let Some(room) = &room {
-        ensure_tutorial_room(&state, room, &user).await?;
-    }
     // The handshake is checked before the engine opens a session for it.
-    let (response, ws, stream) = actix_ws::handle(&req, body).map_err(|e| {
-        ApiError::bad_request(
-            "not_a_websocket",
-            format!("WebSocket handshake failed: {e}"),
-        )
-    })?;
-    let session = state.engine.connect(user).await?;
+    let (response, ws, stream) = actix_ws::handle(&req, body).map_err(not_a_websocket)?;
+    let session = state.engine.connect_with(user, dialect).await?;
     let engine_max = state.engine.config().max_frame_bytes;
     let hard = state.config.hard_frame_limit(engine_max);
     let stream = stream
         .max_frame_size(hard)
         .aggregate_continuations()
         .max_continuation_size(hard);
-    let conn = Connection::new(
-        session,
-        Some(state.runtime.clone()),
-        room,
-        state.config.clone(),
-        engine_max,
-    );
-    // The stream holds the request payload, which is !Send: run on this worker's thread.
-    actix_web::rt::spawn(conn.run(ActixSocket { ws, stream }, state.socket_opened()));
+    let connection = Connection::new(session, state.config.heartbeat)
+        .handled_on(state.runtime.clone())
+        .holding(state.socket_opened());
+    // The stream holds the request payload, which is !Send: run on this worker's thread, and
+    // hand the frames to the application runtime (`handled_on`).
+    actix_web::rt::spawn(connection.run(ActixSocket { ws, stream }));
     Ok(response)
 }
 
@@ -185,7 +166,7 @@ impl Socket for ActixSocket {
             Ok(AggregatedMessage::Binary(_)) => Ok(ClientMessage::Binary),
             Ok(AggregatedMessage::Ping(bytes)) => Ok(ClientMessage::Ping(bytes.to_vec())),
             Ok(AggregatedMessage::Pong(_)) => Ok(ClientMessage::Pong),
-            Ok(AggregatedMessage::Close(reason)) => Ok(ClientMessage::Close(reason)),
+            Ok(AggregatedMessage::Close(_)) => Ok(ClientMessage::Close),
             Err(ProtocolError::Overflow) => Err(ReadError::Overflow),
             // actix-ws reports text that is not UTF-8 as invalid data.
             Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
@@ -210,7 +191,39 @@ impl Socket for ActixSocket {
         self.ws.pong(payload).await.map_err(|_| Gone)
     }
 
-    async fn close(self, reason: Option<CloseReason>) {
-        let _ = self.ws.close(reason).await;
+    async fn close(self, reason: CloseReason) {
+        let reason = actix_ws::CloseReason {
+            code: CloseCode::from(reason.code()),
+            description: Some(reason.text().to_owned()),
+        };
+        let _ = self.ws.close(Some(reason)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_pick_the_dialect() {
+        let room = |path| match dialect_of(path) {
+            Some(Ok(Dialect::Tutorial { room })) => Some(room.as_str().to_owned()),
+            _ => None,
+        };
+        assert!(matches!(dialect_of("/ws"), Some(Ok(Dialect::Parley))));
+        assert_eq!(room("/ws/chat/lobby").as_deref(), Some("lobby"));
+        assert_eq!(room("/ws/chat/lobby/").as_deref(), Some("lobby"));
+        assert_eq!(room("/ws/chat/CaseRoom/").as_deref(), Some("caseroom"));
+        assert!(matches!(dialect_of("/ws/chat/bad%20name"), Some(Err(_))));
+        for none in [
+            "/ws/",
+            "/ws/chat/",
+            "/ws/chat//",
+            "/ws/chat/a/b",
+            "/wsx",
+            "/api",
+        ] {
+            assert!(dialect_of(none).is_none(), "{none}");
+        }
     }
 }

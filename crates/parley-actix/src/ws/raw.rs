@@ -11,17 +11,16 @@
 //! [`crate::configure`] keeps the actix-ws socket for applications that mount Parley on their
 //! own `HttpServer`.
 
-use super::connection::{ClientMessage, Connection, Gone, ReadError, Socket};
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_codec::{Decoder, Framed};
-use actix_http::ws::{CloseReason, Codec, Frame, Item, ProtocolError, hash_key, verify_handshake};
+use actix_http::ws::{Codec, Frame, Item, ProtocolError, hash_key, verify_handshake};
 use actix_http::{Request, h1};
 use actix_web::ResponseError as _;
-
 use actix_web::rt::net::TcpStream;
 use actix_web::web::BytesMut;
-use parley_domain::RoomName;
+use parley_core::{ClientMessage, CloseReason, Connection, Gone, ReadError, Socket};
+use parley_domain::protocol::Dialect;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
@@ -75,24 +74,15 @@ pub(crate) async fn accept(
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(status, ms, "request");
     };
-    let room = match path.strip_prefix("/ws") {
-        Some("") => Ok(None),
-        Some(rest) => match rest.strip_prefix("/chat/") {
-            Some(name) if !name.is_empty() && !name.contains('/') => RoomName::parse(name)
-                .map(Some)
-                .map_err(|e| ApiError::bad_request("invalid_room_name", e.to_string())),
-            _ => Err(ApiError::NotFound(format!("no WebSocket at {path}"))),
-        },
-        None => Err(ApiError::NotFound(format!("no WebSocket at {path}"))),
+    let opened = match super::dialect_of(&path) {
+        Some(Ok(dialect)) => open(&req, &state, dialect).await,
+        Some(Err(e)) => Err(e),
+        None => Err(ApiError::not_found(format!("no WebSocket at {path}"))),
     };
-    let opened = match room {
-        Ok(room) => open(&req, &state, room).await,
-        Err(e) => Err(e),
-    };
-    let (session, room) = match opened {
+    let session = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            tracing::debug!(%path, code = e.code(), "WebSocket upgrade refused");
+            tracing::debug!(%path, code = %e.code(), "WebSocket upgrade refused");
             log(e.status_code().as_u16());
             let _ = write_error(&mut io, &e).await;
             return None;
@@ -118,7 +108,7 @@ pub(crate) async fn accept(
     drop(req);
     let engine_max = state.engine.config().max_frame_bytes;
     let socket = RawSocket::new(io, leftover, state.config.hard_frame_limit(engine_max));
-    let connection = Connection::new(session, None, room, state.config.clone(), engine_max);
+    let connection = Connection::new(session, state.config.heartbeat);
     Some((connection, socket))
 }
 
@@ -127,20 +117,11 @@ pub(crate) async fn accept(
 async fn open(
     req: &Request,
     state: &AppState,
-    room: Option<RoomName>,
-) -> Result<(parley_core::Session, Option<RoomName>), ApiError> {
+    dialect: Dialect,
+) -> Result<parley_core::Session, ApiError> {
     let user = super::admit(req.head(), state).await?;
-    if let Some(room) = &room {
-        super::ensure_tutorial_room(state, room, &user).await?;
-    }
-    verify_handshake(req.head()).map_err(|e| {
-        ApiError::bad_request(
-            "not_a_websocket",
-            format!("WebSocket handshake failed: {e}"),
-        )
-    })?;
-    let session = state.engine.connect(user).await?;
-    Ok((session, room))
+    verify_handshake(req.head()).map_err(super::not_a_websocket)?;
+    Ok(state.engine.connect_with(user, dialect).await?)
 }
 
 /// Writes `error` as a complete HTTP/1.1 response (status, headers, JSON body) and closes.
@@ -229,7 +210,7 @@ impl RawSocket {
             }
             Frame::Ping(bytes) => Some(ClientMessage::Ping(bytes.to_vec())),
             Frame::Pong(_) => Some(ClientMessage::Pong),
-            Frame::Close(reason) => Some(ClientMessage::Close(reason)),
+            Frame::Close(_) => Some(ClientMessage::Close),
             Frame::Continuation(item) => match item {
                 Item::FirstText(_) | Item::FirstBinary(_) if self.partial.is_some() => {
                     return Err(data_frame_mid_message());
@@ -390,19 +371,16 @@ impl Socket for RawSocket {
             .await
     }
 
-    async fn close(mut self, reason: Option<CloseReason>) {
+    async fn close(mut self, reason: CloseReason) {
         let mut payload = Vec::new();
-        if let Some(reason) = reason {
-            payload.extend_from_slice(&u16::from(reason.code).to_be_bytes());
-            if let Some(text) = reason.description {
-                // A control frame carries at most 125 bytes: 2 for the code, 123 of text.
-                let mut end = text.len().min(123);
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                payload.extend_from_slice(&text.as_bytes()[..end]);
-            }
+        payload.extend_from_slice(&reason.code().to_be_bytes());
+        let text = reason.text();
+        // A control frame carries at most 125 bytes: 2 for the code, 123 of text.
+        let mut end = text.len().min(123);
+        while !text.is_char_boundary(end) {
+            end -= 1;
         }
+        payload.extend_from_slice(&text.as_bytes()[..end]);
         if self
             .write_frames(std::iter::once((OP_CLOSE, payload.as_slice())))
             .await

@@ -126,10 +126,9 @@ pub struct SendSignal {
     pub call_id: Option<CallId>,
 }
 
-/// A request from a client, tagged by `"type"`. Its `ref` travels beside it in
-/// [`ClientEnvelope`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// A request from a client, tagged by `"type"` (spelled by [`FrameType::as_str`]). Its `ref`
+/// travels beside it in [`ClientEnvelope`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientFrame {
     /// `join`
     Join(JoinRoom),
@@ -151,6 +150,118 @@ pub enum ClientFrame {
     Signal(SendSignal),
     /// `ping`: answered with `pong`.
     Ping,
+}
+
+/// The type of a client frame: the one place its wire name (`"type"`) is spelled. The
+/// decoder, the encoder, limits and documentation all name frame types through this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FrameType {
+    /// `join`
+    Join,
+    /// `leave`
+    Leave,
+    /// `send`
+    Send,
+    /// `typing`
+    Typing,
+    /// `history`
+    History,
+    /// `edit`
+    Edit,
+    /// `delete`
+    Delete,
+    /// `read`
+    Read,
+    /// `signal`
+    Signal,
+    /// `ping`
+    Ping,
+}
+
+impl FrameType {
+    /// Every client frame type, in the order the documentation lists them.
+    pub const ALL: [Self; 10] = [
+        Self::Join,
+        Self::Leave,
+        Self::Send,
+        Self::Typing,
+        Self::History,
+        Self::Edit,
+        Self::Delete,
+        Self::Read,
+        Self::Signal,
+        Self::Ping,
+    ];
+
+    /// The wire spelling, e.g. `"join"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Join => "join",
+            Self::Leave => "leave",
+            Self::Send => "send",
+            Self::Typing => "typing",
+            Self::History => "history",
+            Self::Edit => "edit",
+            Self::Delete => "delete",
+            Self::Read => "read",
+            Self::Signal => "signal",
+            Self::Ping => "ping",
+        }
+    }
+
+    /// The type spelled `name` on the wire (case-sensitive), if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// The fields a frame of this type may carry besides `type` and `ref`.
+    const fn fields(self) -> &'static [&'static str] {
+        match self {
+            Self::Join | Self::Leave => &["room"],
+            Self::Send => &["room", "body", "client_id"],
+            Self::Typing => &["room", "active"],
+            Self::History => &["room", "before", "after", "limit"],
+            Self::Edit => &["message_id", "body"],
+            Self::Delete => &["message_id"],
+            Self::Read => &["room", "message_id"],
+            Self::Signal => &["to", "payload", "call_id"],
+            Self::Ping => &[],
+        }
+    }
+}
+
+impl std::fmt::Display for FrameType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which protocol a connection speaks. Both decode into the same [`ClientFrame`]s; they
+/// differ only in the frames a client may send without a `type` and in fields the server adds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// Parley's own frames (`/ws`).
+    #[default]
+    Parley,
+    /// The Django Channels tutorial's (`/ws/chat/{room}`): the connection lives in `room`,
+    /// joined on connect; a frame without a `type` holding `"message"` (and optionally
+    /// `"username"`, which is ignored: messages are always the signed-in user's) is a `send`
+    /// to `room`; every `message` frame the connection receives also carries the tutorial's
+    /// `"message"` and `"username"` fields. Frames with a `type` work as in `Parley`.
+    Tutorial {
+        /// The connection's room.
+        room: RoomName,
+    },
+}
+
+impl Dialect {
+    /// The tutorial room, for [`Dialect::Tutorial`].
+    pub fn tutorial_room(&self) -> Option<&RoomName> {
+        match self {
+            Self::Parley => None,
+            Self::Tutorial { room } => Some(room),
+        }
+    }
 }
 
 /// A decoded client frame and the `ref` it carried.
@@ -184,25 +295,25 @@ impl From<ClientFrame> for ClientEnvelope {
 }
 
 impl ClientFrame {
-    /// Every client frame type, as spelled on the wire.
-    pub const TYPES: [&'static str; 10] = [
-        "join", "leave", "send", "typing", "history", "edit", "delete", "read", "signal", "ping",
-    ];
+    /// This frame's type.
+    pub const fn frame_type(&self) -> FrameType {
+        match self {
+            Self::Join(_) => FrameType::Join,
+            Self::Leave(_) => FrameType::Leave,
+            Self::Send(_) => FrameType::Send,
+            Self::Typing(_) => FrameType::Typing,
+            Self::History(_) => FrameType::History,
+            Self::Edit(_) => FrameType::Edit,
+            Self::Delete(_) => FrameType::Delete,
+            Self::Read(_) => FrameType::Read,
+            Self::Signal(_) => FrameType::Signal,
+            Self::Ping => FrameType::Ping,
+        }
+    }
 
     /// The wire `"type"` of this frame.
     pub const fn type_name(&self) -> &'static str {
-        match self {
-            Self::Join(_) => "join",
-            Self::Leave(_) => "leave",
-            Self::Send(_) => "send",
-            Self::Typing(_) => "typing",
-            Self::History(_) => "history",
-            Self::Edit(_) => "edit",
-            Self::Delete(_) => "delete",
-            Self::Read(_) => "read",
-            Self::Signal(_) => "signal",
-            Self::Ping => "ping",
-        }
+        self.frame_type().as_str()
     }
 
     /// The room the request is about, if it names one.
@@ -223,7 +334,7 @@ impl ClientFrame {
         ClientEnvelope::new(self, Some(reference))
     }
 
-    /// Decodes one text frame from a client.
+    /// Decodes one text frame from a client speaking Parley's own protocol.
     ///
     /// Checks, in order: raw length (`frame_too_large`), JSON syntax (`invalid_json`), object
     /// shape (`not_an_object`), the `ref` (`invalid_field`), the `type` (`missing_type`,
@@ -231,6 +342,17 @@ impl ClientFrame {
     /// (`missing_field`, `invalid_field`, `invalid_room_name`, `body_too_long`). Every error
     /// after the `ref` check carries the `ref`.
     pub fn decode(text: &str, limits: &DecodeLimits) -> Result<ClientEnvelope, FrameError> {
+        Self::decode_in(text, &Dialect::Parley, limits)
+    }
+
+    /// Decodes one text frame from a client speaking `dialect`: as [`ClientFrame::decode`],
+    /// and in the tutorial dialect a frame without `type` is the tutorial's `send` (see
+    /// [`Dialect::Tutorial`]; it may carry only `message`, `username` and `ref`).
+    pub fn decode_in(
+        text: &str,
+        dialect: &Dialect,
+        limits: &DecodeLimits,
+    ) -> Result<ClientEnvelope, FrameError> {
         if text.len() > limits.max_frame_bytes {
             return Err(FrameError::new(
                 ErrorCode::FrameTooLarge,
@@ -269,9 +391,38 @@ impl ClientFrame {
                 ));
             }
         };
-        let frame = decode_frame(map, limits).map_err(|e| e.with_reference(reference.clone()))?;
+        let frame = match dialect.tutorial_room() {
+            Some(room) if matches!(map.get("type"), None | Some(Value::Null)) => {
+                tutorial_send(map, room, limits)
+            }
+            _ => decode_frame(map, limits),
+        }
+        .map_err(|e| e.with_reference(reference.clone()))?;
         Ok(ClientEnvelope { frame, reference })
     }
+}
+
+/// The Django tutorial's `{"message": ..., "username": ...}`: a `send` to `room`.
+fn tutorial_send(
+    map: Map<String, Value>,
+    room: &RoomName,
+    limits: &DecodeLimits,
+) -> Result<ClientFrame, FrameError> {
+    if !map.contains_key("message") {
+        return Err(FrameError::new(
+            ErrorCode::MissingType,
+            "the frame has no \"type\" field (nor the tutorial's \"message\")",
+            None,
+        ));
+    }
+    let mut f = Fields::new("message", map, &["message", "username"])?;
+    // Checked for shape only: the sender is always the signed-in user.
+    let _: Option<String> = f.optional("username", string)?;
+    Ok(ClientFrame::Send(SendMessage {
+        room: room.clone(),
+        body: f.required("message", |v| body(v, limits.max_body_chars))?,
+        client_id: None,
+    }))
 }
 
 /// Reads `type` and the fields of the frame it names from what is left of the object.
@@ -296,88 +447,100 @@ fn decode_frame(
             ));
         }
     };
-    let frame = match type_name.as_str() {
-        "join" => {
-            let mut f = Fields::new("join", map, &["room"])?;
-            ClientFrame::Join(JoinRoom {
-                room: f.required("room", room)?,
-            })
-        }
-        "leave" => {
-            let mut f = Fields::new("leave", map, &["room"])?;
-            ClientFrame::Leave(LeaveRoom {
-                room: f.required("room", room)?,
-            })
-        }
-        "send" => {
-            let mut f = Fields::new("send", map, &["room", "body", "client_id"])?;
-            ClientFrame::Send(SendMessage {
-                room: f.required("room", room)?,
-                body: f.required("body", |v| body(v, limits.max_body_chars))?,
-                client_id: f.optional("client_id", client_id)?,
-            })
-        }
-        "typing" => {
-            let mut f = Fields::new("typing", map, &["room", "active"])?;
-            ClientFrame::Typing(SetTyping {
-                room: f.required("room", room)?,
-                active: f.optional("active", boolean)?.unwrap_or(true),
-            })
-        }
-        "history" => {
-            let mut f = Fields::new("history", map, &["room", "before", "after", "limit"])?;
-            ClientFrame::History(FetchHistory {
-                room: f.required("room", room)?,
-                before: f.optional("before", message_id)?,
-                after: f.optional("after", message_id)?,
-                limit: f.optional("limit", count)?,
-            })
-        }
-        "edit" => {
-            let mut f = Fields::new("edit", map, &["message_id", "body"])?;
-            ClientFrame::Edit(EditMessage {
-                message_id: f.required("message_id", message_id)?,
-                body: f.required("body", |v| body(v, limits.max_body_chars))?,
-            })
-        }
-        "delete" => {
-            let mut f = Fields::new("delete", map, &["message_id"])?;
-            ClientFrame::Delete(DeleteMessage {
-                message_id: f.required("message_id", message_id)?,
-            })
-        }
-        "read" => {
-            let mut f = Fields::new("read", map, &["room", "message_id"])?;
-            ClientFrame::Read(MarkRead {
-                room: f.required("room", room)?,
-                message_id: f.required("message_id", message_id)?,
-            })
-        }
-        "signal" => {
-            let mut f = Fields::new("signal", map, &["to", "payload", "call_id"])?;
-            ClientFrame::Signal(SendSignal {
-                to: f.required("to", user_name)?,
-                payload: f.required("payload", Ok)?,
-                call_id: f.optional("call_id", call_id)?,
-            })
-        }
-        "ping" => {
-            Fields::new("ping", map, &[])?;
-            ClientFrame::Ping
-        }
-        other => {
-            return Err(FrameError::new(
-                ErrorCode::UnknownType,
-                format!(
-                    "unknown frame type `{}`; expected one of: {}",
-                    clip(other),
-                    ClientFrame::TYPES.join(", ")
-                ),
-                None,
-            ));
-        }
+    let Some(frame_type) = FrameType::parse(&type_name) else {
+        let known: Vec<&str> = FrameType::ALL.iter().map(|t| t.as_str()).collect();
+        return Err(FrameError::new(
+            ErrorCode::UnknownType,
+            format!(
+                "unknown frame type `{}`; expected one of: {}",
+                clip(&type_name),
+                known.join(", ")
+            ),
+            None,
+        ));
     };
-    Ok(frame)
+    let mut f = Fields::new(frame_type.as_str(), map, frame_type.fields())?;
+    let body_rule = |v| body(v, limits.max_body_chars);
+    Ok(match frame_type {
+        FrameType::Join => ClientFrame::Join(JoinRoom {
+            room: f.required("room", room)?,
+        }),
+        FrameType::Leave => ClientFrame::Leave(LeaveRoom {
+            room: f.required("room", room)?,
+        }),
+        FrameType::Send => ClientFrame::Send(SendMessage {
+            room: f.required("room", room)?,
+            body: f.required("body", body_rule)?,
+            client_id: f.optional("client_id", client_id)?,
+        }),
+        FrameType::Typing => ClientFrame::Typing(SetTyping {
+            room: f.required("room", room)?,
+            active: f.optional("active", boolean)?.unwrap_or(true),
+        }),
+        FrameType::History => ClientFrame::History(FetchHistory {
+            room: f.required("room", room)?,
+            before: f.optional("before", message_id)?,
+            after: f.optional("after", message_id)?,
+            limit: f.optional("limit", count)?,
+        }),
+        FrameType::Edit => ClientFrame::Edit(EditMessage {
+            message_id: f.required("message_id", message_id)?,
+            body: f.required("body", body_rule)?,
+        }),
+        FrameType::Delete => ClientFrame::Delete(DeleteMessage {
+            message_id: f.required("message_id", message_id)?,
+        }),
+        FrameType::Read => ClientFrame::Read(MarkRead {
+            room: f.required("room", room)?,
+            message_id: f.required("message_id", message_id)?,
+        }),
+        FrameType::Signal => ClientFrame::Signal(SendSignal {
+            to: f.required("to", user_name)?,
+            payload: f.required("payload", Ok)?,
+            call_id: f.optional("call_id", call_id)?,
+        }),
+        FrameType::Ping => ClientFrame::Ping,
+    })
+}
+
+/// Serializes with `"type"` spelled by [`FrameType::as_str`] and the frame's fields beside it.
+impl Serialize for ClientFrame {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Tagged<'a, T: Serialize> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            #[serde(flatten)]
+            fields: &'a T,
+        }
+        /// `ping` has no fields.
+        #[derive(Serialize)]
+        struct NoFields {}
+        fn tagged<S: serde::Serializer, T: Serialize>(
+            s: S,
+            kind: FrameType,
+            fields: &T,
+        ) -> Result<S::Ok, S::Error> {
+            Tagged {
+                kind: kind.as_str(),
+                fields,
+            }
+            .serialize(s)
+        }
+        let kind = self.frame_type();
+        match self {
+            Self::Join(f) => tagged(s, kind, f),
+            Self::Leave(f) => tagged(s, kind, f),
+            Self::Send(f) => tagged(s, kind, f),
+            Self::Typing(f) => tagged(s, kind, f),
+            Self::History(f) => tagged(s, kind, f),
+            Self::Edit(f) => tagged(s, kind, f),
+            Self::Delete(f) => tagged(s, kind, f),
+            Self::Read(f) => tagged(s, kind, f),
+            Self::Signal(f) => tagged(s, kind, f),
+            Self::Ping => tagged(s, kind, &NoFields {}),
+        }
+    }
 }
 
 /// Why one field's value was refused: the code and the detail after the field name.

@@ -7,8 +7,8 @@ use std::fmt;
 /// Why a request failed, as a stable machine-readable code. Clients branch on the code and
 /// show the message; the message may change wording, the code never does.
 ///
-/// One enum for the whole server: the decoder uses the first group, the engine and the
-/// transport the rest.
+/// One enum for the whole server, socket and REST alike: the decoder uses the first group,
+/// the engine the second and third, the HTTP side (REST and the socket's handshake) the last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -61,11 +61,34 @@ pub enum ErrorCode {
     Internal,
     /// The client reads its frames too slowly; the server drops it.
     SlowConsumer,
+    // --- HTTP: REST requests and the WebSocket handshake ---
+    /// Wrong user name or password (deliberately not saying which).
+    InvalidCredentials,
+    /// The token's lifetime has passed.
+    TokenExpired,
+    /// Not a valid token (malformed, bad signature, wrong algorithm, missing claims).
+    TokenInvalid,
+    /// The refresh token was revoked (logged out, already rotated, or its family revoked).
+    TokenRevoked,
+    /// An access token where a refresh token was expected, or the reverse.
+    WrongTokenType,
+    /// Registration with a user name that is taken.
+    UsernameTaken,
+    /// A password that breaks a rule (too short, too long, the user name).
+    WeakPassword,
+    /// A request body that is not sent as `application/json`.
+    InvalidContentType,
+    /// A request body larger than the server accepts.
+    TooLarge,
+    /// A browser page from an origin that may not open the chat socket.
+    OriginNotAllowed,
+    /// A request to a WebSocket route that is not a valid WebSocket handshake.
+    NotAWebsocket,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 33] = [
         Self::FrameTooLarge,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -88,6 +111,17 @@ impl ErrorCode {
         Self::Unavailable,
         Self::Internal,
         Self::SlowConsumer,
+        Self::InvalidCredentials,
+        Self::TokenExpired,
+        Self::TokenInvalid,
+        Self::TokenRevoked,
+        Self::WrongTokenType,
+        Self::UsernameTaken,
+        Self::WeakPassword,
+        Self::InvalidContentType,
+        Self::TooLarge,
+        Self::OriginNotAllowed,
+        Self::NotAWebsocket,
     ];
 
     /// The wire spelling, e.g. `"frame_too_large"`.
@@ -115,6 +149,17 @@ impl ErrorCode {
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::SlowConsumer => "slow_consumer",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::TokenExpired => "token_expired",
+            Self::TokenInvalid => "token_invalid",
+            Self::TokenRevoked => "token_revoked",
+            Self::WrongTokenType => "wrong_token_type",
+            Self::UsernameTaken => "username_taken",
+            Self::WeakPassword => "weak_password",
+            Self::InvalidContentType => "invalid_content_type",
+            Self::TooLarge => "too_large",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::NotAWebsocket => "not_a_websocket",
         }
     }
 
@@ -143,6 +188,17 @@ impl ErrorCode {
             Self::Unavailable => "the service is temporarily unavailable; try again later",
             Self::Internal => "internal server error",
             Self::SlowConsumer => "the connection could not keep up and was dropped",
+            Self::InvalidCredentials => "invalid user name or password",
+            Self::TokenExpired => "the token has expired",
+            Self::TokenInvalid => "the token is not valid",
+            Self::TokenRevoked => "the token was revoked",
+            Self::WrongTokenType => "this is not the kind of token this request needs",
+            Self::UsernameTaken => "the user name is taken",
+            Self::WeakPassword => "the password breaks a rule",
+            Self::InvalidContentType => "send the body as Content-Type: application/json",
+            Self::TooLarge => "the request body is larger than the server accepts",
+            Self::OriginNotAllowed => "this origin may not open the chat socket",
+            Self::NotAWebsocket => "not a WebSocket handshake",
         }
     }
 }

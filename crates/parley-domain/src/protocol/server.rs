@@ -57,6 +57,42 @@ pub struct Posted {
     /// The `ref` of the `send`, on the sender's copy only.
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<FrameRef>,
+    /// On connections speaking the Django tutorial's dialect only: the tutorial's fields,
+    /// inlined in the frame.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub tutorial: Option<TutorialFields>,
+}
+
+impl Posted {
+    /// The frame of a stored message (no `ref`, no tutorial fields).
+    pub fn new(message: Message) -> Self {
+        Self {
+            message,
+            reference: None,
+            tutorial: None,
+        }
+    }
+
+    /// The same frame with the Django tutorial's fields added (see [`TutorialFields`]).
+    #[must_use]
+    pub fn for_tutorial(mut self) -> Self {
+        self.tutorial = Some(TutorialFields {
+            message: self.message.body.clone(),
+            username: self.message.sender.clone(),
+        });
+        self
+    }
+}
+
+/// The fields a Django Channels tutorial page reads from every chat frame
+/// (`data.username + ': ' + data.message`), added to `message` frames on connections that
+/// speak [`crate::protocol::Dialect::Tutorial`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TutorialFields {
+    /// The message's body (as `body`).
+    pub message: String,
+    /// The sender's user name (as `sender`).
+    pub username: UserName,
 }
 
 /// What happened to a room's presence.

@@ -61,12 +61,17 @@ pub struct BatchOptions {
 }
 
 impl Default for BatchOptions {
+    /// The one default of every setting (the engine and the server's settings use it): up
+    /// to 128 messages per commit, 4 writer tasks, a queue of 4096, and a message written
+    /// on its own (skipping the queue) only when no other is being stored — a chat server
+    /// with many senders should batch as soon as two messages meet, because in one busy
+    /// room each direct write holds the room's append order for a whole commit.
     fn default() -> Self {
         Self {
             max_batch: 128,
             writers: 4,
             queue: 4096,
-            direct_below: 8,
+            direct_below: 1,
         }
     }
 }

@@ -2,13 +2,13 @@
 
 use crate::error::{Result, StoreError};
 use crate::rows::{MembershipRow, RoomRow, parse_role};
-use crate::schema::{memberships, messages, rooms};
+use crate::schema::{memberships, messages, rooms, users};
 use crate::store::{Store, with_conn};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use parley_domain::{
     DirectKey, Membership, MessageId, Role, Room, RoomId, RoomKind, RoomName, RoomSummary,
-    Timestamp, Topic, UserId,
+    Timestamp, Topic, UserId, UserName,
 };
 use std::collections::HashMap;
 
@@ -341,6 +341,27 @@ impl Store {
         });
         rows.into_iter()
             .map(MembershipRow::into_membership)
+            .collect()
+    }
+
+    /// The members of a room with their user names, oldest first (empty if the room does not
+    /// exist): one query.
+    pub async fn members_named(&self, room: RoomId) -> Result<Vec<(Membership, UserName)>> {
+        let rows: Vec<(MembershipRow, String)> = with_conn!(self, |conn| {
+            memberships::table
+                .inner_join(users::table.on(users::id.eq(memberships::user_id)))
+                .filter(memberships::room_id.eq(room.get()))
+                .order((memberships::joined_at.asc(), memberships::user_id.asc()))
+                .select((MembershipRow::as_select(), users::username))
+                .load(conn)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(row, name)| {
+                let name =
+                    UserName::parse(&name).map_err(|e| StoreError::corrupt("user name", e))?;
+                Ok((row.into_membership()?, name))
+            })
             .collect()
     }
 

@@ -1,0 +1,356 @@
+//! The rooms service: every room operation a user may ask for outside a socket (the REST API
+//! calls these), each checked against the one access policy ([`crate::RoomAccess`]) and
+//! followed by what it implies for open sockets (a removed member's sockets leave the room,
+//! a renamed or deleted room's sockets get `left`).
+
+use crate::access::RoomAccess;
+use crate::engine::Inner;
+use crate::error::{EngineError, Result};
+use parley_domain::protocol::ErrorCode;
+use parley_domain::{
+    Membership, Message, Role, Room, RoomKind, RoomName, RoomSummary, Timestamp, Topic, User,
+    UserId, UserName,
+};
+use parley_store::{HistoryQuery, NewRoom, StoreError};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// The rooms service of one engine ([`crate::Engine::rooms`]). Cheap to clone.
+///
+/// Every method takes the acting user (authenticated by the caller) and answers with the
+/// record, or an [`EngineError`] whose [`code`](EngineError::code) tells why not.
+#[derive(Clone)]
+pub struct Rooms {
+    inner: Arc<Inner>,
+}
+
+/// What to change in a room (`None`: leave as is).
+#[derive(Debug, Clone, Default)]
+pub struct RoomChanges {
+    /// A new name (group rooms only); joined sockets receive `left` for the old one.
+    pub name: Option<RoomName>,
+    /// A new topic.
+    pub topic: Option<Topic>,
+}
+
+/// One member of a room, as listed in [`RoomDetails`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    /// The member's id.
+    pub user_id: UserId,
+    /// The member's user name.
+    pub username: UserName,
+    /// Owner or member.
+    pub role: Role,
+    /// When they became a member.
+    pub joined_at: Timestamp,
+}
+
+/// A room as shown to someone who may see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomDetails {
+    /// The room's own fields.
+    #[serde(flatten)]
+    pub room: Room,
+    /// The viewer's role, if they are a member.
+    pub role: Option<Role>,
+    /// Every member, oldest first.
+    pub members: Vec<Member>,
+    /// Who is online in it, across every process sharing the layer.
+    pub online: Vec<UserName>,
+}
+
+/// A page of a room's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomHistory {
+    /// The room.
+    pub room: RoomName,
+    /// The messages, oldest first (tombstones included).
+    pub messages: Vec<Message>,
+    /// More messages exist beyond this page in the direction asked for.
+    pub has_more: bool,
+}
+
+/// What [`Rooms::add_member`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberAdded {
+    /// The user was not a member and now is.
+    Added(Membership),
+    /// The user was a member with another role, which now is the one asked for.
+    RoleChanged(Membership),
+    /// The user was already a member with that role.
+    Unchanged(Membership),
+}
+
+impl MemberAdded {
+    /// The membership as it now stands.
+    pub fn membership(&self) -> &Membership {
+        match self {
+            Self::Added(m) | Self::RoleChanged(m) | Self::Unchanged(m) => m,
+        }
+    }
+}
+
+fn direct_members_fixed() -> EngineError {
+    EngineError::refused(ErrorCode::InvalidField, "a direct room's members are fixed")
+}
+
+impl Rooms {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    /// `user`'s standing in `room` (`not_found` if there is no such room).
+    pub async fn access(&self, user: &User, room: &RoomName) -> Result<RoomAccess> {
+        RoomAccess::of(&self.inner.store, user, room).await
+    }
+
+    /// The rooms `user` can see in their list — every public room and every room they
+    /// belong to — by name, each with their role and unread count.
+    pub async fn list(&self, user: &User) -> Result<Vec<RoomSummary>> {
+        Ok(self.inner.store.rooms_for_user(user.id).await?)
+    }
+
+    /// Creates a public or private room owned by `user`. `conflict` if the name is taken,
+    /// `invalid_field` for a direct kind or a `dm.` name.
+    pub async fn create(
+        &self,
+        user: &User,
+        name: RoomName,
+        kind: RoomKind,
+        topic: Topic,
+    ) -> Result<Room> {
+        if kind == RoomKind::Direct || name.is_direct() {
+            return Err(EngineError::refused(
+                ErrorCode::InvalidField,
+                "direct rooms are made with a direct chat (POST /api/direct/{username}), and 'dm.' names are reserved",
+            ));
+        }
+        let new = NewRoom {
+            name,
+            kind,
+            creator: user.id,
+            topic,
+        };
+        Ok(self.inner.store.create_room(&new).await?)
+    }
+
+    /// The room with its members and who is online, for a user who may see it.
+    pub async fn details(&self, user: &User, room: &RoomName) -> Result<RoomDetails> {
+        let access = self.access(user, room).await?;
+        access.require_see()?;
+        let members = self
+            .inner
+            .store
+            .members_named(access.room().id)
+            .await?
+            .into_iter()
+            .map(|(m, username)| Member {
+                user_id: m.user_id,
+                username,
+                role: m.role,
+                joined_at: m.joined_at,
+            })
+            .collect();
+        let online = self.inner.online(&access.room().name);
+        let role = access.role();
+        Ok(RoomDetails {
+            room: access.room().clone(),
+            role,
+            members,
+            online,
+        })
+    }
+
+    /// Renames a room or changes its topic (owner or staff). After a rename every member's
+    /// sockets leave the old name (they receive `left`) and may join the new one.
+    pub async fn update(&self, user: &User, room: &RoomName, changes: RoomChanges) -> Result<Room> {
+        let access = self.access(user, room).await?;
+        access.require_manage()?;
+        let mut room = access.room().clone();
+        if changes.name.is_some() && room.kind == RoomKind::Direct {
+            return Err(EngineError::refused(
+                ErrorCode::InvalidField,
+                "direct rooms cannot be renamed",
+            ));
+        }
+        let store = &self.inner.store;
+        if let Some(topic) = &changes.topic {
+            room = store.set_topic(room.id, topic).await?;
+        }
+        if let Some(name) = changes.name
+            && name != room.name
+        {
+            let old = room.name.clone();
+            room = store.rename_room(room.id, &name).await?;
+            self.kick_members(room.id, &old).await?;
+        }
+        Ok(room)
+    }
+
+    /// Deletes a room (owner or staff); every member's sockets receive `left`.
+    pub async fn delete(&self, user: &User, room: &RoomName) -> Result<()> {
+        let access = self.access(user, room).await?;
+        access.require_manage()?;
+        let room = access.room();
+        let members = self.inner.store.members(room.id).await?;
+        self.inner.store.delete_room(room.id).await?;
+        for m in &members {
+            self.kick(m.user_id, &room.name).await;
+        }
+        tracing::info!(room = %room.name, by = %user.username, "room deleted");
+        Ok(())
+    }
+
+    /// Makes `member` a member of `room` with `role` (owner or staff). An existing member's
+    /// role is changed to `role`. `invalid_field` for a direct room.
+    pub async fn add_member(
+        &self,
+        user: &User,
+        room: &RoomName,
+        member: &UserName,
+        role: Role,
+    ) -> Result<MemberAdded> {
+        let access = self.access(user, room).await?;
+        access.require_manage()?;
+        if access.room().kind == RoomKind::Direct {
+            return Err(direct_members_fixed());
+        }
+        let store = &self.inner.store;
+        let member = store.user_by_name(member).await?;
+        let room_id = access.room().id;
+        if let Some(existing) = store.membership(room_id, member.id).await? {
+            return Ok(if existing.role == role {
+                MemberAdded::Unchanged(existing)
+            } else {
+                MemberAdded::RoleChanged(store.set_role(room_id, member.id, role).await?)
+            });
+        }
+        let membership = store.add_member(room_id, member.id, role).await?;
+        // A concurrent add may have won with another role: answer with what is stored.
+        Ok(if membership.role == role {
+            MemberAdded::Added(membership)
+        } else {
+            MemberAdded::RoleChanged(store.set_role(room_id, member.id, role).await?)
+        })
+    }
+
+    /// Changes a member's role (owner or staff). `not_found` if they are not a member.
+    pub async fn set_role(
+        &self,
+        user: &User,
+        room: &RoomName,
+        member: &UserName,
+        role: Role,
+    ) -> Result<Membership> {
+        let access = self.access(user, room).await?;
+        access.require_manage()?;
+        if access.room().kind == RoomKind::Direct {
+            return Err(direct_members_fixed());
+        }
+        let store = &self.inner.store;
+        let member = store.user_by_name(member).await?;
+        Ok(store.set_role(access.room().id, member.id, role).await?)
+    }
+
+    /// Removes `member` from `room` (owner or staff, or the member themself); their sockets
+    /// leave the room. `not_found` if they were not a member.
+    pub async fn remove_member(
+        &self,
+        user: &User,
+        room: &RoomName,
+        member: &UserName,
+    ) -> Result<()> {
+        let access = self.access(user, room).await?;
+        access.require_see()?;
+        let store = &self.inner.store;
+        let member = store.user_by_name(member).await?;
+        if member.id != user.id {
+            access.require_manage()?;
+        }
+        if access.room().kind == RoomKind::Direct {
+            return Err(direct_members_fixed());
+        }
+        store.remove_member(access.room().id, member.id).await?;
+        self.kick(member.id, &access.room().name).await;
+        Ok(())
+    }
+
+    /// A page of `room`'s history, for a user who may read it.
+    pub async fn history(
+        &self,
+        user: &User,
+        room: &RoomName,
+        query: &HistoryQuery,
+    ) -> Result<RoomHistory> {
+        let access = self.access(user, room).await?;
+        access.require_read()?;
+        let page = self.inner.store.history(access.room().id, query).await?;
+        Ok(RoomHistory {
+            room: access.room().name.clone(),
+            messages: page.messages,
+            has_more: page.has_more,
+        })
+    }
+
+    /// Who is online in `room` across every process, for a user who may see it.
+    pub async fn online(&self, user: &User, room: &RoomName) -> Result<Vec<UserName>> {
+        let access = self.access(user, room).await?;
+        access.require_see()?;
+        Ok(self.inner.online(&access.room().name))
+    }
+
+    /// The direct (1:1) room of `user` and `other`, created on first use.
+    pub async fn direct(&self, user: &User, other: &UserName) -> Result<Room> {
+        let store = &self.inner.store;
+        let other = store.user_by_name(other).await?;
+        if other.id == user.id {
+            return Err(EngineError::refused(
+                ErrorCode::InvalidField,
+                "a direct room needs another user",
+            ));
+        }
+        Ok(store.direct_room(user.id, other.id).await?)
+    }
+
+    /// For the Django tutorial's endpoint: creates `room` (public, owned by `user`) if it
+    /// does not exist, as the tutorial's "any name works" expects. An existing room keeps
+    /// its rules; the join that follows checks them.
+    pub(crate) async fn open_tutorial_room(&self, user: &User, room: &RoomName) -> Result<()> {
+        if room.is_direct() {
+            return Ok(());
+        }
+        let store = &self.inner.store;
+        match store.room_by_name(room).await {
+            Err(StoreError::NotFound(_)) => {
+                let new = NewRoom {
+                    name: room.clone(),
+                    kind: RoomKind::Public,
+                    creator: user.id,
+                    topic: Topic::default(),
+                };
+                match store.create_room(&new).await {
+                    Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    /// Tells every member's sockets to leave `old` (the room's name before a rename).
+    async fn kick_members(&self, room: parley_domain::RoomId, old: &RoomName) -> Result<()> {
+        for m in self.inner.store.members(room).await? {
+            self.kick(m.user_id, old).await;
+        }
+        Ok(())
+    }
+
+    /// Tells `user`'s sockets to leave `room`; a failure is logged (the member can no longer
+    /// act in the room anyway once the store says so).
+    async fn kick(&self, user: UserId, room: &RoomName) {
+        if let Err(e) = self.inner.kick(user, room).await {
+            tracing::warn!(error = %e, %room, "could not tell a member's sockets to leave");
+        }
+    }
+}
