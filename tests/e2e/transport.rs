@@ -144,6 +144,7 @@ async fn web_client_is_served(backend: Backend) {
             }
         }
     }
+    assert!(files.iter().any(|(url, _)| url == "/js/main.js"));
     for (url, path) in &files {
         let kind = match path.extension().and_then(|e| e.to_str()) {
             Some("html") => "text/html",
@@ -169,7 +170,11 @@ async fn web_client_is_served(backend: Backend) {
         assert_eq!(r.body, std::fs::read_to_string(path).unwrap(), "{url}");
     }
     // A path that is no file is the API's JSON 404, whatever the method.
-    for (method, url) in [("GET", "/js/nope.js"), ("POST", "/nope")] {
+    for (method, url) in [
+        ("GET", "/js/nope.js"),
+        ("GET", "/app.js"),
+        ("POST", "/nope"),
+    ] {
         let r = http::request(server.addr, method, url, None, None, &[]).await;
         assert_eq!(r.status, 404, "{method} {url}");
         assert_eq!(r.error_code(), "not_found", "{method} {url}");

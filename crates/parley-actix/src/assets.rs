@@ -86,6 +86,7 @@ mod tests {
     fn every_file_has_a_plain_route_of_a_known_kind() {
         let files = files();
         assert!(files.iter().any(|(p, _)| p == "/index.html"));
+        assert!(files.iter().any(|(p, _)| p == "/js/main.js"));
         for (path, _) in &files {
             assert!(content_type(path).is_some(), "{path}: add its content type");
             // `{`, `}` or `*` would make the route a pattern.
