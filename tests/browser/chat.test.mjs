@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ACCESS_TTL_SECS, TestServer, launchBrowser, openUser, screenshot } from './harness.mjs';
+import { ACCESS_TTL_SECS, TestServer, launchBrowser, openUser, screenshot, webAssets } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 const XSS = '<img src=x onerror=alert(1)>';
@@ -162,9 +162,11 @@ test('the page is served by the server itself, with no external assets', async (
   const res = await fetch(`${server.url}/`);
   assert.equal(res.status, 200);
   const html = await res.text();
-  assert.match(html, /<script type="module" src="\/app.js">/);
+  assert.match(html, /<script type="module" src="\/js\/main.js">/);
   assert.doesNotMatch(html, /https?:\/\//, 'no absolute URLs (no CDN) in index.html');
-  for (const asset of ['/app.js', '/app.css']) {
+  const assets = webAssets();
+  assert.ok(assets.includes('/js/main.js') && assets.includes('/app.css'), assets.join(' '));
+  for (const asset of assets) {
     const r = await fetch(`${server.url}${asset}`);
     assert.equal(r.status, 200, asset);
     assert.doesNotMatch(await r.text(), /(src|href|url\()\s*=?\s*["']?https?:\/\//, `${asset} loads nothing from elsewhere`);

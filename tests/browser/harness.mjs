@@ -6,14 +6,14 @@
 //   PARLEY_TEST_DIR     a fresh temporary directory for the SQLite file and the server log
 //   CHROMIUM_PATH       the browser (default /usr/bin/chromium)
 //   PARLEY_SCREENSHOTS  where screenshots go (default <repo>/target/browser-screenshots)
-//   PARLEY_WEB_DIR      (development) serve app.js and app.css from this folder instead of
-//                       the copies embedded in the binary
+//   PARLEY_WEB_DIR      (development) serve the client's files (web/: the scripts, the style
+//                       sheet) from this folder instead of the copies embedded in the binary
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, existsSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -175,6 +175,46 @@ export async function launchBrowser() {
   return chromium.launch({ executablePath, args: CHROMIUM_ARGS, timeout: 60_000 });
 }
 
+const WEB_TYPES = {
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+};
+
+/** The file under `webDir` that URL path `pathname` names (not the page itself), or null. */
+function webFile(webDir, pathname) {
+  if (pathname === '/' || pathname === '/index.html') return null;
+  let name;
+  try {
+    name = decodeURIComponent(pathname);
+  } catch {
+    return null;
+  }
+  const root = resolve(webDir);
+  const file = resolve(root, `.${name}`);
+  if (!file.startsWith(root + sep)) return null;
+  try {
+    return statSync(file).isFile() ? file : null;
+  } catch {
+    return null;
+  }
+}
+
+/** URL paths of the client's files in the repository's web/ (the scripts, the style sheet), the
+ *  page itself aside: what the server should serve besides `/`. */
+export function webAssets() {
+  const web = join(repoRoot, 'web');
+  return readdirSync(web, { recursive: true })
+    .map((name) => String(name).split(sep).join('/'))
+    .filter((name) => name !== 'index.html' && !name.split('/').some((s) => s.startsWith('.')))
+    .filter((name) => statSync(join(web, name)).isFile())
+    .map((name) => `/${name}`)
+    .sort();
+}
+
 /** One browser context (its own storage: one user) with a page on the app. Collects page
  *  errors and dialogs so tests can assert none happened. */
 export async function openUser(browser, server, options = {}) {
@@ -191,10 +231,9 @@ export async function openUser(browser, server, options = {}) {
     // so a client change needs no server rebuild. The default tests what the binary serves.
     // Not the document: Chromium treats a document fulfilled here as coming from nowhere and
     // then refuses its connections to the loopback server (Local Network Access checks).
-    const types = { '/app.js': ['app.js', 'text/javascript'], '/app.css': ['app.css', 'text/css'] };
-    await context.route((url) => url.origin === server.url && url.pathname in types, (route) => {
-      const [file, contentType] = types[new URL(route.request().url()).pathname];
-      return route.fulfill({ path: join(webDir, file), contentType });
+    await context.route((url) => url.origin === server.url && webFile(webDir, url.pathname) !== null, (route) => {
+      const file = webFile(webDir, new URL(route.request().url()).pathname);
+      return route.fulfill({ path: file, contentType: WEB_TYPES[extname(file)] ?? 'application/octet-stream' });
     });
   }
   const page = await context.newPage();

@@ -122,20 +122,62 @@ async fn silent_sockets_are_closed(backend: Backend) {
 
 async fn web_client_is_served(backend: Backend) {
     let server = TestServer::start(backend).await;
-    for (path, kind) in [
-        ("/", "text/html"),
-        ("/app.js", "text/javascript"),
-        ("/app.css", "text/css"),
-    ] {
-        let r = http::get(server.addr, path, None).await;
-        assert_eq!(r.status, 200, "{path}");
+    // Every file of the repository's web/ is served at its path, as it is on disk.
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let mut files = vec![("/".to_owned(), web.join("index.html"))];
+    let mut dirs = vec![web.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().unwrap().to_str().unwrap().starts_with('.') {
+                continue; // editors' files, never served
+            } else if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let url = path
+                    .strip_prefix(&web)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .replace('\\', "/");
+                files.push((format!("/{url}"), path));
+            }
+        }
+    }
+    assert!(files.iter().any(|(url, _)| url == "/js/main.js"));
+    for (url, path) in &files {
+        let kind = match path.extension().and_then(|e| e.to_str()) {
+            Some("html") => "text/html",
+            Some("js") => "text/javascript",
+            Some("css") => "text/css",
+            other => panic!("{url}: no expected type for {other:?}"),
+        };
+        let r = http::get(server.addr, url, None).await;
+        assert_eq!(r.status, 200, "{url}");
         assert!(
             r.header("content-type").unwrap().starts_with(kind),
-            "{path}"
+            "{url}: {:?}",
+            r.header("content-type")
         );
-        assert_eq!(r.header("cache-control"), Some("no-cache"));
-        assert_eq!(r.header("x-frame-options"), Some("DENY"));
-        assert!(!r.body.is_empty());
+        assert_eq!(r.header("cache-control"), Some("no-cache"), "{url}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{url}");
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{url}");
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some("frame-ancestors 'none'"),
+            "{url}"
+        );
+        assert_eq!(r.body, std::fs::read_to_string(path).unwrap(), "{url}");
+    }
+    // A path that is no file is the API's JSON 404, whatever the method.
+    for (method, url) in [
+        ("GET", "/js/nope.js"),
+        ("GET", "/app.js"),
+        ("POST", "/nope"),
+    ] {
+        let r = http::request(server.addr, method, url, None, None, &[]).await;
+        assert_eq!(r.status, 404, "{method} {url}");
+        assert_eq!(r.error_code(), "not_found", "{method} {url}");
     }
     server.stop().await;
 }

@@ -16,7 +16,8 @@
 //! - `/ws` and `/ws/chat/{room}`: the WebSocket (`ws`); the access token comes as
 //!   `Authorization: Bearer` or `?token=`, checked with the origin before the upgrade.
 //! - `/healthz` (the process answers) and `/readyz` (the store and the layer answer).
-//! - `/`, `/app.js`, `/app.css`: the embedded web client (`assets`).
+//! - `/` and every file of `web/` at its path (`/app.css`, `/js/main.js`, ...): the web client,
+//!   compiled in with `include_dir!` (`assets`); other paths are the JSON 404.
 //!
 //! ## Layout
 //! - [`AppState`], [`Authenticated`] (`state`): shared state and the bearer-token extractor.

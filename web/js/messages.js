@@ -1,0 +1,289 @@
+// A room's messages: sending (queued while offline, sent with a client_id), history paging
+// and gap filling, edit and delete, own typing notices, and the message list on screen.
+
+import { dateTimeFormat, h, randomId, timeFormat, toast } from './dom.js';
+import { me, screen, state } from './state.js';
+import { FrameError, socket } from './connection.js';
+
+const TYPING_REFRESH_MS = 3_000;
+const TYPING_IDLE_MS = 4_000;
+const PAGE_SIZE = 50;
+
+/** After a reconnect: fetch everything newer than what we had, page by page. */
+export async function fillGap(r, after) {
+  let cursor = after;
+  for (let page = 0; page < 50; page += 1) {
+    const reply = await socket.request({ type: 'history', room: r.name, after: cursor, limit: 100 });
+    const messages = Array.isArray(reply.messages) ? reply.messages : [];
+    r.merge(messages);
+    if (!reply.has_more || messages.length === 0) return;
+    cursor = messages[messages.length - 1].id;
+  }
+}
+
+async function loadOlder(r) {
+  if (r.loadingOlder || !r.hasMore || !socket.open) return;
+  r.loadingOlder = true;
+  renderLoadingOlder(r);
+  try {
+    const before = r.oldestId();
+    const frame = { type: 'history', room: r.name, limit: PAGE_SIZE };
+    if (before) frame.before = before;
+    const reply = await socket.request(frame);
+    const messages = Array.isArray(reply.messages) ? reply.messages : [];
+    r.merge(messages);
+    r.hasMore = Boolean(reply.has_more) && messages.length > 0;
+  } catch (e) {
+    if (e instanceof FrameError) toast(e.message, 'error');
+  } finally {
+    r.loadingOlder = false;
+    if (r.name === state.active) renderMessages(r, { keepOffsetFromBottom: true });
+  }
+}
+
+export function flushPending(r) {
+  for (const p of r.pending) {
+    if (p.inFlight) continue;
+    sendPending(r, p);
+  }
+}
+
+function sendPending(r, p) {
+  if (!socket.open || !r.joined) return;
+  p.inFlight = true;
+  p.failed = null;
+  socket
+    .request({ type: 'send', room: r.name, body: p.body, client_id: p.client_id })
+    .then((reply) => {
+      r.merge([{ ...reply, type: undefined, ref: undefined }]);
+    })
+    .catch((e) => {
+      // Not connected: it goes out again after the reconnect (same client_id, so the
+      // server stores it once). Refused: show why and let the user retry or drop it.
+      if (e instanceof FrameError && e.code === 'rate_limited') setTimeout(() => sendPending(r, p), 1_500);
+      else if (e instanceof FrameError) p.failed = e.message;
+    })
+    .finally(() => {
+      p.inFlight = false;
+      if (r.name === state.active) renderMessages(r);
+    });
+}
+
+export function postMessage(r, body) {
+  const p = { client_id: randomId(), body, failed: null, inFlight: false };
+  r.pending.push(p);
+  sendPending(r, p);
+  renderMessages(r, { stickToBottom: true });
+}
+
+function renderLoadingOlder(r) {
+  if (!screen.pane || screen.pane.room !== r.name) return;
+  screen.pane.olderStatus.textContent = r.loadingOlder ? 'Loading older messages…' : r.hasMore ? '' : 'Start of the conversation';
+}
+
+export function onMessagesScroll(r) {
+  if (!screen.pane) return;
+  const { scroller } = screen.pane;
+  if (scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60) screen.pane.jump.hidden = true;
+  if (scroller.scrollTop < 120) loadOlder(r);
+}
+
+const DELETE_CONFIRM_MS = 4_000;
+/** Message id → until when its delete button is armed. */
+const confirmingDelete = new Map();
+
+function messageElement(r, m) {
+  const own = m.sender === me();
+  const deleted = Boolean(m.deleted_at);
+  const el = h('li', { class: `msg${own ? ' own' : ''}${deleted ? ' deleted' : ''}`, dataset: { id: String(m.id), sender: m.sender } });
+  const time = new Date(m.created_at);
+  el.append(h('div', { class: 'meta' },
+    h('span', { class: 'sender' }, m.sender),
+    h('time', { datetime: time.toISOString(), title: dateTimeFormat.format(time) }, timeFormat.format(time)),
+    m.edited_at && !deleted ? h('span', { class: 'edited', title: `edited ${dateTimeFormat.format(new Date(m.edited_at))}` }, '(edited)') : null));
+  el.append(h('div', { class: 'body' }, deleted ? 'This message was deleted.' : m.body));
+  if (own && !deleted) {
+    // Deleting takes two clicks; the first arms the button for a few seconds. The armed state
+    // lives outside the element, which may be rebuilt meanwhile (a read marker moved).
+    const armed = (confirmingDelete.get(m.id) ?? 0) > Date.now();
+    const del = h('button', {
+      type: 'button', class: 'link', 'aria-label': armed ? 'Confirm delete message' : 'Delete message',
+      onclick: () => {
+        if ((confirmingDelete.get(m.id) ?? 0) <= Date.now()) {
+          confirmingDelete.set(m.id, Date.now() + DELETE_CONFIRM_MS);
+          del.textContent = 'Really delete?';
+          del.setAttribute('aria-label', 'Confirm delete message');
+          setTimeout(() => {
+            confirmingDelete.delete(m.id);
+            if (!del.isConnected) return;
+            del.textContent = 'Delete';
+            del.setAttribute('aria-label', 'Delete message');
+          }, DELETE_CONFIRM_MS);
+          return;
+        }
+        confirmingDelete.delete(m.id);
+        socket.request({ type: 'delete', message_id: m.id }).catch((e) => toast(e.message, 'error'));
+      },
+    }, armed ? 'Really delete?' : 'Delete');
+    el.append(h('div', { class: 'actions' },
+      h('button', { type: 'button', class: 'link', 'aria-label': 'Edit message', onclick: () => startEdit(r, m, el) }, 'Edit'),
+      del));
+  }
+  return el;
+}
+
+function startEdit(r, m, el) {
+  const body = el.querySelector('.body');
+  const editor = h('textarea', { class: 'edit-input', 'aria-label': 'Edit message', value: m.body, rows: 2, maxlength: 4000 });
+  const form = h('form', {
+    class: 'edit-form',
+    onsubmit: (e) => {
+      e.preventDefault();
+      const text = editor.value;
+      if (!text.trim() || text === m.body) {
+        cancel();
+        return;
+      }
+      socket
+        .request({ type: 'edit', message_id: m.id, body: text })
+        .then(() => cancel())
+        .catch((err) => toast(`Could not edit: ${err.message}`, 'error'));
+    },
+  }, editor, h('div', { class: 'inline' }, h('button', { type: 'submit', class: 'primary small' }, 'Save'), h('button', { type: 'button', class: 'ghost small', onclick: () => cancel() }, 'Cancel')));
+  const cancel = () => {
+    el.dataset.editing = '';
+    renderMessages(r);
+  };
+  editor.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') cancel();
+    if (e.key === 'Enter' && !e.shiftKey) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  el.dataset.editing = 'yes';
+  body.replaceWith(form);
+  el.querySelector('.actions')?.remove();
+  editor.focus();
+}
+
+/** Brings the message list in line with the room's state, touching changed items only. */
+export function renderMessages(r, opts = {}) {
+  if (!screen.pane || screen.pane.room !== r.name) return;
+  const { scroller, messages } = screen.pane;
+  const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60;
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+
+  // Who has read up to where: each reader is shown under the newest message of someone
+  // else's that they have seen.
+  const sorted = r.sorted();
+  const seenBy = new Map();
+  for (const [user, upTo] of r.reads) {
+    let last = null;
+    for (const m of sorted) if (m.id <= upTo && m.sender !== user && !m.deleted_at) last = m.id;
+    if (last !== null) seenBy.set(last, [...(seenBy.get(last) ?? []), user]);
+  }
+
+  const wanted = [];
+  const externals = [...r.external];
+  const placeExternals = (upTo) => {
+    while (externals.length && externals[0].after <= upTo) {
+      const x = externals.shift();
+      let el = screen.pane.elements.get(x.key);
+      if (!el) {
+        const time = new Date(x.at);
+        el = h('li', { class: 'msg external', dataset: { sender: x.username } },
+          h('div', { class: 'meta' },
+            h('span', { class: 'sender' }, x.username),
+            h('time', { datetime: time.toISOString() }, timeFormat.format(time)),
+            h('span', { class: 'via', title: 'Sent through the shared channel layer; not kept in history' }, 'external')),
+          h('div', { class: 'body' }, x.message));
+        screen.pane.elements.set(x.key, el);
+      }
+      wanted.push(el);
+    }
+  };
+  for (const m of sorted) {
+    placeExternals(m.id - 1);
+    const key = `m${m.id}`;
+    const seen = seenBy.get(m.id)?.sort().join(', ') ?? '';
+    const signature = `${m.body}|${m.edited_at}|${m.deleted_at}|${seen}`;
+    let el = screen.pane.elements.get(key);
+    if (el?.dataset.editing === 'yes') {
+      wanted.push(el);
+      continue;
+    }
+    if (!el || el.dataset.signature !== signature) {
+      const fresh = messageElement(r, m);
+      if (seen) fresh.append(h('div', { class: 'seen' }, `Seen by ${seen}`));
+      fresh.dataset.signature = signature;
+      if (el) el.replaceWith(fresh);
+      el = fresh;
+      screen.pane.elements.set(key, el);
+    }
+    wanted.push(el);
+  }
+  placeExternals(Infinity);
+  for (const p of r.pending) {
+    const key = `p${p.client_id}`;
+    const signature = `${p.failed ?? ''}`;
+    let el = screen.pane.elements.get(key);
+    if (!el || el.dataset.signature !== signature) {
+      const fresh = h('li', { class: 'msg own pending', dataset: { clientId: p.client_id, signature } },
+        h('div', { class: 'meta' }, h('span', { class: 'sender' }, me()), h('span', { class: 'state' }, p.failed ? `Not sent: ${p.failed}` : 'Sending…')),
+        h('div', { class: 'body' }, p.body),
+        p.failed ? h('div', { class: 'actions' },
+          h('button', { type: 'button', class: 'link', onclick: () => sendPending(r, p) }, 'Retry'),
+          h('button', { type: 'button', class: 'link', onclick: () => { r.pending = r.pending.filter((x) => x !== p); renderMessages(r); } }, 'Discard')) : null);
+      if (el) el.replaceWith(fresh);
+      el = fresh;
+      screen.pane.elements.set(key, el);
+    }
+    wanted.push(el);
+  }
+  const keep = new Set(wanted);
+  for (const [key, el] of screen.pane.elements) {
+    if (!keep.has(el)) {
+      el.remove();
+      screen.pane.elements.delete(key);
+    }
+  }
+  let cursor = messages.firstChild;
+  for (const el of wanted) {
+    if (el !== cursor) messages.insertBefore(el, cursor);
+    else cursor = cursor.nextSibling;
+  }
+
+  if (opts.keepOffsetFromBottom) scroller.scrollTop = scroller.scrollHeight - fromBottom;
+  else if (atBottom || opts.stickToBottom) scroller.scrollTop = scroller.scrollHeight;
+  // Someone wrote while the user reads older messages: offer a way down, do not yank them.
+  else if (opts.incoming) screen.pane.jump.hidden = false;
+  renderLoadingOlder(r);
+  // A short history does not fill the pane, so no scroll event would ever ask for more.
+  if (r.hasMore && !r.loadingOlder && r.joined && scroller.scrollHeight <= scroller.clientHeight + 120) loadOlder(r);
+}
+
+let ownTyping = { room: null, sentAt: 0, idle: null };
+
+export function onComposerInput(r, text) {
+  if (!socket.open || !r.joined) return;
+  if (!text.trim()) {
+    stopOwnTyping(r);
+    return;
+  }
+  const now = Date.now();
+  if (ownTyping.room !== r.name || now - ownTyping.sentAt > TYPING_REFRESH_MS) {
+    ownTyping = { room: r.name, sentAt: now, idle: ownTyping.idle };
+    socket.notify({ type: 'typing', room: r.name, active: true });
+  }
+  clearTimeout(ownTyping.idle);
+  ownTyping.idle = setTimeout(() => stopOwnTyping(r), TYPING_IDLE_MS);
+}
+
+export function stopOwnTyping(r) {
+  clearTimeout(ownTyping.idle);
+  if (ownTyping.room === r.name && ownTyping.sentAt) {
+    socket.notify({ type: 'typing', room: r.name, active: false });
+  }
+  ownTyping = { room: null, sentAt: 0, idle: null };
+}
