@@ -153,6 +153,69 @@ async fn private_room_is_closed_to_non_members(backend: Backend) {
     let j = c.ask(json!({"type": "join", "room": room}), "j2").await;
     assert_eq!(j["type"], "joined", "{j}");
 
+    // Adding her again with another role changes her role (200: nothing was created); the
+    // same again changes nothing; PATCH sets a role too.
+    let members = format!("/api/rooms/{room}/members");
+    let r = http::post(
+        server.addr,
+        &members,
+        Some(&alice),
+        &json!({"username": "carol", "role": "owner"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["role"].as_str()),
+        (200, Some("owner")),
+        "{}",
+        r.body
+    );
+    let r = http::post(
+        server.addr,
+        &members,
+        Some(&alice),
+        &json!({"username": "carol", "role": "owner"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["role"].as_str()),
+        (200, Some("owner")),
+        "{}",
+        r.body
+    );
+    let r = http::get(server.addr, &format!("/api/rooms/{room}"), Some(&carol)).await;
+    assert_eq!(r.json()["role"], "owner", "{}", r.body);
+    let carol_path = format!("/api/rooms/{room}/members/carol");
+    let r = http::request(
+        server.addr,
+        "PATCH",
+        &carol_path,
+        Some(&alice),
+        Some(&json!({"role": "member"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["role"].as_str()),
+        (200, Some("member")),
+        "{}",
+        r.body
+    );
+    let r = http::request(
+        server.addr,
+        "PATCH",
+        &carol_path,
+        Some(&carol),
+        Some(&json!({"role": "owner"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (403, "forbidden"),
+        "{}",
+        r.body
+    );
+
     // Removed again: her socket is told to leave, and the door is closed.
     let r = http::delete(
         server.addr,

@@ -37,6 +37,7 @@ on_both_carriers!(
     fragments_control_frames_and_bad_frames,
     refused_upgrades_get_http_errors,
     a_frame_pipelined_behind_the_handshake_is_read,
+    the_django_tutorial_dialect_on_both_paths,
 );
 
 async fn start(carrier: WsCarrier) -> TestServer {
@@ -307,4 +308,65 @@ async fn a_frame_pipelined_behind_the_handshake_is_read(carrier: WsCarrier) {
         (Some("pong"), Some("early")),
         "{pong}"
     );
+}
+
+/// `/ws/chat/{room}` with and without the trailing slash the tutorial's JavaScript adds: the
+/// tutorial's own `{"message", "username"}` frames are sends, and every `message` frame on
+/// such a socket carries `message` and `username`, whoever sent it. An empty message is an
+/// error frame, not a close. A request that is no handshake creates no room.
+async fn the_django_tutorial_dialect_on_both_paths(carrier: WsCarrier) {
+    let server = start(carrier).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let suffix = unique();
+    let mut a = WsClient::try_connect(
+        server.addr,
+        &format!("/ws/chat/Tut-{suffix}?token={alice}"),
+        &[],
+    )
+    .await
+    .expect("tutorial socket without the slash");
+    let room = format!("tut-{suffix}");
+    assert_eq!(a.next_of("joined").await["room"], room.as_str());
+    let mut b = WsClient::try_connect(server.addr, &format!("/ws/chat/{room}/?token={bob}"), &[])
+        .await
+        .expect("tutorial socket with the slash");
+    assert_eq!(b.next_of("joined").await["room"], room.as_str());
+
+    a.send(json!({"message": "hello bob", "username": "not-alice"}))
+        .await;
+    for (who, ws) in [("alice", &mut a), ("bob", &mut b)] {
+        let got = ws.next_of("message").await;
+        assert_eq!(got["message"], "hello bob", "{who}: {got}");
+        assert_eq!(got["username"], "alice", "{who}: {got}");
+    }
+    b.send(json!({"message": "hello alice", "username": "bob"}))
+        .await;
+    let got = a.next_of("message").await;
+    assert_eq!(
+        (got["message"].as_str(), got["username"].as_str()),
+        (Some("hello alice"), Some("bob"))
+    );
+
+    b.send(json!({"message": ""})).await;
+    let refused = b.next_of("error").await;
+    assert_eq!(refused["code"], "invalid_field", "{refused}");
+    assert_eq!(b.ask(json!({"type": "ping"}), "p").await["type"], "pong");
+
+    let never = format!("never-{suffix}");
+    let r = http::get(
+        server.addr,
+        &format!("/ws/chat/{never}/?token={alice}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.error_code(), "not_a_websocket");
+    let r = http::get(server.addr, &format!("/api/rooms/{never}"), Some(&alice)).await;
+    assert_eq!(
+        r.status, 404,
+        "a refused handshake created the room: {}",
+        r.body
+    );
+    server.stop().await;
 }

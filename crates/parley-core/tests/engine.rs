@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed assertion
 
 use parley_core::{CloseReason, Engine, EngineConfig, Outbound, RateLimit, Session};
-use parley_domain::protocol::{ErrorCode, PresenceEvent, ServerFrame};
-use parley_domain::{RoomKind, RoomName, Topic, User, UserName};
+use parley_core::{MemberAdded, RoomChanges};
+use parley_domain::protocol::{Dialect, ErrorCode, PresenceEvent, ServerFrame};
+use parley_domain::{Role, RoomKind, RoomName, Topic, User, UserName};
 use parley_layer::{ChannelLayer, GroupName, InMemoryLayer, LayerConfig, Message};
 use parley_redis::{RedisLayer, RedisLayerConfig};
 use parley_store::testing::TestDb;
@@ -90,9 +91,57 @@ impl World {
         room.name
     }
 
+    async fn staff(&self, name: &str) -> User {
+        self.db
+            .create_user(&NewUser {
+                username: UserName::parse(name).unwrap(),
+                email: None,
+                password_hash: "x".into(),
+                is_staff: true,
+            })
+            .await
+            .unwrap()
+    }
+
     async fn session(&self, user: &User) -> Session {
         self.engine.connect(user.clone()).await.unwrap()
     }
+}
+
+/// A session speaking the Django tutorial's dialect on `room`, opened (its room joined): the
+/// opening replies are returned beside it.
+async fn tutorial_session(engine: &Engine, user: &User, room: &str) -> (Session, Vec<Outbound>) {
+    let dialect = Dialect::Tutorial {
+        room: RoomName::parse(room).unwrap(),
+    };
+    let mut session = engine.connect_with(user.clone(), dialect).await.unwrap();
+    let opening = session.on_open().await;
+    (session, opening)
+}
+
+/// The JSON of text replies.
+fn texts(out: &[Outbound]) -> Vec<Value> {
+    out.iter()
+        .map(|o| match o {
+            Outbound::Text(t) => serde_json::from_str(t).unwrap(),
+            Outbound::Close(reason) => json!({"close": reason.code()}),
+        })
+        .collect()
+}
+
+/// The next `message` frame delivered to `s`, as JSON (whatever else arrives first is skipped).
+async fn next_message_json(s: &mut Session) -> Value {
+    loop {
+        let v: Value = serde_json::from_str(&next_text(s).await).unwrap();
+        if v["type"] == "message" {
+            return v;
+        }
+    }
+}
+
+/// The code of a refused rooms-service call.
+fn refusal<T: std::fmt::Debug>(result: parley_core::Result<T>) -> ErrorCode {
+    result.expect_err("refused").code()
 }
 
 /// Sends `frame` and returns the (single) reply.
@@ -854,6 +903,170 @@ macro_rules! suite {
                 assert_eq!(event.kind(), "chat.message");
                 assert_eq!(event.get("message"), Some(&json!("hi django")));
                 assert_eq!(event.get("username"), Some(&json!("alice")));
+            }
+
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn tutorial_sessions_get_the_tutorial_fields_on_every_copy() {
+                let mut nodes = layers(LayerKind::$layer, LayerConfig::default(), 2).await;
+                let w = world_on(db().await, nodes.remove(0), EngineConfig::default()).await;
+                let node_b = Engine::start(w.db.store().clone(), nodes.remove(0), EngineConfig::default()).await.unwrap();
+                let (alice, bob, carol) = (w.user("alice").await, w.user("bob").await, w.user("carol").await);
+                // The first tutorial connection creates the room (public, its owner) and joins it.
+                let (mut a, opening) = tutorial_session(&w.engine, &alice, "CaseRoom").await;
+                let opening = texts(&opening);
+                assert_eq!(opening.len(), 1, "{opening:?}");
+                assert_eq!((opening[0]["type"].as_str(), opening[0]["room"].as_str()), (Some("joined"), Some("caseroom")));
+                assert_eq!(opening[0]["kind"], "public");
+                let (mut b, opening) = tutorial_session(&node_b, &bob, "caseroom").await;
+                assert_eq!(texts(&opening)[0]["type"], "joined");
+                // A Parley client in the same room, on alice's node.
+                let mut c = w.session(&carol).await;
+                join(&mut c, &RoomName::parse("caseroom").unwrap()).await;
+
+                // The tutorial's own frame; its `username` is ignored.
+                let ack = texts(&a.on_text(r#"{"message": "hi all", "username": "mallory"}"#).await);
+                assert_eq!(ack.len(), 1, "{ack:?}");
+                assert_eq!((ack[0]["type"].as_str(), ack[0]["body"].as_str()), (Some("message"), Some("hi all")));
+                assert_eq!((ack[0]["message"].as_str(), ack[0]["username"].as_str()), (Some("hi all"), Some("alice")));
+                // Another process's tutorial socket: the fields are there too.
+                let got = next_message_json(&mut b).await;
+                assert_eq!((got["message"].as_str(), got["username"].as_str()), (Some("hi all"), Some("alice")));
+                assert_eq!(got["sender"], "alice");
+                // A Parley socket gets Parley's frame, without them.
+                let got = next_message_json(&mut c).await;
+                assert_eq!(got["body"], "hi all");
+                assert!(got.get("message").is_none() && got.get("username").is_none(), "{got}");
+
+                // And back, from the other process, with a typed frame this time.
+                b.on_text(r#"{"type": "send", "room": "caseroom", "body": "hi alice"}"#).await;
+                let got = next_message_json(&mut a).await;
+                assert_eq!((got["message"].as_str(), got["username"].as_str()), (Some("hi alice"), Some("bob")));
+
+                // An empty tutorial message is an error frame; the session goes on.
+                let refused = texts(&a.on_text(r#"{"message": ""}"#).await);
+                assert_eq!((refused[0]["type"].as_str(), refused[0]["code"].as_str()), (Some("error"), Some("invalid_field")));
+                assert_eq!(texts(&a.on_text(r#"{"type": "ping"}"#).await)[0]["type"], "pong");
+                // Both messages are stored as their senders' own.
+                let stored = all_messages(&w, &RoomName::parse("caseroom").unwrap()).await;
+                let senders: Vec<&str> = stored.iter().map(|m| m.sender.as_str()).collect();
+                assert_eq!(senders, ["alice", "bob"]);
+                node_b.shutdown();
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_refused_tutorial_join_says_why_then_closes() {
+                let w = world(db().await, EngineConfig::default()).await;
+                let (alice, bob) = (w.user("alice").await, w.user("bob").await);
+                w.room("secret", RoomKind::Private, &alice).await;
+                let (_b, opening) = tutorial_session(&w.engine, &bob, "secret").await;
+                let opening = texts(&opening);
+                assert_eq!(opening.len(), 2, "{opening:?}");
+                assert_eq!((opening[0]["type"].as_str(), opening[0]["code"].as_str()), (Some("error"), Some("not_member")));
+                assert_eq!(opening[1], json!({"close": 1008}));
+                // Parley's own dialect opens with nothing.
+                let mut a = w.session(&alice).await;
+                assert!(a.on_open().await.is_empty());
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_rooms_service_applies_one_policy() {
+                let w = world(db().await, EngineConfig::default()).await;
+                let rooms = w.engine.rooms();
+                let (alice, bob, carol, sam) = (w.user("alice").await, w.user("bob").await, w.user("carol").await, w.staff("sam").await);
+                let public = rooms.create(&alice, RoomName::parse("pub").unwrap(), RoomKind::Public, Topic::default()).await.unwrap();
+                let private = rooms.create(&alice, RoomName::parse("priv").unwrap(), RoomKind::Private, Topic::parse("t").unwrap()).await.unwrap();
+                let (public, private) = (public.name, private.name);
+                assert!(matches!(rooms.add_member(&alice, &private, &bob.username, Role::Member).await.unwrap(), MemberAdded::Added(_)));
+                assert_eq!(refusal(rooms.create(&alice, RoomName::parse("pub").unwrap(), RoomKind::Public, Topic::default()).await), ErrorCode::Conflict);
+                assert_eq!(refusal(rooms.create(&alice, RoomName::parse("x").unwrap(), RoomKind::Direct, Topic::default()).await), ErrorCode::InvalidField);
+
+                // See: public to all, private to members and staff.
+                let details = rooms.details(&carol, &public).await.unwrap();
+                assert_eq!((details.role, details.members.len()), (None, 1));
+                assert_eq!(refusal(rooms.details(&carol, &private).await), ErrorCode::NotMember);
+                assert_eq!(refusal(rooms.online(&carol, &private).await), ErrorCode::NotMember);
+                let details = rooms.details(&sam, &private).await.unwrap();
+                let names: Vec<&str> = details.members.iter().map(|m| m.username.as_str()).collect();
+                assert_eq!(names, ["alice", "bob"]);
+                assert_eq!(details.members[0].role, Role::Owner);
+                // Read: public to all, private to members only: staff status does not count,
+                // on the rooms service and on the socket alike.
+                rooms.history(&carol, &public, &Default::default()).await.unwrap();
+                rooms.history(&bob, &private, &Default::default()).await.unwrap();
+                assert_eq!(refusal(rooms.history(&sam, &private, &Default::default()).await), ErrorCode::NotMember);
+                let mut s = w.session(&sam).await;
+                assert_eq!(error_code(&join(&mut s, &private).await), ErrorCode::NotMember);
+                let hist = ask(&mut s, json!({"type": "history", "room": "priv"})).await;
+                assert_eq!(error_code(&hist), ErrorCode::NotMember);
+                assert_eq!(refusal(rooms.history(&carol, &RoomName::parse("nowhere").unwrap(), &Default::default()).await), ErrorCode::NotFound);
+
+                // Manage: owners and staff.
+                let topic = RoomChanges { topic: Some(Topic::parse("by staff").unwrap()), name: None };
+                assert_eq!(refusal(rooms.update(&bob, &private, topic.clone()).await), ErrorCode::Forbidden);
+                assert_eq!(refusal(rooms.update(&carol, &private, topic.clone()).await), ErrorCode::NotMember);
+                assert_eq!(rooms.update(&sam, &private, topic).await.unwrap().topic.as_str(), "by staff");
+                assert_eq!(refusal(rooms.set_role(&bob, &private, &bob.username, Role::Owner).await), ErrorCode::Forbidden);
+                assert_eq!(refusal(rooms.add_member(&bob, &private, &carol.username, Role::Member).await), ErrorCode::Forbidden);
+                assert_eq!(refusal(rooms.delete(&bob, &public).await), ErrorCode::Forbidden);
+
+                // Adding an existing member with another role changes the role.
+                let again = rooms.add_member(&alice, &private, &bob.username, Role::Owner).await.unwrap();
+                assert!(matches!(again, MemberAdded::RoleChanged(ref m) if m.role == Role::Owner), "{again:?}");
+                let same = rooms.add_member(&alice, &private, &bob.username, Role::Owner).await.unwrap();
+                assert!(matches!(same, MemberAdded::Unchanged(_)), "{same:?}");
+                assert_eq!(rooms.details(&bob, &private).await.unwrap().role, Some(Role::Owner));
+                assert_eq!(rooms.set_role(&bob, &private, &bob.username, Role::Member).await.unwrap().role, Role::Member);
+
+                // A direct room: its members are fixed; staff may see it but not read it.
+                let dm = rooms.direct(&alice, &bob.username).await.unwrap().name;
+                assert_eq!(refusal(rooms.direct(&alice, &alice.username).await), ErrorCode::InvalidField);
+                assert_eq!(refusal(rooms.add_member(&sam, &dm, &carol.username, Role::Member).await), ErrorCode::InvalidField);
+                assert_eq!(refusal(rooms.update(&sam, &dm, RoomChanges { name: Some(RoomName::parse("renamed").unwrap()), topic: None }).await), ErrorCode::InvalidField);
+                rooms.details(&sam, &dm).await.unwrap();
+                assert_eq!(refusal(rooms.history(&sam, &dm, &Default::default()).await), ErrorCode::NotMember);
+
+                // Renaming and deleting tell joined sockets to leave; removing a member too.
+                let mut b = w.session(&bob).await;
+                let mut c = w.session(&carol).await;
+                join(&mut b, &private).await;
+                join(&mut c, &public).await;
+                let renamed = RoomChanges { name: Some(RoomName::parse("priv2").unwrap()), topic: None };
+                assert_eq!(rooms.update(&alice, &private, renamed).await.unwrap().name.as_str(), "priv2");
+                let ServerFrame::Left(left) = next_non_presence(&mut b).await else { panic!("bob was not told") };
+                assert_eq!(left.room, private);
+                rooms.delete(&sam, &public).await.unwrap();
+                let ServerFrame::Left(left) = next_non_presence(&mut c).await else { panic!("carol was not told") };
+                assert_eq!(left.room, public);
+                let private = RoomName::parse("priv2").unwrap();
+                join(&mut b, &private).await;
+                rooms.remove_member(&bob, &private, &bob.username).await.unwrap();
+                let ServerFrame::Left(_) = next_non_presence(&mut b).await else { panic!("bob was not told") };
+                assert_eq!(refusal(rooms.remove_member(&bob, &private, &bob.username).await), ErrorCode::NotMember);
+                assert_eq!(refusal(rooms.remove_member(&alice, &private, &bob.username).await), ErrorCode::NotFound);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn message_ids_tell_nothing_about_rooms_one_may_not_read() {
+                let w = world(db().await, EngineConfig::default()).await;
+                let (alice, eve) = (w.user("alice").await, w.user("eve").await);
+                let secret = w.room("secret-plans", RoomKind::Private, &alice).await;
+                let lobby = w.room("lobby", RoomKind::Public, &alice).await;
+                let mut a = w.session(&alice).await;
+                join(&mut a, &secret).await;
+                join(&mut a, &lobby).await;
+                let ServerFrame::Message(hidden) = ask(&mut a, json!({"type": "send", "room": "secret-plans", "body": "x"})).await else { panic!() };
+                let ServerFrame::Message(open) = ask(&mut a, json!({"type": "send", "room": "lobby", "body": "y"})).await else { panic!() };
+                let mut e = w.session(&eve).await;
+                for frame in [json!({"type": "edit", "message_id": hidden.message.id, "body": "z"}), json!({"type": "delete", "message_id": hidden.message.id})] {
+                    let refused = ask(&mut e, frame).await;
+                    assert_eq!(error_code(&refused), ErrorCode::NotFound);
+                    let ServerFrame::Error(err) = refused else { unreachable!() };
+                    assert!(!err.message.contains("secret"), "{}", err.message);
+                }
+                // A message in a room eve could join: she is told to join it first.
+                let refused = ask(&mut e, json!({"type": "delete", "message_id": open.message.id})).await;
+                assert_eq!(error_code(&refused), ErrorCode::NotJoined);
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

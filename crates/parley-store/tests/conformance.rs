@@ -400,6 +400,17 @@ async fn memberships_are_added_and_removed(s: &Store) {
         s.set_role(r.id, b.id, Role::Owner).await.unwrap().role,
         Role::Owner
     );
+    // With their names, in one query, in the same order.
+    let named = s.members_named(r.id).await.unwrap();
+    let named: Vec<(UserId, &str, Role)> = named
+        .iter()
+        .map(|(m, name)| (m.user_id, name.as_str(), m.role))
+        .collect();
+    assert_eq!(
+        named,
+        vec![(a.id, "alice", Role::Owner), (b.id, "bob", Role::Owner)]
+    );
+    assert!(s.members_named(RoomId(999_999)).await.unwrap().is_empty());
 
     s.remove_member(r.id, b.id).await.unwrap();
     assert!(!s.is_member(r.id, b.id).await.unwrap());
