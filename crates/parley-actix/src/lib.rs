@@ -1,7 +1,10 @@
 //! # parley-actix
 //!
 //! Parley's transport: the REST API and the chat WebSocket over actix-web and actix-ws, in
-//! front of a [`parley_core::Engine`] and a [`parley_auth::Auth`]. Two ways to run it:
+//! front of a [`parley_core::Engine`] and a [`parley_auth::Auth`]. A thin adapter: handlers
+//! parse, call the engine's rooms service or auth, and map the error's code to a status
+//! ([`status_of`]); who may do what, and everything a socket does after its handshake, is
+//! `parley-core`'s. Two ways to run it:
 //! - [`serve`] (what the binary, `bins/parley-server`, uses): a complete server on a listener.
 //!   WebSocket upgrades leave actix-http's HTTP/1 dispatcher through its upgrade hook and run
 //!   on the TCP stream directly (no per-connection HTTP buffers, several frames per `writev`),
@@ -21,16 +24,27 @@
 //!
 //! ## Layout
 //! - [`AppState`], [`Authenticated`] (`state`): shared state and the bearer-token extractor.
-//! - [`ApiError`] (`error`): the one error type and its status mapping.
+//! - [`ApiError`] (`error`): the one error type; it carries the socket's
+//!   [`parley_domain::protocol::ErrorCode`], and [`status_of`] maps a code to its status.
 //! - [`HttpConfig`] (`config`): origins, CORS, body limit, heartbeats, frame limits.
 //! - [`middleware`]: request ids and the access log.
 //! - [`serve`], [`ServeOptions`] (`server`): the server with the lean socket.
-//! - `ws`: the chat socket: admission, the connection loop (`ws::connection`), the actix-ws
-//!   carrier and the taken-over one (`ws::raw`).
+//! - `ws`: the chat socket: admission (origin, token), the path's dialect, and two
+//!   [`parley_core::Socket`]s for [`parley_core::Connection`] to run: actix-ws's and the
+//!   taken-over stream's (`ws::raw`).
+//!
+//! ## Runtimes
+//! actix runs handlers on single-thread worker runtimes, where the store must not run (a
+//! SQLite query dropped unfinished — a client hanging up — blocks in place, which panics
+//! there; see `parley-store`). Handlers therefore hand engine and auth calls to the
+//! application's multi-thread runtime ([`AppState::offload`]), and actix-ws sockets hand
+//! their frames over ([`parley_core::Connection::handled_on`]); the taken-over socket runs
+//! on that runtime outright.
 //!
 //! ## Must not depend on
-//! A database driver or Redis directly: it reaches them through the engine and auth crates,
-//! and the binary picks the backends.
+//! `parley-store`, a database driver or Redis: it reaches them through the engine and auth
+//! crates (`cargo tree -e normal -p parley-actix --depth 1` lists no store), and the binary
+//! picks the backends.
 
 mod assets;
 mod config;

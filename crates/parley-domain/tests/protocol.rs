@@ -802,6 +802,7 @@ fn docs_examples_are_valid_frames() {
     let blocks = doc_json_blocks();
     assert!(blocks.len() >= FrameType::ALL.len() + ServerFrame::TYPES.len());
     let (mut client_types, mut server_types) = (Vec::new(), Vec::new());
+    let mut tutorial_examples = 0;
     for block in blocks {
         let written: serde_json::Value = serde_json::from_str(block).unwrap();
         // Each example must be a frame that re-encodes to exactly what the page shows (as
@@ -811,6 +812,14 @@ fn docs_examples_are_valid_frames() {
                 serde_json::from_str(&envelope.to_json().unwrap()).unwrap();
             assert_eq!(encoded, written, "client example {block}");
             client_types.push(envelope.frame.type_name());
+        } else if let Ok(envelope) = ClientFrame::decode_in(block, &tutorial("lobby"), &limits())
+        {
+            // The tutorial's untyped frame: a send of its `message` to the socket's room.
+            let ClientFrame::Send(send) = envelope.frame else {
+                panic!("tutorial example {block} is not a send");
+            };
+            assert_eq!(send.body.as_str(), written["message"], "{block}");
+            tutorial_examples += 1;
         } else {
             let frame = ServerFrame::from_json(block).unwrap_or_else(|e| panic!("{block}: {e}"));
             let encoded: serde_json::Value = serde_json::from_str(&frame.to_json()).unwrap();
@@ -818,6 +827,10 @@ fn docs_examples_are_valid_frames() {
             server_types.push(frame.type_name());
         }
     }
+    assert!(
+        tutorial_examples > 0,
+        "docs/protocol.md has no example of the tutorial's frame"
+    );
     for t in FrameType::ALL.map(FrameType::as_str) {
         assert!(
             client_types.contains(&t),

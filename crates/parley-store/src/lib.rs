@@ -20,6 +20,15 @@
 //! hand store work to the application's multi-thread runtime (`parley-actix` does, see its
 //! `AppState::offload`).
 //!
+//! Why this is not solved here: the wait is diesel-async's (`SyncConnectionWrapper` finishes
+//! an unfinished blocking task when its future is dropped), and it is what keeps the
+//! connection whole — its transaction manager needs sole access to the connection, so a
+//! spawner that let the task run on detached (diesel-async's `SpawnBlocking` can be replaced)
+//! would let the next transaction on that pooled connection panic while the old statement
+//! still runs. Wrapping every operation in a task of its own would cost a spawn per query on
+//! the hot path for PostgreSQL too. So the rule stays with the caller: a multi-thread
+//! runtime, which an actix application has anyway for the engine's background tasks.
+//!
 //! ## Layout
 //! - `store`: [`Store`], [`StoreOptions`], [`Backend`], pools, migrations, readiness.
 //! - `ops::users`, `ops::rooms`, `ops::messages`, `ops::tokens`: the operations, as
