@@ -38,6 +38,7 @@ on_both_carriers!(
     refused_upgrades_get_http_errors,
     a_frame_pipelined_behind_the_handshake_is_read,
     the_django_tutorial_dialect_on_both_paths,
+    a_client_that_pings_but_never_reads_is_dropped,
 );
 
 async fn start(carrier: WsCarrier) -> TestServer {
@@ -368,5 +369,53 @@ async fn the_django_tutorial_dialect_on_both_paths(carrier: WsCarrier) {
         "a refused handshake created the room: {}",
         r.body
     );
+    server.stop().await;
+}
+
+/// A client that keeps pinging but never reads fills the server's send buffer with pongs; the
+/// server gives up on a write after the ping timeout and drops it, freeing the user's socket
+/// slot (before, the pong write had no timeout and the connection stayed forever, "online").
+async fn a_client_that_pings_but_never_reads_is_dropped(carrier: WsCarrier) {
+    use std::time::{Duration, Instant};
+    let server = TestServer::start_with(Backend::Sqlite, |s| {
+        s.ws_carrier = carrier;
+        s.ws_ping_interval_secs = 1;
+        s.ws_ping_timeout_secs = 2;
+        s.max_connections_per_user = 1;
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let mut ws = WsClient::connect_slow(server.addr, &alice).await;
+    let ping = Message::Ping(vec![7u8; 125].into());
+    // Ping until the server, blocked on pongs nobody reads, stops taking the pings.
+    let started = Instant::now();
+    let mut sent = 0u64;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), ws.try_send(ping.clone())).await {
+            Ok(true) => sent += 1,
+            Ok(false) | Err(_) => break,
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server kept reading {sent} pings"
+        );
+    }
+    // Its one socket slot comes free once the server has given up on it.
+    let path = format!("/ws?token={alice}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match WsClient::try_connect(server.addr, &path, &[]).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert_eq!(status, 429, "only the slot should refuse");
+                assert!(
+                    Instant::now() < deadline,
+                    "the reading-nothing socket still holds the slot after {sent} pings"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    drop(ws);
     server.stop().await;
 }

@@ -105,6 +105,11 @@ impl WsClient {
         self.stream.send(message).await.expect("send");
     }
 
+    /// Sends any frame; false once the connection is gone.
+    pub async fn try_send(&mut self, message: Message) -> bool {
+        self.stream.send(message).await.is_ok()
+    }
+
     /// The next text frame or close (pings and pongs are skipped; the client library
     /// answers pings itself).
     pub async fn next_event(&mut self) -> WsEvent {

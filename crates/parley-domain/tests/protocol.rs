@@ -812,8 +812,7 @@ fn docs_examples_are_valid_frames() {
                 serde_json::from_str(&envelope.to_json().unwrap()).unwrap();
             assert_eq!(encoded, written, "client example {block}");
             client_types.push(envelope.frame.type_name());
-        } else if let Ok(envelope) = ClientFrame::decode_in(block, &tutorial("lobby"), &limits())
-        {
+        } else if let Ok(envelope) = ClientFrame::decode_in(block, &tutorial("lobby"), &limits()) {
             // The tutorial's untyped frame: a send of its `message` to the socket's room.
             let ClientFrame::Send(send) = envelope.frame else {
                 panic!("tutorial example {block} is not a send");
