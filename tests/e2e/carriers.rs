@@ -313,13 +313,24 @@ async fn a_frame_pipelined_behind_the_handshake_is_read(carrier: WsCarrier) {
 
 /// `/ws/chat/{room}` with and without the trailing slash the tutorial's JavaScript adds: the
 /// tutorial's own `{"message", "username"}` frames are sends, and every `message` frame on
-/// such a socket carries `message` and `username`, whoever sent it. An empty message is an
-/// error frame, not a close. A request that is no handshake creates no room.
+/// such a socket carries `message` and `username`, whoever sent it. By default a tutorial
+/// socket gets chat only (a tutorial page shows every frame as a chat line); `?frames=all`
+/// adds Parley's own. An empty message is an error frame, not a close. A request that is no
+/// handshake creates no room.
 async fn the_django_tutorial_dialect_on_both_paths(carrier: WsCarrier) {
     let server = start(carrier).await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let suffix = unique();
+    let room = format!("tut-{suffix}");
+    let mut b = WsClient::try_connect(
+        server.addr,
+        &format!("/ws/chat/{room}/?token={bob}&frames=all"),
+        &[],
+    )
+    .await
+    .expect("tutorial socket with the slash");
+    assert_eq!(b.next_of("joined").await["room"], room.as_str());
     let mut a = WsClient::try_connect(
         server.addr,
         &format!("/ws/chat/Tut-{suffix}?token={alice}"),
@@ -327,26 +338,28 @@ async fn the_django_tutorial_dialect_on_both_paths(carrier: WsCarrier) {
     )
     .await
     .expect("tutorial socket without the slash");
-    let room = format!("tut-{suffix}");
-    assert_eq!(a.next_of("joined").await["room"], room.as_str());
-    let mut b = WsClient::try_connect(server.addr, &format!("/ws/chat/{room}/?token={bob}"), &[])
-        .await
-        .expect("tutorial socket with the slash");
-    assert_eq!(b.next_of("joined").await["room"], room.as_str());
 
+    // Alice's arrival reaches bob (all frames); alice, chat-only, gets nothing but chat.
+    let presence = b.next_json().await;
+    assert_eq!(
+        (presence["type"].as_str(), presence["user"].as_str()),
+        (Some("presence"), Some("alice"))
+    );
     a.send(json!({"message": "hello bob", "username": "not-alice"}))
         .await;
     for (who, ws) in [("alice", &mut a), ("bob", &mut b)] {
-        let got = ws.next_of("message").await;
+        let got = ws.next_json().await;
+        assert_eq!(got["type"], "message", "{who}: {got}");
         assert_eq!(got["message"], "hello bob", "{who}: {got}");
         assert_eq!(got["username"], "alice", "{who}: {got}");
     }
     b.send(json!({"message": "hello alice", "username": "bob"}))
         .await;
-    let got = a.next_of("message").await;
+    let got = a.next_json().await;
     assert_eq!(
         (got["message"].as_str(), got["username"].as_str()),
-        (Some("hello alice"), Some("bob"))
+        (Some("hello alice"), Some("bob")),
+        "{got}"
     );
 
     b.send(json!({"message": ""})).await;
@@ -354,6 +367,18 @@ async fn the_django_tutorial_dialect_on_both_paths(carrier: WsCarrier) {
     assert_eq!(refused["code"], "invalid_field", "{refused}");
     assert_eq!(b.ask(json!({"type": "ping"}), "p").await["type"], "pong");
 
+    let r = http::get(
+        server.addr,
+        &format!("/ws/chat/{room}?frames=some&token={alice}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_field"),
+        "{}",
+        r.body
+    );
     let never = format!("never-{suffix}");
     let r = http::get(
         server.addr,

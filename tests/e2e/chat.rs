@@ -105,11 +105,16 @@ async fn tutorial_endpoint(backend: Backend) {
     let server = TestServer::start(backend).await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
-    // As in the Django tutorial, the room need not exist: it is created, public.
+    // As in the Django tutorial, the room need not exist: it is created, public. Asked for
+    // all frames, the socket says so with `joined` (by default it gets chat messages only).
     let room = format!("tut-{}", unique());
-    let mut ws = WsClient::try_connect(server.addr, &format!("/ws/chat/{room}?token={alice}"), &[])
-        .await
-        .expect("tutorial socket");
+    let mut ws = WsClient::try_connect(
+        server.addr,
+        &format!("/ws/chat/{room}?token={alice}&frames=all"),
+        &[],
+    )
+    .await
+    .expect("tutorial socket");
     let joined = ws.next_of("joined").await;
     assert_eq!(joined["room"], room.as_str());
     assert_eq!(joined["kind"], "public");

@@ -232,7 +232,7 @@ pub fn deliver(message: &Message, me: &ChannelName, dialect: &Dialect) -> Delive
             }
         }
         PARLEY_EVENT | PARLEY_SIGNAL => {
-            if origin_is(message, me) {
+            if origin_is(message, me) || !dialect.receives_room_events() {
                 Delivery::Skip
             } else {
                 Delivery::Text(render_parley(message))

@@ -6,6 +6,8 @@ use crate::engine::Inner;
 use crate::error::{EngineError, Result};
 use crate::events::{self, Delivery};
 use crate::rate::TokenBucket;
+#[cfg(doc)]
+use parley_domain::protocol::TutorialFrames;
 use parley_domain::protocol::{
     ClientEnvelope, ClientFrame, DeleteMessage, Deleted, Dialect, EditMessage, Edited, ErrorCode,
     ExternalMessage, FetchHistory, FrameRef, HistoryPage, JoinRoom, Joined, LeaveRoom, Left,
@@ -43,6 +45,9 @@ pub enum CloseReason {
     InvalidUtf8,
     /// The tutorial endpoint's room could not be joined (policy, 1008).
     JoinRefused,
+    /// A chat-only tutorial connection was removed from its room, or the room was deleted
+    /// (policy, 1008).
+    Removed,
     /// A frame or message larger than the hard limit (1009).
     TooLarge,
     /// The channel layer failed for good (1011).
@@ -66,7 +71,7 @@ impl CloseReason {
             Self::ShuttingDown => 1001,
             Self::ProtocolError => 1002,
             Self::InvalidUtf8 => 1007,
-            Self::JoinRefused => 1008,
+            Self::JoinRefused | Self::Removed => 1008,
             Self::TooLarge => 1009,
             Self::LayerFailed => 1011,
             Self::SlowConsumer => CLOSE_SLOW_CONSUMER,
@@ -82,6 +87,7 @@ impl CloseReason {
             Self::ProtocolError => "protocol error",
             Self::InvalidUtf8 => "text frame is not UTF-8",
             Self::JoinRefused => "cannot join this room",
+            Self::Removed => "removed from the room",
             Self::TooLarge => "frame too large",
             Self::LayerFailed => "channel layer unavailable",
             Self::SlowConsumer => "slow consumer: too many undelivered frames",
@@ -203,8 +209,9 @@ impl Session {
 
     /// What to send as soon as the socket is open, before any client frame is handled. For
     /// [`Dialect::Tutorial`]: the room is created if missing (public, owned by this user, as
-    /// the tutorial's "any name works" expects) and joined; the reply is `joined`, or the
-    /// `error` frame and a close with [`CloseReason::JoinRefused`]. Nothing for `Parley`.
+    /// the tutorial's "any name works" expects) and joined; the reply is `joined` (only with
+    /// [`TutorialFrames::All`]: a tutorial page would show it as a chat line), or the `error`
+    /// frame and a close with [`CloseReason::JoinRefused`]. Nothing for `Parley`.
     pub async fn on_open(&mut self) -> Reply {
         let Some(room) = self.dialect.tutorial_room().cloned() else {
             return Vec::new();
@@ -219,7 +226,8 @@ impl Session {
             Err(e) => Err(e),
         };
         match opened {
-            Ok(joined) => vec![text(&joined)],
+            Ok(joined) if self.dialect.receives_room_events() => vec![text(&joined)],
+            Ok(_) => Vec::new(),
             Err(e) => vec![
                 text(&ServerFrame::Error(e.to_frame(None))),
                 Outbound::Close(CloseReason::JoinRefused),
@@ -274,14 +282,18 @@ impl Session {
             Delivery::Text(t) => Some(Outbound::Text(t)),
             Delivery::Skip => None,
             Delivery::Kick(room) => {
-                if self.rooms.contains_key(&room) {
-                    self.exit_room(&room).await;
+                if !self.rooms.contains_key(&room) {
+                    return None;
+                }
+                self.exit_room(&room).await;
+                if self.dialect.receives_room_events() {
                     Some(text(&ServerFrame::Left(Left {
                         room,
                         reference: None,
                     })))
                 } else {
-                    None
+                    // A chat-only tutorial page has no use for a socket outside its room.
+                    Some(Outbound::Close(CloseReason::Removed))
                 }
             }
             Delivery::External {

@@ -5,7 +5,7 @@
 
 use parley_core::{CloseReason, Engine, EngineConfig, Outbound, RateLimit, Session};
 use parley_core::{MemberAdded, RoomChanges};
-use parley_domain::protocol::{Dialect, ErrorCode, PresenceEvent, ServerFrame};
+use parley_domain::protocol::{Dialect, ErrorCode, PresenceEvent, ServerFrame, TutorialFrames};
 use parley_domain::{Role, RoomKind, RoomName, Topic, User, UserName};
 use parley_layer::{ChannelLayer, GroupName, InMemoryLayer, LayerConfig, Message};
 use parley_redis::{RedisLayer, RedisLayerConfig};
@@ -108,11 +108,17 @@ impl World {
     }
 }
 
-/// A session speaking the Django tutorial's dialect on `room`, opened (its room joined): the
-/// opening replies are returned beside it.
-async fn tutorial_session(engine: &Engine, user: &User, room: &str) -> (Session, Vec<Outbound>) {
+/// A session speaking the Django tutorial's dialect on `room`, receiving `frames`, opened
+/// (its room joined): the opening replies are returned beside it.
+async fn tutorial_session(
+    engine: &Engine,
+    user: &User,
+    room: &str,
+    frames: TutorialFrames,
+) -> (Session, Vec<Outbound>) {
     let dialect = Dialect::Tutorial {
         room: RoomName::parse(room).unwrap(),
+        frames,
     };
     let mut session = engine.connect_with(user.clone(), dialect).await.unwrap();
     let opening = session.on_open().await;
@@ -912,14 +918,16 @@ macro_rules! suite {
                 let w = world_on(db().await, nodes.remove(0), EngineConfig::default()).await;
                 let node_b = Engine::start(w.db.store().clone(), nodes.remove(0), EngineConfig::default()).await.unwrap();
                 let (alice, bob, carol) = (w.user("alice").await, w.user("bob").await, w.user("carol").await);
-                // The first tutorial connection creates the room (public, its owner) and joins it.
-                let (mut a, opening) = tutorial_session(&w.engine, &alice, "CaseRoom").await;
+                // The first tutorial connection creates the room (public, its owner) and joins it;
+                // asked for every frame, it says so with `joined`.
+                let (mut a, opening) = tutorial_session(&w.engine, &alice, "CaseRoom", TutorialFrames::All).await;
                 let opening = texts(&opening);
                 assert_eq!(opening.len(), 1, "{opening:?}");
                 assert_eq!((opening[0]["type"].as_str(), opening[0]["room"].as_str()), (Some("joined"), Some("caseroom")));
                 assert_eq!(opening[0]["kind"], "public");
-                let (mut b, opening) = tutorial_session(&node_b, &bob, "caseroom").await;
-                assert_eq!(texts(&opening)[0]["type"], "joined");
+                // A chat-only one (the default: what a tutorial page shows) opens silently.
+                let (mut b, opening) = tutorial_session(&node_b, &bob, "caseroom", TutorialFrames::Chat).await;
+                assert!(opening.is_empty(), "{opening:?}");
                 // A Parley client in the same room, on alice's node.
                 let mut c = w.session(&carol).await;
                 join(&mut c, &RoomName::parse("caseroom").unwrap()).await;
@@ -929,8 +937,10 @@ macro_rules! suite {
                 assert_eq!(ack.len(), 1, "{ack:?}");
                 assert_eq!((ack[0]["type"].as_str(), ack[0]["body"].as_str()), (Some("message"), Some("hi all")));
                 assert_eq!((ack[0]["message"].as_str(), ack[0]["username"].as_str()), (Some("hi all"), Some("alice")));
-                // Another process's tutorial socket: the fields are there too.
-                let got = next_message_json(&mut b).await;
+                // Another process's tutorial socket: the fields are there too; and, chat-only,
+                // it got nothing before it (not carol's arrival).
+                let got: Value = serde_json::from_str(&next_text(&mut b).await).unwrap();
+                assert_eq!(got["type"], "message", "{got}");
                 assert_eq!((got["message"].as_str(), got["username"].as_str()), (Some("hi all"), Some("alice")));
                 assert_eq!(got["sender"], "alice");
                 // A Parley socket gets Parley's frame, without them.
@@ -942,6 +952,21 @@ macro_rules! suite {
                 b.on_text(r#"{"type": "send", "room": "caseroom", "body": "hi alice"}"#).await;
                 let got = next_message_json(&mut a).await;
                 assert_eq!((got["message"].as_str(), got["username"].as_str()), (Some("hi alice"), Some("bob")));
+                // The chat-only socket got nothing but chat: no presence of carol, no typing.
+                c.on_text(r#"{"type": "typing", "room": "caseroom"}"#).await;
+                c.on_text(r#"{"type": "send", "room": "caseroom", "body": "from parley"}"#).await;
+                let got: Value = serde_json::from_str(&next_text(&mut b).await).unwrap();
+                assert_eq!((got["type"].as_str(), got["message"].as_str()), (Some("message"), Some("from parley")), "{got}");
+                // The full one got the room's events too.
+                let mut kinds = Vec::new();
+                loop {
+                    let v: Value = serde_json::from_str(&next_text(&mut a).await).unwrap();
+                    kinds.push(v["type"].as_str().unwrap().to_owned());
+                    if v["type"] == "message" {
+                        break;
+                    }
+                }
+                assert!(kinds.contains(&"typing".to_owned()), "{kinds:?}");
 
                 // An empty tutorial message is an error frame; the session goes on.
                 let refused = texts(&a.on_text(r#"{"message": ""}"#).await);
@@ -950,7 +975,20 @@ macro_rules! suite {
                 // Both messages are stored as their senders' own.
                 let stored = all_messages(&w, &RoomName::parse("caseroom").unwrap()).await;
                 let senders: Vec<&str> = stored.iter().map(|m| m.sender.as_str()).collect();
-                assert_eq!(senders, ["alice", "bob"]);
+                assert_eq!(senders, ["alice", "bob", "carol"]);
+                // Removed from its room, a chat-only socket closes; a full one gets `left`.
+                w.engine.kick(bob.id, &RoomName::parse("caseroom").unwrap()).await.unwrap();
+                w.engine.kick(alice.id, &RoomName::parse("caseroom").unwrap()).await.unwrap();
+                let closed = loop {
+                    let inbound = timeout(WAIT, b.recv()).await.expect("no close");
+                    match b.on_inbound(inbound).await {
+                        Some(Outbound::Close(reason)) => break reason,
+                        Some(Outbound::Text(t)) => panic!("chat-only socket got {t}"),
+                        None => {}
+                    }
+                };
+                assert_eq!((closed, closed.code()), (CloseReason::Removed, 1008));
+                assert!(matches!(next_non_presence(&mut a).await, ServerFrame::Left(_)));
                 node_b.shutdown();
             }
 
@@ -959,7 +997,7 @@ macro_rules! suite {
                 let w = world(db().await, EngineConfig::default()).await;
                 let (alice, bob) = (w.user("alice").await, w.user("bob").await);
                 w.room("secret", RoomKind::Private, &alice).await;
-                let (_b, opening) = tutorial_session(&w.engine, &bob, "secret").await;
+                let (_b, opening) = tutorial_session(&w.engine, &bob, "secret", TutorialFrames::Chat).await;
                 let opening = texts(&opening);
                 assert_eq!(opening.len(), 2, "{opening:?}");
                 assert_eq!((opening[0]["type"].as_str(), opening[0]["code"].as_str()), (Some("error"), Some("not_member")));

@@ -39,7 +39,7 @@ mod text;
 
 pub use client::{
     ClientEnvelope, ClientFrame, DecodeLimits, DeleteMessage, Dialect, EditMessage, FetchHistory,
-    FrameType, JoinRoom, LeaveRoom, MarkRead, SendMessage, SendSignal, SetTyping,
+    FrameType, JoinRoom, LeaveRoom, MarkRead, SendMessage, SendSignal, SetTyping, TutorialFrames,
 };
 pub use codes::{ErrorCode, ErrorFrame, FrameError};
 pub use server::{

@@ -861,6 +861,7 @@ fn docs_describe_every_error_code() {
 fn tutorial(room: &str) -> Dialect {
     Dialect::Tutorial {
         room: RoomName::parse(room).unwrap(),
+        frames: TutorialFrames::Chat,
     }
 }
 

@@ -19,7 +19,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 use parley_core::{ClientMessage, CloseReason, Connection, Gone, ReadError, Socket};
-use parley_domain::protocol::{Dialect, ErrorCode};
+use parley_domain::protocol::{Dialect, ErrorCode, TutorialFrames};
 use parley_domain::{RoomName, User};
 use std::sync::Arc;
 
@@ -30,9 +30,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ws/chat/{room}/", web::get().to(chat_socket));
 }
 
-/// The dialect a WebSocket path asks for: `/ws` is Parley's own protocol, `/ws/chat/{room}`
-/// (one trailing slash allowed) the Django tutorial's. `None`: no socket lives there.
-pub(crate) fn dialect_of(path: &str) -> Option<Result<Dialect, ApiError>> {
+/// The dialect a WebSocket request asks for: `/ws` is Parley's own protocol,
+/// `/ws/chat/{room}` (one trailing slash allowed) the Django tutorial's, with `?frames=chat`
+/// (the default) or `?frames=all`. `None`: no socket lives at this path.
+pub(crate) fn dialect_of(path: &str, query: Option<&str>) -> Option<Result<Dialect, ApiError>> {
     let rest = path.strip_prefix("/ws")?;
     if rest.is_empty() {
         return Some(Ok(Dialect::Parley));
@@ -42,25 +43,38 @@ pub(crate) fn dialect_of(path: &str) -> Option<Result<Dialect, ApiError>> {
     if name.is_empty() || name.contains('/') {
         return None;
     }
-    Some(tutorial(name))
+    Some(tutorial(name, query))
 }
 
-fn tutorial(raw_room: &str) -> Result<Dialect, ApiError> {
-    RoomName::parse(raw_room)
-        .map(|room| Dialect::Tutorial { room })
-        .map_err(|e| ApiError::new(ErrorCode::InvalidRoomName, e.to_string()))
+fn tutorial(raw_room: &str, query: Option<&str>) -> Result<Dialect, ApiError> {
+    let room = RoomName::parse(raw_room)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRoomName, e.to_string()))?;
+    let frames = match query_param(query, "frames") {
+        None => TutorialFrames::default(),
+        Some(raw) => TutorialFrames::parse(raw).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidField,
+                "frames: expected `chat` (only chat messages, the default) or `all`",
+            )
+        })?,
+    };
+    Ok(Dialect::Tutorial { room, frames })
+}
+
+/// The value of `name` in a query string, if present and not empty.
+fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
 }
 
 /// `?token=...` from the query string (never logged).
 fn query_token(req: &RequestHead) -> Option<String> {
-    req.uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == "token")
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| !v.is_empty())
+    query_param(req.uri.query(), "token").map(str::to_owned)
 }
 
 /// Checks the address's connection rate, the origin and the token; the user, or the refusal.
@@ -121,7 +135,7 @@ async fn chat_socket(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let dialect = tutorial(&path)?;
+    let dialect = tutorial(&path, req.query_string().into())?;
     upgrade(req, body, state, dialect).await
 }
 
@@ -206,15 +220,29 @@ mod tests {
 
     #[test]
     fn paths_pick_the_dialect() {
-        let room = |path| match dialect_of(path) {
-            Some(Ok(Dialect::Tutorial { room })) => Some(room.as_str().to_owned()),
+        let tutorial = |path, query| match dialect_of(path, query) {
+            Some(Ok(Dialect::Tutorial { room, frames })) => {
+                Some((room.as_str().to_owned(), frames))
+            }
             _ => None,
         };
-        assert!(matches!(dialect_of("/ws"), Some(Ok(Dialect::Parley))));
-        assert_eq!(room("/ws/chat/lobby").as_deref(), Some("lobby"));
-        assert_eq!(room("/ws/chat/lobby/").as_deref(), Some("lobby"));
-        assert_eq!(room("/ws/chat/CaseRoom/").as_deref(), Some("caseroom"));
-        assert!(matches!(dialect_of("/ws/chat/bad%20name"), Some(Err(_))));
+        let chat = |room: &str| Some((room.to_owned(), TutorialFrames::Chat));
+        assert!(matches!(dialect_of("/ws", None), Some(Ok(Dialect::Parley))));
+        assert_eq!(tutorial("/ws/chat/lobby", None), chat("lobby"));
+        assert_eq!(tutorial("/ws/chat/lobby/", Some("token=x")), chat("lobby"));
+        assert_eq!(tutorial("/ws/chat/CaseRoom/", None), chat("caseroom"));
+        assert_eq!(
+            tutorial("/ws/chat/lobby/", Some("token=x&frames=all")),
+            Some(("lobby".to_owned(), TutorialFrames::All))
+        );
+        assert!(matches!(
+            dialect_of("/ws/chat/lobby", Some("frames=some")),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            dialect_of("/ws/chat/bad%20name", None),
+            Some(Err(_))
+        ));
         for none in [
             "/ws/",
             "/ws/chat/",
@@ -223,7 +251,7 @@ mod tests {
             "/wsx",
             "/api",
         ] {
-            assert!(dialect_of(none).is_none(), "{none}");
+            assert!(dialect_of(none, None).is_none(), "{none}");
         }
     }
 }

@@ -74,7 +74,7 @@ pub(crate) async fn accept(
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(status, ms, "request");
     };
-    let opened = match super::dialect_of(&path) {
+    let opened = match super::dialect_of(&path, req.uri().query()) {
         Some(Ok(dialect)) => open(&req, &state, dialect).await,
         Some(Err(e)) => Err(e),
         None => Err(ApiError::not_found(format!("no WebSocket at {path}"))),

@@ -237,7 +237,8 @@ impl std::fmt::Display for FrameType {
 }
 
 /// Which protocol a connection speaks. Both decode into the same [`ClientFrame`]s; they
-/// differ only in the frames a client may send without a `type` and in fields the server adds.
+/// differ in the frames a client may send without a `type`, in the fields the server adds and
+/// in which of the room's frames the connection receives.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Dialect {
     /// Parley's own frames (`/ws`).
@@ -247,11 +248,46 @@ pub enum Dialect {
     /// joined on connect; a frame without a `type` holding `"message"` (and optionally
     /// `"username"`, which is ignored: messages are always the signed-in user's) is a `send`
     /// to `room`; every `message` frame the connection receives also carries the tutorial's
-    /// `"message"` and `"username"` fields. Frames with a `type` work as in `Parley`.
+    /// `"message"` and `"username"` fields. Frames with a `type` work as in `Parley`, and
+    /// their replies come back as usual.
     Tutorial {
         /// The connection's room.
         room: RoomName,
+        /// Which of the room's frames the connection receives unasked.
+        frames: TutorialFrames,
     },
+}
+
+/// Which frames a [`Dialect::Tutorial`] connection receives without asking: a tutorial page
+/// shows every frame it gets as `username: message`, so by default it gets only frames that
+/// have both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TutorialFrames {
+    /// Only chat: `message` frames (and `external` ones from Django processes). No `joined`
+    /// on connect, none of the room's other events, no call signals; being removed from the
+    /// room closes the socket. What a Django tutorial page expects.
+    #[default]
+    Chat,
+    /// Everything a `Parley` connection in the room gets: `joined` on connect, presence,
+    /// typing, edits, deletes, read markers, signals, `left` when removed.
+    All,
+}
+
+impl TutorialFrames {
+    /// The spelling of the `frames` query parameter (`chat`, `all`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::All => "all",
+        }
+    }
+
+    /// The setting spelled `raw`, if any.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Chat, Self::All]
+            .into_iter()
+            .find(|f| f.as_str() == raw)
+    }
 }
 
 impl Dialect {
@@ -259,8 +295,20 @@ impl Dialect {
     pub fn tutorial_room(&self) -> Option<&RoomName> {
         match self {
             Self::Parley => None,
-            Self::Tutorial { room } => Some(room),
+            Self::Tutorial { room, .. } => Some(room),
         }
+    }
+
+    /// Whether the connection receives Parley's own frames beyond chat messages (every
+    /// dialect but a chat-only tutorial connection).
+    pub fn receives_room_events(&self) -> bool {
+        !matches!(
+            self,
+            Self::Tutorial {
+                frames: TutorialFrames::Chat,
+                ..
+            }
+        )
     }
 }
 
