@@ -283,3 +283,9 @@ impl IntoResponse for ApiError {
         }
     }
 }
+
+/// The README's code blocks, compiled as this crate's doc tests: the embedding snippet there
+/// is checked against the real API with the crates an embedder uses.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
