@@ -91,7 +91,8 @@ pub trait Socket {
     fn send_text(&mut self, frames: &[Arc<str>]) -> impl Future<Output = Result<(), Gone>>;
     /// Writes a ping.
     fn ping(&mut self, payload: &[u8]) -> impl Future<Output = Result<(), Gone>>;
-    /// Writes a pong.
+    /// Writes a pong. A transport whose WebSocket library answers pings by itself (tungstenite,
+    /// under axum) does nothing here, or the client would get two.
     fn pong(&mut self, payload: &[u8]) -> impl Future<Output = Result<(), Gone>>;
     /// Writes the close frame ([`CloseReason::code`] and [`CloseReason::text`]) and ends the
     /// connection. The loop bounds how long this may take.
