@@ -210,6 +210,22 @@ async fn refused_upgrades_get_http_errors(carrier: WsCarrier) {
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(r.error_code(), "unauthorized");
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    // Refused upgrades carry the request id like every other answer (kept from the request
+    // when it sends a plain one).
+    assert!(
+        r.header("x-request-id").is_some_and(|id| id.len() >= 16),
+        "{:?}",
+        r.headers
+    );
+    let r = http::raw_request(
+        server.addr,
+        &upgrade_request(server.addr, "/ws", "x-request-id: trace-42\r\n"),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.header("x-request-id")),
+        (401, Some("trace-42"))
+    );
 
     let r = http::raw_request(
         server.addr,

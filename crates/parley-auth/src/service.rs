@@ -143,7 +143,10 @@ impl Auth {
         } else {
             self.inner.dummy_hash.as_str()
         };
-        if !verify_password(password, hash).await? || hash != creds.password_hash {
+        // bcrypt reads only the first 72 bytes: a longer password would open the account
+        // whatever follows them. Register refuses those; login never accepts one.
+        let too_long = password.expose().len() > Password::MAX_BYTES;
+        if !verify_password(password, hash).await? || hash != creds.password_hash || too_long {
             return Err(AuthError::InvalidCredentials);
         }
         let user = self

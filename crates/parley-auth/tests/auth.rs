@@ -237,6 +237,23 @@ async fn bad_credentials_are_refused_alike() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_longer_than_bcrypt_reads_never_logs_in() {
+    let (_db, auth) = setup().await;
+    // Exactly 72 bytes: the most bcrypt reads, and the most register accepts.
+    let longest = "x".repeat(71) + "y";
+    auth.register("alice", &pw(&longest), None).await.unwrap();
+    auth.login("alice", &pw(&longest)).await.unwrap();
+    // Anything after those 72 bytes would be ignored by bcrypt: refused instead.
+    for suffix in ["z", "anything at all"] {
+        let err = auth
+            .login("alice", &pw(&format!("{longest}{suffix}")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::InvalidCredentials), "{err:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let (_db, auth) = setup().await;
     let login = logged_in(&auth, "alice").await;

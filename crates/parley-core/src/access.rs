@@ -10,7 +10,8 @@
 //! | **manage** it: rename, topic, delete, members, roles | its owners, staff | its owners, staff | staff may delete it; nobody renames it or changes its members |
 //!
 //! **Staff** see every room and manage every group room, but staff status never lets anyone
-//! *read* a private or direct conversation: history and joining follow membership only.
+//! *read* a private or direct conversation: history and joining follow membership only, and
+//! staff may not make themselves members of a private room (an owner may add them).
 //!
 //! A room a user may not see answers `not_member` (not `not_found`), so a client can tell a
 //! typo from a closed door; nothing of its content is shown.

@@ -219,6 +219,14 @@ impl Rooms {
         let store = &self.inner.store;
         let member = store.user_by_name(member).await?;
         let room_id = access.room().id;
+        if member.id == user.id && !access.can_read() {
+            // Staff manage rooms they do not belong to, but never read them: adding themself
+            // would open the conversation (see `RoomAccess`).
+            return Err(EngineError::refused(
+                ErrorCode::Forbidden,
+                "staff may not add themselves to a private conversation",
+            ));
+        }
         if let Some(existing) = store.membership(room_id, member.id).await? {
             return Ok(if existing.role == role {
                 MemberAdded::Unchanged(existing)

@@ -538,9 +538,23 @@ impl Session {
             .drain(..)
             .map(|send| (send.message, send.reference))
             .unzip();
+        let rooms: Vec<RoomId> = messages.iter().map(|m| m.room_id).collect();
         // Persist first (committed, possibly sharing a commit with concurrent sends): a
         // message the store did not take is never broadcast nor acknowledged.
-        let results = self.inner.append_all(messages).await;
+        let mut results = self.inner.append_all(messages).await;
+        // A retry is recognised by its client id alone: one reused for another room is not
+        // a retry, and must not be acknowledged with the first room's message.
+        for (result, room) in results.iter_mut().zip(rooms) {
+            if let Ok(appended) = result
+                && !appended.created
+                && appended.message.room_id != room
+            {
+                *result = Err(StoreError::Conflict(format!(
+                    "client_id already used for a message in room {}",
+                    appended.message.room
+                )));
+            }
+        }
         // Broadcast the new ones, a stretch of consecutive messages to one room at a time
         // (one layer call each: the Redis layer reads the room's members once for it).
         let mut stretch: Vec<&parley_domain::Message> = Vec::new();
@@ -648,6 +662,7 @@ impl Session {
     /// `not_found`, as if it did not exist: its room's name and its id stay secret.
     async fn changeable_message_room(&self, id: MessageId) -> Result<RoomName> {
         let original = self.inner.store.message_by_id(id).await?;
+        let deleted = original.deleted_at.is_some();
         let Some(room) = self.joined_by_id(original.room_id) else {
             let readable = match RoomAccess::of(&self.inner.store, &self.user, &original.room).await
             {
@@ -663,6 +678,12 @@ impl Session {
                 EngineError::Store(StoreError::NotFound("message"))
             });
         };
+        if deleted {
+            return Err(refused(
+                ErrorCode::Conflict,
+                format!("message {id} was deleted"),
+            ));
+        }
         self.inner
             .take_message_token(self.user.id)
             .map_err(|wait| rate_limited("messages", wait))?;

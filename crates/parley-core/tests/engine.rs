@@ -740,6 +740,31 @@ macro_rules! suite {
                 assert_eq!(d.message_id.get(), id);
                 let ServerFrame::History(page) = ask(&mut b, json!({"type": "history", "room": "lobby"})).await else { panic!() };
                 assert!(page.messages[0].deleted_at.is_some() && page.messages[0].body.is_empty(), "tombstone");
+                // A tombstone cannot be deleted again nor edited back to life, and nobody is
+                // told twice.
+                assert_eq!(error_code(&ask(&mut a, json!({"type": "delete", "message_id": id})).await), ErrorCode::Conflict);
+                assert_eq!(error_code(&ask(&mut a, json!({"type": "edit", "message_id": id, "body": "back"})).await), ErrorCode::Conflict);
+                assert_quiet(&mut b).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_client_id_reused_in_another_room_is_refused() {
+                let w = world(db().await, EngineConfig::default()).await;
+                let alice = w.user("alice").await;
+                let (one, two) = (w.room("one", RoomKind::Public, &alice).await, w.room("two", RoomKind::Public, &alice).await);
+                let mut a = w.session(&alice).await;
+                join(&mut a, &one).await;
+                join(&mut a, &two).await;
+                let ServerFrame::Message(first) = ask(&mut a, json!({"type": "send", "room": "one", "body": "x", "client_id": "c-1"})).await else { panic!() };
+                // The same send again is a retry: the same message.
+                let ServerFrame::Message(retry) = ask(&mut a, json!({"type": "send", "room": "one", "body": "x", "client_id": "c-1"})).await else { panic!() };
+                assert_eq!(retry.message.id, first.message.id);
+                // The id in another room is no retry: refused, and nothing lands in either room.
+                let refused = ask(&mut a, json!({"type": "send", "room": "two", "body": "y", "client_id": "c-1", "ref": "r"})).await;
+                assert_eq!(error_code(&refused), ErrorCode::Conflict, "{refused:?}");
+                assert_eq!(refused.reference().map(|r| r.as_str()), Some("r"));
+                assert!(all_messages(&w, &two).await.is_empty());
+                assert_eq!(all_messages(&w, &one).await.len(), 1);
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1049,6 +1074,9 @@ macro_rules! suite {
                 assert_eq!(refusal(rooms.delete(&bob, &public).await), ErrorCode::Forbidden);
 
                 // Adding an existing member with another role changes the role.
+                // Staff may not make themselves members of a private room (they would read it).
+                assert_eq!(refusal(rooms.add_member(&sam, &private, &sam.username, Role::Member).await), ErrorCode::Forbidden);
+                assert_eq!(refusal(rooms.history(&sam, &private, &Default::default()).await), ErrorCode::NotMember);
                 let again = rooms.add_member(&alice, &private, &bob.username, Role::Owner).await.unwrap();
                 assert!(matches!(again, MemberAdded::RoleChanged(ref m) if m.role == Role::Owner), "{again:?}");
                 let same = rooms.add_member(&alice, &private, &bob.username, Role::Owner).await.unwrap();

@@ -940,3 +940,30 @@ fn tutorial_message_frames_carry_message_and_username() {
         ServerFrame::Message(Posted::new(sample_message()))
     );
 }
+
+#[test]
+fn a_key_given_twice_is_refused_not_last_wins() {
+    for text in [
+        r#"{"type":"ping","type":"send","room":"a","body":"b"}"#,
+        r#"{"type":"send","room":"a","room":"b","body":"c","ref":"r"}"#,
+        r#"{"ref":"x","ref":"y","type":"ping"}"#,
+    ] {
+        let e = ClientFrame::decode(text, &limits()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidJson, "{text}");
+        assert!(e.message().contains("appears twice"), "{}", e.message());
+    }
+    // Nested values are the client's: a signal payload may repeat keys.
+    let nested = r#"{"type":"signal","to":"bob","payload":{"a":1,"a":2}}"#;
+    assert!(ClientFrame::decode(nested, &limits()).is_ok());
+    // Other top-level shapes are still told apart.
+    for (text, kind) in [
+        ("[1,{}]", "an array"),
+        ("\"x\"", "a string"),
+        ("null", "null"),
+        ("1.5", "a number"),
+    ] {
+        let e = ClientFrame::decode(text, &limits()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NotAnObject, "{text}");
+        assert!(e.message().ends_with(kind), "{}", e.message());
+    }
+}

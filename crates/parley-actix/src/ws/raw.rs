@@ -84,7 +84,7 @@ pub(crate) async fn accept(
         Err(e) => {
             tracing::debug!(%path, code = %e.code(), "WebSocket upgrade refused");
             log(e.status_code().as_u16());
-            let _ = write_error(&mut io, &e).await;
+            let _ = write_error(&mut io, &e, &id).await;
             return None;
         }
     };
@@ -124,8 +124,9 @@ async fn open(
     Ok(state.engine.connect_with(user, dialect).await?)
 }
 
-/// Writes `error` as a complete HTTP/1.1 response (status, headers, JSON body) and closes.
-async fn write_error(io: &mut TcpStream, error: &ApiError) -> io::Result<()> {
+/// Writes `error` as a complete HTTP/1.1 response (status, headers, JSON body, the request
+/// id as every other answer carries it) and closes.
+async fn write_error(io: &mut TcpStream, error: &ApiError, request_id: &str) -> io::Result<()> {
     let response = error.error_response();
     let status = response.status();
     let mut head = format!(
@@ -142,7 +143,8 @@ async fn write_error(io: &mut TcpStream, error: &ApiError) -> io::Result<()> {
         .await
         .unwrap_or_default();
     head.push_str(&format!(
-        "content-length: {}\r\nconnection: close\r\n\r\n",
+        "{}: {request_id}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        crate::middleware::REQUEST_ID,
         body.len()
     ));
     io.write_all(head.as_bytes()).await?;

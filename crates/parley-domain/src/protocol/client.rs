@@ -412,19 +412,22 @@ impl ClientFrame {
                 None,
             ));
         }
-        let value: Value = serde_json::from_str(text).map_err(|e| {
+        let top: TopLevel = serde_json::from_str(text).map_err(|e| {
             FrameError::new(
                 ErrorCode::InvalidJson,
                 format!("the frame is not valid JSON: {e}"),
                 None,
             )
         })?;
-        let Value::Object(mut map) = value else {
-            return Err(FrameError::new(
-                ErrorCode::NotAnObject,
-                format!("the frame must be a JSON object, not {}", kind_of(&value)),
-                None,
-            ));
+        let mut map = match top {
+            TopLevel::Object(map) => map,
+            TopLevel::Other(kind) => {
+                return Err(FrameError::new(
+                    ErrorCode::NotAnObject,
+                    format!("the frame must be a JSON object, not {kind}"),
+                    None,
+                ));
+            }
         };
         let reference = match map.remove("ref") {
             None | Some(Value::Null) => None,
@@ -447,6 +450,78 @@ impl ClientFrame {
         }
         .map_err(|e| e.with_reference(reference.clone()))?;
         Ok(ClientEnvelope { frame, reference })
+    }
+}
+
+/// A frame's top-level JSON value. An object with a key twice is refused: serde_json would
+/// keep the last, so `{"type":"ping","type":"send",...}` would be read as whichever came last
+/// while a proxy or log reader may see the first (REST bodies refuse duplicates too). Keys of
+/// nested values (a `signal`'s payload) are the client's business.
+enum TopLevel {
+    /// An object, each key once.
+    Object(Map<String, Value>),
+    /// Anything else, by kind ("an array", "a string", ...).
+    Other(&'static str),
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TopLevelVisitor)
+    }
+}
+
+struct TopLevelVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<TopLevel, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "the key `{}` appears twice",
+                    clip(&key)
+                )));
+            }
+            let value: Value = access.next_value()?;
+            map.insert(key, value);
+        }
+        Ok(TopLevel::Object(map))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<TopLevel, A::Error> {
+        // Read as values, not skipped: the parser's nesting limit then refuses a deep one.
+        while seq.next_element::<Value>()?.is_some() {}
+        Ok(TopLevel::Other("an array"))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other("a boolean"))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other("a number"))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other("a number"))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other("a number"))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other("a string"))
+    }
+
+    fn visit_unit<E>(self) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other("null"))
     }
 }
 
