@@ -129,18 +129,36 @@ pub struct Settings {
     /// Group commit: a message is written on its own, skipping the batcher, while fewer than
     /// this many are being stored (0: always batch).
     pub group_commit_direct_below: usize,
-    /// Joins per second per connection (sustained).
+    /// Joins and leaves per second per user (sustained).
     pub join_rate: f64,
-    /// Join burst per connection.
+    /// Join and leave burst per user.
     pub join_burst: f64,
-    /// Messages per second per user (sustained).
+    /// Messages (send, edit, delete) per second per user (sustained).
     pub message_rate: f64,
     /// Message burst per user.
     pub message_burst: f64,
-    /// Typing frames per second per connection.
+    /// Typing frames per second per user.
     pub typing_rate: f64,
-    /// Typing burst per connection.
+    /// Typing burst per user.
     pub typing_burst: f64,
+    /// History requests per second per user.
+    pub history_rate: f64,
+    /// History request burst per user.
+    pub history_burst: f64,
+    /// Read markers per second per user.
+    pub read_rate: f64,
+    /// Read marker burst per user.
+    pub read_burst: f64,
+    /// Call signals per second per user.
+    pub signal_rate: f64,
+    /// Call signal burst per user.
+    pub signal_burst: f64,
+    /// Pings (the `ping` frame) per second per user.
+    pub ping_rate: f64,
+    /// Ping burst per user.
+    pub ping_burst: f64,
+    /// Largest call-signal payload, in bytes.
+    pub max_signal_bytes: usize,
     /// Register/login/refresh requests per second per client address (0: unlimited).
     pub auth_rate: f64,
     /// Burst of account requests per client address.
@@ -215,6 +233,15 @@ impl Default for Settings {
             message_burst: engine.message_rate.burst,
             typing_rate: engine.typing_rate.per_second,
             typing_burst: engine.typing_rate.burst,
+            history_rate: engine.history_rate.per_second,
+            history_burst: engine.history_rate.burst,
+            read_rate: engine.read_rate.per_second,
+            read_burst: engine.read_rate.burst,
+            signal_rate: engine.signal_rate.per_second,
+            signal_burst: engine.signal_rate.burst,
+            ping_rate: engine.ping_rate.per_second,
+            ping_burst: engine.ping_rate.burst,
+            max_signal_bytes: engine.max_signal_bytes,
             auth_rate: 1.0,
             auth_burst: 20.0,
             login_failure_rate: 0.1,
@@ -433,6 +460,11 @@ impl Settings {
             max_connections_per_user: self.max_connections_per_user,
             message_rate: RateLimit::new(self.message_rate, self.message_burst),
             typing_rate: RateLimit::new(self.typing_rate, self.typing_burst),
+            history_rate: RateLimit::new(self.history_rate, self.history_burst),
+            read_rate: RateLimit::new(self.read_rate, self.read_burst),
+            signal_rate: RateLimit::new(self.signal_rate, self.signal_burst),
+            ping_rate: RateLimit::new(self.ping_rate, self.ping_burst),
+            max_signal_bytes: self.max_signal_bytes,
             history_on_join: self.history_on_join,
             presence_fanout_limit: self.presence_fanout_limit,
             group_commit: self.group_commit.then_some(BatchOptions {

@@ -19,12 +19,25 @@ pub struct EngineConfig {
     pub max_rooms_per_connection: usize,
     /// Connections one user may hold on this node at once.
     pub max_connections_per_user: usize,
-    /// Messages (send, edit, delete) per user, across their connections.
+    /// `send`, `edit` and `delete` frames per user (every budget is per user, shared by all
+    /// of their connections on this process: see `limits`).
     pub message_rate: RateLimit,
-    /// Typing frames per connection.
+    /// `typing` frames per user.
     pub typing_rate: RateLimit,
-    /// Joins per connection (stops a client from cycling through rooms to scrape them).
+    /// `join` and `leave` frames per user (each may announce presence to a whole room, and
+    /// cycling through rooms would scrape them).
     pub join_rate: RateLimit,
+    /// `history` frames per user (each a query of up to 100 messages).
+    pub history_rate: RateLimit,
+    /// `read` frames per user.
+    pub read_rate: RateLimit,
+    /// `signal` frames per user (call set-up sends a few dozen ICE candidates at once).
+    pub signal_rate: RateLimit,
+    /// `ping` frames per user.
+    pub ping_rate: RateLimit,
+    /// Largest `signal` payload, in bytes of JSON (an SDP offer is a few KiB); never more
+    /// than `max_frame_bytes`, which bounds the whole frame.
+    pub max_signal_bytes: usize,
     /// Messages of history sent with `joined`.
     pub history_on_join: u32,
     /// The layer group a room's chat messages go to, with `{room}` for the room's name.
@@ -65,6 +78,11 @@ impl Default for EngineConfig {
             message_rate: RateLimit::new(10.0, 20.0),
             typing_rate: RateLimit::new(2.0, 5.0),
             join_rate: RateLimit::new(5.0, 50.0),
+            history_rate: RateLimit::new(5.0, 20.0),
+            read_rate: RateLimit::new(5.0, 20.0),
+            signal_rate: RateLimit::new(20.0, 60.0),
+            ping_rate: RateLimit::new(5.0, 20.0),
+            max_signal_bytes: 16 * 1024,
             history_on_join: 50,
             room_group_pattern: "chat_{room}".to_owned(),
             presence_interval: Duration::from_secs(5),
@@ -97,10 +115,17 @@ impl EngineConfig {
             ("message_rate", self.message_rate),
             ("typing_rate", self.typing_rate),
             ("join_rate", self.join_rate),
+            ("history_rate", self.history_rate),
+            ("read_rate", self.read_rate),
+            ("signal_rate", self.signal_rate),
+            ("ping_rate", self.ping_rate),
         ] {
             if !(rate.per_second > 0.0 && rate.burst >= 1.0) {
                 return bad(name, "needs a positive rate and a burst of at least 1");
             }
+        }
+        if self.max_signal_bytes < 256 {
+            return bad("max_signal_bytes", "must be at least 256");
         }
         if !self.room_group_pattern.contains("{room}") {
             return bad("room_group_pattern", "must contain {room}");

@@ -3,8 +3,8 @@
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::events::{self, Groups};
+use crate::limits::{self, Budget, Budgets};
 use crate::presence::PresenceBook;
-use crate::rate::TokenBucket;
 use crate::rooms::Rooms;
 use crate::session::Session;
 use parking_lot::Mutex;
@@ -59,7 +59,11 @@ pub(crate) struct State {
 
 pub(crate) struct UserState {
     pub(crate) connections: usize,
-    pub(crate) messages: TokenBucket,
+    /// The user's flood budgets, kept a while after the last connection closed (see
+    /// `limits::keep_after_last_connection`).
+    pub(crate) budgets: Budgets,
+    /// Set when the last connection closed: the entry goes once this has passed.
+    pub(crate) forget_at: Option<Instant>,
 }
 
 impl Engine {
@@ -108,8 +112,10 @@ impl Engine {
             let limit = self.inner.config.max_connections_per_user;
             let entry = state.users.entry(user.id).or_insert_with(|| UserState {
                 connections: 0,
-                messages: TokenBucket::new(self.inner.config.message_rate),
+                budgets: Budgets::new(&self.inner.config),
+                forget_at: None,
             });
+            entry.forget_at = None;
             if entry.connections >= limit {
                 return Err(EngineError::TooManyConnections(limit));
             }
@@ -236,18 +242,36 @@ impl Inner {
         if let Some(entry) = state.users.get_mut(&user) {
             entry.connections = entry.connections.saturating_sub(1);
             if entry.connections == 0 {
-                state.users.remove(&user);
+                // Kept until the budgets have refilled: reconnecting must not refill them.
+                entry.forget_at = Some(limits::forget_at(&self.config));
             }
         }
     }
 
-    /// Takes one message token of `user`; on refusal, how long to wait.
-    pub(crate) fn take_message_token(&self, user: UserId) -> std::result::Result<(), Duration> {
+    /// Takes one token of `user`'s `budget`; on refusal, the error to answer with.
+    pub(crate) fn take_token(&self, user: UserId, budget: Budget) -> Result<()> {
         let mut state = self.state.lock();
         match state.users.get_mut(&user) {
-            Some(entry) => entry.messages.try_take(),
+            Some(entry) => {
+                entry
+                    .budgets
+                    .take(budget)
+                    .map_err(|retry_after| EngineError::RateLimited {
+                        what: budget.what(),
+                        retry_after,
+                    })
+            }
             None => Ok(()),
         }
+    }
+
+    /// Forgets users whose last connection closed long enough ago.
+    fn forget_idle_users(&self) {
+        let now = Instant::now();
+        self.state
+            .lock()
+            .users
+            .retain(|_, entry| entry.forget_at.is_none_or(|at| at > now));
     }
 
     /// Fires the kill switch of every local channel a group send found full.
@@ -505,6 +529,7 @@ impl Inner {
     /// Periodic: re-announce every local room, and drop dead nodes' users (telling local
     /// clients who left).
     async fn heartbeat(&self) {
+        self.forget_idle_users();
         self.restore_groups().await;
         let rooms = self.state.lock().presence.local_rooms();
         for room in &rooms {

@@ -25,7 +25,8 @@
 //!   implements).
 //! - `events`: the layer messages and group names, Django-compatible on the chat group.
 //! - [`presence`]: per-user presence across nodes, with expiry of dead nodes.
-//! - [`rate`]: token buckets for flood limits.
+//! - [`Budget`] (`limits`): what each client frame type costs; every budget is per user,
+//!   shared by the user's connections. [`rate`]: the token buckets behind them.
 //! - [`EngineConfig`], [`ConnectionConfig`]: the limits and timings.
 //! - [`EngineError`] (`error`): the one error type; its [`EngineError::code`] is the wire
 //!   code a client sees, on the socket and in REST answers alike.
@@ -46,6 +47,7 @@ mod connection;
 mod engine;
 mod error;
 mod events;
+mod limits;
 pub mod presence;
 pub mod rate;
 mod rooms;
@@ -59,6 +61,7 @@ pub use connection::{
 pub use engine::Engine;
 pub use error::{EngineError, Result};
 pub use events::{CHAT_MESSAGE, Groups};
+pub use limits::Budget;
 pub use parley_store::HistoryQuery;
 pub use rate::RateLimit;
 pub use rooms::{Member, MemberAdded, RoomChanges, RoomDetails, RoomHistory, Rooms};

@@ -5,13 +5,13 @@ use crate::access::RoomAccess;
 use crate::engine::Inner;
 use crate::error::{EngineError, Result};
 use crate::events::{self, Delivery};
-use crate::rate::TokenBucket;
+use crate::limits::Budget;
 #[cfg(doc)]
 use parley_domain::protocol::TutorialFrames;
 use parley_domain::protocol::{
     ClientEnvelope, ClientFrame, DeleteMessage, Deleted, Dialect, EditMessage, Edited, ErrorCode,
-    ExternalMessage, FetchHistory, FrameRef, HistoryPage, JoinRoom, Joined, LeaveRoom, Left,
-    MarkRead, Pong, Posted, ReadMarker, RelayedSignal, SendMessage, SendSignal, ServerFrame,
+    ExternalMessage, FetchHistory, FrameRef, FrameType, HistoryPage, JoinRoom, Joined, LeaveRoom,
+    Left, MarkRead, Pong, Posted, ReadMarker, RelayedSignal, SendMessage, SendSignal, ServerFrame,
     SetTyping, Typing,
 };
 use parley_domain::{MessageId, Role, RoomId, RoomName, User};
@@ -138,8 +138,6 @@ pub struct Session {
     shutdown: watch::Receiver<bool>,
     dialect: Dialect,
     rooms: HashMap<RoomName, JoinedRoom>,
-    typing: TokenBucket,
-    joins: TokenBucket,
     closed: bool,
 }
 
@@ -151,10 +149,6 @@ fn text(frame: &ServerFrame) -> Outbound {
 
 fn refused(code: ErrorCode, message: impl Into<String>) -> EngineError {
     EngineError::refused(code, message)
-}
-
-fn rate_limited(what: &'static str, retry_after: Duration) -> EngineError {
-    EngineError::RateLimited { what, retry_after }
 }
 
 /// The frame answering a request: its reply, or the error frame carrying its `ref`.
@@ -171,8 +165,6 @@ impl Session {
         dialect: Dialect,
     ) -> Self {
         let shutdown = inner.shutdown.subscribe();
-        let typing = TokenBucket::new(inner.config.typing_rate);
-        let joins = TokenBucket::new(inner.config.join_rate);
         Self {
             inner,
             user,
@@ -181,8 +173,6 @@ impl Session {
             shutdown,
             dialect,
             rooms: HashMap::new(),
-            typing,
-            joins,
             closed: false,
         }
     }
@@ -364,6 +354,14 @@ impl Session {
     /// Handles one decoded frame.
     pub async fn on_frame(&mut self, envelope: ClientEnvelope) -> Reply {
         let r = envelope.reference;
+        // Every frame draws on its user's budget before any work (a `send` in
+        // `prepare_send`, as `on_texts` calls that directly).
+        let frame_type = envelope.frame.frame_type();
+        if frame_type != FrameType::Send
+            && let Err(refusal) = self.inner.take_token(self.user.id, Budget::of(frame_type))
+        {
+            return vec![text(&ServerFrame::Error(refusal.to_frame(r)))];
+        }
         let result = match envelope.frame {
             ClientFrame::Join(f) => self.join(f).await.map(Some),
             ClientFrame::Leave(f) => self.leave(f).await.map(Some),
@@ -419,9 +417,6 @@ impl Session {
                     format!("a connection may join at most {max} rooms"),
                 ));
             }
-            self.joins
-                .try_take()
-                .map_err(|wait| rate_limited("joins", wait))?;
             let access = RoomAccess::of(store, &self.user, &f.room).await?;
             access.require_read()?;
             if !access.is_member() {
@@ -512,9 +507,7 @@ impl Session {
     /// The checks of a `send` that need no I/O (joined, message rate); the message to store.
     fn prepare_send(&self, f: SendMessage, r: Option<FrameRef>) -> Result<PreparedSend> {
         let joined = self.joined(&f.room)?;
-        self.inner
-            .take_message_token(self.user.id)
-            .map_err(|wait| rate_limited("messages", wait))?;
+        self.inner.take_token(self.user.id, Budget::Messages)?;
         Ok(PreparedSend {
             message: NewMessage {
                 room_id: joined.id,
@@ -618,9 +611,6 @@ impl Session {
 
     async fn typing(&mut self, f: SetTyping) -> Result<()> {
         self.joined(&f.room)?;
-        self.typing
-            .try_take()
-            .map_err(|wait| rate_limited("typing frames", wait))?;
         let frame = ServerFrame::Typing(Typing {
             room: f.room.clone(),
             user: self.user.username.clone(),
@@ -657,7 +647,7 @@ impl Session {
     }
 
     /// The joined room of a message about to be edited or deleted, after the checks both
-    /// share: the message exists, its room is joined here, and the user has a message token.
+    /// share: the message exists, is not deleted, and its room is joined here.
     /// (Author-or-staff is the store's check.) A message in a room the user may not read is
     /// `not_found`, as if it did not exist: its room's name and its id stay secret.
     async fn changeable_message_room(&self, id: MessageId) -> Result<RoomName> {
@@ -684,9 +674,6 @@ impl Session {
                 format!("message {id} was deleted"),
             ));
         }
-        self.inner
-            .take_message_token(self.user.id)
-            .map_err(|wait| rate_limited("messages", wait))?;
         Ok(room)
     }
 
@@ -731,7 +718,8 @@ impl Session {
 
     async fn read(&mut self, f: MarkRead) -> Result<ServerFrame> {
         let joined = self.joined(&f.room)?;
-        self.inner
+        let (_, moved) = self
+            .inner
             .store
             .set_read_marker(joined.id, self.user.id, f.message_id)
             .await?;
@@ -741,13 +729,25 @@ impl Session {
             message_id: f.message_id,
             reference: None,
         });
-        self.inner
-            .broadcast_event(&f.room, &frame, Some(&self.channel))
-            .await;
+        // The room hears of a marker that moved, not of one sent again (or backwards).
+        if moved {
+            self.inner
+                .broadcast_event(&f.room, &frame, Some(&self.channel))
+                .await;
+        }
         Ok(frame)
     }
 
     async fn signal(&mut self, f: SendSignal) -> Result<()> {
+        let config = &self.inner.config;
+        let max = config.max_signal_bytes.min(config.max_frame_bytes);
+        let size = serde_json::to_vec(&f.payload).map_or(usize::MAX, |v| v.len());
+        if size > max {
+            return Err(refused(
+                ErrorCode::InvalidField,
+                format!("`signal` frame, field `payload`: {size} bytes; at most {max} are relayed"),
+            ));
+        }
         let target = self.inner.store.user_by_name(&f.to).await?;
         if target.id == self.user.id {
             return Err(refused(

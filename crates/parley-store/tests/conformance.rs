@@ -486,20 +486,13 @@ async fn read_markers_only_move_forward(s: &Store) {
     let m2 = post(s, &r, &a, "2").await;
     let elsewhere = post(s, &other, &a, "x").await;
 
-    assert_eq!(
-        s.set_read_marker(r.id, a.id, m2.id)
-            .await
-            .unwrap()
-            .last_read,
-        Some(m2.id)
-    );
-    assert_eq!(
-        s.set_read_marker(r.id, a.id, m1.id)
-            .await
-            .unwrap()
-            .last_read,
-        Some(m2.id)
-    );
+    let (marker, moved) = s.set_read_marker(r.id, a.id, m2.id).await.unwrap();
+    assert_eq!((marker.last_read, moved), (Some(m2.id), true));
+    // Backward, or to where it is: unchanged, and it says so.
+    let (marker, moved) = s.set_read_marker(r.id, a.id, m1.id).await.unwrap();
+    assert_eq!((marker.last_read, moved), (Some(m2.id), false));
+    let (marker, moved) = s.set_read_marker(r.id, a.id, m2.id).await.unwrap();
+    assert_eq!((marker.last_read, moved), (Some(m2.id), false));
     assert!(matches!(
         s.set_read_marker(r.id, a.id, elsewhere.id).await,
         Err(StoreError::NotFound("message"))
@@ -770,7 +763,12 @@ async fn edit_and_delete_need_author_or_staff(s: &Store) {
     let gone = s.delete_message(m.id, author.id).await.unwrap();
     assert_eq!(gone.body, "");
     assert!(gone.deleted_at.is_some());
-    assert_eq!(s.delete_message(m.id, author.id).await.unwrap(), gone);
+    // Once is all: a second delete (or a concurrent loser) is a conflict.
+    assert!(matches!(
+        s.delete_message(m.id, author.id).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.message_by_id(m.id).await.unwrap(), gone);
     assert!(matches!(
         s.edit_message(m.id, author.id, &body("back")).await,
         Err(StoreError::Conflict(_))

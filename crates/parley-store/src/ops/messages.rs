@@ -258,12 +258,13 @@ impl Store {
 
     /// Deletes a message, leaving a tombstone (empty body, `deleted_at` set) so history keeps
     /// its place. Only its author or a staff user may; `Forbidden` otherwise, `NotFound` if
-    /// there is no such message (or actor). Deleting a tombstone again returns it unchanged.
+    /// there is no such message (or actor), `Conflict` if it is a tombstone already — also
+    /// when a concurrent delete won, so exactly one caller deletes it (and announces it).
     pub async fn delete_message(&self, id: MessageId, actor: UserId) -> Result<Message> {
         let current = self.message_by_id(id).await?;
         self.check_may_moderate(&current, actor).await?;
         if current.deleted_at.is_some() {
-            return Ok(current);
+            return Err(StoreError::Conflict("message was deleted".to_owned()));
         }
         let now = Timestamp::now().millis();
         let row: Option<MessageRow> = with_conn!(
@@ -283,8 +284,7 @@ impl Store {
         );
         match row {
             Some(row) => row.into_message(current.room, current.sender),
-            // Deleted concurrently: return the tombstone that won.
-            None => self.message_by_id(id).await,
+            None => Err(StoreError::Conflict("message was deleted".to_owned())),
         }
     }
 

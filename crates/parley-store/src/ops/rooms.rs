@@ -419,15 +419,15 @@ impl Store {
     }
 
     /// Moves `user`'s read marker in `room` forward to `message` (never backward: an older
-    /// id leaves it unchanged). `NotFound` if they are not a member or the message is not in
-    /// that room.
+    /// id, or the same, leaves it unchanged). The membership as it now is, and whether the
+    /// marker moved. `NotFound` if they are not a member or the message is not in that room.
     pub async fn set_read_marker(
         &self,
         room: RoomId,
         user: UserId,
         message: MessageId,
-    ) -> Result<Membership> {
-        let row: MembershipRow = with_conn!(
+    ) -> Result<(Membership, bool)> {
+        let (row, moved): (MembershipRow, bool) = with_conn!(
             self,
             write | conn | {
                 let in_room: i64 = messages::table
@@ -455,16 +455,19 @@ impl Store {
                 .await
                 .optional()?;
                 match moved {
-                    Some(row) => row,
-                    None => memberships::table
-                        .find((room.get(), user.get()))
-                        .select(MembershipRow::as_select())
-                        .first(conn)
-                        .await
-                        .map_err(not_found("membership"))?,
+                    Some(row) => (row, true),
+                    None => (
+                        memberships::table
+                            .find((room.get(), user.get()))
+                            .select(MembershipRow::as_select())
+                            .first(conn)
+                            .await
+                            .map_err(not_found("membership"))?,
+                        false,
+                    ),
                 }
             }
         );
-        row.into_membership()
+        Ok((row.into_membership()?, moved))
     }
 }
