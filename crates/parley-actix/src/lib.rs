@@ -25,7 +25,8 @@
 //! - [`middleware`]: request ids and the access log.
 //! - [`serve`], [`ServeOptions`] (`server`): the server with the lean socket.
 //! - `ws`: the chat socket: admission, the connection loop (`ws::connection`), the actix-ws
-//!   carrier and the taken-over one (`ws::raw`).
+//!   carrier and the taken-over one (`ws::raw`), the frame limit checked at the frame header
+//!   (`ws::frame_limit`).
 //!
 //! ## Must not depend on
 //! A database driver or Redis directly: it reaches them through the engine and auth crates,

@@ -12,6 +12,7 @@
 //! own `HttpServer`.
 
 use super::connection::{ClientMessage, Connection, Gone, ReadError, Socket};
+use super::frame_limit;
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_codec::{Decoder, Framed};
@@ -340,6 +341,14 @@ impl Socket for RawSocket {
             // Parse what is buffered first; read only when it holds no whole frame. Nothing
             // here awaits between taking bytes off the socket and buffering them, so dropping
             // this future loses nothing.
+            // The codec checks a frame's length only once all of it is buffered: refuse an
+            // oversized one at its header, before keeping any of its payload.
+            if let Some(header) = frame_limit::header(&self.read) {
+                let joined = self.partial.as_ref().map(|(_, joined)| joined.len());
+                if frame_limit::check(&header, joined, self.max_size).is_err() {
+                    return Some(Err(ReadError::Overflow));
+                }
+            }
             match self.codec.decode(&mut self.read) {
                 Ok(Some(frame)) => {
                     if self.read.is_empty() {
