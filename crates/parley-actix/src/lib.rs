@@ -24,6 +24,8 @@
 //! - [`HttpConfig`] (`config`): origins, CORS, body limit, heartbeats, frame limits.
 //! - [`middleware`]: request ids and the access log.
 //! - [`serve`], [`ServeOptions`] (`server`): the server with the lean socket.
+//! - `conn_limit`: what [`serve`] adds to actix-http against slow and idle clients (request,
+//!   idle and write deadlines; connections per address).
 //! - `ws`: the chat socket: admission, the connection loop (`ws::connection`), the actix-ws
 //!   carrier and the taken-over one (`ws::raw`), the frame limit checked at the frame header
 //!   (`ws::frame_limit`).
@@ -34,6 +36,7 @@
 
 mod assets;
 mod config;
+mod conn_limit;
 mod error;
 mod limit;
 pub mod middleware;

@@ -13,6 +13,7 @@
 
 use super::connection::{ClientMessage, Connection, Gone, ReadError, Socket};
 use super::frame_limit;
+use crate::conn_limit::LimitedStream;
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_codec::{Decoder, Framed};
@@ -46,11 +47,12 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// wrong or the request is refused; `None`).
 pub(crate) async fn accept(
     req: Request,
-    framed: Framed<TcpStream, h1::Codec>,
+    framed: Framed<LimitedStream, h1::Codec>,
     state: AppState,
 ) -> Option<(Connection, RawSocket)> {
     let parts = framed.into_parts();
-    let mut io = parts.io;
+    // The HTTP connection limits end here: the socket has its own.
+    let mut io = parts.io.into_inner();
     // actix-http's buffers (8 KiB each) are dropped: the socket keeps only the bytes a client
     // sent after its handshake without waiting for the answer (rare), in a buffer their size.
     let leftover = match parts.read_buf.is_empty() {
