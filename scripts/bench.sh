@@ -28,6 +28,7 @@
 # Parley settings changed for the benchmark (the defaults protect production):
 #   PARLEY_BCRYPT_COST=4       accounts are created in bulk before timing (cost 12 ≈ 0.25 s each)
 #   PARLEY_AUTH_RATE=0         thousands of register/login requests come from one address
+#   PARLEY_HTTP_MAX_CONNECTIONS_PER_ADDRESS=0: so do thousands of concurrent handshakes
 #   PARLEY_MESSAGE_RATE/BURST  1e6: senders run as fast as their send window allows
 #   PARLEY_ACCESS_TOKEN_TTL_SECS=3600: provisioning 19,000 accounts outlasts a 5-minute token
 set -euo pipefail
@@ -150,6 +151,7 @@ start_parley() {
     env -u REDIS_URL PARLEY_BIND=127.0.0.1:$port DATABASE_URL="$db" PARLEY_LAYER="$layer" \
       REDIS_URL="$REDIS_URL_BENCH" PARLEY_REDIS_PREFIX=bench PARLEY_SECRET="$SECRET" \
       PARLEY_SECRET_FILE="$dir/secret" PARLEY_BCRYPT_COST=4 PARLEY_AUTH_RATE=0 \
+      PARLEY_HTTP_MAX_CONNECTIONS_PER_ADDRESS=0 \
       PARLEY_MESSAGE_RATE=1000000 PARLEY_MESSAGE_BURST=1000000 \
       PARLEY_ACCESS_TOKEN_TTL_SECS=3600 PARLEY_LOG_LEVEL=warn \
       "$SERVER_BIN" >"$dir/server-$i.log" 2>&1 &

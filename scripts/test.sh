@@ -146,6 +146,9 @@ else
   log "WARNING: advisory database unreachable and not cached: advisories not checked"
 fi
 
+# The slow-clients test (bins/parley-server/tests/slow_clients.rs) opens 3,000 connections:
+# the soft open-files limit is often 1,024.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if cargo nextest --version >/dev/null 2>&1; then
   log "cargo nextest run --workspace"
   cargo nextest run --workspace --locked --no-fail-fast "$@"

@@ -9,6 +9,7 @@ mod bad_input;
 mod carriers;
 mod chat;
 mod faults;
+mod hardening;
 mod limits;
 mod multi_node;
 mod rest;

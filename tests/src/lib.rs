@@ -10,6 +10,7 @@
 //! - `server`: [`TestServer`], [`Backend`].
 //! - [`http`]: requests and responses.
 //! - `ws`: [`WsClient`].
+//! - [`raw`]: hand-written WebSocket frames and trickling connections (hardening tests).
 //! - [`services`]: throwaway PostgreSQL and Redis servers for fault tests.
 //!
 //! ## Must not depend on
@@ -18,6 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a failed test
 
 pub mod http;
+pub mod raw;
 mod server;
 pub mod services;
 mod ws;

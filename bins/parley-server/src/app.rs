@@ -3,12 +3,9 @@
 
 use crate::error::{Result, ServerError};
 use crate::secret;
-use crate::settings::WsCarrier;
 use crate::settings::{LayerKind, Settings};
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer};
-use parley_actix::{AppState, ServeOptions, configure, middleware, serve};
+use parley_actix::{AppState, serve};
 use parley_auth::{Auth, AuthConfig, SigningKey};
 use parley_core::Engine;
 use parley_layer::{ChannelLayer, InMemoryLayer};
@@ -164,30 +161,10 @@ impl Application {
             .local_addr()
             .map_err(ServerError::io("local address"))?;
         let shutdown_state = state.clone();
-        let options = ServeOptions {
-            workers: settings.workers,
-            shutdown_timeout_secs: settings.shutdown_timeout_secs,
-            ..ServeOptions::default()
-        };
-        // Signals are handled by the binary, which stops the engine first.
-        let server = match settings.ws_carrier {
-            WsCarrier::Direct => serve(state, listener, &options),
-            WsCarrier::ActixWs => {
-                let mut server = HttpServer::new(move || {
-                    App::new()
-                        .wrap(from_fn(middleware::request_id))
-                        .configure(configure(state.clone()))
-                })
-                .disable_signals()
-                .tcp_nodelay(true)
-                .shutdown_timeout(options.shutdown_timeout_secs);
-                if let Some(workers) = options.workers {
-                    server = server.workers(workers);
-                }
-                server.listen(listener).map(HttpServer::run)
-            }
-        }
-        .map_err(ServerError::io("listen"))?;
+        // Signals are handled by the binary, which stops the engine first. Both carriers run
+        // under `serve`, and so under its limits on slow and idle HTTP clients.
+        let server =
+            serve(state, listener, &settings.serve_options()).map_err(ServerError::io("listen"))?;
         let shutdown = Shutdown {
             engine,
             server: server.handle(),

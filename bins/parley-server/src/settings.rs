@@ -4,7 +4,7 @@
 use crate::error::{Result, ServerError};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use parley_actix::HttpConfig;
+use parley_actix::{HttpConfig, ServeOptions};
 use parley_core::{ConnectionConfig, EngineConfig, RateLimit};
 use parley_domain::redact_url;
 use parley_layer::LayerConfig;
@@ -16,6 +16,9 @@ use std::time::Duration;
 
 /// The configuration file read when present and no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "parley.toml";
+
+/// The longest HTTP timeout accepted, seconds.
+const MAX_HTTP_TIMEOUT_SECS: u64 = 3600;
 
 /// Which channel layer fans messages out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +183,17 @@ pub struct Settings {
     pub presence_interval_ms: u64,
     /// Milliseconds another process's presence report counts.
     pub presence_ttl_ms: u64,
+    /// Seconds a client has to send the head of a connection's first request (408 after).
+    pub http_head_timeout_secs: u64,
+    /// Seconds from a request's first byte (head and body; any request of a connection)
+    /// until the server starts its answer: a slower request gets 408 and its connection is
+    /// closed. Also how long a write to a client that does not read may stall.
+    pub http_request_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open (0: no keep-alive).
+    pub http_keep_alive_secs: u64,
+    /// HTTP connections one IPv4 address (or IPv6 /64) may hold open; more are answered 429
+    /// and closed at once (0: no limit). Upgraded WebSockets are not counted.
+    pub http_max_connections_per_address: usize,
     /// Seconds to wait for in-flight requests on shutdown.
     pub shutdown_timeout_secs: u64,
     /// `pretty` or `json`.
@@ -252,6 +266,10 @@ impl Default for Settings {
             ws_ping_timeout_secs: heartbeat.ping_timeout.as_secs(),
             presence_interval_ms: duration_ms(engine.presence_interval),
             presence_ttl_ms: duration_ms(engine.presence_ttl),
+            http_head_timeout_secs: 5,
+            http_request_timeout_secs: 10,
+            http_keep_alive_secs: 5,
+            http_max_connections_per_address: 256,
             shutdown_timeout_secs: 30,
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
@@ -439,6 +457,21 @@ impl Settings {
                 "login_failure_rate must be positive (or 0 for no limit) with login_failure_burst at least 1",
             );
         }
+        if !(1..=MAX_HTTP_TIMEOUT_SECS).contains(&self.http_request_timeout_secs) {
+            return bad(
+                "http_request_timeout_secs",
+                "must be between 1 and 3600 (a client could otherwise hold a connection forever)",
+            );
+        }
+        if !(1..=self.http_request_timeout_secs).contains(&self.http_head_timeout_secs) {
+            return bad(
+                "http_head_timeout_secs",
+                "must be between 1 and http_request_timeout_secs",
+            );
+        }
+        if self.http_keep_alive_secs > MAX_HTTP_TIMEOUT_SECS {
+            return bad("http_keep_alive_secs", "must be at most 3600");
+        }
         if self.shutdown_timeout_secs == 0 {
             return bad("shutdown_timeout_secs", "must be positive");
         }
@@ -477,6 +510,19 @@ impl Settings {
             presence_interval: Duration::from_millis(self.presence_interval_ms),
             presence_ttl: Duration::from_millis(self.presence_ttl_ms),
             ..EngineConfig::default()
+        }
+    }
+
+    /// How the HTTP server runs: workers, timeouts, connection limits, the WebSocket carrier.
+    pub fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            workers: self.workers,
+            shutdown_timeout_secs: self.shutdown_timeout_secs,
+            keep_alive: Duration::from_secs(self.http_keep_alive_secs),
+            client_request_timeout: Duration::from_secs(self.http_head_timeout_secs),
+            request_timeout: Duration::from_secs(self.http_request_timeout_secs),
+            max_connections_per_address: self.http_max_connections_per_address,
+            direct_websocket: self.ws_carrier == WsCarrier::Direct,
         }
     }
 
@@ -558,6 +604,24 @@ mod tests {
     }
 
     #[test]
+    fn http_limits_default_to_safe_values_and_reach_the_server() {
+        let s = Settings::default();
+        let options = s.serve_options();
+        assert_eq!(options.client_request_timeout, Duration::from_secs(5));
+        assert_eq!(options.request_timeout, Duration::from_secs(10));
+        assert_eq!(options.keep_alive, Duration::from_secs(5));
+        assert_eq!(options.max_connections_per_address, 256);
+        assert!(options.direct_websocket);
+        let s = Settings {
+            ws_carrier: WsCarrier::ActixWs,
+            http_max_connections_per_address: 0,
+            ..Settings::default()
+        };
+        assert!(!s.serve_options().direct_websocket);
+        assert_eq!(s.serve_options().max_connections_per_address, 0);
+    }
+
+    #[test]
     fn redis_url_implies_the_redis_layer_unless_set() {
         let mut s = Settings {
             redis_url: Some("redis://127.0.0.1:6379".into()),
@@ -626,6 +690,27 @@ mod tests {
                     ..Settings::default()
                 },
                 "group_commit_writers",
+            ),
+            (
+                Settings {
+                    http_request_timeout_secs: 0,
+                    ..Settings::default()
+                },
+                "http_request_timeout_secs",
+            ),
+            (
+                Settings {
+                    http_head_timeout_secs: 11,
+                    ..Settings::default()
+                },
+                "http_head_timeout_secs",
+            ),
+            (
+                Settings {
+                    http_keep_alive_secs: 86_400,
+                    ..Settings::default()
+                },
+                "http_keep_alive_secs",
             ),
         ];
         for (s, name) in cases {

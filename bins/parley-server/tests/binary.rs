@@ -72,6 +72,11 @@ fn invalid_configuration_fails_naming_the_setting() {
             "soon",
             "WS_PING_TIMEOUT_SECS",
         ),
+        (
+            "PARLEY_HTTP_REQUEST_TIMEOUT_SECS",
+            "0",
+            "http_request_timeout_secs",
+        ),
     ] {
         let out = command(&dir.0)
             .arg("check-config")

@@ -29,9 +29,12 @@
 //! - [`HttpConfig`] (`config`): origins, CORS, body limit, heartbeats, frame limits.
 //! - [`middleware`]: request ids and the access log.
 //! - [`serve`], [`ServeOptions`] (`server`): the server with the lean socket.
-//! - `ws`: the chat socket: admission (origin, token), the path's dialect, and two
-//!   [`parley_core::Socket`]s for [`parley_core::Connection`] to run: actix-ws's and the
-//!   taken-over stream's (`ws::raw`).
+//! - `conn_limit`: what [`serve`] adds to actix-http against slow and idle clients (request,
+//!   idle and write deadlines; connections per address).
+//! - `ws`: the chat socket: admission (origin, token), the path's dialect, two
+//!   [`parley_core::Socket`]s for [`parley_core::Connection`] to run — actix-ws's and the
+//!   taken-over stream's (`ws::raw`) — and the frame limit checked at the frame header
+//!   (`ws::frame_limit`).
 //!
 //! ## Runtimes
 //! actix runs handlers on single-thread worker runtimes, where the store must not run (a
@@ -48,6 +51,7 @@
 
 mod assets;
 mod config;
+mod conn_limit;
 mod error;
 mod limit;
 pub mod middleware;

@@ -766,6 +766,7 @@ fn every_error_code_has_a_stable_spelling() {
             "too_large",
             "origin_not_allowed",
             "not_a_websocket",
+            "request_timeout",
         ]
     );
     for code in ErrorCode::ALL {

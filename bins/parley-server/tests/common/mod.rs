@@ -14,6 +14,13 @@ use std::time::Duration;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_parley-server");
 
+/// The binary the tests start: [`BIN`], or `PARLEY_TEST_SERVER_BIN` when set (another build:
+/// an older one to measure a fix against, or a copy when a shared target directory may be
+/// rebuilt while the tests run).
+pub fn bin() -> String {
+    std::env::var("PARLEY_TEST_SERVER_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
 /// A fresh working directory, removed on drop.
 pub struct WorkDir(pub PathBuf);
 
@@ -33,7 +40,7 @@ impl Drop for WorkDir {
 
 /// The binary with a clean `PARLEY_*`/`DATABASE_URL`/`REDIS_URL` environment.
 pub fn command(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.current_dir(dir);
     for (key, _) in std::env::vars() {
         if key.starts_with("PARLEY_")
@@ -60,7 +67,29 @@ pub struct Process {
 impl Process {
     /// Starts `serve` with JSON logs on port 0 and waits for the "listening" line.
     pub fn start(dir: &Path, env: &[(&str, String)]) -> Self {
+        Self::spawn(command(dir), env)
+    }
+
+    /// [`Process::start`] under a file-descriptor limit of `nofile` (soft and hard), set by
+    /// util-linux's `prlimit`, which then runs the binary in its own place (same process).
+    pub fn start_with_nofile(dir: &Path, env: &[(&str, String)], nofile: u64) -> Self {
         let mut cmd = command(dir);
+        let mut limited = Command::new("prlimit");
+        limited
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(cmd.get_program())
+            .current_dir(dir);
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => limited.env(key, value),
+                None => limited.env_remove(key),
+            };
+        }
+        cmd = limited;
+        Self::spawn(cmd, env)
+    }
+
+    fn spawn(mut cmd: Command, env: &[(&str, String)]) -> Self {
         cmd.env("PARLEY_BIND", "127.0.0.1:0")
             .env("PARLEY_LOG_FORMAT", "json")
             .env("PARLEY_BCRYPT_COST", "4")
@@ -135,6 +164,24 @@ impl Process {
             .lines()
             .find(|l| l.starts_with("VmRSS:"))
             .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    /// File descriptors the server holds open now.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+
+    /// The server's soft limit on open files, from `/proc/<pid>/limits`.
+    pub fn nofile_limit(&self) -> u64 {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.child.id())).unwrap();
+        limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
             .and_then(|v| v.parse().ok())
             .unwrap()
     }

@@ -10,6 +10,7 @@
 //! Everything after the handshake — the tutorial room's creation and join, its frames, close
 //! codes — is the engine's ([`parley_domain::protocol::Dialect`]).
 
+mod frame_limit;
 pub(crate) mod raw;
 
 use crate::error::ApiError;
@@ -147,11 +148,19 @@ async fn upgrade(
     dialect: Dialect,
 ) -> Result<HttpResponse, ApiError> {
     let user = admit(req.head(), &state).await?;
+    let engine_max = state.engine.config().max_frame_bytes;
+    let hard = state.config.hard_frame_limit(engine_max);
+    // actix-ws buffers its payload until a whole frame is there: frames over the limit are
+    // refused at their header before they reach it.
+    let limited: actix_http::BoxedPayloadStream =
+        Box::pin(frame_limit::LimitedPayload::new(body.into_inner(), hard));
+    let mut limited = actix_web::dev::Payload::from(limited);
+    let body = <web::Payload as actix_web::FromRequest>::from_request(&req, &mut limited)
+        .await
+        .map_err(|e| ApiError::Internal(format!("WebSocket payload: {e}")))?;
     // The handshake is checked before the engine opens a session for it.
     let (response, ws, stream) = actix_ws::handle(&req, body).map_err(not_a_websocket)?;
     let session = state.engine.connect_with(user, dialect).await?;
-    let engine_max = state.engine.config().max_frame_bytes;
-    let hard = state.config.hard_frame_limit(engine_max);
     let stream = stream
         .max_frame_size(hard)
         .aggregate_continuations()
@@ -182,6 +191,7 @@ impl Socket for ActixSocket {
             Ok(AggregatedMessage::Pong(_)) => Ok(ClientMessage::Pong),
             Ok(AggregatedMessage::Close(_)) => Ok(ClientMessage::Close),
             Err(ProtocolError::Overflow) => Err(ReadError::Overflow),
+            Err(ProtocolError::Io(e)) if frame_limit::is_over_limit(&e) => Err(ReadError::Overflow),
             // actix-ws reports text that is not UTF-8 as invalid data.
             Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
                 Err(ReadError::InvalidUtf8)

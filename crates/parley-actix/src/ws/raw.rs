@@ -11,6 +11,8 @@
 //! [`crate::configure`] keeps the actix-ws socket for applications that mount Parley on their
 //! own `HttpServer`.
 
+use super::frame_limit;
+use crate::conn_limit::LimitedStream;
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_codec::{Decoder, Framed};
@@ -44,11 +46,12 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// wrong or the request is refused; `None`).
 pub(crate) async fn accept(
     req: Request,
-    framed: Framed<TcpStream, h1::Codec>,
+    framed: Framed<LimitedStream, h1::Codec>,
     state: AppState,
 ) -> Option<(Connection, RawSocket)> {
     let parts = framed.into_parts();
-    let mut io = parts.io;
+    // The HTTP connection limits end here: the socket has its own.
+    let mut io = parts.io.into_inner();
     // actix-http's buffers (8 KiB each) are dropped: the socket keeps only the bytes a client
     // sent after its handshake without waiting for the answer (rare), in a buffer their size.
     let leftover = match parts.read_buf.is_empty() {
@@ -323,6 +326,14 @@ impl Socket for RawSocket {
             // Parse what is buffered first; read only when it holds no whole frame. Nothing
             // here awaits between taking bytes off the socket and buffering them, so dropping
             // this future loses nothing.
+            // The codec checks a frame's length only once all of it is buffered: refuse an
+            // oversized one at its header, before keeping any of its payload.
+            if let Some(header) = frame_limit::header(&self.read) {
+                let joined = self.partial.as_ref().map(|(_, joined)| joined.len());
+                if frame_limit::check(&header, joined, self.max_size).is_err() {
+                    return Some(Err(ReadError::Overflow));
+                }
+            }
             match self.codec.decode(&mut self.read) {
                 Ok(Some(frame)) => {
                     if self.read.is_empty() {

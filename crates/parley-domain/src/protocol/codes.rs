@@ -84,11 +84,13 @@ pub enum ErrorCode {
     OriginNotAllowed,
     /// A request to a WebSocket route that is not a valid WebSocket handshake.
     NotAWebsocket,
+    /// The request (head or body) did not arrive in time; the connection is closed.
+    RequestTimeout,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Self; 33] = [
+    pub const ALL: [Self; 34] = [
         Self::FrameTooLarge,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -122,6 +124,7 @@ impl ErrorCode {
         Self::TooLarge,
         Self::OriginNotAllowed,
         Self::NotAWebsocket,
+        Self::RequestTimeout,
     ];
 
     /// The wire spelling, e.g. `"frame_too_large"`.
@@ -160,6 +163,7 @@ impl ErrorCode {
             Self::TooLarge => "too_large",
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::NotAWebsocket => "not_a_websocket",
+            Self::RequestTimeout => "request_timeout",
         }
     }
 
@@ -199,6 +203,7 @@ impl ErrorCode {
             Self::TooLarge => "the request body is larger than the server accepts",
             Self::OriginNotAllowed => "this origin may not open the chat socket",
             Self::NotAWebsocket => "not a WebSocket handshake",
+            Self::RequestTimeout => "the request did not arrive in time",
         }
     }
 }
