@@ -30,6 +30,7 @@
 #   PARLEY_AUTH_RATE=0         thousands of register/login requests come from one address
 #   PARLEY_HTTP_MAX_CONNECTIONS_PER_ADDRESS=0: so do thousands of concurrent handshakes
 #   PARLEY_MESSAGE_RATE/BURST  1e6: senders run as fast as their send window allows
+#   PARLEY_ROOM_CREATE_RATE/BURST 1e6: one account creates every room of a scenario
 #   PARLEY_ACCESS_TOKEN_TTL_SECS=3600: provisioning 19,000 accounts outlasts a 5-minute token
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -153,6 +154,7 @@ start_parley() {
       PARLEY_SECRET_FILE="$dir/secret" PARLEY_BCRYPT_COST=4 PARLEY_AUTH_RATE=0 \
       PARLEY_HTTP_MAX_CONNECTIONS_PER_ADDRESS=0 \
       PARLEY_MESSAGE_RATE=1000000 PARLEY_MESSAGE_BURST=1000000 \
+      PARLEY_ROOM_CREATE_RATE=1000000 PARLEY_ROOM_CREATE_BURST=1000000 \
       PARLEY_ACCESS_TOKEN_TTL_SECS=3600 PARLEY_LOG_LEVEL=warn \
       "$SERVER_BIN" >"$dir/server-$i.log" 2>&1 &
     SPIDS+=($!)

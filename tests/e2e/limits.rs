@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use std::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-crate::on_both!(every_frame_type_has_a_per_user_limit);
+crate::on_both!(
+    every_frame_type_has_a_per_user_limit,
+    room_creation_is_limited_per_user
+);
 
 const PROTOCOL_DOC: &str = include_str!("../../docs/protocol.md");
 
@@ -258,5 +261,50 @@ async fn every_frame_type_has_a_per_user_limit(backend: Backend) {
             ws.close().await;
         }
     }
+    server.stop().await;
+}
+
+/// Ten rooms at once, then one every ten seconds (the defaults), however they are created:
+/// over REST or by the tutorial endpoint's first connection to a room that does not exist.
+async fn room_creation_is_limited_per_user(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let alice = server.user("alice").await;
+    let tag = unique();
+    for i in 0..9 {
+        server.create_room(&alice, &format!("r{i}-{tag}")).await;
+    }
+    let mut tutorial = WsClient::try_connect(
+        server.addr,
+        &format!("/ws/chat/t-{tag}?token={alice}&frames=all"),
+        &[],
+    )
+    .await
+    .expect("tutorial socket");
+    assert_eq!(tutorial.next_json().await["type"], "joined");
+    let r = parley_e2e::http::post(
+        server.addr,
+        "/api/rooms",
+        Some(&alice),
+        &json!({"name": format!("one-too-many-{tag}")}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (429, "rate_limited"),
+        "{}",
+        r.body
+    );
+    assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+    // The tutorial endpoint creates nothing more either: the socket says why and closes.
+    let mut refused =
+        WsClient::try_connect(server.addr, &format!("/ws/chat/u-{tag}?token={alice}"), &[])
+            .await
+            .expect("tutorial socket");
+    let error = refused.next_json().await;
+    assert_eq!(error["code"], "rate_limited", "{error}");
+    assert_eq!(refused.closed().await.0, 1008);
+    // Another user has a budget of their own; joining existing rooms costs nothing of it.
+    let bob = server.user("bob").await;
+    server.create_room(&bob, &format!("bob-{tag}")).await;
     server.stop().await;
 }

@@ -162,6 +162,10 @@ pub struct Settings {
     pub ping_burst: f64,
     /// Largest call-signal payload, in bytes.
     pub max_signal_bytes: usize,
+    /// Rooms created per second per user (sustained).
+    pub room_create_rate: f64,
+    /// Rooms a user may create at once.
+    pub room_create_burst: f64,
     /// Register/login/refresh requests per second per client address (0: unlimited).
     pub auth_rate: f64,
     /// Burst of account requests per client address.
@@ -256,6 +260,8 @@ impl Default for Settings {
             ping_rate: engine.ping_rate.per_second,
             ping_burst: engine.ping_rate.burst,
             max_signal_bytes: engine.max_signal_bytes,
+            room_create_rate: engine.room_create_rate.per_second,
+            room_create_burst: engine.room_create_rate.burst,
             auth_rate: 1.0,
             auth_burst: 20.0,
             login_failure_rate: 0.1,
@@ -498,6 +504,7 @@ impl Settings {
             signal_rate: RateLimit::new(self.signal_rate, self.signal_burst),
             ping_rate: RateLimit::new(self.ping_rate, self.ping_burst),
             max_signal_bytes: self.max_signal_bytes,
+            room_create_rate: RateLimit::new(self.room_create_rate, self.room_create_burst),
             history_on_join: self.history_on_join,
             presence_fanout_limit: self.presence_fanout_limit,
             group_commit: self.group_commit.then_some(BatchOptions {

@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub signal_rate: RateLimit,
     /// `ping` frames per user.
     pub ping_rate: RateLimit,
+    /// Rooms a user may create (REST and the tutorial endpoint alike).
+    pub room_create_rate: RateLimit,
     /// Largest `signal` payload, in bytes of JSON (an SDP offer is a few KiB); never more
     /// than `max_frame_bytes`, which bounds the whole frame.
     pub max_signal_bytes: usize,
@@ -82,6 +84,7 @@ impl Default for EngineConfig {
             read_rate: RateLimit::new(5.0, 20.0),
             signal_rate: RateLimit::new(20.0, 60.0),
             ping_rate: RateLimit::new(5.0, 20.0),
+            room_create_rate: RateLimit::new(0.1, 10.0),
             max_signal_bytes: 16 * 1024,
             history_on_join: 50,
             room_group_pattern: "chat_{room}".to_owned(),
@@ -119,6 +122,7 @@ impl EngineConfig {
             ("read_rate", self.read_rate),
             ("signal_rate", self.signal_rate),
             ("ping_rate", self.ping_rate),
+            ("room_create_rate", self.room_create_rate),
         ] {
             if !(rate.per_second > 0.0 && rate.burst >= 1.0) {
                 return bad(name, "needs a positive rate and a burst of at least 1");

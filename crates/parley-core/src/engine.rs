@@ -248,21 +248,22 @@ impl Inner {
         }
     }
 
-    /// Takes one token of `user`'s `budget`; on refusal, the error to answer with.
+    /// Takes one token of `user`'s `budget`; on refusal, the error to answer with. A user
+    /// without a connection (a REST call) gets budgets too, forgotten once refilled.
     pub(crate) fn take_token(&self, user: UserId, budget: Budget) -> Result<()> {
         let mut state = self.state.lock();
-        match state.users.get_mut(&user) {
-            Some(entry) => {
-                entry
-                    .budgets
-                    .take(budget)
-                    .map_err(|retry_after| EngineError::RateLimited {
-                        what: budget.what(),
-                        retry_after,
-                    })
-            }
-            None => Ok(()),
-        }
+        let entry = state.users.entry(user).or_insert_with(|| UserState {
+            connections: 0,
+            budgets: Budgets::new(&self.config),
+            forget_at: Some(limits::forget_at(&self.config)),
+        });
+        entry
+            .budgets
+            .take(budget)
+            .map_err(|retry_after| EngineError::RateLimited {
+                what: budget.what(),
+                retry_after,
+            })
     }
 
     /// Forgets users whose last connection closed long enough ago.

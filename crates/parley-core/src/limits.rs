@@ -26,11 +26,14 @@ pub enum Budget {
     Signals,
     /// `ping`.
     Pings,
+    /// Rooms created (not a frame: `POST /api/rooms`, and the tutorial endpoint's first
+    /// connection to a room that does not exist).
+    RoomCreations,
 }
 
 impl Budget {
     /// Every budget.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Messages,
         Self::Joins,
         Self::Typing,
@@ -38,6 +41,7 @@ impl Budget {
         Self::Read,
         Self::Signals,
         Self::Pings,
+        Self::RoomCreations,
     ];
 
     /// The budget a frame type draws on.
@@ -63,6 +67,7 @@ impl Budget {
             Self::Read => "read markers",
             Self::Signals => "signals",
             Self::Pings => "pings",
+            Self::RoomCreations => "new rooms",
         }
     }
 
@@ -76,6 +81,7 @@ impl Budget {
             Self::Read => config.read_rate,
             Self::Signals => config.signal_rate,
             Self::Pings => config.ping_rate,
+            Self::RoomCreations => config.room_create_rate,
         }
     }
 
@@ -127,7 +133,8 @@ mod tests {
 
     #[test]
     fn every_frame_type_draws_on_a_budget_and_every_budget_is_used() {
-        let used: Vec<Budget> = FrameType::ALL.iter().map(|&t| Budget::of(t)).collect();
+        let mut used: Vec<Budget> = FrameType::ALL.iter().map(|&t| Budget::of(t)).collect();
+        used.push(Budget::RoomCreations);
         for budget in Budget::ALL {
             assert!(used.contains(&budget), "{budget:?} is not used");
             assert_eq!(Budget::ALL[budget.index()], budget);

@@ -6,6 +6,7 @@
 use crate::access::RoomAccess;
 use crate::engine::Inner;
 use crate::error::{EngineError, Result};
+use crate::limits::Budget;
 use parley_domain::protocol::ErrorCode;
 use parley_domain::{
     Membership, Message, Role, Room, RoomKind, RoomName, RoomSummary, Timestamp, Topic, User,
@@ -126,6 +127,7 @@ impl Rooms {
                 "direct rooms are made with a direct chat (POST /api/direct/{username}), and 'dm.' names are reserved",
             ));
         }
+        self.inner.take_token(user.id, Budget::RoomCreations)?;
         let new = NewRoom {
             name,
             kind,
@@ -331,6 +333,7 @@ impl Rooms {
         let store = &self.inner.store;
         match store.room_by_name(room).await {
             Err(StoreError::NotFound(_)) => {
+                self.inner.take_token(user.id, Budget::RoomCreations)?;
                 let new = NewRoom {
                     name: room.clone(),
                     kind: RoomKind::Public,
