@@ -353,6 +353,11 @@ test('access tokens are refreshed silently', async () => {
   const token = () => alice.page.evaluate(() => JSON.parse(localStorage.getItem('parley.auth')).access);
   await alice.page.locator(`.room-link[data-room="${ROOM}"]`).click();
   await bob.page.locator(`.room-link[data-room="${ROOM}"]`).click();
+  // The socket's authorization ends with its token: the client renews it on the open socket
+  // (`renew`), so no new socket is opened while the tokens rotate.
+  const opened = [];
+  const onSocket = (ws) => opened.push(ws.url());
+  alice.page.on('websocket', onSocket);
   const first = await token();
   // The server under test issues access tokens that live ACCESS_TTL_SECS seconds.
   await eventually('a new access token', async () => (await token()) !== first, (ACCESS_TTL_SECS + 15) * 1000);
@@ -369,6 +374,8 @@ test('access tokens are refreshed silently', async () => {
     return (await fetch('/api/me', { headers: { Authorization: `Bearer ${auth.access}` } })).status;
   });
   assert.equal(status, 200);
+  alice.page.off('websocket', onSocket);
+  assert.deepEqual(opened, [], 'the socket was renewed, not reopened');
 });
 
 test('a direct chat between the two', async () => {

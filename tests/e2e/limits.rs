@@ -150,6 +150,7 @@ async fn every_frame_type_has_a_per_user_limit(backend: Backend) {
                 json!({"type": "signal", "to": bystander, "payload": {"sdp": "x"}})
             }
             FrameType::Ping => json!({"type": "ping"}),
+            FrameType::Renew => json!({"type": "renew", "token": f_token}),
         };
         // A frame of another budget, always answered, marks the end of each socket's flood.
         let sentinel = if frame_type == FrameType::Ping {
@@ -225,7 +226,7 @@ async fn every_frame_type_has_a_per_user_limit(backend: Backend) {
             FrameType::Delete => seen.iter().filter(|v| v["type"] == "deleted").count(),
             FrameType::Read => from_flooder("read"),
             FrameType::Join | FrameType::Leave => from_flooder("presence"),
-            FrameType::History | FrameType::Ping => seen.len(),
+            FrameType::History | FrameType::Ping | FrameType::Renew => seen.len(),
         };
         let most = match frame_type {
             // Fire-and-forget: nothing comes back on success, so count what was not refused.
@@ -233,7 +234,7 @@ async fn every_frame_type_has_a_per_user_limit(backend: Backend) {
             FrameType::Send | FrameType::Edit => successes,
             FrameType::Delete | FrameType::Read => 1,
             FrameType::Join | FrameType::Leave => 1,
-            FrameType::History | FrameType::Ping => 0,
+            FrameType::History | FrameType::Ping | FrameType::Renew => 0,
         };
         assert!(
             effects <= most,

@@ -87,6 +87,7 @@ async function doRefresh() {
   if (stored && stored.refresh !== state.auth.refresh && tokenExpiry(stored.access) > Date.now() + 10_000) {
     state.auth = stored;
     scheduleRefresh();
+    hooks.accessRenewed();
     return;
   }
   let res;
@@ -103,6 +104,8 @@ async function doRefresh() {
   if (!res.ok) throw new Error(`refresh failed: HTTP ${res.status}`);
   const data = await res.json();
   setAuth({ ...state.auth, access: data.access, refresh: data.refresh ?? state.auth.refresh });
+  // The open socket's authorization ends with its token: hand it the new one.
+  hooks.accessRenewed();
 }
 
 export async function ensureFreshAccess() {
@@ -118,5 +121,6 @@ window.addEventListener('storage', (e) => {
   else if (stored && state.auth && stored.user?.username === me()) {
     state.auth = stored;
     scheduleRefresh();
+    hooks.accessRenewed();
   }
 });

@@ -163,6 +163,14 @@ class Socket {
     );
   }
 
+  /** Hands the open socket the current access token (`renew`): its authorization ends
+   *  with the token it was opened with. A refused renewal is left to the `expiring` and
+   *  close paths (a reconnect opens with a fresh token). */
+  renew() {
+    if (!this.open || !state.auth) return;
+    this.request({ type: 'renew', token: state.auth.access }).catch(() => {});
+  }
+
   dispatch(frame) {
     const waiter = typeof frame.ref === 'string' ? this.pending.get(frame.ref) : undefined;
     if (waiter) {
@@ -179,5 +187,7 @@ class Socket {
 }
 
 export const socket = new Socket();
+
+hooks.accessRenewed = () => socket.renew();
 
 window.addEventListener('online', () => socket.retryNow());

@@ -27,6 +27,8 @@ export function onSocketClosed(code) {
   }
   if (code === 4000) toast('The connection fell behind; catching up.', 'info');
   renderAll();
+  // 4004: this login was signed out (logged out elsewhere): the tokens are dead too.
+  if (code === 4004) hooks.logout('You were signed out. Please log in again.');
 }
 
 export function handleFrame(f) {
@@ -124,6 +126,12 @@ export function handleFrame(f) {
     }
     case 'signal':
       onSignal(f);
+      break;
+    case 'expiring':
+      // The socket's authorization ends soon: refreshing the tokens renews it (auth.js).
+      refreshTokens().catch((e) => {
+        if (e instanceof AuthLost) hooks.logout('Your session has ended. Please log in again.');
+      });
       break;
     case 'error':
       if (f.code === 'unauthorized') {

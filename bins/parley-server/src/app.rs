@@ -148,6 +148,8 @@ impl Application {
                 .map_err(|e| ServerError::Config(format!("auth setup: {e}")))??
         };
         let engine = Engine::start(store, layer, settings.engine_config()).await?;
+        // Sockets renew their authorization on the socket, and logging out closes them.
+        engine.use_auth(auth.clone());
         let state = AppState::new(
             engine.clone(),
             auth,

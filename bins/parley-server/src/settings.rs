@@ -162,6 +162,12 @@ pub struct Settings {
     pub ping_burst: f64,
     /// Largest call-signal payload, in bytes.
     pub max_signal_bytes: usize,
+    /// `renew` frames per second per user.
+    pub renew_rate: f64,
+    /// `renew` burst per user.
+    pub renew_burst: f64,
+    /// Seconds before a socket's authorization ends that it is warned (`expiring`).
+    pub expiry_warning_secs: u64,
     /// Rooms created per second per user (sustained).
     pub room_create_rate: f64,
     /// Rooms a user may create at once.
@@ -260,6 +266,9 @@ impl Default for Settings {
             ping_rate: engine.ping_rate.per_second,
             ping_burst: engine.ping_rate.burst,
             max_signal_bytes: engine.max_signal_bytes,
+            renew_rate: engine.renew_rate.per_second,
+            renew_burst: engine.renew_rate.burst,
+            expiry_warning_secs: engine.expiry_warning.as_secs(),
             room_create_rate: engine.room_create_rate.per_second,
             room_create_burst: engine.room_create_rate.burst,
             auth_rate: 1.0,
@@ -505,6 +514,8 @@ impl Settings {
             ping_rate: RateLimit::new(self.ping_rate, self.ping_burst),
             max_signal_bytes: self.max_signal_bytes,
             room_create_rate: RateLimit::new(self.room_create_rate, self.room_create_burst),
+            renew_rate: RateLimit::new(self.renew_rate, self.renew_burst),
+            expiry_warning: Duration::from_secs(self.expiry_warning_secs),
             history_on_join: self.history_on_join,
             presence_fanout_limit: self.presence_fanout_limit,
             group_commit: self.group_commit.then_some(BatchOptions {

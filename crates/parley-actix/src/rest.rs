@@ -148,12 +148,13 @@ async fn refresh(
     .await
 }
 
-/// `POST /api/auth/logout` → 204; the refresh token and its family are revoked.
+/// `POST /api/auth/logout` → 204; the refresh token and its family are revoked, and the
+/// sockets that login opened close (4004), on every process.
 async fn logout(state: State, body: web::Json<RefreshBody>) -> Result<HttpResponse> {
     let body = body.into_inner();
-    let auth = state.auth.clone();
+    let engine = state.engine.clone();
     run(&state, async move {
-        auth.logout(&body.refresh).await?;
+        engine.logout(&body.refresh).await?;
         no_content()
     })
     .await

@@ -263,7 +263,8 @@ impl Auth {
 
     /// Revokes a refresh token and its family (the whole session): afterwards neither it
     /// nor any token rotated from the same login can be refreshed. Logging out twice is fine.
-    pub async fn logout(&self, refresh: &str) -> Result<()> {
+    /// The token's claims: whose login ended, and which (its `family`).
+    pub async fn logout(&self, refresh: &str) -> Result<Claims> {
         let claims = self.inner.tokens.verify(refresh, TokenType::Refresh)?;
         let until = Timestamp::now().plus_seconds(self.inner.tokens.refresh_secs());
         self.inner
@@ -271,7 +272,7 @@ impl Auth {
             .revoke_token(&claims.jti, claims.expires_at())
             .await?;
         self.inner.store.revoke_token(&claims.family, until).await?;
-        Ok(())
+        Ok(claims)
     }
 
     /// Verifies an access token without the store: signature, algorithm, expiry, type.

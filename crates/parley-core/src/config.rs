@@ -37,6 +37,11 @@ pub struct EngineConfig {
     pub ping_rate: RateLimit,
     /// Rooms a user may create (REST and the tutorial endpoint alike).
     pub room_create_rate: RateLimit,
+    /// `renew` frames per user.
+    pub renew_rate: RateLimit,
+    /// How long before a connection's authorization ends it is warned (`expiring`); a token
+    /// that lives less than twice this is warned halfway through its life.
+    pub expiry_warning: Duration,
     /// Largest `signal` payload, in bytes of JSON (an SDP offer is a few KiB); never more
     /// than `max_frame_bytes`, which bounds the whole frame.
     pub max_signal_bytes: usize,
@@ -85,6 +90,8 @@ impl Default for EngineConfig {
             signal_rate: RateLimit::new(20.0, 60.0),
             ping_rate: RateLimit::new(5.0, 20.0),
             room_create_rate: RateLimit::new(0.1, 10.0),
+            renew_rate: RateLimit::new(1.0, 5.0),
+            expiry_warning: Duration::from_secs(60),
             max_signal_bytes: 16 * 1024,
             history_on_join: 50,
             room_group_pattern: "chat_{room}".to_owned(),
@@ -123,6 +130,7 @@ impl EngineConfig {
             ("signal_rate", self.signal_rate),
             ("ping_rate", self.ping_rate),
             ("room_create_rate", self.room_create_rate),
+            ("renew_rate", self.renew_rate),
         ] {
             if !(rate.per_second > 0.0 && rate.burst >= 1.0) {
                 return bad(name, "needs a positive rate and a burst of at least 1");

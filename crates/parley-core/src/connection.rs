@@ -14,17 +14,19 @@
 //!   timeout drops the client;
 //! - **heartbeat**: a ping every [`ConnectionConfig::ping_interval`]; a client silent for
 //!   [`ConnectionConfig::ping_timeout`] is closed with [`CloseReason::PingTimeout`];
+//! - **authorization**: a session with a [`crate::Grant`] is warned (`expiring`) before it
+//!   ends and closed with [`CloseReason::Expired`] unless the client renews;
 //! - **close codes** as [`CloseReason`]s, which the socket turns into its own close frame.
 
 use crate::session::{CloseReason, Inbound, Outbound, Session};
 use parley_domain::protocol::{ErrorCode, ServerFrame};
 use std::any::Any;
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::time::{Instant, interval_at};
+use tokio::time::{Instant, Sleep, interval_at, sleep_until};
 
 /// Most deliveries gathered into one write: a bound on the iovec count of one `writev`
 /// (Linux allows 1,024) and on how long the client's own frames wait behind deliveries.
@@ -214,7 +216,14 @@ impl Connection {
         let period = self.config.ping_interval;
         let mut ticker = interval_at(Instant::now() + period, period);
         let mut last_heard = Instant::now();
+        // The session's authorization timer (the `expiring` warning, then the end), boxed:
+        // only authorized sessions carry one, and it moves when the client renews.
+        let mut deadline: Option<(Instant, Pin<Box<Sleep>>)> = None;
         while matches!(step, Step::Continue) {
+            let due = self.session.as_ref().and_then(Session::deadline);
+            if deadline.as_ref().map(|(at, _)| *at) != due {
+                deadline = due.map(|at| (at, Box::pin(sleep_until(at))));
+            }
             // Deliveries first: a client that keeps sending must not starve its own mailbox
             // (which also holds the room's copies of its own messages) until the layer finds it
             // full and disconnects it as a slow consumer. Its next frames wait in the socket,
@@ -231,6 +240,11 @@ impl Connection {
                 message = socket.recv() => {
                     last_heard = Instant::now();
                     Box::pin(self.on_client(&mut socket, message)).await
+                }
+                () = until(deadline.as_mut().map(|(_, sleep)| sleep.as_mut())) => {
+                    deadline = None;
+                    let due = self.session.as_mut().and_then(Session::on_deadline);
+                    Box::pin(self.deliver(&mut socket, due.into_iter().collect())).await
                 }
                 _ = ticker.tick() => {
                     if last_heard.elapsed() > self.config.ping_timeout {
@@ -420,6 +434,14 @@ impl Connection {
                 Step::Gone
             }
         }
+    }
+}
+
+/// Waits out `sleep`; never, without one.
+async fn until(sleep: Option<Pin<&mut Sleep>>) {
+    match sleep {
+        Some(sleep) => sleep.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -8,13 +8,14 @@ use crate::presence::PresenceBook;
 use crate::rooms::Rooms;
 use crate::session::Session;
 use parking_lot::Mutex;
+use parley_auth::Auth;
 use parley_domain::protocol::{Dialect, Presence, PresenceEvent, ServerFrame};
 use parley_domain::{RoomName, User, UserId, UserName};
 use parley_layer::{ChannelLayer, ChannelName, Message};
 use parley_store::{AppendBatcher, Appended, NewMessage, Store};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -37,6 +38,9 @@ pub(crate) struct Inner {
     /// after storing (and answering) every append already queued.
     batcher: Option<AppendBatcher>,
     pub(crate) layer: Arc<dyn ChannelLayer>,
+    /// Checks `renew` tokens and logs out ([`Engine::use_auth`]); unset, sockets cannot
+    /// renew on the socket.
+    pub(crate) auth: OnceLock<Auth>,
     pub(crate) config: EngineConfig,
     pub(crate) groups: Groups,
     /// This node's own channel: receives other nodes' presence snapshots.
@@ -89,6 +93,7 @@ impl Engine {
             state: Mutex::new(State::default()),
             shutdown,
             layer: layer.clone(),
+            auth: OnceLock::new(),
         });
         tokio::spawn(node_task(Arc::downgrade(&inner), layer, node));
         Ok(Self { inner })
@@ -149,6 +154,34 @@ impl Engine {
             .connections
             .insert(channel.clone(), (kill.clone(), user.id));
         Ok((channel, kill))
+    }
+
+    /// Lets sockets renew their authorization with a fresh access token (`renew`), checked by
+    /// `auth`, and logs out through [`Engine::logout`]. Set once; later calls are ignored.
+    pub fn use_auth(&self, auth: Auth) {
+        if self.inner.auth.set(auth).is_err() {
+            tracing::warn!("Engine::use_auth called twice: the first account service stays");
+        }
+    }
+
+    /// Logs out the login of `refresh` (its token family is revoked: see
+    /// [`Auth::logout`]) and closes every socket that login authorized, on every process.
+    pub async fn logout(&self, refresh: &str) -> Result<()> {
+        let auth = self.inner.auth.get().ok_or_else(|| {
+            EngineError::Config("Engine::logout needs Engine::use_auth".to_owned())
+        })?;
+        let claims = auth.logout(refresh).await?;
+        self.sign_out(claims.user_id()?, Some(&claims.family)).await
+    }
+
+    /// Closes `user`'s sockets on every process sharing the layer: those authorized by the
+    /// login `family`, or all of them (`None`: a password change, a deactivation).
+    pub async fn sign_out(&self, user: UserId, family: Option<&str>) -> Result<()> {
+        self.inner
+            .layer
+            .group_send(&self.inner.groups.user(user)?, events::sign_out(family))
+            .await?;
+        Ok(())
     }
 
     /// The rooms service: listing, creating, changing and reading rooms as one user, with

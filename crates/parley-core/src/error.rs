@@ -1,5 +1,6 @@
 //! The one error type of this crate.
 
+use parley_auth::AuthError;
 use parley_domain::protocol::{ErrorCode, ErrorFrame, FrameRef};
 use parley_layer::LayerError;
 use parley_store::StoreError;
@@ -34,6 +35,9 @@ pub enum EngineError {
         /// How long until the next one is allowed.
         retry_after: Duration,
     },
+    /// A token presented on the socket (`renew`) was refused, or signing out failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,6 +64,7 @@ impl EngineError {
             Self::Config(_) => ErrorCode::Internal,
             Self::TooManyConnections(_) | Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Refused { code, .. } => *code,
+            Self::Auth(e) => e.code(),
             Self::Store(e) => e.code(),
             Self::Layer(LayerError::ChannelFull(_)) => ErrorCode::SlowConsumer,
             Self::Layer(LayerError::Unavailable(_) | LayerError::Closed) => ErrorCode::Unavailable,
@@ -81,7 +86,9 @@ impl EngineError {
             ErrorCode::Unavailable => {
                 tracing::warn!(error = %self, "backing service unavailable");
                 match self {
-                    Self::Store(_) => "the database is unavailable; try again".to_owned(),
+                    Self::Store(_) | Self::Auth(AuthError::Store(_)) => {
+                        "the database is unavailable; try again".to_owned()
+                    }
                     Self::Layer(_) => "the message bus is unavailable; try again".to_owned(),
                     other => other.to_string(),
                 }

@@ -10,7 +10,7 @@
 //!   (`parley.event`: presence, typing, edits, deletes, read markers).
 //!
 //! Per user, `parley.user.{id}` reaches all of one user's connections (`parley.signal`,
-//! `parley.kick`). Per room, `parley.nodes.{room}` reaches one channel per server process, for
+//! `parley.kick`, `parley.signout`). Per room, `parley.nodes.{room}` reaches one channel per server process, for
 //! presence snapshots (`parley.presence`).
 //!
 //! Every event that carries a client frame stores it pre-serialized-ready as a JSON value
@@ -31,6 +31,9 @@ pub const PARLEY_EVENT: &str = "parley.event";
 pub const PARLEY_SIGNAL: &str = "parley.signal";
 /// `type` of "you were removed from this room", to one user.
 pub const PARLEY_KICK: &str = "parley.kick";
+/// `type` of "close your sockets" to one user (a login signed out), with the login's
+/// `family` when only its sockets close.
+pub const PARLEY_SIGNOUT: &str = "parley.signout";
 /// `type` of a node's presence snapshot, on the nodes group.
 pub const PARLEY_PRESENCE: &str = "parley.presence";
 /// A heartbeat probe a node sends itself through its canary group (ignored on receipt).
@@ -128,6 +131,15 @@ pub fn kick(room: &RoomName) -> Message {
     Message::new(PARLEY_KICK, fields)
 }
 
+/// "Close these sockets": every socket of the user, or those authorized by one login.
+pub fn sign_out(family: Option<&str>) -> Message {
+    let mut fields = Map::new();
+    if let Some(family) = family {
+        fields.insert("family".into(), Value::String(family.to_owned()));
+    }
+    Message::new(PARLEY_SIGNOUT, fields)
+}
+
 /// A node's presence snapshot for one room. `reply_to` asks the receivers to answer with
 /// their own snapshot (sent when this node first reports the room).
 pub fn presence_snapshot(
@@ -162,6 +174,8 @@ pub enum Delivery {
         /// The text.
         message: String,
     },
+    /// Close if this connection belongs to the signed-out login (`None`: any login).
+    SignOut(Option<String>),
     /// Nothing for this client (its own echo, or an event it does not handle).
     Skip,
 }
@@ -238,6 +252,12 @@ pub fn deliver(message: &Message, me: &ChannelName, dialect: &Dialect) -> Delive
                 Delivery::Text(render_parley(message))
             }
         }
+        PARLEY_SIGNOUT => Delivery::SignOut(
+            message
+                .get("family")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        ),
         PARLEY_KICK => match message
             .get("room")
             .and_then(Value::as_str)

@@ -27,6 +27,9 @@
 //! - [`presence`]: per-user presence across nodes, with expiry of dead nodes.
 //! - [`Budget`] (`limits`): what each client frame type costs; every budget is per user,
 //!   shared by the user's connections. [`rate`]: the token buckets behind them.
+//! - [`Grant`] (`authorization`): how long a connection stays authorized — its access
+//!   token's lifetime, renewed on the socket (`renew`), ended by signing out
+//!   ([`Engine::logout`], [`Engine::sign_out`]) on every process.
 //! - [`EngineConfig`], [`ConnectionConfig`]: the limits and timings.
 //! - [`EngineError`] (`error`): the one error type; its [`EngineError::code`] is the wire
 //!   code a client sees, on the socket and in REST answers alike.
@@ -39,9 +42,11 @@
 //!
 //! ## Must not depend on
 //! An HTTP framework (actix, axum), Redis or a specific database driver: it talks to
-//! `parley-layer`'s trait and `parley-store`'s `Store`, and the binary picks the backends.
+//! `parley-layer`'s trait, `parley-store`'s `Store` and `parley-auth`'s `Auth` (to check a
+//! token renewed on a socket), and the binary picks the backends.
 
 mod access;
+mod authorization;
 mod config;
 mod connection;
 mod engine;
@@ -54,6 +59,7 @@ mod rooms;
 mod session;
 
 pub use access::RoomAccess;
+pub use authorization::Grant;
 pub use config::EngineConfig;
 pub use connection::{
     ClientMessage, Connection, ConnectionConfig, Gone, MAX_BATCH, MAX_FRAMES, ReadError, Socket,
@@ -66,5 +72,6 @@ pub use parley_store::HistoryQuery;
 pub use rate::RateLimit;
 pub use rooms::{Member, MemberAdded, RoomChanges, RoomDetails, RoomHistory, Rooms};
 pub use session::{
-    CLOSE_PING_TIMEOUT, CLOSE_SLOW_CONSUMER, CloseReason, Inbound, Outbound, Session,
+    CLOSE_EXPIRED, CLOSE_PING_TIMEOUT, CLOSE_SIGNED_OUT, CLOSE_SLOW_CONSUMER, CloseReason, Inbound,
+    Outbound, Session,
 };

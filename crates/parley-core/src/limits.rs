@@ -26,6 +26,8 @@ pub enum Budget {
     Signals,
     /// `ping`.
     Pings,
+    /// `renew` (a token check and a user lookup).
+    Renewals,
     /// Rooms created (not a frame: `POST /api/rooms`, and the tutorial endpoint's first
     /// connection to a room that does not exist).
     RoomCreations,
@@ -33,7 +35,7 @@ pub enum Budget {
 
 impl Budget {
     /// Every budget.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Messages,
         Self::Joins,
         Self::Typing,
@@ -41,6 +43,7 @@ impl Budget {
         Self::Read,
         Self::Signals,
         Self::Pings,
+        Self::Renewals,
         Self::RoomCreations,
     ];
 
@@ -54,6 +57,7 @@ impl Budget {
             FrameType::Read => Self::Read,
             FrameType::Signal => Self::Signals,
             FrameType::Ping => Self::Pings,
+            FrameType::Renew => Self::Renewals,
         }
     }
 
@@ -67,6 +71,7 @@ impl Budget {
             Self::Read => "read markers",
             Self::Signals => "signals",
             Self::Pings => "pings",
+            Self::Renewals => "renewals",
             Self::RoomCreations => "new rooms",
         }
     }
@@ -81,6 +86,7 @@ impl Budget {
             Self::Read => config.read_rate,
             Self::Signals => config.signal_rate,
             Self::Pings => config.ping_rate,
+            Self::Renewals => config.renew_rate,
             Self::RoomCreations => config.room_create_rate,
         }
     }

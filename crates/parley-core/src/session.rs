@@ -2,6 +2,7 @@
 //! the frames it receives.
 
 use crate::access::RoomAccess;
+use crate::authorization::{Authorization, Grant};
 use crate::engine::Inner;
 use crate::error::{EngineError, Result};
 use crate::events::{self, Delivery};
@@ -10,9 +11,9 @@ use crate::limits::Budget;
 use parley_domain::protocol::TutorialFrames;
 use parley_domain::protocol::{
     ClientEnvelope, ClientFrame, DeleteMessage, Deleted, Dialect, EditMessage, Edited, ErrorCode,
-    ExternalMessage, FetchHistory, FrameRef, FrameType, HistoryPage, JoinRoom, Joined, LeaveRoom,
-    Left, MarkRead, Pong, Posted, ReadMarker, RelayedSignal, SendMessage, SendSignal, ServerFrame,
-    SetTyping, Typing,
+    Expiring, ExternalMessage, FetchHistory, FrameRef, FrameType, HistoryPage, JoinRoom, Joined,
+    LeaveRoom, Left, MarkRead, Pong, Posted, ReadMarker, RelayedSignal, RenewAuth, Renewed,
+    SendMessage, SendSignal, ServerFrame, SetTyping, Typing,
 };
 use parley_domain::{MessageId, Role, RoomId, RoomName, User};
 use parley_layer::{ChannelName, Message};
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 /// Something a session wants its transport to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,12 +58,20 @@ pub enum CloseReason {
     SlowConsumer,
     /// Nothing, not even a pong, arrived within the ping timeout (4001).
     PingTimeout,
+    /// The connection's authorization (its access token) ended without a `renew` (4003).
+    Expired,
+    /// The user signed out: the login that authorized the connection was logged out (4004).
+    SignedOut,
 }
 
 /// Close code: the client reads too slowly (its mailbox overflowed).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4000;
 /// Close code: nothing (not even a pong) arrived within the ping timeout.
 pub const CLOSE_PING_TIMEOUT: u16 = 4001;
+/// Close code: the connection's authorization ended (its access token expired, not renewed).
+pub const CLOSE_EXPIRED: u16 = 4003;
+/// Close code: the login that authorized the connection signed out.
+pub const CLOSE_SIGNED_OUT: u16 = 4004;
 
 impl CloseReason {
     /// The WebSocket close code.
@@ -76,6 +86,8 @@ impl CloseReason {
             Self::LayerFailed => 1011,
             Self::SlowConsumer => CLOSE_SLOW_CONSUMER,
             Self::PingTimeout => CLOSE_PING_TIMEOUT,
+            Self::Expired => CLOSE_EXPIRED,
+            Self::SignedOut => CLOSE_SIGNED_OUT,
         }
     }
 
@@ -92,6 +104,8 @@ impl CloseReason {
             Self::LayerFailed => "channel layer unavailable",
             Self::SlowConsumer => "slow consumer: too many undelivered frames",
             Self::PingTimeout => "ping timeout",
+            Self::Expired => "authorization expired: renew it with a fresh access token",
+            Self::SignedOut => "signed out",
         }
     }
 }
@@ -137,6 +151,8 @@ pub struct Session {
     kill: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
     dialect: Dialect,
+    /// Until when the connection is authorized (`None`: no end, the embedder's choice).
+    authorization: Option<Authorization>,
     rooms: HashMap<RoomName, JoinedRoom>,
     closed: bool,
 }
@@ -172,6 +188,7 @@ impl Session {
             kill,
             shutdown,
             dialect,
+            authorization: None,
             rooms: HashMap::new(),
             closed: false,
         }
@@ -195,6 +212,37 @@ impl Session {
     /// Rooms this connection has joined.
     pub fn rooms(&self) -> impl Iterator<Item = &RoomName> {
         self.rooms.keys()
+    }
+
+    /// Limits the connection to `grant`: it is warned (`expiring`) shortly before the grant
+    /// ends and closed ([`CloseReason::Expired`]) when it does, unless the client sends
+    /// `renew`; and it closes when the grant's login signs out. A session without a grant
+    /// never expires. [`crate::Connection`] runs the timers; a transport of its own calls
+    /// [`Session::on_deadline`] at [`Session::deadline`].
+    pub fn authorize(&mut self, grant: Grant) {
+        self.authorization = Some(Authorization::new(grant, self.inner.config.expiry_warning));
+    }
+
+    /// When [`Session::on_deadline`] is next due (`None`: never).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.authorization.as_ref().map(Authorization::deadline)
+    }
+
+    /// What is due at [`Session::deadline`]: the `expiring` warning, then the close.
+    pub fn on_deadline(&mut self) -> Option<Outbound> {
+        let authorization = self.authorization.as_mut()?;
+        let now = Instant::now();
+        if now >= authorization.ends {
+            tracing::info!(user = %self.user.username, "authorization expired: closing");
+            return Some(Outbound::Close(CloseReason::Expired));
+        }
+        if !authorization.warned && now >= authorization.warn {
+            authorization.warned = true;
+            return Some(text(&ServerFrame::Expiring(Expiring {
+                expires_at: authorization.grant.expires_at,
+            })));
+        }
+        None
     }
 
     /// What to send as soon as the socket is open, before any client frame is handled. For
@@ -271,6 +319,14 @@ impl Session {
         match events::deliver(message, &self.channel, &self.dialect) {
             Delivery::Text(t) => Some(Outbound::Text(t)),
             Delivery::Skip => None,
+            Delivery::SignOut(family) => {
+                let ours = self
+                    .authorization
+                    .as_ref()
+                    .and_then(|a| a.grant.family.as_deref());
+                (family.is_none() || family.as_deref() == ours)
+                    .then_some(Outbound::Close(CloseReason::SignedOut))
+            }
             Delivery::Kick(room) => {
                 if !self.rooms.contains_key(&room) {
                     return None;
@@ -379,6 +435,7 @@ impl Session {
             ClientFrame::Delete(f) => self.delete(f).await.map(Some),
             ClientFrame::Read(f) => self.read(f).await.map(Some),
             ClientFrame::Signal(f) => self.signal(f).await.map(|()| None),
+            ClientFrame::Renew(f) => self.renew(f).await.map(Some),
             ClientFrame::Ping => Ok(Some(ServerFrame::Pong(Pong::default()))),
         };
         match result.transpose() {
@@ -784,6 +841,29 @@ impl Session {
         }
         self.inner.kill_full(&report.full);
         Ok(())
+    }
+
+    /// A fresh access token of the same user extends the connection's authorization.
+    async fn renew(&mut self, f: RenewAuth) -> Result<ServerFrame> {
+        let Some(auth) = self.inner.auth.get() else {
+            return Err(refused(
+                ErrorCode::Forbidden,
+                "this server does not renew authorization on an open socket",
+            ));
+        };
+        let (claims, user) = auth.authenticate(&f.token).await?;
+        if user.id != self.user.id {
+            return Err(refused(ErrorCode::Forbidden, "the token is another user's"));
+        }
+        let grant = Grant::from_claims(&claims);
+        let expires_at = grant.expires_at;
+        // Staff status and e-mail may have changed since the socket opened.
+        self.user = user;
+        self.authorize(grant);
+        Ok(ServerFrame::Renewed(Renewed {
+            expires_at,
+            reference: None,
+        }))
     }
 
     /// True when both users are members of one room. Fast path: the target is online in a

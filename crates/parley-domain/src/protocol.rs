@@ -39,11 +39,12 @@ mod text;
 
 pub use client::{
     ClientEnvelope, ClientFrame, DecodeLimits, DeleteMessage, Dialect, EditMessage, FetchHistory,
-    FrameType, JoinRoom, LeaveRoom, MarkRead, SendMessage, SendSignal, SetTyping, TutorialFrames,
+    FrameType, JoinRoom, LeaveRoom, MarkRead, RenewAuth, SendMessage, SendSignal, SetTyping,
+    TutorialFrames,
 };
 pub use codes::{ErrorCode, ErrorFrame, FrameError};
 pub use server::{
-    Deleted, Edited, ExternalMessage, HistoryPage, Joined, Left, Pong, Posted, Presence,
-    PresenceEvent, ReadMarker, RelayedSignal, ServerFrame, TutorialFields, Typing,
+    Deleted, Edited, Expiring, ExternalMessage, HistoryPage, Joined, Left, Pong, Posted, Presence,
+    PresenceEvent, ReadMarker, RelayedSignal, Renewed, ServerFrame, TutorialFields, Typing,
 };
 pub use text::{CallId, FrameRef};

@@ -438,6 +438,7 @@ fn type_names_match_the_wire() {
             "delete" => r#"{"type":"delete","message_id":1}"#.to_owned(),
             "read" => r#"{"type":"read","room":"a","message_id":1}"#.to_owned(),
             "signal" => r#"{"type":"signal","to":"bob","payload":1}"#.to_owned(),
+            "renew" => r#"{"type":"renew","token":"eyJ.x.y"}"#.to_owned(),
             _ => format!(r#"{{"type":"{name}"}}"#),
         };
         let frame = ClientFrame::decode(&json, &limits()).unwrap().frame;
@@ -966,5 +967,37 @@ fn a_key_given_twice_is_refused_not_last_wins() {
         let e = ClientFrame::decode(text, &limits()).unwrap_err();
         assert_eq!(e.code(), ErrorCode::NotAnObject, "{text}");
         assert!(e.message().ends_with(kind), "{}", e.message());
+    }
+}
+
+#[test]
+fn renew_carries_a_bounded_token_that_never_prints() {
+    let envelope = ClientFrame::decode(
+        r#"{"type":"renew","token":"abc.def.ghi","ref":"n"}"#,
+        &limits(),
+    )
+    .unwrap();
+    let ClientFrame::Renew(renew) = &envelope.frame else {
+        panic!("{envelope:?}");
+    };
+    assert_eq!(renew.token, "abc.def.ghi");
+    assert!(
+        !format!("{envelope:?}").contains("abc.def.ghi"),
+        "the token must not reach a log"
+    );
+    for bad in [
+        r#"{"type":"renew"}"#.to_owned(),
+        r#"{"type":"renew","token":""}"#.to_owned(),
+        r#"{"type":"renew","token":7}"#.to_owned(),
+        format!(
+            r#"{{"type":"renew","token":"{}"}}"#,
+            "t".repeat(RenewAuth::MAX_TOKEN_BYTES + 1)
+        ),
+    ] {
+        let code = ClientFrame::decode(&bad, &limits()).unwrap_err().code();
+        assert!(
+            matches!(code, ErrorCode::MissingField | ErrorCode::InvalidField),
+            "{bad}: {code}"
+        );
     }
 }

@@ -19,7 +19,7 @@ use actix_web::dev::RequestHead;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
-use parley_core::{ClientMessage, CloseReason, Connection, Gone, ReadError, Socket};
+use parley_core::{ClientMessage, CloseReason, Connection, Gone, Grant, ReadError, Socket};
 use parley_domain::protocol::{Dialect, ErrorCode, TutorialFrames};
 use parley_domain::{RoomName, User};
 use std::sync::Arc;
@@ -78,8 +78,9 @@ fn query_token(req: &RequestHead) -> Option<String> {
     query_param(req.uri.query(), "token").map(str::to_owned)
 }
 
-/// Checks the address's connection rate, the origin and the token; the user, or the refusal.
-async fn admit(req: &RequestHead, state: &AppState) -> Result<User, ApiError> {
+/// Checks the address's connection rate, the origin and the token; the user and what the
+/// token grants (until when, which login), or the refusal.
+async fn admit(req: &RequestHead, state: &AppState) -> Result<(User, Grant), ApiError> {
     // First, as it is the cheapest: a connection flood costs no token check.
     state.connect_limiter.check_peer(req.peer_addr)?;
     if let Some(origin) = req.headers().get(header::ORIGIN) {
@@ -106,10 +107,10 @@ async fn admit(req: &RequestHead, state: &AppState) -> Result<User, ApiError> {
             )
         })?;
     let auth = state.auth.clone();
-    let (_, user) = state
+    let (claims, user) = state
         .offload(async move { auth.authenticate(&token).await })
         .await??;
-    Ok(user)
+    Ok((user, Grant::from_claims(&claims)))
 }
 
 /// The refusal of a request that is not a WebSocket handshake.
@@ -147,7 +148,7 @@ async fn upgrade(
     state: web::Data<AppState>,
     dialect: Dialect,
 ) -> Result<HttpResponse, ApiError> {
-    let user = admit(req.head(), &state).await?;
+    let (user, grant) = admit(req.head(), &state).await?;
     let engine_max = state.engine.config().max_frame_bytes;
     let hard = state.config.hard_frame_limit(engine_max);
     // actix-ws buffers its payload until a whole frame is there: frames over the limit are
@@ -160,7 +161,8 @@ async fn upgrade(
         .map_err(|e| ApiError::Internal(format!("WebSocket payload: {e}")))?;
     // The handshake is checked before the engine opens a session for it.
     let (response, ws, stream) = actix_ws::handle(&req, body).map_err(not_a_websocket)?;
-    let session = state.engine.connect_with(user, dialect).await?;
+    let mut session = state.engine.connect_with(user, dialect).await?;
+    session.authorize(grant);
     let stream = stream
         .max_frame_size(hard)
         .aggregate_continuations()

@@ -122,9 +122,11 @@ async fn open(
     state: &AppState,
     dialect: Dialect,
 ) -> Result<parley_core::Session, ApiError> {
-    let user = super::admit(req.head(), state).await?;
+    let (user, grant) = super::admit(req.head(), state).await?;
     verify_handshake(req.head()).map_err(super::not_a_websocket)?;
-    Ok(state.engine.connect_with(user, dialect).await?)
+    let mut session = state.engine.connect_with(user, dialect).await?;
+    session.authorize(grant);
+    Ok(session)
 }
 
 /// Writes `error` as a complete HTTP/1.1 response (status, headers, JSON body, the request

@@ -126,6 +126,25 @@ pub struct SendSignal {
     pub call_id: Option<CallId>,
 }
 
+/// `renew`: keep the connection authorized past its access token's expiry with a fresh
+/// access token of the same user (obtained with the refresh token).
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct RenewAuth {
+    /// The new access token.
+    pub token: String,
+}
+
+impl std::fmt::Debug for RenewAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RenewAuth { token: *** }")
+    }
+}
+
+impl RenewAuth {
+    /// Longest token accepted, in bytes (a Parley JWT is a few hundred).
+    pub const MAX_TOKEN_BYTES: usize = 4096;
+}
+
 /// A request from a client, tagged by `"type"` (spelled by [`FrameType::as_str`]). Its `ref`
 /// travels beside it in [`ClientEnvelope`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +167,8 @@ pub enum ClientFrame {
     Read(MarkRead),
     /// `signal`
     Signal(SendSignal),
+    /// `renew`
+    Renew(RenewAuth),
     /// `ping`: answered with `pong`.
     Ping,
 }
@@ -174,13 +195,15 @@ pub enum FrameType {
     Read,
     /// `signal`
     Signal,
+    /// `renew`
+    Renew,
     /// `ping`
     Ping,
 }
 
 impl FrameType {
     /// Every client frame type, in the order the documentation lists them.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Join,
         Self::Leave,
         Self::Send,
@@ -190,6 +213,7 @@ impl FrameType {
         Self::Delete,
         Self::Read,
         Self::Signal,
+        Self::Renew,
         Self::Ping,
     ];
 
@@ -205,6 +229,7 @@ impl FrameType {
             Self::Delete => "delete",
             Self::Read => "read",
             Self::Signal => "signal",
+            Self::Renew => "renew",
             Self::Ping => "ping",
         }
     }
@@ -225,6 +250,7 @@ impl FrameType {
             Self::Delete => &["message_id"],
             Self::Read => &["room", "message_id"],
             Self::Signal => &["to", "payload", "call_id"],
+            Self::Renew => &["token"],
             Self::Ping => &[],
         }
     }
@@ -355,6 +381,7 @@ impl ClientFrame {
             Self::Delete(_) => FrameType::Delete,
             Self::Read(_) => FrameType::Read,
             Self::Signal(_) => FrameType::Signal,
+            Self::Renew(_) => FrameType::Renew,
             Self::Ping => FrameType::Ping,
         }
     }
@@ -373,7 +400,7 @@ impl ClientFrame {
             Self::Typing(f) => Some(&f.room),
             Self::History(f) => Some(&f.room),
             Self::Read(f) => Some(&f.room),
-            Self::Edit(_) | Self::Delete(_) | Self::Signal(_) | Self::Ping => None,
+            Self::Edit(_) | Self::Delete(_) | Self::Signal(_) | Self::Renew(_) | Self::Ping => None,
         }
     }
 
@@ -622,6 +649,9 @@ fn decode_frame(
             payload: f.required("payload", Ok)?,
             call_id: f.optional("call_id", call_id)?,
         }),
+        FrameType::Renew => ClientFrame::Renew(RenewAuth {
+            token: f.required("token", token)?,
+        }),
         FrameType::Ping => ClientFrame::Ping,
     })
 }
@@ -661,6 +691,7 @@ impl Serialize for ClientFrame {
             Self::Delete(f) => tagged(s, kind, f),
             Self::Read(f) => tagged(s, kind, f),
             Self::Signal(f) => tagged(s, kind, f),
+            Self::Renew(f) => tagged(s, kind, f),
             Self::Ping => tagged(s, kind, &NoFields {}),
         }
     }
@@ -764,6 +795,20 @@ fn body(v: Value, max_chars: usize) -> Result<MessageBody, Refusal> {
         };
         (code, e.to_string())
     })
+}
+
+fn token(v: Value) -> Result<String, Refusal> {
+    let token = string(v)?;
+    if token.is_empty() || token.len() > RenewAuth::MAX_TOKEN_BYTES {
+        return Err((
+            ErrorCode::InvalidField,
+            format!(
+                "expected an access token of 1 to {} bytes",
+                RenewAuth::MAX_TOKEN_BYTES
+            ),
+        ));
+    }
+    Ok(token)
 }
 
 fn client_id(v: Value) -> Result<ClientMsgId, Refusal> {

@@ -207,6 +207,24 @@ pub struct ExternalMessage {
     pub message: String,
 }
 
+/// `expiring`: the connection's authorization (its access token) ends at `expires_at`;
+/// send `renew` with a fresh access token before then, or the socket closes (4003).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expiring {
+    /// When the authorization ends.
+    pub expires_at: Timestamp,
+}
+
+/// `renewed`: the reply to `renew`; the connection is authorized until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Renewed {
+    /// When the new authorization ends.
+    pub expires_at: Timestamp,
+    /// The `ref` of the `renew`.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FrameRef>,
+}
+
 /// `pong`: the reply to `ping`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pong {
@@ -241,6 +259,10 @@ pub enum ServerFrame {
     Signal(RelayedSignal),
     /// `external`
     External(ExternalMessage),
+    /// `expiring`
+    Expiring(Expiring),
+    /// `renewed`
+    Renewed(Renewed),
     /// `error`
     Error(ErrorFrame),
     /// `pong`
@@ -253,9 +275,9 @@ const ENCODE_FAILURE: &str =
 
 impl ServerFrame {
     /// Every server frame type, as spelled on the wire.
-    pub const TYPES: [&'static str; 13] = [
+    pub const TYPES: [&'static str; 15] = [
         "joined", "left", "message", "presence", "typing", "history", "edited", "deleted", "read",
-        "signal", "external", "error", "pong",
+        "signal", "external", "expiring", "renewed", "error", "pong",
     ];
 
     /// The wire `"type"` of this frame.
@@ -272,6 +294,8 @@ impl ServerFrame {
             Self::Read(_) => "read",
             Self::Signal(_) => "signal",
             Self::External(_) => "external",
+            Self::Expiring(_) => "expiring",
+            Self::Renewed(_) => "renewed",
             Self::Error(_) => "error",
             Self::Pong(_) => "pong",
         }
@@ -301,9 +325,14 @@ impl ServerFrame {
             Self::Edited(f) => f.reference.as_ref(),
             Self::Deleted(f) => f.reference.as_ref(),
             Self::Read(f) => f.reference.as_ref(),
+            Self::Renewed(f) => f.reference.as_ref(),
             Self::Error(f) => f.reference.as_ref(),
             Self::Pong(f) => f.reference.as_ref(),
-            Self::Presence(_) | Self::Typing(_) | Self::Signal(_) | Self::External(_) => None,
+            Self::Presence(_)
+            | Self::Typing(_)
+            | Self::Signal(_)
+            | Self::External(_)
+            | Self::Expiring(_) => None,
         }
     }
 
@@ -320,9 +349,14 @@ impl ServerFrame {
             Self::Edited(f) => f.reference = reference,
             Self::Deleted(f) => f.reference = reference,
             Self::Read(f) => f.reference = reference,
+            Self::Renewed(f) => f.reference = reference,
             Self::Error(f) => f.reference = reference,
             Self::Pong(f) => f.reference = reference,
-            Self::Presence(_) | Self::Typing(_) | Self::Signal(_) | Self::External(_) => {}
+            Self::Presence(_)
+            | Self::Typing(_)
+            | Self::Signal(_)
+            | Self::External(_)
+            | Self::Expiring(_) => {}
         }
         self
     }
