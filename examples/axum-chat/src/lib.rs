@@ -31,7 +31,7 @@ use futures_util::SinkExt;
 use parley_auth::{Auth, AuthConfig, AuthError, LoginResponse, Password};
 use parley_core::{
     ClientMessage, CloseReason, Connection, ConnectionConfig, Engine, EngineConfig, EngineError,
-    Gone, ReadError, Socket,
+    Gone, Grant, ReadError, Socket,
 };
 use parley_domain::User;
 use parley_domain::protocol::ErrorCode;
@@ -59,6 +59,8 @@ impl Chat {
     ) -> anyhow::Result<Self> {
         let engine = Engine::start(store.clone(), layer, EngineConfig::default()).await?;
         let auth = Auth::new(store, auth)?;
+        // Sockets renew their authorization on the socket (`renew`) with this service.
+        engine.use_auth(auth.clone());
         Ok(Self { engine, auth })
     }
 }
@@ -131,10 +133,12 @@ async fn socket(
             "authentication required: ?token=<access token>",
         )
     })?;
-    let (_claims, user) = chat.auth.authenticate(&token).await?;
+    let (claims, user) = chat.auth.authenticate(&token).await?;
     // Before the upgrade, so that a refusal (too many connections) is an HTTP answer. If the
     // upgrade then fails, dropping the session closes it.
-    let session = chat.engine.connect(user).await?;
+    let mut session = chat.engine.connect(user).await?;
+    // Authorized as long as the access token: warned before it ends, renewable on the socket.
+    session.authorize(Grant::from_claims(&claims));
     // The engine answers frames over its own limit with an error frame; the transport's
     // limit, above it, only bounds what one message may cost in memory (closed with 1009).
     let hard_limit = chat.engine.config().max_frame_bytes.saturating_mul(4);
