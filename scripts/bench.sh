@@ -97,7 +97,7 @@ BENCH_BIN=$ROOT/target/release/parley-bench
 
 VENV=$ROOT/target/peers-venv
 if [ "$DJANGO" = 1 ]; then
-  [ -f "$PEERS/django_chat/run.sh" ] || die "$PEERS/django_chat not found (clone ../shared beside the repository, or --no-django)"
+  [ -f "$PEERS/django_chat/run.sh" ] || die "the Django Channels baseline was not found at $PEERS/django_chat. It is not part of this repository: point SHARED at a folder holding peers/django_chat (the Django Channels tutorial app: a consumer at ws/chat/<room>/ joining group chat_<room>, run by peers/django_chat/run.sh PORT), or run with --no-django"
   REQ=$PEERS/django_chat/requirements.txt
   want_hash=$(sha256sum "$REQ" | cut -d' ' -f1)
   if [ ! -x "$VENV/bin/daphne" ] || [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$want_hash" ]; then

@@ -11,7 +11,8 @@ use parley_core::Engine;
 use parley_layer::{ChannelLayer, InMemoryLayer};
 use parley_redis::{RedisLayer, RedisLayerConfig};
 use parley_store::{Store, StoreOptions};
-use std::net::{SocketAddr, TcpListener};
+use parley_domain::redact_url;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,14 +132,80 @@ pub async fn open_layer(settings: &Settings) -> Result<Arc<dyn ChannelLayer>> {
     })
 }
 
+/// The URL to open for a server listening on `addr` (a wildcard address is reached on the
+/// loopback).
+pub fn browser_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/", SocketAddr::new(ip, addr.port()))
+}
+
+/// Why the database at `url` does not answer, naming its address: the pool's own error says
+/// little more than "error connecting to server", so for PostgreSQL the server's address is
+/// tried directly for the cause.
+async fn unreachable_database(url: &str, error: parley_store::StoreError) -> ServerError {
+    let Some(address) = postgres_address(url) else {
+        return error.into();
+    };
+    let cause = match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(&address),
+    )
+    .await
+    {
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer within 5 s".to_owned(),
+        // The port answers: the database refused us (credentials, database name, ...).
+        Ok(Ok(_)) => error.to_string(),
+    };
+    ServerError::Unreachable {
+        what: "PostgreSQL",
+        address,
+        cause,
+    }
+}
+
+/// `host:port` of a `postgres://` URL (5432 when the URL names none).
+fn postgres_address(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() {
+        return None;
+    }
+    let has_port = host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    Some(if has_port {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    })
+}
+
 impl Application {
-    /// Connects and migrates the database, connects the layer, starts the engine and binds
-    /// the listener. Must run on a multi-thread tokio runtime (the migration harness blocks).
+    /// Binds the listener, reaches the channel layer and the database, then migrates the
+    /// database, prepares the signing key and starts the engine. Nothing is written (no
+    /// migration, no generated secret) before the port is ours and the services answer. Must
+    /// run on a multi-thread tokio runtime (the migration harness blocks).
     pub async fn build(settings: Settings) -> Result<Self> {
         settings.validate()?;
-        let store = open_store(&settings)?;
-        store.migrate().await?;
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(ServerError::io(format!("cannot listen on {}", settings.bind)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(ServerError::io("local address"))?;
         let layer = open_layer(&settings).await?;
+        let store = open_store(&settings)?;
+        if let Err(e) = store.ping().await {
+            return Err(unreachable_database(&settings.database_url, e).await);
+        }
+        store.migrate().await?;
         let auth_config = auth_config(&settings)?;
         let auth = {
             let store = store.clone();
@@ -157,11 +224,6 @@ impl Application {
             tokio::runtime::Handle::current(),
         );
 
-        let listener = TcpListener::bind(&settings.bind)
-            .map_err(ServerError::io(format!("bind {}", settings.bind)))?;
-        let addr = listener
-            .local_addr()
-            .map_err(ServerError::io("local address"))?;
         let shutdown_state = state.clone();
         // Signals are handled by the binary, which stops the engine first. Both carriers run
         // under `serve`, and so under its limits on slow and idle HTTP clients.
@@ -173,7 +235,12 @@ impl Application {
             state: shutdown_state,
             timeout: Duration::from_secs(settings.shutdown_timeout_secs),
         };
-        tracing::info!(%addr, layer = ?settings.layer_kind(), "parley-server listening");
+        tracing::info!(
+            database = %redact_url(&settings.database_url),
+            layer = settings.layer_kind().as_str(),
+            "parley-server ready: open {}",
+            browser_url(addr)
+        );
         Ok(Self {
             addr,
             server,

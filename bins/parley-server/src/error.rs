@@ -18,6 +18,16 @@ pub enum ServerError {
     /// Accounts and tokens.
     #[error("auth: {0}")]
     Auth(#[from] parley_auth::AuthError),
+    /// A service the server needs does not answer.
+    #[error("cannot reach {what} at {address}: {cause}")]
+    Unreachable {
+        /// Which service.
+        what: &'static str,
+        /// Where it was looked for.
+        address: String,
+        /// Why it does not answer.
+        cause: String,
+    },
     /// Binding the listener or another I/O failure.
     #[error("{context}: {source}")]
     Io {

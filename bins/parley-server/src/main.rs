@@ -9,7 +9,7 @@ use parley_auth::{Password, hash_password};
 use parley_domain::{Email, UserName};
 use parley_server::{Application, Settings, open_store, telemetry};
 use parley_store::NewUser;
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,7 +38,8 @@ enum Command {
     Serve,
     /// Run the database migrations and exit.
     Migrate,
-    /// Create an account; the password is read from standard input.
+    /// Create an account; the password is asked for on the terminal (without echo), or read
+    /// from standard input when that is not a terminal.
     CreateUser {
         /// The user name.
         username: String,
@@ -51,6 +52,12 @@ enum Command {
         /// Read the password from standard input without a prompt (for scripts).
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Copy the database to PATH while the server may be running: a consistent SQLite file.
+    /// For PostgreSQL it says which pg_dump command to run instead.
+    Backup {
+        /// Where the copy goes (must not exist).
+        path: PathBuf,
     },
     /// Validate the configuration and print the effective settings (secrets hidden).
     CheckConfig,
@@ -85,6 +92,7 @@ async fn main() -> ExitCode {
             )
             .await
         }
+        Command::Backup { path } => backup(&settings, &path).await,
         Command::CheckConfig => {
             println!(
                 "{}",
@@ -97,15 +105,32 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("parley-server: {e:#}");
+            // Once, through the log (a JSON line in JSON mode), with each cause once.
+            tracing::error!("{}", describe(&e));
             ExitCode::FAILURE
         }
     }
 }
 
+/// An error and its causes, each said once: a cause whose text the error already includes
+/// (`bind: Address in use` over `Address in use`) is not repeated.
+fn describe(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    tracing::info!(settings = %settings.redacted(), "starting");
+    tracing::debug!(settings = %settings.redacted(), "starting");
     let app = Application::build(settings).await?;
     let shutdown = app.shutdown_handle();
     let server = tokio::spawn(app.run_until_stopped());
@@ -149,15 +174,18 @@ async fn create_user(
 ) -> anyhow::Result<()> {
     let username = UserName::parse(username).context("username")?;
     let email = email.map(Email::parse).transpose().context("email")?;
-    if !password_stdin {
-        eprintln!("password for {username} (one line on standard input):");
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password")?;
-    let password = Password::new(line.trim_end_matches(['\r', '\n']));
+    let password = if !password_stdin && std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("password for {username}: "))
+            .context("reading the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    let password = Password::new(password);
     password.check_rules(&username)?;
     let store = open_store(settings)?;
     store.migrate().await.context("migrations")?;
@@ -177,5 +205,12 @@ async fn create_user(
         user.id,
         if staff { ", staff" } else { "" }
     );
+    Ok(())
+}
+
+async fn backup(settings: &Settings, path: &std::path::Path) -> anyhow::Result<()> {
+    let store = open_store(settings)?;
+    store.backup_to(path).await.context("backup")?;
+    println!("database copied to {}", path.display());
     Ok(())
 }

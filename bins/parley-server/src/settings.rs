@@ -30,6 +30,16 @@ pub enum LayerKind {
     Redis,
 }
 
+impl LayerKind {
+    /// The setting's spelling (`memory`, `redis`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+        }
+    }
+}
+
 /// What carries the chat WebSocket once the HTTP upgrade is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -334,6 +344,76 @@ fn check_file_keys(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `PARLEY_*` variables that are not settings: read by the test and benchmark scripts, never
+/// by the server, and so not refused by [`check_env_keys`].
+pub const TOOL_VARIABLES: [&str; 8] = [
+    "PARLEY_PG_BIN",
+    "PARLEY_PYTHON",
+    "PARLEY_REDIS_SERVER",
+    "PARLEY_SCREENSHOTS",
+    "PARLEY_SERVER_BIN",
+    "PARLEY_TEST_DIR",
+    "PARLEY_TEST_SERVER_BIN",
+    "PARLEY_WEB_DIR",
+];
+
+/// Every setting's name.
+fn setting_names() -> Vec<String> {
+    match serde_json::to_value(Settings::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Refuses a `PARLEY_*` variable that names no setting (a typo would otherwise be ignored
+/// silently), suggesting the closest name and listing them all.
+fn check_env_keys(vars: impl IntoIterator<Item = String>) -> Result<()> {
+    let names = setting_names();
+    for var in vars {
+        let Some(name) = var.strip_prefix("PARLEY_") else {
+            continue;
+        };
+        let name = name.to_ascii_lowercase();
+        if names.contains(&name) || TOOL_VARIABLES.contains(&var.as_str()) {
+            continue;
+        }
+        let closest = names
+            .iter()
+            .map(|n| (edit_distance(&name, n), n))
+            .min()
+            .filter(|(d, _)| *d <= 3)
+            .map(|(_, n)| format!(" (did you mean PARLEY_{}?)", n.to_ascii_uppercase()))
+            .unwrap_or_default();
+        let all: Vec<String> = names
+            .iter()
+            .map(|n| format!("PARLEY_{}", n.to_ascii_uppercase()))
+            .collect();
+        return Err(ServerError::Config(format!(
+            "{var}: no such setting{closest}; the settings are {}",
+            all.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Levenshtein distance, for suggesting a setting's name.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(previous + usize::from(ca != *cb));
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
 impl Settings {
     /// Reads the settings: defaults, the file (`path`, else `parley.toml` if it exists),
     /// `DATABASE_URL`/`REDIS_URL`, then `PARLEY_*`. A missing explicit file, a bad value or
@@ -359,6 +439,7 @@ impl Settings {
                 figment = figment.merge(Toml::file(p));
             }
         }
+        check_env_keys(std::env::vars().map(|(k, _)| k))?;
         let settings: Self = figment
             .merge(Env::raw().only(&["database_url", "redis_url"]))
             .merge(Env::prefixed("PARLEY_"))
@@ -594,7 +675,7 @@ impl Settings {
             }
             obj.insert(
                 "layer".into(),
-                format!("{:?}", self.layer_kind()).to_lowercase().into(),
+                self.layer_kind().as_str().into(),
             );
         }
         v
@@ -758,6 +839,18 @@ mod tests {
         };
         off.validate().unwrap();
         assert!(off.engine_config().group_commit.is_none());
+    }
+
+    #[test]
+    fn a_misspelled_variable_is_refused_with_a_suggestion() {
+        let vars = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        check_env_keys(vars(&["PARLEY_BIND", "PARLEY_LOG_LEVEL", "PARLEY_PYTHON", "PATH"])).unwrap();
+        let e = check_env_keys(vars(&["PARLEY_BIDN"])).unwrap_err().to_string();
+        assert!(e.contains("PARLEY_BIDN: no such setting (did you mean PARLEY_BIND?)"), "{e}");
+        assert!(e.contains("PARLEY_DATABASE_URL") && e.contains("PARLEY_WS_CARRIER"), "{e}");
+        let e = check_env_keys(vars(&["PARLEY_NOTHING_LIKE_IT_AT_ALL"])).unwrap_err().to_string();
+        assert!(!e.contains("did you mean"), "{e}");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -9,6 +9,11 @@ use tracing::Instrument;
 /// The request id header, read from the request when a proxy set one and echoed back.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Milliseconds since `started`, to two decimals (`ms=0.6`, not `ms=0.5983769999999999`).
+pub(crate) fn elapsed_ms(started: std::time::Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0
+}
+
 /// An incoming id is kept only if it is short and plain (it ends up in logs).
 pub(crate) fn usable(id: &HeaderValue) -> Option<String> {
     let s = id.to_str().ok()?;
@@ -43,7 +48,7 @@ pub async fn request_id(
     match result {
         Ok(mut response) => {
             let status = response.status().as_u16();
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let ms = elapsed_ms(started);
             if status >= 500 {
                 tracing::error!(status, ms, "request failed");
             } else {

@@ -125,6 +125,35 @@ macro_rules! with_conn {
 }
 pub(crate) use with_conn;
 
+/// Creates the empty file `path` with mode 0600 (on Unix).
+fn create_private(path: &str) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Invalid(format!("SQLite file {path}: {e}"))),
+    }
+}
+
+/// Sets `path`'s mode to 0600 (on Unix): for files SQLite created itself.
+fn restrict_mode(path: &str) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| StoreError::Invalid(format!("{path}: {e}")))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Where a `sqlite:` URL points.
 fn sqlite_path(url: &str) -> Option<&str> {
     if url == "sqlite::memory:" || url == "sqlite://:memory:" {
@@ -168,6 +197,11 @@ impl Store {
             Pools::Pg(pool)
         } else if let Some(path) = sqlite_path(url) {
             let memory = path == ":memory:";
+            if !memory && !std::path::Path::new(path).exists() {
+                // Readable by its owner only (SQLite gives its WAL and shared-memory files
+                // the database file's mode): it holds password hashes.
+                create_private(path)?;
+            }
             let busy_ms = opts.sqlite_busy_timeout.as_millis();
             let mut config = ManagerConfig::<SqliteConn>::default();
             config.recycling_method = RecyclingMethod::Fast;
@@ -233,6 +267,41 @@ impl Store {
             Pools::Pg(pool) => run_migrations!(pool.get().await?, PG_MIGRATIONS),
             Pools::Sqlite(pool) => run_migrations!(pool.get().await?, SQLITE_MIGRATIONS),
         }
+    }
+
+    /// Copies the database to `path`, which must not exist, while it may be in use: SQLite
+    /// writes a consistent copy (`VACUUM INTO`), created readable by its owner only. For
+    /// PostgreSQL, `Invalid` with the `pg_dump` command to run instead (a copy belongs to the
+    /// database server's own tools).
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
+        if let Pools::Pg(_) = &*self.pools {
+            return Err(StoreError::Invalid(
+                "a PostgreSQL database is backed up with its own tool: pg_dump --format=custom --file=PATH \"$DATABASE_URL\""
+                    .to_owned(),
+            ));
+        }
+        let Some(target) = path.to_str() else {
+            return Err(StoreError::Invalid(format!(
+                "backup path {} is not UTF-8",
+                path.display()
+            )));
+        };
+        if path.exists() {
+            return Err(StoreError::Invalid(format!(
+                "{} exists: choose a new file",
+                path.display()
+            )));
+        }
+        create_private(target)?;
+        // VACUUM INTO needs an empty or absent file: the placeholder only fixes its mode.
+        std::fs::remove_file(path)
+            .map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))?;
+        let statement = format!("VACUUM INTO '{}'", target.replace('\'', "''"));
+        with_conn!(self, |conn| conn
+            .batch_execute(&statement)
+            .await
+            .map_err(StoreError::from))?;
+        restrict_mode(target)
     }
 
     /// A cheap readiness check: one `SELECT 1`. Fails `Unavailable` when the database

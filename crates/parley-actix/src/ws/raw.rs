@@ -74,7 +74,7 @@ pub(crate) async fn accept(
     let started = std::time::Instant::now();
     let log = |status: u16| {
         let _entered = span.enter();
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let ms = crate::middleware::elapsed_ms(started);
         tracing::info!(status, ms, "request");
     };
     let opened = match super::dialect_of(&path, req.uri().query()) {
