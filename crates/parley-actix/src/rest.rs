@@ -3,6 +3,7 @@
 //! service ([`parley_core::Rooms`], where every access rule lives) and maps the answer or
 //! the error; none decides who may do what.
 
+use crate::conn_limit::address_key;
 use crate::error::{ApiError, Result};
 use crate::state::{AppState, Authenticated};
 use actix_web::http::StatusCode;
@@ -111,15 +112,18 @@ struct LoginBody {
 async fn login(req: HttpRequest, state: State, body: web::Json<LoginBody>) -> Result<HttpResponse> {
     state.auth_limiter.check(&req)?;
     let body = body.into_inner();
-    state.account_limiter.check(&body.username)?;
+    let peer = req.peer_addr().map(|a| address_key(a.ip()));
+    state.account_limiter.check(&body.username, peer)?;
     let auth = state.auth.clone();
     let limiter = state.account_limiter.clone();
     run(&state, async move {
         let result = auth
             .login(&body.username, &Password::new(body.password))
             .await;
-        if matches!(result, Err(parley_auth::AuthError::InvalidCredentials)) {
-            limiter.failed(&body.username);
+        match &result {
+            Ok(_) => limiter.succeeded(&body.username, peer),
+            Err(parley_auth::AuthError::InvalidCredentials) => limiter.failed(&body.username, peer),
+            Err(_) => {}
         }
         ok(result?)
     })
