@@ -367,12 +367,15 @@ async fn member_lists_are_hidden_from_non_members(backend: Backend) {
         assert!(matches!(r.status, 403 | 404), "{}", r.body);
     }
     // The rooms are not listed to her either.
-    let r = http::get(server.addr, "/api/rooms", Some(&eve)).await;
-    assert!(
-        !r.body.contains(&private) && !r.body.contains(&direct),
-        "{}",
-        r.body
-    );
+    for list in ["/api/rooms", "/api/me/rooms"] {
+        let r = http::get(server.addr, list, Some(&eve)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            !r.body.contains(&private) && !r.body.contains(&direct),
+            "{}",
+            r.body
+        );
+    }
     // And nothing she tried reached the members.
     a.ask(
         json!({"type": "send", "room": direct, "body": "only us"}),

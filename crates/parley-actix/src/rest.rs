@@ -9,7 +9,7 @@ use crate::state::{AppState, Authenticated};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use parley_auth::Password;
-use parley_core::{HistoryQuery, MemberAdded, RoomChanges};
+use parley_core::{HistoryQuery, MemberAdded, RoomChanges, RoomListQuery, RoomScope};
 use parley_domain::protocol::ErrorCode;
 use parley_domain::{MessageId, Role, RoomKind, RoomName, Topic, UserName};
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/auth/refresh", web::post().to(refresh))
         .route("/auth/logout", web::post().to(logout))
         .route("/me", web::get().to(me))
+        .route("/me/rooms", web::get().to(my_rooms))
         .route("/rooms", web::get().to(list_rooms))
         .route("/rooms", web::post().to(create_room))
         .route("/rooms/{room}", web::get().to(get_room))
@@ -168,10 +169,60 @@ async fn me(Authenticated(user): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(user)
 }
 
-/// `GET /api/rooms`: rooms visible to the user with their role and unread counts.
-async fn list_rooms(state: State, Authenticated(user): Authenticated) -> Result<HttpResponse> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoomListParams {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+impl RoomListParams {
+    /// The query for `scope`; an empty `q` or `after` is the same as none.
+    fn into_query(self, scope: RoomScope) -> Result<RoomListQuery> {
+        let name = |field: &str, raw: Option<String>| {
+            raw.filter(|v| !v.is_empty())
+                .map(|v| {
+                    RoomName::parse(&v).map_err(|e| {
+                        ApiError::new(ErrorCode::InvalidField, format!("{field}: {e}"))
+                    })
+                })
+                .transpose()
+        };
+        Ok(RoomListQuery {
+            scope,
+            prefix: name("q", self.q)?,
+            after: name("after", self.after)?,
+            limit: self.limit,
+        })
+    }
+}
+
+/// `GET /api/rooms?q=&after=&limit=`: a page of the public rooms, by name →
+/// `{rooms, next}`.
+async fn list_rooms(
+    state: State,
+    Authenticated(user): Authenticated,
+    params: web::Query<RoomListParams>,
+) -> Result<HttpResponse> {
+    let query = params.into_inner().into_query(RoomScope::Public)?;
     let rooms = state.engine.rooms();
-    run(&state, async move { ok(rooms.list(&user).await?) }).await
+    run(&state, async move { ok(rooms.list(&user, &query).await?) }).await
+}
+
+/// `GET /api/me/rooms?q=&after=&limit=`: a page of the rooms the user belongs to, by name →
+/// `{rooms, next}`.
+async fn my_rooms(
+    state: State,
+    Authenticated(user): Authenticated,
+    params: web::Query<RoomListParams>,
+) -> Result<HttpResponse> {
+    let query = params.into_inner().into_query(RoomScope::Member)?;
+    let rooms = state.engine.rooms();
+    run(&state, async move { ok(rooms.list(&user, &query).await?) }).await
 }
 
 #[derive(Deserialize)]
