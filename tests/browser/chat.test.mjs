@@ -127,12 +127,12 @@ function sendViaSocket(page, username, room, texts) {
   }, { username, password: PASSWORD, room, texts });
 }
 
-/** `GET /api/rooms` as the page's user. */
+/** The page's user's rooms (`GET /api/me/rooms`: one page is enough here). */
 function serverRooms(page) {
   return page.evaluate(async () => {
     const auth = JSON.parse(localStorage.getItem('parley.auth'));
-    const r = await fetch('/api/rooms', { headers: { Authorization: `Bearer ${auth.access}` } });
-    return r.json();
+    const r = await fetch('/api/me/rooms', { headers: { Authorization: `Bearer ${auth.access}` } });
+    return (await r.json()).rooms;
   });
 }
 

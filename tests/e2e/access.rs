@@ -116,11 +116,14 @@ async fn private_room_is_closed_to_non_members(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, 403);
-    let r = http::get(server.addr, "/api/rooms", Some(&carol)).await;
-    assert!(
-        !r.body.contains(&room),
-        "private room listed to a non-member"
-    );
+    for list in ["/api/rooms", "/api/me/rooms"] {
+        let r = http::get(server.addr, list, Some(&carol)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            !r.body.contains(&room),
+            "private room listed to a non-member"
+        );
+    }
     let mut c = WsClient::connect(server.addr, &carol).await;
     let e = c.ask(json!({"type": "join", "room": room}), "j").await;
     assert_eq!(e["code"], "not_member", "{e}");

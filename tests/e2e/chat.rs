@@ -69,10 +69,11 @@ async fn register_login_chat_reconnect_history(backend: Backend) {
     assert_eq!(page["messages"][0]["body"], "hello, bob");
     assert_eq!(page["has_more"], false);
 
-    // The room list shows it, with Bob's unread count.
-    let r = http::get(server.addr, "/api/rooms", Some(&bob)).await;
+    // Bob's room list shows it, with his unread count, and so does the directory.
+    let r = http::get(server.addr, "/api/me/rooms", Some(&bob)).await;
     let listed = r.json();
-    let entry = listed
+    assert!(listed["next"].is_null(), "{listed}");
+    let entry = listed["rooms"]
         .as_array()
         .unwrap()
         .iter()
@@ -81,6 +82,16 @@ async fn register_login_chat_reconnect_history(backend: Backend) {
         .expect("room listed");
     assert_eq!(entry["role"], "member");
     assert_eq!(entry["unread"], 1);
+    let r = http::get(server.addr, "/api/rooms", Some(&bob)).await;
+    let listed = r.json();
+    let public = listed["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == room.as_str())
+        .cloned()
+        .expect("room in the directory");
+    assert_eq!(public, entry);
 
     // Both are online in the room.
     let r = http::get(

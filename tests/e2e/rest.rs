@@ -1,12 +1,14 @@
 //! The REST API's edges: error shapes and statuses, body limits, room management.
 
 use parley_e2e::{Backend, TestServer, WsClient, http, unique};
-use serde_json::json;
+use serde_json::{Value, json};
+use std::collections::HashSet;
 
 crate::on_both!(
     errors_have_codes_and_statuses,
     room_management,
-    account_endpoints_are_rate_limited
+    account_endpoints_are_rate_limited,
+    room_lists_are_paged
 );
 
 async fn errors_have_codes_and_statuses(backend: Backend) {
@@ -173,5 +175,127 @@ async fn account_endpoints_are_rate_limited(backend: Backend) {
     assert!(retry >= 1, "{retry}");
     // Other endpoints are not affected.
     assert_eq!(http::get(server.addr, "/healthz", None).await.status, 200);
+    server.stop().await;
+}
+
+/// Names of a `{rooms, next}` page.
+fn page_names(page: &Value) -> Vec<String> {
+    page["rooms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rooms in {page}"))
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn room_lists_are_paged(backend: Backend) {
+    // Issue 14, item 7: one user's 5,000 rooms made every user's list 1.9 MB. Lists are
+    // pages now, and a user's own list holds only the rooms they belong to.
+    let server = TestServer::start_with(backend, |s| {
+        s.room_create_burst = 1000.0;
+    })
+    .await;
+    let addr = server.addr;
+    let spammer = server.user("spammer").await;
+    let bob = server.user("bob").await;
+    let total = 250;
+    for i in 0..total {
+        let name = format!("spam-{i:03}");
+        let r = http::post(addr, "/api/rooms", Some(&spammer), &json!({"name": name})).await;
+        assert_eq!(r.status, 201, "{name}: {}", r.body);
+    }
+    let r = http::post(
+        addr,
+        "/api/rooms",
+        Some(&bob),
+        &json!({"name": "bobs-den", "kind": "private"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // Bob's sidebar: his one room, whatever anyone else created.
+    let r = http::get(addr, "/api/me/rooms", Some(&bob)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mine = r.json();
+    assert_eq!(page_names(&mine), vec!["bobs-den"]);
+    assert_eq!(mine["rooms"][0]["role"], "owner");
+    assert!(mine["next"].is_null());
+    assert!(r.body.len() < 1024, "{} bytes", r.body.len());
+
+    // The directory: 100 rooms a page by default, then `next` onwards; every public room
+    // exactly once, no private one.
+    let r = http::get(addr, "/api/rooms", Some(&bob)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let first = r.json();
+    assert_eq!(page_names(&first).len(), 100);
+    assert_eq!(first["next"], "spam-099");
+    let mut seen = Vec::new();
+    let mut path = "/api/rooms?limit=60".to_owned();
+    loop {
+        let page = http::get(addr, &path, Some(&bob)).await.json();
+        let names = page_names(&page);
+        assert!(names.len() <= 60);
+        seen.extend(names);
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/rooms?limit=60&after={next}"),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..total).map(|i| format!("spam-{i:03}")).collect();
+    assert_eq!(seen, expected);
+    // Sizes are clamped to 1..=200.
+    let page = http::get(addr, "/api/rooms?limit=100000", Some(&bob))
+        .await
+        .json();
+    assert_eq!(page_names(&page).len(), 200);
+    let page = http::get(addr, "/api/rooms?limit=0", Some(&spammer))
+        .await
+        .json();
+    assert_eq!(page_names(&page), vec!["spam-000"]);
+    assert_eq!(page["rooms"][0]["role"], "owner");
+    // The spammer's own list is paged like any other.
+    let page = http::get(addr, "/api/me/rooms?after=spam-199", Some(&spammer))
+        .await
+        .json();
+    assert_eq!(page_names(&page).len(), 50);
+    assert!(page["next"].is_null());
+    // A name prefix narrows the directory (case-insensitively, as names are).
+    let page = http::get(addr, "/api/rooms?q=SPAM-24&limit=5", Some(&bob))
+        .await
+        .json();
+    assert_eq!(
+        page_names(&page),
+        vec!["spam-240", "spam-241", "spam-242", "spam-243", "spam-244"]
+    );
+    let page = http::get(
+        addr,
+        &format!(
+            "/api/rooms?q=spam-24&limit=5&after={}",
+            page["next"].as_str().unwrap()
+        ),
+        Some(&bob),
+    )
+    .await
+    .json();
+    assert_eq!(page_names(&page).len(), 5);
+    assert!(page["next"].is_null());
+    let unique: HashSet<String> = seen.into_iter().collect();
+    assert_eq!(unique.len(), total);
+    // Bad parameters are refused with a code, not ignored.
+    for bad in [
+        "q=no%20spaces",
+        "after=-x",
+        "limit=-1",
+        "limit=many",
+        "page=2",
+    ] {
+        let r = http::get(addr, &format!("/api/rooms?{bad}"), Some(&bob)).await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (400, "invalid_field"),
+            "{bad}: {}",
+            r.body
+        );
+    }
     server.stop().await;
 }

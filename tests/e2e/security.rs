@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use parley_e2e::{Backend, TestServer, WsClient, http, unique};
 use serde_json::{Value, json};
+use std::net::{IpAddr, Ipv4Addr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 crate::on_both!(
@@ -17,6 +18,7 @@ crate::on_both!(
     member_lists_are_hidden_from_non_members,
     message_and_join_floods_are_limited,
     failed_logins_are_slowed_per_account,
+    failed_logins_from_elsewhere_do_not_lock_the_owner_out,
     new_sockets_are_limited_per_address,
     chunked_body_over_the_limit_is_refused_before_the_end
 );
@@ -365,12 +367,15 @@ async fn member_lists_are_hidden_from_non_members(backend: Backend) {
         assert!(matches!(r.status, 403 | 404), "{}", r.body);
     }
     // The rooms are not listed to her either.
-    let r = http::get(server.addr, "/api/rooms", Some(&eve)).await;
-    assert!(
-        !r.body.contains(&private) && !r.body.contains(&direct),
-        "{}",
-        r.body
-    );
+    for list in ["/api/rooms", "/api/me/rooms"] {
+        let r = http::get(server.addr, list, Some(&eve)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            !r.body.contains(&private) && !r.body.contains(&direct),
+            "{}",
+            r.body
+        );
+    }
     // And nothing she tried reached the members.
     a.ask(
         json!({"type": "send", "room": direct, "body": "only us"}),
@@ -524,6 +529,64 @@ async fn failed_logins_are_slowed_per_account(backend: Backend) {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let r = login("alice", "password-alice").await;
     assert_eq!(r.status, 200, "{}", r.body);
+    server.stop().await;
+}
+
+async fn failed_logins_from_elsewhere_do_not_lock_the_owner_out(backend: Backend) {
+    // Issue 14, item 8: one wrong password every few seconds from anywhere kept the right
+    // password answering 429. The failure allowance of addresses that never logged in to the
+    // account is spent; the address the owner logged in from keeps its own.
+    let server = TestServer::start_with(backend, |s| {
+        s.login_failure_burst = 3.0;
+        // No refill within the test: the attack "lasts" throughout.
+        s.login_failure_rate = 0.001;
+    })
+    .await;
+    server.user("alice").await; // registers and logs in from 127.0.0.1
+    let owner: IpAddr = Ipv4Addr::LOCALHOST.into();
+    let attacker: IpAddr = Ipv4Addr::new(127, 0, 0, 2).into();
+    let stranger: IpAddr = Ipv4Addr::new(127, 0, 0, 3).into();
+    let login = |from: IpAddr, password: &str| {
+        let body = json!({"username": "alice", "password": password});
+        let addr = server.addr;
+        async move { http::post_from(from, addr, "/api/auth/login", None, &body).await }
+    };
+    for i in 0..3 {
+        let r = login(attacker, &format!("guess-{i}")).await;
+        assert_eq!(r.error_code(), "invalid_credentials", "{}", r.body);
+    }
+    // The allowance is spent: further guesses from there are refused unchecked...
+    let r = login(attacker, "guess-3").await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (429, "rate_limited"),
+        "{}",
+        r.body
+    );
+    // ...and so is the right password from an address that never logged in to the account
+    // (the guesser could move to it).
+    let r = login(stranger, "password-alice").await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (429, "rate_limited"),
+        "{}",
+        r.body
+    );
+    // The owner, from the address they logged in from before, still gets in, again and again
+    // while the attack goes on.
+    for i in 0..3 {
+        let r = login(owner, "password-alice").await;
+        assert_eq!(r.status, 200, "owner's login {i}: {}", r.body);
+        let r = login(attacker, &format!("more-{i}")).await;
+        assert_eq!(r.status, 429, "{}", r.body);
+    }
+    // The owner's own mistakes spend their own allowance, not a fresh one per mistake.
+    for i in 0..3 {
+        let r = login(owner, &format!("typo-{i}")).await;
+        assert_eq!(r.error_code(), "invalid_credentials", "{}", r.body);
+    }
+    let r = login(owner, "password-alice").await;
+    assert_eq!(r.status, 429, "{}", r.body);
     server.stop().await;
 }
 

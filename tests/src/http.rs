@@ -2,7 +2,7 @@
 //! (`Connection: close`), enough for a JSON API and light to build.
 
 use serde_json::Value;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -50,6 +50,37 @@ pub async fn request(
     body: Option<&Value>,
     extra_headers: &[(&str, &str)],
 ) -> Response {
+    raw_request(
+        addr,
+        &request_bytes(addr, method, path, token, body, extra_headers),
+    )
+    .await
+}
+
+/// `POST path` with a JSON body, from the local address `local` (e.g. `127.0.0.2`, another
+/// client to per-address limits).
+pub async fn post_from(
+    local: IpAddr,
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Response {
+    let raw = request_bytes(addr, "POST", path, token, Some(body), &[]);
+    let stream = crate::raw::connect_from(local, addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect from {local}: {e}"));
+    exchange(stream, &raw).await
+}
+
+fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    extra_headers: &[(&str, &str)],
+) -> Vec<u8> {
     let body = body.map(Value::to_string).unwrap_or_default();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
@@ -66,7 +97,7 @@ pub async fn request(
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     let mut raw = head.into_bytes();
     raw.extend_from_slice(body.as_bytes());
-    raw_request(addr, &raw).await
+    raw
 }
 
 /// `GET path`.
@@ -86,8 +117,13 @@ pub async fn delete(addr: SocketAddr, path: &str, token: Option<&str>) -> Respon
 
 /// Writes `raw` as is and reads the whole response.
 pub async fn raw_request(addr: SocketAddr, raw: &[u8]) -> Response {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    exchange(stream, raw).await
+}
+
+/// Writes `raw` on `stream` and reads the whole response.
+async fn exchange(mut stream: TcpStream, raw: &[u8]) -> Response {
     let read = async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
         stream.write_all(raw).await.expect("write request");
         let mut buf = Vec::new();
         // The server may close before reading an over-large body; what it answered counts.

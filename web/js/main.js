@@ -29,6 +29,9 @@ function logout(notice) {
   clearInterval(roomListPoll);
   state.rooms.clear();
   state.summaries.clear();
+  state.publicRooms.clear();
+  state.publicMore.clear();
+  state.publicNext = null;
   state.active = null;
   screen.shell = null;
   screen.pane = null;
@@ -46,8 +49,9 @@ function route() {
 
 window.addEventListener('hashchange', route);
 
-/** How often the room list is reloaded: the server does not announce new memberships (a
- *  direct chat someone opened with us, a private room we were added to). */
+/** How often the room list (the user's rooms, the directory's first page) is reloaded: the
+ *  server does not announce new memberships (a direct chat someone opened with us, a private
+ *  room we were added to). */
 const ROOM_LIST_POLL_MS = 10_000;
 let roomListPoll = null;
 

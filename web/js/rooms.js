@@ -1,5 +1,5 @@
 // Rooms: joining (and rejoining after a reconnect), read markers, direct-chat peers, labels,
-// the room list from the REST API.
+// the room list from the REST API (the user's rooms, and the public directory page by page).
 
 import { toast } from './dom.js';
 import { hooks } from './hooks.js';
@@ -151,11 +151,54 @@ export function scheduleRoomListRefresh() {
   roomListTimer = setTimeout(() => loadRoomList(), 200);
 }
 
+/** Largest page the server serves: the sidebar reads the user's rooms in pages this big. */
+const MY_ROOMS_PAGE = 200;
+/** Pages of the user's own rooms read per refresh (the sidebar shows at most 1,000 rooms;
+ *  the client joins no more than 90 anyway). */
+const MY_ROOMS_MAX_PAGES = 5;
+/** Public rooms fetched per page of the directory ("More public rooms" reads the next). */
+export const PUBLIC_PAGE = 50;
+
+function pageUrl(path, limit, after) {
+  return `${path}?limit=${limit}${after ? `&after=${encodeURIComponent(after)}` : ''}`;
+}
+
+function summariesOf(page) {
+  return (Array.isArray(page?.rooms) ? page.rooms : []).filter((s) => s && typeof s.name === 'string');
+}
+
+/** The rooms the user belongs to (`GET /api/me/rooms`, page after page), or null if the
+ *  first page could not be read. */
+async function fetchMyRooms() {
+  const rooms = [];
+  let after = null;
+  for (let i = 0; i < MY_ROOMS_MAX_PAGES; i++) {
+    const page = await guarded(() => api('GET', pageUrl('/api/me/rooms', MY_ROOMS_PAGE, after)), () => {});
+    if (!page) return i === 0 ? null : rooms;
+    rooms.push(...summariesOf(page));
+    if (typeof page.next !== 'string') break;
+    after = page.next;
+  }
+  return rooms;
+}
+
+/** Reloads the room list: every room the user belongs to, and the first page of the public
+ *  directory (with any further pages "More public rooms" loaded kept as they are). */
 export async function loadRoomList() {
-  const list = await guarded(() => api('GET', '/api/rooms'), () => {});
-  if (!Array.isArray(list) && !Array.isArray(list?.rooms)) return;
-  const rooms = Array.isArray(list) ? list : list.rooms;
-  state.summaries = new Map(rooms.filter((s) => s && typeof s.name === 'string').map((s) => [s.name, s]));
+  const [mine, directory] = await Promise.all([
+    fetchMyRooms(),
+    guarded(() => api('GET', pageUrl('/api/rooms', PUBLIC_PAGE, null)), () => {}),
+  ]);
+  if (!mine) return;
+  const summaries = new Map(mine.map((s) => [s.name, s]));
+  if (directory) {
+    state.publicRooms = new Map(summariesOf(directory).map((s) => [s.name, s]));
+    if (state.publicMore.size === 0) state.publicNext = typeof directory.next === 'string' ? directory.next : null;
+  }
+  for (const listed of [state.publicRooms, state.publicMore]) {
+    for (const s of listed.values()) if (!summaries.has(s.name)) summaries.set(s.name, s);
+  }
+  state.summaries = summaries;
   for (const s of state.summaries.values()) {
     const r = room(s.name);
     r.kind = s.kind ?? r.kind;
@@ -166,4 +209,18 @@ export async function loadRoomList() {
   if (socket.open) for (const name of wantedRooms()) if (!room(name).joined) joinRoom(room(name));
   hooks.renderRoomList();
   if (state.active) hooks.renderRoomHeader(room(state.active));
+}
+
+/** Reads the next page of the public directory into the room list. */
+export async function loadMorePublicRooms() {
+  const after = state.publicNext;
+  if (!after) return;
+  const page = await guarded(() => api('GET', pageUrl('/api/rooms', PUBLIC_PAGE, after)));
+  if (!page || state.publicNext !== after) return;
+  for (const s of summariesOf(page)) {
+    state.publicMore.set(s.name, s);
+    if (!state.summaries.has(s.name)) state.summaries.set(s.name, s);
+  }
+  state.publicNext = typeof page.next === 'string' ? page.next : null;
+  hooks.renderRoomList();
 }

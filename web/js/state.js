@@ -6,8 +6,15 @@ export const state = {
   auth: null,
   /** Room name → RoomState. */
   rooms: new Map(),
-  /** Room summaries from `GET /api/rooms`, by name. */
+  /** Room summaries by name: the user's rooms (`GET /api/me/rooms`) and the public rooms
+   *  read from the directory (`GET /api/rooms`), the user's own entry first. */
   summaries: new Map(),
+  /** The directory's first page, reloaded with the room list. */
+  publicRooms: new Map(),
+  /** Further directory pages read with "More public rooms", kept until logout. */
+  publicMore: new Map(),
+  /** Where the directory's next page starts, or null when it was all read. */
+  publicNext: null,
   /** The room shown, or null. */
   active: null,
   /** 'offline' | 'connecting' | 'online' | 'reconnecting'. */

@@ -7,7 +7,7 @@ import { me, room, screen, state } from './state.js';
 import { api, guarded } from './api.js';
 import { socket } from './connection.js';
 import { onComposerInput, onMessagesScroll, postMessage, renderMessages, stopOwnTyping } from './messages.js';
-import { directPeer, isDirect, joinRoom, loadRoomList, markRead, rememberPeer, roomLabel } from './rooms.js';
+import { directPeer, isDirect, joinRoom, loadMorePublicRooms, loadRoomList, markRead, rememberPeer, roomLabel } from './rooms.js';
 import { startCall } from './calls.js';
 
 export function renderShell() {
@@ -161,10 +161,14 @@ export function renderRoomList() {
     h('div', { class: 'room-section' },
       h('h2', {}, title),
       names.length ? h('ul', {}, names.sort((a, b) => roomLabel(a).localeCompare(roomLabel(b))).map(item)) : h('p', { class: 'muted' }, empty));
+  const more = state.publicNext
+    ? h('button', { type: 'button', class: 'link more-rooms', onclick: () => loadMorePublicRooms() }, 'More public rooms')
+    : null;
   appendChildren(list, [
     section('Your rooms', mine, 'None yet: join or create one.'),
     section('Direct chats', direct, 'No direct chats yet.'),
-    discover.length ? section('Public rooms', discover, '') : null,
+    discover.length || more ? section('Public rooms', discover, '') : null,
+    more,
   ]);
 }
 

@@ -189,7 +189,8 @@ pub struct Settings {
     /// Failed logins per account name regained per second (0: no limit).
     pub login_failure_rate: f64,
     /// Wrong passwords per account name answered before logins for it are slowed to
-    /// `login_failure_rate` (429 with `Retry-After`).
+    /// `login_failure_rate` (429 with `Retry-After`): one allowance shared by the addresses
+    /// that never logged in to the account, one for each address that recently did.
     pub login_failure_burst: f64,
     /// New WebSocket connections per second per client address (0: no limit, the default).
     pub ws_connect_rate: f64,

@@ -31,7 +31,9 @@ pub struct HttpConfig {
     pub auth_rate: Option<parley_core::RateLimit>,
     /// Failed logins per account name (`None`: unlimited): the burst is how many wrong
     /// passwords are answered normally, the rate how fast the allowance comes back. Beyond
-    /// it, logins for that name get 429 with `Retry-After` whatever the password.
+    /// it, logins for that name get 429 with `Retry-After` whatever the password. Addresses
+    /// that never logged in to the account share one allowance; each address that recently
+    /// did has its own, so strangers' guesses cannot lock the owner out.
     pub login_failure_rate: Option<parley_core::RateLimit>,
     /// New WebSocket connections per client address (`None`: unlimited), checked before
     /// the token. Beyond it: 429 with `Retry-After`. Off by default: many users behind one

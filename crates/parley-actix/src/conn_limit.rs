@@ -75,7 +75,7 @@ struct Count {
 
 /// IPv4 addresses count alone; IPv6 addresses by /64, the block one subscriber usually gets
 /// (counting single IPv6 addresses would give a client 2^64 allowances).
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -1,6 +1,6 @@
 //! Per-address limits on the account endpoints (register, login, refresh), against password
 //! guessing and sign-up floods, and a per-account limit on failed logins, against guessing
-//! spread over many addresses.
+//! spread over many addresses, that spares the addresses the account's owner logs in from.
 
 use crate::error::ApiError;
 use actix_web::HttpRequest;
@@ -9,6 +9,8 @@ use parley_core::rate::TokenBucket;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Token buckets per client address. The address is the TCP peer: behind a reverse proxy
 /// every client shares the proxy's bucket, so raise the limit there (or disable it and limit
@@ -73,27 +75,72 @@ impl AuthLimiter {
     }
 }
 
-/// Failed logins per account name. Each wrong password takes a token; with none left, the
-/// name's logins are refused (429 with `Retry-After`) before any password is checked, right
-/// or wrong, until the bucket refills. A guesser spread over many addresses (which the
-/// per-address limit cannot see) is slowed to the refill rate, and the real user waits at
-/// most one refill interval: never locked out for good. Unknown names get buckets too, so a
-/// 429 says nothing about whether an account exists.
+/// Failed logins per account name, kept apart for the addresses its owner uses.
+///
+/// Each account name has a failure allowance (`login_failure_rate`/`burst`) shared by every
+/// address that has not logged in to it: each wrong password from such an address takes a
+/// token, and with none left their logins for that name are refused (429 with `Retry-After`)
+/// before any password is checked, right or wrong, until it refills. A guesser spread over
+/// many addresses (which the per-address limit cannot see) is slowed to the refill rate.
+///
+/// That shared allowance alone let anyone lock the owner out with one wrong password every
+/// few seconds. So each account also remembers the last [`KNOWN_PER_ACCOUNT`] addresses
+/// (IPv4 address or IPv6 /64) that logged in to it successfully within [`KNOWN_FOR`], each
+/// with an allowance of its own: logins from there are checked whatever strangers did, and
+/// only their own wrong passwords spend it. Strangers cannot add an address to the set
+/// (that takes the password), so a guesser gains nothing from it; an owner on a new address
+/// waits for the shared allowance like everyone else.
+///
+/// Unknown names get allowances too, so a 429 says nothing about whether an account exists.
+/// Everything is in memory, per process: a restart forgets it.
 pub(crate) struct AccountLimiter {
     /// `None`: no limit.
     limit: Option<RateLimit>,
-    /// One bucket per recently failed name (lower-cased, as user names are).
-    buckets: Mutex<HashMap<String, TokenBucket>>,
+    /// The allowances, behind one lock (held for a map lookup, never across an await).
+    accounts: Mutex<Accounts>,
+}
+
+/// What [`AccountLimiter`] keeps.
+#[derive(Default)]
+struct Accounts {
+    /// Per account name (see [`AccountLimiter::key`]): the failure allowance shared by the
+    /// addresses that have not logged in to it.
+    strangers: HashMap<String, TokenBucket>,
+    /// Per account name: the addresses that logged in to it recently, most recent first.
+    known: HashMap<String, Vec<KnownAddress>>,
+}
+
+/// An address that logged in to an account.
+struct KnownAddress {
+    /// The IPv4 address or IPv6 /64 ([`crate::conn_limit::address_key`]).
+    addr: IpAddr,
+    /// Its last successful login to the account; forgotten [`KNOWN_FOR`] after it.
+    last_login: Instant,
+    /// Its own failure allowance for the account.
+    failures: TokenBucket,
 }
 
 /// Longest name kept as a key (longer ones cannot be accounts anyway; bounded memory).
 const MAX_KEY: usize = 64;
+/// Addresses remembered per account (a phone, a laptop, home, work...); the least recently
+/// used one makes way for a new one.
+pub(crate) const KNOWN_PER_ACCOUNT: usize = 8;
+/// How long an address stays known after its last successful login.
+pub(crate) const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The refusal of a login whose allowance is spent.
+fn too_many_failures(wait: Duration) -> ApiError {
+    ApiError::RateLimited {
+        message: "too many failed logins for this account; wait and retry".into(),
+        retry_after: wait,
+    }
+}
 
 impl AccountLimiter {
     pub(crate) fn new(limit: Option<RateLimit>) -> Self {
         Self {
             limit,
-            buckets: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(Accounts::default()),
         }
     }
 
@@ -105,44 +152,179 @@ impl AccountLimiter {
             .to_lowercase()
     }
 
-    /// Refuses a login for `username` when its failure allowance is spent (takes nothing).
-    pub(crate) fn check(&self, username: &str) -> Result<(), ApiError> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Accounts> {
+        self.accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Refuses a login for `username` from `peer` (the client's address, `None` if unknown)
+    /// when the allowance that address draws on is spent (takes nothing).
+    pub(crate) fn check(&self, username: &str, peer: Option<IpAddr>) -> Result<(), ApiError> {
         if self.limit.is_none() {
             return Ok(());
         }
-        let buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(bucket) = buckets.get(&Self::key(username)) else {
-            return Ok(());
-        };
+        let key = Self::key(username);
+        let mut accounts = self.lock();
         // A copy answers "is a token there?" without spending it.
-        bucket.clone().try_take().map_err(|wait| {
+        let probe = match accounts.known_mut(&key, peer) {
+            Some(known) => known.failures.clone().try_take(),
+            None => match accounts.strangers.get(&key) {
+                Some(bucket) => bucket.clone().try_take(),
+                None => Ok(()),
+            },
+        };
+        probe.map_err(|wait| {
             tracing::warn!("login attempts for one account over the failure limit");
-            ApiError::RateLimited {
-                message: "too many failed logins for this account; wait and retry".into(),
-                retry_after: wait,
-            }
+            too_many_failures(wait)
         })
     }
 
-    /// Records a failed login for `username`.
-    pub(crate) fn failed(&self, username: &str) {
+    /// Records a wrong password for `username` from `peer`.
+    pub(crate) fn failed(&self, username: &str, peer: Option<IpAddr>) {
         let Some(limit) = self.limit else {
             return;
         };
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let key = Self::key(username);
-        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&key) {
-            buckets.clear();
+        let mut accounts = self.lock();
+        if let Some(known) = accounts.known_mut(&key, peer) {
+            let _ = known.failures.try_take();
+            return;
         }
-        let _ = buckets
+        let strangers = &mut accounts.strangers;
+        if strangers.len() >= MAX_TRACKED && !strangers.contains_key(&key) {
+            strangers.clear();
+        }
+        let _ = strangers
             .entry(key)
             .or_insert_with(|| TokenBucket::new(limit))
             .try_take();
+    }
+
+    /// Records a successful login to `username` from `peer`: the address becomes (or stays)
+    /// one of the account's known addresses.
+    pub(crate) fn succeeded(&self, username: &str, peer: Option<IpAddr>) {
+        let (Some(limit), Some(addr)) = (self.limit, peer) else {
+            return;
+        };
+        let key = Self::key(username);
+        let now = Instant::now();
+        let mut accounts = self.lock();
+        if accounts.known.len() >= MAX_TRACKED && !accounts.known.contains_key(&key) {
+            accounts.forget_least_recent_account();
+        }
+        let known = accounts.known.entry(key).or_default();
+        known.retain(|k| now.saturating_duration_since(k.last_login) < KNOWN_FOR);
+        let entry = match known.iter().position(|k| k.addr == addr) {
+            Some(i) => {
+                let mut entry = known.remove(i);
+                entry.last_login = now;
+                entry
+            }
+            None => KnownAddress {
+                addr,
+                last_login: now,
+                failures: TokenBucket::new(limit),
+            },
+        };
+        known.insert(0, entry);
+        known.truncate(KNOWN_PER_ACCOUNT);
+    }
+}
+
+impl Accounts {
+    /// `peer`'s entry among the known addresses of account `key`, if it is there and fresh.
+    fn known_mut(&mut self, key: &str, peer: Option<IpAddr>) -> Option<&mut KnownAddress> {
+        let peer = peer?;
+        let now = Instant::now();
+        self.known
+            .get_mut(key)?
+            .iter_mut()
+            .find(|k| k.addr == peer && now.saturating_duration_since(k.last_login) < KNOWN_FOR)
+    }
+
+    /// Makes room in the full table of known addresses: the account whose latest login is
+    /// the oldest goes. A linear scan, but only when a login fills the table (it takes the
+    /// passwords of [`MAX_TRACKED`] accounts), and unlike clearing the table it never
+    /// forgets an active owner's addresses.
+    fn forget_least_recent_account(&mut self) {
+        let oldest = self
+            .known
+            .iter()
+            .min_by_key(|(_, addrs)| addrs.first().map(|k| k.last_login))
+            .map(|(key, _)| key.clone());
+        if let Some(key) = oldest {
+            self.known.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)))
+    }
+
+    fn limiter() -> AccountLimiter {
+        // Two failures, then one every 100 s.
+        AccountLimiter::new(Some(RateLimit::new(0.01, 2.0)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn strangers_share_one_allowance_known_addresses_keep_their_own() {
+        let limiter = limiter();
+        limiter.succeeded("Alice", ip(1));
+        limiter.failed("alice", ip(2));
+        limiter.failed("alice", ip(3));
+        // Spent for every address that never logged in, whichever failed...
+        for peer in [ip(2), ip(3), ip(4), None] {
+            assert!(limiter.check("alice", peer).is_err(), "{peer:?}");
+        }
+        // ...but not for the owner's address, nor for other accounts.
+        assert!(limiter.check("ALICE", ip(1)).is_ok());
+        assert!(limiter.check("bob", ip(2)).is_ok());
+        // The owner's own failures spend the owner's allowance only.
+        limiter.failed("alice", ip(1));
+        assert!(limiter.check("alice", ip(1)).is_ok());
+        limiter.failed("alice", ip(1));
+        let refused = limiter.check("alice", ip(1)).unwrap_err();
+        assert!(matches!(refused, ApiError::RateLimited { .. }));
+        // Both refill.
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert!(limiter.check("alice", ip(1)).is_ok());
+        assert!(limiter.check("alice", ip(4)).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn known_addresses_are_bounded_and_expire() {
+        let limiter = limiter();
+        for last in 1..=u8::try_from(KNOWN_PER_ACCOUNT).unwrap() + 1 {
+            limiter.succeeded("alice", ip(last));
+        }
+        limiter.failed("alice", ip(100));
+        limiter.failed("alice", ip(100));
+        // The first address made way for the newest ones.
+        assert!(limiter.check("alice", ip(1)).is_err());
+        assert!(limiter.check("alice", ip(2)).is_ok());
+        // A login from an address refreshes it; the others expire.
+        tokio::time::advance(KNOWN_FOR - Duration::from_secs(10)).await;
+        limiter.succeeded("alice", ip(2));
+        limiter.failed("alice", ip(100));
+        limiter.failed("alice", ip(100));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(limiter.check("alice", ip(2)).is_ok());
+        assert!(limiter.check("alice", ip(3)).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_limit_refuses_nothing() {
+        let limiter = AccountLimiter::new(None);
+        for _ in 0..10 {
+            limiter.failed("alice", ip(2));
+        }
+        assert!(limiter.check("alice", ip(2)).is_ok());
     }
 }

@@ -3,12 +3,13 @@
 //! service ([`parley_core::Rooms`], where every access rule lives) and maps the answer or
 //! the error; none decides who may do what.
 
+use crate::conn_limit::address_key;
 use crate::error::{ApiError, Result};
 use crate::state::{AppState, Authenticated};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use parley_auth::Password;
-use parley_core::{HistoryQuery, MemberAdded, RoomChanges};
+use parley_core::{HistoryQuery, MemberAdded, RoomChanges, RoomListQuery, RoomScope};
 use parley_domain::protocol::ErrorCode;
 use parley_domain::{MessageId, Role, RoomKind, RoomName, Topic, UserName};
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/auth/refresh", web::post().to(refresh))
         .route("/auth/logout", web::post().to(logout))
         .route("/me", web::get().to(me))
+        .route("/me/rooms", web::get().to(my_rooms))
         .route("/rooms", web::get().to(list_rooms))
         .route("/rooms", web::post().to(create_room))
         .route("/rooms/{room}", web::get().to(get_room))
@@ -111,15 +113,18 @@ struct LoginBody {
 async fn login(req: HttpRequest, state: State, body: web::Json<LoginBody>) -> Result<HttpResponse> {
     state.auth_limiter.check(&req)?;
     let body = body.into_inner();
-    state.account_limiter.check(&body.username)?;
+    let peer = req.peer_addr().map(|a| address_key(a.ip()));
+    state.account_limiter.check(&body.username, peer)?;
     let auth = state.auth.clone();
     let limiter = state.account_limiter.clone();
     run(&state, async move {
         let result = auth
             .login(&body.username, &Password::new(body.password))
             .await;
-        if matches!(result, Err(parley_auth::AuthError::InvalidCredentials)) {
-            limiter.failed(&body.username);
+        match &result {
+            Ok(_) => limiter.succeeded(&body.username, peer),
+            Err(parley_auth::AuthError::InvalidCredentials) => limiter.failed(&body.username, peer),
+            Err(_) => {}
         }
         ok(result?)
     })
@@ -165,10 +170,60 @@ async fn me(Authenticated(user): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(user)
 }
 
-/// `GET /api/rooms`: rooms visible to the user with their role and unread counts.
-async fn list_rooms(state: State, Authenticated(user): Authenticated) -> Result<HttpResponse> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoomListParams {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+impl RoomListParams {
+    /// The query for `scope`; an empty `q` or `after` is the same as none.
+    fn into_query(self, scope: RoomScope) -> Result<RoomListQuery> {
+        let name = |field: &str, raw: Option<String>| {
+            raw.filter(|v| !v.is_empty())
+                .map(|v| {
+                    RoomName::parse(&v).map_err(|e| {
+                        ApiError::new(ErrorCode::InvalidField, format!("{field}: {e}"))
+                    })
+                })
+                .transpose()
+        };
+        Ok(RoomListQuery {
+            scope,
+            prefix: name("q", self.q)?,
+            after: name("after", self.after)?,
+            limit: self.limit,
+        })
+    }
+}
+
+/// `GET /api/rooms?q=&after=&limit=`: a page of the public rooms, by name →
+/// `{rooms, next}`.
+async fn list_rooms(
+    state: State,
+    Authenticated(user): Authenticated,
+    params: web::Query<RoomListParams>,
+) -> Result<HttpResponse> {
+    let query = params.into_inner().into_query(RoomScope::Public)?;
     let rooms = state.engine.rooms();
-    run(&state, async move { ok(rooms.list(&user).await?) }).await
+    run(&state, async move { ok(rooms.list(&user, &query).await?) }).await
+}
+
+/// `GET /api/me/rooms?q=&after=&limit=`: a page of the rooms the user belongs to, by name →
+/// `{rooms, next}`.
+async fn my_rooms(
+    state: State,
+    Authenticated(user): Authenticated,
+    params: web::Query<RoomListParams>,
+) -> Result<HttpResponse> {
+    let query = params.into_inner().into_query(RoomScope::Member)?;
+    let rooms = state.engine.rooms();
+    run(&state, async move { ok(rooms.list(&user, &query).await?) }).await
 }
 
 #[derive(Deserialize)]

@@ -68,9 +68,9 @@ pub use engine::Engine;
 pub use error::{EngineError, Result};
 pub use events::{CHAT_MESSAGE, Groups};
 pub use limits::Budget;
-pub use parley_store::HistoryQuery;
+pub use parley_store::{HistoryQuery, RoomListQuery, RoomScope};
 pub use rate::RateLimit;
-pub use rooms::{Member, MemberAdded, RoomChanges, RoomDetails, RoomHistory, Rooms};
+pub use rooms::{Member, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, Rooms};
 pub use session::{
     CLOSE_EXPIRED, CLOSE_PING_TIMEOUT, CLOSE_SIGNED_OUT, CLOSE_SLOW_CONSUMER, CloseReason, Inbound,
     Outbound, Session,

@@ -12,7 +12,7 @@ use parley_domain::{
     Membership, Message, Role, Room, RoomKind, RoomName, RoomSummary, Timestamp, Topic, User,
     UserId, UserName,
 };
-use parley_store::{HistoryQuery, NewRoom, StoreError};
+use parley_store::{HistoryQuery, NewRoom, RoomListQuery, StoreError};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -72,6 +72,16 @@ pub struct RoomHistory {
     pub has_more: bool,
 }
 
+/// A page of a room list ([`Rooms::list`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomList {
+    /// The rooms, by name, each with the user's role and unread count.
+    pub rooms: Vec<RoomSummary>,
+    /// Where the next page starts (pass it back as [`RoomListQuery::after`]); `None` on the
+    /// last page.
+    pub next: Option<RoomName>,
+}
+
 /// What [`Rooms::add_member`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberAdded {
@@ -106,10 +116,19 @@ impl Rooms {
         RoomAccess::of(&self.inner.store, user, room).await
     }
 
-    /// The rooms `user` can see in their list — every public room and every room they
-    /// belong to — by name, each with their role and unread count.
-    pub async fn list(&self, user: &User) -> Result<Vec<RoomSummary>> {
-        Ok(self.inner.store.rooms_for_user(user.id).await?)
+    /// One page of a room list for `user`, by name: the rooms they belong to
+    /// ([`crate::RoomScope::Member`], what a client's sidebar shows) or the public directory
+    /// ([`crate::RoomScope::Public`], to browse), each with their role and unread count. Any user
+    /// may read both; nobody sees a private or direct room they are not in. A page holds
+    /// [`RoomListQuery::DEFAULT_LIMIT`] rooms unless asked otherwise, never more than
+    /// [`RoomListQuery::MAX_LIMIT`], so no list costs more than that however many rooms
+    /// exist; [`RoomList::next`] continues it.
+    pub async fn list(&self, user: &User, query: &RoomListQuery) -> Result<RoomList> {
+        let page = self.inner.store.room_page(user.id, query).await?;
+        Ok(RoomList {
+            rooms: page.rooms,
+            next: page.next,
+        })
     }
 
     /// Creates a public or private room owned by `user`. `conflict` if the name is taken,

@@ -11,7 +11,8 @@ use parley_domain::{
 };
 use parley_store::testing::TestDb;
 use parley_store::{
-    Backend, HistoryQuery, NewMessage, NewRoom, NewUser, Store, StoreError, StoreOptions,
+    Backend, HistoryQuery, NewMessage, NewRoom, NewUser, RoomListQuery, RoomPage, RoomScope, Store,
+    StoreError, StoreOptions,
 };
 
 macro_rules! conformance {
@@ -46,6 +47,10 @@ conformance!(
     direct_rooms_are_get_or_create,
     memberships_are_added_and_removed,
     room_lists_show_visibility_roles_and_unread_counts,
+    room_lists_page_by_name_and_clamp_their_size,
+    room_list_paging_survives_rooms_coming_and_going,
+    room_lists_split_my_rooms_from_the_public_directory,
+    room_lists_filter_by_name_prefix,
     read_markers_only_move_forward,
     appends_are_idempotent_on_client_id,
     concurrent_retries_store_one_message,
@@ -475,6 +480,258 @@ async fn room_lists_show_visibility_roles_and_unread_counts(s: &Store) {
     s.add_member(public.id, b.id, Role::Member).await.unwrap();
     let list = s.rooms_for_user(b.id).await.unwrap();
     assert_eq!(list[0].unread, 2);
+}
+
+fn list_query(scope: RoomScope, limit: Option<u32>) -> RoomListQuery {
+    RoomListQuery {
+        scope,
+        limit,
+        ..RoomListQuery::default()
+    }
+}
+
+fn names(page: &RoomPage) -> Vec<String> {
+    page.rooms.iter().map(|r| r.room.name.to_string()).collect()
+}
+
+/// Every page of `query` for `user`, following `next`: the names of each page.
+async fn all_pages(s: &Store, user: UserId, mut query: RoomListQuery) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    loop {
+        let page = s.room_page(user, &query).await.unwrap();
+        pages.push(names(&page));
+        assert!(pages.len() < 1000, "paging does not end");
+        match page.next {
+            Some(next) => {
+                assert_eq!(
+                    Some(next.as_str()),
+                    page.rooms.last().map(|r| r.room.name.as_str())
+                );
+                query.after = Some(next);
+            }
+            None => return pages,
+        }
+    }
+}
+
+async fn room_lists_page_by_name_and_clamp_their_size(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let total = 210;
+    let mut expected: Vec<String> = Vec::new();
+    for i in 0..total {
+        let name = format!("room{i:03}");
+        room(s, &name, RoomKind::Public, a.id).await;
+        expected.push(name);
+    }
+    room(s, "zz-private", RoomKind::Private, a.id).await;
+
+    // The default page, then the cap, then the floor.
+    let page = s
+        .room_page(b.id, &list_query(RoomScope::Public, None))
+        .await
+        .unwrap();
+    assert_eq!(page.rooms.len(), RoomListQuery::DEFAULT_LIMIT as usize);
+    assert_eq!(page.next.as_ref().map(|n| n.as_str()), Some("room099"));
+    let page = s
+        .room_page(b.id, &list_query(RoomScope::Public, Some(10_000)))
+        .await
+        .unwrap();
+    assert_eq!(page.rooms.len(), RoomListQuery::MAX_LIMIT as usize);
+    assert!(page.next.is_some());
+    let page = s
+        .room_page(b.id, &list_query(RoomScope::Public, Some(0)))
+        .await
+        .unwrap();
+    assert_eq!(names(&page), vec!["room000"]);
+    assert_eq!(page.next.as_ref().map(|n| n.as_str()), Some("room000"));
+
+    // Pages of any size cover every room once, in the same order; only the last is short.
+    let by_default = all_pages(s, b.id, list_query(RoomScope::Public, None)).await;
+    assert_eq!(
+        by_default.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![100, 100, 10]
+    );
+    for limit in [1, 37, 200] {
+        let pages = all_pages(s, b.id, list_query(RoomScope::Public, Some(limit))).await;
+        let (last, full) = pages.split_last().unwrap();
+        assert!(full.iter().all(|p| p.len() == limit as usize));
+        assert!(!last.is_empty() && last.len() <= limit as usize);
+        assert_eq!(pages.concat(), by_default.concat(), "limit {limit}");
+    }
+    let mut sorted = by_default.concat();
+    sorted.sort();
+    assert_eq!(sorted, expected, "every public room once, no private one");
+
+    // A room count that is a multiple of the page size ends with an empty page or none, never
+    // with a repeat.
+    let pages = all_pages(s, b.id, list_query(RoomScope::Public, Some(105))).await;
+    assert_eq!(pages.concat(), by_default.concat());
+    // A cursor past the end.
+    let query = RoomListQuery {
+        after: Some(RoomName::parse("zzz").unwrap()),
+        ..list_query(RoomScope::Public, None)
+    };
+    let page = s.room_page(b.id, &query).await.unwrap();
+    assert!(page.rooms.is_empty() && page.next.is_none());
+}
+
+async fn room_list_paging_survives_rooms_coming_and_going(s: &Store) {
+    let a = user(s, "alice").await;
+    let mut rooms = Vec::new();
+    for i in 0..30 {
+        rooms.push(room(s, &format!("r{i:02}"), RoomKind::Public, a.id).await);
+    }
+    // alice pages through her rooms, ten at a time, while rooms are created and deleted.
+    let mut query = list_query(RoomScope::Member, Some(10));
+    let mut seen: Vec<String> = Vec::new();
+    let mut round = 0;
+    loop {
+        let page = s.room_page(a.id, &query).await.unwrap();
+        seen.extend(names(&page));
+        match round {
+            // Behind the cursor (never shown now), ahead of it (shown), and one gone.
+            0 => {
+                room(s, "r00a", RoomKind::Public, a.id).await;
+                room(s, "r15a", RoomKind::Private, a.id).await;
+                s.delete_room(rooms[20].id).await.unwrap();
+            }
+            // The room the cursor names goes: the next page still starts right after it.
+            1 => {
+                let cursor = page.next.as_ref().unwrap();
+                let gone = rooms.iter().find(|r| r.name == *cursor).unwrap();
+                s.delete_room(gone.id).await.unwrap();
+            }
+            _ => {}
+        }
+        round += 1;
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no room twice: {seen:?}");
+    for (i, r) in rooms.iter().enumerate() {
+        let shown = seen.iter().any(|n| n == r.name.as_str());
+        assert_eq!(shown, i != 20, "{}", r.name);
+    }
+    assert!(seen.iter().any(|n| n == "r15a"));
+    assert!(!seen.iter().any(|n| n == "r00a"));
+}
+
+async fn room_lists_split_my_rooms_from_the_public_directory(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let c = user(s, "carol").await;
+    let agora = room(s, "agora", RoomKind::Public, a.id).await;
+    let bazaar = room(s, "bazaar", RoomKind::Public, c.id).await;
+    let backroom = room(s, "backroom", RoomKind::Private, a.id).await;
+    let cellar = room(s, "cellar", RoomKind::Private, c.id).await;
+    let dm = s.direct_room(a.id, b.id).await.unwrap();
+    s.add_member(backroom.id, b.id, Role::Member).await.unwrap();
+    s.add_member(agora.id, b.id, Role::Member).await.unwrap();
+
+    let m1 = post(s, &agora, &a, "one").await;
+    post(s, &agora, &a, "two").await;
+    post(s, &bazaar, &c, "elsewhere").await;
+    post(s, &backroom, &a, "p1").await;
+    post(s, &cellar, &c, "secret").await;
+    post(s, &dm, &a, "hey bob").await;
+    s.set_read_marker(agora.id, b.id, m1.id).await.unwrap();
+
+    let summary = |page: &RoomPage| {
+        page.rooms
+            .iter()
+            .map(|r| (r.room.name.to_string(), r.role, r.unread))
+            .collect::<Vec<_>>()
+    };
+    // bob's rooms: every kind he belongs to, with unread counts; never carol's rooms.
+    let mine = s
+        .room_page(b.id, &list_query(RoomScope::Member, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary(&mine),
+        vec![
+            ("agora".to_owned(), Some(Role::Member), 1),
+            ("backroom".to_owned(), Some(Role::Member), 1),
+            (dm.name.to_string(), Some(Role::Member), 1),
+        ]
+    );
+    assert!(mine.next.is_none());
+    // Paging one at a time gives the same, counts included.
+    let mut query = list_query(RoomScope::Member, Some(1));
+    let mut one_by_one = Vec::new();
+    loop {
+        let page = s.room_page(b.id, &query).await.unwrap();
+        one_by_one.extend(summary(&page));
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(one_by_one, summary(&mine));
+    // The directory: public rooms only, his role and count where he is a member.
+    let public = s
+        .room_page(b.id, &list_query(RoomScope::Public, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary(&public),
+        vec![
+            ("agora".to_owned(), Some(Role::Member), 1),
+            ("bazaar".to_owned(), None, 0),
+        ]
+    );
+    // carol owns bazaar: her count is its whole history; she is in no room of bob's.
+    let carols = s
+        .room_page(c.id, &list_query(RoomScope::Member, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary(&carols),
+        vec![
+            ("bazaar".to_owned(), Some(Role::Owner), 1),
+            ("cellar".to_owned(), Some(Role::Owner), 1),
+        ]
+    );
+    // A user in no room has an empty list.
+    let d = user(s, "dave").await;
+    let none = s
+        .room_page(d.id, &list_query(RoomScope::Member, None))
+        .await
+        .unwrap();
+    assert!(none.rooms.is_empty() && none.next.is_none());
+}
+
+async fn room_lists_filter_by_name_prefix(s: &Store) {
+    let a = user(s, "alice").await;
+    for name in ["a_b", "a_bc", "axb", "a-b", "a.b", "ab", "b_a"] {
+        room(s, name, RoomKind::Public, a.id).await;
+    }
+    room(s, "a_private", RoomKind::Private, a.id).await;
+    let prefixed = |prefix: &str, scope: RoomScope, limit: Option<u32>| RoomListQuery {
+        prefix: Some(RoomName::parse(prefix).unwrap()),
+        ..list_query(scope, limit)
+    };
+    let sorted = |pages: Vec<Vec<String>>| {
+        let mut all = pages.concat();
+        all.sort();
+        all
+    };
+    // `_` is a character like any other, not LIKE's wildcard.
+    let pages = all_pages(s, a.id, prefixed("a_", RoomScope::Public, None)).await;
+    assert_eq!(sorted(pages), vec!["a_b", "a_bc"]);
+    let pages = all_pages(s, a.id, prefixed("A_", RoomScope::Member, Some(1))).await;
+    assert_eq!(sorted(pages), vec!["a_b", "a_bc", "a_private"]);
+    let pages = all_pages(s, a.id, prefixed("a", RoomScope::Public, Some(2))).await;
+    assert_eq!(
+        sorted(pages),
+        vec!["a-b", "a.b", "a_b", "a_bc", "ab", "axb"]
+    );
+    let pages = all_pages(s, a.id, prefixed("zz", RoomScope::Public, None)).await;
+    assert_eq!(pages, vec![Vec::<String>::new()]);
 }
 
 async fn read_markers_only_move_forward(s: &Store) {

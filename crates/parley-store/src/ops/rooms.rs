@@ -30,6 +30,61 @@ pub struct NewRoom {
     pub topic: Topic,
 }
 
+/// Which rooms a room list shows ([`Store::room_page`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RoomScope {
+    /// The rooms the user belongs to, of every kind (public, private, direct): their sidebar.
+    #[default]
+    Member,
+    /// Every public room, whether the user belongs to it or not: the directory to browse.
+    Public,
+}
+
+/// Which page of a room list to read. Pages are in name order; a page starts right after
+/// `after`, so a reader that passes each page's [`RoomPage::next`] back sees every room that
+/// keeps its name throughout exactly once, whatever else is created, renamed or deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomListQuery {
+    /// Which rooms.
+    pub scope: RoomScope,
+    /// Only rooms whose name starts with this (any room name's prefix is a room name).
+    pub prefix: Option<RoomName>,
+    /// Only rooms whose name sorts after this one: the previous page's `next`.
+    pub after: Option<RoomName>,
+    /// Page size; `None` means [`RoomListQuery::DEFAULT_LIMIT`], and it is capped at
+    /// [`RoomListQuery::MAX_LIMIT`] (and at least 1).
+    pub limit: Option<u32>,
+}
+
+impl RoomListQuery {
+    /// Page size when none is asked for.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// The largest page served.
+    pub const MAX_LIMIT: u32 = 200;
+
+    /// The page size actually used.
+    pub fn effective_limit(&self) -> u32 {
+        self.limit
+            .unwrap_or(Self::DEFAULT_LIMIT)
+            .clamp(1, Self::MAX_LIMIT)
+    }
+}
+
+/// One page of a room list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomPage {
+    /// The rooms, by name, each with the user's role and unread count.
+    pub rooms: Vec<RoomSummary>,
+    /// The name to ask for the next page after; `None` on the last page.
+    pub next: Option<RoomName>,
+}
+
+/// `prefix` as a `LIKE` pattern: room names may contain `_`, which `LIKE` reads as any
+/// character (`%` and the escape character `\` cannot occur in them).
+fn prefix_pattern(prefix: &RoomName) -> String {
+    format!("{}%", prefix.as_str().replace('_', "\\_"))
+}
+
 fn room_taken(err: StoreError, name: &RoomName) -> StoreError {
     match err {
         StoreError::Conflict(_) => StoreError::Conflict(format!("room name {name} is taken")),
@@ -367,7 +422,8 @@ impl Store {
 
     /// The rooms `user` can see — every public room and every room they belong to — by
     /// name, each with their role and unread count (messages after their read marker, not
-    /// counting deleted ones; 0 where they are not a member). Two queries.
+    /// counting deleted ones; 0 where they are not a member). Two queries, unpaged: lists
+    /// shown to users go through [`Store::room_page`].
     pub async fn rooms_for_user(&self, user: UserId) -> Result<Vec<RoomSummary>> {
         let uid = user.get();
         let (rows, counts): (Vec<VisibleRoom>, Vec<UnreadCount>) = with_conn!(self, |conn| {
@@ -416,6 +472,88 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// One page of the rooms `user` sees in `query.scope`, by name, each with their role and
+    /// unread count (messages after their read marker, not counting deleted ones; 0 where
+    /// they are not a member). The page holds at most [`RoomListQuery::effective_limit`]
+    /// rooms; unread counts are computed for those rooms only. Two queries.
+    pub async fn room_page(&self, user: UserId, query: &RoomListQuery) -> Result<RoomPage> {
+        let uid = user.get();
+        let limit = query.effective_limit() as usize;
+        // One extra row tells whether there is a next page.
+        let fetch = i64::from(query.effective_limit()) + 1;
+        let pattern = query.prefix.as_ref().map(prefix_pattern);
+        let (mut rows, counts): (Vec<VisibleRoom>, Vec<UnreadCount>) = with_conn!(self, |conn| {
+            let mut q = rooms::table
+                .left_join(
+                    memberships::table.on(memberships::room_id
+                        .eq(rooms::id)
+                        .and(memberships::user_id.eq(uid))),
+                )
+                .select((RoomRow::as_select(), memberships::role.nullable()))
+                .into_boxed();
+            q = match query.scope {
+                RoomScope::Member => q.filter(memberships::user_id.is_not_null()),
+                RoomScope::Public => q.filter(rooms::kind.eq(RoomKind::Public.as_str())),
+            };
+            if let Some(pattern) = &pattern {
+                q = q.filter(rooms::name.like(pattern).escape('\\'));
+            }
+            if let Some(after) = &query.after {
+                q = q.filter(rooms::name.gt(after.as_str()));
+            }
+            let rows: Vec<VisibleRoom> = q.order(rooms::name.asc()).limit(fetch).load(conn).await?;
+            let member_of: Vec<i64> = rows
+                .iter()
+                .take(limit)
+                .filter(|(_, role)| role.is_some())
+                .map(|(room, _)| room.id)
+                .collect();
+            let counts = if member_of.is_empty() {
+                Vec::new()
+            } else {
+                messages::table
+                    .inner_join(memberships::table.on(memberships::room_id.eq(messages::room_id)))
+                    .filter(memberships::user_id.eq(uid))
+                    .filter(messages::room_id.eq_any(&member_of))
+                    .filter(messages::deleted_at.is_null())
+                    .filter(
+                        memberships::last_read
+                            .is_null()
+                            .or(messages::id.nullable().gt(memberships::last_read)),
+                    )
+                    .group_by(messages::room_id)
+                    .select((messages::room_id, diesel::dsl::count_star()))
+                    .load(conn)
+                    .await?
+            };
+            (rows, counts)
+        });
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let counts: HashMap<i64, i64> = counts.into_iter().collect();
+        let rooms = rows
+            .into_iter()
+            .map(|(room, role)| {
+                let unread = if role.is_some() {
+                    counts.get(&room.id).copied().unwrap_or(0)
+                } else {
+                    0
+                };
+                Ok(RoomSummary {
+                    role: role.as_deref().map(parse_role).transpose()?,
+                    unread,
+                    room: room.into_room()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let next = if more {
+            rooms.last().map(|s| s.room.name.clone())
+        } else {
+            None
+        };
+        Ok(RoomPage { rooms, next })
     }
 
     /// Moves `user`'s read marker in `room` forward to `message` (never backward: an older
