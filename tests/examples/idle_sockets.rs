@@ -69,7 +69,9 @@ async fn main() {
     let addr: SocketAddr = loop {
         let line = lines.next().unwrap().unwrap();
         if let Ok(v) = serde_json::from_str::<Value>(&line)
-            && v["message"] == "parley-server listening"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("parley-server ready"))
         {
             break v["addr"].as_str().unwrap().parse().unwrap();
         }

@@ -8,10 +8,10 @@ use actix_web::dev::{Server, ServerHandle};
 use parley_actix::{AppState, serve};
 use parley_auth::{Auth, AuthConfig, SigningKey};
 use parley_core::Engine;
+use parley_domain::redact_url;
 use parley_layer::{ChannelLayer, InMemoryLayer};
 use parley_redis::{RedisLayer, RedisLayerConfig};
 use parley_store::{Store, StoreOptions};
-use parley_domain::redact_url;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,8 +195,10 @@ impl Application {
     /// run on a multi-thread tokio runtime (the migration harness blocks).
     pub async fn build(settings: Settings) -> Result<Self> {
         settings.validate()?;
-        let listener = TcpListener::bind(&settings.bind)
-            .map_err(ServerError::io(format!("cannot listen on {}", settings.bind)))?;
+        let listener = TcpListener::bind(&settings.bind).map_err(ServerError::io(format!(
+            "cannot listen on {}",
+            settings.bind
+        )))?;
         let addr = listener
             .local_addr()
             .map_err(ServerError::io("local address"))?;
@@ -236,6 +238,7 @@ impl Application {
             timeout: Duration::from_secs(settings.shutdown_timeout_secs),
         };
         tracing::info!(
+            %addr,
             database = %redact_url(&settings.database_url),
             layer = settings.layer_kind().as_str(),
             "parley-server ready: open {}",

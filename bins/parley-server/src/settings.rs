@@ -674,10 +674,7 @@ impl Settings {
             if let Some(u) = &self.redis_url {
                 obj.insert("redis_url".into(), redact_url(u).into());
             }
-            obj.insert(
-                "layer".into(),
-                self.layer_kind().as_str().into(),
-            );
+            obj.insert("layer".into(), self.layer_kind().as_str().into());
         }
         v
     }
@@ -845,11 +842,27 @@ mod tests {
     #[test]
     fn a_misspelled_variable_is_refused_with_a_suggestion() {
         let vars = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        check_env_keys(vars(&["PARLEY_BIND", "PARLEY_LOG_LEVEL", "PARLEY_PYTHON", "PATH"])).unwrap();
-        let e = check_env_keys(vars(&["PARLEY_BIDN"])).unwrap_err().to_string();
-        assert!(e.contains("PARLEY_BIDN: no such setting (did you mean PARLEY_BIND?)"), "{e}");
-        assert!(e.contains("PARLEY_DATABASE_URL") && e.contains("PARLEY_WS_CARRIER"), "{e}");
-        let e = check_env_keys(vars(&["PARLEY_NOTHING_LIKE_IT_AT_ALL"])).unwrap_err().to_string();
+        check_env_keys(vars(&[
+            "PARLEY_BIND",
+            "PARLEY_LOG_LEVEL",
+            "PARLEY_PYTHON",
+            "PATH",
+        ]))
+        .unwrap();
+        let e = check_env_keys(vars(&["PARLEY_BIDN"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("PARLEY_BIDN: no such setting (did you mean PARLEY_BIND?)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("PARLEY_DATABASE_URL") && e.contains("PARLEY_WS_CARRIER"),
+            "{e}"
+        );
+        let e = check_env_keys(vars(&["PARLEY_NOTHING_LIKE_IT_AT_ALL"]))
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("did you mean"), "{e}");
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }

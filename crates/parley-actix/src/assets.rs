@@ -4,6 +4,7 @@
 //! API, socket and health routes, so nothing here can shadow them; any other path falls through
 //! to the JSON 404.
 
+use crate::endpoint::endpoint;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
@@ -15,10 +16,18 @@ static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web");
 /// Registers `/` (the page) and one route per embedded file.
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     if let Some(index) = WEB.get_file("index.html") {
-        cfg.route("/", web::get().to(move || async move { asset(index) }));
+        cfg.service(
+            endpoint("/")
+                .get(move || async move { asset(index) })
+                .done(),
+        );
     }
     for (path, file) in files() {
-        cfg.route(&path, web::get().to(move || async move { asset(file) }));
+        cfg.service(
+            endpoint(&path)
+                .get(move || async move { asset(file) })
+                .done(),
+        );
     }
 }
 

@@ -52,6 +52,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         NotJoined | Conflict | UsernameTaken => StatusCode::CONFLICT,
         TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RateLimited | TooManyRooms => StatusCode::TOO_MANY_REQUESTS,
         Unavailable | SlowConsumer => StatusCode::SERVICE_UNAVAILABLE,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -52,6 +52,7 @@
 mod assets;
 mod config;
 mod conn_limit;
+mod endpoint;
 mod error;
 mod limit;
 pub mod middleware;
@@ -89,8 +90,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PathConfig::default().error_handler(|e, _| {
                 ApiError::new(ErrorCode::InvalidField, format!("bad path: {e}")).into()
             }))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
+            .service(endpoint::endpoint("/healthz").get(healthz).done())
+            .service(endpoint::endpoint("/readyz").get(readyz).done())
             .service(web::scope("/api").wrap(cors).configure(rest::routes))
             .configure(ws::routes)
             .configure(assets::routes)

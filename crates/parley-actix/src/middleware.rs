@@ -25,7 +25,8 @@ pub(crate) fn usable(id: &HeaderValue) -> Option<String> {
 }
 
 /// Gives every request an id (`x-request-id`, kept from the request when valid), runs it in
-/// a tracing span carrying that id, and logs one line per request. The log has the path but
+/// a tracing span carrying that id, and logs one line per request. Once the engine is shutting
+/// down, every answer closes its connection. The log has the path but
 /// never the query string: WebSocket clients may put their access token there.
 pub async fn request_id(
     req: ServiceRequest,
@@ -43,6 +44,9 @@ pub async fn request_id(
         path = %req.path()
     );
     let started = std::time::Instant::now();
+    let stopping = req
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+        .map(|state| state.engine.clone());
     let result = next.call(req).instrument(span.clone()).await;
     let _entered = span.enter();
     match result {
@@ -56,6 +60,14 @@ pub async fn request_id(
             }
             if let Ok(value) = HeaderValue::from_str(&id) {
                 response.headers_mut().insert(REQUEST_ID, value);
+            }
+            // Shutting down: the answer closes its connection, so a keep-alive client moves
+            // to another server now rather than at the end of the graceful stop.
+            if stopping.is_some_and(|engine| engine.is_shutting_down()) {
+                response
+                    .response_mut()
+                    .head_mut()
+                    .set_connection_type(actix_web::http::ConnectionType::Close);
             }
             Ok(response)
         }

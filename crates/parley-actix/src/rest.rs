@@ -4,6 +4,7 @@
 //! the error; none decides who may do what.
 
 use crate::conn_limit::address_key;
+use crate::endpoint::endpoint;
 use crate::error::{ApiError, Result};
 use crate::state::{AppState, Authenticated};
 use actix_web::http::StatusCode;
@@ -52,26 +53,30 @@ where
 
 /// Registers the `/api` routes on `cfg`.
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/register", web::post().to(register))
-        .route("/auth/login", web::post().to(login))
-        .route("/auth/refresh", web::post().to(refresh))
-        .route("/auth/logout", web::post().to(logout))
-        .route("/me", web::get().to(me))
-        .route("/me/rooms", web::get().to(my_rooms))
-        .route("/rooms", web::get().to(list_rooms))
-        .route("/rooms", web::post().to(create_room))
-        .route("/rooms/{room}", web::get().to(get_room))
-        .route("/rooms/{room}", web::patch().to(update_room))
-        .route("/rooms/{room}", web::delete().to(delete_room))
-        .route("/rooms/{room}/members", web::post().to(add_member))
-        .route(
-            "/rooms/{room}/members/{user}",
-            web::delete().to(remove_member),
+    cfg.service(endpoint("/auth/register").post(register).done())
+        .service(endpoint("/auth/login").post(login).done())
+        .service(endpoint("/auth/refresh").post(refresh).done())
+        .service(endpoint("/auth/logout").post(logout).done())
+        .service(endpoint("/me").get(me).done())
+        .service(endpoint("/me/rooms").get(my_rooms).done())
+        .service(endpoint("/rooms").get(list_rooms).post(create_room).done())
+        .service(
+            endpoint("/rooms/{room}")
+                .get(get_room)
+                .patch(update_room)
+                .delete(delete_room)
+                .done(),
         )
-        .route("/rooms/{room}/members/{user}", web::patch().to(set_role))
-        .route("/rooms/{room}/messages", web::get().to(messages))
-        .route("/rooms/{room}/online", web::get().to(online))
-        .route("/direct/{username}", web::post().to(direct));
+        .service(endpoint("/rooms/{room}/members").post(add_member).done())
+        .service(
+            endpoint("/rooms/{room}/members/{user}")
+                .patch(set_role)
+                .delete(remove_member)
+                .done(),
+        )
+        .service(endpoint("/rooms/{room}/messages").get(messages).done())
+        .service(endpoint("/rooms/{room}/online").get(online).done())
+        .service(endpoint("/direct/{username}").post(direct).done());
 }
 
 #[derive(Deserialize)]

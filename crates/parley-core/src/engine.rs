@@ -232,6 +232,11 @@ impl Engine {
         self.inner.shutdown.send_replace(true);
     }
 
+    /// Whether [`Engine::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
     /// Local connections (for metrics and tests).
     pub fn local_connections(&self) -> usize {
         self.inner.state.lock().connections.len()

@@ -768,6 +768,7 @@ fn every_error_code_has_a_stable_spelling() {
             "origin_not_allowed",
             "not_a_websocket",
             "request_timeout",
+            "method_not_allowed",
         ]
     );
     for code in ErrorCode::ALL {

@@ -58,14 +58,14 @@ pub fn command(dir: &Path) -> Command {
 pub struct Process {
     child: Child,
     pub addr: SocketAddr,
-    /// Log lines up to the "listening" line.
+    /// Log lines up to the "ready" line.
     startup: Vec<String>,
     /// Log lines after it.
     logs: mpsc::Receiver<String>,
 }
 
 impl Process {
-    /// Starts `serve` with JSON logs on port 0 and waits for the "listening" line.
+    /// Starts `serve` with JSON logs on port 0 and waits for the "ready" line.
     pub fn start(dir: &Path, env: &[(&str, String)]) -> Self {
         Self::spawn(command(dir), env)
     }
@@ -120,7 +120,10 @@ impl Process {
             let Ok(v) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
-            if v["message"] == "parley-server listening" {
+            if v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("parley-server ready: open http://"))
+            {
                 break v["addr"].as_str().unwrap().parse().unwrap();
             }
         };
@@ -193,6 +196,20 @@ impl Process {
     }
 
     /// Whether a log line so far contains `text`.
+    /// Sends SIGTERM without waiting for the exit.
+    pub fn signal_term(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// The log lines up to the "ready" line.
+    pub fn startup_lines(&self) -> &[String] {
+        &self.startup
+    }
+
     pub fn logged(&self, text: &str) -> bool {
         self.startup.iter().any(|l| l.contains(text))
             || self.logs.try_iter().any(|l| l.contains(text))

@@ -13,6 +13,7 @@
 mod frame_limit;
 pub(crate) mod raw;
 
+use crate::endpoint::endpoint;
 use crate::error::ApiError;
 use crate::state::{AppState, bearer_token_in};
 use actix_web::dev::RequestHead;
@@ -26,9 +27,10 @@ use std::sync::Arc;
 
 /// Registers `/ws` and `/ws/chat/{room}` (and `/ws/chat/{room}/`).
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(socket))
-        .route("/ws/chat/{room}", web::get().to(chat_socket))
-        .route("/ws/chat/{room}/", web::get().to(chat_socket));
+    let get = || actix_web::http::Method::GET;
+    cfg.service(endpoint("/ws").on(get(), socket).done())
+        .service(endpoint("/ws/chat/{room}").on(get(), chat_socket).done())
+        .service(endpoint("/ws/chat/{room}/").on(get(), chat_socket).done());
 }
 
 /// The dialect a WebSocket request asks for: `/ws` is Parley's own protocol,

@@ -86,11 +86,13 @@ pub enum ErrorCode {
     NotAWebsocket,
     /// The request (head or body) did not arrive in time; the connection is closed.
     RequestTimeout,
+    /// The path exists, but not with this method (the answer's `Allow` lists those it has).
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Self; 34] = [
+    pub const ALL: [Self; 35] = [
         Self::FrameTooLarge,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -125,6 +127,7 @@ impl ErrorCode {
         Self::OriginNotAllowed,
         Self::NotAWebsocket,
         Self::RequestTimeout,
+        Self::MethodNotAllowed,
     ];
 
     /// The wire spelling, e.g. `"frame_too_large"`.
@@ -164,6 +167,7 @@ impl ErrorCode {
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::NotAWebsocket => "not_a_websocket",
             Self::RequestTimeout => "request_timeout",
+            Self::MethodNotAllowed => "method_not_allowed",
         }
     }
 
@@ -204,6 +208,7 @@ impl ErrorCode {
             Self::OriginNotAllowed => "this origin may not open the chat socket",
             Self::NotAWebsocket => "not a WebSocket handshake",
             Self::RequestTimeout => "the request did not arrive in time",
+            Self::MethodNotAllowed => "method not allowed",
         }
     }
 }
