@@ -12,7 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 crate::on_both!(
     every_frame_type_has_a_per_user_limit,
-    room_creation_is_limited_per_user
+    room_creation_is_limited_per_user,
+    asking_for_direct_rooms_does_not_list_the_users
 );
 
 const PROTOCOL_DOC: &str = include_str!("../../docs/protocol.md");
@@ -307,5 +308,43 @@ async fn room_creation_is_limited_per_user(backend: Backend) {
     // Another user has a budget of their own; joining existing rooms costs nothing of it.
     let bob = server.user("bob").await;
     server.create_room(&bob, &format!("bob-{tag}")).await;
+    server.stop().await;
+}
+
+/// `POST /api/direct/{name}` answers 404 for a name that is nobody's: asking name after name
+/// would list the accounts. A new direct room and an unknown name both cost a room creation,
+/// so past the burst every new name is 429 alike, while a direct room that exists opens free.
+async fn asking_for_direct_rooms_does_not_list_the_users(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let tag = unique();
+    let mallory = server.user(&format!("m{tag}")).await;
+    let friend = format!("f{tag}");
+    server.user(&friend).await;
+    let post = |path: String| {
+        let token = mallory.clone();
+        async move { parley_e2e::http::post(server.addr, &path, Some(&token), &json!({})).await }
+    };
+    let r = post(format!("/api/direct/{friend}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Nine more names that are nobody's: the burst of ten is spent.
+    for i in 0..9 {
+        let r = post(format!("/api/direct/nobody{i}{tag}")).await;
+        assert_eq!(r.status, 404, "{}", r.body);
+    }
+    // Now an account and a non-account look the same.
+    let real = format!("r{tag}");
+    server.user(&real).await;
+    for name in [real.as_str(), "nobody-else"] {
+        let r = post(format!("/api/direct/{name}")).await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (429, "rate_limited"),
+            "{name}: {}",
+            r.body
+        );
+    }
+    // The direct room that exists still opens.
+    let r = post(format!("/api/direct/{friend}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
     server.stop().await;
 }

@@ -9,8 +9,8 @@ use crate::error::{EngineError, Result};
 use crate::limits::Budget;
 use parley_domain::protocol::ErrorCode;
 use parley_domain::{
-    Membership, Message, Role, Room, RoomKind, RoomName, RoomSummary, Timestamp, Topic, User,
-    UserId, UserName,
+    DirectKey, Membership, Message, Role, Room, RoomKind, RoomName, RoomSummary, Timestamp, Topic,
+    User, UserId, UserName,
 };
 use parley_store::{HistoryQuery, NewRoom, RoomListQuery, StoreError};
 use serde::Serialize;
@@ -329,17 +329,38 @@ impl Rooms {
         Ok(self.inner.online(&access.room().name))
     }
 
-    /// The direct (1:1) room of `user` and `other`, created on first use.
+    /// The direct (1:1) room of `user` and `other`, created on first use (a new one costs a
+    /// room creation, and so does asking for a name that is nobody's).
     pub async fn direct(&self, user: &User, other: &UserName) -> Result<Room> {
         let store = &self.inner.store;
-        let other = store.user_by_name(other).await?;
-        if other.id == user.id {
+        if other == &user.username {
             return Err(EngineError::refused(
                 ErrorCode::InvalidField,
                 "a direct room needs another user",
             ));
         }
-        Ok(store.direct_room(user.id, other.id).await?)
+        let other = match store.user_by_name(other).await {
+            Ok(other) => Some(other),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        // Opening an existing direct room is free. A new one, and a name that is nobody's,
+        // draw on the room-creation budget before the answer says which it was: asking for
+        // name after name tells at most a burst of them whether they exist.
+        if let Some(other) = &other
+            && let Ok(key) = DirectKey::new(user.id, other.id)
+        {
+            match store.room_by_name(&key.room_name()).await {
+                Ok(room) => return Ok(room),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.inner.take_token(user.id, Budget::RoomCreations)?;
+        match other {
+            Some(other) => Ok(store.direct_room(user.id, other.id).await?),
+            None => Err(StoreError::NotFound("user").into()),
+        }
     }
 
     /// For the Django tutorial's endpoint: creates `room` (public, owned by `user`) if it
