@@ -5,6 +5,8 @@ use crate::error::{Result, ServerError};
 use crate::secret;
 use crate::settings::{LayerKind, Settings};
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use parley_actix::{AppState, serve};
 use parley_auth::{Auth, AuthConfig, SigningKey};
 use parley_core::Engine;
@@ -13,7 +15,7 @@ use parley_layer::{ChannelLayer, InMemoryLayer};
 use parley_redis::{RedisLayer, RedisLayerConfig};
 use parley_store::{Store, StoreOptions};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A built, bound server; run it with [`Application::run_until_stopped`].
@@ -31,6 +33,8 @@ pub struct Application {
 pub struct Shutdown {
     engine: Engine,
     server: ServerHandle,
+    /// The metrics listener, when there is one.
+    metrics: Option<ServerHandle>,
     /// For waiting on the chat sockets, which close by themselves once the engine stops.
     state: AppState,
     /// How long to wait for them.
@@ -57,6 +61,9 @@ impl Shutdown {
             );
         }
         self.server.stop(true).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.stop(true).await;
+        }
     }
 
     /// Starts the same shutdown without waiting for it (for `Drop` impls and tests).
@@ -64,6 +71,9 @@ impl Shutdown {
         self.engine.shutdown();
         // The command is sent when `stop` is called; the returned future only waits.
         drop(self.server.stop(true));
+        if let Some(metrics) = &self.metrics {
+            drop(metrics.stop(true));
+        }
     }
 }
 
@@ -130,6 +140,51 @@ pub async fn open_layer(settings: &Settings) -> Result<Arc<dyn ChannelLayer>> {
             Arc::new(layer)
         }
     })
+}
+
+/// The process's Prometheus recorder, installed on first use: every metric the libraries
+/// report from then on is rendered by it.
+pub fn prometheus() -> Result<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle);
+    }
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| ServerError::Config(format!("metrics_bind: {e}")))?;
+    parley_core::metrics::describe();
+    Ok(HANDLE.get_or_init(|| handle))
+}
+
+/// The metrics listener: `GET /metrics` in Prometheus's text format, on `bind`.
+fn metrics_server(bind: &str) -> Result<(ServerHandle, SocketAddr)> {
+    let handle = prometheus()?;
+    let listener = TcpListener::bind(bind).map_err(ServerError::io(format!(
+        "cannot listen on {bind} (metrics_bind)"
+    )))?;
+    let addr = listener
+        .local_addr()
+        .map_err(ServerError::io("metrics address"))?;
+    let server = HttpServer::new(move || {
+        App::new().route(
+            "/metrics",
+            web::get().to(move || async move {
+                // Upkeep drains histogram samples into their buckets before the render.
+                handle.run_upkeep();
+                HttpResponse::Ok()
+                    .content_type("text/plain; version=0.0.4")
+                    .body(handle.render())
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(ServerError::io("metrics listener"))?
+    .run();
+    let server_handle = server.handle();
+    tokio::spawn(server);
+    Ok((server_handle, addr))
 }
 
 /// The URL to open for a server listening on `addr` (a wildcard address is reached on the
@@ -202,6 +257,10 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(ServerError::io("local address"))?;
+        let metrics = match &settings.metrics_bind {
+            Some(bind) => Some(metrics_server(bind)?),
+            None => None,
+        };
         let layer = open_layer(&settings).await?;
         let store = open_store(&settings)?;
         if let Err(e) = store.ping().await {
@@ -234,6 +293,10 @@ impl Application {
         let shutdown = Shutdown {
             engine,
             server: server.handle(),
+            metrics: metrics.map(|(handle, addr)| {
+                tracing::info!(%addr, "metrics at http://{addr}/metrics");
+                handle
+            }),
             state: shutdown_state,
             timeout: Duration::from_secs(settings.shutdown_timeout_secs),
         };

@@ -217,6 +217,9 @@ pub struct Settings {
     pub http_max_connections_per_address: usize,
     /// Seconds to wait for in-flight requests on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Where Prometheus scrapes `GET /metrics` (`None`: not served). A listener of its own,
+    /// not the public one: the numbers are for the operator's network only.
+    pub metrics_bind: Option<String>,
     /// `pretty` or `json`.
     pub log_format: LogFormat,
     /// Log filter (`info`, `parley=debug,info`, ...); `RUST_LOG` overrides it.
@@ -297,6 +300,7 @@ impl Default for Settings {
             http_keep_alive_secs: 5,
             http_max_connections_per_address: 256,
             shutdown_timeout_secs: 30,
+            metrics_bind: None,
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
         }
@@ -464,6 +468,11 @@ impl Settings {
         let bad = |setting: &str, why: &str| Err(ServerError::Config(format!("{setting}: {why}")));
         if self.bind.parse::<SocketAddr>().is_err() {
             return bad("bind", "must be an address like 127.0.0.1:8080");
+        }
+        if let Some(metrics) = &self.metrics_bind
+            && metrics.parse::<SocketAddr>().is_err()
+        {
+            return bad("metrics_bind", "must be an address like 127.0.0.1:9184");
         }
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")

@@ -211,3 +211,107 @@ fn keep_alive_connections_are_closed_once_the_server_stops() {
     let eof = conn.read_to_end(&mut rest);
     assert!(eof.is_ok(), "the server closed the connection: {eof:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_happened_without_names() {
+    use parley_e2e::WsClient;
+    use serde_json::json;
+    let dir = WorkDir::new();
+    let server = Process::start(&dir.0, &[("PARLEY_METRICS_BIND", "127.0.0.1:0".to_owned())]);
+    let metrics_addr: std::net::SocketAddr = server
+        .startup_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("/metrics"))
+        })
+        .and_then(|v| v["addr"].as_str().map(str::to_owned))
+        .expect("the metrics address is logged")
+        .parse()
+        .unwrap();
+    let alice = account(server.addr, "alice").await;
+    let bob = account(server.addr, "bob").await;
+    parley_e2e::create_room(server.addr, &alice, "secret-room").await;
+    let mut a = WsClient::connect(server.addr, &alice).await;
+    let mut b = WsClient::connect(server.addr, &bob).await;
+    for ws in [&mut a, &mut b] {
+        let joined = ws
+            .ask(json!({"type": "join", "room": "secret-room"}), "j")
+            .await;
+        assert_eq!(joined["type"], "joined");
+    }
+    for i in 0..3 {
+        a.ask(
+            json!({"type": "send", "room": "secret-room", "body": format!("m{i}")}),
+            "s",
+        )
+        .await;
+        b.next_of("message").await;
+    }
+    let wrong = http::post(
+        server.addr,
+        "/api/auth/login",
+        None,
+        &json!({"username": "alice", "password": "not her password"}),
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+
+    let text = http::get(metrics_addr, "/metrics", None).await.body;
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(value("parley_messages_stored_total"), 3.0);
+    assert_eq!(value("parley_frames_in_total{type=\"send\"}"), 3.0);
+    assert_eq!(value("parley_frames_in_total{type=\"join\"}"), 2.0);
+    assert_eq!(value("parley_sockets_open"), 2.0);
+    assert!(value("parley_deliveries_total") >= 3.0);
+    assert!(value("parley_store_commit_seconds_count") >= 1.0);
+    assert_eq!(
+        value("parley_auth_failures_total{reason=\"invalid_credentials\"}"),
+        1.0
+    );
+    // Names never become labels.
+    for name in ["alice", "bob", "secret-room"] {
+        assert!(
+            !text.contains(name),
+            "{name} appears in the metrics:\n{text}"
+        );
+    }
+    // Not on the public listener.
+    assert_eq!(http::get(server.addr, "/metrics", None).await.status, 404);
+    drop(server);
+}
+
+#[test]
+fn the_dashboard_shows_only_documented_metrics() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let doc = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
+    let dashboard = std::fs::read_to_string(root.join("deploy/grafana/parley.json")).unwrap();
+    let _: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let names = |text: &str| -> std::collections::BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("parley_") && w.len() > "parley_".len())
+            .map(|w| {
+                w.trim_end_matches("_count")
+                    .trim_end_matches("_sum")
+                    .to_owned()
+            })
+            .collect()
+    };
+    let documented = names(&doc);
+    let shown = names(&dashboard);
+    assert!(shown.len() >= 10, "{shown:?}");
+    for name in &shown {
+        assert!(
+            documented.contains(name),
+            "the dashboard shows {name}, which docs/operations.md does not list"
+        );
+    }
+}

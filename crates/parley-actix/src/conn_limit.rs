@@ -128,6 +128,8 @@ impl ConnectionLimits {
                     // Best effort and without waiting: a fresh socket's send buffer takes
                     // it. (tokio's `try_write` would refuse: the reactor has not yet seen the
                     // new socket writable.) The request, if it came already, is left unread.
+                    metrics::counter!("parley_http_rate_limited_total", "limit" => "connections_per_address")
+                        .increment(1);
                     if let Ok(mut std) = io.into_std() {
                         let _ = std::io::Write::write(&mut std, &self.refusal);
                     }
@@ -279,6 +281,7 @@ impl LimitedStream {
             "the connection stayed idle"
         } else {
             // No answer begun: say why before closing (best effort, never waiting).
+            metrics::counter!("parley_http_timeouts_total").increment(1);
             let _ = self.io.try_write(&self.limits.timeout);
             "the request did not arrive in time"
         };

@@ -136,6 +136,11 @@ impl From<EngineError> for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
+        if status_of(e.code()) == StatusCode::UNAUTHORIZED {
+            // By reason (a code): never the user's name.
+            metrics::counter!("parley_auth_failures_total", "reason" => e.code().as_str())
+                .increment(1);
+        }
         match e.code() {
             ErrorCode::Internal => Self::Internal(e.to_string()),
             ErrorCode::Unavailable => Self::Unavailable(e.to_string()),

@@ -20,6 +20,8 @@ pub(crate) struct AuthLimiter {
     limit: Option<RateLimit>,
     /// What a refused client is told.
     message: &'static str,
+    /// The `limit` label of `parley_http_rate_limited_total`.
+    kind: &'static str,
     /// One bucket per address seen recently.
     buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
 }
@@ -33,6 +35,7 @@ impl AuthLimiter {
         Self {
             limit,
             message: "too many account requests from this address; slow down",
+            kind: "account_requests",
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -41,6 +44,7 @@ impl AuthLimiter {
     pub(crate) fn sockets(limit: Option<RateLimit>) -> Self {
         Self {
             message: "too many new connections from this address; slow down",
+            kind: "new_sockets",
             ..Self::new(limit)
         }
     }
@@ -66,6 +70,7 @@ impl AuthLimiter {
             .entry(peer.ip())
             .or_insert_with(|| TokenBucket::new(limit));
         bucket.try_take().map_err(|wait| {
+            metrics::counter!("parley_http_rate_limited_total", "limit" => self.kind).increment(1);
             tracing::warn!(client = %peer.ip(), limit = self.message, "per-address rate limit hit");
             ApiError::RateLimited {
                 message: self.message.into(),
@@ -130,6 +135,7 @@ pub(crate) const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The refusal of a login whose allowance is spent.
 fn too_many_failures(wait: Duration) -> ApiError {
+    metrics::counter!("parley_http_rate_limited_total", "limit" => "failed_logins").increment(1);
     ApiError::RateLimited {
         message: "too many failed logins for this account; wait and retry".into(),
         retry_after: wait,

@@ -18,6 +18,7 @@
 //!   ends and closed with [`CloseReason::Expired`] unless the client renews;
 //! - **close codes** as [`CloseReason`]s, which the socket turns into its own close frame.
 
+use crate::metrics::METRICS;
 use crate::session::{CloseReason, Inbound, Outbound, Session};
 use parley_domain::protocol::{ErrorCode, ServerFrame};
 use std::any::Any;
@@ -257,6 +258,7 @@ impl Connection {
             };
         }
         if let Step::Close(reason) = step {
+            METRICS.closed(reason);
             // Bounded: the close frame waits behind unsent frames of a client that may not read.
             let _ = tokio::time::timeout(self.config.ping_timeout, Box::pin(socket.close(reason)))
                 .await;

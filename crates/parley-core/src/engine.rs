@@ -4,6 +4,7 @@ use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::events::{self, Groups};
 use crate::limits::{self, Budget, Budgets};
+use crate::metrics::METRICS;
 use crate::presence::PresenceBook;
 use crate::rooms::Rooms;
 use crate::session::Session;
@@ -127,13 +128,16 @@ impl Engine {
             entry.connections += 1;
         }
         match self.open_channel(&user).await {
-            Ok((channel, kill)) => Ok(Session::new(
-                self.inner.clone(),
-                user,
-                channel,
-                kill,
-                dialect,
-            )),
+            Ok((channel, kill)) => {
+                METRICS.sockets_open.increment(1.0);
+                Ok(Session::new(
+                    self.inner.clone(),
+                    user,
+                    channel,
+                    kill,
+                    dialect,
+                ))
+            }
             Err(e) => {
                 self.inner.release_user(user.id);
                 Err(e)
@@ -295,13 +299,13 @@ impl Inner {
             budgets: Budgets::new(&self.config),
             forget_at: Some(limits::forget_at(&self.config)),
         });
-        entry
-            .budgets
-            .take(budget)
-            .map_err(|retry_after| EngineError::RateLimited {
+        entry.budgets.take(budget).map_err(|retry_after| {
+            METRICS.rate_limited(budget);
+            EngineError::RateLimited {
                 what: budget.what(),
                 retry_after,
-            })
+            }
+        })
     }
 
     /// Forgets users whose last connection closed long enough ago.
@@ -432,7 +436,10 @@ impl Inner {
             .await
         {
             Ok(report) => self.kill_full(&report.full),
-            Err(e) => tracing::warn!(error = %e, %room, "room event not broadcast"),
+            Err(e) => {
+                METRICS.layer_failures_event.increment(1);
+                tracing::warn!(error = %e, %room, "room event not broadcast");
+            }
         }
     }
 

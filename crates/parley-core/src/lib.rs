@@ -23,6 +23,8 @@
 //!   and timeouts, frames handed over together, back-pressure, several deliveries per write,
 //!   close codes ([`CloseReason`]) — over any [`Socket`] (the only trait an embedder
 //!   implements).
+//! - [`metrics`]: what the engine counts and times, through the `metrics` facade (a no-op
+//!   until the process installs a recorder).
 //! - `events`: the layer messages and group names, Django-compatible on the chat group.
 //! - [`presence`]: per-user presence across nodes, with expiry of dead nodes.
 //! - [`Budget`] (`limits`): what each client frame type costs; every budget is per user,
@@ -53,6 +55,7 @@ mod engine;
 mod error;
 mod events;
 mod limits;
+pub mod metrics;
 pub mod presence;
 pub mod rate;
 mod rooms;

@@ -7,6 +7,7 @@ use crate::engine::Inner;
 use crate::error::{EngineError, Result};
 use crate::events::{self, Delivery};
 use crate::limits::Budget;
+use crate::metrics::METRICS;
 #[cfg(doc)]
 use parley_domain::protocol::TutorialFrames;
 use parley_domain::protocol::{
@@ -160,6 +161,7 @@ pub struct Session {
 type Reply = Vec<Outbound>;
 
 fn text(frame: &ServerFrame) -> Outbound {
+    METRICS.frame_out(frame.type_name());
     Outbound::Text(Arc::from(frame.to_json()))
 }
 
@@ -317,7 +319,10 @@ impl Session {
 
     async fn on_layer_message(&mut self, message: &Message) -> Option<Outbound> {
         match events::deliver(message, &self.channel, &self.dialect) {
-            Delivery::Text(t) => Some(Outbound::Text(t)),
+            Delivery::Text(t) => {
+                METRICS.deliveries.increment(1);
+                Some(Outbound::Text(t))
+            }
             Delivery::Skip => None,
             Delivery::SignOut(family) => {
                 let ours = self
@@ -380,8 +385,12 @@ impl Session {
         let limits = self.inner.config.decode_limits();
         for frame in frames {
             let envelope = match ClientFrame::decode_in(frame.as_ref(), &self.dialect, &limits) {
-                Ok(envelope) => envelope,
+                Ok(envelope) => {
+                    METRICS.frame_in(envelope.frame.frame_type());
+                    envelope
+                }
                 Err(e) => {
+                    METRICS.frames_in_invalid.increment(1);
                     self.commit_sends(&mut sends, &mut out).await;
                     out.push(text(&ServerFrame::from(e)));
                     continue;
@@ -508,6 +517,7 @@ impl Session {
             &self.user.username,
             self.inner.config.presence_fanout_limit,
         );
+        METRICS.presence_online.record(online_count as f64);
         Ok(ServerFrame::Joined(Joined {
             room: room.name,
             room_id: room.id,
@@ -591,7 +601,11 @@ impl Session {
         let rooms: Vec<RoomId> = messages.iter().map(|m| m.room_id).collect();
         // Persist first (committed, possibly sharing a commit with concurrent sends): a
         // message the store did not take is never broadcast nor acknowledged.
+        let started = Instant::now();
         let mut results = self.inner.append_all(messages).await;
+        METRICS
+            .store_commit_seconds
+            .record(started.elapsed().as_secs_f64());
         // A retry is recognised by its client id alone: one reused for another room is not
         // a retry, and must not be acknowledged with the first room's message.
         for (result, room) in results.iter_mut().zip(rooms) {
@@ -623,6 +637,11 @@ impl Session {
             stretch.push(&appended.message);
         }
         self.broadcast_messages(&stretch).await;
+        let stored = results
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|a| a.created))
+            .count();
+        METRICS.messages_stored.increment(stored as u64);
         let tutorial = self.dialect.tutorial_room().is_some();
         for (result, r) in results.into_iter().zip(references) {
             out.push(text(&match result {
@@ -656,10 +675,16 @@ impl Session {
             .iter()
             .map(|m| events::chat_message(m, &self.channel))
             .collect();
-        match self.inner.layer.group_send_all(&group, events).await {
+        let started = Instant::now();
+        let sent = self.inner.layer.group_send_all(&group, events).await;
+        METRICS
+            .layer_send_seconds
+            .record(started.elapsed().as_secs_f64());
+        match sent {
             Ok(report) => self.inner.kill_full(&report.full),
             // Stored and acknowledged: clients that missed the broadcast read it from history.
             Err(e) => {
+                METRICS.layer_failures_broadcast.increment(1);
                 let ids: Vec<i64> = messages.iter().map(|m| m.id.get()).collect();
                 tracing::warn!(error = %e, ?ids, "messages stored but not broadcast");
             }
@@ -923,6 +948,7 @@ async fn finish(inner: &Arc<Inner>, user: &User, channel: &ChannelName) {
     }
     inner.state.lock().connections.remove(channel);
     inner.release_user(user.id);
+    METRICS.sockets_open.decrement(1.0);
 }
 
 impl Drop for Session {

@@ -58,6 +58,7 @@ impl Pump {
             };
             if lost {
                 self.shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("parley_redis_reconnects_total").increment(1);
                 tracing::info!(key = %self.key, "receive loop reconnected to Redis");
             }
             backoff = Duration::from_millis(50);

@@ -88,7 +88,7 @@ impl AppendBatcher {
             tokio::spawn(async move {
                 loop {
                     // Take whatever has queued up, waiting only for the first.
-                    let batch = {
+                    let (batch, size) = {
                         let mut rx = rx.lock().await;
                         let Some(first) = rx.recv().await else { break };
                         let mut size = first.0.len();
@@ -102,9 +102,15 @@ impl AppendBatcher {
                                 Err(_) => break,
                             }
                         }
-                        batch
+                        (batch, size)
                     };
+                    // Sizes and times of group commits (`parley_store_batch_size`,
+                    // `parley_store_batch_seconds`): how much one commit carries, and costs.
+                    metrics::histogram!("parley_store_batch_size").record(size as f64);
+                    let started = std::time::Instant::now();
                     store.write_batch(batch).await;
+                    metrics::histogram!("parley_store_batch_seconds")
+                        .record(started.elapsed().as_secs_f64());
                 }
             });
         }
