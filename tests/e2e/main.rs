@@ -13,6 +13,7 @@ mod faults;
 mod hardening;
 mod limits;
 mod multi_node;
+mod openapi;
 mod rest;
 mod security;
 mod transport;

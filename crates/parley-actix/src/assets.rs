@@ -4,31 +4,50 @@
 //! API, socket and health routes, so nothing here can shadow them; any other path falls through
 //! to the JSON 404.
 
-use crate::endpoint::endpoint;
-use actix_web::http::header;
+use crate::endpoint::Routes;
+use crate::openapi::{Doc, Tag};
+use actix_web::HttpResponse;
+use actix_web::http::{StatusCode, header};
 use actix_web::web::Bytes;
-use actix_web::{HttpResponse, web};
 use include_dir::{Dir, File, include_dir};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::{Content, RefOr, ResponseBuilder};
 
 /// `web/` as it was at build time (`build.rs` makes a change there rebuild the crate).
 static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web");
 
-/// Registers `/` (the page) and one route per embedded file.
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+/// `/` (the page) and one route per embedded file, each described.
+pub(crate) fn routes(r: &mut Routes<'_>) {
     if let Some(index) = WEB.get_file("index.html") {
-        cfg.service(
-            endpoint("/")
-                .get(move || async move { asset(index) })
-                .done(),
-        );
+        r.at("/")
+            .get(
+                move || async move { asset(index) },
+                doc(index, "web_client", "The web client"),
+            )
+            .done();
     }
     for (path, file) in files() {
-        cfg.service(
-            endpoint(&path)
-                .get(move || async move { asset(file) })
-                .done(),
-        );
+        let id: String = format!("web{path}")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let summary = format!("The web client's `{}`", path.trim_start_matches('/'));
+        r.at(&path)
+            .get(move || async move { asset(file) }, doc(file, &id, &summary))
+            .done();
     }
+}
+
+/// The description of the route serving `file`.
+fn doc(file: &File<'_>, id: &str, summary: &str) -> Doc {
+    let kind = content_type(&file.path().to_string_lossy()).unwrap_or("application/octet-stream");
+    Doc::new(Tag::WebClient, id, summary).reply_with(
+        StatusCode::OK,
+        ResponseBuilder::new()
+            .description("The file, as it was when the server was built.")
+            .content(kind, Content::new(None::<RefOr<Schema>>))
+            .build(),
+    )
 }
 
 /// Every embedded file with the URL path it is served at. Dot files (an editor's swap file,

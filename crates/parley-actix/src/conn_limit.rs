@@ -87,7 +87,8 @@ pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
 
 /// A complete HTTP/1.1 error response that closes the connection.
 fn canned(status: &str, code: ErrorCode, message: &str, extra_headers: &str) -> Vec<u8> {
-    let body = error_body(code, message).to_string();
+    // Serializing two strings cannot fail.
+    let body = serde_json::to_string(&error_body(code, message)).unwrap_or_default();
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra_headers}connection: close\r\n\r\n{body}",
         body.len()

@@ -7,7 +7,9 @@ use actix_web::{HttpResponse, ResponseError};
 use parley_auth::AuthError;
 use parley_core::EngineError;
 use parley_domain::protocol::ErrorCode;
+use serde::Serialize;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// A failed REST request (or a refused WebSocket handshake). The code picks the status
 /// ([`status_of`]); the message is for people.
@@ -84,9 +86,30 @@ impl ApiError {
     }
 }
 
+/// The body of every refusal, REST or handshake: `{"error": {"code", "message"}}`. The one
+/// definition of that shape: responses are built from it and the OpenAPI document's `Error`
+/// schema is derived from it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
+    /// Why the request was refused.
+    error: ErrorDetail<'a>,
+}
+
+/// The `error` of an error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// Stable and machine-readable: branch on it (its HTTP status is always the same).
+    code: ErrorCode,
+    /// For people; the wording may change.
+    message: &'a str,
+}
+
 /// The JSON body of an error response.
-pub(crate) fn error_body(code: ErrorCode, message: &str) -> serde_json::Value {
-    serde_json::json!({"error": {"code": code, "message": message}})
+pub(crate) fn error_body(code: ErrorCode, message: &str) -> ErrorBody<'_> {
+    ErrorBody {
+        error: ErrorDetail { code, message },
+    }
 }
 
 impl ResponseError for ApiError {

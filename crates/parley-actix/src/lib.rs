@@ -13,16 +13,44 @@
 //!   (wrapped in [`middleware::request_id`]); there the chat socket runs on actix-ws.
 //!
 //! ## Routes
-//! - `/api/...`: the REST API ([`rest`]-module handlers; see `docs/api.md`), JSON in and out,
+//! - `/api/...`: the REST API (`rest`-module handlers; see `docs/api.md`), JSON in and out,
 //!   errors as `{"error": {"code", "message"}}` with a matching status, CORS per
 //!   [`HttpConfig::cors_origins`].
 //! - `/ws` and `/ws/chat/{room}`: the WebSocket (`ws`); the access token comes as
 //!   `Authorization: Bearer` or `?token=`, checked with the origin before the upgrade.
 //! - `/healthz` (the process answers) and `/readyz` (the store and the layer answer).
+//! - `/api/openapi.json`: the OpenAPI 3.1 document of all of these ([`openapi()`]).
 //! - `/` and every file of `web/` at its path (`/app.css`, `/js/main.js`, ...): the web client,
 //!   compiled in with `include_dir!` (`assets`); other paths are the JSON 404.
 //!
+//! ## The route table and the OpenAPI document
+//! Every route is mounted through one table (`routes` here, `rest::routes`, `ws::routes`,
+//! `assets::routes`): `Routes::at(path).get(handler, doc)` takes each method's handler
+//! *and* its description, and the same calls either mount and describe (on an actix
+//! `ServiceConfig`, [`configure`]) or only describe ([`openapi()`], served at
+//! `GET /api/openapi.json`). So a route cannot be mounted undescribed, nor described and not
+//! mounted; tests hold the two against each other and against actix's router, check that only
+//! `endpoint.rs` hands actix a route, and the e2e suite asks the real server for every
+//! described operation. No Swagger UI: the document is JSON for tools (and no asset is fetched
+//! from outside).
+//!
+//! What the document says is derived where it can be: the schemas from the types
+//! (`utoipa::ToSchema`), the path parameters from the path template, the refusals' statuses
+//! from [`status_of`] with one `Error` schema (the `ErrorBody` the responses are built
+//! from), and the codes a JSON body, a query string or authentication can answer from those
+//! inputs. An operation states the rest: summary, successful answers, the codes its rules can
+//! answer. The records' schemas are *derived* in their own crates, behind an `openapi` feature
+//! of parley-domain, -core and -auth that this crate turns on — not written here by hand —
+//! because a derive sits beside the fields it describes: a field added to `Room` is in the
+//! document without anyone remembering to add it, where a hand-written schema here would
+//! drift. utoipa brings no I/O (a data model and derive macros), so the domain crate's rule
+//! holds. The names' rules (length, characters) are the one hand-written part, in
+//! parley-domain, from the types' own constants.
+//!
 //! ## Layout
+//! - `endpoint`: the route table (`Routes`, `Endpoint`): one resource per path, 405 with
+//!   `Allow` for other methods, `HEAD` for every `GET`, each method with its description.
+//! - `openapi`: descriptions (`Doc`) to the document, and its handler.
 //! - [`AppState`], [`Authenticated`] (`state`): shared state and the bearer-token extractor.
 //! - [`ApiError`] (`error`): the one error type; it carries the socket's
 //!   [`parley_domain::protocol::ErrorCode`], and [`status_of`] maps a code to its status.
@@ -56,6 +84,7 @@ mod endpoint;
 mod error;
 mod limit;
 pub mod middleware;
+mod openapi;
 mod rest;
 mod server;
 mod state;
@@ -70,9 +99,13 @@ pub use state::{AppState, Authenticated};
 
 use actix_cors::Cors;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
-use actix_web::http::{Method, header};
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use endpoint::Routes;
+use openapi::{Doc, Table, Tag};
 use parley_domain::protocol::ErrorCode;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Mounts every route, the JSON limits and the state on a worker's `App`:
 /// `App::new().wrap(from_fn(middleware::request_id)).configure(configure(state.clone()))`.
@@ -89,14 +122,55 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
             .app_data(web::PathConfig::default().error_handler(|e, _| {
                 ApiError::new(ErrorCode::InvalidField, format!("bad path: {e}")).into()
-            }))
-            .service(endpoint::endpoint("/healthz").get(healthz).done())
-            .service(endpoint::endpoint("/readyz").get(readyz).done())
-            .service(web::scope("/api").wrap(cors).configure(rest::routes))
-            .configure(ws::routes)
-            .configure(assets::routes)
-            .default_service(web::to(not_found));
+            }));
+        mount(cfg, Some(cors));
     }
+}
+
+/// The OpenAPI 3.1 document of every route [`configure`] (and so [`serve`]) mounts, as
+/// `GET /api/openapi.json` serves it: generated from the same route table that mounts them.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut table = Table::default();
+    routes(&mut Routes::describe(&mut table), None);
+    table.into_openapi()
+}
+
+/// Mounts every route on `cfg`, `/api` behind `cors` when given, and the JSON 404 for any
+/// other path; the table says what was mounted.
+fn mount(cfg: &mut web::ServiceConfig, cors: Option<Cors>) -> Table {
+    let mut table = Table::default();
+    routes(&mut Routes::mount(cfg, &mut table), cors);
+    cfg.default_service(web::to(not_found));
+    table
+}
+
+/// The route table: every route the server has, each with its description, in the order
+/// they are matched.
+fn routes(r: &mut Routes<'_>, cors: Option<Cors>) {
+    r.at("/healthz")
+        .get(
+            healthz,
+            Doc::new(Tag::Service, "healthz", "The process answers")
+                .describe("For liveness checks: touches neither the database nor the layer.")
+                .reply::<Health>(StatusCode::OK, "`{\"status\": \"ok\"}`."),
+        )
+        .done();
+    r.at("/readyz")
+        .get(
+            readyz,
+            Doc::new(
+                Tag::Service,
+                "readyz",
+                "The database and the channel layer answer",
+            )
+            .describe("For readiness checks (a load balancer's).")
+            .reply::<Health>(StatusCode::OK, "`{\"status\": \"ready\"}`.")
+            .refuses(&[ErrorCode::Unavailable, ErrorCode::Internal]),
+        )
+        .done();
+    r.scope("/api", cors, rest::routes);
+    ws::routes(r);
+    assets::routes(r);
 }
 
 fn cors(config: &HttpConfig) -> Cors {
@@ -172,16 +246,23 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     ApiError::not_found(format!("no route for {} {}", req.method(), req.path())).error_response()
 }
 
+/// The answer of the health checks.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// `ok` (`/healthz`) or `ready` (`/readyz`).
+    status: &'static str,
+}
+
 /// `GET /healthz`: the process is up.
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// `GET /readyz`: the store and the channel layer answer (503 otherwise).
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse> {
     let engine = state.engine.clone();
     match state.offload(async move { engine.ready().await }).await? {
-        Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
+        Ok(()) => Ok(HttpResponse::Ok().json(Health { status: "ready" })),
         Err(e) => Err(ApiError::Unavailable(format!("not ready: {e}"))),
     }
 }

@@ -1,21 +1,29 @@
 //! The REST API under `/api`: accounts and tokens, rooms, members, history, presence,
 //! direct rooms. Each handler parses its input, calls `parley-auth` or the engine's rooms
 //! service ([`parley_core::Rooms`], where every access rule lives) and maps the answer or
-//! the error; none decides who may do what.
+//! the error; none decides who may do what. [`routes`] mounts each with its OpenAPI
+//! description; the bodies and query strings derive their schemas (`ToSchema`, `IntoParams`).
 
 use crate::conn_limit::address_key;
-use crate::endpoint::endpoint;
+use crate::endpoint::Routes;
 use crate::error::{ApiError, Result};
+use crate::openapi::{Doc, Tag};
 use crate::state::{AppState, Authenticated};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use parley_auth::Password;
-use parley_core::{HistoryQuery, MemberAdded, RoomChanges, RoomListQuery, RoomScope};
+use parley_auth::{LoginResponse, Password, TokenPair};
+use parley_core::{
+    HistoryQuery, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, RoomListQuery,
+    RoomScope,
+};
 use parley_domain::protocol::ErrorCode;
-use parley_domain::{MessageId, Role, RoomKind, RoomName, Topic, UserName};
+use parley_domain::{
+    Email, Membership, MessageId, Role, Room, RoomKind, RoomName, Topic, User, UserName,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::future::Future;
+use utoipa::{IntoParams, ToSchema};
 
 type State = web::Data<AppState>;
 
@@ -51,40 +59,251 @@ where
     })
 }
 
-/// Registers the `/api` routes on `cfg`.
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(endpoint("/auth/register").post(register).done())
-        .service(endpoint("/auth/login").post(login).done())
-        .service(endpoint("/auth/refresh").post(refresh).done())
-        .service(endpoint("/auth/logout").post(logout).done())
-        .service(endpoint("/me").get(me).done())
-        .service(endpoint("/me/rooms").get(my_rooms).done())
-        .service(endpoint("/rooms").get(list_rooms).post(create_room).done())
-        .service(
-            endpoint("/rooms/{room}")
-                .get(get_room)
-                .patch(update_room)
-                .delete(delete_room)
-                .done(),
-        )
-        .service(endpoint("/rooms/{room}/members").post(add_member).done())
-        .service(
-            endpoint("/rooms/{room}/members/{user}")
-                .patch(set_role)
-                .delete(remove_member)
-                .done(),
-        )
-        .service(endpoint("/rooms/{room}/messages").get(messages).done())
-        .service(endpoint("/rooms/{room}/online").get(online).done())
-        .service(endpoint("/direct/{username}").post(direct).done());
+/// The description of a REST operation: any of them can meet a database that is down.
+fn api(tag: Tag, id: &str, summary: &str) -> Doc {
+    Doc::new(tag, id, summary).refuses(&[ErrorCode::Unavailable, ErrorCode::Internal])
 }
 
-#[derive(Deserialize)]
+/// The `/api` routes, each with its description.
+pub(crate) fn routes(r: &mut Routes<'_>) {
+    use ErrorCode::*;
+    use Tag::{Accounts, Rooms};
+    let page = "A page of at most `limit` rooms (1–200, default 100) in name order; `next` is \
+                the `after` of the next page (`null` on the last). `q` keeps the names starting \
+                with it.";
+
+    r.at("/openapi.json")
+        .get(
+            crate::openapi::serve_document,
+            crate::openapi::document_doc(),
+        )
+        .done();
+    r.at("/auth/register")
+        .post(
+            register,
+            api(Accounts, "register", "Create an account")
+                .describe(
+                    "Passwords: 8 characters to 72 bytes, not the user name. Limited per \
+                     client address (`auth_rate`, `auth_burst`).",
+                )
+                .body::<RegisterBody>()
+                .reply::<User>(StatusCode::CREATED, "The new account.")
+                .refuses(&[WeakPassword, UsernameTaken, RateLimited]),
+        )
+        .done();
+    r.at("/auth/login")
+        .post(
+            login,
+            api(Accounts, "login", "Log in: an access and a refresh token")
+                .describe(
+                    "A wrong password and an unknown user get the same 401, after the same \
+                     work. Limited per client address and, for failed logins, per account \
+                     (docs/api.md).",
+                )
+                .body::<LoginBody>()
+                .reply::<LoginResponse>(StatusCode::OK, "The tokens and the account.")
+                .refuses(&[InvalidCredentials, RateLimited]),
+        )
+        .done();
+    r.at("/auth/refresh")
+        .post(
+            refresh,
+            api(Accounts, "refresh", "Trade a refresh token for a new pair")
+                .describe(
+                    "The presented refresh token is revoked; presenting it again answers \
+                     `token_revoked` and revokes every token of its login.",
+                )
+                .body::<RefreshBody>()
+                .reply::<TokenPair>(StatusCode::OK, "A new access and refresh token.")
+                .refuses(&[
+                    TokenInvalid,
+                    TokenExpired,
+                    TokenRevoked,
+                    WrongTokenType,
+                    RateLimited,
+                ]),
+        )
+        .done();
+    r.at("/auth/logout")
+        .post(
+            logout,
+            api(Accounts, "logout", "Log out")
+                .describe(
+                    "Revokes the refresh token and every token of its login; the sockets that \
+                     login opened close (4004), on every process.",
+                )
+                .body::<RefreshBody>()
+                .reply_empty(StatusCode::NO_CONTENT, "Logged out.")
+                .refuses(&[TokenInvalid, TokenExpired, TokenRevoked, WrongTokenType]),
+        )
+        .done();
+    r.at("/me")
+        .get(
+            me,
+            api(Accounts, "me", "The authenticated user")
+                .authenticated()
+                .reply::<User>(StatusCode::OK, "The account of the access token."),
+        )
+        .done();
+    r.at("/me/rooms")
+        .get(
+            my_rooms,
+            api(Rooms, "my_rooms", "The rooms the user belongs to")
+                .describe(page)
+                .authenticated()
+                .query::<RoomListParams>()
+                .reply::<RoomList>(StatusCode::OK, "A page of the user's rooms."),
+        )
+        .done();
+    r.at("/rooms")
+        .get(
+            list_rooms,
+            api(Rooms, "list_rooms", "The public rooms")
+                .describe(page)
+                .authenticated()
+                .query::<RoomListParams>()
+                .reply::<RoomList>(StatusCode::OK, "A page of the public rooms."),
+        )
+        .post(
+            create_room,
+            api(Rooms, "create_room", "Create a room")
+                .describe(
+                    "The user becomes its owner. `dm.` names are reserved for direct rooms. \
+                     Limited per user (`room_create_rate`, `room_create_burst`).",
+                )
+                .authenticated()
+                .body::<CreateRoomBody>()
+                .reply::<Room>(StatusCode::CREATED, "The new room.")
+                .refuses(&[InvalidRoomName, Conflict, RateLimited]),
+        )
+        .done();
+    r.at("/rooms/{room}")
+        .get(
+            get_room,
+            api(Rooms, "get_room", "A room, its members and who is online")
+                .describe("A public room: anyone; otherwise its members and staff.")
+                .authenticated()
+                .reply::<RoomDetails>(
+                    StatusCode::OK,
+                    "The room, the user's role, members, online.",
+                )
+                .refuses(&[NotFound, NotMember]),
+        )
+        .patch(
+            update_room,
+            api(Rooms, "update_room", "Rename a room or change its topic")
+                .describe(
+                    "Its owner or staff. After a rename, joined sockets receive `left` for the \
+                     old name.",
+                )
+                .authenticated()
+                .body::<UpdateRoomBody>()
+                .reply::<Room>(StatusCode::OK, "The room as changed.")
+                .refuses(&[InvalidRoomName, NotFound, Forbidden, NotMember, Conflict]),
+        )
+        .delete(
+            delete_room,
+            api(Rooms, "delete_room", "Delete a room")
+                .describe("Its owner or staff. Joined sockets receive `left`.")
+                .authenticated()
+                .reply_empty(StatusCode::NO_CONTENT, "Deleted.")
+                .refuses(&[NotFound, Forbidden, NotMember]),
+        )
+        .done();
+    r.at("/rooms/{room}/members")
+        .post(
+            add_member,
+            api(
+                Rooms,
+                "add_member",
+                "Add a member, or change a member's role",
+            )
+            .describe("The room's owner or staff; a direct room's members are fixed.")
+            .authenticated()
+            .body::<AddMemberBody>()
+            .reply::<Membership>(StatusCode::CREATED, "The new membership.")
+            .reply::<Membership>(
+                StatusCode::OK,
+                "The user already was a member; the membership with the role asked for.",
+            )
+            .refuses(&[NotFound, Forbidden, NotMember]),
+        )
+        .done();
+    r.at("/rooms/{room}/members/{user}")
+        .patch(
+            set_role,
+            api(Rooms, "set_role", "Change a member's role")
+                .describe("The room's owner or staff.")
+                .authenticated()
+                .body::<SetRoleBody>()
+                .reply::<Membership>(StatusCode::OK, "The membership with its new role.")
+                .refuses(&[NotFound, Forbidden, NotMember]),
+        )
+        .delete(
+            remove_member,
+            api(Rooms, "remove_member", "Remove a member")
+                .describe(
+                    "The room's owner or staff, or the member themself. The member's sockets \
+                     receive `left`.",
+                )
+                .authenticated()
+                .reply_empty(StatusCode::NO_CONTENT, "Removed.")
+                .refuses(&[NotFound, Forbidden, NotMember]),
+        )
+        .done();
+    r.at("/rooms/{room}/messages")
+        .get(
+            messages,
+            api(Rooms, "messages", "A page of a room's history")
+                .describe(
+                    "A public room: anyone; otherwise its members (not staff). `before` and \
+                     `after` are message ids; oldest first; deleted messages are tombstones.",
+                )
+                .authenticated()
+                .query::<HistoryParams>()
+                .reply::<RoomHistory>(StatusCode::OK, "The messages, oldest first.")
+                .refuses(&[NotFound, NotMember]),
+        )
+        .done();
+    r.at("/rooms/{room}/online")
+        .get(
+            online,
+            api(Rooms, "online", "Who is online in a room")
+                .describe("Across every server process sharing the channel layer.")
+                .authenticated()
+                .reply::<RoomOnline>(StatusCode::OK, "The user names of those online.")
+                .refuses(&[NotFound, NotMember]),
+        )
+        .done();
+    r.at("/direct/{username}")
+        .post(
+            direct,
+            api(Rooms, "direct", "Open the direct (1:1) room with a user")
+                .describe(
+                    "Created on first use (`dm.{low id}.{high id}`). A new direct room costs a \
+                     room creation, and so does a name that is nobody's (404): past the burst \
+                     both are 429 alike, so names cannot be enumerated.",
+                )
+                .authenticated()
+                .reply::<Room>(StatusCode::OK, "The direct room.")
+                .refuses(&[NotFound, RateLimited]),
+        )
+        .done();
+}
+
+/// A new account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
+    /// The handle to log in with.
+    #[schema(value_type = UserName)]
     username: String,
+    /// 8 characters to 72 bytes (bcrypt reads no further), not the user name.
+    #[schema(format = Password, min_length = 8)]
     password: String,
+    /// A contact address.
     #[serde(default)]
+    #[schema(value_type = Option<Email>)]
     email: Option<String>,
 }
 
@@ -107,10 +326,14 @@ async fn register(
     .await
 }
 
-#[derive(Deserialize)]
+/// Credentials.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
+    /// The user name (case-insensitive).
     username: String,
+    /// The password.
+    #[schema(format = Password)]
     password: String,
 }
 
@@ -136,9 +359,11 @@ async fn login(req: HttpRequest, state: State, body: web::Json<LoginBody>) -> Re
     .await
 }
 
-#[derive(Deserialize)]
+/// A refresh token.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
+    /// The refresh token of a login or an earlier refresh.
     refresh: String,
 }
 
@@ -175,13 +400,17 @@ async fn me(Authenticated(user): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(user)
 }
 
-#[derive(Deserialize)]
+/// Which page of a room list.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct RoomListParams {
+    /// Only names starting with this (folded to lower case); empty: all.
     #[serde(default)]
     q: Option<String>,
+    /// Start after this name (the `next` of the previous page); empty: from the first.
     #[serde(default)]
     after: Option<String>,
+    /// Rooms per page: 1–200 (larger is served 200, 0 is served 1), default 100.
     #[serde(default)]
     limit: Option<u32>,
 }
@@ -231,13 +460,19 @@ async fn my_rooms(
     run(&state, async move { ok(rooms.list(&user, &query).await?) }).await
 }
 
-#[derive(Deserialize)]
+/// A new group room.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateRoomBody {
+    /// Its name; not starting with `dm.`.
+    #[schema(value_type = RoomName)]
     name: String,
+    /// `public` (the default) or `private`.
     #[serde(default)]
     kind: Option<RoomKind>,
+    /// Its topic line (default empty).
     #[serde(default)]
+    #[schema(value_type = Option<Topic>)]
     topic: Option<String>,
 }
 
@@ -289,12 +524,17 @@ async fn get_room(
     .await
 }
 
-#[derive(Deserialize)]
+/// What to change in a room (absent: unchanged).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateRoomBody {
+    /// A new name (group rooms only).
     #[serde(default)]
+    #[schema(value_type = Option<RoomName>)]
     name: Option<String>,
+    /// A new topic.
     #[serde(default)]
+    #[schema(value_type = Option<Topic>)]
     topic: Option<String>,
 }
 
@@ -333,10 +573,14 @@ async fn delete_room(
     .await
 }
 
-#[derive(Deserialize)]
+/// Who to add, as what.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddMemberBody {
+    /// The user to add.
+    #[schema(value_type = UserName)]
     username: String,
+    /// Their role (default `member`).
     #[serde(default)]
     role: Option<Role>,
 }
@@ -363,9 +607,11 @@ async fn add_member(
     .await
 }
 
-#[derive(Deserialize)]
+/// A member's new role.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetRoleBody {
+    /// The role.
     role: Role,
 }
 
@@ -404,13 +650,17 @@ async fn remove_member(
     .await
 }
 
-#[derive(Deserialize)]
+/// Which page of a room's history.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct HistoryParams {
+    /// Messages older than this message id (the default: the newest).
     #[serde(default)]
     before: Option<i64>,
+    /// Messages newer than this message id (catching up).
     #[serde(default)]
     after: Option<i64>,
+    /// Messages per page: 1–100, default 50.
     #[serde(default)]
     limit: Option<u32>,
 }
@@ -448,9 +698,12 @@ async fn messages(
     .await
 }
 
-#[derive(Serialize)]
-struct OnlineBody {
+/// Who is online in a room.
+#[derive(Serialize, ToSchema)]
+struct RoomOnline {
+    /// The room.
     room: RoomName,
+    /// The user names of those online, across every process.
     online: Vec<UserName>,
 }
 
@@ -464,7 +717,7 @@ async fn online(
     let rooms = state.engine.rooms();
     run(&state, async move {
         let online = rooms.online(&user, &room).await?;
-        ok(OnlineBody { room, online })
+        ok(RoomOnline { room, online })
     })
     .await
 }

@@ -26,6 +26,8 @@
 //!
 //! ## Must not depend on
 //! Any HTTP framework (actix) or Redis. It uses `parley-store` for users and revocations.
+//! The `openapi` feature (parley-actix turns it on) adds `utoipa`, a data model and derive
+//! macros, for the schemas of [`LoginResponse`] and [`TokenPair`].
 
 mod config;
 mod error;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 /// `{"access": "...", "refresh": "...", "user": {"id", "username", "email", "is_staff",
 /// "joined_at", "last_login"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResponse {
     /// The access token.
     pub access: String,

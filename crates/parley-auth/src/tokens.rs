@@ -64,6 +64,7 @@ impl Claims {
 
 /// An access and a refresh token, as returned by login and refresh.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenPair {
     /// The access token.
     pub access: String,

@@ -45,7 +45,9 @@
 //! ## Must not depend on
 //! An HTTP framework (actix, axum), Redis or a specific database driver: it talks to
 //! `parley-layer`'s trait, `parley-store`'s `Store` and `parley-auth`'s `Auth` (to check a
-//! token renewed on a socket), and the binary picks the backends.
+//! token renewed on a socket), and the binary picks the backends. The `openapi` feature
+//! (parley-actix turns it on) adds `utoipa`, a data model and derive macros, for the schemas
+//! of the answers the REST API returns (`RoomDetails`, `RoomList`, ...).
 
 mod access;
 mod authorization;

@@ -34,8 +34,9 @@ pub struct RoomChanges {
     pub topic: Option<Topic>,
 }
 
-/// One member of a room, as listed in [`RoomDetails`].
+/// One member of a room, as a room's details list it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     /// The member's id.
     pub user_id: UserId,
@@ -49,6 +50,7 @@ pub struct Member {
 
 /// A room as shown to someone who may see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomDetails {
     /// The room's own fields.
     #[serde(flatten)]
@@ -63,6 +65,7 @@ pub struct RoomDetails {
 
 /// A page of a room's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomHistory {
     /// The room.
     pub room: RoomName,
@@ -72,12 +75,13 @@ pub struct RoomHistory {
     pub has_more: bool,
 }
 
-/// A page of a room list ([`Rooms::list`]).
+/// A page of a room list, in name order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomList {
     /// The rooms, by name, each with the user's role and unread count.
     pub rooms: Vec<RoomSummary>,
-    /// Where the next page starts (pass it back as [`RoomListQuery::after`]); `None` on the
+    /// Where the next page starts: the `after` of the next page's query; none (`null`) on the
     /// last page.
     pub next: Option<RoomName>,
 }

@@ -13,9 +13,15 @@
 //! - [`protocol`]: client and server frames, tagged by `"type"`, and the typed error frame.
 //! - [`redact_url`] (`redact`): the one way a URL's password is hidden from logs.
 //!
+//! - `schema` (feature `openapi`): the OpenAPI schemas of the names; the records, ids and
+//!   [`protocol::ErrorCode`] derive theirs (`utoipa::ToSchema`).
+//!
 //! ## Must not depend on
 //! Any I/O: no async runtime, no database, no network, no HTTP framework. Only `serde`,
-//! `serde_json` and `thiserror`. Everything here is pure and cheap to test.
+//! `serde_json` and `thiserror` — and, with the `openapi` feature (which parley-actix turns
+//! on for its `/api/openapi.json`), `utoipa`: a data model and derive macros, no I/O. The
+//! schemas are derived here, beside the types, so that a new field shows up in the document
+//! without anyone remembering to add it. Everything here is pure and cheap to test.
 
 mod error;
 pub mod ids;
@@ -25,6 +31,8 @@ pub mod names;
 pub mod protocol;
 mod redact;
 pub mod room;
+#[cfg(feature = "openapi")]
+mod schema;
 
 pub use error::{DomainError, Result};
 pub use ids::{MessageId, RoomId, Timestamp, UserId};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// A user account, without its password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Primary key.
     pub id: UserId,
@@ -28,6 +29,7 @@ pub struct User {
 
 /// A room, group or direct.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Room {
     /// Primary key.
     pub id: RoomId,
@@ -45,6 +47,7 @@ pub struct Room {
 
 /// A user's membership of a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Membership {
     /// The room.
     pub room_id: RoomId,
@@ -61,6 +64,7 @@ pub struct Membership {
 /// A room as listed to one user: the room, whether they belong to it, and how many
 /// messages they have not read yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomSummary {
     /// The room itself.
     #[serde(flatten)]
@@ -74,6 +78,7 @@ pub struct RoomSummary {
 /// A stored message. A deleted message keeps its place in history as a tombstone: its
 /// `deleted_at` is set and its body is empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Server-assigned id; orders the room's history.
     pub id: MessageId,

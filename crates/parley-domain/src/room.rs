@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 /// Who may see and join a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RoomKind {
     /// Listed to everyone; anyone may join.
@@ -53,6 +54,7 @@ impl fmt::Display for RoomKind {
 
 /// A member's role in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Created the room (or was made owner): may rename, change the topic, delete, manage members.

@@ -13,24 +13,86 @@
 mod frame_limit;
 pub(crate) mod raw;
 
-use crate::endpoint::endpoint;
+use crate::endpoint::Routes;
 use crate::error::ApiError;
+use crate::openapi::{Doc, Tag};
 use crate::state::{AppState, bearer_token_in};
 use actix_web::dev::RequestHead;
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 use parley_core::{ClientMessage, CloseReason, Connection, Gone, Grant, ReadError, Socket};
 use parley_domain::protocol::{Dialect, ErrorCode, TutorialFrames};
 use parley_domain::{RoomName, User};
 use std::sync::Arc;
+use utoipa::openapi::Response;
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
-/// Registers `/ws` and `/ws/chat/{room}` (and `/ws/chat/{room}/`).
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    let get = || actix_web::http::Method::GET;
-    cfg.service(endpoint("/ws").on(get(), socket).done())
-        .service(endpoint("/ws/chat/{room}").on(get(), chat_socket).done())
-        .service(endpoint("/ws/chat/{room}/").on(get(), chat_socket).done());
+/// `/ws` and `/ws/chat/{room}` (and `/ws/chat/{room}/`), each with its description.
+pub(crate) fn routes(r: &mut Routes<'_>) {
+    r.at("/ws")
+        .upgrade(
+            socket,
+            handshake("socket", "Open the chat WebSocket (Parley's protocol)").describe(
+                "Upgrades to a WebSocket speaking Parley's JSON protocol: join rooms, send, \
+                 history, typing, presence. The frames and close codes are in \
+                 docs/protocol.md.",
+            ),
+        )
+        .done();
+    for (path, id) in [
+        ("/ws/chat/{room}", "chat_socket"),
+        ("/ws/chat/{room}/", "chat_socket_slash"),
+    ] {
+        r.at(path)
+            .upgrade(
+                chat_socket,
+                handshake(
+                    id,
+                    "Open the chat WebSocket of one room (the Django tutorial's)",
+                )
+                .describe(
+                    "Upgrades to a WebSocket joined to the room, created on first use, \
+                     speaking the Django Channels tutorial's frames (`{\"message\"}`); with \
+                     or without the trailing slash the tutorial's JavaScript adds. See \
+                     docs/protocol.md.",
+                )
+                .parameter(
+                    ParameterBuilder::new()
+                        .name("frames")
+                        .parameter_in(ParameterIn::Query)
+                        .description(Some(
+                            "`chat` (the default): only chat messages; `all`: Parley's \
+                                 other frames too.",
+                        ))
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .enum_values(Some(["chat", "all"])),
+                        ))
+                        .build(),
+                ),
+            )
+            .done();
+    }
+}
+
+/// What every handshake has: the token, the origin, the upgrade, its answers.
+fn handshake(id: &str, summary: &str) -> Doc {
+    Doc::new(Tag::Socket, id, summary)
+        .authenticated_socket()
+        .reply_with(
+            StatusCode::SWITCHING_PROTOCOLS,
+            Response::new("The WebSocket is open; the conversation is in docs/protocol.md."),
+        )
+        .refuses(&[
+            ErrorCode::NotAWebsocket,
+            ErrorCode::OriginNotAllowed,
+            ErrorCode::RateLimited,
+            ErrorCode::Unavailable,
+            ErrorCode::Internal,
+        ])
 }
 
 /// The dialect a WebSocket request asks for: `/ws` is Parley's own protocol,
