@@ -252,6 +252,22 @@ async fn private_room_is_closed_to_non_members(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, 403);
+    // A role is only set on a member: 404 now.
+    let r = http::request(
+        server.addr,
+        "PATCH",
+        &carol_path,
+        Some(&alice),
+        Some(&json!({"role": "member"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "not_found"),
+        "{}",
+        r.body
+    );
     server.stop().await;
 }
 

@@ -39,7 +39,7 @@ on_both_carriers!(
     a_frame_pipelined_behind_the_handshake_is_read,
     the_django_tutorial_dialect_on_both_paths,
     a_client_that_pings_but_never_reads_is_dropped,
-    protocol_errors_close_with_1002,
+    close_codes_of_the_clients_making,
 );
 
 async fn start(carrier: WsCarrier) -> TestServer {
@@ -189,9 +189,10 @@ async fn fragments_control_frames_and_bad_frames(carrier: WsCarrier) {
     assert_eq!(code, 1009, "a frame over the hard limit");
 }
 
-/// Frames that break the WebSocket protocol close the socket with 1002: a client frame
-/// without a mask, and a continuation frame with no message begun.
-async fn protocol_errors_close_with_1002(carrier: WsCarrier) {
+/// A client that closes gets 1000 back; frames that break the WebSocket protocol close the
+/// socket with 1002: a client frame without a mask, and a continuation frame with no
+/// message begun.
+async fn close_codes_of_the_clients_making(carrier: WsCarrier) {
     use parley_e2e::raw;
     let server = start(carrier).await;
     let alice = server.user("alice").await;
@@ -213,6 +214,12 @@ async fn protocol_errors_close_with_1002(carrier: WsCarrier) {
         let code = raw::read_close(&mut stream, parley_e2e::WAIT).await;
         assert_eq!(code, Some(1002), "{what}");
     }
+    let mut stream = raw::ws_handshake(server.addr, &alice).await;
+    let normal = 1000u16.to_be_bytes();
+    let close = [&raw::frame_header(0x8, true, 2)[..], &normal].concat();
+    stream.write_all(&close).await.unwrap();
+    let code = raw::read_close(&mut stream, parley_e2e::WAIT).await;
+    assert_eq!(code, Some(1000), "the answer to a normal close");
     server.stop().await;
 }
 

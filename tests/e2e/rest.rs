@@ -50,6 +50,42 @@ async fn errors_have_codes_and_statuses(backend: Backend) {
     );
     let r = http::post(addr, "/api/rooms", Some(&alice), &json!({"name": "dm.1.2"})).await;
     assert_eq!(r.status, 400);
+    let r = http::post(
+        addr,
+        "/api/rooms",
+        Some(&alice),
+        &json!({"name": "ok", "kind": "secret"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_field"),
+        "{}",
+        r.body
+    );
+    let r = http::post(
+        addr,
+        "/api/auth/register",
+        None,
+        &json!({"username": "weakling", "password": "short"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "weak_password"),
+        "{}",
+        r.body
+    );
+    let raw = format!(
+        "POST /api/auth/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    let r = http::raw_request(addr, raw.as_bytes()).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_content_type"),
+        "{}",
+        r.body
+    );
     let r = http::request(
         addr,
         "POST",
