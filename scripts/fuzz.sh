@@ -5,7 +5,8 @@
 #
 # Works with a nightly toolchain, or with stable through RUSTC_BOOTSTRAP=1 (cargo-fuzz needs
 # nightly-only flags). cargo-fuzz is installed (cargo install --locked, into target/tools)
-# when missing. Corpora are kept in target/fuzz-corpus/<target> so later runs start from
+# when missing. Corpora are kept in target/fuzz-corpus/<target> (target/ is CARGO_TARGET_DIR
+# when set) so later runs start from
 # what earlier ones found; the seeds in fuzz/seeds/<target> are added to them. A crash
 # leaves its input in fuzz/artifacts/<target>/ and fails the script: turn it into a
 # regression test in the crate's normal tests (see docs/reliability.md).
@@ -15,7 +16,9 @@ ROOT=$PWD
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
 log() { printf '[fuzz.sh] %s\n' "$*" >&2; }
 
-TOOLS="$ROOT/target/tools"
+# The workspace's target directory (CARGO_TARGET_DIR when worktrees share one).
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+TOOLS="$TARGET_DIR/tools"
 export PATH="$TOOLS/bin:$PATH"
 if ! cargo fuzz --version >/dev/null 2>&1; then
   log "installing cargo-fuzz into $TOOLS (once)"
@@ -33,18 +36,22 @@ else
 fi
 
 # The fuzz crate has its own target dir (different flags would rebuild the workspace's).
-export CARGO_TARGET_DIR="$ROOT/target/fuzz"
+export CARGO_TARGET_DIR="$TARGET_DIR/fuzz"
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  mapfile -t TARGETS < <(cd fuzz && cargo "${TOOLCHAIN[@]}" fuzz list)
+  # Not through a process substitution: a failing `cargo fuzz list` must fail the run, not
+  # fuzz nothing and pass.
+  listed=$(cd fuzz && cargo "${TOOLCHAIN[@]}" fuzz list) || { log "ERROR: cargo fuzz list failed"; exit 1; }
+  [ -n "$listed" ] || { log "ERROR: cargo fuzz list found no fuzz targets"; exit 1; }
+  mapfile -t TARGETS <<<"$listed"
 fi
 for t in "${TARGETS[@]}"; do
-  corpus="$ROOT/target/fuzz-corpus/$t"
+  corpus="$TARGET_DIR/fuzz-corpus/$t"
   mkdir -p "$corpus"
   seeds=()
   [ -d "fuzz/seeds/$t" ] && seeds=("$ROOT/fuzz/seeds/$t")
   log "$t: ${SECONDS_PER_TARGET}s"
-  out="$ROOT/target/fuzz/$t.log"
+  out="$TARGET_DIR/fuzz/$t.log"
   mkdir -p "$(dirname "$out")"
   if ! (cd fuzz && cargo "${TOOLCHAIN[@]}" fuzz run "$t" "$corpus" "${seeds[@]}" -- \
       -max_total_time="$SECONDS_PER_TARGET" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \

@@ -9,14 +9,15 @@
 interop_venv_setup() {
   local root venv req want have
   root=$(pwd)
-  venv="$root/target/interop-venv"
+  # In the target directory (CARGO_TARGET_DIR when worktrees share one).
+  venv="${CARGO_TARGET_DIR:-$root/target}/interop-venv"
   req="$root/crates/parley-redis/tests/interop/requirements.txt"
   want=$(sha256sum "$req" | cut -d' ' -f1)
   have=$(cat "$venv/.requirements.sha256" 2>/dev/null || true)
   if [ ! -x "$venv/bin/python" ] || [ "$want" != "$have" ]; then
     printf '[interop-venv] creating %s (channels_redis, pinned)\n' "$venv" >&2
     rm -rf "$venv"
-    mkdir -p "$root/target"
+    mkdir -p "$(dirname "$venv")"
     python3 -m venv "$venv" \
       || { printf '[interop-venv] ERROR: python3 -m venv failed: install python3-venv\n' >&2; return 1; }
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" \

@@ -127,8 +127,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # --- Supply chain: cargo-deny --------------------------------------------------------------
 # Licences, bans and sources work offline. Advisories need the RustSec database: checked
 # (and failing on a finding) when it can be fetched or a copy is cached; skipped with a
-# warning on an offline machine without one, never failed for that alone.
-TOOLS="$ROOT/target/tools"
+# warning on an offline machine without one, never failed for that alone. Tools live in the
+# target directory (CARGO_TARGET_DIR when set, so worktrees sharing one install them once).
+TOOLS="${CARGO_TARGET_DIR:-$ROOT/target}/tools"
 export PATH="$TOOLS/bin:$PATH"
 if ! cargo deny --version >/dev/null 2>&1; then
   log "installing cargo-deny 0.20.2 into $TOOLS (once, about 5 minutes)"

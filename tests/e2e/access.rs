@@ -21,6 +21,25 @@ async fn too_many_sockets_are_refused(backend: Backend) {
         WsClient::try_connect(server.addr, &path, &[]).await.err(),
         Some(429)
     );
+    // The refusal is the API's: `rate_limited`, with Retry-After.
+    let upgrade = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    );
+    let r = http::raw_request(server.addr, upgrade.as_bytes()).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (429, "rate_limited"),
+        "{}",
+        r.body
+    );
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("a 429 says when to retry")
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "Retry-After {retry}");
     // Closing one frees a place (once the server has seen the close).
     two.close().await;
     let deadline = tokio::time::Instant::now() + parley_e2e::WAIT;
@@ -236,6 +255,22 @@ async fn private_room_is_closed_to_non_members(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, 403);
+    // A role is only set on a member: 404 now.
+    let r = http::request(
+        server.addr,
+        "PATCH",
+        &carol_path,
+        Some(&alice),
+        Some(&json!({"role": "member"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "not_found"),
+        "{}",
+        r.body
+    );
     server.stop().await;
 }
 

@@ -39,6 +39,7 @@ on_both_carriers!(
     a_frame_pipelined_behind_the_handshake_is_read,
     the_django_tutorial_dialect_on_both_paths,
     a_client_that_pings_but_never_reads_is_dropped,
+    close_codes_of_the_clients_making,
 );
 
 async fn start(carrier: WsCarrier) -> TestServer {
@@ -186,6 +187,40 @@ async fn fragments_control_frames_and_bad_frames(carrier: WsCarrier) {
     ws.send_raw(Message::text("a".repeat(4096 * 4 + 1))).await;
     let (code, _) = ws.closed().await;
     assert_eq!(code, 1009, "a frame over the hard limit");
+}
+
+/// A client that closes gets 1000 back; frames that break the WebSocket protocol close the
+/// socket with 1002: a client frame without a mask, and a continuation frame with no
+/// message begun.
+async fn close_codes_of_the_clients_making(carrier: WsCarrier) {
+    use parley_e2e::raw;
+    let server = start(carrier).await;
+    let alice = server.user("alice").await;
+    let ping = br#"{"type":"ping"}"#;
+    let unmasked = [&[0x81, ping.len() as u8][..], ping].concat();
+    let orphan = [&raw::frame_header(0x0, true, ping.len() as u64)[..], ping].concat();
+    for (what, frame) in [("unmasked", unmasked), ("orphan continuation", orphan)] {
+        let mut stream = raw::ws_handshake(server.addr, &alice).await;
+        // The socket works until then.
+        let good = [&raw::frame_header(0x1, true, ping.len() as u64)[..], ping].concat();
+        stream.write_all(&good).await.unwrap();
+        stream.write_all(&frame).await.unwrap();
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).await.unwrap();
+        assert_eq!(head[0], 0x81, "{what}: the pong comes first");
+        let mut pong = vec![0u8; usize::from(head[1] & 0x7F)];
+        stream.read_exact(&mut pong).await.unwrap();
+        assert!(String::from_utf8_lossy(&pong).contains("pong"), "{what}");
+        let code = raw::read_close(&mut stream, parley_e2e::WAIT).await;
+        assert_eq!(code, Some(1002), "{what}");
+    }
+    let mut stream = raw::ws_handshake(server.addr, &alice).await;
+    let normal = 1000u16.to_be_bytes();
+    let close = [&raw::frame_header(0x8, true, 2)[..], &normal].concat();
+    stream.write_all(&close).await.unwrap();
+    let code = raw::read_close(&mut stream, parley_e2e::WAIT).await;
+    assert_eq!(code, Some(1000), "the answer to a normal close");
+    server.stop().await;
 }
 
 /// The raw bytes of an upgrade request for `path`, plus extra header lines.

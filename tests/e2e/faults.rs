@@ -10,6 +10,7 @@ use parley_server::LayerKind;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 crate::on_both!(graceful_shutdown_under_load_loses_no_acknowledged_message);
@@ -115,6 +116,13 @@ async fn postgres_outage_refuses_sends_and_recovers() {
     )
     .await;
     assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.error_code(), "unavailable", "{}", r.body);
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("a 503 says when to retry")
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "Retry-After {retry}");
     assert!(!r.body.contains("postgres://"), "{}", r.body);
 
     pg.resume();
@@ -224,6 +232,9 @@ async fn redis_restart_mid_traffic_loses_no_acknowledged_message() {
         }
     };
     redis.stop();
+    // During the outage sends are still stored and acknowledged (docs/reliability.md): only
+    // their broadcast fails.
+    let before_outage = acked.len();
     for i in 20..40 {
         record(
             send_numbered(&mut a, &room, i).await,
@@ -231,12 +242,20 @@ async fn redis_restart_mid_traffic_loses_no_acknowledged_message() {
             &mut refused,
         );
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(refused, 0, "sends refused while Redis was down");
+    let during_outage: BTreeSet<i64> = acked[before_outage..].iter().copied().collect();
+    // `join` answers `unavailable` (it needs the layer). (`/readyz` does not notice this
+    // outage: its probe is a send to the node's own channel, which the Redis layer hands
+    // straight to the local mailbox. docs/reliability.md, limits found.)
+    let refused_join = a.ask(json!({"type": "join", "room": private}), "jd").await;
+    assert_eq!(refused_join["code"], "unavailable", "{refused_join}");
     redis.resume();
     // The servers reconnect and restore group membership by themselves: a new message
-    // reaches Bob on the other server without either client doing anything.
+    // reaches Bob on the other server without either client doing anything. Nothing sent
+    // during the outage reaches him live (its broadcast failed); he reads it from history.
     let deadline = tokio::time::Instant::now() + WAIT * 2;
     let mut i = 40;
+    let mut live_after_outage: Vec<i64> = Vec::new();
     let crossed = loop {
         record(
             send_numbered(&mut a, &room, i).await,
@@ -244,10 +263,13 @@ async fn redis_restart_mid_traffic_loses_no_acknowledged_message() {
             &mut refused,
         );
         i += 1;
+        let want = acked.last().copied();
         let got = tokio::time::timeout(Duration::from_millis(300), async {
             loop {
                 let m = b.next_of("message").await;
-                if m["id"].as_i64() == acked.last().copied() {
+                let id = m["id"].as_i64().unwrap();
+                live_after_outage.push(id);
+                if Some(id) == want {
                     return m;
                 }
             }
@@ -262,6 +284,13 @@ async fn redis_restart_mid_traffic_loses_no_acknowledged_message() {
         );
     };
     assert!(crossed["id"].as_i64().is_some());
+    assert_eq!(refused, 0, "sends refused after the restart");
+    assert!(
+        live_after_outage
+            .iter()
+            .all(|id| !during_outage.contains(id)),
+        "a message whose broadcast failed arrived live: {live_after_outage:?}"
+    );
     // Bob's user group was restored too: removing him from the private room (on the other
     // server) reaches his socket, which leaves the room.
     let r = http::delete(
@@ -283,15 +312,15 @@ async fn redis_restart_mid_traffic_loses_no_acknowledged_message() {
     assert_eq!(http::get(one.addr, "/readyz", None).await.status, 200);
     assert_eq!(http::get(two.addr, "/readyz", None).await.status, 200);
 
-    // Every acknowledged message is in history, once, in order.
+    // History holds exactly the acknowledged messages: each once, in order, nothing else.
     let history = all_messages(&two, &bob, &room).await;
     let ids: Vec<i64> = history.iter().map(|m| m["id"].as_i64().unwrap()).collect();
-    let unique_ids: BTreeSet<i64> = ids.iter().copied().collect();
-    assert_eq!(unique_ids.len(), ids.len(), "duplicates in history");
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "history out of order");
-    for id in &acked {
-        assert!(unique_ids.contains(id), "acknowledged message {id} lost");
-    }
+    let mut expected_ids = acked.clone();
+    expected_ids.sort_unstable();
+    assert_eq!(
+        ids, expected_ids,
+        "history is not exactly the acknowledged ids"
+    );
     // Bob reconnects and catches up after the last id he saw: every later message, in
     // order, once.
     drop(b);
@@ -345,10 +374,15 @@ async fn graceful_shutdown_under_load_loses_no_acknowledged_message(backend: Bac
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let addr = server.addr;
-    // Writers send as fast as acks come back until their socket is closed.
+    // Writers send as fast as acks come back until their socket is closed; each counts its
+    // acknowledgements where the test can see them.
+    const UNDER_WAY: usize = 10;
+    let counts: Arc<Vec<AtomicUsize>> =
+        Arc::new(tokens.iter().map(|_| AtomicUsize::new(0)).collect());
     let mut writers = Vec::new();
-    for token in tokens.clone() {
+    for (w, token) in tokens.clone().into_iter().enumerate() {
         let room = room.clone();
+        let counts = counts.clone();
         writers.push(tokio::spawn(async move {
             let mut ws = WsClient::connect(addr, &token).await;
             ws.ask(json!({"type": "join", "room": room}), "j").await;
@@ -361,6 +395,7 @@ async fn graceful_shutdown_under_load_loses_no_acknowledged_message(backend: Bac
                         parley_e2e::WsEvent::Json(v) if v["ref"] == format!("s{i}") => {
                             if v["type"] == "message" {
                                 acked.push(v["id"].as_i64().unwrap());
+                                counts[w].fetch_add(1, Ordering::Relaxed);
                             }
                             break;
                         }
@@ -372,17 +407,23 @@ async fn graceful_shutdown_under_load_loses_no_acknowledged_message(backend: Bac
             unreachable!()
         }));
     }
-    // Let traffic build up, then stop gracefully mid-stream.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Stop gracefully mid-stream, once every writer has had some messages acknowledged.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counts.iter().any(|c| c.load(Ordering::Relaxed) < UNDER_WAY) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the writers never got going: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let db = server.db.clone();
     server.stop().await;
     let mut acked = Vec::new();
     for w in writers {
         let (ids, code) = tokio::time::timeout(WAIT, w).await.unwrap().unwrap();
-        assert!(matches!(code, 1001 | 1006), "close code {code}");
+        assert_eq!(code, 1001, "a socket was not closed with 1001 (going away)");
         acked.extend(ids);
     }
-    assert!(!acked.is_empty());
     // A new server on the same database has every acknowledged message.
     let again = TestServer::start_on(db, |_| {}).await;
     let token = again.login(&names[0]).await["access"]

@@ -194,6 +194,19 @@ async fn slow_request_bodies_get_408_and_are_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_first_heads_get_408_and_are_closed() {
+    let server = server_with(|_| {}).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = b"GET /healthz HTTP/1.1\r\nHost: parley\r\nAccept: */*\r\n\r\n";
+    let (answer, sent) = trickle(&mut stream, head, GAP)
+        .await
+        .expect("a first head sent a byte at a time was waited for to its end");
+    assert!(sent < head.len());
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_heads_of_later_requests_get_408_and_are_closed() {
     let server = server_with(|s| s.http_keep_alive_secs = 30).await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();

@@ -3,6 +3,7 @@
 use parley_e2e::{Backend, TestServer, WsClient, http, unique};
 use serde_json::{Value, json};
 use std::collections::HashSet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 crate::on_both!(
     errors_have_codes_and_statuses,
@@ -51,6 +52,42 @@ async fn errors_have_codes_and_statuses(backend: Backend) {
     );
     let r = http::post(addr, "/api/rooms", Some(&alice), &json!({"name": "dm.1.2"})).await;
     assert_eq!(r.status, 400);
+    let r = http::post(
+        addr,
+        "/api/rooms",
+        Some(&alice),
+        &json!({"name": "ok", "kind": "secret"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_field"),
+        "{}",
+        r.body
+    );
+    let r = http::post(
+        addr,
+        "/api/auth/register",
+        None,
+        &json!({"username": "weakling", "password": "short"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "weak_password"),
+        "{}",
+        r.body
+    );
+    let raw = format!(
+        "POST /api/auth/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    let r = http::raw_request(addr, raw.as_bytes()).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_content_type"),
+        "{}",
+        r.body
+    );
     let r = http::request(
         addr,
         "POST",
@@ -70,7 +107,33 @@ async fn errors_have_codes_and_statuses(backend: Backend) {
     let r = http::raw_request(addr, raw.as_bytes()).await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_json"));
 
-    // Over the JSON limit: 413, refused from Content-Length before the body is read.
+    // Over the JSON limit: 413, refused from Content-Length before the body is read. The
+    // head announces 70 KiB and no byte of the body is sent: the answer comes anyway.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        70 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !String::from_utf8_lossy(&answer).contains("too_large") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "closed without an answer: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(parley_e2e::WAIT, read)
+        .await
+        .expect("no answer before the body was sent");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    // The same body sent whole is refused alike.
     let big = json!({"username": "x".repeat(70 * 1024), "password": "y"});
     let r = http::post(addr, "/api/auth/login", None, &big).await;
     assert_eq!((r.status, r.error_code().as_str()), (413, "too_large"));

@@ -1,8 +1,15 @@
 //! Transport behaviour: origin checks, CORS, graceful shutdown (1001), idle sockets (4001),
-//! the embedded web client.
+//! a channel layer failing for good (1011), the embedded web client.
 
-use parley_e2e::{Backend, TestServer, WsClient, WsEvent, http};
+use async_trait::async_trait;
+use parley_e2e::{Backend, TestServer, WsClient, WsEvent, http, raw};
+use parley_layer::{
+    ChannelLayer, ChannelName, GroupName, GroupSendReport, InMemoryLayer, LayerError, Message,
+};
+use parley_server::WsCarrier;
 use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 crate::on_both!(
     slow_consumer_is_dropped,
@@ -11,6 +18,24 @@ crate::on_both!(
     silent_sockets_are_closed,
     web_client_is_served
 );
+
+/// A layer failing for good closes the sockets with 1011, on both carriers.
+mod a_layer_that_fails_for_good_closes_sockets_with_1011 {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct() {
+        super::a_layer_that_fails_for_good_closes_sockets_with_1011(
+            parley_server::WsCarrier::Direct,
+        )
+        .await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn actix_ws() {
+        super::a_layer_that_fails_for_good_closes_sockets_with_1011(
+            parley_server::WsCarrier::ActixWs,
+        )
+        .await;
+    }
+}
 
 async fn origins_and_cors(backend: Backend) {
     let server = TestServer::start_with(backend, |s| {
@@ -61,20 +86,26 @@ async fn origins_and_cors(backend: Backend) {
         r.header("access-control-allow-origin"),
         Some("http://app.example")
     );
-    // A request from an unlisted origin gets no CORS grant.
-    let r = http::request(
-        addr,
-        "GET",
-        "/api/me",
-        Some(&alice),
-        None,
-        &[("origin", "http://evil.example")],
-    )
-    .await;
-    assert_ne!(
-        r.header("access-control-allow-origin"),
-        Some("http://evil.example")
-    );
+    // A request or a preflight from an unlisted origin gets no CORS grant at all: neither
+    // its own origin nor `*`.
+    for (method, headers) in [
+        ("GET", vec![("origin", "http://evil.example")]),
+        (
+            "OPTIONS",
+            vec![
+                ("origin", "http://evil.example"),
+                ("access-control-request-method", "POST"),
+            ],
+        ),
+    ] {
+        let r = http::request(addr, method, "/api/rooms", Some(&alice), None, &headers).await;
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            None,
+            "{method} from an unlisted origin: {:?}",
+            r.headers
+        );
+    }
     // Same-origin pages (which send Origin on POST) are served.
     let r = http::request(
         addr,
@@ -107,16 +138,22 @@ async fn silent_sockets_are_closed(backend: Backend) {
     })
     .await;
     let alice = server.user("alice").await;
-    let mut ws = WsClient::connect(server.addr, &alice).await;
-    // Stay silent (not reading means not answering pings) past the timeout.
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    let code = loop {
-        match ws.next_event().await {
-            WsEvent::Closed(code, _) => break code,
-            WsEvent::Json(_) => continue,
-        }
-    };
-    assert_eq!(code, parley_actix::CLOSE_PING_TIMEOUT);
+    // A client that reads the server's pings and never answers them (nor sends anything):
+    // closed with 4001 once the timeout has passed since the last thing it sent, not before,
+    // and within a ping interval (and some slack) after.
+    let mut stream = raw::ws_handshake(server.addr, &alice).await;
+    let silent_since = Instant::now();
+    let code = raw::read_close(&mut stream, Duration::from_secs(15)).await;
+    let after = silent_since.elapsed();
+    assert_eq!(
+        code,
+        Some(parley_actix::CLOSE_PING_TIMEOUT),
+        "after {after:?}"
+    );
+    assert!(
+        after >= Duration::from_millis(1900) && after <= Duration::from_secs(2 + 1 + 3),
+        "closed {after:?} after the client fell silent (timeout 2 s, pings every 1 s)"
+    );
     server.stop().await;
 }
 
@@ -232,4 +269,112 @@ async fn slow_consumer_is_dropped(backend: Backend) {
     assert_eq!(a.ask(json!({"type": "ping"}), "p").await["type"], "pong");
     assert_eq!(http::get(server.addr, "/readyz", None).await.status, 200);
     server.stop().await;
+}
+
+/// An in-memory layer that can fail for good: from [`Breakable::break_for_good`] on, every
+/// receive (those already waiting included) ends with [`LayerError::Closed`], as a backend
+/// that is gone would answer. Everything else is the in-memory layer's.
+struct Breakable {
+    inner: InMemoryLayer,
+    broken: tokio::sync::watch::Sender<bool>,
+}
+
+impl Breakable {
+    fn break_for_good(&self) {
+        self.broken.send_replace(true);
+    }
+}
+
+#[async_trait]
+impl ChannelLayer for Breakable {
+    async fn new_channel(&self) -> parley_layer::Result<ChannelName> {
+        self.inner.new_channel().await
+    }
+    async fn send(&self, channel: &ChannelName, message: Message) -> parley_layer::Result<()> {
+        self.inner.send(channel, message).await
+    }
+    async fn receive(&self, channel: &ChannelName) -> parley_layer::Result<Message> {
+        let mut broken = self.broken.subscribe();
+        tokio::select! {
+            // The in-memory receive is cancel-safe: nothing is lost by dropping it.
+            received = self.inner.receive(channel) => received,
+            _ = broken.wait_for(|b| *b) => Err(LayerError::Closed),
+        }
+    }
+    async fn group_add(
+        &self,
+        group: &GroupName,
+        channel: &ChannelName,
+    ) -> parley_layer::Result<()> {
+        self.inner.group_add(group, channel).await
+    }
+    async fn group_discard(
+        &self,
+        group: &GroupName,
+        channel: &ChannelName,
+    ) -> parley_layer::Result<()> {
+        self.inner.group_discard(group, channel).await
+    }
+    async fn group_send(
+        &self,
+        group: &GroupName,
+        message: Message,
+    ) -> parley_layer::Result<GroupSendReport> {
+        self.inner.group_send(group, message).await
+    }
+    async fn close_channel(&self, channel: &ChannelName) -> parley_layer::Result<()> {
+        self.inner.close_channel(channel).await
+    }
+    async fn flush(&self) -> parley_layer::Result<()> {
+        self.inner.flush().await
+    }
+}
+
+/// The server's parts assembled as `parley_server::Application` does, on a [`Breakable`]
+/// layer: the layer fails for good under an open socket, which is closed with 1011 ("the
+/// channel layer failed for good", docs/api.md), while the server itself stays up.
+async fn a_layer_that_fails_for_good_closes_sockets_with_1011(carrier: WsCarrier) {
+    let db = Backend::Sqlite.database().await;
+    let mut settings = TestServer::settings(&db);
+    settings.ws_carrier = carrier;
+    let store = parley_server::open_store(&settings).unwrap();
+    let layer = Arc::new(Breakable {
+        inner: InMemoryLayer::new(settings.layer_config()),
+        broken: tokio::sync::watch::channel(false).0,
+    });
+    let auth_config = parley_server::auth_config(&settings).unwrap();
+    let auth = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || parley_auth::Auth::new(store, &auth_config))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let engine = parley_core::Engine::start(store, layer.clone(), settings.engine_config())
+        .await
+        .unwrap();
+    engine.use_auth(auth.clone());
+    let state = parley_actix::AppState::new(
+        engine.clone(),
+        auth,
+        settings.http_config(),
+        tokio::runtime::Handle::current(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = parley_actix::serve(state, listener, &settings.serve_options()).unwrap();
+    let handle = server.handle();
+    let running = tokio::spawn(server);
+
+    let alice = parley_e2e::account(addr, "alice").await;
+    let mut ws = WsClient::connect(addr, &alice).await;
+    assert_eq!(ws.ask(json!({"type": "ping"}), "p").await["type"], "pong");
+    layer.break_for_good();
+    let (code, reason) = ws.closed().await;
+    assert_eq!(code, 1011, "{reason}");
+    // The process lives on: its health check still answers.
+    assert_eq!(http::get(addr, "/healthz", None).await.status, 200);
+    engine.shutdown();
+    handle.stop(true).await;
+    running.await.unwrap().unwrap();
 }

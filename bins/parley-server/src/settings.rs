@@ -700,6 +700,71 @@ impl std::fmt::Debug for Settings {
 mod tests {
     use super::*;
 
+    /// docs/api.md's Configuration table: one row per setting, and each default it states
+    /// is the default. Defaults in words are the three rows in `IN_WORDS` (checked as
+    /// "none" here, their meaning by the tests of those settings).
+    #[test]
+    fn the_configuration_table_in_the_api_docs_is_the_defaults() {
+        const IN_WORDS: [&str; 3] = ["workers", "layer", "secret"];
+        let doc = include_str!("../../../docs/api.md");
+        let defaults = serde_json::to_value(Settings::default()).unwrap();
+        let defaults = defaults.as_object().unwrap();
+        let table = doc
+            .lines()
+            .skip_while(|l| *l != "| setting | default | |")
+            .skip(2)
+            .take_while(|l| l.starts_with('|'));
+        let mut documented = Vec::new();
+        for line in table {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let names: Vec<&str> = cells[1].split(", ").map(|n| n.trim_matches('`')).collect();
+            let stated: Vec<String> = if IN_WORDS.contains(&names[0]) {
+                vec![]
+            } else {
+                // "0 (off)" is 0, "1/s" is 1, "`x`" is "x"; a name without a value is unset.
+                cells[2]
+                    .split(", ")
+                    .map(|v| {
+                        let v = v.split(" (").next().unwrap().trim_matches('`');
+                        v.strip_suffix("/s").unwrap_or(v).to_owned()
+                    })
+                    .collect()
+            };
+            assert!(
+                stated.len() <= names.len(),
+                "more defaults than settings: {line}"
+            );
+            for (i, name) in names.iter().enumerate() {
+                let actual = defaults
+                    .get(*name)
+                    .unwrap_or_else(|| panic!("`{name}` is in the table but is no setting"));
+                let matches = match stated.get(i).map(String::as_str) {
+                    None | Some("none" | "empty") => {
+                        actual.is_null() || actual.as_array().is_some_and(Vec::is_empty)
+                    }
+                    Some(text) => match actual {
+                        serde_json::Value::Number(n) => text.parse::<f64>().ok() == n.as_f64(),
+                        serde_json::Value::String(s) => text == s,
+                        serde_json::Value::Bool(b) => text == b.to_string(),
+                        _ => false,
+                    },
+                };
+                assert!(
+                    matches,
+                    "`{name}`: the table says {:?}, the default is {actual}",
+                    stated.get(i)
+                );
+                documented.push(name.to_string());
+            }
+        }
+        for name in defaults.keys() {
+            assert!(
+                documented.contains(name),
+                "`{name}` has no row in docs/api.md's Configuration table"
+            );
+        }
+    }
+
     #[test]
     fn defaults_are_valid_and_use_sqlite_and_memory() {
         let s = Settings::default();

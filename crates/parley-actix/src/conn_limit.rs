@@ -565,6 +565,26 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_write_the_client_does_not_read_is_cut_at_the_request_timeout() {
+        let limits = limits(0);
+        let (_client, server) = pair().await;
+        let mut stream = limits.admit(server).unwrap();
+        // An answer far larger than the socket buffers, to a client that never reads: the
+        // write stalls, and fails once it has been stalled for the request timeout.
+        let chunk = vec![b'x'; 64 * 1024];
+        stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        let started = Instant::now();
+        let e = loop {
+            if let Err(e) = stream.write_all(&chunk).await {
+                break e;
+            }
+        };
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("did not read"), "{e}");
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_upgraded_connection_has_no_deadline() {
         let limits = limits(1);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();

@@ -192,4 +192,64 @@ mod tests {
         assert_eq!(status_of(ErrorCode::TokenExpired), StatusCode::UNAUTHORIZED);
         assert_eq!(status_of(ErrorCode::UsernameTaken), StatusCode::CONFLICT);
     }
+
+    /// docs/api.md's status table: every code a row names is answered with that row's status.
+    #[test]
+    fn the_status_table_in_the_api_docs_is_status_of() {
+        let doc = include_str!("../../../docs/api.md");
+        let table = doc
+            .lines()
+            .skip_while(|l| *l != "| status | codes |")
+            .skip(2)
+            .take_while(|l| l.starts_with('|'));
+        let mut statuses = std::collections::BTreeSet::new();
+        for line in table {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let status: u16 = cells[1]
+                .parse()
+                .unwrap_or_else(|_| panic!("a status: {line}"));
+            let codes: Vec<ErrorCode> = cells[2]
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter_map(|name| serde_json::from_value(serde_json::Value::from(name)).ok())
+                .collect();
+            assert!(!codes.is_empty(), "the {status} row names no code: {line}");
+            for code in codes {
+                assert_eq!(
+                    status_of(code).as_u16(),
+                    status,
+                    "`{code}` in the {status} row"
+                );
+            }
+            statuses.insert(status);
+        }
+        // One row for every status a code can be answered with: none left out.
+        let answered: std::collections::BTreeSet<u16> = ErrorCode::ALL
+            .iter()
+            .map(|&code| status_of(code).as_u16())
+            .collect();
+        assert_eq!(statuses, answered, "the statuses of the table's rows");
+    }
+
+    /// A 500 tells the client nothing of what went wrong (the detail is only logged), and a
+    /// 503 says when to come back.
+    #[tokio::test]
+    async fn internal_details_stay_out_of_the_response() {
+        let detail = "relation \"messages\" does not exist at postgres://user:pw@db/parley";
+        let response = ApiError::Internal(detail.into()).error_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let Ok(body) = actix_web::body::to_bytes(response.into_body()).await else {
+            panic!("the body is in memory")
+        };
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            !body.contains("postgres") && !body.contains("relation"),
+            "{body}"
+        );
+        assert!(body.contains(r#""code":"internal""#), "{body}");
+        let response = ApiError::Unavailable("down".into()).error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+    }
 }

@@ -1,15 +1,28 @@
-//! The load: provisioning, connecting, sending under a window, counting every delivery.
+//! The load: provisioning, connecting, sending under a window, tracking every delivery.
 //!
 //! Every message body is `~<µs since start>~<sender index>~<sequence>~`: the receiver reads
-//! the send time from it (one clock, one process) and records the end-to-end latency. Every
-//! client, the sender included, must receive every message of its room: expected deliveries
-//! are Σ messages sent × room size, and any shortfall after the drain is loss.
+//! the time the message was due from it (one clock, one process) and records the end-to-end
+//! latency. Every client, the sender included, must receive every message of its room once,
+//! and a sender's messages in the order it sent them: `track` follows each (member, message)
+//! pair while the message is in flight, so losses, duplicates and order violations are
+//! counted member by member (never from totals) and each fails the run.
+//!
+//! The sender's own copy is reported apart from the other members' (*fan-out*) deliveries:
+//! for Parley it is the acknowledgement (sent once the message is stored), for Django and the
+//! bare reference the broadcast's echo. Throughput and the main latency figures are fan-out
+//! only, so both kinds of server are measured on the same work.
 //!
 //! The send window is end to end and the same for every target: a message stays in its
-//! sender's window until every member of the room (the sender included) has received it. A
-//! server's own acknowledgement (Parley answers the sender once the message is stored) does
-//! not open the window, so no target can be driven past the pace of its slowest receiver and
-//! every server queue stays bounded by senders × window per room.
+//! sender's window until every member of the room (the sender included) has received it
+//! (duplicates do not count). No target can be driven past the pace of its slowest receiver,
+//! and every server queue stays bounded by senders × window per room.
+//!
+//! Paced runs (`--rate`) give each message a due time (start + sequence / rate) and measure
+//! latency from it, not from when the window let it go: a server that stalls the window is
+//! charged for the messages it held back (no coordinated omission). Unpaced runs send each
+//! message as soon as the window allows and measure from then.
+
+mod track;
 
 use crate::http::HttpClient;
 use crate::procfs::{Rss, rss_sum};
@@ -19,7 +32,6 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +41,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use track::{Arrival, Tracker};
 
 /// The password of every benchmark account.
 const PASSWORD: &str = "bench-password-1";
@@ -128,7 +141,8 @@ pub struct Plan {
 pub struct Report {
     /// The plan, as run.
     pub plan: Plan,
-    /// True when nothing was lost, no client failed and no error frame arrived.
+    /// True when nothing was lost, duplicated, late or unexpected, no client failed and no
+    /// error frame arrived.
     pub ok: bool,
     /// Seconds spent creating accounts, tokens and rooms (untimed for the figures).
     pub provision_secs: f64,
@@ -140,22 +154,38 @@ pub struct Report {
     pub connect_failures: usize,
     /// Messages sent.
     pub sent: u64,
-    /// Deliveries expected (Σ sent × room size).
+    /// Fan-out deliveries expected: Σ sent × (room size − 1), the sender's own copy apart.
     pub expected: u64,
-    /// Deliveries received.
+    /// Fan-out deliveries received (first copies only).
     pub received: u64,
-    /// Deliveries missing after the drain (expected − received, if positive).
+    /// Fan-out deliveries that never came, member by member.
     pub lost: u64,
+    /// Senders' own copies received (Parley: acknowledgements; Django and bare: the echo),
+    /// one expected per message sent.
+    pub acks: u64,
+    /// Messages whose sender never got its own copy back.
+    pub acks_lost: u64,
+    /// Copies of a message a member already had (own copies and fan-out alike).
+    pub duplicates: u64,
+    /// First copies that reached a member after a later message of the same sender.
+    pub order_violations: u64,
+    /// Message frames that were no message this run sent to that member.
+    pub unexpected: u64,
     /// Error frames received (Parley), or connections that broke during the run.
     pub errors: u64,
     /// Seconds from the first send to the last delivery.
     pub elapsed_secs: f64,
-    /// Deliveries per second over `elapsed_secs`.
+    /// Fan-out deliveries per second over `elapsed_secs`.
     pub deliveries_per_sec: f64,
     /// Messages sent per second.
     pub messages_per_sec: f64,
-    /// End-to-end latency, ms: p50, p90, p99, p99.9, max, mean.
+    /// What latency is measured from: `send` (when the window let the message go) or `due`
+    /// (paced runs: when the message was due).
+    pub latency_from: &'static str,
+    /// Fan-out latency, ms: p50, p90, p99, p99.9, max, mean.
     pub latency_ms: Latency,
+    /// Latency of the sender's own copy, ms.
+    pub ack_latency_ms: Latency,
     /// Server memory before the WebSocket clients connected, KiB (summed over pids).
     pub rss_before_kb: u64,
     /// Server memory with every client connected and idle, KiB.
@@ -194,24 +224,47 @@ pub struct Latency {
 struct Shared {
     target: Target,
     t0: Instant,
-    received: AtomicU64,
     errors: AtomicU64,
-    /// µs since t0 of the latest delivery.
+    /// µs since t0 of the latest first delivery.
     last_delivery_us: AtomicU64,
+    /// Who has which message in flight; the counts.
+    tracker: Tracker,
+    /// Fan-out latency, sharded by receiver.
     hist: Vec<Mutex<Histogram<u64>>>,
+    /// Latency of senders' own copies, sharded by sender.
+    ack_hist: Vec<Mutex<Histogram<u64>>>,
     /// Per client: its send window (senders only use theirs).
     windows: Vec<Arc<Semaphore>>,
-    /// Per client: deliveries still awaited for each of its messages in flight, by sequence.
-    pending: Vec<Mutex<HashMap<u64, u64>>>,
 }
 
 impl Shared {
+    fn new(target: Target, room_of: &[usize], window: usize) -> Result<Self> {
+        let histograms = || {
+            (0..SHARDS)
+                .map(|_| Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).map(Mutex::new))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Self {
+            target,
+            t0: Instant::now(),
+            errors: AtomicU64::new(0),
+            last_delivery_us: AtomicU64::new(0),
+            tracker: Tracker::new(room_of),
+            hist: histograms()?,
+            ack_hist: histograms()?,
+            windows: room_of
+                .iter()
+                .map(|_| Arc::new(Semaphore::new(window.max(1))))
+                .collect(),
+        })
+    }
+
     fn now_us(&self) -> u64 {
         u64::try_from(self.t0.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// One text frame arrived at client `me`; returns true when it was the last delivery of
-    /// its message (the sender's window reopens).
+    /// One text frame arrived at client `me`; returns true when it completed its message
+    /// (every member has it: the sender's window reopens).
     fn on_text(&self, me: usize, text: &str) -> bool {
         if self.target == Target::Parley && !is_message_frame(text) {
             if text.starts_with(r#"{"type":"error""#) {
@@ -220,36 +273,43 @@ impl Shared {
             }
             return false;
         }
-        let Some((sent_us, sender, seq)) = parse_body(text) else {
+        let Some((due_us, sender, seq)) = parse_body(text) else {
+            return false;
+        };
+        let Arrival::First { own, complete, .. } = self.tracker.arrived(me, sender, seq) else {
             return false;
         };
         let now = self.now_us();
-        let latency = now.saturating_sub(sent_us).clamp(1, MAX_LATENCY_US);
-        let _ = self.hist[me % SHARDS].lock().record(latency);
-        self.received.fetch_add(1, Ordering::Relaxed);
+        let latency = now.saturating_sub(due_us).clamp(1, MAX_LATENCY_US);
+        let hist = if own { &self.ack_hist } else { &self.hist };
+        let _ = hist[me % SHARDS].lock().record(latency);
         self.last_delivery_us.fetch_max(now, Ordering::Relaxed);
-        let Some(pending) = self.pending.get(sender) else {
-            return false;
-        };
-        let done = {
-            let mut pending = pending.lock();
-            match pending.get_mut(&seq) {
-                Some(left) if *left > 1 => {
-                    *left -= 1;
-                    false
-                }
-                Some(_) => {
-                    pending.remove(&seq);
-                    true
-                }
-                None => false,
-            }
-        };
-        if done && let Some(w) = self.windows.get(sender) {
+        if complete && let Some(w) = self.windows.get(sender) {
             w.add_permits(1);
         }
-        done
+        complete
     }
+}
+
+/// Percentiles of the histogram shards merged.
+fn latency(shards: &[Mutex<Histogram<u64>>]) -> Result<Latency> {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)?;
+    for h in shards {
+        hist.add(&*h.lock())?;
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    Ok(if hist.is_empty() {
+        Latency::default()
+    } else {
+        Latency {
+            p50: ms(hist.value_at_quantile(0.5)),
+            p90: ms(hist.value_at_quantile(0.9)),
+            p99: ms(hist.value_at_quantile(0.99)),
+            p999: ms(hist.value_at_quantile(0.999)),
+            max: ms(hist.max()),
+            mean: hist.mean() / 1000.0,
+        }
+    })
 }
 
 /// A Parley `message` frame. The sender's own copy is serialized from the frame type (`type`
@@ -281,10 +341,9 @@ fn parse_body(text: &str) -> Option<(u64, usize, u64)> {
     Some((t, s, n))
 }
 
-/// One client's room: its name for this target and how many clients are in it.
+/// One client's room: its name for this target, and whether the client sends.
 struct Seat {
     room: String,
-    room_size: u64,
     sender: bool,
 }
 
@@ -315,10 +374,6 @@ pub async fn run(plan: Plan) -> Result<Report> {
         }
         Layout::Direct => ((0..n).map(|i| i / 2).collect(), n.div_ceil(2)),
     };
-    let mut sizes = vec![0u64; room_count];
-    for &r in &room_of {
-        sizes[r] += 1;
-    }
     let is_sender = |i: usize| match plan.layout {
         Layout::Fanout => i < plan.senders,
         Layout::Direct => plan.senders > 0,
@@ -344,27 +399,13 @@ pub async fn run(plan: Plan) -> Result<Report> {
     let seats: Vec<Seat> = (0..n)
         .map(|i| Seat {
             room: room_names[room_of[i]].clone(),
-            room_size: sizes[room_of[i]],
             sender: is_sender(i),
         })
         .collect();
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_sum(&plan.pids);
-    let shared = Arc::new(Shared {
-        target: plan.target,
-        t0: Instant::now(),
-        received: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        last_delivery_us: AtomicU64::new(0),
-        hist: (0..SHARDS)
-            .map(|_| Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).map(Mutex::new))
-            .collect::<Result<_, _>>()?,
-        windows: (0..n)
-            .map(|_| Arc::new(Semaphore::new(plan.window.max(1))))
-            .collect(),
-        pending: (0..n).map(|_| Mutex::new(HashMap::new())).collect(),
-    });
+    let shared = Arc::new(Shared::new(plan.target, &room_of, plan.window)?);
 
     // Connect phase.
     // In two halves, with the server's memory measured between them: the second half's cost
@@ -442,7 +483,6 @@ pub async fn run(plan: Plan) -> Result<Report> {
     let mut readers = Vec::with_capacity(n);
     let mut senders = Vec::new();
     let sent = Arc::new(AtomicU64::new(0));
-    let expected = Arc::new(AtomicU64::new(0));
     let send_deadline_after = Duration::from_secs_f64(plan.max_send_secs);
     for (i, (socket, seat)) in sockets.into_iter().zip(seats.iter()).enumerate() {
         let Some((sink, reader)) = socket else {
@@ -453,39 +493,41 @@ pub async fn run(plan: Plan) -> Result<Report> {
         if seat.sender {
             let mut go = go_rx.clone();
             let sent = sent.clone();
-            let expected = expected.clone();
             let room = seat.room.clone();
-            let size = seat.room_size;
             let plan = plan.clone();
-            let t0 = shared.t0;
             let shared_s = shared.clone();
             senders.push(tokio::spawn(async move {
                 let _ = go.wait_for(|g| *g).await;
                 let started = Instant::now();
                 let stop = started + send_deadline_after;
-                let mut ticker = (plan.rate > 0.0).then(|| {
-                    let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate));
-                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    t
-                });
-                for seq in 0..plan.messages {
-                    if let Some(t) = ticker.as_mut() {
-                        t.tick().await;
+                let period = (plan.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / plan.rate));
+                for k in 0..plan.messages {
+                    // Paced: the message is due at its slot whatever the window does, and its
+                    // latency counts from then.
+                    let due = period.map(|p| started + p.mul_f64(k as f64));
+                    if let Some(due) = due {
+                        tokio::time::sleep_until(due.into()).await;
+                        if due >= stop {
+                            break;
+                        }
                     }
                     let left = stop.saturating_duration_since(Instant::now());
                     match tokio::time::timeout(left, window.acquire()).await {
                         Ok(Ok(p)) => p.forget(),
                         _ => break,
                     }
-                    shared_s.pending[i].lock().insert(seq as u64, size);
-                    let now = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    let body = format!("~{now}~{i}~{seq}~");
+                    let seq = shared_s.tracker.open(i);
+                    let stamp = due.unwrap_or_else(Instant::now);
+                    let stamp_us =
+                        u64::try_from(stamp.saturating_duration_since(shared_s.t0).as_micros())
+                            .unwrap_or(u64::MAX);
+                    let body = format!("~{stamp_us}~{i}~{seq}~");
                     let frame = frame_for(plan.target, &room, &body, i, &plan.user_prefix);
                     if send(&sink, frame).await.is_err() {
+                        shared_s.tracker.unsent(i, seq);
                         break;
                     }
                     sent.fetch_add(1, Ordering::Relaxed);
-                    expected.fetch_add(size, Ordering::Relaxed);
                 }
             }));
         }
@@ -514,57 +556,58 @@ pub async fn run(plan: Plan) -> Result<Report> {
         let _ = s.await;
     }
     let drain_deadline = Instant::now() + Duration::from_secs_f64(plan.drain_secs);
-    let exp = expected.load(Ordering::Relaxed);
-    while shared.received.load(Ordering::Relaxed) < exp && Instant::now() < drain_deadline {
+    while shared.tracker.in_flight() && Instant::now() < drain_deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // A moment more, so duplicates or late strays would be seen.
+    // A moment more, so that duplicates and strays still on their way are counted. (A
+    // benchmark, not a test: a duplicate later than this goes unseen.)
     tokio::time::sleep(Duration::from_millis(200)).await;
     let peak: Rss = rss_sum(&plan.pids);
     for r in &readers {
         r.abort();
     }
 
-    let received = shared.received.load(Ordering::Relaxed);
+    let tally = shared.tracker.tally();
     let errors = shared.errors.load(Ordering::Relaxed);
     let sent = sent.load(Ordering::Relaxed);
     let last = shared.last_delivery_us.load(Ordering::Relaxed);
-    let elapsed_secs = if received > 0 {
+    let elapsed_secs = if tally.own + tally.fanout > 0 {
         last.saturating_sub(start_us) as f64 / 1e6
     } else {
         0.0
     };
-    let mut hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)?;
-    for h in &shared.hist {
-        hist.add(&*h.lock())?;
-    }
-    let ms = |us: u64| us as f64 / 1000.0;
-    let latency_ms = if hist.is_empty() {
-        Latency::default()
-    } else {
-        Latency {
-            p50: ms(hist.value_at_quantile(0.5)),
-            p90: ms(hist.value_at_quantile(0.9)),
-            p99: ms(hist.value_at_quantile(0.99)),
-            p999: ms(hist.value_at_quantile(0.999)),
-            max: ms(hist.max()),
-            mean: hist.mean() / 1000.0,
+    let expected = tally.fanout + tally.fanout_lost;
+    for (count, what) in [
+        (tally.fanout_lost, "fan-out deliveries lost"),
+        (
+            tally.own_lost,
+            "messages whose sender never got its own copy",
+        ),
+        (tally.duplicates, "duplicate deliveries"),
+        (tally.late, "deliveries out of their sender's order"),
+        (
+            tally.unexpected,
+            "message frames that match no message sent to that client",
+        ),
+    ] {
+        if count > 0 {
+            notes.push(format!("{count} {what}"));
         }
-    };
-    let lost = exp.saturating_sub(received);
-    if lost > 0 {
-        notes.push(format!("{lost} deliveries lost"));
     }
-    if received > exp {
-        notes.push(format!("{} more deliveries than expected", received - exp));
-    }
-    if plan.senders > 0 && sent < (plan.messages as u64) * count_senders(&seats) {
+    let planned = (plan.messages as u64) * count_senders(&seats);
+    if plan.senders > 0 && sent < planned {
         notes.push(format!(
-            "sending stopped at the time limit: {sent} of {} messages",
-            (plan.messages as u64) * count_senders(&seats)
+            "sending stopped at the time limit: {sent} of {planned} messages"
         ));
     }
-    let ok = lost == 0 && received == exp && connect_failures == 0 && errors == 0;
+    let ok = tally.fanout_lost == 0
+        && tally.own_lost == 0
+        && tally.duplicates == 0
+        && tally.late == 0
+        && tally.unexpected == 0
+        && tally.own == sent
+        && connect_failures == 0
+        && errors == 0;
     let per_sec = |x: u64| {
         if elapsed_secs > 0.0 {
             x as f64 / elapsed_secs
@@ -572,6 +615,7 @@ pub async fn run(plan: Plan) -> Result<Report> {
             0.0
         }
     };
+    let ms = |us: u64| us as f64 / 1000.0;
     let q = |p: f64| ms(connect_hist.value_at_quantile(p));
     Ok(Report {
         connect_ms: [q(0.5), q(0.99), ms(connect_hist.max())],
@@ -580,14 +624,21 @@ pub async fn run(plan: Plan) -> Result<Report> {
         connect_secs,
         connect_failures,
         sent,
-        expected: exp,
-        received,
-        lost,
+        expected,
+        received: tally.fanout,
+        lost: tally.fanout_lost,
+        acks: tally.own,
+        acks_lost: tally.own_lost,
+        duplicates: tally.duplicates,
+        order_violations: tally.late,
+        unexpected: tally.unexpected,
         errors,
         elapsed_secs,
-        deliveries_per_sec: per_sec(received),
+        deliveries_per_sec: per_sec(tally.fanout),
         messages_per_sec: per_sec(sent),
-        latency_ms,
+        latency_from: if plan.rate > 0.0 { "due" } else { "send" },
+        latency_ms: latency(&shared.hist)?,
+        ack_latency_ms: latency(&shared.ack_hist)?,
         rss_before_kb: before.now_kb,
         rss_connected_kb: connected.now_kb,
         bytes_per_connection,
@@ -787,30 +838,37 @@ mod tests {
     }
 
     #[test]
-    fn only_message_frames_count_and_the_last_delivery_reopens_the_window() {
-        let shared = Shared {
-            target: Target::Parley,
-            t0: Instant::now(),
-            received: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            last_delivery_us: AtomicU64::new(0),
-            hist: (0..SHARDS)
-                .map(|_| Mutex::new(Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).unwrap()))
-                .collect(),
-            windows: (0..6).map(|_| Arc::new(Semaphore::new(0))).collect(),
-            pending: (0..6).map(|_| Mutex::new(HashMap::new())).collect(),
-        };
-        // Client 3 sent message 0 to a room of three.
-        shared.pending[3].lock().insert(0, 3);
-        assert!(!shared.on_text(3, r#"{"type":"message","body":"~1~3~0~"}"#));
-        assert!(!shared.on_text(4, r#"{"body":"~1~3~0~","type":"message"}"#));
-        assert!(!shared.on_text(4, r#"{"type":"presence","user":"~1~4~0~"}"#));
-        assert!(!shared.on_text(4, r#"{"type":"error","code":"rate_limited"}"#));
+    fn only_first_copies_of_message_frames_count_and_the_last_one_reopens_the_window() {
+        // Two rooms of three: clients 3 and 5 are with client 1; client 3 sends.
+        let room_of = [0, 1, 0, 1, 0, 1];
+        let shared = Shared::new(Target::Parley, &room_of, 1).unwrap();
+        for w in &shared.windows {
+            w.forget_permits(1);
+        }
+        let seq = shared.tracker.open(3);
+        let body = format!("~1~3~{seq}~");
+        assert!(!shared.on_text(3, &format!(r#"{{"type":"message","body":"{body}"}}"#)));
+        assert!(!shared.on_text(5, &format!(r#"{{"body":"{body}","type":"message"}}"#)));
+        // Not message frames: presence, errors; and a duplicate, which never completes it.
+        assert!(!shared.on_text(5, r#"{"type":"presence","user":"~1~5~0~"}"#));
+        assert!(!shared.on_text(5, r#"{"type":"error","code":"rate_limited"}"#));
+        assert!(!shared.on_text(5, &format!(r#"{{"body":"{body}","type":"message"}}"#)));
+        // A member of the other room: not its message.
+        assert!(!shared.on_text(0, &format!(r#"{{"body":"{body}","type":"message"}}"#)));
         assert_eq!(shared.windows[3].available_permits(), 0);
-        assert!(shared.on_text(5, r#"{"body":"~1~3~0~","type":"message"}"#));
+        assert!(shared.on_text(1, &format!(r#"{{"body":"{body}","type":"message"}}"#)));
         assert_eq!(shared.windows[3].available_permits(), 1);
-        assert!(shared.pending[3].lock().is_empty());
-        assert_eq!(shared.received.load(Ordering::Relaxed), 3);
+        assert!(!shared.tracker.in_flight());
+        let tally = shared.tracker.tally();
+        assert_eq!((tally.own, tally.fanout), (1, 2));
+        assert_eq!((tally.duplicates, tally.unexpected), (1, 1));
         assert_eq!(shared.errors.load(Ordering::Relaxed), 1);
+        // The own copy went to the acknowledgement histogram, the others to fan-out.
+        let count = |h: &[Mutex<Histogram<u64>>]| h.iter().map(|h| h.lock().len()).sum::<u64>();
+        assert_eq!((count(&shared.ack_hist), count(&shared.hist)), (1, 2));
+        assert!(matches!(
+            shared.tracker.arrived(1, 3, seq),
+            Arrival::Duplicate
+        ));
     }
 }

@@ -1,8 +1,8 @@
 //! `parley-bench`: Parley's load generator and the bare fan-out reference server.
 //!
 //! Layout:
-//! - `load`: provisioning (accounts, tokens, rooms), connecting, windowed sending, counting
-//!   every delivery and its end-to-end latency, the report;
+//! - `load`: provisioning (accounts, tokens, rooms), connecting, windowed (or paced) sending,
+//!   tracking every (member, message) pair and its end-to-end latency, the report;
 //! - `bare`: the limit reference, a tokio-tungstenite broadcast server with nothing else;
 //! - `http`: a tiny keep-alive HTTP/1.1 client for provisioning;
 //! - `procfs`: a server's resident memory from `/proc/<pid>/status`.
@@ -106,18 +106,29 @@ fn print_human(r: &load::Report) {
         r.provision_secs
     );
     println!(
-        "  deliveries: expected {}, received {}, lost {} ({} messages sent); errors {}",
-        r.expected, r.received, r.lost, r.sent, r.errors
+        "  fan-out: expected {}, received {}, lost {} ({} messages sent); own copies {} of {} (lost {}); duplicates {}, out of order {}, unexpected {}; errors {}",
+        r.expected,
+        r.received,
+        r.lost,
+        r.sent,
+        r.acks,
+        r.sent,
+        r.acks_lost,
+        r.duplicates,
+        r.order_violations,
+        r.unexpected,
+        r.errors
     );
     println!(
-        "  throughput: {:.0} deliveries/s, {:.0} messages/s over {:.2}s",
+        "  throughput: {:.0} fan-out deliveries/s, {:.0} messages/s over {:.2}s",
         r.deliveries_per_sec, r.messages_per_sec, r.elapsed_secs
     );
-    let l = &r.latency_ms;
-    println!(
-        "  latency ms: p50 {:.2}, p90 {:.2}, p99 {:.2}, p99.9 {:.2}, max {:.2}, mean {:.2}",
-        l.p50, l.p90, l.p99, l.p999, l.max, l.mean
-    );
+    for (what, l) in [("fan-out", &r.latency_ms), ("own copy", &r.ack_latency_ms)] {
+        println!(
+            "  {what} latency ms (from {}): p50 {:.2}, p90 {:.2}, p99 {:.2}, p99.9 {:.2}, max {:.2}, mean {:.2}",
+            r.latency_from, l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+        );
+    }
     println!(
         "  server memory: {} KiB before, {} KiB with half connected, {} KiB connected ({} bytes per connection on average, {} marginal over the second half), peak {} KiB",
         r.rss_before_kb,

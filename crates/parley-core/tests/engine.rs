@@ -195,14 +195,73 @@ async fn next_non_presence(s: &mut Session) -> ServerFrame {
     }
 }
 
-/// Asserts nothing is delivered to `s` right now (after letting in-flight events land).
-async fn assert_quiet(s: &mut Session) {
-    tokio::task::yield_now().await;
-    if let Ok(inbound) = timeout(Duration::from_millis(200), s.recv()).await
-        && let Some(out) = s.on_inbound(inbound).await
-    {
-        panic!("unexpected delivery: {out:?}");
-    }
+// "Nothing was delivered" is proved with a marker, never by waiting: the engine sends a
+// frame's broadcast before its reply, and the layer delivers each channel's messages in the
+// order they were sent, so a marker sent after the action under test arrives after anything
+// the action delivered, however slowly. The next frame being the marker is the proof; a
+// late delivery fails it instead of slipping past a timeout.
+
+/// The next frame delivered to `s` (presence frames skipped when `skip_presence`) must be the
+/// marker `is_marker` recognises: anything delivered before it fails the test.
+async fn expect_marker(
+    s: &mut Session,
+    skip_presence: bool,
+    is_marker: impl Fn(&ServerFrame) -> bool,
+) {
+    let frame = if skip_presence {
+        next_non_presence(s).await
+    } else {
+        next_frame(s).await
+    };
+    assert!(is_marker(&frame), "delivered before the marker: {frame:?}");
+}
+
+/// `from` sends a marker message to `room`, and it is the next frame `quiet` gets (presence
+/// skipped when `skip_presence`).
+async fn nothing_before_marker(
+    from: &mut Session,
+    quiet: &mut Session,
+    room: &RoomName,
+    skip_presence: bool,
+) {
+    let ServerFrame::Message(marker) = ask(
+        from,
+        json!({"type": "send", "room": room.as_str(), "body": "marker"}),
+    )
+    .await
+    else {
+        panic!("the marker was refused")
+    };
+    let id = marker.message.id;
+    expect_marker(
+        quiet,
+        skip_presence,
+        |f| matches!(f, ServerFrame::Message(m) if m.message.id == id),
+    )
+    .await;
+}
+
+/// `from` (user `who`) sends a typing marker to `room` (typing is never stored, so this
+/// works with the database gone), and it is the next non-presence frame `quiet` gets.
+async fn nothing_before_typing_marker(
+    from: &mut Session,
+    who: &str,
+    quiet: &mut Session,
+    room: &RoomName,
+) {
+    let replies = from
+        .on_text(&json!({"type": "typing", "room": room.as_str()}).to_string())
+        .await;
+    assert!(
+        replies.is_empty(),
+        "the typing marker was refused: {replies:?}"
+    );
+    expect_marker(
+        quiet,
+        true,
+        |f| matches!(f, ServerFrame::Typing(t) if t.user.as_str() == who),
+    )
+    .await;
 }
 
 fn error_code(frame: &ServerFrame) -> ErrorCode {
@@ -323,15 +382,27 @@ async fn concurrent_senders(w: World, window: usize) {
         .collect();
     acked.sort();
     assert_eq!(acked, stored.iter().map(|m| m.id).collect::<Vec<_>>());
-    // Every member got every other member's messages, once each and in each sender's order.
+    // Each sender ends with a marker: one connection's messages reach every member in order,
+    // so a member holding a sender's marker holds everything that sender's sends delivered.
+    for (i, s, _) in &mut done {
+        let end = ask(
+            s,
+            json!({"type": "send", "room": room.as_str(), "body": format!("s{i} end")}),
+        )
+        .await;
+        assert!(matches!(end, ServerFrame::Message(_)), "{end:?}");
+    }
+    // Every member got every other member's messages, once each and in each sender's order,
+    // and nothing else.
     for (i, s, _) in &mut done {
         let mut got: Vec<(String, String)> = Vec::new();
-        while got.len() < (SENDERS - 1) * EACH {
+        let mut ends = 0;
+        while ends < SENDERS - 1 {
             if let ServerFrame::Message(m) = next_non_presence(s).await {
+                ends += usize::from(m.message.body.ends_with(" end"));
                 got.push((m.message.sender.as_str().to_owned(), m.message.body.clone()));
             }
         }
-        assert_quiet(s).await;
         assert!(
             got.iter()
                 .all(|(sender, _)| *sender != format!("sender{i}")),
@@ -343,7 +414,8 @@ async fn concurrent_senders(w: World, window: usize) {
                 .filter(|(sender, _)| *sender == format!("sender{j}"))
                 .map(|(_, b)| b.as_str())
                 .collect();
-            let expected: Vec<String> = (0..EACH).map(|k| format!("s{j} m{k}")).collect();
+            let mut expected: Vec<String> = (0..EACH).map(|k| format!("s{j} m{k}")).collect();
+            expected.push(format!("s{j} end"));
             assert_eq!(from_j, expected, "sender{i} got sender{j}'s messages wrong");
         }
     }
@@ -390,26 +462,15 @@ macro_rules! suite {
                 assert_eq!(got.message.id, posted.message.id);
                 assert_eq!(got.message.sender.as_str(), "alice");
                 assert!(got.reference.is_none(), "the broadcast copy carries no ref");
-                // The sender's own connection gets the ack only, not an echo.
-                loop {
-                    match timeout(Duration::from_millis(200), a.recv()).await {
-                        Err(_) => break,
-                        Ok(inbound) => match a.on_inbound(inbound).await {
-                            Some(Outbound::Text(t)) => {
-                                let f = ServerFrame::from_json(&t).unwrap();
-                                assert!(matches!(f, ServerFrame::Presence(_)), "unexpected echo {f:?}");
-                            }
-                            Some(other) => panic!("{other:?}"),
-                            None => {}
-                        },
-                    }
-                }
+                // The sender's own connection gets the ack only, not an echo: the next message
+                // it gets is Bob's marker.
+                nothing_before_marker(&mut b, &mut a, &lobby, true).await;
 
                 // A retry with the same client id is acknowledged with the first message, and not re-broadcast.
                 let retry = ask(&mut a, json!({"type": "send", "room": "lobby", "body": "hi bob", "client_id": "c-1"})).await;
                 let ServerFrame::Message(again) = retry else { panic!("{retry:?}") };
                 assert_eq!(again.message.id, posted.message.id);
-                assert_quiet(&mut b).await;
+                nothing_before_marker(&mut a, &mut b, &lobby, true).await;
 
                 // History holds it once.
                 let ServerFrame::History(page) = ask(&mut b, json!({"type": "history", "room": "lobby"})).await else { panic!() };
@@ -481,7 +542,7 @@ macro_rules! suite {
                     let ServerFrame::Message(got) = next_non_presence(&mut b).await else { panic!() };
                     assert_eq!(got.message.id, expected.id);
                 }
-                assert_quiet(&mut b).await;
+                nothing_before_marker(&mut a, &mut b, &lobby, true).await;
                 // One run of sends to two rooms: stored together, broadcast room by room in
                 // frame order (members of both get them as sent).
                 let side = w.room("side", RoomKind::Public, &alice).await;
@@ -502,9 +563,9 @@ macro_rules! suite {
                     let ServerFrame::Message(got) = next_non_presence(&mut b).await else { panic!() };
                     assert_eq!((got.message.id, &got.message.room), (expected.id, &expected.room));
                 }
-                assert_quiet(&mut b).await;
+                nothing_before_marker(&mut a, &mut b, &lobby, true).await;
                 let stored: Vec<String> = all_messages(&w, &lobby).await.into_iter().map(|m| m.body.as_str().to_owned()).collect();
-                assert_eq!(stored, ["one", "two", "three", "four", "five"]);
+                assert_eq!(stored, ["one", "two", "three", "marker", "four", "five", "marker"]);
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -553,14 +614,16 @@ macro_rules! suite {
                 assert!(acks.iter().all(|(m, _)| *m == first), "every tab got the same message: {:?}", acks.iter().map(|(m, _)| m.id).collect::<Vec<_>>());
                 let ServerFrame::Message(got) = next_non_presence(&mut b).await else { panic!() };
                 assert_eq!(got.message.id, first.id);
-                assert_quiet(&mut b).await; // broadcast once, not once per tab
-                // A later retry (another batch) is answered with the same message, silently.
+                // Broadcast once, not once per tab: every tab had its ack (sent after its
+                // broadcast) before the marker.
                 let (_, a) = &mut acks[0];
+                nothing_before_marker(a, &mut b, &lobby, true).await;
+                // A later retry (another batch) is answered with the same message, silently.
                 let retry = ask(a, json!({"type": "send", "room": "lobby", "body": "once", "client_id": "dup-1"})).await;
                 let ServerFrame::Message(again) = retry else { panic!("{retry:?}") };
                 assert_eq!(again.message, first);
-                assert_quiet(&mut b).await;
-                let stored = all_messages(&w, &lobby).await;
+                nothing_before_marker(a, &mut b, &lobby, true).await;
+                let stored: Vec<_> = all_messages(&w, &lobby).await.into_iter().filter(|m| m.body != "marker").collect();
                 assert_eq!(stored.len(), 1, "stored once: {stored:?}");
                 assert_eq!(stored[0].id, first.id);
                 // A new client id is a new message, broadcast as usual.
@@ -658,7 +721,8 @@ macro_rules! suite {
                 join(&mut a2, &lobby).await;
                 assert_eq!(w.engine.online(&lobby).len(), 2);
                 a1.close().await;
-                assert_quiet(&mut b).await; // second tab still open: no "left"
+                // The second tab is still open: no "left" (nor anything else) before its marker.
+                nothing_before_marker(&mut a2, &mut b, &lobby, false).await;
                 a2.close().await;
                 let ServerFrame::Presence(p) = next_frame(&mut b).await else { panic!() };
                 assert_eq!((p.user.as_str(), p.event), ("alice", PresenceEvent::Left));
@@ -682,11 +746,16 @@ macro_rules! suite {
                 let mut c = w.session(&carol).await;
                 let ServerFrame::Joined(j) = join(&mut c, &lobby).await else { panic!() };
                 assert_eq!((j.online.len(), j.online_count), (2, 3), "joined lists up to the limit, counts everyone");
-                assert_quiet(&mut b).await; // 3 online: over the limit
-                assert_quiet(&mut a).await;
+                // 3 online: over the limit, so carol's arrival is announced to nobody: the
+                // first thing either gets is her marker.
+                let ServerFrame::Message(marker) = ask(&mut c, json!({"type": "send", "room": "lobby", "body": "marker"})).await else { panic!() };
+                for s in [&mut b, &mut a] {
+                    expect_marker(s, false, |f| matches!(f, ServerFrame::Message(m) if m.message.id == marker.message.id)).await;
+                }
                 assert_eq!(w.engine.online(&lobby).len(), 3);
                 c.close().await;
-                assert_quiet(&mut b).await; // the room was over the limit when carol left
+                // The room was over the limit when carol left: no "left" before alice's marker.
+                nothing_before_marker(&mut a, &mut b, &lobby, false).await;
                 a.close().await;
                 let ServerFrame::Presence(p) = next_frame(&mut b).await else { panic!() };
                 assert_eq!((p.user.as_str(), p.event), ("alice", PresenceEvent::Left));
@@ -710,7 +779,8 @@ macro_rules! suite {
                 assert!(a.on_text(r#"{"type":"typing","room":"lobby","active":false}"#).await.is_empty());
                 let flood = ask(&mut a, json!({"type": "typing", "room": "lobby", "ref": "t3"})).await;
                 assert_eq!(error_code(&flood), ErrorCode::RateLimited);
-                assert_quiet(&mut a).await; // no echo to the typist
+                // No echo to the typist: the first typing frame alice gets is bob's.
+                nothing_before_typing_marker(&mut b, "bob", &mut a, &lobby).await;
                 // Typing is never stored.
                 let page = w.db.history(w.db.room_by_name(&lobby).await.unwrap().id, &Default::default()).await.unwrap();
                 assert!(page.messages.is_empty());
@@ -744,7 +814,7 @@ macro_rules! suite {
                 // told twice.
                 assert_eq!(error_code(&ask(&mut a, json!({"type": "delete", "message_id": id})).await), ErrorCode::Conflict);
                 assert_eq!(error_code(&ask(&mut a, json!({"type": "edit", "message_id": id, "body": "back"})).await), ErrorCode::Conflict);
-                assert_quiet(&mut b).await;
+                nothing_before_marker(&mut a, &mut b, &lobby, true).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -791,7 +861,10 @@ macro_rules! suite {
                 // Eve shares no room with Bob: she cannot ring him.
                 let denied = ask(&mut e, json!({"type": "signal", "to": "bob", "payload": {}})).await;
                 assert_eq!(error_code(&denied), ErrorCode::Forbidden);
-                assert_quiet(&mut b).await;
+                // Nothing of eve's reached bob: the next signal he gets is alice's marker.
+                let marker = json!({"marker": true});
+                assert!(a.on_text(&json!({"type": "signal", "to": "bob", "payload": marker}).to_string()).await.is_empty());
+                expect_marker(&mut b, true, |f| matches!(f, ServerFrame::Signal(s) if s.from.as_str() == "alice" && s.payload == marker)).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1279,7 +1352,8 @@ async fn a_store_outage_gives_the_same_error_frame_with_or_without_group_commit(
         };
         let frame = ServerFrame::from_json(t).unwrap();
         assert_eq!(error_code(&frame), ErrorCode::Unavailable, "{t}");
-        assert_quiet(&mut b).await; // not stored, so not broadcast
+        // Not stored, so not broadcast: the next thing bob gets from alice is her typing.
+        nothing_before_typing_marker(&mut a, "alice", &mut b, &lobby).await;
         assert!(
             matches!(
                 ask(&mut a, json!({"type": "ping"})).await,
@@ -1299,6 +1373,214 @@ async fn a_store_outage_gives_the_same_error_frame_with_or_without_group_commit(
         frames.windows(2).all(|p| p[0] == p[1]),
         "error frames differ: {frames:?}"
     );
+}
+
+/// A TCP relay to PostgreSQL that can lose the answer to a commit. Once armed, the next
+/// `COMMIT` a client sends reaches the database, but nothing the database says afterwards on
+/// that connection is relayed; [`CommitTrap::cut`] then drops that connection, so the client
+/// sees it die with the commit's outcome unknown. Other and later connections work as usual.
+struct CommitTrap {
+    armed: std::sync::atomic::AtomicBool,
+    /// Set once a commit has been let through and its answer held back.
+    sprung: tokio::sync::watch::Sender<bool>,
+    /// Bumped to drop the connection whose answer is held back.
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl CommitTrap {
+    fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    async fn wait_sprung(&self) {
+        let mut sprung = self.sprung.subscribe();
+        timeout(WAIT, sprung.wait_for(|s| *s))
+            .await
+            .expect("no COMMIT went through the relay")
+            .unwrap();
+    }
+
+    fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+async fn commit_trap_proxy(target: String) -> (std::net::SocketAddr, Arc<CommitTrap>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let trap = Arc::new(CommitTrap {
+        armed: AtomicBool::new(false),
+        sprung: tokio::sync::watch::channel(false).0,
+        cut: tokio::sync::watch::channel(0).0,
+    });
+    let relay = trap.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                continue;
+            };
+            let trap = relay.clone();
+            tokio::spawn(async move {
+                let held = Arc::new(AtomicBool::new(false));
+                let (mut client_r, mut client_w) = client.into_split();
+                let (mut server_r, mut server_w) = server.into_split();
+                let up = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match client_r.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        // The simple-query `COMMIT` diesel-async sends to end a transaction.
+                        if buf[..n].windows(6).any(|w| w == b"COMMIT")
+                            && trap.armed.swap(false, Ordering::SeqCst)
+                        {
+                            held.store(true, Ordering::SeqCst);
+                            trap.sprung.send_replace(true);
+                        }
+                        if server_w.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let down = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match server_r.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if !held.load(Ordering::SeqCst)
+                            && client_w.write_all(&buf[..n]).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                };
+                let mut cut = trap.cut.subscribe();
+                let cut_here = async {
+                    loop {
+                        if cut.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                        if held.load(Ordering::SeqCst) {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = up => {}
+                    _ = down => {}
+                    _ = cut_here => {}
+                }
+            });
+        }
+    });
+    (addr, trap)
+}
+
+/// The ambiguous case: the database commits a message, and the connection dies before the
+/// server hears so. The server cannot tell a lost commit from a lost answer, so the send is
+/// refused `unavailable` (never acknowledged) although the message is stored, and it is not
+/// broadcast. A retry with the same `client_id` settles it: answered with the stored message,
+/// which stays stored once. (docs/reliability.md, "What the server guarantees".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_refused_and_a_retry_finds_it_stored_once() {
+    for group_commit in [None, EngineConfig::default().group_commit] {
+        let db = TestDb::postgres().await.unwrap();
+        let (_, target) = via(db.url(), "127.0.0.1:1".parse().unwrap());
+        let (addr, trap) = commit_trap_proxy(target).await;
+        let (url, _) = via(db.url(), addr);
+        let opts = parley_store::StoreOptions {
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+            ..parley_store::StoreOptions::default()
+        };
+        let store = parley_store::Store::connect(&url, &opts).unwrap();
+        let layer: Arc<dyn ChannelLayer> = Arc::new(InMemoryLayer::new(LayerConfig::default()));
+        let config = EngineConfig {
+            group_commit,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::start(store, layer.clone(), config).await.unwrap();
+        let w = World { db, layer, engine };
+        let (alice, bob) = (w.user("alice").await, w.user("bob").await);
+        let lobby = w.room("lobby", RoomKind::Public, &alice).await;
+        let (mut a, mut b) = (w.session(&alice).await, w.session(&bob).await);
+        join(&mut b, &lobby).await;
+        join(&mut a, &lobby).await;
+        let send = json!({"type": "send", "room": "lobby", "body": "did it?", "client_id": "amb-1", "ref": "r1"});
+
+        trap.arm();
+        let sending = tokio::spawn(async move {
+            let replies = a.on_text(&send.to_string()).await;
+            (a, replies)
+        });
+        trap.wait_sprung().await;
+        // The commit reached the database: the message is there (read directly, not through
+        // the relay) while the server still waits for the answer.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !all_messages(&w, &lobby)
+            .await
+            .iter()
+            .any(|m| m.body == "did it?")
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the trapped commit never landed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        trap.cut();
+        let (mut a, replies) = timeout(WAIT, sending)
+            .await
+            .expect("the send never answered")
+            .unwrap();
+        let [Outbound::Text(t)] = &replies[..] else {
+            panic!("{replies:?}")
+        };
+        let refused = ServerFrame::from_json(t).unwrap();
+        assert_eq!(error_code(&refused), ErrorCode::Unavailable, "{t}");
+        assert_eq!(refused.reference().map(|r| r.as_str()), Some("r1"));
+        // Refused, so not broadcast: the next thing bob gets from alice is her typing.
+        nothing_before_typing_marker(&mut a, "alice", &mut b, &lobby).await;
+
+        // The retry (the pool replaces the dead connection by itself; a retry that meets it
+        // first is refused `unavailable` again, which is itself safe to retry).
+        let retry = json!({"type": "send", "room": "lobby", "body": "did it?", "client_id": "amb-1", "ref": "r2"});
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let stored = loop {
+            match ask(&mut a, retry.clone()).await {
+                ServerFrame::Message(m) => break m,
+                other => {
+                    assert_eq!(error_code(&other), ErrorCode::Unavailable);
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "the retry never succeeded"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let in_db: Vec<_> = all_messages(&w, &lobby)
+            .await
+            .into_iter()
+            .filter(|m| m.body == "did it?")
+            .collect();
+        assert_eq!(in_db.len(), 1, "stored once: {in_db:?}");
+        assert_eq!(
+            stored.message.id, in_db[0].id,
+            "the retry is answered with the stored message"
+        );
+        // Nor is the retry broadcast (the message is not new): members read it from history.
+        nothing_before_marker(&mut a, &mut b, &lobby, true).await;
+    }
 }
 
 /// Shutting down while sends are under way: every acknowledged message is stored, and once the

@@ -216,7 +216,15 @@ async fn a_waiting_receiver_survives_close_channel_and_flush() {
             let (layer, ch) = (layer.clone(), ch.clone());
             tokio::spawn(async move { receive(&layer, &ch).await })
         };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Wait until the receiver is waiting (its channel is in the table), bounded.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while layer.stats().channels == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the receiver never waited"
+            );
+            tokio::task::yield_now().await;
+        }
         if reset == "close" {
             layer.close_channel(&ch).await.unwrap();
         } else {

@@ -38,13 +38,24 @@ async fn survives_a_redis_restart() {
         .send(&jobs, msg(json!({"type": "m2"})))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait for the receive loop to take m1 out of Redis (the process's queue key goes).
+    let process_key = format!("restart:{}", a.non_local_prefix().unwrap());
+    let deadline = tokio::time::Instant::now() + ARRIVES;
+    while !server.keys(&process_key).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the receive loop never took m1"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.keys("restart:jobs").await, vec!["restart:jobs"]);
 
     server.stop();
     assert!(
         sender.send(&a, msg(json!({"type": "lost"}))).await.is_err(),
         "Redis is down"
     );
+    // Down for half a second (the fault itself, not a wait for an event).
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.spawn();
 

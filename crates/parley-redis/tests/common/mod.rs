@@ -57,8 +57,33 @@ pub async fn receive_within(
 
 /// Long enough for anything that should arrive to arrive on a loaded test machine.
 pub const ARRIVES: Duration = Duration::from_secs(10);
-/// How long to wait before concluding that nothing comes.
-pub const NOTHING: Duration = Duration::from_millis(1500);
+
+/// Proves nothing is queued on `channel` ahead of now, without waiting for nothing: `via`
+/// sends a sentinel there and it must be the next message `layer` receives on it (a channel
+/// is first in, first out, so anything sent to it before would come first, however slowly).
+/// `via` must be another layer instance than `layer`: a layer hands a message for one of its
+/// own process's channels straight to the mailbox, which would overtake what is in Redis.
+pub async fn assert_next_is_sentinel(via: &RedisLayer, layer: &RedisLayer, channel: &ChannelName) {
+    assert!(
+        !std::ptr::eq(via, layer),
+        "the sentinel must go through Redis"
+    );
+    let sentinel = uuid::Uuid::new_v4().simple().to_string();
+    via.send(
+        channel,
+        msg(serde_json::json!({"type": "sentinel", "id": sentinel})),
+    )
+    .await
+    .unwrap();
+    let got = receive_within(layer, channel, ARRIVES)
+        .await
+        .expect("the sentinel never arrived");
+    assert_eq!(
+        (got.kind(), got.get("id")),
+        ("sentinel", Some(&Value::from(sentinel))),
+        "something came before the sentinel: {got:?}"
+    );
+}
 
 pub fn channel(name: &str) -> ChannelName {
     ChannelName::parse(name).unwrap()
