@@ -244,11 +244,17 @@ async fn redis_restart_mid_traffic_loses_no_acknowledged_message() {
     }
     assert_eq!(refused, 0, "sends refused while Redis was down");
     let during_outage: BTreeSet<i64> = acked[before_outage..].iter().copied().collect();
-    // `join` answers `unavailable` (it needs the layer). (`/readyz` does not notice this
-    // outage: its probe is a send to the node's own channel, which the Redis layer hands
-    // straight to the local mailbox. docs/reliability.md, limits found.)
+    // `join` answers `unavailable` (it needs the layer), and `/readyz` says the server is not
+    // ready (its probe goes through Redis).
     let refused_join = a.ask(json!({"type": "join", "room": private}), "jd").await;
     assert_eq!(refused_join["code"], "unavailable", "{refused_join}");
+    let r = http::get(one.addr, "/readyz", None).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (503, "unavailable"),
+        "{}",
+        r.body
+    );
     redis.resume();
     // The servers reconnect and restore group membership by themselves: a new message
     // reaches Bob on the other server without either client doing anything. Nothing sent

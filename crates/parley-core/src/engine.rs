@@ -11,11 +11,11 @@ use crate::session::Session;
 use parking_lot::Mutex;
 use parley_auth::Auth;
 use parley_domain::protocol::{Dialect, Presence, PresenceEvent, ServerFrame};
-use parley_domain::{RoomName, User, UserId, UserName};
+use parley_domain::{ClientMsgId, RoomId, RoomName, User, UserId, UserName};
 use parley_layer::{ChannelLayer, ChannelName, Message};
 use parley_store::{AppendBatcher, Appended, NewMessage, Store};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -69,7 +69,14 @@ pub(crate) struct UserState {
     pub(crate) budgets: Budgets,
     /// Set when the last connection closed: the entry goes once this has passed.
     pub(crate) forget_at: Option<Instant>,
+    /// Sends whose commit may have happened though its answer was lost (the store became
+    /// unavailable under it), by room and `client_id`: their retry, which finds the message
+    /// stored, broadcasts it (nobody saw it live). At most [`UNSURE_SENDS`].
+    pub(crate) unsure: VecDeque<(RoomId, ClientMsgId)>,
 }
+
+/// How many unsure sends a user's state remembers (a client retries soon, or not at all).
+const UNSURE_SENDS: usize = 32;
 
 impl Engine {
     /// Validates the configuration, opens this node's channel and starts its presence task
@@ -120,6 +127,7 @@ impl Engine {
                 connections: 0,
                 budgets: Budgets::new(&self.inner.config),
                 forget_at: None,
+                unsure: VecDeque::new(),
             });
             entry.forget_at = None;
             if entry.connections >= limit {
@@ -209,13 +217,13 @@ impl Engine {
     /// Checks that the store and the layer answer.
     pub async fn ready(&self) -> Result<()> {
         self.inner.store.ping().await?;
-        // A no-op message to this node's own channel: proves the layer accepts writes.
+        // A send to this node's canary group: the layer must look the group up where it
+        // keeps groups (Redis), where a send to the node's own channel would be handed to the
+        // local mailbox without touching Redis and so prove nothing.
+        let canary = self.inner.groups.canary(&self.inner.node)?;
         self.inner
             .layer
-            .send(
-                &self.inner.node,
-                Message::new("parley.ping", Default::default()),
-            )
+            .group_send(&canary, events::canary())
             .await?;
         Ok(())
     }
@@ -298,6 +306,7 @@ impl Inner {
             connections: 0,
             budgets: Budgets::new(&self.config),
             forget_at: Some(limits::forget_at(&self.config)),
+            unsure: VecDeque::new(),
         });
         entry.budgets.take(budget).map_err(|retry_after| {
             METRICS.rate_limited(budget);
@@ -306,6 +315,40 @@ impl Inner {
                 retry_after,
             }
         })
+    }
+
+    /// Remembers a send of `user` whose outcome is unknown (see [`UserState::unsure`]).
+    pub(crate) fn remember_unsure(&self, user: UserId, room: RoomId, client_id: ClientMsgId) {
+        let mut state = self.state.lock();
+        if let Some(entry) = state.users.get_mut(&user) {
+            if entry.unsure.contains(&(room, client_id.clone())) {
+                return;
+            }
+            if entry.unsure.len() >= UNSURE_SENDS {
+                entry.unsure.pop_front();
+            }
+            entry.unsure.push_back((room, client_id));
+        }
+    }
+
+    /// Whether `user`'s send `client_id` in `room` was unsure (and forgets it): its retry
+    /// broadcasts the stored message.
+    pub(crate) fn take_unsure(&self, user: UserId, room: RoomId, client_id: &ClientMsgId) -> bool {
+        let mut state = self.state.lock();
+        let Some(entry) = state.users.get_mut(&user) else {
+            return false;
+        };
+        match entry
+            .unsure
+            .iter()
+            .position(|(r, c)| *r == room && c == client_id)
+        {
+            Some(at) => {
+                entry.unsure.remove(at);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Forgets users whose last connection closed long enough ago.

@@ -16,7 +16,7 @@ use parley_domain::protocol::{
     LeaveRoom, Left, MarkRead, Pong, Posted, ReadMarker, RelayedSignal, RenewAuth, Renewed,
     SendMessage, SendSignal, ServerFrame, SetTyping, Typing,
 };
-use parley_domain::{MessageId, Role, RoomId, RoomName, User};
+use parley_domain::{ClientMsgId, MessageId, Role, RoomId, RoomName, User};
 use parley_layer::{ChannelName, Message};
 use parley_store::{HistoryQuery, NewMessage, StoreError};
 use std::collections::HashMap;
@@ -598,7 +598,10 @@ impl Session {
             .drain(..)
             .map(|send| (send.message, send.reference))
             .unzip();
-        let rooms: Vec<RoomId> = messages.iter().map(|m| m.room_id).collect();
+        let keys: Vec<(RoomId, Option<ClientMsgId>)> = messages
+            .iter()
+            .map(|m| (m.room_id, m.client_id.clone()))
+            .collect();
         // Persist first (committed, possibly sharing a commit with concurrent sends): a
         // message the store did not take is never broadcast nor acknowledged.
         let started = Instant::now();
@@ -608,10 +611,10 @@ impl Session {
             .record(started.elapsed().as_secs_f64());
         // A retry is recognised by its client id alone: one reused for another room is not
         // a retry, and must not be acknowledged with the first room's message.
-        for (result, room) in results.iter_mut().zip(rooms) {
+        for (result, (room, _)) in results.iter_mut().zip(&keys) {
             if let Ok(appended) = result
                 && !appended.created
-                && appended.message.room_id != room
+                && appended.message.room_id != *room
             {
                 *result = Err(StoreError::Conflict(format!(
                     "client_id already used for a message in room {}",
@@ -619,12 +622,27 @@ impl Session {
                 )));
             }
         }
+        // A send whose answer was lost may have been stored: its retry, which finds it, is
+        // the first the room hears of it. Other retries are not broadcast again.
+        let mut first_seen = Vec::with_capacity(results.len());
+        for (result, (room, client_id)) in results.iter().zip(&keys) {
+            first_seen.push(match (result, client_id) {
+                (Ok(appended), _) if appended.created => true,
+                (Ok(_), Some(client_id)) => self.inner.take_unsure(self.user.id, *room, client_id),
+                (Err(e), Some(client_id)) if e.is_unavailable() => {
+                    self.inner
+                        .remember_unsure(self.user.id, *room, client_id.clone());
+                    false
+                }
+                _ => false,
+            });
+        }
         // Broadcast the new ones, a stretch of consecutive messages to one room at a time
         // (one layer call each: the Redis layer reads the room's members once for it).
         let mut stretch: Vec<&parley_domain::Message> = Vec::new();
-        for result in &results {
+        for (result, first) in results.iter().zip(&first_seen) {
             let Ok(appended) = result else { continue };
-            if !appended.created {
+            if !first {
                 continue;
             }
             if stretch

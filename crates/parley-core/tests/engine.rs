@@ -1488,7 +1488,8 @@ async fn commit_trap_proxy(target: String) -> (std::net::SocketAddr, Arc<CommitT
 /// server hears so. The server cannot tell a lost commit from a lost answer, so the send is
 /// refused `unavailable` (never acknowledged) although the message is stored, and it is not
 /// broadcast. A retry with the same `client_id` settles it: answered with the stored message,
-/// which stays stored once. (docs/reliability.md, "What the server guarantees".)
+/// which stays stored once and is broadcast then, once. (docs/reliability.md, "What the
+/// server guarantees".)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_answer_is_lost_is_refused_and_a_retry_finds_it_stored_once() {
     for group_commit in [None, EngineConfig::default().group_commit] {
@@ -1578,7 +1579,17 @@ async fn a_commit_whose_answer_is_lost_is_refused_and_a_retry_finds_it_stored_on
             stored.message.id, in_db[0].id,
             "the retry is answered with the stored message"
         );
-        // Nor is the retry broadcast (the message is not new): members read it from history.
+        // The retry is the first the room hears of it: broadcast once, then nothing more.
+        let ServerFrame::Message(seen) = next_non_presence(&mut b).await else {
+            panic!("bob did not get the settled message")
+        };
+        assert_eq!(seen.message.id, stored.message.id);
+        nothing_before_marker(&mut a, &mut b, &lobby, true).await;
+        // A retry once more is an ordinary retry: answered, not broadcast again.
+        let ServerFrame::Message(again) = ask(&mut a, retry.clone()).await else {
+            panic!("the second retry was refused")
+        };
+        assert_eq!(again.message.id, stored.message.id);
         nothing_before_marker(&mut a, &mut b, &lobby, true).await;
     }
 }
