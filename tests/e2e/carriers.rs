@@ -14,25 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
-/// `on_both_carriers!(scenario)` makes `scenario::direct` and `scenario::actix_ws`.
-macro_rules! on_both_carriers {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn direct() {
-                    super::$name(parley_server::WsCarrier::Direct).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn actix_ws() {
-                    super::$name(parley_server::WsCarrier::ActixWs).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_carriers!(
+crate::on_both_carriers!(
     chat_and_bursts_arrive_whole_and_in_order,
     fragments_control_frames_and_bad_frames,
     refused_upgrades_get_http_errors,

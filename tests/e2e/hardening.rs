@@ -15,25 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// `on_both_carriers!(scenario)` makes `scenario::direct` and `scenario::actix_ws`.
-macro_rules! on_both_carriers {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn direct() {
-                    super::$name(parley_server::WsCarrier::Direct).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn actix_ws() {
-                    super::$name(parley_server::WsCarrier::ActixWs).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_carriers!(
+crate::on_both_carriers!(
     oversized_frames_and_messages_are_refused_at_the_header,
     websockets_leave_the_per_address_count,
 );

@@ -37,3 +37,22 @@ macro_rules! on_both {
         )*
     };
 }
+
+/// `on_both_carriers!(scenario)` makes `scenario::direct` and `scenario::actix_ws`.
+#[macro_export]
+macro_rules! on_both_carriers {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn direct() {
+                    super::$name(parley_server::WsCarrier::Direct).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn actix_ws() {
+                    super::$name(parley_server::WsCarrier::ActixWs).await;
+                }
+            }
+        )*
+    };
+}

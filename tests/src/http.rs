@@ -110,6 +110,11 @@ pub async fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: &Valu
     request(addr, "POST", path, token, Some(body), &[]).await
 }
 
+/// `PATCH path` with a JSON body.
+pub async fn patch(addr: SocketAddr, path: &str, token: Option<&str>, body: &Value) -> Response {
+    request(addr, "PATCH", path, token, Some(body), &[]).await
+}
+
 /// `DELETE path`.
 pub async fn delete(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
     request(addr, "DELETE", path, token, None, &[]).await

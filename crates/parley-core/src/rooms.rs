@@ -236,13 +236,8 @@ impl Rooms {
         member: &UserName,
         role: Role,
     ) -> Result<MemberAdded> {
-        let access = self.access(user, room).await?;
-        access.require_manage()?;
-        if access.room().kind == RoomKind::Direct {
-            return Err(direct_members_fixed());
-        }
+        let (access, member) = self.members_change(user, room, member).await?;
         let store = &self.inner.store;
-        let member = store.user_by_name(member).await?;
         let room_id = access.room().id;
         if member.id == user.id && !access.can_read() {
             // Staff manage rooms they do not belong to, but never read them: adding themself
@@ -276,14 +271,29 @@ impl Rooms {
         member: &UserName,
         role: Role,
     ) -> Result<Membership> {
+        let (access, member) = self.members_change(user, room, member).await?;
+        Ok(self
+            .inner
+            .store
+            .set_role(access.room().id, member.id, role)
+            .await?)
+    }
+
+    /// The checks of a change to `room`'s members that `user` asks for: they manage the room,
+    /// it is a group room, and `member` exists. The room and the member.
+    async fn members_change(
+        &self,
+        user: &User,
+        room: &RoomName,
+        member: &UserName,
+    ) -> Result<(RoomAccess, User)> {
         let access = self.access(user, room).await?;
         access.require_manage()?;
         if access.room().kind == RoomKind::Direct {
             return Err(direct_members_fixed());
         }
-        let store = &self.inner.store;
-        let member = store.user_by_name(member).await?;
-        Ok(store.set_role(access.room().id, member.id, role).await?)
+        let member = self.inner.store.user_by_name(member).await?;
+        Ok((access, member))
     }
 
     /// Removes `member` from `room` (owner or staff, or the member themself); their sockets

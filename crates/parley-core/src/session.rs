@@ -922,18 +922,11 @@ impl Session {
                 return Ok(true);
             }
         }
-        let rooms = self.inner.store.rooms_for_user(self.user.id).await?;
-        for summary in rooms.iter().filter(|s| s.role.is_some()) {
-            if self
-                .inner
-                .store
-                .is_member(summary.room.id, target.id)
-                .await?
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(self
+            .inner
+            .store
+            .share_a_room(self.user.id, target.id)
+            .await?)
     }
 
     /// Leaves every room, the user's group and the layer; the engine forgets the connection.

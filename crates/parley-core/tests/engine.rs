@@ -1309,14 +1309,7 @@ async fn a_store_outage_gives_the_same_error_frame_with_or_without_group_commit(
         let db = TestDb::postgres().await.unwrap();
         let (_, target) = via(db.url(), "127.0.0.1:1".parse().unwrap());
         let (addr, cut) = cuttable_proxy(target).await;
-        let (url, _) = via(db.url(), addr);
-        let opts = parley_store::StoreOptions {
-            max_connections: 4,
-            acquire_timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(2),
-            ..parley_store::StoreOptions::default()
-        };
-        let store = parley_store::Store::connect(&url, &opts).unwrap();
+        let store = store_through(&db, addr);
         let layer: Arc<dyn ChannelLayer> = Arc::new(InMemoryLayer::new(LayerConfig::default()));
         let engine = Engine::start(
             store,
@@ -1484,6 +1477,19 @@ async fn commit_trap_proxy(target: String) -> (std::net::SocketAddr, Arc<CommitT
     (addr, trap)
 }
 
+/// A store on `db` reached through the relay at `addr` (small pool, short timeouts: an outage
+/// shows at once).
+fn store_through(db: &TestDb, addr: std::net::SocketAddr) -> parley_store::Store {
+    let (url, _) = via(db.url(), addr);
+    let opts = parley_store::StoreOptions {
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
+        ..parley_store::StoreOptions::default()
+    };
+    parley_store::Store::connect(&url, &opts).unwrap()
+}
+
 /// The ambiguous case: the database commits a message, and the connection dies before the
 /// server hears so. The server cannot tell a lost commit from a lost answer, so the send is
 /// refused `unavailable` (never acknowledged) although the message is stored, and it is not
@@ -1496,14 +1502,7 @@ async fn a_commit_whose_answer_is_lost_is_refused_and_a_retry_finds_it_stored_on
         let db = TestDb::postgres().await.unwrap();
         let (_, target) = via(db.url(), "127.0.0.1:1".parse().unwrap());
         let (addr, trap) = commit_trap_proxy(target).await;
-        let (url, _) = via(db.url(), addr);
-        let opts = parley_store::StoreOptions {
-            max_connections: 4,
-            acquire_timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(2),
-            ..parley_store::StoreOptions::default()
-        };
-        let store = parley_store::Store::connect(&url, &opts).unwrap();
+        let store = store_through(&db, addr);
         let layer: Arc<dyn ChannelLayer> = Arc::new(InMemoryLayer::new(LayerConfig::default()));
         let config = EngineConfig {
             group_commit,

@@ -437,6 +437,28 @@ async fn memberships_are_added_and_removed(s: &Store) {
     ));
 }
 
+/// Every room `user` sees, by name: their rooms and the public directory, as one list.
+async fn rooms_seen(s: &Store, user: UserId) -> Vec<parley_domain::RoomSummary> {
+    let mut seen = Vec::new();
+    for scope in [RoomScope::Member, RoomScope::Public] {
+        for summary in s
+            .room_page(user, &list_query(scope, Some(200)))
+            .await
+            .unwrap()
+            .rooms
+        {
+            if !seen
+                .iter()
+                .any(|r: &parley_domain::RoomSummary| r.room.id == summary.room.id)
+            {
+                seen.push(summary);
+            }
+        }
+    }
+    seen.sort_by(|a, b| a.room.name.as_str().cmp(b.room.name.as_str()));
+    seen
+}
+
 async fn room_lists_show_visibility_roles_and_unread_counts(s: &Store) {
     let a = user(s, "alice").await;
     let b = user(s, "bob").await;
@@ -456,7 +478,7 @@ async fn room_lists_show_visibility_roles_and_unread_counts(s: &Store) {
     s.delete_message(m3.id, a.id).await.unwrap();
 
     // bob: public room (not a member), the private room and the dm; never carol's cellar.
-    let list = s.rooms_for_user(b.id).await.unwrap();
+    let list = rooms_seen(s, b.id).await;
     let names: Vec<&str> = list.iter().map(|r| r.room.name.as_str()).collect();
     assert_eq!(names, vec!["agora", "backroom", dm.name.as_str()]);
     let agora = &list[0];
@@ -465,20 +487,26 @@ async fn room_lists_show_visibility_roles_and_unread_counts(s: &Store) {
     assert_eq!((list[2].role, list[2].unread), (Some(Role::Member), 1));
 
     // alice: owner of agora with no read marker: everything but the tombstone is unread.
-    let list = s.rooms_for_user(a.id).await.unwrap();
+    let list = rooms_seen(s, a.id).await;
     let agora = list.iter().find(|r| r.room.id == public.id).unwrap();
     assert_eq!((agora.role, agora.unread), (Some(Role::Owner), 2));
     assert!(!list.iter().any(|r| r.room.id == hidden.id));
     s.set_read_marker(public.id, a.id, m1.id).await.unwrap();
-    let list = s.rooms_for_user(a.id).await.unwrap();
+    let list = rooms_seen(s, a.id).await;
     assert_eq!(
         list.iter().find(|r| r.room.id == public.id).unwrap().unread,
         1
     );
 
+    // Who shares a room with whom: alice and bob (three rooms), not carol with either.
+    assert!(s.share_a_room(a.id, b.id).await.unwrap());
+    assert!(s.share_a_room(b.id, a.id).await.unwrap());
+    assert!(!s.share_a_room(b.id, c.id).await.unwrap());
+    assert!(!s.share_a_room(c.id, a.id).await.unwrap());
+
     // Joining a public room makes its history unread.
     s.add_member(public.id, b.id, Role::Member).await.unwrap();
-    let list = s.rooms_for_user(b.id).await.unwrap();
+    let list = rooms_seen(s, b.id).await;
     assert_eq!(list[0].unread, 2);
 }
 

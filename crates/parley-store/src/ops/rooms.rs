@@ -420,58 +420,22 @@ impl Store {
             .collect()
     }
 
-    /// The rooms `user` can see — every public room and every room they belong to — by
-    /// name, each with their role and unread count (messages after their read marker, not
-    /// counting deleted ones; 0 where they are not a member). Two queries, unpaged: lists
-    /// shown to users go through [`Store::room_page`].
-    pub async fn rooms_for_user(&self, user: UserId) -> Result<Vec<RoomSummary>> {
-        let uid = user.get();
-        let (rows, counts): (Vec<VisibleRoom>, Vec<UnreadCount>) = with_conn!(self, |conn| {
-            let rows = rooms::table
-                .left_join(
-                    memberships::table.on(memberships::room_id
-                        .eq(rooms::id)
-                        .and(memberships::user_id.eq(uid))),
-                )
-                .filter(
-                    rooms::kind
-                        .eq(RoomKind::Public.as_str())
-                        .or(memberships::user_id.is_not_null()),
-                )
-                .order(rooms::name.asc())
-                .select((RoomRow::as_select(), memberships::role.nullable()))
-                .load(conn)
-                .await?;
-            let counts = messages::table
-                .inner_join(memberships::table.on(memberships::room_id.eq(messages::room_id)))
-                .filter(memberships::user_id.eq(uid))
-                .filter(messages::deleted_at.is_null())
-                .filter(
-                    memberships::last_read
-                        .is_null()
-                        .or(messages::id.nullable().gt(memberships::last_read)),
-                )
-                .group_by(messages::room_id)
-                .select((messages::room_id, diesel::dsl::count_star()))
-                .load(conn)
-                .await?;
-            (rows, counts)
+    /// Whether `a` and `b` are members of one room (any kind): one query.
+    pub async fn share_a_room(&self, a: UserId, b: UserId) -> Result<bool> {
+        let (mine, theirs) = diesel::alias!(memberships as mine, memberships as theirs);
+        let shared: i64 = with_conn!(self, |conn| {
+            mine.inner_join(
+                theirs.on(theirs
+                    .field(memberships::room_id)
+                    .eq(mine.field(memberships::room_id))),
+            )
+            .filter(mine.field(memberships::user_id).eq(a.get()))
+            .filter(theirs.field(memberships::user_id).eq(b.get()))
+            .count()
+            .get_result(conn)
+            .await?
         });
-        let counts: HashMap<i64, i64> = counts.into_iter().collect();
-        rows.into_iter()
-            .map(|(room, role)| {
-                let unread = if role.is_some() {
-                    counts.get(&room.id).copied().unwrap_or(0)
-                } else {
-                    0
-                };
-                Ok(RoomSummary {
-                    role: role.as_deref().map(parse_role).transpose()?,
-                    unread,
-                    room: room.into_room()?,
-                })
-            })
-            .collect()
+        Ok(shared > 0)
     }
 
     /// One page of the rooms `user` sees in `query.scope`, by name, each with their role and
