@@ -15,6 +15,8 @@
 # release binary) with the same load generator: how before/after figures are measured.
 # PARLEY_BENCH_BIN=path runs another build of the load generator (with --no-build and copies
 # of both, a run is safe from another worktree rebuilding a shared CARGO_TARGET_DIR).
+# PARLEY_BENCH_SERVER_ENV="VAR=value ..." adds settings to every parley-server started (an A/B
+# of one feature on the same build, e.g. PARLEY_METRICS_BIND=127.0.0.1:9184).
 #
 # What it runs, on loopback only, against:
 #   - Parley (`parley-server`, release build), in-memory and Redis layers, SQLite and
@@ -159,7 +161,7 @@ start_parley() {
       PARLEY_HTTP_MAX_CONNECTIONS_PER_ADDRESS=0 \
       PARLEY_MESSAGE_RATE=1000000 PARLEY_MESSAGE_BURST=1000000 \
       PARLEY_ROOM_CREATE_RATE=1000000 PARLEY_ROOM_CREATE_BURST=1000000 \
-      PARLEY_ACCESS_TOKEN_TTL_SECS=3600 PARLEY_LOG_LEVEL=warn \
+      PARLEY_ACCESS_TOKEN_TTL_SECS=3600 PARLEY_LOG_LEVEL=warn ${PARLEY_BENCH_SERVER_ENV:-} \
       "$SERVER_BIN" >"$dir/server-$i.log" 2>&1 &
     SPIDS+=($!)
     PIDS+=($!)

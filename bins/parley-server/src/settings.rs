@@ -351,7 +351,9 @@ fn check_file_keys(path: &Path) -> Result<()> {
 
 /// `PARLEY_*` variables that are not settings: read by the test and benchmark scripts, never
 /// by the server, and so not refused by [`check_env_keys`].
-pub const TOOL_VARIABLES: [&str; 8] = [
+pub const TOOL_VARIABLES: [&str; 10] = [
+    "PARLEY_BENCH_BIN",
+    "PARLEY_BENCH_SERVER_ENV",
     "PARLEY_PG_BIN",
     "PARLEY_PYTHON",
     "PARLEY_REDIS_SERVER",
