@@ -158,6 +158,8 @@ export class Connection {
     this.failPending();
     for (const r of this.rooms.values()) r.joined = false;
     this.setState('offline');
+    // Sends waiting for the socket give up (`ready` sees that it is no longer wanted).
+    this.wake();
   }
 
   /** Reconnects now instead of waiting out the backoff (e.g. the network came back). */

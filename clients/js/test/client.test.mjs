@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { ApiError, AuthLost, Connection, FrameError, Session, tokenExpiry } from '../src/index.js';
+import { ApiError, AuthLost, Connection, FrameError, NotConnected, Session, tokenExpiry } from '../src/index.js';
 import { serverFrameProblems } from './schema-check.mjs';
 import { TestServer, waitFor } from './server.mjs';
 
@@ -115,6 +115,21 @@ describe('against parley-server', () => {
     await carol.conn.join('lobby');
     await assert.rejects(carol.conn.send('lobby', '   '), (e) => e instanceof FrameError && e.code === 'invalid_field');
     assert.ok(carol.conn.open, 'an error does not close the socket');
+  });
+
+  test('a send waiting for a socket that never opens fails with NotConnected when stopped', async () => {
+    // The session is valid, but nothing listens where the socket goes: it keeps retrying.
+    const session = new Session({ baseUrl: server.url });
+    await session.register('gina', PASSWORD);
+    await session.login('gina', PASSWORD);
+    const conn = new Connection({ session, WebSocket, url: 'ws://127.0.0.1:9/ws', backoffMinMs: 50, backoffMaxMs: 100 });
+    await assert.rejects(conn.send('lobby', 'never started'), (e) => e instanceof NotConnected);
+    conn.start();
+    const waiting = conn.send('lobby', 'never sent');
+    await waitFor(() => conn.state === 'reconnecting', 'the first failed attempt');
+    conn.stop();
+    await assert.rejects(waiting, (e) => e instanceof NotConnected);
+    assert.equal(conn.state, 'offline');
   });
 
   test('the same client_id twice is stored once', async () => {
