@@ -126,6 +126,9 @@ export interface ConnectionEvents {
   error: FrameError;
 }
 
+/** A client frame without its `ref` (the connection adds one), each frame type on its own. */
+export type Request = ClientFrame extends infer F ? (F extends unknown ? Omit<F, 'ref'> : never) : never;
+
 /** The frame that answers a request of type T. */
 export type ReplyTo<T extends ClientFrameType> = T extends 'join'
   ? JoinedFrame
@@ -151,9 +154,9 @@ export class Connection {
   stop(): void;
   retryNow(): void;
   /** Sends a frame with a fresh `ref` and resolves with its reply. */
-  request<F extends Omit<ClientFrame, 'ref'>>(frame: F, options?: { timeoutMs?: number }): Promise<ReplyTo<F['type']>>;
+  request<F extends Request>(frame: F, options?: { timeoutMs?: number }): Promise<ReplyTo<F['type']>>;
   /** `typing`, `signal`: resolves unless an error comes back. */
-  notify(frame: Omit<ClientFrame, 'ref'>, options?: { timeoutMs?: number }): Promise<void>;
+  notify(frame: Request, options?: { timeoutMs?: number }): Promise<void>;
   /** Joins and keeps the room joined across reconnects, delivering missed messages. */
   join(room: string): Promise<JoinedFrame>;
   leave(room: string): Promise<LeftFrame>;

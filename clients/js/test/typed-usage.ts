@@ -17,8 +17,15 @@ export async function usage(): Promise<void> {
     const sender: string = m.sender;
     void sender;
   });
+  const left = await conn.request({ type: 'leave', room: 'lobby' });
+  const leftRoom: string = left.room;
+  // @ts-expect-error: no client frame `shout`.
+  await conn.request({ type: 'shout', room: 'lobby' });
+  // @ts-expect-error: `join` needs a room.
+  await conn.request({ type: 'join' });
   void count;
   void more;
+  void leftRoom;
 }
 
 export function frames(f: ServerFrame): string {
