@@ -308,7 +308,7 @@ export type SendRequest = {
 /** `typing`: tell the room this user started (or stopped) typing. */
 export type TypingRequest = {
   /** `true` while typing (the default when omitted), `false` to clear. */
-  active: boolean;
+  active?: boolean;
   ref?: FrameRef;
   /** The room being typed in. */
   room: string;

@@ -15,7 +15,7 @@ export const CLIENT_FRAME_FIELDS = Object.freeze({
   join: Object.freeze({ required: Object.freeze(["room"]), optional: Object.freeze([]) }),
   leave: Object.freeze({ required: Object.freeze(["room"]), optional: Object.freeze([]) }),
   send: Object.freeze({ required: Object.freeze(["body","room"]), optional: Object.freeze(["client_id"]) }),
-  typing: Object.freeze({ required: Object.freeze(["active","room"]), optional: Object.freeze([]) }),
+  typing: Object.freeze({ required: Object.freeze(["room"]), optional: Object.freeze(["active"]) }),
   history: Object.freeze({ required: Object.freeze(["room"]), optional: Object.freeze(["after","before","limit"]) }),
   edit: Object.freeze({ required: Object.freeze(["body","message_id"]), optional: Object.freeze([]) }),
   delete: Object.freeze({ required: Object.freeze(["message_id"]), optional: Object.freeze([]) }),

@@ -74,7 +74,17 @@ pub struct SetTyping {
     /// The room being typed in.
     pub room: RoomName,
     /// `true` while typing (the default when omitted), `false` to clear.
+    // Optional in the schema: the decoder reads a missing `active` as `true`.
+    #[cfg_attr(feature = "schema", schemars(skip_serializing_if = "is_active"))]
     pub active: bool,
+}
+
+/// `typing`'s `active` may be left out when it is `true`. Named by the schema attribute above,
+/// which reads only that the field is optional and never calls it.
+#[cfg(feature = "schema")]
+#[allow(dead_code)]
+fn is_active(active: &bool) -> bool {
+    *active
 }
 
 /// `history`: a page of a room's messages.
