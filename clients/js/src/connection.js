@@ -473,7 +473,8 @@ export class Connection {
         return reply;
       } catch (e) {
         last = e;
-        if (!RETRYABLE.has(e.code)) throw e;
+        // Stopped (logout, the app closing): nothing will reconnect, so do not wait.
+        if (!RETRYABLE.has(e.code) || !this.wanted) throw e;
       }
     }
     throw last;
