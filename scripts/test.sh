@@ -165,6 +165,9 @@ if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
   log "fuzzing (${FUZZ_SECONDS:-20}s per target)"
   FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash scripts/fuzz.sh
 fi
+# --- The JavaScript client library (clients/js) against the real server --------------------
+log "JavaScript client tests"
+bash scripts/js-tests.sh
 # --- Browser tests of the web client (headless Chromium) -----------------------------------
 if [ -f scripts/browser-tests.sh ]; then
   log "browser tests"

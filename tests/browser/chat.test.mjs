@@ -165,7 +165,7 @@ test('the page is served by the server itself, with no external assets', async (
   assert.match(html, /<script type="module" src="\/js\/main.js">/);
   assert.doesNotMatch(html, /https?:\/\//, 'no absolute URLs (no CDN) in index.html');
   const assets = webAssets();
-  assert.ok(assets.includes('/js/main.js') && assets.includes('/app.css'), assets.join(' '));
+  assert.ok(assets.includes('/js/main.js') && assets.includes('/app.css') && assets.includes('/js/parley/index.js'), assets.join(' '));
   for (const asset of assets) {
     const r = await fetch(`${server.url}${asset}`);
     assert.equal(r.status, 200, asset);

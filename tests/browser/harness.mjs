@@ -193,8 +193,10 @@ function webFile(webDir, pathname) {
   } catch {
     return null;
   }
-  const root = resolve(webDir);
-  const file = resolve(root, `.${name}`);
+  // The client library lives in clients/js/src, served under /js/parley/.
+  const inLibrary = name.startsWith(LIBRARY_PATH);
+  const root = resolve(inLibrary ? libraryDir : webDir);
+  const file = resolve(root, `.${inLibrary ? name.slice(LIBRARY_PATH.length - 1) : name}`);
   if (!file.startsWith(root + sep)) return null;
   try {
     return statSync(file).isFile() ? file : null;
@@ -203,15 +205,24 @@ function webFile(webDir, pathname) {
   }
 }
 
+/** The client library's modules (clients/js/src), served under this path. */
+const LIBRARY_PATH = '/js/parley/';
+const libraryDir = join(repoRoot, 'clients', 'js', 'src');
+
 /** URL paths of the client's files in the repository's web/ (the scripts, the style sheet), the
- *  page itself aside: what the server should serve besides `/`. */
+ *  page itself aside, and of the client library's modules: what the server should serve
+ *  besides `/`. */
 export function webAssets() {
   const web = join(repoRoot, 'web');
+  const library = readdirSync(libraryDir)
+    .filter((name) => name.endsWith('.js') && !name.endsWith('.d.ts'))
+    .map((name) => `${LIBRARY_PATH}${name}`);
   return readdirSync(web, { recursive: true })
     .map((name) => String(name).split(sep).join('/'))
     .filter((name) => name !== 'index.html' && !name.split('/').some((s) => s.startsWith('.')))
     .filter((name) => statSync(join(web, name)).isFile())
     .map((name) => `/${name}`)
+    .concat(library)
     .sort();
 }
 

@@ -182,6 +182,17 @@ async fn web_client_is_served(backend: Backend) {
         }
     }
     assert!(files.iter().any(|(url, _)| url == "/js/main.js"));
+    // The JavaScript client library's modules (not its `.d.ts` declarations), which the web
+    // client imports, under /js/parley/.
+    let library = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/js/src");
+    for entry in std::fs::read_dir(&library).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.ends_with(".js") && !name.starts_with('.') {
+            files.push((format!("/js/parley/{name}"), path));
+        }
+    }
+    assert!(files.iter().any(|(url, _)| url == "/js/parley/index.js"));
     for (url, path) in &files {
         let kind = match path.extension().and_then(|e| e.to_str()) {
             Some("html") => "text/html",
@@ -209,6 +220,7 @@ async fn web_client_is_served(backend: Backend) {
     // A path that is no file is the API's JSON 404, whatever the method.
     for (method, url) in [
         ("GET", "/js/nope.js"),
+        ("GET", "/js/parley/index.d.ts"),
         ("GET", "/app.js"),
         ("POST", "/nope"),
     ] {

@@ -1,48 +1,17 @@
-// The REST API: fetch with the bearer token (one retry after a refresh), errors as ApiError,
-// and `guarded` for UI actions.
+// The REST API through the client library's session (bearer token, one retry after a
+// refresh, errors as ApiError), and `guarded` for UI actions.
 
 import { toast } from './dom.js';
 import { hooks } from './hooks.js';
-import { state } from './state.js';
-import { AuthLost, ensureFreshAccess, refreshTokens } from './auth.js';
+import { AuthLost, session } from './auth.js';
+import { ApiError } from './parley/index.js';
 
-/** A REST call that failed with an `{"error": {code, message}}` body (or none). */
-export class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
+export { ApiError };
 
-export async function api(method, path, body) {
-  const send = () =>
-    fetch(path, {
-      method,
-      headers: {
-        ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
-        ...(state.auth ? { Authorization: `Bearer ${state.auth.access}` } : {}),
-      },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-  if (state.auth) await ensureFreshAccess();
-  let res = await send();
-  if (res.status === 401 && state.auth) {
-    await refreshTokens();
-    res = await send();
-  }
-  const text = await res.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!res.ok) {
-    const err = data?.error ?? {};
-    throw new ApiError(res.status, err.code ?? `http_${res.status}`, err.message ?? (res.statusText || `HTTP ${res.status}`));
-  }
-  return data;
+/** A REST call with the session's bearer token (refreshed first when about to expire, and
+ *  once more after a 401); rejects with ApiError (status, code) or AuthLost. */
+export function api(method, path, body) {
+  return session.request(method, path, body);
 }
 
 /** Runs an API call for a UI action; auth loss logs out, other failures are shown. */

@@ -1,15 +1,16 @@
-// Tokens in localStorage, silent refresh before expiry, one refresh at a time (across tabs
-// too), other tabs' logouts and rotations.
+// The session: the client library's Session (`/js/parley/`: login, refresh one at a time,
+// authorized requests), with the tokens kept in localStorage, a silent refresh before expiry,
+// refreshes serialized across tabs (Web Locks), and other tabs' logouts and rotations.
 
 import { hooks } from './hooks.js';
 import { me, state } from './state.js';
+import { AuthLost, Session, tokenExpiry, tokenIssuedAt } from './parley/index.js';
+
+export { AuthLost };
 
 const AUTH_KEY = 'parley.auth';
 /** How long before an access token's expiry it is refreshed (at most). */
 const REFRESH_MARGIN_MS = 60_000;
-
-/** The session could not be kept alive (refresh token expired or revoked): log in again. */
-export class AuthLost extends Error {}
 
 export function readStoredAuth() {
   try {
@@ -20,33 +21,32 @@ export function readStoredAuth() {
   }
 }
 
-let refreshTimer = null;
+/** One refresh at a time across tabs too: the server revokes a whole token family when a
+ *  rotated refresh token is used twice. Inside the lock, another tab may already have
+ *  rotated the pair: take its tokens (the session then skips its own refresh). */
+function lock(fn) {
+  const run = () => {
+    const stored = readStoredAuth();
+    if (stored && session.tokens && stored.refresh !== session.tokens.refresh) session.setTokens({ ...session.tokens, ...stored });
+    return fn();
+  };
+  return navigator.locks?.request ? navigator.locks.request('parley-refresh', run) : run();
+}
 
-export function setAuth(auth) {
+export const session = new Session({ lock });
+
+// The session's tokens are `state.auth`, kept in localStorage.
+session.onTokens((auth) => {
   state.auth = auth;
   if (auth) localStorage.setItem(AUTH_KEY, JSON.stringify(auth));
   else localStorage.removeItem(AUTH_KEY);
   scheduleRefresh();
-}
+});
 
-/** The claims of a JWT (its signature is the server's business), or {} when unreadable. */
-function tokenClaims(token) {
-  try {
-    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    const padded = part + '='.repeat((4 - (part.length % 4)) % 4);
-    return JSON.parse(atob(padded)) || {};
-  } catch {
-    return {};
-  }
-}
+let refreshTimer = null;
 
-/** Expiry of a JWT in epoch milliseconds (0 when unreadable). */
-function tokenExpiry(token) {
-  return (tokenClaims(token).exp ?? 0) * 1000;
-}
-
-function tokenIssuedAt(token) {
-  return (tokenClaims(token).iat ?? 0) * 1000;
+export function setAuth(auth) {
+  session.setTokens(auth);
 }
 
 export function scheduleRefresh() {
@@ -65,52 +65,10 @@ export function scheduleRefresh() {
   }, Math.max(due, 1_000));
 }
 
-let refreshing = null;
-
-/** Rotates the token pair. Only one refresh runs at a time (across tabs too, via Web Locks):
- *  the server revokes a whole token family when a rotated refresh token is used twice. */
+/** Rotates the token pair (the open socket is renewed with the new access token by the
+ *  library's Connection, which listens to the session). */
 export function refreshTokens() {
-  if (!refreshing) {
-    const run = () => doRefresh();
-    const task = navigator.locks?.request ? navigator.locks.request('parley-refresh', run) : run();
-    refreshing = task.finally(() => {
-      refreshing = null;
-    });
-  }
-  return refreshing;
-}
-
-async function doRefresh() {
-  if (!state.auth) throw new AuthLost('logged out');
-  // Another tab may have rotated the pair while we waited for the lock.
-  const stored = readStoredAuth();
-  if (stored && stored.refresh !== state.auth.refresh && tokenExpiry(stored.access) > Date.now() + 10_000) {
-    state.auth = stored;
-    scheduleRefresh();
-    hooks.accessRenewed();
-    return;
-  }
-  let res;
-  try {
-    res = await fetch('/api/auth/refresh', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ refresh: state.auth.refresh }),
-    });
-  } catch (e) {
-    throw new Error(`refresh failed: ${e.message}`);
-  }
-  if (res.status === 400 || res.status === 401 || res.status === 403) throw new AuthLost('refresh refused');
-  if (!res.ok) throw new Error(`refresh failed: HTTP ${res.status}`);
-  const data = await res.json();
-  setAuth({ ...state.auth, access: data.access, refresh: data.refresh ?? state.auth.refresh });
-  // The open socket's authorization ends with its token: hand it the new one.
-  hooks.accessRenewed();
-}
-
-export async function ensureFreshAccess() {
-  if (!state.auth) throw new AuthLost('logged out');
-  if (tokenExpiry(state.auth.access) < Date.now() + 5_000) await refreshTokens();
+  return session.refresh();
 }
 
 // Another tab logged out or rotated the tokens.
@@ -118,9 +76,7 @@ window.addEventListener('storage', (e) => {
   if (e.key !== AUTH_KEY) return;
   const stored = readStoredAuth();
   if (!stored && state.auth) hooks.logout();
-  else if (stored && state.auth && stored.user?.username === me()) {
-    state.auth = stored;
-    scheduleRefresh();
-    hooks.accessRenewed();
+  else if (stored && state.auth && stored.user?.username === me() && stored.refresh !== state.auth.refresh) {
+    session.setTokens(stored);
   }
 });

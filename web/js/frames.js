@@ -27,8 +27,8 @@ export function onSocketClosed(code) {
   }
   if (code === 4000) toast('The connection fell behind; catching up.', 'info');
   renderAll();
-  // 4004: this login was signed out (logged out elsewhere): the tokens are dead too.
-  if (code === 4004) hooks.logout('You were signed out. Please log in again.');
+  // 4004 (this login was signed out elsewhere) ends the session: the library reports it as
+  // `authLost` (connection.js).
 }
 
 export function handleFrame(f) {
@@ -128,10 +128,7 @@ export function handleFrame(f) {
       onSignal(f);
       break;
     case 'expiring':
-      // The socket's authorization ends soon: refreshing the tokens renews it (auth.js).
-      refreshTokens().catch((e) => {
-        if (e instanceof AuthLost) hooks.logout('Your session has ended. Please log in again.');
-      });
+      // The socket's authorization ends soon: the library refreshes and renews it.
       break;
     case 'error':
       if (f.code === 'unauthorized') {

@@ -26,7 +26,4 @@ export const hooks = {
   renderRoomList: unwired('renderRoomList'),
   /** Repaints a room's header if it is on screen (views.js). */
   renderRoomHeader: unwired('renderRoomHeader'),
-  /** A fresh access token is in `state.auth`: renew the open socket with it (connection.js
-   *  wires this one itself). */
-  accessRenewed: unwired('accessRenewed'),
 };

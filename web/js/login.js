@@ -2,8 +2,8 @@
 
 import { clear, h, root } from './dom.js';
 import { hooks } from './hooks.js';
-import { setAuth } from './auth.js';
-import { ApiError, api } from './api.js';
+import { session } from './auth.js';
+import { ApiError } from './api.js';
 
 export function renderAuth(notice) {
   document.title = 'Parley — log in';
@@ -49,13 +49,8 @@ export function renderAuth(notice) {
         submit.disabled = true;
         const creds = { username: username.value.trim(), password: password.value };
         try {
-          if (mode === 'signup') {
-            const body = { ...creds };
-            if (email.value.trim()) body.email = email.value.trim();
-            await api('POST', '/api/auth/register', body);
-          }
-          const login = await api('POST', '/api/auth/login', creds);
-          setAuth({ access: login.access, refresh: login.refresh, user: login.user });
+          if (mode === 'signup') await session.register(creds.username, creds.password, email.value.trim() || undefined);
+          await session.login(creds.username, creds.password);
           hooks.startApp();
         } catch (err) {
           error.textContent = describeAuthError(err, mode);

@@ -5,7 +5,7 @@
 import { h } from './dom.js';
 import { hooks } from './hooks.js';
 import { screen, state } from './state.js';
-import { AuthLost, readStoredAuth, scheduleRefresh, setAuth } from './auth.js';
+import { AuthLost, readStoredAuth, session, setAuth } from './auth.js';
 import { ApiError, api } from './api.js';
 import { socket } from './connection.js';
 import { loadRoomList, scheduleRoomListRefresh } from './rooms.js';
@@ -18,14 +18,9 @@ function logout(notice) {
   const auth = state.auth;
   if (state.call) hangUp();
   socket.stop();
-  if (auth) {
-    fetch('/api/auth/logout', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${auth.access}` },
-      body: JSON.stringify({ refresh: auth.refresh }),
-    }).catch(() => {});
-  }
-  setAuth(null);
+  // Revokes the refresh token and forgets the tokens (the request finishes in the background).
+  if (auth) session.logout().catch(() => {});
+  else setAuth(null);
   clearInterval(roomListPoll);
   state.rooms.clear();
   state.summaries.clear();
@@ -79,8 +74,7 @@ async function boot() {
     renderAuth();
     return;
   }
-  state.auth = stored;
-  scheduleRefresh();
+  setAuth(stored);
   try {
     const data = await api('GET', '/api/me');
     const user = data?.user ?? data;

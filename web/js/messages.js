@@ -10,15 +10,8 @@ const TYPING_IDLE_MS = 4_000;
 const PAGE_SIZE = 50;
 
 /** After a reconnect: fetch everything newer than what we had, page by page. */
-export async function fillGap(r, after) {
-  let cursor = after;
-  for (let page = 0; page < 50; page += 1) {
-    const reply = await socket.request({ type: 'history', room: r.name, after: cursor, limit: 100 });
-    const messages = Array.isArray(reply.messages) ? reply.messages : [];
-    r.merge(messages);
-    if (!reply.has_more || messages.length === 0) return;
-    cursor = messages[messages.length - 1].id;
-  }
+export function fillGap(r, after) {
+  return socket.historyAfter(r.name, after, (messages) => r.merge(messages));
 }
 
 async function loadOlder(r) {
@@ -49,19 +42,20 @@ export function flushPending(r) {
 }
 
 function sendPending(r, p) {
-  if (!socket.open || !r.joined) return;
+  // Not joined yet: flushPending sends it once the room is joined.
+  if (p.inFlight || !socket.open || !r.joined) return;
   p.inFlight = true;
   p.failed = null;
+  // The library waits while offline and retries under the same client_id (the server
+  // stores it once) until acknowledged; it rejects only when the server refuses it for good
+  // (or after many failed attempts): show why and let the user retry or drop it.
   socket
-    .request({ type: 'send', room: r.name, body: p.body, client_id: p.client_id })
+    .send(r.name, p.body, p.client_id)
     .then((reply) => {
       r.merge([{ ...reply, type: undefined, ref: undefined }]);
     })
     .catch((e) => {
-      // Not connected: it goes out again after the reconnect (same client_id, so the
-      // server stores it once). Refused: show why and let the user retry or drop it.
-      if (e instanceof FrameError && e.code === 'rate_limited') setTimeout(() => sendPending(r, p), 1_500);
-      else if (e instanceof FrameError) p.failed = e.message;
+      p.failed = e.message;
     })
     .finally(() => {
       p.inFlight = false;

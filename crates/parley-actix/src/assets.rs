@@ -1,6 +1,8 @@
 //! The web client, embedded in the binary (no CDN, no files on disk at run time): every file
 //! under `web/` is compiled in by `include_dir!` and served at its path (`web/js/main.js` at
-//! `/js/main.js`), the page at `/` too. Paths are routes of their own, registered after the
+//! `/js/main.js`), the page at `/` too. The JavaScript client library the web client is built
+//! on (`clients/js/src`, its `.js` modules) is served under `/js/parley/`
+//! (`clients/js/src/index.js` at `/js/parley/index.js`). Paths are routes of their own, registered after the
 //! API, socket and health routes, so nothing here can shadow them; any other path falls through
 //! to the JSON 404.
 
@@ -15,6 +17,13 @@ use utoipa::openapi::{Content, RefOr, ResponseBuilder};
 
 /// `web/` as it was at build time (`build.rs` makes a change there rebuild the crate).
 static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web");
+
+/// `clients/js/src` as it was at build time: the client library's modules (and declarations,
+/// which are not served).
+static CLIENT_LIBRARY: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../clients/js/src");
+
+/// Where the client library's modules are served (the web client imports `./parley/...`).
+const CLIENT_LIBRARY_PATH: &str = "/js/parley";
 
 /// `/` (the page) and one route per embedded file, each described.
 pub(crate) fn routes(r: &mut Routes<'_>) {
@@ -69,6 +78,12 @@ fn files() -> Vec<(String, &'static File<'static>)> {
     }
     let mut out = Vec::new();
     walk(&WEB, &mut out);
+    // The library's modules only: its `.d.ts` declarations are for TypeScript users.
+    out.extend(CLIENT_LIBRARY.files().filter_map(|file| {
+        let name = file.path().to_str()?;
+        (name.ends_with(".js") && !name.starts_with('.'))
+            .then(|| (format!("{CLIENT_LIBRARY_PATH}/{name}"), file))
+    }));
     out
 }
 
@@ -115,6 +130,9 @@ mod tests {
         let files = files();
         assert!(files.iter().any(|(p, _)| p == "/index.html"));
         assert!(files.iter().any(|(p, _)| p == "/js/main.js"));
+        assert!(files.iter().any(|(p, _)| p == "/js/parley/index.js"));
+        assert!(files.iter().any(|(p, _)| p == "/js/parley/protocol.js"));
+        assert!(!files.iter().any(|(p, _)| p.ends_with(".d.ts")));
         for (path, _) in &files {
             assert!(content_type(path).is_some(), "{path}: add its content type");
             // `{`, `}` or `*` would make the route a pattern.

@@ -16,6 +16,9 @@
 //! - `schema` (feature `openapi`): the OpenAPI schemas of the names; the records, ids and
 //!   [`protocol::ErrorCode`] derive theirs (`utoipa::ToSchema`).
 //!
+//! - `protocol::protocol_schema` (feature `schema`): the JSON Schema of the frames, for
+//!   `clients/js` (schemars: derive macros and a data model, no I/O).
+//!
 //! ## Must not depend on
 //! Any I/O: no async runtime, no database, no network, no HTTP framework. Only `serde`,
 //! `serde_json` and `thiserror` — and, with the `openapi` feature (which parley-actix turns

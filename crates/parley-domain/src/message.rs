@@ -8,6 +8,7 @@ use std::fmt;
 /// a configured number of characters ([`MessageBody::DEFAULT_MAX_CHARS`] unless the server
 /// says otherwise). The text is kept exactly as sent, whitespace included.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct MessageBody(String);
 
@@ -69,6 +70,7 @@ impl fmt::Display for MessageBody {
 /// recognized and answered with the first message instead of stored twice. Unique per
 /// sender. 1–64 characters of ASCII letters, digits, `_`, `-`, `.`, `:` (a UUID fits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct ClientMsgId(String);
 

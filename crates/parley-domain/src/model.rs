@@ -78,6 +78,7 @@ pub struct RoomSummary {
 /// A stored message. A deleted message keeps its place in history as a tombstone: its
 /// `deleted_at` is set and its body is empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Server-assigned id; orders the room's history.

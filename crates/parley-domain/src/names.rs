@@ -55,6 +55,22 @@ macro_rules! string_newtype {
             }
         }
 
+        /// A string on the wire; its rule is in the type's documentation (`docs/protocol.md`).
+        #[cfg(feature = "schema")]
+        impl schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string" })
+            }
+        }
+
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(
                 &self,

@@ -31,9 +31,13 @@
 //!   [`ServerFrame::from_json`].
 //! - `codes`: [`ErrorCode`], [`ErrorFrame`], [`FrameError`].
 //! - `text`: [`FrameRef`] and [`CallId`], the bounded client-chosen tokens.
+//! - `schema` (feature `schema`): `protocol_schema()`, the JSON Schema of every frame, which
+//!   the JavaScript client (`clients/js`) is generated from and checked against.
 
 mod client;
 mod codes;
+#[cfg(feature = "schema")]
+mod schema;
 mod server;
 mod text;
 
@@ -48,3 +52,6 @@ pub use server::{
     PresenceEvent, ReadMarker, RelayedSignal, Renewed, ServerFrame, TutorialFields, Typing,
 };
 pub use text::{CallId, FrameRef};
+
+#[cfg(feature = "schema")]
+pub use schema::protocol_schema;

@@ -39,6 +39,7 @@ impl Default for DecodeLimits {
 
 /// `join`: subscribe this connection to a room's events and get its recent history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JoinRoom {
     /// The room to join.
     pub room: RoomName,
@@ -46,6 +47,7 @@ pub struct JoinRoom {
 
 /// `leave`: stop receiving a room's events on this connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LeaveRoom {
     /// The room to leave.
     pub room: RoomName,
@@ -53,6 +55,7 @@ pub struct LeaveRoom {
 
 /// `send`: post a message to a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SendMessage {
     /// The room to post in.
     pub room: RoomName,
@@ -66,15 +69,27 @@ pub struct SendMessage {
 
 /// `typing`: tell the room this user started (or stopped) typing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SetTyping {
     /// The room being typed in.
     pub room: RoomName,
     /// `true` while typing (the default when omitted), `false` to clear.
+    // Optional in the schema: the decoder reads a missing `active` as `true`.
+    #[cfg_attr(feature = "schema", schemars(skip_serializing_if = "is_active"))]
     pub active: bool,
+}
+
+/// `typing`'s `active` may be left out when it is `true`. Named by the schema attribute above,
+/// which reads only that the field is optional and never calls it.
+#[cfg(feature = "schema")]
+#[allow(dead_code)]
+fn is_active(active: &bool) -> bool {
+    *active
 }
 
 /// `history`: a page of a room's messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FetchHistory {
     /// The room.
     pub room: RoomName,
@@ -91,6 +106,7 @@ pub struct FetchHistory {
 
 /// `edit`: replace the body of one of the user's messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EditMessage {
     /// The message to edit.
     pub message_id: MessageId,
@@ -100,6 +116,7 @@ pub struct EditMessage {
 
 /// `delete`: turn one of the user's messages into a tombstone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeleteMessage {
     /// The message to delete.
     pub message_id: MessageId,
@@ -107,6 +124,7 @@ pub struct DeleteMessage {
 
 /// `read`: move the user's read marker in a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MarkRead {
     /// The room.
     pub room: RoomName,
@@ -116,6 +134,7 @@ pub struct MarkRead {
 
 /// `signal`: relay an opaque WebRTC signalling payload to one user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SendSignal {
     /// The recipient.
     pub to: UserName,
@@ -129,6 +148,7 @@ pub struct SendSignal {
 /// `renew`: keep the connection authorized past its access token's expiry with a fresh
 /// access token of the same user (obtained with the refresh token).
 #[derive(Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RenewAuth {
     /// The new access token.
     pub token: String,

@@ -10,6 +10,7 @@ use std::fmt;
 /// One enum for the whole server, socket and REST alike: the decoder uses the first group,
 /// the engine the second and third, the HTTP side (REST and the socket's handshake) the last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -222,6 +223,7 @@ impl fmt::Display for ErrorCode {
 
 /// The `error` frame: `{"type":"error","code":...,"message":...,"ref":...}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorFrame {
     /// What went wrong, for programs.
     pub code: ErrorCode,

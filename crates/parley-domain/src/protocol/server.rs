@@ -13,6 +13,7 @@ use serde_json::Value;
 
 /// `joined`: the reply to `join`, with the room's recent history and who is online.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Joined {
     /// The room joined.
     pub room: RoomName,
@@ -39,6 +40,7 @@ pub struct Joined {
 
 /// `left`: the reply to `leave`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Left {
     /// The room left.
     pub room: RoomName,
@@ -50,6 +52,7 @@ pub struct Left {
 /// `message`: a new message in a joined room. The sender's own copy is the ack of its
 /// `send` and carries the `ref` (and `client_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Posted {
     /// The stored message; its fields are inlined in the frame.
     #[serde(flatten)]
@@ -88,6 +91,7 @@ impl Posted {
 /// (`data.username + ': ' + data.message`), added to `message` frames on connections that
 /// speak [`crate::protocol::Dialect::Tutorial`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TutorialFields {
     /// The message's body (as `body`).
     pub message: String,
@@ -97,6 +101,7 @@ pub struct TutorialFields {
 
 /// What happened to a room's presence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceEvent {
     /// The user's first connection joined the room.
@@ -107,6 +112,7 @@ pub enum PresenceEvent {
 
 /// `presence`: a user came online in, or went offline from, a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Presence {
     /// The room.
     pub room: RoomName,
@@ -120,6 +126,7 @@ pub struct Presence {
 
 /// `typing`: a user started or stopped typing in a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Typing {
     /// The room.
     pub room: RoomName,
@@ -131,6 +138,7 @@ pub struct Typing {
 
 /// `history`: the reply to `history`, a page of messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HistoryPage {
     /// The room.
     pub room: RoomName,
@@ -145,6 +153,7 @@ pub struct HistoryPage {
 
 /// `edited`: a message's body changed. The editor's copy carries the `ref` of its `edit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Edited {
     /// The message as it is now; its fields are inlined in the frame.
     #[serde(flatten)]
@@ -156,6 +165,7 @@ pub struct Edited {
 
 /// `deleted`: a message became a tombstone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Deleted {
     /// The room it was in.
     pub room: RoomName,
@@ -170,6 +180,7 @@ pub struct Deleted {
 
 /// `read`: a user's read marker moved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReadMarker {
     /// The room.
     pub room: RoomName,
@@ -184,6 +195,7 @@ pub struct ReadMarker {
 
 /// `signal`: a WebRTC signalling payload relayed from another user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RelayedSignal {
     /// The sender.
     pub from: UserName,
@@ -198,6 +210,7 @@ pub struct RelayedSignal {
 /// Channels consumer sharing the Redis layer (`group_send("chat_<room>", {"type":
 /// "chat.message", "message": ..., "username": ...})`). It has no id and is not stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExternalMessage {
     /// The room, when the event named it or the connection is in only one room.
     pub room: Option<RoomName>,
@@ -210,6 +223,7 @@ pub struct ExternalMessage {
 /// `expiring`: the connection's authorization (its access token) ends at `expires_at`;
 /// send `renew` with a fresh access token before then, or the socket closes (4003).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Expiring {
     /// When the authorization ends.
     pub expires_at: Timestamp,
@@ -217,6 +231,7 @@ pub struct Expiring {
 
 /// `renewed`: the reply to `renew`; the connection is authorized until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Renewed {
     /// When the new authorization ends.
     pub expires_at: Timestamp,
@@ -227,6 +242,7 @@ pub struct Renewed {
 
 /// `pong`: the reply to `ping`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Pong {
     /// The `ref` of the `ping`.
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
@@ -235,6 +251,7 @@ pub struct Pong {
 
 /// A frame from the server, tagged by `"type"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// `joined`

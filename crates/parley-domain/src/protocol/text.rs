@@ -10,6 +10,7 @@ use std::fmt;
 /// 1–64 characters, no control characters. The server never interprets it; it is checked
 /// only so a hostile client cannot make the server echo (and log) unbounded text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct FrameRef(String);
 
@@ -37,6 +38,7 @@ impl FrameRef {
 /// can route offers, answers and candidates. 1–64 characters, no control characters
 /// (a UUID fits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct CallId(String);
 
