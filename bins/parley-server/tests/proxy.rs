@@ -609,3 +609,41 @@ async fn chat_through_nginx_reaches_both_processes_in_both_directions() {
         );
     }
 }
+
+/// `deploy/systemd/parley.service` passes `systemd-analyze verify` (with `ExecStart` pointed
+/// at the binary under test, since /usr/local/bin/parley-server is not installed here) and
+/// the hardening keeps `systemd-analyze security`'s exposure at or below 2.0 ("OK"). The
+/// unit is not started: there is no systemd running as PID 1 here.
+#[test]
+fn the_shipped_systemd_unit_verifies_and_is_hardened() {
+    let shipped = include_str!("../../../deploy/systemd/parley.service");
+    let installed = "ExecStart=/usr/local/bin/parley-server serve";
+    assert!(shipped.contains(installed), "{shipped}");
+    let dir = WorkDir::new();
+    let unit = dir.0.join("parley.service");
+    let bin = std::fs::canonicalize(common::bin()).unwrap();
+    std::fs::write(
+        &unit,
+        shipped.replace(installed, &format!("ExecStart={} serve", bin.display())),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new("systemd-analyze")
+            .args(args)
+            .arg(&unit)
+            .output()
+            .expect("systemd-analyze (apt-get install systemd)")
+    };
+    let verify = run(&["verify"]);
+    assert!(
+        verify.status.success() && verify.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let security = run(&["security", "--offline=yes", "--threshold=20"]);
+    assert!(
+        security.status.success(),
+        "exposure above 2.0:\n{}",
+        String::from_utf8_lossy(&security.stdout)
+    );
+}
