@@ -152,7 +152,14 @@ mod tests {
     use actix_web::http::header::HeaderValue;
 
     fn trusted(nets: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+        TrustedProxies::new(
+            nets.iter()
+                .map(|n| {
+                    n.parse()
+                        .unwrap_or_else(|_| IpNet::from(n.parse::<IpAddr>().unwrap()))
+                })
+                .collect(),
+        )
     }
 
     fn ip(s: &str) -> IpAddr {
