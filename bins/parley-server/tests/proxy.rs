@@ -126,6 +126,47 @@ async fn a_trusted_proxy_gives_each_forwarded_address_its_own_budget() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_sockets_are_limited_per_forwarded_address() {
+    let dir = WorkDir::new();
+    let server = Process::start(
+        &dir.0,
+        &[
+            ("PARLEY_WS_CONNECT_RATE", "0.001".to_owned()),
+            ("PARLEY_WS_CONNECT_BURST", "1".to_owned()),
+            ("PARLEY_TRUSTED_PROXIES", LOCAL.to_owned()),
+        ],
+    );
+    // The per-address limit comes before the token: 401 (no token) when it let the handshake
+    // through, 429 when it did not.
+    let from = |client: &'static str| [("x-forwarded-for", client)];
+    let open = |client| async move {
+        match WsClient::try_connect(server.addr, "/ws", &from(client)).await {
+            Ok(_) => panic!("a socket without a token"),
+            Err(status) => status,
+        }
+    };
+    assert_eq!(open("198.51.100.1").await, 401);
+    assert_eq!(open("198.51.100.1").await, 429);
+    assert_eq!(open("198.51.100.2").await, 401);
+}
+
+#[test]
+fn a_bad_trusted_proxy_entry_stops_the_start_naming_it() {
+    let dir = WorkDir::new();
+    let out = common::command(&dir.0)
+        .arg("check-config")
+        .env("PARLEY_TRUSTED_PROXIES", "127.0.0.1, nginx.internal")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("trusted_proxies: \"nginx.internal\" is not an IP address or a network"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_peer_cannot_escape_its_budget_with_forged_headers() {
     let dir = WorkDir::new();
     // Some proxy is trusted, but not the test's address.
