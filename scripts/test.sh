@@ -147,6 +147,13 @@ else
   log "WARNING: advisory database unreachable and not cached: advisories not checked"
 fi
 
+# The reverse-proxy test (bins/parley-server/tests/proxy.rs) runs Debian's nginx: installed
+# here when missing and we are root; otherwise the test fails and says how to install it.
+if [ ! -x "${NGINX_BIN:-/usr/sbin/nginx}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  log "installing nginx with apt-get (the reverse-proxy test)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; } >&2 \
+    || die "cannot install nginx: apt-get install nginx (or set NGINX_BIN)"
+fi
 # The slow-clients test (bins/parley-server/tests/slow_clients.rs) opens 3,000 connections:
 # the soft open-files limit is often 1,024.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -141,7 +141,8 @@ async fn exchange(mut stream: TcpStream, raw: &[u8]) -> Response {
     parse(&buf)
 }
 
-fn parse(buf: &[u8]) -> Response {
+/// Parses a whole HTTP/1.1 response (head and body, chunked or not).
+pub fn parse(buf: &[u8]) -> Response {
     let split = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -3,6 +3,7 @@
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::net::SocketAddr;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -18,9 +19,10 @@ pub enum WsEvent {
     Closed(u16, String),
 }
 
-/// One client connection.
-pub struct WsClient {
-    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+/// One client connection, over plain TCP unless made [`WsClient::over`] another stream (TLS
+/// to a reverse proxy).
+pub struct WsClient<S = MaybeTlsStream<TcpStream>> {
+    stream: WebSocketStream<S>,
 }
 
 /// How the handshake was refused: the HTTP status.
@@ -84,6 +86,29 @@ impl WsClient {
         )
         .await
         .unwrap_or_else(|status| panic!("WebSocket refused with {status}"))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsClient<S> {
+    /// Opens the socket at `url` (`wss://host/ws`) over `stream`, already connected (and
+    /// TLS-wrapped), with extra headers.
+    pub async fn over(stream: S, url: &str, headers: &[(&str, &str)]) -> Self {
+        let mut request = url.into_client_request().expect("request");
+        for (n, v) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName =
+                n.parse().expect("header name");
+            request
+                .headers_mut()
+                .insert(name, HeaderValue::from_str(v).expect("header value"));
+        }
+        let (stream, _) = tokio::time::timeout(
+            crate::WAIT,
+            tokio_tungstenite::client_async(request, stream),
+        )
+        .await
+        .expect("WebSocket handshake timed out")
+        .unwrap_or_else(|e| panic!("WebSocket handshake to {url} failed: {e}"));
+        Self { stream }
     }
 
     /// Sends a JSON text frame.

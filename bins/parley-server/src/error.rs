@@ -6,6 +6,14 @@ pub enum ServerError {
     /// A setting is invalid; the text names it.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// An entry of `trusted_proxies` is neither an IP address nor a network.
+    #[error(
+        "invalid configuration: trusted_proxies: {entry:?} is not an IP address or a network (want 10.0.0.1, 10.0.0.0/8 or fd00::/8)"
+    )]
+    TrustedProxy {
+        /// The entry as written.
+        entry: String,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Store(#[from] parley_store::StoreError),

@@ -4,13 +4,14 @@
 use crate::error::{Result, ServerError};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use parley_actix::{HttpConfig, ServeOptions};
+use ipnet::IpNet;
+use parley_actix::{HttpConfig, ServeOptions, TrustedProxies};
 use parley_core::{ConnectionConfig, EngineConfig, RateLimit};
 use parley_domain::redact_url;
 use parley_layer::LayerConfig;
 use parley_store::BatchOptions;
 use serde::{Deserialize, Deserializer, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -116,6 +117,12 @@ pub struct Settings {
     /// Origins allowed to call the REST API cross-origin (`*`: any).
     #[serde(deserialize_with = "string_list")]
     pub cors_origins: Vec<String>,
+    /// Reverse proxies (IP addresses or CIDR networks, `10.0.0.0/8`) whose
+    /// `X-Forwarded-For`/`Forwarded` headers name the client for the per-address limits and
+    /// the logs, and whose connections the per-address connection cap does not count. Empty:
+    /// nobody is trusted.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
     /// Largest JSON request body, bytes.
     pub json_limit_bytes: usize,
     /// Largest WebSocket text frame the engine parses, bytes.
@@ -254,6 +261,7 @@ impl Default for Settings {
             bcrypt_cost: 12,
             allowed_origins: Vec::new(),
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             json_limit_bytes: 64 * 1024,
             max_frame_bytes: engine.max_frame_bytes,
             max_message_chars: engine.max_message_chars,
@@ -586,6 +594,7 @@ impl Settings {
         self.engine_config()
             .validate()
             .map_err(|e| ServerError::Config(e.to_string()))?;
+        self.trusted_proxies()?;
         self.http_config().validate().map_err(ServerError::Config)?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| ServerError::Config(format!("log_level: {e}")))?;
@@ -637,6 +646,25 @@ impl Settings {
         }
     }
 
+    /// `trusted_proxies`, parsed; the first entry that is neither an address nor a network
+    /// is refused.
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<IpNet>()
+                    .map(|net| net.trunc())
+                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| ServerError::TrustedProxy {
+                        entry: entry.to_owned(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(TrustedProxies::new)
+    }
+
     /// The transport's settings.
     pub fn http_config(&self) -> HttpConfig {
         HttpConfig {
@@ -655,6 +683,8 @@ impl Settings {
             login_failure_rate: (self.login_failure_rate > 0.0).then(|| {
                 parley_core::RateLimit::new(self.login_failure_rate, self.login_failure_burst)
             }),
+            // [`Settings::validate`] refused bad entries; unvalidated settings trust nobody.
+            trusted_proxies: self.trusted_proxies().unwrap_or_default(),
         }
     }
 
@@ -764,6 +794,35 @@ mod tests {
                 documented.contains(name),
                 "`{name}` has no row in docs/api.md's Configuration table"
             );
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_networks_and_name_a_bad_entry() {
+        let s = Settings {
+            trusted_proxies: vec!["127.0.0.1".into(), " 10.1.2.3/8".into(), "fd00::/8".into()],
+            ..Settings::default()
+        };
+        s.validate().unwrap();
+        let trusted = s.http_config().trusted_proxies;
+        for yes in ["127.0.0.1", "10.200.0.1", "fd00::1", "::ffff:127.0.0.1"] {
+            assert!(trusted.contains(yes.parse().unwrap()), "{yes}");
+        }
+        for no in ["127.0.0.2", "11.0.0.1", "fe80::1"] {
+            assert!(!trusted.contains(no.parse().unwrap()), "{no}");
+        }
+        assert!(Settings::default().http_config().trusted_proxies.is_empty());
+        for bad in ["10.0.0.0/33", "nginx", "10.0.0", ""] {
+            let s = Settings {
+                trusted_proxies: vec!["127.0.0.1".into(), bad.into()],
+                ..Settings::default()
+            };
+            let e = s.validate().unwrap_err();
+            assert!(
+                matches!(&e, ServerError::TrustedProxy { entry } if entry == bad),
+                "{bad}: {e}"
+            );
+            assert!(e.to_string().contains("trusted_proxies"), "{e}");
         }
     }
 

@@ -1,5 +1,6 @@
 //! Transport settings: origins, CORS, body limits, WebSocket heartbeats.
 
+use crate::TrustedProxies;
 use parley_core::ConnectionConfig;
 
 /// Settings of the HTTP and WebSocket transport. `Default` gives production-sensible values
@@ -39,6 +40,11 @@ pub struct HttpConfig {
     /// the token. Beyond it: 429 with `Retry-After`. Off by default: many users behind one
     /// NAT reconnecting after a restart, and load generators, come from one address.
     pub ws_connect_rate: Option<parley_core::RateLimit>,
+    /// Reverse proxies whose forwarding headers say who the client is (default: none). Every
+    /// per-address limit and the access log use the client address this gives
+    /// ([`TrustedProxies::client_ip`]); connections from a trusted proxy are not counted by
+    /// the per-address connection cap of [`crate::serve`].
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for HttpConfig {
@@ -52,6 +58,7 @@ impl Default for HttpConfig {
             auth_rate: Some(parley_core::RateLimit::new(1.0, 20.0)),
             login_failure_rate: Some(parley_core::RateLimit::new(0.1, 10.0)),
             ws_connect_rate: None,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

@@ -20,12 +20,17 @@
 //! - **connections per address**: at most `max_per_address` HTTP connections from one IPv4
 //!   address or IPv6 /64; more are answered 429 `rate_limited` and closed at once, before
 //!   anything is read, so a flood from one address costs one descriptor per connection only
-//!   for the moment of the accept.
+//!   for the moment of the accept. Connections from a trusted reverse proxy
+//!   ([`crate::TrustedProxies`]) are not counted: every client behind it shares its address,
+//!   and the proxy caps connections per client itself (nginx `limit_conn` in
+//!   `deploy/nginx/parley.conf`). The cap is taken before any header is read, so the
+//!   forwarded address cannot be used here.
 //!
 //! A connection upgraded to a WebSocket leaves all of this: the direct carrier takes the TCP
 //! stream out ([`LimitedStream::into_inner`]); on actix-ws the stream notices the `101`
 //! answer. Sockets have their own limits (heartbeat, per-user count, frame sizes).
 
+use crate::TrustedProxies;
 use crate::error::error_body;
 use parley_domain::protocol::ErrorCode;
 use std::collections::HashMap;
@@ -54,6 +59,8 @@ pub(crate) struct LimitsConfig {
 pub(crate) struct ConnectionLimits {
     /// The settings.
     config: LimitsConfig,
+    /// Peers not counted (reverse proxies: their clients are counted there).
+    trusted: TrustedProxies,
     /// Open HTTP connections per address key ([`address_key`]); an entry goes when its
     /// count reaches zero, so the table never holds more entries than open connections.
     open: Mutex<HashMap<IpAddr, Count>>,
@@ -97,10 +104,12 @@ fn canned(status: &str, code: ErrorCode, message: &str, extra_headers: &str) -> 
 }
 
 impl ConnectionLimits {
-    /// Limits with `config`, no connection open yet.
-    pub(crate) fn new(config: LimitsConfig) -> Self {
+    /// Limits with `config`, no connection open yet; connections from `trusted` proxies are
+    /// not counted.
+    pub(crate) fn new(config: LimitsConfig, trusted: TrustedProxies) -> Self {
         Self {
             config,
+            trusted,
             open: Mutex::new(HashMap::new()),
             refusal: canned(
                 "429 Too Many Requests",
@@ -123,21 +132,23 @@ impl ConnectionLimits {
     /// Takes a slot for `io`'s address and wraps it, or answers 429 and closes it (`None`).
     pub(crate) fn admit(self: &Arc<Self>, io: TcpStream) -> Option<LimitedStream> {
         let slot = match io.peer_addr() {
-            Ok(peer) if self.config.max_per_address > 0 => match self.take_slot(peer.ip()) {
-                Some(slot) => Some(slot),
-                None => {
-                    // Best effort and without waiting: a fresh socket's send buffer takes
-                    // it. (tokio's `try_write` would refuse: the reactor has not yet seen the
-                    // new socket writable.) The request, if it came already, is left unread.
-                    metrics::counter!("parley_http_rate_limited_total", "limit" => "connections_per_address")
+            Ok(peer) if self.config.max_per_address > 0 && !self.trusted.contains(peer.ip()) => {
+                match self.take_slot(peer.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        // Best effort and without waiting: a fresh socket's send buffer takes
+                        // it. (tokio's `try_write` would refuse: the reactor has not yet seen the
+                        // new socket writable.) The request, if it came already, is left unread.
+                        metrics::counter!("parley_http_rate_limited_total", "limit" => "connections_per_address")
                         .increment(1);
-                    if let Ok(mut std) = io.into_std() {
-                        let _ = std::io::Write::write(&mut std, &self.refusal);
+                        if let Ok(mut std) = io.into_std() {
+                            let _ = std::io::Write::write(&mut std, &self.refusal);
+                        }
+                        return None;
                     }
-                    return None;
                 }
-            },
-            // No limit, or a peer already gone (the dispatcher finds out soon enough).
+            }
+            // No limit, a trusted proxy, or a peer already gone (the dispatcher finds out soon enough).
             _ => None,
         };
         let now = Instant::now();
@@ -441,11 +452,14 @@ mod tests {
     use tokio::net::TcpListener;
 
     fn limits(max_per_address: usize) -> Arc<ConnectionLimits> {
-        Arc::new(ConnectionLimits::new(LimitsConfig {
-            request_timeout: Duration::from_secs(10),
-            keep_alive: Duration::from_secs(5),
-            max_per_address,
-        }))
+        Arc::new(ConnectionLimits::new(
+            LimitsConfig {
+                request_timeout: Duration::from_secs(10),
+                keep_alive: Duration::from_secs(5),
+                max_per_address,
+            },
+            TrustedProxies::default(),
+        ))
     }
 
     /// A connected pair: (client, accepted server side).
@@ -496,6 +510,24 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn connections_from_a_trusted_proxy_are_not_counted() {
+        let trusted = TrustedProxies::new(vec!["127.0.0.1/32".parse().unwrap()]);
+        let limits = Arc::new(ConnectionLimits::new(
+            LimitsConfig {
+                request_timeout: Duration::from_secs(10),
+                keep_alive: Duration::from_secs(5),
+                max_per_address: 1,
+            },
+            trusted,
+        ));
+        let (_c1, s1) = pair().await;
+        let (_c2, s2) = pair().await;
+        let _first = limits.admit(s1).unwrap();
+        let _second = limits.admit(s2).expect("a trusted proxy is not capped");
+        assert_eq!(limits.open_for("127.0.0.1".parse().unwrap()), 0);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_request_that_does_not_arrive_in_time_gets_408_and_an_error() {
         let limits = limits(0);
@@ -518,11 +550,14 @@ mod tests {
     // for the loopback, however briefly.
     #[tokio::test]
     async fn a_trickle_does_not_extend_the_deadline_but_an_answer_does() {
-        let limits = Arc::new(ConnectionLimits::new(LimitsConfig {
-            request_timeout: Duration::from_secs(1),
-            keep_alive: Duration::from_secs(1),
-            max_per_address: 0,
-        }));
+        let limits = Arc::new(ConnectionLimits::new(
+            LimitsConfig {
+                request_timeout: Duration::from_secs(1),
+                keep_alive: Duration::from_secs(1),
+                max_per_address: 0,
+            },
+            TrustedProxies::default(),
+        ));
         let (mut client, server) = pair().await;
         let mut stream = limits.admit(server).unwrap();
         let mut buf = [0u8; 64];

@@ -55,6 +55,8 @@
 //! - [`ApiError`] (`error`): the one error type; it carries the socket's
 //!   [`parley_domain::protocol::ErrorCode`], and [`status_of`] maps a code to its status.
 //! - [`HttpConfig`] (`config`): origins, CORS, body limit, heartbeats, frame limits.
+//! - [`TrustedProxies`] (`client`): the client address of a request, behind reverse proxies
+//!   or not (every per-address limit and the access log use it).
 //! - [`middleware`]: request ids and the access log.
 //! - [`serve`], [`ServeOptions`] (`server`): the server with the lean socket.
 //! - `conn_limit`: what [`serve`] adds to actix-http against slow and idle clients (request,
@@ -78,6 +80,7 @@
 //! picks the backends.
 
 mod assets;
+mod client;
 mod config;
 mod conn_limit;
 mod endpoint;
@@ -90,6 +93,7 @@ mod server;
 mod state;
 mod ws;
 
+pub use client::TrustedProxies;
 pub use config::HttpConfig;
 pub use error::status_of;
 pub use error::{ApiError, Result};

@@ -3,7 +3,6 @@
 //! spread over many addresses, that spares the addresses the account's owner logs in from.
 
 use crate::error::ApiError;
-use actix_web::HttpRequest;
 use parley_core::RateLimit;
 use parley_core::rate::TokenBucket;
 use std::collections::HashMap;
@@ -12,9 +11,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Token buckets per client address. The address is the TCP peer: behind a reverse proxy
-/// every client shares the proxy's bucket, so raise the limit there (or disable it and limit
-/// at the proxy).
+/// Token buckets per client address ([`crate::AppState::client_ip`]: the TCP peer, or the
+/// address a trusted reverse proxy forwarded).
 pub(crate) struct AuthLimiter {
     /// `None`: no limit.
     limit: Option<RateLimit>,
@@ -49,29 +47,25 @@ impl AuthLimiter {
         }
     }
 
-    /// Takes a token for the request's address; 429 with `Retry-After` when there is none.
-    pub(crate) fn check(&self, req: &HttpRequest) -> Result<(), ApiError> {
-        self.check_peer(req.peer_addr())
-    }
-
-    /// [`AuthLimiter::check`] for a peer address (unknown peers are not limited).
-    pub(crate) fn check_peer(&self, peer: Option<std::net::SocketAddr>) -> Result<(), ApiError> {
-        let (Some(limit), Some(peer)) = (self.limit, peer) else {
+    /// Takes a token for the client address `client` ([`crate::AppState::client_ip`]); 429
+    /// with `Retry-After` when there is none. Unknown clients are not limited.
+    pub(crate) fn check(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
+        let (Some(limit), Some(peer)) = (self.limit, client) else {
             return Ok(());
         };
         let mut buckets = self
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&peer.ip()) {
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&peer) {
             buckets.clear();
         }
         let bucket = buckets
-            .entry(peer.ip())
+            .entry(peer)
             .or_insert_with(|| TokenBucket::new(limit));
         bucket.try_take().map_err(|wait| {
             metrics::counter!("parley_http_rate_limited_total", "limit" => self.kind).increment(1);
-            tracing::warn!(client = %peer.ip(), limit = self.message, "per-address rate limit hit");
+            tracing::warn!(client = %peer, limit = self.message, "per-address rate limit hit");
             ApiError::RateLimited {
                 message: self.message.into(),
                 retry_after: wait,

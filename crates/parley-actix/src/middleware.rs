@@ -25,7 +25,8 @@ pub(crate) fn usable(id: &HeaderValue) -> Option<String> {
 }
 
 /// Gives every request an id (`x-request-id`, kept from the request when valid), runs it in
-/// a tracing span carrying that id, and logs one line per request. Once the engine is shutting
+/// a tracing span carrying that id and the client address ([`crate::AppState::client_ip`]),
+/// and logs one line per request. Once the engine is shutting
 /// down, every answer closes its connection. The log has the path but
 /// never the query string: WebSocket clients may put their access token there.
 pub async fn request_id(
@@ -37,16 +38,22 @@ pub async fn request_id(
         .get(&REQUEST_ID)
         .and_then(usable)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let state = req.app_data::<actix_web::web::Data<crate::AppState>>();
+    // The client address: the TCP peer, or what a trusted proxy forwarded (routes mounted
+    // without an `AppState` have no proxies to trust).
+    let client = match state {
+        Some(state) => state.client_ip(req.head()),
+        None => req.peer_addr().map(|a| a.ip()),
+    };
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %req.method(),
-        path = %req.path()
+        path = %req.path(),
+        client = %client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
     );
     let started = std::time::Instant::now();
-    let stopping = req
-        .app_data::<actix_web::web::Data<crate::AppState>>()
-        .map(|state| state.engine.clone());
+    let stopping = state.map(|state| state.engine.clone());
     let result = next.call(req).instrument(span.clone()).await;
     let _entered = span.enter();
     match result {

@@ -313,7 +313,7 @@ async fn register(
     state: State,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse> {
-    state.auth_limiter.check(&req)?;
+    state.auth_limiter.check(state.client_ip(req.head()))?;
     let body = body.into_inner();
     let auth = state.auth.clone();
     run(&state, async move {
@@ -339,9 +339,9 @@ struct LoginBody {
 
 /// `POST /api/auth/login` → `{access, refresh, user}`.
 async fn login(req: HttpRequest, state: State, body: web::Json<LoginBody>) -> Result<HttpResponse> {
-    state.auth_limiter.check(&req)?;
+    state.auth_limiter.check(state.client_ip(req.head()))?;
     let body = body.into_inner();
-    let peer = req.peer_addr().map(|a| address_key(a.ip()));
+    let peer = state.client_ip(req.head()).map(address_key);
     state.account_limiter.check(&body.username, peer)?;
     let auth = state.auth.clone();
     let limiter = state.account_limiter.clone();
@@ -373,7 +373,7 @@ async fn refresh(
     state: State,
     body: web::Json<RefreshBody>,
 ) -> Result<HttpResponse> {
-    state.auth_limiter.check(&req)?;
+    state.auth_limiter.check(state.client_ip(req.head()))?;
     let body = body.into_inner();
     let auth = state.auth.clone();
     run(

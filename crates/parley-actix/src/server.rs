@@ -72,11 +72,14 @@ pub fn serve(
     }
     let addr = listener.local_addr()?;
     let options = options.clone();
-    let limits = Arc::new(ConnectionLimits::new(LimitsConfig {
-        request_timeout: options.request_timeout,
-        keep_alive: options.keep_alive,
-        max_per_address: options.max_connections_per_address,
-    }));
+    let limits = Arc::new(ConnectionLimits::new(
+        LimitsConfig {
+            request_timeout: options.request_timeout,
+            keep_alive: options.keep_alive,
+            max_per_address: options.max_connections_per_address,
+        },
+        state.config.trusted_proxies.clone(),
+    ));
     Ok(builder
         .listen("parley", listener, move || {
             let app_state = state.clone();

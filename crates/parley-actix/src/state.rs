@@ -3,13 +3,14 @@
 use crate::config::HttpConfig;
 use crate::error::ApiError;
 use crate::limit::{AccountLimiter, AuthLimiter};
-use actix_web::dev::Payload;
+use actix_web::dev::{Payload, RequestHead};
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use parley_auth::Auth;
 use parley_core::Engine;
 use parley_domain::User;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -70,6 +71,12 @@ impl AppState {
             config: Arc::new(config),
             runtime,
         }
+    }
+
+    /// The client address of a request: the TCP peer, or, when the peer is a trusted
+    /// reverse proxy, the address it forwarded ([`crate::TrustedProxies::client_ip`]).
+    pub fn client_ip(&self, head: &RequestHead) -> Option<IpAddr> {
+        self.config.trusted_proxies.client_of(head)
     }
 
     /// Chat sockets open now.

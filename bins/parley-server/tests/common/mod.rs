@@ -210,6 +210,19 @@ impl Process {
         &self.startup
     }
 
+    /// The next log line (after those already read) that `matches`, waiting up to `within`;
+    /// `None` if none came. Lines read on the way are consumed.
+    pub fn next_log(&self, within: Duration, matches: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.logs.recv_timeout(left).ok()?;
+            if matches(&line) {
+                return Some(line);
+            }
+        }
+    }
+
     pub fn logged(&self, text: &str) -> bool {
         self.startup.iter().any(|l| l.contains(text))
             || self.logs.try_iter().any(|l| l.contains(text))

@@ -146,7 +146,7 @@ fn query_token(req: &RequestHead) -> Option<String> {
 /// token grants (until when, which login), or the refusal.
 async fn admit(req: &RequestHead, state: &AppState) -> Result<(User, Grant), ApiError> {
     // First, as it is the cheapest: a connection flood costs no token check.
-    state.connect_limiter.check_peer(req.peer_addr)?;
+    state.connect_limiter.check(state.client_ip(req))?;
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         let host = req

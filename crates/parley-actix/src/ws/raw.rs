@@ -69,8 +69,16 @@ pub(crate) async fn accept(
         .get(&crate::middleware::REQUEST_ID)
         .and_then(crate::middleware::usable)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path);
+    let client = state
+        .client_ip(req.head())
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %path,
+        client = %client
+    );
     let started = std::time::Instant::now();
     let log = |status: u16| {
         let _entered = span.enter();
