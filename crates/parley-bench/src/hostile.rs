@@ -665,9 +665,10 @@ fn achieved(r: &ProbeReport) -> String {
         "quiet" => parts.push("no flood".to_owned()),
         "oversized-frame" | "unfinished-message" | "ping-no-read" => {
             parts.push(format!(
-                "{} sockets, {:.1} MiB sent",
+                "{} sockets, {:.1} MiB sent, {} still open at the end",
                 r.sent,
-                r.bytes as f64 / 1048576.0
+                r.bytes as f64 / 1048576.0,
+                r.open_at_end
             ));
         }
         "connection-flood" | "slow-headers" | "slow-body" | "idle-keepalive"
@@ -929,6 +930,7 @@ impl RawFlood {
             let stop = self.stop.clone();
             let kind = self.kind;
             tasks.push(tokio::spawn(async move {
+                tally.opened();
                 let (mut r, mut w) = stream.into_split();
                 let ended = Arc::new(Mutex::new(None::<String>));
                 let reader = {
@@ -1008,7 +1010,10 @@ impl RawFlood {
                 }
                 let how = ended.lock().clone().unwrap_or(result);
                 reader.abort();
-                bump(&tally.closed, &how);
+                if how != "open at the end" {
+                    tally.closed_one();
+                    bump(&tally.closed, &how);
+                }
             }));
         }
         for t in tasks {
