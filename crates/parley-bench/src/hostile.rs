@@ -10,7 +10,8 @@
 //!
 //! Who connects from where (all on loopback): the bystanders from 127.0.0.1, frame floods
 //! and raw sockets from 127.0.0.2, the right-password logins of the failed-login probe's
-//! victim from 127.0.0.4, its attackers from 127.0.3.1–250, each connection probe from an
+//! victim from 127.0.0.4 (where it also registered and first logged in: the server knows the
+//! address as the owner's), its attackers from 127.0.3.1–250, each connection probe from an
 //! address of its own (127.0.0.3 and .5–.8), and provisioning account i from 127.0.4.i (so the per-address register/login
 //! budget is never the one a probe measures by accident). The server's limits are whatever it
 //! was started with: `scripts/hostile.sh` starts it with the shipped defaults.
@@ -401,7 +402,8 @@ fn flooder(plan: &Plan, probe: &str) -> String {
     n
 }
 
-/// Registers (or reuses) and logs in every account, account i from 127.0.4.(i+1).
+/// Registers (or reuses) and logs in every account, account i from 127.0.4.(i+1), the
+/// victim from its own address.
 async fn provision(server: &str, names: &[String]) -> Result<Accounts> {
     // Four at a time: each register and login costs the server a bcrypt hash.
     let sem = Arc::new(tokio::sync::Semaphore::new(4));
@@ -410,7 +412,13 @@ async fn provision(server: &str, names: &[String]) -> Result<Accounts> {
         let sem = sem.clone();
         let server = server.to_owned();
         let name = name.clone();
-        let local = ip(127, 0, 4, (i % 250 + 1) as u8);
+        // The failed-login probe's victim logs in where it always does (an address the
+        // server then knows as the owner's); everyone else from an address of their own.
+        let local = if name.ends_with("victim") {
+            at(VICTIM_IP)
+        } else {
+            ip(127, 0, 4, (i % 250 + 1) as u8)
+        };
         handles.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await?;
             let mut http = HttpClient::new(&server).bound_to(local);
