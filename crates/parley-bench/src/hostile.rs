@@ -488,9 +488,47 @@ impl Sampler {
     }
 }
 
+/// CPU time the process has used, in clock ticks (`utime + stime` of `/proc/<pid>/stat`).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime 14 and stime 15 (1-based).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Waits (at most 60 s) until the server has used under 20% of a core for half a second,
+/// so that work a probe left behind (password hashes still queued, connections still being
+/// cut) does not land in the next probe's figures. Returns the seconds waited.
+async fn settle(pid: u32) -> f64 {
+    let started = Instant::now();
+    // Clock ticks are 1/100 s on Linux.
+    while started.elapsed() < Duration::from_secs(60) {
+        let Some(before) = cpu_ticks(pid) else {
+            break;
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Some(after) = cpu_ticks(pid) else {
+            break;
+        };
+        if after.saturating_sub(before) <= 10 {
+            break;
+        }
+    }
+    started.elapsed().as_secs_f64()
+}
+
 /// Runs one probe with the bystanders and the sampler around it.
 async fn probe(plan: &Plan, accounts: &Accounts, name: &str, what: &str) -> ProbeReport {
+    let settled = settle(plan.pid).await;
     let tally = Arc::new(Tally::default());
+    if settled > 1.0 {
+        tally.note(format!(
+            "(waited {settled:.0} s for the server to go quiet after the previous probe)"
+        ));
+    }
     let rss_start = rss_kb(plan.pid);
     let fds_start = fd_count(plan.pid);
     let by_cfg = match bystander_config(plan, accounts) {
