@@ -16,6 +16,9 @@
 #   --no-build        do not build: use PARLEY_SERVER_BIN and PARLEY_BENCH_BIN (default: the
 #                     release binaries in CARGO_TARGET_DIR or target/)
 #   --no-docs         print the table instead of writing docs/reliability.md
+#   --reuse-before F  take the "before" column from the JSON lines of an earlier run (F, a
+#                     target/hostile/results-*.jsonl) instead of running it again; its label is
+#                     the one recorded there
 #
 # PARLEY_BEFORE_LABEL / PARLEY_AFTER_LABEL name the columns (default: the binaries' file
 # names). With --no-build and copies of the binaries outside the shared target directory, a
@@ -43,7 +46,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=$OUT/results-$STAMP.jsonl
 : >"$RESULTS"
 
-SECS=12 LONG_SECS=65 ONLY="" DOCS=1 BUILD=1 BEFORE_BIN=${PARLEY_BEFORE_BIN:-}
+SECS=12 LONG_SECS=65 ONLY="" DOCS=1 BUILD=1 BEFORE_BIN=${PARLEY_BEFORE_BIN:-} REUSE_BEFORE=""
 ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -53,7 +56,8 @@ while [ $# -gt 0 ]; do
     --before) BEFORE_BIN=$2; shift ;;
     --no-build) BUILD=0 ;;
     --no-docs) DOCS=0 ;;
-    *) echo "usage: scripts/hostile.sh [--secs N] [--long-secs N] [--only LIST] [--before PATH] [--no-build] [--no-docs]" >&2; exit 2 ;;
+    --reuse-before) REUSE_BEFORE=$2; shift ;;
+    *) echo "usage: scripts/hostile.sh [--secs N] [--long-secs N] [--only LIST] [--before PATH] [--no-build] [--no-docs] [--reuse-before FILE]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -92,7 +96,7 @@ AFTER_BIN=${PARLEY_SERVER_BIN:-$TARGET_DIR/release/parley-server}
 BENCH_BIN=${PARLEY_BENCH_BIN:-$TARGET_DIR/release/parley-bench}
 [ -x "$AFTER_BIN" ] || die "no server binary at $AFTER_BIN"
 [ -x "$BENCH_BIN" ] || die "no load generator at $BENCH_BIN"
-[ -z "$BEFORE_BIN" ] || [ -x "$BEFORE_BIN" ] || die "no before binary at $BEFORE_BIN"
+[ -z "$BEFORE_BIN" ] || [ -n "$REUSE_BEFORE" ] || [ -x "$BEFORE_BIN" ] || die "no before binary at $BEFORE_BIN"
 AFTER_LABEL=${PARLEY_AFTER_LABEL:-after ($(basename "$AFTER_BIN"))}
 BEFORE_LABEL=${PARLEY_BEFORE_LABEL:-before ($(basename "${BEFORE_BIN:-none}"))}
 ALL_PROBES=$("$BENCH_BIN" hostile --list)
@@ -154,7 +158,19 @@ run_build() {
 
 T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-[ -n "$BEFORE_BIN" ] && run_build "$BEFORE_LABEL" "$BEFORE_BIN"
+if [ -n "$REUSE_BEFORE" ]; then
+  [ -f "$REUSE_BEFORE" ] || die "no results file $REUSE_BEFORE"
+  # The first label in the file is its "before" column.
+  BEFORE_LABEL=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["label"])' "$REUSE_BEFORE")
+  BEFORE_BIN="(reused from $REUSE_BEFORE)"
+  python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    if l.strip() and json.loads(l)["label"] == sys.argv[2]:
+        print(l.strip())' "$REUSE_BEFORE" "$BEFORE_LABEL" >>"$RESULTS"
+  log "before: reused $(wc -l <"$RESULTS") probes of \"$BEFORE_LABEL\" from $REUSE_BEFORE"
+elif [ -n "$BEFORE_BIN" ]; then
+  run_build "$BEFORE_LABEL" "$BEFORE_BIN"
+fi
 run_build "$AFTER_LABEL" "$AFTER_BIN"
 T_TOTAL=$(($(date +%s) - T_START))
 log "done in ${T_TOTAL}s; raw results: $RESULTS"
