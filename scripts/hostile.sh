@@ -4,11 +4,11 @@
 # default settings, for the "after" build and, when one is given, a "before" build, and writes
 # the side-by-side table into docs/reliability.md (between the `hostile.sh` markers). Raw JSON
 # lines are kept under target/hostile/. About 7 min per build at the default 12 s per probe
-# (22 probes, and 65 s for ping-no-read), so ≈ 14 min for before and after.
+# (22 probes, and 80 s for ping-no-read), so ≈ 14 min for before and after.
 #
 # Options:
 #   --secs N          seconds each probe floods (default 12)
-#   --long-secs N     seconds of the ping-no-read probe (default 65: past the server's 60 s
+#   --long-secs N     seconds of the ping-no-read probe (default 80: past the server's 60 s
 #                     ping timeout, the bound on a write to a client that does not read)
 #   --only LIST       comma-separated probes (default: all; `parley-bench hostile --help`)
 #   --before PATH     the "before" server binary (or PARLEY_BEFORE_BIN); without it, only the
@@ -46,7 +46,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=$OUT/results-$STAMP.jsonl
 : >"$RESULTS"
 
-SECS=12 LONG_SECS=65 ONLY="" DOCS=1 BUILD=1 BEFORE_BIN=${PARLEY_BEFORE_BIN:-} REUSE_BEFORE=""
+SECS=12 LONG_SECS=80 ONLY="" DOCS=1 BUILD=1 BEFORE_BIN=${PARLEY_BEFORE_BIN:-} REUSE_BEFORE=""
 ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -94,7 +94,7 @@ pub const PROBES: &[(&str, &str)] = &[
     ),
     (
         "ping-no-read",
-        "16 sockets of one user with a 4 KiB receive buffer send WebSocket pings (125-byte payloads, the flood rate in all) and never read; runs `--long-secs` (the server's write bound is its 60 s ping timeout)",
+        "16 sockets of one user with a 4 KiB receive buffer send WebSocket pings (125-byte payloads) as fast as the server takes them and never read; runs `--long-secs` (the server's bound on a write is its 60 s ping timeout)",
     ),
     (
         "connection-flood",
@@ -142,9 +142,9 @@ pub struct Plan {
     /// Seconds each probe floods.
     #[arg(long, default_value_t = 20.0)]
     pub secs: f64,
-    /// Seconds the `ping-no-read` probe runs (longer than the server's 60 s ping timeout, which
-    /// bounds a write to a client that does not read; 0: `--secs`).
-    #[arg(long, default_value_t = 65.0)]
+    /// Seconds the `ping-no-read` probe runs (the time to fill the buffers plus the server's
+    /// 60 s ping timeout, which bounds a write to a client that does not read; 0: `--secs`).
+    #[arg(long, default_value_t = 80.0)]
     pub long_secs: f64,
     /// Frames per second a frame flood sends, summed over its sockets (0: as fast as the
     /// sockets take them). Also the pace of the handshake flood (÷ 4) and the room-creation
@@ -1027,8 +1027,14 @@ impl RawFlood {
                             &cont
                         }
                         RawKind::PingNoRead => {
-                            ping_tick.tick().await;
-                            let due = (started.elapsed().as_secs_f64() * per_socket) as u64;
+                            // Unpaced (rate 0): 200 pings a write, as fast as the socket
+                            // takes them, so the kernel buffers fill within seconds.
+                            let due = if per_socket > 0.0 {
+                                ping_tick.tick().await;
+                                (started.elapsed().as_secs_f64() * per_socket) as u64
+                            } else {
+                                pings_sent + 200
+                            };
                             batch.clear();
                             while pings_sent < due && batch.len() < 200 * ping.len() {
                                 batch.extend_from_slice(&ping);
@@ -1573,13 +1579,11 @@ async fn setup(
                 tally.sent.fetch_add(1, Ordering::Relaxed);
                 streams.push(s);
             }
+            // Pings are not paced: the point is to fill the buffers of a client that does not
+            // read, which at a few thousand a second takes minutes.
             Ok(Flood::Raw(RawFlood {
                 kind,
-                rate: if plan.flood_rate > 0.0 {
-                    plan.flood_rate
-                } else {
-                    20_000.0
-                },
+                rate: 0.0,
                 streams,
                 tally,
                 stop,
