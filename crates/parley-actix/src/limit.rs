@@ -307,11 +307,11 @@ impl AccountLimiter {
     fn end(&self, username: &str, peer: Option<IpAddr>) {
         let key = Self::key(username);
         let mut accounts = self.lock();
-        if let Some(known) = accounts.known_mut(&key, peer) {
-            if known.pending > 0 {
-                known.pending -= 1;
-                return;
-            }
+        if let Some(known) = accounts.known_mut(&key, peer)
+            && known.pending > 0
+        {
+            known.pending -= 1;
+            return;
         }
         if let Some(n) = accounts.strangers_pending.get_mut(&key) {
             *n = n.saturating_sub(1);
