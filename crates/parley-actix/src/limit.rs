@@ -90,6 +90,13 @@ impl AuthLimiter {
 /// (that takes the password), so a guesser gains nothing from it; an owner on a new address
 /// waits for the shared allowance like everyone else.
 ///
+/// A login counts against its allowance from the moment its password check begins
+/// ([`AccountLimiter::begin`]): an allowance admits only as many logins at once as it has
+/// tokens. Checking the tokens alone let a flood through whole: each password check takes a
+/// bcrypt hash (≈ 0.25 s of a core at the default cost), a failure is recorded only when it
+/// ends, so wrong passwords arriving faster than the hashes finish all found the allowance
+/// full, and 20 a second from many addresses kept every core hashing.
+///
 /// Unknown names get allowances too, so a 429 says nothing about whether an account exists.
 /// Everything is in memory, per process: a restart forgets it.
 pub(crate) struct AccountLimiter {
@@ -107,6 +114,9 @@ struct Accounts {
     strangers: HashMap<String, TokenBucket>,
     /// Per account name: the addresses that logged in to it recently, most recent first.
     known: HashMap<String, Vec<KnownAddress>>,
+    /// Per account name: logins from strangers whose password check is under way (removed
+    /// at zero).
+    strangers_pending: HashMap<String, u32>,
 }
 
 /// An address that logged in to an account.
@@ -117,6 +127,55 @@ struct KnownAddress {
     last_login: Instant,
     /// Its own failure allowance for the account.
     failures: TokenBucket,
+    /// Its logins whose password check is under way.
+    pending: u32,
+}
+
+/// Whether `bucket` has a token for one more login beside the `pending` ones under way.
+fn admits(bucket: &TokenBucket, pending: u32) -> Result<(), Duration> {
+    // A copy answers without spending; `pending` is at most the burst, so this is short.
+    let mut probe = bucket.clone();
+    for _ in 0..=pending {
+        probe.try_take()?;
+    }
+    Ok(())
+}
+
+/// A login whose password check is under way, counted against the allowance it drew on
+/// until it ends: [`LoginAttempt::failed`], [`LoginAttempt::succeeded`], or dropped (an
+/// error other than a wrong password, or a cancelled request: nothing is spent).
+pub(crate) struct LoginAttempt {
+    limiter: std::sync::Arc<AccountLimiter>,
+    username: String,
+    peer: Option<IpAddr>,
+    /// False when there is no limit (nothing was counted).
+    counted: bool,
+}
+
+impl LoginAttempt {
+    /// The password was wrong: a token of the allowance is spent.
+    pub(crate) fn failed(mut self) {
+        self.release();
+        self.limiter.failed(&self.username, self.peer);
+    }
+
+    /// The login succeeded: nothing is spent, and the address becomes a known one.
+    pub(crate) fn succeeded(mut self) {
+        self.release();
+        self.limiter.succeeded(&self.username, self.peer);
+    }
+
+    fn release(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.limiter.end(&self.username, self.peer);
+        }
+    }
+}
+
+impl Drop for LoginAttempt {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// Longest name kept as a key (longer ones cannot be accounts anyway; bounded memory).
@@ -159,25 +218,101 @@ impl AccountLimiter {
     }
 
     /// Refuses a login for `username` from `peer` (the client's address, `None` if unknown)
-    /// when the allowance that address draws on is spent (takes nothing).
+    /// when the allowance that address draws on is spent (takes nothing, counts nothing).
+    #[cfg(test)]
     pub(crate) fn check(&self, username: &str, peer: Option<IpAddr>) -> Result<(), ApiError> {
         if self.limit.is_none() {
             return Ok(());
         }
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
         let key = Self::key(username);
         let mut accounts = self.lock();
-        // A copy answers "is a token there?" without spending it.
-        let probe = match accounts.known_mut(&key, peer) {
-            Some(known) => known.failures.clone().try_take(),
-            None => match accounts.strangers.get(&key) {
-                Some(bucket) => bucket.clone().try_take(),
-                None => Ok(()),
-            },
+        Self::admit(limit, &mut accounts, &key, peer, false)
+    }
+
+    /// [`AccountLimiter::check`], and when admitted the login counts against its allowance
+    /// until the returned attempt ends.
+    pub(crate) fn begin(
+        self: &std::sync::Arc<Self>,
+        username: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<LoginAttempt, ApiError> {
+        let counted = self.limit.is_some();
+        if let Some(limit) = self.limit {
+            let key = Self::key(username);
+            let mut accounts = self.lock();
+            Self::admit(limit, &mut accounts, &key, peer, true)?;
+        }
+        Ok(LoginAttempt {
+            limiter: self.clone(),
+            username: username.to_owned(),
+            peer,
+            counted,
+        })
+    }
+
+    /// Is there a token for one more login of `key` from `peer`, beside those under way?
+    /// With `count`, the login is then counted as under way.
+    fn admit(
+        limit: RateLimit,
+        accounts: &mut Accounts,
+        key: &str,
+        peer: Option<IpAddr>,
+        count: bool,
+    ) -> Result<(), ApiError> {
+        let result = match accounts.known_mut(key, peer) {
+            Some(known) => {
+                let r = admits(&known.failures, known.pending);
+                if r.is_ok() && count {
+                    known.pending += 1;
+                }
+                r
+            }
+            None => {
+                let pending = accounts.strangers_pending.get(key).copied().unwrap_or(0);
+                let r = match accounts.strangers.get(key) {
+                    Some(bucket) => admits(bucket, pending),
+                    // No failure yet: a full allowance.
+                    None => admits(&TokenBucket::new(limit), pending),
+                };
+                if r.is_ok() && count {
+                    if accounts.strangers_pending.len() >= MAX_TRACKED
+                        && !accounts.strangers_pending.contains_key(key)
+                    {
+                        accounts.strangers_pending.clear();
+                    }
+                    *accounts
+                        .strangers_pending
+                        .entry(key.to_owned())
+                        .or_default() += 1;
+                }
+                r
+            }
         };
-        probe.map_err(|wait| {
+        result.map_err(|wait| {
             tracing::warn!("login attempts for one account over the failure limit");
             too_many_failures(wait)
         })
+    }
+
+    /// A login counted by [`AccountLimiter::begin`] ended.
+    fn end(&self, username: &str, peer: Option<IpAddr>) {
+        let key = Self::key(username);
+        let mut accounts = self.lock();
+        if let Some(known) = accounts.known_mut(&key, peer)
+            && known.pending > 0
+        {
+            known.pending -= 1;
+            return;
+        }
+        if let Some(n) = accounts.strangers_pending.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                accounts.strangers_pending.remove(&key);
+            }
+        }
     }
 
     /// Records a wrong password for `username` from `peer`.
@@ -225,6 +360,7 @@ impl AccountLimiter {
                 addr,
                 last_login: now,
                 failures: TokenBucket::new(limit),
+                pending: 0,
             },
         };
         known.insert(0, entry);
@@ -317,6 +453,47 @@ mod tests {
         tokio::time::advance(Duration::from_secs(20)).await;
         assert!(limiter.check("alice", ip(2)).is_ok());
         assert!(limiter.check("alice", ip(3)).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn logins_under_way_count_against_the_allowance() {
+        // The failure found by `parley-bench hostile`'s login-victim probe: wrong passwords
+        // arriving faster than their bcrypt checks finish all found the allowance full.
+        let limiter = std::sync::Arc::new(limiter());
+        let a = limiter.begin("alice", ip(2)).unwrap();
+        let b = limiter.begin("alice", ip(3)).unwrap();
+        // Two checks under way fill the strangers' allowance of two: a third is refused
+        // before its password is looked at.
+        assert!(matches!(
+            limiter.begin("alice", ip(4)),
+            Err(ApiError::RateLimited { .. })
+        ));
+        assert!(limiter.begin("bob", ip(4)).is_ok());
+        // One ends without a verdict (the store was down, the request was dropped): its
+        // place is free again, and nothing was spent.
+        drop(a);
+        let c = limiter.begin("alice", ip(4)).unwrap();
+        // Wrong passwords spend the allowance.
+        b.failed();
+        c.failed();
+        assert!(limiter.begin("alice", ip(5)).is_err());
+        // The owner's address has its own allowance, counted the same way; successes spend
+        // nothing.
+        limiter.succeeded("alice", ip(1));
+        let o1 = limiter.begin("alice", ip(1)).unwrap();
+        let o2 = limiter.begin("alice", ip(1)).unwrap();
+        assert!(limiter.begin("alice", ip(1)).is_err());
+        o1.succeeded();
+        o2.succeeded();
+        for _ in 0..5 {
+            limiter.begin("alice", ip(1)).unwrap().succeeded();
+        }
+        // A stranger whose login succeeds becomes known and frees the strangers' place.
+        tokio::time::advance(Duration::from_secs(100)).await;
+        let s = limiter.begin("alice", ip(6)).unwrap();
+        s.succeeded();
+        assert!(limiter.begin("alice", ip(6)).is_ok());
+        assert!(limiter.lock().strangers_pending.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -342,17 +342,17 @@ async fn login(req: HttpRequest, state: State, body: web::Json<LoginBody>) -> Re
     state.auth_limiter.check(state.client_ip(req.head()))?;
     let body = body.into_inner();
     let peer = state.client_ip(req.head()).map(address_key);
-    state.account_limiter.check(&body.username, peer)?;
+    // Counted against the account's failure allowance until the password check ends.
+    let attempt = state.account_limiter.begin(&body.username, peer)?;
     let auth = state.auth.clone();
-    let limiter = state.account_limiter.clone();
     run(&state, async move {
         let result = auth
             .login(&body.username, &Password::new(body.password))
             .await;
         match &result {
-            Ok(_) => limiter.succeeded(&body.username, peer),
-            Err(parley_auth::AuthError::InvalidCredentials) => limiter.failed(&body.username, peer),
-            Err(_) => {}
+            Ok(_) => attempt.succeeded(),
+            Err(parley_auth::AuthError::InvalidCredentials) => attempt.failed(),
+            Err(_) => drop(attempt),
         }
         ok(result?)
     })

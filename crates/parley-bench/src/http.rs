@@ -15,6 +15,8 @@ pub struct HttpClient {
     addr: String,
     /// The open connection, if any (reopened when the server closed it).
     conn: Option<BufReader<TcpStream>>,
+    /// Local address to connect from (any port), when not the system's choice.
+    local: Option<std::net::IpAddr>,
 }
 
 /// A response: status and body.
@@ -31,7 +33,15 @@ impl HttpClient {
         Self {
             addr: addr.to_owned(),
             conn: None,
+            local: None,
         }
+    }
+
+    /// The same client, connecting from `local` (a loopback address such as 127.0.0.2: the
+    /// server's per-address limits then count it apart from other clients).
+    pub fn bound_to(mut self, local: std::net::IpAddr) -> Self {
+        self.local = Some(local);
+        self
     }
 
     /// `POST path` with a JSON body and an optional bearer token. Retries once on a
@@ -48,9 +58,16 @@ impl HttpClient {
 
     async fn try_post(&mut self, path: &str, body: &str, token: Option<&str>) -> Result<Response> {
         if self.conn.is_none() {
-            let stream = TcpStream::connect(&self.addr)
-                .await
-                .with_context(|| format!("connecting to {}", self.addr))?;
+            let stream = match self.local {
+                None => TcpStream::connect(&self.addr).await,
+                Some(local) => {
+                    let addr: std::net::SocketAddr = self.addr.parse().context("server address")?;
+                    let socket = tokio::net::TcpSocket::new_v4()?;
+                    socket.bind(std::net::SocketAddr::new(local, 0))?;
+                    socket.connect(addr).await
+                }
+            }
+            .with_context(|| format!("connecting to {}", self.addr))?;
             stream.set_nodelay(true)?;
             self.conn = Some(BufReader::new(stream));
         }

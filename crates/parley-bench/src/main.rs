@@ -5,7 +5,9 @@
 //!   tracking every (member, message) pair and its end-to-end latency, the report;
 //! - `bare`: the limit reference, a tokio-tungstenite broadcast server with nothing else;
 //! - `http`: a tiny keep-alive HTTP/1.1 client for provisioning;
-//! - `procfs`: a server's resident memory from `/proc/<pid>/status`.
+//! - `procfs`: a server's resident memory from `/proc/<pid>/status`;
+//! - `hostile`: hostile clients, one probe after another, against a running server while
+//!   bystanders chat (`scripts/hostile.sh` runs it for a before/after table).
 //!
 //! It is a tool, never part of the server binary, and depends on no Parley crate: it speaks
 //! to servers over loopback only, as any client would. Everything it does is bounded in count
@@ -15,6 +17,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bare;
+mod hostile;
 mod http;
 mod load;
 mod procfs;
@@ -35,6 +38,11 @@ struct Cli {
 enum Command {
     /// Run one load against a server and print the report (human lines, then one JSON line).
     Run(load::Plan),
+    /// Hostile clients against a running server, one probe after another, while bystanders
+    /// chat: per probe the bystanders' latency, the server's memory and descriptors, and what
+    /// the flood achieved (one JSON line per probe; `--table` adds a markdown table). Exit code
+    /// 4 when the server died (the probes after it did not run).
+    Hostile(hostile::Plan),
     /// Serve the bare fan-out reference (no auth, no JSON, no persistence) until killed.
     BareServer {
         /// Listen address (loopback).
@@ -55,22 +63,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result: Result<bool> = rt.block_on(async {
+    let result: Result<u8> = rt.block_on(async {
         match cli.command {
-            Command::BareServer { bind } => bare::serve(&bind).await.map(|()| true),
+            Command::BareServer { bind } => bare::serve(&bind).await.map(|()| 0),
+            Command::Hostile(plan) => Ok(if hostile::run(plan).await? { 0 } else { 4 }),
             Command::Run(plan) => {
                 let report = load::run(plan).await?;
                 print_human(&report);
                 println!("{}", serde_json::to_string(&report)?);
-                Ok(report.ok)
+                Ok(if report.ok { 0 } else { 3 })
             }
         }
     });
     // Client tasks may still hold sockets: do not wait for them.
     rt.shutdown_background();
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(3),
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("parley-bench: {e:#}");
             ExitCode::FAILURE
