@@ -5,7 +5,7 @@ use crate::error::{Result, ServerError};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use parley_actix::{HttpConfig, ServeOptions};
-use parley_core::{ConnectionConfig, EngineConfig, RateLimit};
+use parley_core::{ConnectionConfig, EngineConfig, GuestConfig, RateLimit};
 use parley_domain::redact_url;
 use parley_layer::LayerConfig;
 use parley_store::BatchOptions;
@@ -146,6 +146,17 @@ pub struct Settings {
     pub join_rate: f64,
     /// Join and leave burst per user.
     pub join_burst: f64,
+    /// Guests (identities without an account, `POST /api/auth/guest` and the tutorial
+    /// endpoint's `?guest=`): off by default.
+    pub guests: bool,
+    /// A guest's messages (send, edit, delete) per second (sustained).
+    pub guest_message_rate: f64,
+    /// A guest's message burst.
+    pub guest_message_burst: f64,
+    /// A guest's joins and leaves per second (sustained).
+    pub guest_join_rate: f64,
+    /// A guest's join and leave burst.
+    pub guest_join_burst: f64,
     /// Messages (send, edit, delete) per second per user (sustained).
     pub message_rate: f64,
     /// Message burst per user.
@@ -267,6 +278,11 @@ impl Default for Settings {
             group_commit_direct_below: group_commit.direct_below,
             join_rate: engine.join_rate.per_second,
             join_burst: engine.join_rate.burst,
+            guests: engine.guests.enabled,
+            guest_message_rate: engine.guests.message_rate.per_second,
+            guest_message_burst: engine.guests.message_rate.burst,
+            guest_join_rate: engine.guests.join_rate.per_second,
+            guest_join_burst: engine.guests.join_rate.burst,
             message_rate: engine.message_rate.per_second,
             message_burst: engine.message_rate.burst,
             typing_rate: engine.typing_rate.per_second,
@@ -620,6 +636,11 @@ impl Settings {
             join_rate: RateLimit::new(self.join_rate, self.join_burst),
             presence_interval: Duration::from_millis(self.presence_interval_ms),
             presence_ttl: Duration::from_millis(self.presence_ttl_ms),
+            guests: GuestConfig {
+                enabled: self.guests,
+                message_rate: RateLimit::new(self.guest_message_rate, self.guest_message_burst),
+                join_rate: RateLimit::new(self.guest_join_rate, self.guest_join_burst),
+            },
             ..EngineConfig::default()
         }
     }

@@ -11,7 +11,7 @@ use crate::openapi::{Doc, Tag};
 use crate::state::{AppState, Authenticated};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use parley_auth::{LoginResponse, Password, TokenPair};
+use parley_auth::{GuestLogin, LoginResponse, Password, TokenPair};
 use parley_core::{
     HistoryQuery, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, RoomListQuery,
     RoomScope,
@@ -103,6 +103,26 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .body::<LoginBody>()
                 .reply::<LoginResponse>(StatusCode::OK, "The tokens and the account.")
                 .refuses(&[InvalidCredentials, RateLimited]),
+        )
+        .done();
+    r.at("/auth/guest")
+        .post(
+            guest,
+            api(
+                Accounts,
+                "guest",
+                "Continue as a guest: an access token, no account",
+            )
+            .describe(
+                "Only when the server's `guests` setting is on; otherwise 404. The guest \
+                     chooses a name (a valid user name of at most 20 characters) and gets a \
+                     user named `guest.{name}.{tag}` flagged `is_guest`, with an access token \
+                     and no refresh token. Guests join, read and post in public rooms only. \
+                     Limited per client address (`auth_rate`, `auth_burst`).",
+            )
+            .body::<GuestBody>()
+            .reply::<GuestLogin>(StatusCode::OK, "The guest's access token and identity.")
+            .refuses(&[InvalidField, NotFound, RateLimited]),
         )
         .done();
     r.at("/auth/refresh")
@@ -357,6 +377,32 @@ async fn login(req: HttpRequest, state: State, body: web::Json<LoginBody>) -> Re
         ok(result?)
     })
     .await
+}
+
+/// A guest's chosen name.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct GuestBody {
+    /// The name to show: a valid user name (letters, digits, `_`, `-`, `.`, starting with a
+    /// letter) of 3 to 20 characters.
+    #[schema(value_type = UserName, max_length = 20)]
+    name: String,
+}
+
+/// `POST /api/auth/guest` → `{access, user}` when guests are on, 404 otherwise (whatever
+/// the body: the route must look absent, so the body is judged only after the setting).
+async fn guest(
+    req: HttpRequest,
+    state: State,
+    body: Result<web::Json<GuestBody>, actix_web::Error>,
+) -> actix_web::Result<HttpResponse> {
+    if !state.engine.config().guests.enabled {
+        return Err(ApiError::not_found("guests are not enabled on this server").into());
+    }
+    state.auth_limiter.check(&req)?;
+    let body = body?.into_inner();
+    let auth = state.auth.clone();
+    Ok(run(&state, async move { ok(auth.guest(&body.name).await?) }).await?)
 }
 
 /// A refresh token.

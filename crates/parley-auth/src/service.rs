@@ -25,6 +25,16 @@ pub struct LoginResponse {
     pub user: User,
 }
 
+/// The answer to a guest sign-in: an access token and nothing to refresh it with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GuestLogin {
+    /// The access token (the configured access lifetime; there is no refresh token).
+    pub access: String,
+    /// The guest identity: `is_guest` is true and the user name is `guest.{name}.{tag}`.
+    pub user: User,
+}
+
 /// Accounts and tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
@@ -91,7 +101,8 @@ impl Auth {
         password: &Password,
         email: Option<&str>,
     ) -> Result<User> {
-        let username = UserName::parse(username).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let username =
+            UserName::parse_account(username).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let email = email
             .map(Email::parse)
             .transpose()
@@ -103,6 +114,7 @@ impl Auth {
             email,
             password_hash,
             is_staff: false,
+            is_guest: false,
         };
         match self.inner.store.create_user(&new).await {
             Ok(user) => {
@@ -112,6 +124,47 @@ impl Auth {
             Err(StoreError::Conflict(_)) => Err(AuthError::UsernameTaken),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Makes a guest identity for a visitor who chose `name` (a valid user name of at most
+    /// [`UserName::GUEST_DISPLAY_MAX`] characters; `Invalid` otherwise) and returns an access
+    /// token for it. The identity is a user row flagged `is_guest` named
+    /// `guest.{name}.{tag}` with a random tag, a name no account can register; it has no
+    /// usable password and gets no refresh token, so nobody can log in to it or keep it.
+    /// Whether guests are allowed at all is the caller's decision.
+    pub async fn guest(&self, name: &str) -> Result<GuestLogin> {
+        let display = UserName::parse(name).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        // Five random characters: a clash with a live guest of the same name is rare and
+        // retried; a handful of clashes in a row means the store is the problem.
+        for _ in 0..5 {
+            let tag: String = uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .chars()
+                .take(UserName::GUEST_TAG_LEN)
+                .collect();
+            let username =
+                UserName::guest(&display, &tag).map_err(|e| AuthError::Invalid(e.to_string()))?;
+            let new = NewUser {
+                username,
+                email: None,
+                password_hash: "!".to_owned(),
+                is_staff: false,
+                is_guest: true,
+            };
+            match self.inner.store.create_user(&new).await {
+                Ok(user) => {
+                    let access = self.inner.tokens.issue_access(&user)?;
+                    tracing::info!(user = %user.username, id = %user.id, "guest signed in");
+                    return Ok(GuestLogin { access, user });
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AuthError::Internal(format!(
+            "no free guest name for {display}"
+        )))
     }
 
     /// Changes a user's password (rules apply).
@@ -210,6 +263,7 @@ impl Auth {
                 email: email.clone(),
                 password_hash: "!".to_owned(),
                 is_staff: false,
+                is_guest: false,
             };
             match store
                 .create_external_user(&new, &identity.iss, &identity.sub)

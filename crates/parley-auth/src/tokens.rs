@@ -218,6 +218,13 @@ impl TokenService {
         Ok((pair, refresh))
     }
 
+    /// Issues an access token alone, for a guest (who gets no refresh token: when it
+    /// expires the guest identity is done with).
+    pub fn issue_access(&self, user: &User) -> Result<String> {
+        let family = uuid::Uuid::new_v4().to_string();
+        self.sign(&self.claims(user.id, user.username.as_str(), TokenType::Access, &family))
+    }
+
     /// Verifies a token's signature, algorithm, expiry and type. `Expired`, `InvalidToken`
     /// or `WrongTokenType` otherwise. Does not consult the store (see [`crate::Auth`]).
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims> {

@@ -120,12 +120,19 @@ impl Engine {
         if *self.inner.shutdown.borrow() {
             return Err(EngineError::ShuttingDown);
         }
+        // A guest's token outlives a switch to `guests` off by at most its lifetime; its
+        // sockets are refused from the switch on.
+        if user.is_guest && !self.inner.config.guests.enabled {
+            return Err(crate::access::guest_refused(
+                "guests are not allowed on this server",
+            ));
+        }
         {
             let mut state = self.inner.state.lock();
             let limit = self.inner.config.max_connections_per_user;
             let entry = state.users.entry(user.id).or_insert_with(|| UserState {
                 connections: 0,
-                budgets: Budgets::new(&self.inner.config),
+                budgets: Budgets::new(&self.inner.config, user.is_guest),
                 forget_at: None,
                 unsure: VecDeque::new(),
             });
@@ -300,11 +307,11 @@ impl Inner {
 
     /// Takes one token of `user`'s `budget`; on refusal, the error to answer with. A user
     /// without a connection (a REST call) gets budgets too, forgotten once refilled.
-    pub(crate) fn take_token(&self, user: UserId, budget: Budget) -> Result<()> {
+    pub(crate) fn take_token(&self, user: &User, budget: Budget) -> Result<()> {
         let mut state = self.state.lock();
-        let entry = state.users.entry(user).or_insert_with(|| UserState {
+        let entry = state.users.entry(user.id).or_insert_with(|| UserState {
             connections: 0,
-            budgets: Budgets::new(&self.config),
+            budgets: Budgets::new(&self.config, user.is_guest),
             forget_at: Some(limits::forget_at(&self.config)),
             unsure: VecDeque::new(),
         });

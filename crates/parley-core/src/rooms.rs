@@ -3,7 +3,7 @@
 //! followed by what it implies for open sockets (a removed member's sockets leave the room,
 //! a renamed or deleted room's sockets get `left`).
 
-use crate::access::RoomAccess;
+use crate::access::{RoomAccess, guest_refused};
 use crate::engine::Inner;
 use crate::error::{EngineError, Result};
 use crate::limits::Budget;
@@ -144,13 +144,16 @@ impl Rooms {
         kind: RoomKind,
         topic: Topic,
     ) -> Result<Room> {
+        if user.is_guest {
+            return Err(guest_refused("guests may not create rooms"));
+        }
         if kind == RoomKind::Direct || name.is_direct() {
             return Err(EngineError::refused(
                 ErrorCode::InvalidField,
                 "direct rooms are made with a direct chat (POST /api/direct/{username}), and 'dm.' names are reserved",
             ));
         }
-        self.inner.take_token(user.id, Budget::RoomCreations)?;
+        self.inner.take_token(user, Budget::RoomCreations)?;
         let new = NewRoom {
             name,
             kind,
@@ -239,6 +242,11 @@ impl Rooms {
         let (access, member) = self.members_change(user, room, member).await?;
         let store = &self.inner.store;
         let room_id = access.room().id;
+        if member.is_guest && access.room().kind != RoomKind::Public {
+            return Err(guest_refused(
+                "guests may not be added to private rooms; they join public rooms themselves",
+            ));
+        }
         if member.id == user.id && !access.can_read() {
             // Staff manage rooms they do not belong to, but never read them: adding themself
             // would open the conversation (see `RoomAccess`).
@@ -347,6 +355,9 @@ impl Rooms {
     /// room creation, and so does asking for a name that is nobody's).
     pub async fn direct(&self, user: &User, other: &UserName) -> Result<Room> {
         let store = &self.inner.store;
+        if user.is_guest || other.is_guest_name() {
+            return Err(guest_refused("direct chats are for accounts, not guests"));
+        }
         if other == &user.username {
             return Err(EngineError::refused(
                 ErrorCode::InvalidField,
@@ -370,7 +381,7 @@ impl Rooms {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.inner.take_token(user.id, Budget::RoomCreations)?;
+        self.inner.take_token(user, Budget::RoomCreations)?;
         match other {
             Some(other) => Ok(store.direct_room(user.id, other.id).await?),
             None => Err(StoreError::NotFound("user").into()),
@@ -387,7 +398,12 @@ impl Rooms {
         let store = &self.inner.store;
         match store.room_by_name(room).await {
             Err(StoreError::NotFound(_)) => {
-                self.inner.take_token(user.id, Budget::RoomCreations)?;
+                if user.is_guest {
+                    return Err(guest_refused(
+                        "guests may not create rooms; join one that exists",
+                    ));
+                }
+                self.inner.take_token(user, Budget::RoomCreations)?;
                 let new = NewRoom {
                     name: room.clone(),
                     kind: RoomKind::Public,

@@ -20,6 +20,8 @@ diesel::table! {
         created_at -> BigInt,
         /// Millis since the epoch.
         last_login -> Nullable<BigInt>,
+        /// A guest identity (no password, no refresh token), not an account.
+        is_guest -> Bool,
     }
 }
 

@@ -74,6 +74,7 @@ async fn user(s: &Store, name: &str) -> User {
         email: None,
         password_hash: format!("hash-of-{name}"),
         is_staff: false,
+        is_guest: false,
     })
     .await
     .unwrap()
@@ -101,6 +102,7 @@ fn msg(
         room: room.name.clone(),
         sender_id: sender.id,
         sender: sender.username.clone(),
+        sender_is_guest: false,
         body: MessageBody::parse(body).unwrap(),
         client_id: client_id.map(|c| ClientMsgId::parse(c).unwrap()),
     }
@@ -135,6 +137,7 @@ async fn users_are_created_found_and_deleted(s: &Store) {
             email: Some(parley_domain::Email::parse("alice@example.com").unwrap()),
             password_hash: "h1".into(),
             is_staff: true,
+            is_guest: false,
         })
         .await
         .unwrap();
@@ -153,6 +156,7 @@ async fn users_are_created_found_and_deleted(s: &Store) {
             email: None,
             password_hash: "h2".into(),
             is_staff: false,
+            is_guest: false,
         })
         .await;
     assert!(
@@ -1348,6 +1352,7 @@ async fn external_identities_link_accounts(s: &Store) {
         email: None,
         password_hash: "!".into(),
         is_staff: false,
+        is_guest: false,
     };
     let u = s
         .create_external_user(&new("gina"), iss, "sub-1")
@@ -1402,6 +1407,7 @@ async fn unreachable_postgres_is_unavailable() {
         room: RoomName::parse("r").unwrap(),
         sender_id: UserId(1),
         sender: UserName::parse("abc").unwrap(),
+        sender_is_guest: false,
         body: MessageBody::parse("x").unwrap(),
         client_id: None,
     };
@@ -1546,6 +1552,7 @@ async fn reader_paging_forward_misses_nothing(
                     room: to.name.clone(),
                     sender_id: sender.id,
                     sender: sender.username.clone(),
+                    sender_is_guest: false,
                     body: MessageBody::parse(&format!("m{i}")).unwrap(),
                     client_id: None,
                 };

@@ -19,6 +19,8 @@ pub struct NewUser {
     pub password_hash: String,
     /// Staff flag.
     pub is_staff: bool,
+    /// A guest identity (see `User::is_guest`): no usable password, never staff.
+    pub is_guest: bool,
 }
 
 /// A user with the hash to check a login against.
@@ -65,7 +67,8 @@ impl Store {
                         users::username.eq(new.username.as_str()),
                         users::email.eq(new.email.as_ref().map(Email::as_str)),
                         users::password_hash.eq(&new.password_hash),
-                        users::is_staff.eq(new.is_staff),
+                        users::is_staff.eq(new.is_staff && !new.is_guest),
+                        users::is_guest.eq(new.is_guest),
                         users::created_at.eq(now),
                     ))
                     .returning(UserRow::as_returning())
