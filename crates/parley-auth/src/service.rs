@@ -352,6 +352,23 @@ impl Auth {
         }
     }
 
+    /// Clears away guests whose one access token had expired by `now` (see
+    /// [`Store::prune_guests`]: the silent ones are deleted, those who posted stay as
+    /// authors but leave every room). Returns how many were deleted. Run it now and then
+    /// (the engine does, every [`Auth::GUEST_PRUNE_INTERVAL`]).
+    pub async fn prune_guests(&self, now: Timestamp) -> Result<usize> {
+        // A second more than the token lives, so the last moment it passes is behind us.
+        let age = self.inner.tokens.access_valid_secs().saturating_add(1);
+        Ok(self
+            .inner
+            .store
+            .prune_guests(now.plus_seconds(-age))
+            .await?)
+    }
+
+    /// How often the engine clears away stale guests.
+    pub const GUEST_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
     /// Forgets revocations of tokens that have expired anyway; run it now and then.
     pub async fn prune_revocations(&self) -> Result<usize> {
         Ok(self.inner.store.prune_revoked(Timestamp::now()).await?)

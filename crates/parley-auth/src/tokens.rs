@@ -182,6 +182,13 @@ impl TokenService {
         self.refresh_secs
     }
 
+    /// How long after it was issued an access token stops passing [`TokenService::verify`]:
+    /// its lifetime plus the clock leeway, in seconds.
+    pub fn access_valid_secs(&self) -> i64 {
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(i64::MAX);
+        self.access_secs.saturating_add(leeway)
+    }
+
     fn claims(&self, user: UserId, username: &str, token_type: TokenType, family: &str) -> Claims {
         let iat = now_secs();
         let ttl = match token_type {

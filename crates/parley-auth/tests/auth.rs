@@ -260,6 +260,14 @@ async fn guests_get_an_access_token_and_nothing_to_keep() {
             "{bad}"
         );
     }
+    // Stale guests: none while their tokens live; once those expired, both (silent) go.
+    assert_eq!(auth.prune_guests(Timestamp::now()).await.unwrap(), 0);
+    let after_expiry = Timestamp::now().plus_seconds(config().access_ttl.as_secs() as i64 + 2);
+    assert_eq!(auth.prune_guests(after_expiry).await.unwrap(), 2);
+    assert!(matches!(
+        auth.authenticate(&guest.access).await,
+        Err(AuthError::UnknownUser)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,6 +104,7 @@ impl Engine {
             auth: OnceLock::new(),
         });
         tokio::spawn(node_task(Arc::downgrade(&inner), layer, node));
+        tokio::spawn(guest_task(Arc::downgrade(&inner)));
         Ok(Self { inner })
     }
 
@@ -674,6 +675,28 @@ impl Inner {
 
 /// The node's background task: answers presence snapshots and sends heartbeats until the
 /// engine is dropped or shut down.
+/// Clears away stale guests every [`Auth::GUEST_PRUNE_INTERVAL`] (whether or not guests are
+/// on now: those of an earlier run go too), once the engine has its [`Auth`]. Every node
+/// does it; the deletes are idempotent.
+async fn guest_task(engine: Weak<Inner>) {
+    let mut ticker = tokio::time::interval(Auth::GUEST_PRUNE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(inner) = engine.upgrade() else { break };
+        if *inner.shutdown.borrow() {
+            break;
+        }
+        let Some(auth) = inner.auth.get().cloned() else {
+            continue;
+        };
+        drop(inner);
+        if let Err(e) = auth.prune_guests(parley_domain::Timestamp::now()).await {
+            tracing::warn!(error = %e, "could not clear away stale guests; trying again later");
+        }
+    }
+}
+
 async fn node_task(engine: Weak<Inner>, layer: Arc<dyn ChannelLayer>, node: ChannelName) {
     let interval = match engine.upgrade() {
         Some(inner) => inner.config.presence_interval,

@@ -63,6 +63,7 @@ conformance!(
     the_batcher_groups_concurrent_appends,
     the_batcher_keeps_each_group_in_order,
     external_identities_link_accounts,
+    stale_guests_are_pruned_and_their_messages_kept,
     a_reader_paging_forward_misses_nothing_under_concurrent_appends,
     a_reader_paging_forward_misses_nothing_under_batched_appends,
     a_reader_paging_forward_misses_nothing_under_mixed_appends,
@@ -102,7 +103,7 @@ fn msg(
         room: room.name.clone(),
         sender_id: sender.id,
         sender: sender.username.clone(),
-        sender_is_guest: false,
+        sender_is_guest: sender.is_guest,
         body: MessageBody::parse(body).unwrap(),
         client_id: client_id.map(|c| ClientMsgId::parse(c).unwrap()),
     }
@@ -1342,6 +1343,73 @@ async fn the_batcher_keeps_each_group_in_order(s: &Store) {
         total += ids_after(s, r.id, None).await.len();
     }
     assert_eq!(total, GROUPS * EACH + 1, "every message stored once");
+}
+
+async fn guest(s: &Store, name: &str) -> User {
+    s.create_user(&NewUser {
+        username: UserName::parse(name).unwrap(),
+        email: None,
+        password_hash: "!".into(),
+        is_staff: true,
+        is_guest: true,
+    })
+    .await
+    .unwrap()
+}
+
+async fn stale_guests_are_pruned_and_their_messages_kept(s: &Store) {
+    let alice = user(s, "alice").await;
+    let lobby = room(s, "lobby", RoomKind::Public, alice.id).await;
+    let silent = guest(s, "guest.silent.aaaaa").await;
+    let talker = guest(s, "guest.talker.bbbbb").await;
+    // The flag is stored and read back; a guest is never staff, whatever was asked.
+    assert!(silent.is_guest && !silent.is_staff);
+    assert_eq!(s.user_by_id(talker.id).await.unwrap(), talker);
+    assert!(!alice.is_guest);
+    for g in [&silent, &talker] {
+        s.add_member(lobby.id, g.id, Role::Member).await.unwrap();
+    }
+    let said = post(s, &lobby, &talker, "hello as a guest").await;
+    assert!(said.guest);
+    assert!(!post(s, &lobby, &alice, "hello").await.guest);
+    let marks = |page: parley_store::HistoryPage| -> Vec<(String, bool)> {
+        page.messages
+            .into_iter()
+            .map(|m| (m.body, m.guest))
+            .collect()
+    };
+    let expected = vec![
+        ("hello as a guest".to_owned(), true),
+        ("hello".to_owned(), false),
+    ];
+    let history = s.history(lobby.id, &HistoryQuery::default()).await.unwrap();
+    assert_eq!(marks(history), expected);
+
+    // Nothing made before the cutoff: nothing happens.
+    assert_eq!(s.prune_guests(Timestamp(0)).await.unwrap(), 0);
+    assert_eq!(s.members(lobby.id).await.unwrap().len(), 3);
+
+    let later = Timestamp::now().plus_seconds(1);
+    assert_eq!(s.prune_guests(later).await.unwrap(), 1);
+    assert!(matches!(
+        s.user_by_id(silent.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The guest who posted stays as its messages' author, but in no room.
+    assert_eq!(s.user_by_id(talker.id).await.unwrap().id, talker.id);
+    let members: Vec<UserId> = s
+        .members(lobby.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    assert_eq!(members, [alice.id]);
+    let history = s.history(lobby.id, &HistoryQuery::default()).await.unwrap();
+    assert_eq!(marks(history), expected);
+    // Accounts are never pruned, and pruning again finds nothing.
+    assert_eq!(s.user_by_id(alice.id).await.unwrap().id, alice.id);
+    assert_eq!(s.prune_guests(later).await.unwrap(), 0);
 }
 
 async fn external_identities_link_accounts(s: &Store) {

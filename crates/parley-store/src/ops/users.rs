@@ -2,7 +2,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::rows::UserRow;
-use crate::schema::{external_identities, users};
+use crate::schema::{external_identities, memberships, messages, users};
 use crate::store::{Store, with_conn};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -163,6 +163,41 @@ impl Store {
             }
         );
         row.into_user()
+    }
+
+    /// Clears away guests made before `created_before` (whose only token has expired by
+    /// then, so nobody can act as them any more): a guest who never posted is deleted with
+    /// its memberships; one who did stays as the author of its messages (history keeps
+    /// them) but leaves every room, so member lists forget it. Returns how many guests were
+    /// deleted.
+    pub async fn prune_guests(&self, created_before: Timestamp) -> Result<usize> {
+        let cutoff = created_before.millis();
+        let deleted = with_conn!(
+            self,
+            write | conn | {
+                let stale = users::table
+                    .filter(users::is_guest.eq(true))
+                    .filter(users::created_at.lt(cutoff))
+                    .select(users::id);
+                diesel::delete(memberships::table.filter(memberships::user_id.eq_any(stale)))
+                    .execute(conn)
+                    .await?;
+                diesel::delete(
+                    users::table
+                        .filter(users::is_guest.eq(true))
+                        .filter(users::created_at.lt(cutoff))
+                        .filter(diesel::dsl::not(diesel::dsl::exists(
+                            messages::table.filter(messages::sender_id.eq(users::id)),
+                        ))),
+                )
+                .execute(conn)
+                .await?
+            }
+        );
+        if deleted > 0 {
+            tracing::debug!(deleted, "pruned stale guests");
+        }
+        Ok(deleted)
     }
 
     /// Deletes an account with its memberships and messages (rooms it created stay, with no
