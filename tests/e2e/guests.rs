@@ -35,6 +35,13 @@ async fn guests_are_off_by_default(backend: Backend) {
     let room = format!("pub-{}", unique());
     server.create_room(&alice, &room).await;
     // The route looks absent, whatever the body.
+    let r = http::get(server.addr, "/api/auth/guest", None).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "not_found"),
+        "{}",
+        r.body
+    );
     for body in [json!({"name": "visitor"}), json!({"nonsense": 1})] {
         let r = http::post(server.addr, "/api/auth/guest", None, &body).await;
         assert_eq!(
@@ -83,6 +90,11 @@ async fn a_guest_reads_and_posts_in_public_rooms_only(backend: Backend) {
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
 
+    // Clients ask first.
+    assert_eq!(
+        http::get(server.addr, "/api/auth/guest", None).await.status,
+        204
+    );
     // Signing in as a guest: an access token, no refresh token, a reserved name.
     let login = guest(&server, "Visitor").await;
     assert!(login.get("refresh").is_none(), "{login}");

@@ -106,6 +106,16 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
         )
         .done();
     r.at("/auth/guest")
+        .get(
+            guests_allowed,
+            api(Accounts, "guests_allowed", "Whether guests may sign in")
+                .describe(
+                    "204 when the server's `guests` setting is on, 404 otherwise: what a client \
+                     asks before offering \"Continue as guest\".",
+                )
+                .reply_empty(StatusCode::NO_CONTENT, "Guests may sign in.")
+                .refuses(&[NotFound]),
+        )
         .post(
             guest,
             api(
@@ -387,6 +397,15 @@ struct GuestBody {
     /// letter) of 3 to 20 characters.
     #[schema(value_type = UserName, max_length = 20)]
     name: String,
+}
+
+/// `GET /api/auth/guest` → 204 when guests are on, 404 otherwise.
+async fn guests_allowed(state: State) -> Result<HttpResponse> {
+    if state.engine.config().guests.enabled {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found("guests are not enabled on this server"))
+    }
 }
 
 /// `POST /api/auth/guest` → `{access, user}` when guests are on, 404 otherwise (whatever
