@@ -9,7 +9,8 @@ crate::on_both!(
     guests_are_off_by_default,
     a_guest_reads_and_posts_in_public_rooms_only,
     guests_come_through_the_tutorial_endpoint,
-    guest_budgets_are_their_own
+    guest_budgets_are_their_own,
+    staff_ban_a_guest_name
 );
 
 async fn start_with_guests(backend: Backend) -> TestServer {
@@ -51,6 +52,19 @@ async fn guests_are_off_by_default(backend: Backend) {
             r.body
         );
     }
+    let r = http::post(
+        server.addr,
+        "/api/guests/bans/visitor",
+        Some(&alice),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "not_found"),
+        "{}",
+        r.body
+    );
     // The tutorial endpoint ignores `?guest=`: no token, no socket.
     assert_eq!(
         WsClient::try_connect(server.addr, &format!("/ws/chat/{room}/?guest=visitor"), &[])
@@ -346,5 +360,79 @@ async fn guest_budgets_are_their_own(backend: Backend) {
     for i in 0..=BURST {
         assert_eq!(a.ask(send(i), &format!("a{i}")).await["type"], "message");
     }
+    server.stop().await;
+}
+
+async fn staff_ban_a_guest_name(backend: Backend) {
+    let server = start_with_guests(backend).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let me = http::get(server.addr, "/api/me", Some(&alice)).await.json();
+    let id = parley_domain::UserId(me["id"].as_i64().unwrap());
+    server.db.store().set_staff(id, true).await.unwrap();
+    let room = format!("pub-{}", unique());
+    server.create_room(&alice, &room).await;
+
+    let troll = guest(&server, "troll").await["access"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bystander = guest(&server, "troll.b").await["access"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut t = WsClient::connect(server.addr, &troll).await;
+    let mut b = WsClient::connect(server.addr, &bystander).await;
+    for ws in [&mut t, &mut b] {
+        ws.ask(json!({"type": "join", "room": room}), "j").await;
+    }
+    let ban = |token: Option<String>| {
+        let addr = server.addr;
+        async move { http::post(addr, "/api/guests/bans/troll", token.as_deref(), &json!({})).await }
+    };
+    assert_eq!(ban(None).await.status, 401);
+    let r = ban(Some(bob.clone())).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (403, "forbidden"),
+        "{}",
+        r.body
+    );
+    let r = ban(Some(alice.clone())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!({"name": "troll", "signed_out": 1}));
+    // The banned guest's socket closes (signed out); it cannot come back, nor can anyone
+    // sign in under the name. A guest with another name is untouched.
+    assert_eq!(t.closed().await.0, 4004);
+    assert_eq!(
+        WsClient::try_connect(server.addr, &format!("/ws?token={troll}"), &[])
+            .await
+            .err(),
+        Some(403)
+    );
+    let r = http::post(
+        server.addr,
+        "/api/auth/guest",
+        None,
+        &json!({"name": "Troll"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (403, "guest_not_allowed"),
+        "{}",
+        r.body
+    );
+    assert_eq!(b.ask(json!({"type": "ping"}), "p").await["type"], "pong");
+    // Lifting the ban.
+    let unban = |token: &str| {
+        let addr = server.addr;
+        let token = token.to_owned();
+        async move { http::delete(addr, "/api/guests/bans/troll", Some(&token)).await }
+    };
+    assert_eq!(unban(&bob).await.error_code(), "forbidden");
+    assert_eq!(unban(&alice).await.status, 204);
+    assert_eq!(unban(&alice).await.error_code(), "not_found");
+    guest(&server, "troll").await;
     server.stop().await;
 }

@@ -305,6 +305,32 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .refuses(&[NotFound, NotMember]),
         )
         .done();
+    r.at("/guests/bans/{username}")
+        .post(
+            ban_guest_name,
+            api(Accounts, "ban_guest_name", "Ban a guest name (staff)")
+                .describe(
+                    "Only when guests are on (404 otherwise). No guest may sign in under the \
+                     name (the name a guest chooses, 3–20 characters), and the sockets of \
+                     guests using it close on every process and are refused from then on.",
+                )
+                .authenticated()
+                .reply::<GuestBan>(StatusCode::OK, "The name, and how many guests used it.")
+                .refuses(&[NotFound, Forbidden, InvalidField]),
+        )
+        .delete(
+            unban_guest_name,
+            api(
+                Accounts,
+                "unban_guest_name",
+                "Lift a guest name's ban (staff)",
+            )
+            .describe("Only when guests are on (404 otherwise).")
+            .authenticated()
+            .reply_empty(StatusCode::NO_CONTENT, "The name may be chosen again.")
+            .refuses(&[NotFound, Forbidden, InvalidField]),
+        )
+        .done();
     r.at("/direct/{username}")
         .post(
             direct,
@@ -422,6 +448,63 @@ async fn guest(
     let body = body?.into_inner();
     let auth = state.auth.clone();
     Ok(run(&state, async move { ok(auth.guest(&body.name).await?) }).await?)
+}
+
+/// A banned guest name.
+#[derive(Serialize, ToSchema)]
+struct GuestBan {
+    /// The name.
+    #[schema(value_type = UserName)]
+    name: String,
+    /// How many guests were using it (their sockets closed).
+    signed_out: usize,
+}
+
+/// The checks every staff guest route starts with: 404 while guests are off (whatever the
+/// credentials), then the caller and the name.
+fn guest_admin(
+    state: &State,
+    user: Result<Authenticated, ApiError>,
+    name: &str,
+) -> Result<(User, UserName)> {
+    if !state.engine.config().guests.enabled {
+        return Err(ApiError::not_found("guests are not enabled on this server"));
+    }
+    let Authenticated(user) = user?;
+    Ok((user, parse_user_name(name)?))
+}
+
+/// `POST /api/guests/bans/{username}` → `{name, signed_out}` (staff).
+async fn ban_guest_name(
+    state: State,
+    user: Result<Authenticated, ApiError>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let (user, name) = guest_admin(&state, user, &path)?;
+    let engine = state.engine.clone();
+    run(&state, async move {
+        let signed_out = engine.ban_guest_name(&user, &name).await?;
+        ok(GuestBan {
+            name: name.into_string(),
+            signed_out,
+        })
+    })
+    .await
+}
+
+/// `DELETE /api/guests/bans/{username}` → 204 (staff).
+async fn unban_guest_name(
+    state: State,
+    user: Result<Authenticated, ApiError>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let (user, name) = guest_admin(&state, user, &path)?;
+    let engine = state.engine.clone();
+    run(&state, async move {
+        engine.unban_guest_name(&user, &name).await?;
+        no_content()
+    })
+    .await
 }
 
 /// A refresh token.

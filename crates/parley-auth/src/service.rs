@@ -128,12 +128,15 @@ impl Auth {
 
     /// Makes a guest identity for a visitor who chose `name` (a valid user name of at most
     /// [`UserName::GUEST_DISPLAY_MAX`] characters; `Invalid` otherwise) and returns an access
-    /// token for it. The identity is a user row flagged `is_guest` named
+    /// token for it (`GuestNameBanned` for a name staff banned). The identity is a user row flagged `is_guest` named
     /// `guest.{name}.{tag}` with a random tag, a name no account can register; it has no
     /// usable password and gets no refresh token, so nobody can log in to it or keep it.
     /// Whether guests are allowed at all is the caller's decision.
     pub async fn guest(&self, name: &str) -> Result<GuestLogin> {
         let display = UserName::parse(name).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if self.inner.store.guest_name_banned(display.as_str()).await? {
+            return Err(AuthError::GuestNameBanned);
+        }
         // Five random characters: a clash with a live guest of the same name is rare and
         // retried; a handful of clashes in a row means the store is the problem.
         for _ in 0..5 {

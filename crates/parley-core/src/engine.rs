@@ -123,10 +123,17 @@ impl Engine {
         }
         // A guest's token outlives a switch to `guests` off by at most its lifetime; its
         // sockets are refused from the switch on.
-        if user.is_guest && !self.inner.config.guests.enabled {
-            return Err(crate::access::guest_refused(
-                "guests are not allowed on this server",
-            ));
+        if user.is_guest {
+            if !self.inner.config.guests.enabled {
+                return Err(crate::access::guest_refused(
+                    "guests are not allowed on this server",
+                ));
+            }
+            if let Some(name) = user.username.guest_display()
+                && self.inner.store.guest_name_banned(name).await?
+            {
+                return Err(crate::access::guest_refused("this guest name is banned"));
+            }
         }
         {
             let mut state = self.inner.state.lock();
@@ -202,6 +209,35 @@ impl Engine {
             .group_send(&self.inner.groups.user(user)?, events::sign_out(family))
             .await?;
         Ok(())
+    }
+
+    /// Bans the guest name `name` (staff only; `forbidden` otherwise): no guest may sign in
+    /// under it, and the sockets of guests using it close on every process and are refused
+    /// from then on. Returns how many guests were using it.
+    pub async fn ban_guest_name(&self, staff: &User, name: &UserName) -> Result<usize> {
+        require_staff(staff)?;
+        let store = &self.inner.store;
+        store.ban_guest_name(name).await?;
+        let guests = store.guests_named(name).await?;
+        for &guest in &guests {
+            self.sign_out(guest, None).await?;
+        }
+        tracing::info!(staff = %staff.username, %name, guests = guests.len(), "banned a guest name");
+        Ok(guests.len())
+    }
+
+    /// Lifts the ban of the guest name `name` (staff only; `not_found` if it was not banned).
+    pub async fn unban_guest_name(&self, staff: &User, name: &UserName) -> Result<()> {
+        require_staff(staff)?;
+        if self.inner.store.unban_guest_name(name).await? {
+            tracing::info!(staff = %staff.username, %name, "lifted a guest name's ban");
+            Ok(())
+        } else {
+            Err(EngineError::refused(
+                parley_domain::protocol::ErrorCode::NotFound,
+                format!("the guest name {name} is not banned"),
+            ))
+        }
     }
 
     /// The rooms service: listing, creating, changing and reading rooms as one user, with
@@ -679,10 +715,22 @@ impl Inner {
 /// on now: those of an earlier run go too), once the engine has its [`Auth`]. Every node
 /// does it; the deletes are idempotent.
 async fn guest_task(engine: Weak<Inner>) {
+    // Ends at shutdown, or when the engine is dropped (the sender with it), not a tick later.
+    let Some(mut shutdown) = engine.upgrade().map(|inner| inner.shutdown.subscribe()) else {
+        return;
+    };
     let mut ticker = tokio::time::interval(Auth::GUEST_PRUNE_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+                continue;
+            }
+        }
         let Some(inner) = engine.upgrade() else { break };
         if *inner.shutdown.borrow() {
             break;
@@ -694,6 +742,17 @@ async fn guest_task(engine: Weak<Inner>) {
         if let Err(e) = auth.prune_guests(parley_domain::Timestamp::now()).await {
             tracing::warn!(error = %e, "could not clear away stale guests; trying again later");
         }
+    }
+}
+
+fn require_staff(user: &User) -> Result<()> {
+    if user.is_staff {
+        Ok(())
+    } else {
+        Err(EngineError::refused(
+            parley_domain::protocol::ErrorCode::Forbidden,
+            "only staff may do that",
+        ))
     }
 }
 

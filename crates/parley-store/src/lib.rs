@@ -36,7 +36,8 @@
 //! names (`guest.{name}.{tag}`) are a space accounts cannot register, they have no usable
 //! password, and the flag travels with every message (`Message::guest`) so clients can mark
 //! them. Removing a stale guest's row removes its messages and memberships with it
-//! (`ON DELETE CASCADE`), as for a deleted account.
+//! (`ON DELETE CASCADE`), as for a deleted account. Guest names staff banned are in
+//! `guest_bans`.
 //!
 //! ## Layout
 //! - `store`: [`Store`], [`StoreOptions`], [`Backend`], pools, migrations, readiness.

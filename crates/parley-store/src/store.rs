@@ -446,6 +446,7 @@ mod schema_tests {
             deleted_at Nullable<BigInt>);
         cols!(revoked_tokens (2): jti Text, expires_at BigInt);
         cols!(external_identities (4): issuer Text, subject Text, user_id BigInt, created_at BigInt);
+        cols!(guest_bans (2): name Text, created_at BigInt);
         out.sort();
         out
     }

@@ -1410,6 +1410,25 @@ async fn stale_guests_are_pruned_and_their_messages_kept(s: &Store) {
     // Accounts are never pruned, and pruning again finds nothing.
     assert_eq!(s.user_by_id(alice.id).await.unwrap().id, alice.id);
     assert_eq!(s.prune_guests(later).await.unwrap(), 0);
+
+    // Banned guest names, and finding the guests who chose one (exactly that one: `_` is
+    // no wildcard, and `a` is not `a.b`).
+    let name = |n: &str| UserName::parse(n).unwrap();
+    let exact = guest(s, "guest.ab_c.ccccc").await;
+    let other = guest(s, "guest.abxc.ddddd").await;
+    let dotted = guest(s, "guest.ab_c.x.eeeee").await;
+    assert_eq!(s.guests_named(&name("ab_c")).await.unwrap(), [exact.id]);
+    assert_eq!(s.guests_named(&name("abxc")).await.unwrap(), [other.id]);
+    assert_eq!(s.guests_named(&name("ab_c.x")).await.unwrap(), [dotted.id]);
+    assert_eq!(s.guests_named(&name("alice")).await.unwrap(), []);
+    assert!(!s.guest_name_banned("ab_c").await.unwrap());
+    assert!(s.ban_guest_name(&name("ab_c")).await.unwrap());
+    assert!(!s.ban_guest_name(&name("ab_c")).await.unwrap());
+    assert!(s.guest_name_banned("ab_c").await.unwrap());
+    assert!(!s.guest_name_banned("abxc").await.unwrap());
+    assert!(s.unban_guest_name(&name("ab_c")).await.unwrap());
+    assert!(!s.unban_guest_name(&name("ab_c")).await.unwrap());
+    assert!(!s.guest_name_banned("ab_c").await.unwrap());
 }
 
 async fn external_identities_link_accounts(s: &Store) {
