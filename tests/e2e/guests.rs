@@ -330,12 +330,15 @@ async fn guests_come_through_the_tutorial_endpoint(backend: Backend) {
     server.stop().await;
 }
 
+/// Guests' message budget and their sockets per address are their own.
 async fn guest_budgets_are_their_own(backend: Backend) {
     const BURST: usize = 3;
     let server = TestServer::start_with(backend, |s| {
         s.guests = true;
         s.guest_message_rate = 0.01;
         s.guest_message_burst = BURST as f64;
+        s.guest_connect_rate = 0.01;
+        s.guest_connect_burst = 2.0;
     })
     .await;
     let alice = server.user("alice").await;
@@ -360,6 +363,20 @@ async fn guest_budgets_are_their_own(backend: Backend) {
     for i in 0..=BURST {
         assert_eq!(a.ask(send(i), &format!("a{i}")).await["type"], "message");
     }
+    // Guests' sockets per address: the first was one of two; the third is refused, with
+    // the tutorial's `?guest=` counted too. Accounts' sockets are not.
+    let _second = WsClient::connect(server.addr, &token).await;
+    let path = format!("/ws?token={token}");
+    assert_eq!(
+        WsClient::try_connect(server.addr, &path, &[]).await.err(),
+        Some(429)
+    );
+    let path = format!("/ws/chat/{room}/?guest=another");
+    assert_eq!(
+        WsClient::try_connect(server.addr, &path, &[]).await.err(),
+        Some(429)
+    );
+    let _more = WsClient::connect(server.addr, &alice).await;
     server.stop().await;
 }
 

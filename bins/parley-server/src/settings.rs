@@ -207,6 +207,11 @@ pub struct Settings {
     pub ws_connect_rate: f64,
     /// Burst of new WebSocket connections per client address.
     pub ws_connect_burst: f64,
+    /// New guests' WebSocket connections per second per client address (0: no limit), on
+    /// top of `ws_connect_rate`.
+    pub guest_connect_rate: f64,
+    /// Burst of guests' WebSocket connections per client address.
+    pub guest_connect_burst: f64,
     /// Seconds between server pings on a WebSocket.
     pub ws_ping_interval_secs: u64,
     /// Seconds of silence after which a WebSocket is closed (4001).
@@ -307,6 +312,8 @@ impl Default for Settings {
             login_failure_burst: 10.0,
             ws_connect_rate: 0.0,
             ws_connect_burst: 100.0,
+            guest_connect_rate: 0.2,
+            guest_connect_burst: 10.0,
             ws_ping_interval_secs: heartbeat.ping_interval.as_secs(),
             ws_ping_timeout_secs: heartbeat.ping_timeout.as_secs(),
             presence_interval_ms: duration_ms(engine.presence_interval),
@@ -573,6 +580,14 @@ impl Settings {
                 "ws_connect_rate must be positive (or 0 for no limit) with ws_connect_burst at least 1",
             );
         }
+        if self.guest_connect_rate < 0.0
+            || (self.guest_connect_rate > 0.0 && self.guest_connect_burst < 1.0)
+        {
+            return bad(
+                "guest_connect_rate/guest_connect_burst",
+                "guest_connect_rate must be positive (or 0 for no limit) with guest_connect_burst at least 1",
+            );
+        }
         if self.login_failure_rate < 0.0
             || (self.login_failure_rate > 0.0 && self.login_failure_burst < 1.0)
         {
@@ -673,6 +688,9 @@ impl Settings {
                 .then(|| parley_core::RateLimit::new(self.auth_rate, self.auth_burst)),
             ws_connect_rate: (self.ws_connect_rate > 0.0)
                 .then(|| parley_core::RateLimit::new(self.ws_connect_rate, self.ws_connect_burst)),
+            guest_connect_rate: (self.guest_connect_rate > 0.0).then(|| {
+                parley_core::RateLimit::new(self.guest_connect_rate, self.guest_connect_burst)
+            }),
             login_failure_rate: (self.login_failure_rate > 0.0).then(|| {
                 parley_core::RateLimit::new(self.login_failure_rate, self.login_failure_burst)
             }),

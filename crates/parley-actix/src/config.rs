@@ -39,6 +39,10 @@ pub struct HttpConfig {
     /// the token. Beyond it: 429 with `Retry-After`. Off by default: many users behind one
     /// NAT reconnecting after a restart, and load generators, come from one address.
     pub ws_connect_rate: Option<parley_core::RateLimit>,
+    /// Guests' WebSocket connections per client address (`None`: unlimited), on top of
+    /// `ws_connect_rate` and checked once the socket is known to be a guest's (a token of a
+    /// guest, or the tutorial endpoint's `?guest=`). Beyond it: 429 with `Retry-After`.
+    pub guest_connect_rate: Option<parley_core::RateLimit>,
 }
 
 impl Default for HttpConfig {
@@ -52,6 +56,7 @@ impl Default for HttpConfig {
             auth_rate: Some(parley_core::RateLimit::new(1.0, 20.0)),
             login_failure_rate: Some(parley_core::RateLimit::new(0.1, 10.0)),
             ws_connect_rate: None,
+            guest_connect_rate: Some(parley_core::RateLimit::new(0.2, 10.0)),
         }
     }
 }

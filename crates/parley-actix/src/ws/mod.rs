@@ -172,6 +172,7 @@ async fn admit(req: &RequestHead, state: &AppState) -> Result<(User, Grant), Api
             Some(Ok(Dialect::Tutorial { .. }))
         )
     {
+        state.guest_connect_limiter.check_peer(req.peer_addr)?;
         return admit_guest(req, state, name.to_owned()).await;
     }
     let token = token.ok_or_else(|| {
@@ -184,6 +185,9 @@ async fn admit(req: &RequestHead, state: &AppState) -> Result<(User, Grant), Api
     let (claims, user) = state
         .offload(async move { auth.authenticate(&token).await })
         .await??;
+    if user.is_guest {
+        state.guest_connect_limiter.check_peer(req.peer_addr)?;
+    }
     Ok((user, Grant::from_claims(&claims)))
 }
 
