@@ -192,6 +192,16 @@ async fn a_guest_reads_and_posts_in_public_rooms_only(backend: Backend) {
         )
         .await,
     );
+    // In a public room a guest may be a member, never an owner.
+    refused(
+        http::post(
+            server.addr,
+            &format!("/api/rooms/{public}/members"),
+            Some(&alice),
+            &json!({ "username": name, "role": "owner" }),
+        )
+        .await,
+    );
 
     // The socket: join and post in the public room, marked as a guest's.
     let mut a = WsClient::connect(server.addr, &alice).await;

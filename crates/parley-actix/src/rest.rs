@@ -132,7 +132,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
             )
             .body::<GuestBody>()
             .reply::<GuestLogin>(StatusCode::OK, "The guest's access token and identity.")
-            .refuses(&[InvalidField, NotFound, RateLimited]),
+            .refuses(&[InvalidField, NotFound, RateLimited, GuestNotAllowed]),
         )
         .done();
     r.at("/auth/refresh")
@@ -204,7 +204,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .authenticated()
                 .body::<CreateRoomBody>()
                 .reply::<Room>(StatusCode::CREATED, "The new room.")
-                .refuses(&[InvalidRoomName, Conflict, RateLimited]),
+                .refuses(&[InvalidRoomName, Conflict, RateLimited, GuestNotAllowed]),
         )
         .done();
     r.at("/rooms/{room}")
@@ -256,7 +256,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 StatusCode::OK,
                 "The user already was a member; the membership with the role asked for.",
             )
-            .refuses(&[NotFound, Forbidden, NotMember]),
+            .refuses(&[NotFound, Forbidden, NotMember, GuestNotAllowed]),
         )
         .done();
     r.at("/rooms/{room}/members/{user}")
@@ -267,7 +267,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .authenticated()
                 .body::<SetRoleBody>()
                 .reply::<Membership>(StatusCode::OK, "The membership with its new role.")
-                .refuses(&[NotFound, Forbidden, NotMember]),
+                .refuses(&[NotFound, Forbidden, NotMember, GuestNotAllowed]),
         )
         .delete(
             remove_member,
@@ -342,7 +342,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 )
                 .authenticated()
                 .reply::<Room>(StatusCode::OK, "The direct room.")
-                .refuses(&[NotFound, RateLimited]),
+                .refuses(&[NotFound, RateLimited, GuestNotAllowed]),
         )
         .done();
 }

@@ -240,13 +240,9 @@ impl Rooms {
         role: Role,
     ) -> Result<MemberAdded> {
         let (access, member) = self.members_change(user, room, member).await?;
+        guest_member_rule(&access, &member, role)?;
         let store = &self.inner.store;
         let room_id = access.room().id;
-        if member.is_guest && access.room().kind != RoomKind::Public {
-            return Err(guest_refused(
-                "guests may not be added to private rooms; they join public rooms themselves",
-            ));
-        }
         if member.id == user.id && !access.can_read() {
             // Staff manage rooms they do not belong to, but never read them: adding themself
             // would open the conversation (see `RoomAccess`).
@@ -280,6 +276,7 @@ impl Rooms {
         role: Role,
     ) -> Result<Membership> {
         let (access, member) = self.members_change(user, room, member).await?;
+        guest_member_rule(&access, &member, role)?;
         Ok(self
             .inner
             .store
@@ -355,7 +352,7 @@ impl Rooms {
     /// room creation, and so does asking for a name that is nobody's).
     pub async fn direct(&self, user: &User, other: &UserName) -> Result<Room> {
         let store = &self.inner.store;
-        if user.is_guest || other.is_guest_name() {
+        if user.is_guest {
             return Err(guest_refused("direct chats are for accounts, not guests"));
         }
         if other == &user.username {
@@ -365,6 +362,9 @@ impl Rooms {
             ));
         }
         let other = match store.user_by_name(other).await {
+            Ok(other) if other.is_guest => {
+                return Err(guest_refused("direct chats are for accounts, not guests"));
+            }
             Ok(other) => Some(other),
             Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e.into()),
@@ -433,5 +433,23 @@ impl Rooms {
         if let Err(e) = self.inner.kick(user, room).await {
             tracing::warn!(error = %e, %room, "could not tell a member's sockets to leave");
         }
+    }
+}
+
+/// Guests are members of public rooms only, and never owners (an owner manages the room: see
+/// `RoomAccess`).
+fn guest_member_rule(access: &RoomAccess, member: &User, role: Role) -> Result<()> {
+    if !member.is_guest {
+        Ok(())
+    } else if access.room().kind != RoomKind::Public {
+        Err(guest_refused(
+            "guests may not be added to private rooms; they join public rooms themselves",
+        ))
+    } else if role != Role::Member {
+        Err(guest_refused(
+            "a guest may only be a member, never an owner",
+        ))
+    } else {
+        Ok(())
     }
 }

@@ -840,7 +840,7 @@ impl Session {
     }
 
     async fn signal(&mut self, f: SendSignal) -> Result<()> {
-        if self.user.is_guest || f.to.is_guest_name() {
+        if self.user.is_guest {
             return Err(crate::access::guest_refused(
                 "calls are for accounts, not guests",
             ));
@@ -855,6 +855,11 @@ impl Session {
             ));
         }
         let target = self.inner.store.user_by_name(&f.to).await?;
+        if target.is_guest {
+            return Err(crate::access::guest_refused(
+                "calls are for accounts, not guests",
+            ));
+        }
         if target.id == self.user.id {
             return Err(refused(
                 ErrorCode::InvalidField,
