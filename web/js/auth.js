@@ -15,7 +15,8 @@ const REFRESH_MARGIN_MS = 60_000;
 export function readStoredAuth() {
   try {
     const parsed = JSON.parse(localStorage.getItem(AUTH_KEY) || 'null');
-    return parsed && parsed.access && parsed.refresh ? parsed : null;
+    // A guest has no refresh token: its session lasts as long as its access token.
+    return parsed && parsed.access && (parsed.refresh || parsed.user?.is_guest) ? parsed : null;
   } catch {
     return null;
   }

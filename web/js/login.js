@@ -68,8 +68,50 @@ export function renderAuth(notice) {
     error,
     submit,
   );
-  container.append(h('main', { class: 'auth' }, h('div', { class: 'brand big', 'aria-hidden': 'true' }, 'Parley'), form));
+  const guestForm = renderGuest();
+  container.append(h('main', { class: 'auth' }, h('div', { class: 'brand big', 'aria-hidden': 'true' }, 'Parley'), form, guestForm));
   username.focus();
+}
+
+/** "Continue as guest": shown once the server says it allows guests (`GET /api/auth/guest`). */
+function renderGuest() {
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const name = h('input', {
+    id: 'guest-name', name: 'guest-name', autocomplete: 'nickname', required: true,
+    minlength: 3, maxlength: 20, pattern: '[A-Za-z][A-Za-z0-9_.\\-]{2,19}', value: 'Anonymous',
+    title: '3–20 letters, digits, _ - or . starting with a letter',
+  });
+  const submit = h('button', { type: 'submit' }, 'Continue as guest');
+  const form = h(
+    'form',
+    {
+      class: 'guest-form',
+      hidden: true,
+      'aria-label': 'Continue as guest',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        error.textContent = '';
+        submit.disabled = true;
+        try {
+          await session.guest(name.value.trim());
+          hooks.startApp();
+        } catch (err) {
+          error.textContent = err instanceof ApiError ? err.message : `Could not reach the server (${err.message}).`;
+        } finally {
+          submit.disabled = false;
+        }
+      },
+    },
+    h('p', {}, 'No account? Chat in public rooms as a guest.'),
+    h('div', { class: 'field' }, h('label', { for: 'guest-name' }, 'Your name'), name),
+    error,
+    submit,
+  );
+  fetch('/api/auth/guest').then((r) => {
+    form.hidden = r.status !== 204;
+    form.dataset.guests = r.status === 204 ? 'on' : 'off';
+  }, () => {});
+  return form;
 }
 
 function describeAuthError(err, mode) {

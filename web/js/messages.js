@@ -86,13 +86,20 @@ const DELETE_CONFIRM_MS = 4_000;
 /** Message id → until when its delete button is armed. */
 const confirmingDelete = new Map();
 
+/** The name a guest chose: `guest.{name}.{tag}` without the prefix and the tag. */
+function guestDisplay(sender) {
+  const parts = sender.split('.');
+  return parts.length >= 3 ? parts.slice(1, -1).join('.') : sender;
+}
+
 function messageElement(r, m) {
   const own = m.sender === me();
   const deleted = Boolean(m.deleted_at);
   const el = h('li', { class: `msg${own ? ' own' : ''}${deleted ? ' deleted' : ''}`, dataset: { id: String(m.id), sender: m.sender } });
   const time = new Date(m.created_at);
   el.append(h('div', { class: 'meta' },
-    h('span', { class: 'sender' }, m.sender),
+    h('span', { class: 'sender', title: m.guest ? m.sender : null }, m.guest ? guestDisplay(m.sender) : m.sender),
+    m.guest ? h('span', { class: 'guest-mark', title: 'a guest: no account' }, 'guest') : null,
     h('time', { datetime: time.toISOString(), title: dateTimeFormat.format(time) }, timeFormat.format(time)),
     m.edited_at && !deleted ? h('span', { class: 'edited', title: `edited ${dateTimeFormat.format(new Date(m.edited_at))}` }, '(edited)') : null));
   el.append(h('div', { class: 'body' }, deleted ? 'This message was deleted.' : m.body));

@@ -172,7 +172,7 @@ async fn create_user(
     email: Option<&str>,
     password_stdin: bool,
 ) -> anyhow::Result<()> {
-    let username = UserName::parse(username).context("username")?;
+    let username = UserName::parse_account(username).context("username")?;
     let email = email.map(Email::parse).transpose().context("email")?;
     let password = if !password_stdin && std::io::stdin().is_terminal() {
         rpassword::prompt_password(format!("password for {username}: "))
@@ -196,6 +196,7 @@ async fn create_user(
             email,
             password_hash,
             is_staff: staff,
+            is_guest: false,
         })
         .await
         .context("creating the user")?;

@@ -6,7 +6,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use parley_actix::{HttpConfig, ServeOptions, TrustedProxies};
-use parley_core::{ConnectionConfig, EngineConfig, RateLimit};
+use parley_core::{ConnectionConfig, EngineConfig, GuestConfig, RateLimit};
 use parley_domain::redact_url;
 use parley_layer::LayerConfig;
 use parley_store::BatchOptions;
@@ -153,6 +153,17 @@ pub struct Settings {
     pub join_rate: f64,
     /// Join and leave burst per user.
     pub join_burst: f64,
+    /// Guests (identities without an account, `POST /api/auth/guest` and the tutorial
+    /// endpoint's `?guest=`): off by default.
+    pub guests: bool,
+    /// A guest's messages (send, edit, delete) per second (sustained).
+    pub guest_message_rate: f64,
+    /// A guest's message burst.
+    pub guest_message_burst: f64,
+    /// A guest's joins and leaves per second (sustained).
+    pub guest_join_rate: f64,
+    /// A guest's join and leave burst.
+    pub guest_join_burst: f64,
     /// Messages (send, edit, delete) per second per user (sustained).
     pub message_rate: f64,
     /// Message burst per user.
@@ -203,6 +214,11 @@ pub struct Settings {
     pub ws_connect_rate: f64,
     /// Burst of new WebSocket connections per client address.
     pub ws_connect_burst: f64,
+    /// New guests' WebSocket connections per second per client address (0: no limit), on
+    /// top of `ws_connect_rate`.
+    pub guest_connect_rate: f64,
+    /// Burst of guests' WebSocket connections per client address.
+    pub guest_connect_burst: f64,
     /// Seconds between server pings on a WebSocket.
     pub ws_ping_interval_secs: u64,
     /// Seconds of silence after which a WebSocket is closed (4001).
@@ -275,6 +291,11 @@ impl Default for Settings {
             group_commit_direct_below: group_commit.direct_below,
             join_rate: engine.join_rate.per_second,
             join_burst: engine.join_rate.burst,
+            guests: engine.guests.enabled,
+            guest_message_rate: engine.guests.message_rate.per_second,
+            guest_message_burst: engine.guests.message_rate.burst,
+            guest_join_rate: engine.guests.join_rate.per_second,
+            guest_join_burst: engine.guests.join_rate.burst,
             message_rate: engine.message_rate.per_second,
             message_burst: engine.message_rate.burst,
             typing_rate: engine.typing_rate.per_second,
@@ -299,6 +320,8 @@ impl Default for Settings {
             login_failure_burst: 10.0,
             ws_connect_rate: 0.0,
             ws_connect_burst: 100.0,
+            guest_connect_rate: 0.2,
+            guest_connect_burst: 10.0,
             ws_ping_interval_secs: heartbeat.ping_interval.as_secs(),
             ws_ping_timeout_secs: heartbeat.ping_timeout.as_secs(),
             presence_interval_ms: duration_ms(engine.presence_interval),
@@ -565,6 +588,14 @@ impl Settings {
                 "ws_connect_rate must be positive (or 0 for no limit) with ws_connect_burst at least 1",
             );
         }
+        if self.guest_connect_rate < 0.0
+            || (self.guest_connect_rate > 0.0 && self.guest_connect_burst < 1.0)
+        {
+            return bad(
+                "guest_connect_rate/guest_connect_burst",
+                "guest_connect_rate must be positive (or 0 for no limit) with guest_connect_burst at least 1",
+            );
+        }
         if self.login_failure_rate < 0.0
             || (self.login_failure_rate > 0.0 && self.login_failure_burst < 1.0)
         {
@@ -629,6 +660,11 @@ impl Settings {
             join_rate: RateLimit::new(self.join_rate, self.join_burst),
             presence_interval: Duration::from_millis(self.presence_interval_ms),
             presence_ttl: Duration::from_millis(self.presence_ttl_ms),
+            guests: GuestConfig {
+                enabled: self.guests,
+                message_rate: RateLimit::new(self.guest_message_rate, self.guest_message_burst),
+                join_rate: RateLimit::new(self.guest_join_rate, self.guest_join_burst),
+            },
             ..EngineConfig::default()
         }
     }
@@ -680,6 +716,9 @@ impl Settings {
                 .then(|| parley_core::RateLimit::new(self.auth_rate, self.auth_burst)),
             ws_connect_rate: (self.ws_connect_rate > 0.0)
                 .then(|| parley_core::RateLimit::new(self.ws_connect_rate, self.ws_connect_burst)),
+            guest_connect_rate: (self.guest_connect_rate > 0.0).then(|| {
+                parley_core::RateLimit::new(self.guest_connect_rate, self.guest_connect_burst)
+            }),
             login_failure_rate: (self.login_failure_rate > 0.0).then(|| {
                 parley_core::RateLimit::new(self.login_failure_rate, self.login_failure_burst)
             }),

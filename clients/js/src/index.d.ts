@@ -19,7 +19,8 @@ export * from './protocol.js';
 /** A login's tokens; `user` as the login answered it. */
 export interface Tokens {
   access: string;
-  refresh: string;
+  /** null for a guest, whose session ends with its access token. */
+  refresh: string | null;
   user?: { id: number; username: string; [key: string]: unknown };
 }
 
@@ -76,6 +77,8 @@ export class Session {
   setTokens(tokens: Tokens | null): void;
   register(username: string, password: string, email?: string): Promise<unknown>;
   login(username: string, password: string): Promise<Tokens>;
+  /** Signs in as a guest (`POST /api/auth/guest`): an access token, `refresh: null`. */
+  guest(name: string): Promise<Tokens>;
   /** Rotates the pair; one at a time. Rejects with AuthLost when refused. */
   refresh(): Promise<Tokens>;
   /** The access token, refreshed first when it is about to expire. */

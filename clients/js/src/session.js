@@ -83,6 +83,15 @@ export class Session {
     return this.tokens;
   }
 
+  /** Signs in as a guest who chose `name` (`POST /api/auth/guest`, when the server allows
+   *  guests) and keeps the access token; there is no refresh token, so the session ends when
+   *  it expires. Resolves with the tokens (`refresh: null`). */
+  async guest(name) {
+    const data = await this.post('/api/auth/guest', { name });
+    this.setTokens({ access: data.access, refresh: null, user: data.user });
+    return this.tokens;
+  }
+
   /** Rotates the token pair (`POST /api/auth/refresh`). Only one refresh runs at a time: the
    *  server revokes the whole token family when a rotated refresh token is used twice.
    *  Rejects with AuthLost when the refresh token is refused. */
@@ -98,6 +107,8 @@ export class Session {
 
   async doRefresh(used) {
     if (!this.tokens) throw new AuthLost('logged out');
+    // A guest's token cannot be renewed: the guest is done with when it expires.
+    if (!this.tokens.refresh) throw new AuthLost('a guest session ends with its token');
     // Rotated meanwhile (another tab, through setTokens): nothing to do.
     if (this.tokens.refresh !== used && tokenExpiry(this.tokens.access) > Date.now() + FRESH_MARGIN_MS) return this.tokens;
     let data;
@@ -123,7 +134,7 @@ export class Session {
   async logout() {
     const tokens = this.tokens;
     this.setTokens(null);
-    if (tokens) await this.post('/api/auth/logout', { refresh: tokens.refresh }, tokens.access);
+    if (tokens?.refresh) await this.post('/api/auth/logout', { refresh: tokens.refresh }, tokens.access);
   }
 
   /** An authorized REST call; refreshes and retries once on 401. Resolves with the JSON body

@@ -276,3 +276,35 @@ test('the socket is renewed before its access token expires, without reconnectin
   assert.deepEqual(erin.got.closes, [], 'the socket never closed');
   assert.deepEqual(erin.got.badFrames, []);
 });
+
+test('a guest session: an access token, no refresh, posts marked as a guest', async (t) => {
+  const server = new TestServer({ PARLEY_GUESTS: 'true' });
+  await server.start();
+  const owner = await user(server, 'gwen');
+  const session = new Session({ baseUrl: server.url });
+  const tokens = await session.guest('Visitor');
+  const conn = new Connection({ session, WebSocket, backoffMinMs: 100, backoffMaxMs: 1_000 });
+  t.after(async () => {
+    conn.stop();
+    owner.conn.stop();
+    await server.stop();
+  });
+  assert.equal(tokens.refresh, null);
+  assert.equal(tokens.user.is_guest, true);
+  assert.match(tokens.user.username, /^guest\.visitor\.[a-z0-9]{5}$/);
+  // Nothing to renew it with, and nothing to revoke.
+  await assert.rejects(session.refresh(), (e) => e instanceof AuthLost);
+  await room(owner, 'hall');
+  await owner.conn.join('hall');
+  conn.start();
+  await conn.ready();
+  await conn.join('hall');
+  const ack = await conn.send('hall', 'hello from a guest');
+  assert.equal(ack.guest, true);
+  await waitFor(() => owner.got.messages.some((m) => m.body === 'hello from a guest' && m.guest === true), 'the owner to see the marked message');
+  // Guests may not make rooms: the server's typed refusal.
+  await assert.rejects(session.request('POST', '/api/rooms', { name: 'guests-room' }), (e) => e instanceof ApiError && e.code === 'guest_not_allowed' && e.status === 403);
+  await session.logout();
+  assert.equal(session.tokens, null);
+  assert.deepEqual(owner.got.badFrames, []);
+});

@@ -45,6 +45,10 @@ pub struct HttpConfig {
     /// ([`TrustedProxies::client_ip`]); connections from a trusted proxy are not counted by
     /// the per-address connection cap of [`crate::serve`].
     pub trusted_proxies: TrustedProxies,
+    /// Guests' WebSocket connections per client address (`None`: unlimited), on top of
+    /// `ws_connect_rate` and checked once the socket is known to be a guest's (a token of a
+    /// guest, or the tutorial endpoint's `?guest=`). Beyond it: 429 with `Retry-After`.
+    pub guest_connect_rate: Option<parley_core::RateLimit>,
 }
 
 impl Default for HttpConfig {
@@ -59,6 +63,7 @@ impl Default for HttpConfig {
             login_failure_rate: Some(parley_core::RateLimit::new(0.1, 10.0)),
             ws_connect_rate: None,
             trusted_proxies: TrustedProxies::default(),
+            guest_connect_rate: Some(parley_core::RateLimit::new(0.2, 10.0)),
         }
     }
 }

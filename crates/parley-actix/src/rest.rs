@@ -11,7 +11,7 @@ use crate::openapi::{Doc, Tag};
 use crate::state::{AppState, Authenticated};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use parley_auth::{LoginResponse, Password, TokenPair};
+use parley_auth::{GuestLogin, LoginResponse, Password, TokenPair};
 use parley_core::{
     HistoryQuery, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, RoomListQuery,
     RoomScope,
@@ -105,6 +105,36 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .refuses(&[InvalidCredentials, RateLimited]),
         )
         .done();
+    r.at("/auth/guest")
+        .get(
+            guests_allowed,
+            api(Accounts, "guests_allowed", "Whether guests may sign in")
+                .describe(
+                    "204 when the server's `guests` setting is on, 404 otherwise: what a client \
+                     asks before offering \"Continue as guest\".",
+                )
+                .reply_empty(StatusCode::NO_CONTENT, "Guests may sign in.")
+                .refuses(&[NotFound]),
+        )
+        .post(
+            guest,
+            api(
+                Accounts,
+                "guest",
+                "Continue as a guest: an access token, no account",
+            )
+            .describe(
+                "Only when the server's `guests` setting is on; otherwise 404. The guest \
+                     chooses a name (a valid user name of at most 20 characters) and gets a \
+                     user named `guest.{name}.{tag}` flagged `is_guest`, with an access token \
+                     and no refresh token. Guests join, read and post in public rooms only. \
+                     Limited per client address (`auth_rate`, `auth_burst`).",
+            )
+            .body::<GuestBody>()
+            .reply::<GuestLogin>(StatusCode::OK, "The guest's access token and identity.")
+            .refuses(&[InvalidField, NotFound, RateLimited, GuestNotAllowed]),
+        )
+        .done();
     r.at("/auth/refresh")
         .post(
             refresh,
@@ -174,7 +204,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .authenticated()
                 .body::<CreateRoomBody>()
                 .reply::<Room>(StatusCode::CREATED, "The new room.")
-                .refuses(&[InvalidRoomName, Conflict, RateLimited]),
+                .refuses(&[InvalidRoomName, Conflict, RateLimited, GuestNotAllowed]),
         )
         .done();
     r.at("/rooms/{room}")
@@ -226,7 +256,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 StatusCode::OK,
                 "The user already was a member; the membership with the role asked for.",
             )
-            .refuses(&[NotFound, Forbidden, NotMember]),
+            .refuses(&[NotFound, Forbidden, NotMember, GuestNotAllowed]),
         )
         .done();
     r.at("/rooms/{room}/members/{user}")
@@ -237,7 +267,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .authenticated()
                 .body::<SetRoleBody>()
                 .reply::<Membership>(StatusCode::OK, "The membership with its new role.")
-                .refuses(&[NotFound, Forbidden, NotMember]),
+                .refuses(&[NotFound, Forbidden, NotMember, GuestNotAllowed]),
         )
         .delete(
             remove_member,
@@ -275,6 +305,32 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .refuses(&[NotFound, NotMember]),
         )
         .done();
+    r.at("/guests/bans/{username}")
+        .post(
+            ban_guest_name,
+            api(Accounts, "ban_guest_name", "Ban a guest name (staff)")
+                .describe(
+                    "Only when guests are on (404 otherwise). No guest may sign in under the \
+                     name (the name a guest chooses, 3–20 characters), and the sockets of \
+                     guests using it close on every process and are refused from then on.",
+                )
+                .authenticated()
+                .reply::<GuestBan>(StatusCode::OK, "The name, and how many guests used it.")
+                .refuses(&[NotFound, Forbidden, InvalidField]),
+        )
+        .delete(
+            unban_guest_name,
+            api(
+                Accounts,
+                "unban_guest_name",
+                "Lift a guest name's ban (staff)",
+            )
+            .describe("Only when guests are on (404 otherwise).")
+            .authenticated()
+            .reply_empty(StatusCode::NO_CONTENT, "The name may be chosen again.")
+            .refuses(&[NotFound, Forbidden, InvalidField]),
+        )
+        .done();
     r.at("/direct/{username}")
         .post(
             direct,
@@ -286,7 +342,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 )
                 .authenticated()
                 .reply::<Room>(StatusCode::OK, "The direct room.")
-                .refuses(&[NotFound, RateLimited]),
+                .refuses(&[NotFound, RateLimited, GuestNotAllowed]),
         )
         .done();
 }
@@ -355,6 +411,98 @@ async fn login(req: HttpRequest, state: State, body: web::Json<LoginBody>) -> Re
             Err(_) => drop(attempt),
         }
         ok(result?)
+    })
+    .await
+}
+
+/// A guest's chosen name.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct GuestBody {
+    /// The name to show: a valid user name (letters, digits, `_`, `-`, `.`, starting with a
+    /// letter) of 3 to 20 characters.
+    #[schema(value_type = UserName, max_length = 20)]
+    name: String,
+}
+
+/// `GET /api/auth/guest` → 204 when guests are on, 404 otherwise.
+async fn guests_allowed(state: State) -> Result<HttpResponse> {
+    if state.engine.config().guests.enabled {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found("guests are not enabled on this server"))
+    }
+}
+
+/// `POST /api/auth/guest` → `{access, user}` when guests are on, 404 otherwise (whatever
+/// the body: the route must look absent, so the body is judged only after the setting).
+async fn guest(
+    req: HttpRequest,
+    state: State,
+    body: Result<web::Json<GuestBody>, actix_web::Error>,
+) -> actix_web::Result<HttpResponse> {
+    if !state.engine.config().guests.enabled {
+        return Err(ApiError::not_found("guests are not enabled on this server").into());
+    }
+    state.auth_limiter.check(state.client_ip(req.head()))?;
+    let body = body?.into_inner();
+    let auth = state.auth.clone();
+    Ok(run(&state, async move { ok(auth.guest(&body.name).await?) }).await?)
+}
+
+/// A banned guest name.
+#[derive(Serialize, ToSchema)]
+struct GuestBan {
+    /// The name.
+    #[schema(value_type = UserName)]
+    name: String,
+    /// How many guests were using it (their sockets closed).
+    signed_out: usize,
+}
+
+/// The checks every staff guest route starts with: 404 while guests are off (whatever the
+/// credentials), then the caller and the name.
+fn guest_admin(
+    state: &State,
+    user: Result<Authenticated, ApiError>,
+    name: &str,
+) -> Result<(User, UserName)> {
+    if !state.engine.config().guests.enabled {
+        return Err(ApiError::not_found("guests are not enabled on this server"));
+    }
+    let Authenticated(user) = user?;
+    Ok((user, parse_user_name(name)?))
+}
+
+/// `POST /api/guests/bans/{username}` → `{name, signed_out}` (staff).
+async fn ban_guest_name(
+    state: State,
+    user: Result<Authenticated, ApiError>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let (user, name) = guest_admin(&state, user, &path)?;
+    let engine = state.engine.clone();
+    run(&state, async move {
+        let signed_out = engine.ban_guest_name(&user, &name).await?;
+        ok(GuestBan {
+            name: name.into_string(),
+            signed_out,
+        })
+    })
+    .await
+}
+
+/// `DELETE /api/guests/bans/{username}` → 204 (staff).
+async fn unban_guest_name(
+    state: State,
+    user: Result<Authenticated, ApiError>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let (user, name) = guest_admin(&state, user, &path)?;
+    let engine = state.engine.clone();
+    run(&state, async move {
+        engine.unban_guest_name(&user, &name).await?;
+        no_content()
     })
     .await
 }

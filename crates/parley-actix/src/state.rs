@@ -38,6 +38,8 @@ pub struct AppState {
     pub(crate) account_limiter: Arc<AccountLimiter>,
     /// Per-address limit on new WebSocket connections.
     pub(crate) connect_limiter: Arc<AuthLimiter>,
+    /// Per-address limit on guests' new WebSocket connections.
+    pub(crate) guest_connect_limiter: Arc<AuthLimiter>,
     /// How many chat sockets are open. Their tasks run beside actix-server's connection
     /// tasks, which do not see them, so a graceful stop waits on this count first
     /// ([`AppState::sockets_closed`]).
@@ -67,6 +69,7 @@ impl AppState {
             auth_limiter: Arc::new(AuthLimiter::new(config.auth_rate)),
             account_limiter: Arc::new(AccountLimiter::new(config.login_failure_rate)),
             connect_limiter: Arc::new(AuthLimiter::sockets(config.ws_connect_rate)),
+            guest_connect_limiter: Arc::new(AuthLimiter::sockets(config.guest_connect_rate)),
             sockets: Arc::new(watch::Sender::new(0)),
             config: Arc::new(config),
             runtime,

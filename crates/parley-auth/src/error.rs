@@ -39,6 +39,9 @@ pub enum AuthError {
     /// Registration with a name already taken.
     #[error("user name is taken")]
     UsernameTaken,
+    /// A guest sign-in under a name staff have banned.
+    #[error("this guest name is banned")]
+    GuestNameBanned,
     /// A malformed input (e.g. an invalid user name or email at registration).
     #[error("invalid input: {0}")]
     Invalid(String),
@@ -63,6 +66,7 @@ impl AuthError {
             Self::WeakPassword(_) => ErrorCode::WeakPassword,
             Self::Invalid(_) => ErrorCode::InvalidField,
             Self::UsernameTaken => ErrorCode::UsernameTaken,
+            Self::GuestNameBanned => ErrorCode::GuestNotAllowed,
             Self::Store(e) => e.code(),
             Self::Config(_) | Self::Internal(_) => ErrorCode::Internal,
         }

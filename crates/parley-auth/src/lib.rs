@@ -40,5 +40,5 @@ pub use config::{AuthConfig, SigningKey};
 pub use error::{AuthError, Result};
 pub use oidc::{OidcConfig, OidcIdentity, OidcVerifier};
 pub use password::{Password, hash_password, verify_password};
-pub use service::{Auth, LoginResponse};
+pub use service::{Auth, GuestLogin, LoginResponse};
 pub use tokens::{Claims, TokenPair, TokenService, TokenType};

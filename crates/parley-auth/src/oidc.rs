@@ -160,7 +160,10 @@ pub(crate) fn username_base(identity: &OidcIdentity) -> String {
         })
         .take(28)
         .collect();
-    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+    // A leading digit or symbol, and the guests' reserved prefix, get a `u` in front.
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic())
+        || name.starts_with(parley_domain::UserName::GUEST_PREFIX)
+    {
         name.insert(0, 'u');
         name.truncate(28);
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// The login answer, shaped like djangorestframework-simplejwt's and extended with the user:
 /// `{"access": "...", "refresh": "...", "user": {"id", "username", "email", "is_staff",
-/// "joined_at", "last_login"}}`.
+/// "is_guest", "joined_at", "last_login"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResponse {
@@ -22,6 +22,16 @@ pub struct LoginResponse {
     /// The refresh token.
     pub refresh: String,
     /// The account, with `last_login` already set to this login.
+    pub user: User,
+}
+
+/// The answer to a guest sign-in: an access token and nothing to refresh it with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GuestLogin {
+    /// The access token (the configured access lifetime; there is no refresh token).
+    pub access: String,
+    /// The guest identity: `is_guest` is true and the user name is `guest.{name}.{tag}`.
     pub user: User,
 }
 
@@ -91,7 +101,8 @@ impl Auth {
         password: &Password,
         email: Option<&str>,
     ) -> Result<User> {
-        let username = UserName::parse(username).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let username =
+            UserName::parse_account(username).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let email = email
             .map(Email::parse)
             .transpose()
@@ -103,6 +114,7 @@ impl Auth {
             email,
             password_hash,
             is_staff: false,
+            is_guest: false,
         };
         match self.inner.store.create_user(&new).await {
             Ok(user) => {
@@ -112,6 +124,50 @@ impl Auth {
             Err(StoreError::Conflict(_)) => Err(AuthError::UsernameTaken),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Makes a guest identity for a visitor who chose `name` (a valid user name of at most
+    /// [`UserName::GUEST_DISPLAY_MAX`] characters; `Invalid` otherwise) and returns an access
+    /// token for it (`GuestNameBanned` for a name staff banned). The identity is a user row flagged `is_guest` named
+    /// `guest.{name}.{tag}` with a random tag, a name no account can register; it has no
+    /// usable password and gets no refresh token, so nobody can log in to it or keep it.
+    /// Whether guests are allowed at all is the caller's decision.
+    pub async fn guest(&self, name: &str) -> Result<GuestLogin> {
+        let display = UserName::parse(name).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if self.inner.store.guest_name_banned(display.as_str()).await? {
+            return Err(AuthError::GuestNameBanned);
+        }
+        // Five random characters: a clash with a live guest of the same name is rare and
+        // retried; a handful of clashes in a row means the store is the problem.
+        for _ in 0..5 {
+            let tag: String = uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .chars()
+                .take(UserName::GUEST_TAG_LEN)
+                .collect();
+            let username =
+                UserName::guest(&display, &tag).map_err(|e| AuthError::Invalid(e.to_string()))?;
+            let new = NewUser {
+                username,
+                email: None,
+                password_hash: "!".to_owned(),
+                is_staff: false,
+                is_guest: true,
+            };
+            match self.inner.store.create_user(&new).await {
+                Ok(user) => {
+                    let access = self.inner.tokens.issue_access(&user)?;
+                    tracing::info!(user = %user.username, id = %user.id, "guest signed in");
+                    return Ok(GuestLogin { access, user });
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AuthError::Internal(format!(
+            "no free guest name for {display}"
+        )))
     }
 
     /// Changes a user's password (rules apply).
@@ -210,6 +266,7 @@ impl Auth {
                 email: email.clone(),
                 password_hash: "!".to_owned(),
                 is_staff: false,
+                is_guest: false,
             };
             match store
                 .create_external_user(&new, &identity.iss, &identity.sub)
@@ -297,6 +354,23 @@ impl Auth {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// Clears away guests whose one access token had expired by `now` (see
+    /// [`Store::prune_guests`]: the silent ones are deleted, those who posted stay as
+    /// authors but leave every room). Returns how many were deleted. Run it now and then
+    /// (the engine does, every [`Auth::GUEST_PRUNE_INTERVAL`]).
+    pub async fn prune_guests(&self, now: Timestamp) -> Result<usize> {
+        // A second more than the token lives, so the last moment it passes is behind us.
+        let age = self.inner.tokens.access_valid_secs().saturating_add(1);
+        Ok(self
+            .inner
+            .store
+            .prune_guests(now.plus_seconds(-age))
+            .await?)
+    }
+
+    /// How often the engine clears away stale guests.
+    pub const GUEST_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
     /// Forgets revocations of tokens that have expired anyway; run it now and then.
     pub async fn prune_revocations(&self) -> Result<usize> {

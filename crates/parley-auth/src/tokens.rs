@@ -182,6 +182,13 @@ impl TokenService {
         self.refresh_secs
     }
 
+    /// How long after it was issued an access token stops passing [`TokenService::verify`]:
+    /// its lifetime plus the clock leeway, in seconds.
+    pub fn access_valid_secs(&self) -> i64 {
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(i64::MAX);
+        self.access_secs.saturating_add(leeway)
+    }
+
     fn claims(&self, user: UserId, username: &str, token_type: TokenType, family: &str) -> Claims {
         let iat = now_secs();
         let ttl = match token_type {
@@ -216,6 +223,13 @@ impl TokenService {
             refresh: self.sign(&refresh)?,
         };
         Ok((pair, refresh))
+    }
+
+    /// Issues an access token alone, for a guest (who gets no refresh token: when it
+    /// expires the guest identity is done with).
+    pub fn issue_access(&self, user: &User) -> Result<String> {
+        let family = uuid::Uuid::new_v4().to_string();
+        self.sign(&self.claims(user.id, user.username.as_str(), TokenType::Access, &family))
     }
 
     /// Verifies a token's signature, algorithm, expiry and type. `Expired`, `InvalidToken`

@@ -180,6 +180,7 @@ async fn login_returns_the_simplejwt_shape_and_records_last_login() {
         [
             "email",
             "id",
+            "is_guest",
             "is_staff",
             "joined_at",
             "last_login",
@@ -214,6 +215,59 @@ async fn login_returns_the_simplejwt_shape_and_records_last_login() {
 
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_get_an_access_token_and_nothing_to_keep() {
+    let (_db, auth) = setup().await;
+    let guest = auth.guest("Visitor").await.unwrap();
+    assert!(guest.user.is_guest);
+    assert!(!guest.user.is_staff);
+    assert!(guest.user.username.as_str().starts_with("guest.visitor."));
+    // The token authenticates the guest, and is an access token only.
+    let (claims, user) = auth.authenticate(&guest.access).await.unwrap();
+    assert_eq!(
+        (claims.token_type, user.id),
+        (TokenType::Access, guest.user.id)
+    );
+    assert!(matches!(
+        auth.refresh(&guest.access).await,
+        Err(AuthError::WrongTokenType { .. })
+    ));
+    // No password opens it, and the name cannot be registered.
+    let name = guest.user.username.as_str();
+    for password in ["!", "", "correct horse"] {
+        assert!(matches!(
+            auth.login(name, &pw(password)).await,
+            Err(AuthError::InvalidCredentials)
+        ));
+    }
+    assert!(matches!(
+        auth.register(name, &pw("correct horse"), None).await,
+        Err(AuthError::Invalid(_))
+    ));
+    assert!(matches!(
+        auth.register("guest.someone", &pw("correct horse"), None)
+            .await,
+        Err(AuthError::Invalid(_))
+    ));
+    // The same chosen name twice: two guests.
+    let again = auth.guest("visitor").await.unwrap();
+    assert_ne!(again.user.id, guest.user.id);
+    for bad in ["a b", "ab", "9lives", &"x".repeat(21)] {
+        assert!(
+            matches!(auth.guest(bad).await, Err(AuthError::Invalid(_))),
+            "{bad}"
+        );
+    }
+    // Stale guests: none while their tokens live; once those expired, both (silent) go.
+    assert_eq!(auth.prune_guests(Timestamp::now()).await.unwrap(), 0);
+    let after_expiry = Timestamp::now().plus_seconds(config().access_ttl.as_secs() as i64 + 2);
+    assert_eq!(auth.prune_guests(after_expiry).await.unwrap(), 2);
+    assert!(matches!(
+        auth.authenticate(&guest.access).await,
+        Err(AuthError::UnknownUser)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

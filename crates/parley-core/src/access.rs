@@ -13,6 +13,12 @@
 //! *read* a private or direct conversation: history and joining follow membership only, and
 //! staff may not make themselves members of a private room (an owner may add them).
 //!
+//! **Guests** (`User::is_guest`, when `guests` is on) join, read and post in public rooms
+//! like anyone, and nothing more: creating a room (REST or the tutorial endpoint's first
+//! connection), opening a direct chat, signalling a call, being added to a private room or
+//! made an owner answer `guest_not_allowed` ([`guest_refused`]). There are no reactions yet; when there
+//! are, they belong on that list. A guest cannot manage a room: it never owns one.
+//!
 //! A room a user may not see answers `not_member` (not `not_found`), so a client can tell a
 //! typo from a closed door; nothing of its content is shown.
 
@@ -111,4 +117,9 @@ impl RoomAccess {
 
 fn not_member() -> EngineError {
     EngineError::refused(ErrorCode::NotMember, "you are not a member of this room")
+}
+
+/// The refusal of something guests may not do (`guest_not_allowed`).
+pub(crate) fn guest_refused(message: &str) -> EngineError {
+    EngineError::refused(ErrorCode::GuestNotAllowed, message)
 }

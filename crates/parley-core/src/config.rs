@@ -73,6 +73,31 @@ pub struct EngineConfig {
     /// [`BatchOptions::default`]. Each writer task holds a pooled database connection while
     /// it writes, so keep `writers` well under the store's pool size.
     pub group_commit: Option<BatchOptions>,
+    /// Guests: identities without an account (`POST /api/auth/guest`), off by default.
+    pub guests: GuestConfig,
+}
+
+/// Whether guests are allowed, and their own (stricter) budgets. Guests may join public
+/// rooms, read their history and post there, nothing more (see [`crate::RoomAccess`]).
+#[derive(Debug, Clone)]
+pub struct GuestConfig {
+    /// Guests may sign in and connect. Off: the guest route answers 404, the tutorial
+    /// endpoint refuses `?guest=`, and a guest's socket is refused (`guest_not_allowed`).
+    pub enabled: bool,
+    /// A guest's `send`, `edit` and `delete` frames, in place of `message_rate`.
+    pub message_rate: RateLimit,
+    /// A guest's `join` and `leave` frames, in place of `join_rate`.
+    pub join_rate: RateLimit,
+}
+
+impl Default for GuestConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            message_rate: RateLimit::new(1.0, 5.0),
+            join_rate: RateLimit::new(0.5, 10.0),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -99,6 +124,7 @@ impl Default for EngineConfig {
             presence_ttl: Duration::from_secs(15),
             presence_fanout_limit: 256,
             group_commit: Some(BatchOptions::default()),
+            guests: GuestConfig::default(),
         }
     }
 }
@@ -131,6 +157,8 @@ impl EngineConfig {
             ("ping_rate", self.ping_rate),
             ("room_create_rate", self.room_create_rate),
             ("renew_rate", self.renew_rate),
+            ("guest_message_rate", self.guests.message_rate),
+            ("guest_join_rate", self.guests.join_rate),
         ] {
             if !(rate.per_second > 0.0 && rate.burst >= 1.0) {
                 return bad(name, "needs a positive rate and a burst of at least 1");

@@ -104,6 +104,7 @@ impl Engine {
             auth: OnceLock::new(),
         });
         tokio::spawn(node_task(Arc::downgrade(&inner), layer, node));
+        tokio::spawn(guest_task(Arc::downgrade(&inner)));
         Ok(Self { inner })
     }
 
@@ -120,12 +121,26 @@ impl Engine {
         if *self.inner.shutdown.borrow() {
             return Err(EngineError::ShuttingDown);
         }
+        // A guest's token outlives a switch to `guests` off by at most its lifetime; its
+        // sockets are refused from the switch on.
+        if user.is_guest {
+            if !self.inner.config.guests.enabled {
+                return Err(crate::access::guest_refused(
+                    "guests are not allowed on this server",
+                ));
+            }
+            if let Some(name) = user.username.guest_display()
+                && self.inner.store.guest_name_banned(name).await?
+            {
+                return Err(crate::access::guest_refused("this guest name is banned"));
+            }
+        }
         {
             let mut state = self.inner.state.lock();
             let limit = self.inner.config.max_connections_per_user;
             let entry = state.users.entry(user.id).or_insert_with(|| UserState {
                 connections: 0,
-                budgets: Budgets::new(&self.inner.config),
+                budgets: Budgets::new(&self.inner.config, user.is_guest),
                 forget_at: None,
                 unsure: VecDeque::new(),
             });
@@ -194,6 +209,35 @@ impl Engine {
             .group_send(&self.inner.groups.user(user)?, events::sign_out(family))
             .await?;
         Ok(())
+    }
+
+    /// Bans the guest name `name` (staff only; `forbidden` otherwise): no guest may sign in
+    /// under it, and the sockets of guests using it close on every process and are refused
+    /// from then on. Returns how many guests were using it.
+    pub async fn ban_guest_name(&self, staff: &User, name: &UserName) -> Result<usize> {
+        require_staff(staff)?;
+        let store = &self.inner.store;
+        store.ban_guest_name(name).await?;
+        let guests = store.guests_named(name).await?;
+        for &guest in &guests {
+            self.sign_out(guest, None).await?;
+        }
+        tracing::info!(staff = %staff.username, %name, guests = guests.len(), "banned a guest name");
+        Ok(guests.len())
+    }
+
+    /// Lifts the ban of the guest name `name` (staff only; `not_found` if it was not banned).
+    pub async fn unban_guest_name(&self, staff: &User, name: &UserName) -> Result<()> {
+        require_staff(staff)?;
+        if self.inner.store.unban_guest_name(name).await? {
+            tracing::info!(staff = %staff.username, %name, "lifted a guest name's ban");
+            Ok(())
+        } else {
+            Err(EngineError::refused(
+                parley_domain::protocol::ErrorCode::NotFound,
+                format!("the guest name {name} is not banned"),
+            ))
+        }
     }
 
     /// The rooms service: listing, creating, changing and reading rooms as one user, with
@@ -300,11 +344,11 @@ impl Inner {
 
     /// Takes one token of `user`'s `budget`; on refusal, the error to answer with. A user
     /// without a connection (a REST call) gets budgets too, forgotten once refilled.
-    pub(crate) fn take_token(&self, user: UserId, budget: Budget) -> Result<()> {
+    pub(crate) fn take_token(&self, user: &User, budget: Budget) -> Result<()> {
         let mut state = self.state.lock();
-        let entry = state.users.entry(user).or_insert_with(|| UserState {
+        let entry = state.users.entry(user.id).or_insert_with(|| UserState {
             connections: 0,
-            budgets: Budgets::new(&self.config),
+            budgets: Budgets::new(&self.config, user.is_guest),
             forget_at: Some(limits::forget_at(&self.config)),
             unsure: VecDeque::new(),
         });
@@ -667,6 +711,51 @@ impl Inner {
 
 /// The node's background task: answers presence snapshots and sends heartbeats until the
 /// engine is dropped or shut down.
+/// Clears away stale guests every [`Auth::GUEST_PRUNE_INTERVAL`] (whether or not guests are
+/// on now: those of an earlier run go too), once the engine has its [`Auth`]. Every node
+/// does it; the deletes are idempotent.
+async fn guest_task(engine: Weak<Inner>) {
+    // Ends at shutdown, or when the engine is dropped (the sender with it), not a tick later.
+    let Some(mut shutdown) = engine.upgrade().map(|inner| inner.shutdown.subscribe()) else {
+        return;
+    };
+    let mut ticker = tokio::time::interval(Auth::GUEST_PRUNE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+                continue;
+            }
+        }
+        let Some(inner) = engine.upgrade() else { break };
+        if *inner.shutdown.borrow() {
+            break;
+        }
+        let Some(auth) = inner.auth.get().cloned() else {
+            continue;
+        };
+        drop(inner);
+        if let Err(e) = auth.prune_guests(parley_domain::Timestamp::now()).await {
+            tracing::warn!(error = %e, "could not clear away stale guests; trying again later");
+        }
+    }
+}
+
+fn require_staff(user: &User) -> Result<()> {
+    if user.is_staff {
+        Ok(())
+    } else {
+        Err(EngineError::refused(
+            parley_domain::protocol::ErrorCode::Forbidden,
+            "only staff may do that",
+        ))
+    }
+}
+
 async fn node_task(engine: Weak<Inner>, layer: Arc<dyn ChannelLayer>, node: ChannelName) {
     let interval = match engine.upgrade() {
         Some(inner) => inner.config.presence_interval,

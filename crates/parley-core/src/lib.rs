@@ -65,7 +65,7 @@ mod session;
 
 pub use access::RoomAccess;
 pub use authorization::Grant;
-pub use config::EngineConfig;
+pub use config::{EngineConfig, GuestConfig};
 pub use connection::{
     ClientMessage, Connection, ConnectionConfig, Gone, MAX_BATCH, MAX_FRAMES, ReadError, Socket,
 };

@@ -76,6 +76,16 @@ impl Budget {
         }
     }
 
+    /// This budget's limit in `config` for a guest (`guest`) or an account: guests have
+    /// budgets of their own for messages and joins (`config.guests`).
+    pub const fn limit_for(self, config: &EngineConfig, guest: bool) -> RateLimit {
+        match self {
+            Self::Messages if guest => config.guests.message_rate,
+            Self::Joins if guest => config.guests.join_rate,
+            other => other.limit(config),
+        }
+    }
+
     /// This budget's limit in `config`.
     pub const fn limit(self, config: &EngineConfig) -> RateLimit {
         match self {
@@ -102,10 +112,10 @@ pub(crate) struct Budgets {
 }
 
 impl Budgets {
-    /// Full budgets.
-    pub(crate) fn new(config: &EngineConfig) -> Self {
+    /// Full budgets, a guest's (`guest`) or an account's.
+    pub(crate) fn new(config: &EngineConfig, guest: bool) -> Self {
         Self {
-            buckets: Budget::ALL.map(|b| TokenBucket::new(b.limit(config))),
+            buckets: Budget::ALL.map(|b| TokenBucket::new(b.limit_for(config, guest))),
         }
     }
 
@@ -120,10 +130,8 @@ impl Budgets {
 pub(crate) fn keep_after_last_connection(config: &EngineConfig) -> Duration {
     Budget::ALL
         .iter()
-        .map(|b| {
-            let limit = b.limit(config);
-            Duration::from_secs_f64((limit.burst / limit.per_second).min(3600.0))
-        })
+        .flat_map(|b| [b.limit_for(config, false), b.limit_for(config, true)])
+        .map(|limit| Duration::from_secs_f64((limit.burst / limit.per_second).min(3600.0)))
         .max()
         .unwrap_or_default()
 }

@@ -3,7 +3,7 @@
 //! followed by what it implies for open sockets (a removed member's sockets leave the room,
 //! a renamed or deleted room's sockets get `left`).
 
-use crate::access::RoomAccess;
+use crate::access::{RoomAccess, guest_refused};
 use crate::engine::Inner;
 use crate::error::{EngineError, Result};
 use crate::limits::Budget;
@@ -144,13 +144,16 @@ impl Rooms {
         kind: RoomKind,
         topic: Topic,
     ) -> Result<Room> {
+        if user.is_guest {
+            return Err(guest_refused("guests may not create rooms"));
+        }
         if kind == RoomKind::Direct || name.is_direct() {
             return Err(EngineError::refused(
                 ErrorCode::InvalidField,
                 "direct rooms are made with a direct chat (POST /api/direct/{username}), and 'dm.' names are reserved",
             ));
         }
-        self.inner.take_token(user.id, Budget::RoomCreations)?;
+        self.inner.take_token(user, Budget::RoomCreations)?;
         let new = NewRoom {
             name,
             kind,
@@ -237,6 +240,7 @@ impl Rooms {
         role: Role,
     ) -> Result<MemberAdded> {
         let (access, member) = self.members_change(user, room, member).await?;
+        guest_member_rule(&access, &member, role)?;
         let store = &self.inner.store;
         let room_id = access.room().id;
         if member.id == user.id && !access.can_read() {
@@ -272,6 +276,7 @@ impl Rooms {
         role: Role,
     ) -> Result<Membership> {
         let (access, member) = self.members_change(user, room, member).await?;
+        guest_member_rule(&access, &member, role)?;
         Ok(self
             .inner
             .store
@@ -347,6 +352,9 @@ impl Rooms {
     /// room creation, and so does asking for a name that is nobody's).
     pub async fn direct(&self, user: &User, other: &UserName) -> Result<Room> {
         let store = &self.inner.store;
+        if user.is_guest {
+            return Err(guest_refused("direct chats are for accounts, not guests"));
+        }
         if other == &user.username {
             return Err(EngineError::refused(
                 ErrorCode::InvalidField,
@@ -354,6 +362,9 @@ impl Rooms {
             ));
         }
         let other = match store.user_by_name(other).await {
+            Ok(other) if other.is_guest => {
+                return Err(guest_refused("direct chats are for accounts, not guests"));
+            }
             Ok(other) => Some(other),
             Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e.into()),
@@ -370,7 +381,7 @@ impl Rooms {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.inner.take_token(user.id, Budget::RoomCreations)?;
+        self.inner.take_token(user, Budget::RoomCreations)?;
         match other {
             Some(other) => Ok(store.direct_room(user.id, other.id).await?),
             None => Err(StoreError::NotFound("user").into()),
@@ -387,7 +398,12 @@ impl Rooms {
         let store = &self.inner.store;
         match store.room_by_name(room).await {
             Err(StoreError::NotFound(_)) => {
-                self.inner.take_token(user.id, Budget::RoomCreations)?;
+                if user.is_guest {
+                    return Err(guest_refused(
+                        "guests may not create rooms; join one that exists",
+                    ));
+                }
+                self.inner.take_token(user, Budget::RoomCreations)?;
                 let new = NewRoom {
                     name: room.clone(),
                     kind: RoomKind::Public,
@@ -417,5 +433,23 @@ impl Rooms {
         if let Err(e) = self.inner.kick(user, room).await {
             tracing::warn!(error = %e, %room, "could not tell a member's sockets to leave");
         }
+    }
+}
+
+/// Guests are members of public rooms only, and never owners (an owner manages the room: see
+/// `RoomAccess`).
+fn guest_member_rule(access: &RoomAccess, member: &User, role: Role) -> Result<()> {
+    if !member.is_guest {
+        Ok(())
+    } else if access.room().kind != RoomKind::Public {
+        Err(guest_refused(
+            "guests may not be added to private rooms; they join public rooms themselves",
+        ))
+    } else if role != Role::Member {
+        Err(guest_refused(
+            "a guest may only be a member, never an owner",
+        ))
+    } else {
+        Ok(())
     }
 }

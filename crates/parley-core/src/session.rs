@@ -423,7 +423,7 @@ impl Session {
         // `prepare_send`, as `on_texts` calls that directly).
         let frame_type = envelope.frame.frame_type();
         if frame_type != FrameType::Send
-            && let Err(refusal) = self.inner.take_token(self.user.id, Budget::of(frame_type))
+            && let Err(refusal) = self.inner.take_token(&self.user, Budget::of(frame_type))
         {
             return vec![text(&ServerFrame::Error(refusal.to_frame(r)))];
         }
@@ -574,13 +574,14 @@ impl Session {
     /// The checks of a `send` that need no I/O (joined, message rate); the message to store.
     fn prepare_send(&self, f: SendMessage, r: Option<FrameRef>) -> Result<PreparedSend> {
         let joined = self.joined(&f.room)?;
-        self.inner.take_token(self.user.id, Budget::Messages)?;
+        self.inner.take_token(&self.user, Budget::Messages)?;
         Ok(PreparedSend {
             message: NewMessage {
                 room_id: joined.id,
                 room: f.room,
                 sender_id: self.user.id,
                 sender: self.user.username.clone(),
+                sender_is_guest: self.user.is_guest,
                 body: f.body,
                 client_id: f.client_id,
             },
@@ -839,6 +840,11 @@ impl Session {
     }
 
     async fn signal(&mut self, f: SendSignal) -> Result<()> {
+        if self.user.is_guest {
+            return Err(crate::access::guest_refused(
+                "calls are for accounts, not guests",
+            ));
+        }
         let config = &self.inner.config;
         let max = config.max_signal_bytes.min(config.max_frame_bytes);
         let size = serde_json::to_vec(&f.payload).map_or(usize::MAX, |v| v.len());
@@ -849,6 +855,11 @@ impl Session {
             ));
         }
         let target = self.inner.store.user_by_name(&f.to).await?;
+        if target.is_guest {
+            return Err(crate::access::guest_refused(
+                "calls are for accounts, not guests",
+            ));
+        }
         if target.id == self.user.id {
             return Err(refused(
                 ErrorCode::InvalidField,

@@ -72,6 +72,7 @@ impl World {
                 email: None,
                 password_hash: "x".into(),
                 is_staff: false,
+                is_guest: false,
             })
             .await
             .unwrap()
@@ -98,6 +99,7 @@ impl World {
                 email: None,
                 password_hash: "x".into(),
                 is_staff: true,
+                is_guest: false,
             })
             .await
             .unwrap()

@@ -25,6 +25,11 @@ pub struct User {
     pub joined_at: Timestamp,
     /// When the user last logged in, if ever.
     pub last_login: Option<Timestamp>,
+    /// A guest: an identity made by `POST /api/auth/guest` (no password, no refresh token;
+    /// its user name starts with [`UserName::GUEST_PREFIX`]). Guests may only read and post
+    /// in public rooms.
+    #[serde(default)]
+    pub is_guest: bool,
 }
 
 /// A room, group or direct.
@@ -101,4 +106,8 @@ pub struct Message {
     pub edited_at: Option<Timestamp>,
     /// When it was deleted.
     pub deleted_at: Option<Timestamp>,
+    /// The author is a guest (no account; see [`User::is_guest`]): sent as `"guest": true`,
+    /// and absent for an account's message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
 }

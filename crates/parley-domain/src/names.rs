@@ -123,8 +123,59 @@ impl UserName {
         }
         Ok(Self(raw.to_ascii_lowercase()))
     }
+
+    /// Validates a new account's name: as [`UserName::parse`], and not starting with
+    /// [`UserName::GUEST_PREFIX`], so no account can take (or later claim) a guest's name.
+    pub fn parse_account(raw: &str) -> Result<Self> {
+        let name = Self::parse(raw)?;
+        if name.is_guest_name() {
+            return Err(DomainError::InvalidUserName(
+                "names starting with 'guest.' are reserved for guests",
+            ));
+        }
+        Ok(name)
+    }
+
+    /// True for a name in the guests' reserved space.
+    pub fn is_guest_name(&self) -> bool {
+        self.0.starts_with(Self::GUEST_PREFIX)
+    }
+
+    /// The user name of a guest who chose `display` (a valid name of at most
+    /// [`UserName::GUEST_DISPLAY_MAX`] characters) with a random `tag` of
+    /// [`UserName::GUEST_TAG_LEN`] characters from the name alphabet that keeps two guests
+    /// choosing the same name apart: `guest.{display}.{tag}`.
+    pub fn guest(display: &UserName, tag: &str) -> Result<Self> {
+        if display.0.chars().count() > Self::GUEST_DISPLAY_MAX {
+            return Err(DomainError::InvalidUserName(
+                "a guest's name must be at most 20 characters",
+            ));
+        }
+        if tag.chars().count() != Self::GUEST_TAG_LEN || !tag.chars().all(is_name_char) {
+            return Err(DomainError::InvalidUserName(
+                "a guest tag must be 5 name characters",
+            ));
+        }
+        Self::parse(&format!("{}{}.{tag}", Self::GUEST_PREFIX, display.0))
+    }
+
+    /// The name a guest chose (the part between the prefix and the tag); `None` for an
+    /// account's name.
+    pub fn guest_display(&self) -> Option<&str> {
+        let rest = self.0.strip_prefix(Self::GUEST_PREFIX)?;
+        rest.rsplit_once('.').map(|(display, _)| display)
+    }
 }
 string_newtype!(UserName);
+
+impl UserName {
+    /// Prefix reserved for guests' user names; registration refuses it.
+    pub const GUEST_PREFIX: &'static str = "guest.";
+    /// Longest name a guest may choose (the prefix and tag take the other 12 characters).
+    pub const GUEST_DISPLAY_MAX: usize = 20;
+    /// Length of the random tag that ends a guest's user name.
+    pub const GUEST_TAG_LEN: usize = 5;
+}
 
 /// A room's name: 1–64 ASCII letters, digits, `_`, `-`, `.`, starting with a letter or
 /// digit, lower-cased. Names starting with `dm.` belong to direct rooms.
@@ -255,6 +306,31 @@ mod tests {
             assert!(UserName::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(UserName::parse(&"a".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn guest_names_live_in_a_space_accounts_cannot_register() {
+        let display = UserName::parse("Anonymous").unwrap();
+        let guest = UserName::guest(&display, "a1b2c").unwrap();
+        assert_eq!(guest.as_str(), "guest.anonymous.a1b2c");
+        assert!(guest.is_guest_name());
+        assert_eq!(guest.guest_display(), Some("anonymous"));
+        // The longest display name still fits.
+        let longest = UserName::parse(&"g".repeat(UserName::GUEST_DISPLAY_MAX)).unwrap();
+        assert!(UserName::guest(&longest, "zzzzz").is_ok());
+        let too_long = UserName::parse(&"g".repeat(UserName::GUEST_DISPLAY_MAX + 1)).unwrap();
+        assert!(UserName::guest(&too_long, "zzzzz").is_err());
+        assert!(UserName::guest(&display, "abc").is_err());
+        assert!(UserName::guest(&display, "ab/cd").is_err());
+        // Accounts may not take the prefix, in any case.
+        for reserved in ["guest.anonymous.a1b2c", "Guest.x", "GUEST.anything"] {
+            assert!(UserName::parse_account(reserved).is_err(), "{reserved}");
+        }
+        for fine in ["guest", "guests", "guest_1", "guest-x", "alice"] {
+            let name = UserName::parse_account(fine).unwrap();
+            assert!(!name.is_guest_name());
+            assert_eq!(name.guest_display(), None);
+        }
     }
 
     #[test]

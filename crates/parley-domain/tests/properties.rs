@@ -133,6 +133,7 @@ fn message() -> impl Strategy<Value = Message> {
                 created_at: Timestamp(created),
                 edited_at: edited.map(Timestamp),
                 deleted_at: deleted.map(Timestamp),
+                guest: false,
             },
         )
 }

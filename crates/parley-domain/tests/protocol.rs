@@ -39,6 +39,7 @@ fn sample_message() -> Message {
         created_at: Timestamp(1_700_000_000_000),
         edited_at: None,
         deleted_at: None,
+        guest: false,
     }
 }
 const SAMPLE_MESSAGE_JSON: &str = r#""id":42,"room_id":7,"room":"lobby","sender_id":3,"sender":"alice","body":"hello","client_id":"c-1","created_at":1700000000000,"edited_at":null,"deleted_at":null"#;
@@ -753,6 +754,7 @@ fn every_error_code_has_a_stable_spelling() {
             "rate_limited",
             "conflict",
             "too_many_rooms",
+            "guest_not_allowed",
             "unavailable",
             "internal",
             "slow_consumer",
@@ -875,6 +877,8 @@ fn tutorial_frames_are_sends_to_the_connections_room() {
         r#"{"message":"hi"}"#,
         r#"{"message":"hi","username":"whoever typed this"}"#,
         r#"{"username":"x","message":"hi","ref":"t1"}"#,
+        r#"{"username":"x","room_name":"lobby","message":"hi"}"#,
+        r#"{"username":"x","room_name":"Lobby","message":"hi"}"#,
     ] {
         let envelope = ClientFrame::decode_in(text, &dialect, &limits()).unwrap();
         match envelope.frame {
@@ -910,6 +914,23 @@ fn bad_tutorial_frames_get_typed_errors() {
         ErrorCode::UnknownField
     );
     assert_eq!(code(r#"{"username":"x"}"#), ErrorCode::MissingType);
+    // `room_name` must be the socket's room.
+    let e = ClientFrame::decode_in(
+        r#"{"message":"hi","room_name":"elsewhere"}"#,
+        &dialect,
+        &limits(),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidField);
+    assert!(e.message().contains("room_name"), "{}", e.message());
+    assert_eq!(
+        code(r#"{"message":"hi","room_name":"no spaces"}"#),
+        ErrorCode::InvalidRoomName
+    );
+    assert_eq!(
+        code(r#"{"message":"hi","room_name":7}"#),
+        ErrorCode::InvalidField
+    );
     let long = format!(
         r#"{{"message":"{}"}}"#,
         "x".repeat(limits().max_body_chars + 1)

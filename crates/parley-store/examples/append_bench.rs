@@ -120,6 +120,7 @@ async fn run(
                     email: None,
                     password_hash: "x".into(),
                     is_staff: false,
+                    is_guest: false,
                 })
                 .await?,
         );
@@ -155,6 +156,7 @@ async fn run(
                         room: room.name.clone(),
                         sender_id: user.id,
                         sender: user.username.clone(),
+                        sender_is_guest: false,
                         body: body.clone(),
                         client_id: Some(ClientMsgId::parse(&format!("w{w}-{n}"))?),
                     };

@@ -29,6 +29,16 @@
 //! the hot path for PostgreSQL too. So the rule stays with the caller: a multi-thread
 //! runtime, which an actix application has anyway for the engine's background tasks.
 //!
+//! **Guests are user rows** (`users.is_guest`, migration `…_guests`), not tokens without a
+//! row: a message needs an author (`messages.sender_id` references `users`, and history,
+//! edits, deletes and the idempotent `client_id` all key on it), and memberships, budgets
+//! and presence key on a user id too, so a row keeps every rule and query as it is. Their
+//! names (`guest.{name}.{tag}`) are a space accounts cannot register, they have no usable
+//! password, and the flag travels with every message (`Message::guest`) so clients can mark
+//! them. Removing a stale guest's row removes its messages and memberships with it
+//! (`ON DELETE CASCADE`), as for a deleted account. Guest names staff banned are in
+//! `guest_bans`.
+//!
 //! ## Layout
 //! - `store`: [`Store`], [`StoreOptions`], [`Backend`], pools, migrations, readiness.
 //! - `ops::users`, `ops::rooms`, `ops::messages`, `ops::tokens`: the operations, as

@@ -18,6 +18,7 @@ pub(crate) struct UserRow {
     pub is_staff: bool,
     pub created_at: i64,
     pub last_login: Option<i64>,
+    pub is_guest: bool,
 }
 
 impl UserRow {
@@ -35,6 +36,7 @@ impl UserRow {
             is_staff: self.is_staff,
             joined_at: Timestamp(self.created_at),
             last_login: self.last_login.map(Timestamp),
+            is_guest: self.is_guest,
         })
     }
 }
@@ -107,7 +109,7 @@ pub(crate) struct MessageRow {
 }
 
 impl MessageRow {
-    pub fn into_message(self, room: RoomName, sender: UserName) -> Result<Message> {
+    pub fn into_message(self, room: RoomName, sender: UserName, guest: bool) -> Result<Message> {
         Ok(Message {
             id: MessageId(self.id),
             room_id: RoomId(self.room_id),
@@ -124,16 +126,17 @@ impl MessageRow {
             created_at: Timestamp(self.created_at),
             edited_at: self.edited_at.map(Timestamp),
             deleted_at: self.deleted_at.map(Timestamp),
+            guest,
         })
     }
 }
 
-/// A message row joined with its room's name and its author's name.
-pub(crate) type FullMessageRow = (MessageRow, String, String);
+/// A message row joined with its room's name, its author's name and guest flag.
+pub(crate) type FullMessageRow = (MessageRow, String, String, bool);
 
 pub(crate) fn full_message(row: FullMessageRow) -> Result<Message> {
-    let (row, room, sender) = row;
+    let (row, room, sender, guest) = row;
     let room = RoomName::parse(&room).map_err(|e| StoreError::corrupt("room name", e))?;
     let sender = UserName::parse(&sender).map_err(|e| StoreError::corrupt("user name", e))?;
-    row.into_message(room, sender)
+    row.into_message(room, sender, guest)
 }

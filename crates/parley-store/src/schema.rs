@@ -20,6 +20,8 @@ diesel::table! {
         created_at -> BigInt,
         /// Millis since the epoch.
         last_login -> Nullable<BigInt>,
+        /// A guest identity (no password, no refresh token), not an account.
+        is_guest -> Bool,
     }
 }
 
@@ -107,6 +109,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Guest names staff have banned (the chosen name, lower-case).
+    guest_bans (name) {
+        /// The banned name.
+        name -> Text,
+        /// Millis since the epoch.
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(external_identities -> users (user_id));
 diesel::joinable!(memberships -> rooms (room_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -120,4 +132,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     revoked_tokens,
     external_identities,
+    guest_bans,
 );

@@ -435,8 +435,8 @@ mod schema_tests {
                 assert_eq!([$(stringify!($col)),*].len(), $n, "{} is not fully listed", stringify!($table));
             };
         }
-        cols!(users (7): id BigInt, username Text, email Nullable<Text>, password_hash Text,
-            is_staff Bool, created_at BigInt, last_login Nullable<BigInt>);
+        cols!(users (8): id BigInt, username Text, email Nullable<Text>, password_hash Text,
+            is_staff Bool, created_at BigInt, last_login Nullable<BigInt>, is_guest Bool);
         cols!(rooms (8): id BigInt, name Text, kind Text, creator_id Nullable<BigInt>, topic Text,
             created_at BigInt, direct_low Nullable<BigInt>, direct_high Nullable<BigInt>);
         cols!(memberships (5): room_id BigInt, user_id BigInt, role Text, joined_at BigInt,
@@ -446,6 +446,7 @@ mod schema_tests {
             deleted_at Nullable<BigInt>);
         cols!(revoked_tokens (2): jti Text, expires_at BigInt);
         cols!(external_identities (4): issuer Text, subject Text, user_id BigInt, created_at BigInt);
+        cols!(guest_bans (2): name Text, created_at BigInt);
         out.sort();
         out
     }

@@ -63,6 +63,7 @@ conformance!(
     the_batcher_groups_concurrent_appends,
     the_batcher_keeps_each_group_in_order,
     external_identities_link_accounts,
+    stale_guests_are_pruned_and_their_messages_kept,
     a_reader_paging_forward_misses_nothing_under_concurrent_appends,
     a_reader_paging_forward_misses_nothing_under_batched_appends,
     a_reader_paging_forward_misses_nothing_under_mixed_appends,
@@ -74,6 +75,7 @@ async fn user(s: &Store, name: &str) -> User {
         email: None,
         password_hash: format!("hash-of-{name}"),
         is_staff: false,
+        is_guest: false,
     })
     .await
     .unwrap()
@@ -101,6 +103,7 @@ fn msg(
         room: room.name.clone(),
         sender_id: sender.id,
         sender: sender.username.clone(),
+        sender_is_guest: sender.is_guest,
         body: MessageBody::parse(body).unwrap(),
         client_id: client_id.map(|c| ClientMsgId::parse(c).unwrap()),
     }
@@ -135,6 +138,7 @@ async fn users_are_created_found_and_deleted(s: &Store) {
             email: Some(parley_domain::Email::parse("alice@example.com").unwrap()),
             password_hash: "h1".into(),
             is_staff: true,
+            is_guest: false,
         })
         .await
         .unwrap();
@@ -153,6 +157,7 @@ async fn users_are_created_found_and_deleted(s: &Store) {
             email: None,
             password_hash: "h2".into(),
             is_staff: false,
+            is_guest: false,
         })
         .await;
     assert!(
@@ -1340,6 +1345,92 @@ async fn the_batcher_keeps_each_group_in_order(s: &Store) {
     assert_eq!(total, GROUPS * EACH + 1, "every message stored once");
 }
 
+async fn guest(s: &Store, name: &str) -> User {
+    s.create_user(&NewUser {
+        username: UserName::parse(name).unwrap(),
+        email: None,
+        password_hash: "!".into(),
+        is_staff: true,
+        is_guest: true,
+    })
+    .await
+    .unwrap()
+}
+
+async fn stale_guests_are_pruned_and_their_messages_kept(s: &Store) {
+    let alice = user(s, "alice").await;
+    let lobby = room(s, "lobby", RoomKind::Public, alice.id).await;
+    let silent = guest(s, "guest.silent.aaaaa").await;
+    let talker = guest(s, "guest.talker.bbbbb").await;
+    // The flag is stored and read back; a guest is never staff, whatever was asked.
+    assert!(silent.is_guest && !silent.is_staff);
+    assert_eq!(s.user_by_id(talker.id).await.unwrap(), talker);
+    assert!(!alice.is_guest);
+    for g in [&silent, &talker] {
+        s.add_member(lobby.id, g.id, Role::Member).await.unwrap();
+    }
+    let said = post(s, &lobby, &talker, "hello as a guest").await;
+    assert!(said.guest);
+    assert!(!post(s, &lobby, &alice, "hello").await.guest);
+    let marks = |page: parley_store::HistoryPage| -> Vec<(String, bool)> {
+        page.messages
+            .into_iter()
+            .map(|m| (m.body, m.guest))
+            .collect()
+    };
+    let expected = vec![
+        ("hello as a guest".to_owned(), true),
+        ("hello".to_owned(), false),
+    ];
+    let history = s.history(lobby.id, &HistoryQuery::default()).await.unwrap();
+    assert_eq!(marks(history), expected);
+
+    // Nothing made before the cutoff: nothing happens.
+    assert_eq!(s.prune_guests(Timestamp(0)).await.unwrap(), 0);
+    assert_eq!(s.members(lobby.id).await.unwrap().len(), 3);
+
+    let later = Timestamp::now().plus_seconds(1);
+    assert_eq!(s.prune_guests(later).await.unwrap(), 1);
+    assert!(matches!(
+        s.user_by_id(silent.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The guest who posted stays as its messages' author, but in no room.
+    assert_eq!(s.user_by_id(talker.id).await.unwrap().id, talker.id);
+    let members: Vec<UserId> = s
+        .members(lobby.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    assert_eq!(members, [alice.id]);
+    let history = s.history(lobby.id, &HistoryQuery::default()).await.unwrap();
+    assert_eq!(marks(history), expected);
+    // Accounts are never pruned, and pruning again finds nothing.
+    assert_eq!(s.user_by_id(alice.id).await.unwrap().id, alice.id);
+    assert_eq!(s.prune_guests(later).await.unwrap(), 0);
+
+    // Banned guest names, and finding the guests who chose one (exactly that one: `_` is
+    // no wildcard, and `a` is not `a.b`).
+    let name = |n: &str| UserName::parse(n).unwrap();
+    let exact = guest(s, "guest.ab_c.ccccc").await;
+    let other = guest(s, "guest.abxc.ddddd").await;
+    let dotted = guest(s, "guest.ab_c.x.eeeee").await;
+    assert_eq!(s.guests_named(&name("ab_c")).await.unwrap(), [exact.id]);
+    assert_eq!(s.guests_named(&name("abxc")).await.unwrap(), [other.id]);
+    assert_eq!(s.guests_named(&name("ab_c.x")).await.unwrap(), [dotted.id]);
+    assert_eq!(s.guests_named(&name("alice")).await.unwrap(), []);
+    assert!(!s.guest_name_banned("ab_c").await.unwrap());
+    assert!(s.ban_guest_name(&name("ab_c")).await.unwrap());
+    assert!(!s.ban_guest_name(&name("ab_c")).await.unwrap());
+    assert!(s.guest_name_banned("ab_c").await.unwrap());
+    assert!(!s.guest_name_banned("abxc").await.unwrap());
+    assert!(s.unban_guest_name(&name("ab_c")).await.unwrap());
+    assert!(!s.unban_guest_name(&name("ab_c")).await.unwrap());
+    assert!(!s.guest_name_banned("ab_c").await.unwrap());
+}
+
 async fn external_identities_link_accounts(s: &Store) {
     let iss = "https://accounts.example.com";
     assert_eq!(s.user_by_external(iss, "sub-1").await.unwrap(), None);
@@ -1348,6 +1439,7 @@ async fn external_identities_link_accounts(s: &Store) {
         email: None,
         password_hash: "!".into(),
         is_staff: false,
+        is_guest: false,
     };
     let u = s
         .create_external_user(&new("gina"), iss, "sub-1")
@@ -1402,6 +1494,7 @@ async fn unreachable_postgres_is_unavailable() {
         room: RoomName::parse("r").unwrap(),
         sender_id: UserId(1),
         sender: UserName::parse("abc").unwrap(),
+        sender_is_guest: false,
         body: MessageBody::parse("x").unwrap(),
         client_id: None,
     };
@@ -1546,6 +1639,7 @@ async fn reader_paging_forward_misses_nothing(
                     room: to.name.clone(),
                     sender_id: sender.id,
                     sender: sender.username.clone(),
+                    sender_is_guest: false,
                     body: MessageBody::parse(&format!("m{i}")).unwrap(),
                     client_id: None,
                 };

@@ -163,8 +163,19 @@ async fn admit(req: &RequestHead, state: &AppState) -> Result<(User, Grant), Api
     }
     let token = bearer_token_in(req.headers())
         .map(str::to_owned)
-        .or_else(|| query_token(req))
-        .ok_or_else(|| {
+        .or_else(|| query_token(req));
+    if token.is_none()
+        && let Some(name) = query_param(req.uri.query(), "guest")
+        && state.engine.config().guests.enabled
+        && matches!(
+            dialect_of(req.uri.path(), req.uri.query()),
+            Some(Ok(Dialect::Tutorial { .. }))
+        )
+    {
+        state.guest_connect_limiter.check(state.client_ip(req))?;
+        return admit_guest(req, state, name.to_owned()).await;
+    }
+    let token = token.ok_or_else(|| {
             ApiError::new(
                 ErrorCode::Unauthorized,
                 "authentication required: Authorization: Bearer <access token> or ?token=<access token>",
@@ -173,6 +184,28 @@ async fn admit(req: &RequestHead, state: &AppState) -> Result<(User, Grant), Api
     let auth = state.auth.clone();
     let (claims, user) = state
         .offload(async move { auth.authenticate(&token).await })
+        .await??;
+    if user.is_guest {
+        state.guest_connect_limiter.check(state.client_ip(req))?;
+    }
+    Ok((user, Grant::from_claims(&claims)))
+}
+
+/// The tutorial endpoint's `?guest=NAME` (guests on, no token): a new guest identity, as
+/// `POST /api/auth/guest` makes, limited per address like it.
+async fn admit_guest(
+    req: &RequestHead,
+    state: &AppState,
+    name: String,
+) -> Result<(User, Grant), ApiError> {
+    state.auth_limiter.check(state.client_ip(req))?;
+    let auth = state.auth.clone();
+    let (claims, user) = state
+        .offload(async move {
+            let login = auth.guest(&name).await?;
+            let claims = auth.verify_access(&login.access)?;
+            Ok::<_, parley_auth::AuthError>((claims, login.user))
+        })
         .await??;
     Ok((user, Grant::from_claims(&claims)))
 }

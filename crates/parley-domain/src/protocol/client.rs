@@ -292,8 +292,8 @@ pub enum Dialect {
     Parley,
     /// The Django Channels tutorial's (`/ws/chat/{room}`): the connection lives in `room`,
     /// joined on connect; a frame without a `type` holding `"message"` (and optionally
-    /// `"username"`, which is ignored: messages are always the signed-in user's) is a `send`
-    /// to `room`; every `message` frame the connection receives also carries the tutorial's
+    /// `"username"`, which is ignored: messages are always the signed-in user's, and
+    /// `"room_name"`, which must name `room`) is a `send` to `room`; every `message` frame the connection receives also carries the tutorial's
     /// `"message"` and `"username"` fields. Frames with a `type` work as in `Parley`, and
     /// their replies come back as usual.
     Tutorial {
@@ -442,7 +442,8 @@ impl ClientFrame {
 
     /// Decodes one text frame from a client speaking `dialect`: as [`ClientFrame::decode`],
     /// and in the tutorial dialect a frame without `type` is the tutorial's `send` (see
-    /// [`Dialect::Tutorial`]; it may carry only `message`, `username` and `ref`).
+    /// [`Dialect::Tutorial`]; it may carry only `message`, `username`, `room_name` (which must
+    /// be the socket's room) and `ref`).
     pub fn decode_in(
         text: &str,
         dialect: &Dialect,
@@ -585,9 +586,21 @@ fn tutorial_send(
             None,
         ));
     }
-    let mut f = Fields::new("message", map, &["message", "username"])?;
+    let mut f = Fields::new("message", map, &["message", "username", "room_name"])?;
     // Checked for shape only: the sender is always the signed-in user.
     let _: Option<String> = f.optional("username", string)?;
+    // The simplest tutorial apps name the room in every frame: it must be this socket's.
+    if let Some(named) = f.optional("room_name", self::room)?
+        && &named != room
+    {
+        return Err(FrameError::new(
+            ErrorCode::InvalidField,
+            format!(
+                "`message` frame, field `room_name`: this socket is room {room}'s, not {named}'s; open /ws/chat/{named}/ to post there"
+            ),
+            None,
+        ));
+    }
     Ok(ClientFrame::Send(SendMessage {
         room: room.clone(),
         body: f.required("message", |v| body(v, limits.max_body_chars))?,

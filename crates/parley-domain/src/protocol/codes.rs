@@ -56,6 +56,9 @@ pub enum ErrorCode {
     Conflict,
     /// This connection has joined as many rooms as the server allows.
     TooManyRooms,
+    /// A guest (an identity without an account) asked for something only accounts may do:
+    /// create a room, open a direct chat, signal, be added to a private room.
+    GuestNotAllowed,
     // --- the server ---
     /// A backing service (database, channel layer) is down; retry later.
     Unavailable,
@@ -94,7 +97,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Self; 35] = [
+    pub const ALL: [Self; 36] = [
         Self::FrameTooLarge,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -114,6 +117,7 @@ impl ErrorCode {
         Self::RateLimited,
         Self::Conflict,
         Self::TooManyRooms,
+        Self::GuestNotAllowed,
         Self::Unavailable,
         Self::Internal,
         Self::SlowConsumer,
@@ -154,6 +158,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Conflict => "conflict",
             Self::TooManyRooms => "too_many_rooms",
+            Self::GuestNotAllowed => "guest_not_allowed",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::SlowConsumer => "slow_consumer",
@@ -195,6 +200,7 @@ impl ErrorCode {
             Self::RateLimited => "too many requests; slow down",
             Self::Conflict => "the request conflicts with the current state",
             Self::TooManyRooms => "you have joined too many rooms on this connection",
+            Self::GuestNotAllowed => "guests may not do that; sign up for an account",
             Self::Unavailable => "the service is temporarily unavailable; try again later",
             Self::Internal => "internal server error",
             Self::SlowConsumer => "the connection could not keep up and was dropped",

@@ -293,13 +293,12 @@ impl Store {
                     && r.body == msg.body.as_str()
             });
             let result = match rows.next_if(|_| matches) {
-                Some(row) => {
-                    row.into_message(msg.room.clone(), msg.sender.clone())
-                        .map(|message| Appended {
-                            message,
-                            created: true,
-                        })
-                }
+                Some(row) => row
+                    .into_message(msg.room.clone(), msg.sender.clone(), msg.sender_is_guest)
+                    .map(|message| Appended {
+                        message,
+                        created: true,
+                    }),
                 // Skipped as a retry: this finds the message first stored.
                 None if msg.client_id.is_some() => self.append_message(msg).await,
                 None => Err(StoreError::Internal(

@@ -23,6 +23,8 @@ pub struct NewMessage {
     pub sender_id: UserId,
     /// The author's name.
     pub sender: UserName,
+    /// The author is a guest (`User::is_guest`), carried into the stored message's frame.
+    pub sender_is_guest: bool,
     /// The text.
     pub body: MessageBody,
     /// The client's id for idempotent retries.
@@ -75,13 +77,18 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
-/// Selects a message with its room's and author's names.
+/// Selects a message with its room's and author's names and the author's guest flag.
 macro_rules! full_message_query {
     () => {
         messages::table
             .inner_join(rooms::table)
             .inner_join(users::table)
-            .select((MessageRow::as_select(), rooms::name, users::username))
+            .select((
+                MessageRow::as_select(),
+                rooms::name,
+                users::username,
+                users::is_guest,
+            ))
     };
 }
 
@@ -124,6 +131,7 @@ impl Store {
                             row,
                             new.room.as_str().to_owned(),
                             new.sender.as_str().to_owned(),
+                            new.sender_is_guest,
                         ),
                         true,
                     ),
@@ -251,7 +259,7 @@ impl Store {
             }
         );
         match row {
-            Some(row) => row.into_message(current.room, current.sender),
+            Some(row) => row.into_message(current.room, current.sender, current.guest),
             None => Err(StoreError::Conflict("message was deleted".to_owned())),
         }
     }
@@ -283,7 +291,7 @@ impl Store {
             }
         );
         match row {
-            Some(row) => row.into_message(current.room, current.sender),
+            Some(row) => row.into_message(current.room, current.sender, current.guest),
             None => Err(StoreError::Conflict("message was deleted".to_owned())),
         }
     }

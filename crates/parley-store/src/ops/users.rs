@@ -2,7 +2,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::rows::UserRow;
-use crate::schema::{external_identities, users};
+use crate::schema::{external_identities, guest_bans, memberships, messages, users};
 use crate::store::{Store, with_conn};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -19,6 +19,8 @@ pub struct NewUser {
     pub password_hash: String,
     /// Staff flag.
     pub is_staff: bool,
+    /// A guest identity (see `User::is_guest`): no usable password, never staff.
+    pub is_guest: bool,
 }
 
 /// A user with the hash to check a login against.
@@ -65,7 +67,8 @@ impl Store {
                         users::username.eq(new.username.as_str()),
                         users::email.eq(new.email.as_ref().map(Email::as_str)),
                         users::password_hash.eq(&new.password_hash),
-                        users::is_staff.eq(new.is_staff),
+                        users::is_staff.eq(new.is_staff && !new.is_guest),
+                        users::is_guest.eq(new.is_guest),
                         users::created_at.eq(now),
                     ))
                     .returning(UserRow::as_returning())
@@ -160,6 +163,112 @@ impl Store {
             }
         );
         row.into_user()
+    }
+
+    /// Clears away guests made before `created_before` (whose only token has expired by
+    /// then, so nobody can act as them any more): a guest who never posted is deleted with
+    /// its memberships; one who did stays as the author of its messages (history keeps
+    /// them) but leaves every room, so member lists forget it. Returns how many guests were
+    /// deleted.
+    pub async fn prune_guests(&self, created_before: Timestamp) -> Result<usize> {
+        let cutoff = created_before.millis();
+        let deleted = with_conn!(
+            self,
+            write | conn | {
+                let stale = users::table
+                    .filter(users::is_guest.eq(true))
+                    .filter(users::created_at.lt(cutoff))
+                    .select(users::id);
+                diesel::delete(memberships::table.filter(memberships::user_id.eq_any(stale)))
+                    .execute(conn)
+                    .await?;
+                diesel::delete(
+                    users::table
+                        .filter(users::is_guest.eq(true))
+                        .filter(users::created_at.lt(cutoff))
+                        .filter(diesel::dsl::not(diesel::dsl::exists(
+                            messages::table.filter(messages::sender_id.eq(users::id)),
+                        ))),
+                )
+                .execute(conn)
+                .await?
+            }
+        );
+        if deleted > 0 {
+            tracing::debug!(deleted, "pruned stale guests");
+        }
+        Ok(deleted)
+    }
+
+    /// Bans the guest name `name` (the name a guest chooses, not `guest.{name}.{tag}`).
+    /// False if it was banned already.
+    pub async fn ban_guest_name(&self, name: &UserName) -> Result<bool> {
+        let now = Timestamp::now().millis();
+        let n = with_conn!(
+            self,
+            write | conn | {
+                diesel::insert_into(guest_bans::table)
+                    .values((
+                        guest_bans::name.eq(name.as_str()),
+                        guest_bans::created_at.eq(now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?
+            }
+        );
+        Ok(n > 0)
+    }
+
+    /// Lifts the ban of the guest name `name`. False if it was not banned.
+    pub async fn unban_guest_name(&self, name: &UserName) -> Result<bool> {
+        let n = with_conn!(
+            self,
+            write | conn | {
+                diesel::delete(guest_bans::table.find(name.as_str()))
+                    .execute(conn)
+                    .await?
+            }
+        );
+        Ok(n > 0)
+    }
+
+    /// Whether the guest name `name` is banned.
+    pub async fn guest_name_banned(&self, name: &str) -> Result<bool> {
+        let n: i64 = with_conn!(self, |conn| {
+            guest_bans::table
+                .filter(guest_bans::name.eq(name))
+                .count()
+                .get_result(conn)
+                .await?
+        });
+        Ok(n > 0)
+    }
+
+    /// The guests who chose the name `name` (user names `guest.{name}.{tag}`).
+    pub async fn guests_named(&self, name: &UserName) -> Result<Vec<UserId>> {
+        // `_` is a LIKE wildcard and a name character: escape it (`%` and `\` cannot occur).
+        let pattern = format!(
+            "{}{}.%",
+            UserName::GUEST_PREFIX,
+            name.as_str().replace('_', "\\_")
+        );
+        let rows: Vec<(i64, String)> = with_conn!(self, |conn| {
+            users::table
+                .filter(users::is_guest.eq(true))
+                .filter(users::username.like(&pattern).escape('\\'))
+                .select((users::id, users::username))
+                .load(conn)
+                .await?
+        });
+        // `guest.a.%` also matches the guests who chose `a.b`: keep the exact name.
+        Ok(rows
+            .into_iter()
+            .filter(|(_, username)| {
+                UserName::parse(username).is_ok_and(|u| u.guest_display() == Some(name.as_str()))
+            })
+            .map(|(id, _)| UserId(id))
+            .collect())
     }
 
     /// Deletes an account with its memberships and messages (rooms it created stay, with no
