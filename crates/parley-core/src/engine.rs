@@ -11,7 +11,9 @@ use crate::session::Session;
 use parking_lot::Mutex;
 use parley_auth::Auth;
 use parley_domain::protocol::{Dialect, Presence, PresenceEvent, ServerFrame};
-use parley_domain::{ClientMsgId, RoomId, RoomName, User, UserId, UserName};
+use parley_domain::{
+    AuditAction, AuditTarget, ClientMsgId, RoomId, RoomName, User, UserId, UserName,
+};
 use parley_layer::{ChannelLayer, ChannelName, Message};
 use parley_store::{AppendBatcher, Appended, NewMessage, Store};
 use serde_json::Value;
@@ -222,7 +224,9 @@ impl Engine {
         for &guest in &guests {
             self.sign_out(guest, None).await?;
         }
-        tracing::info!(staff = %staff.username, %name, guests = guests.len(), "banned a guest name");
+        let target = AuditTarget::default().with_detail(name.as_str());
+        self.audit(staff, AuditAction::BanGuestName, target, None)
+            .await?;
         Ok(guests.len())
     }
 
@@ -230,7 +234,9 @@ impl Engine {
     pub async fn unban_guest_name(&self, staff: &User, name: &UserName) -> Result<()> {
         require_staff(staff)?;
         if self.inner.store.unban_guest_name(name).await? {
-            tracing::info!(staff = %staff.username, %name, "lifted a guest name's ban");
+            let target = AuditTarget::default().with_detail(name.as_str());
+            self.audit(staff, AuditAction::UnbanGuestName, target, None)
+                .await?;
             Ok(())
         } else {
             Err(EngineError::refused(
@@ -745,7 +751,7 @@ async fn guest_task(engine: Weak<Inner>) {
     }
 }
 
-fn require_staff(user: &User) -> Result<()> {
+pub(crate) fn require_staff(user: &User) -> Result<()> {
     if user.is_staff {
         Ok(())
     } else {

@@ -29,6 +29,8 @@
 //! - [`presence`]: per-user presence across nodes, with expiry of dead nodes.
 //! - [`Budget`] (`limits`): what each client frame type costs; every budget is per user,
 //!   shared by the user's connections. [`rate`]: the token buckets behind them.
+//! - `audit`: every staff and owner action recorded as it takes effect; staff read the log
+//!   with [`Engine::audit_log`].
 //! - [`Grant`] (`authorization`): how long a connection stays authorized — its access
 //!   token's lifetime, renewed on the socket (`renew`), ended by signing out
 //!   ([`Engine::logout`], [`Engine::sign_out`]) on every process.
@@ -50,6 +52,7 @@
 //! of the answers the REST API returns (`RoomDetails`, `RoomList`, ...).
 
 mod access;
+mod audit;
 mod authorization;
 mod config;
 mod connection;
@@ -64,6 +67,7 @@ mod rooms;
 mod session;
 
 pub use access::RoomAccess;
+pub use audit::AUDIT_PAGE_MAX;
 pub use authorization::Grant;
 pub use config::{EngineConfig, GuestConfig};
 pub use connection::{
@@ -73,7 +77,7 @@ pub use engine::Engine;
 pub use error::{EngineError, Result};
 pub use events::{CHAT_MESSAGE, Groups};
 pub use limits::Budget;
-pub use parley_store::{HistoryQuery, RoomListQuery, RoomScope};
+pub use parley_store::{AuditQuery, HistoryQuery, RoomListQuery, RoomScope};
 pub use rate::RateLimit;
 pub use rooms::{Member, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, Rooms};
 pub use session::{

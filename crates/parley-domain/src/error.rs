@@ -16,6 +16,9 @@ pub enum DomainError {
     /// A room topic that is too long or contains forbidden characters.
     #[error("invalid topic: {0}")]
     InvalidTopic(&'static str),
+    /// A moderation reason that is too long or contains control characters.
+    #[error("invalid reason: {0}")]
+    InvalidReason(&'static str),
     /// A message body that is empty or contains forbidden characters.
     #[error("invalid message body: {0}")]
     InvalidBody(&'static str),

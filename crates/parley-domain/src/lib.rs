@@ -9,6 +9,8 @@
 //! - [`names`]: [`UserName`], [`RoomName`], [`Email`], [`Topic`] and the rules they enforce.
 //! - [`room`]: [`RoomKind`], [`Role`] and [`DirectKey`], the canonical key of a 1:1 room.
 //! - [`message`]: [`MessageBody`] and [`ClientMsgId`].
+//! - [`audit`]: [`AuditEntry`] and [`AuditAction`], what the audit log keeps of each staff and
+//!   owner action.
 //! - [`model`]: the records (`User`, `Room`, `Message`, ...) shared by store, engine and transport.
 //! - [`protocol`]: client and server frames, tagged by `"type"`, and the typed error frame.
 //! - [`redact_url`] (`redact`): the one way a URL's password is hidden from logs.
@@ -26,6 +28,7 @@
 //! schemas are derived here, beside the types, so that a new field shows up in the document
 //! without anyone remembering to add it. Everything here is pure and cheap to test.
 
+pub mod audit;
 mod error;
 pub mod ids;
 pub mod message;
@@ -37,10 +40,11 @@ pub mod room;
 #[cfg(feature = "openapi")]
 mod schema;
 
+pub use audit::{AuditAction, AuditEntry, AuditTarget};
 pub use error::{DomainError, Result};
 pub use ids::{MessageId, RoomId, Timestamp, UserId};
 pub use message::{ClientMsgId, MessageBody};
 pub use model::{Membership, Message, Room, RoomSummary, User};
-pub use names::{Email, RoomName, Topic, UserName};
+pub use names::{Email, Reason, RoomName, Topic, UserName};
 pub use redact::redact_url;
 pub use room::{DirectKey, Role, RoomKind};

@@ -10,6 +10,7 @@
 //! | [`RoomName`] | 1–64 | ASCII letters, digits, `_`, `-`, `.`; starts with a letter or digit | lower-cased |
 //! | [`Email`] | 3–254 | one `@` with text on both sides, no whitespace or control characters | trimmed |
 //! | [`Topic`] | 0–256 characters | no control characters | trimmed |
+//! | [`Reason`] | 1–500 characters | no control characters | trimmed |
 //!
 //! Room names beginning with `dm.` are reserved for direct rooms ([`crate::DirectKey`]).
 
@@ -286,9 +287,46 @@ impl Topic {
 }
 string_newtype!(Topic);
 
+/// Why staff or a room owner did something (a ban, a deactivation), as kept in the audit
+/// log: 1–500 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reason(String);
+
+impl Reason {
+    /// Longest allowed reason, in characters.
+    pub const MAX_CHARS: usize = 500;
+
+    /// Validates `raw` after trimming surrounding whitespace.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(DomainError::InvalidReason("must not be empty"));
+        }
+        if s.chars().count() > Self::MAX_CHARS {
+            return Err(DomainError::InvalidReason("must be at most 500 characters"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(DomainError::InvalidReason(
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+string_newtype!(Reason);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_are_short_single_lines() {
+        assert_eq!(Reason::parse("  spam ").unwrap().as_str(), "spam");
+        assert!(Reason::parse("   ").is_err());
+        assert!(Reason::parse("two\nlines").is_err());
+        assert!(Reason::parse(&"x".repeat(Reason::MAX_CHARS)).is_ok());
+        assert!(Reason::parse(&"x".repeat(Reason::MAX_CHARS + 1)).is_err());
+    }
 
     #[test]
     fn user_names_follow_the_rules() {

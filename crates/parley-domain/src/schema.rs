@@ -3,7 +3,7 @@
 //! utoipa's derive cannot attach to a newtype; the lengths are the types' own constants.
 
 use crate::message::ClientMsgId;
-use crate::names::{Email, RoomName, Topic, UserName};
+use crate::names::{Email, Reason, RoomName, Topic, UserName};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
@@ -65,6 +65,15 @@ text_schema!(
         "A room's topic line: no control characters.",
         None,
         Topic::MAX_CHARS,
+        None,
+    )
+);
+text_schema!(
+    Reason,
+    text(
+        "Why staff or an owner did something, kept in the audit log: no control characters.",
+        Some(1),
+        Reason::MAX_CHARS,
         None,
     )
 );

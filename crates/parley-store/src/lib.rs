@@ -64,6 +64,7 @@ mod store;
 pub mod testing;
 
 pub use error::{Result, StoreError};
+pub use ops::audit::{AuditQuery, NewAuditEntry};
 pub use ops::batch::{AppendBatcher, BatchOptions};
 pub use ops::messages::{Appended, HistoryPage, HistoryQuery, NewMessage};
 pub use ops::rooms::{NewRoom, RoomListQuery, RoomPage, RoomScope};

@@ -119,6 +119,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Every staff and room-owner action (names kept as text: entries outlive their targets).
+    audit_log (id) {
+        /// Primary key; orders the log.
+        id -> BigInt,
+        /// Who acted (NULL once that account is deleted).
+        actor_id -> Nullable<BigInt>,
+        /// Who acted, by name.
+        actor_name -> Text,
+        /// `AuditAction`'s stored name.
+        action -> Text,
+        /// The user acted on, by name.
+        target_user -> Nullable<Text>,
+        /// The room acted on, by name.
+        target_room -> Nullable<Text>,
+        /// Anything else the action names (a message id, a role, `on`/`off`).
+        detail -> Nullable<Text>,
+        /// Why, if the actor said.
+        reason -> Nullable<Text>,
+        /// Millis since the epoch.
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(external_identities -> users (user_id));
 diesel::joinable!(memberships -> rooms (room_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -133,4 +157,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_tokens,
     external_identities,
     guest_bans,
+    audit_log,
 );

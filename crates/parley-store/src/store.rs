@@ -447,6 +447,9 @@ mod schema_tests {
         cols!(revoked_tokens (2): jti Text, expires_at BigInt);
         cols!(external_identities (4): issuer Text, subject Text, user_id BigInt, created_at BigInt);
         cols!(guest_bans (2): name Text, created_at BigInt);
+        cols!(audit_log (9): id BigInt, actor_id Nullable<BigInt>, actor_name Text, action Text,
+            target_user Nullable<Text>, target_room Nullable<Text>, detail Nullable<Text>,
+            reason Nullable<Text>, created_at BigInt);
         out.sort();
         out
     }

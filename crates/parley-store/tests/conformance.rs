@@ -5,14 +5,15 @@
 // The suite's helpers are not `#[test]` fns, so clippy's test allowance does not reach them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use parley_domain::{AuditAction, AuditTarget, Reason};
 use parley_domain::{
     ClientMsgId, MessageBody, MessageId, Role, RoomId, RoomKind, RoomName, Timestamp, Topic, User,
     UserId, UserName,
 };
 use parley_store::testing::TestDb;
 use parley_store::{
-    Backend, HistoryQuery, NewMessage, NewRoom, NewUser, RoomListQuery, RoomPage, RoomScope, Store,
-    StoreError, StoreOptions,
+    AuditQuery, Backend, HistoryQuery, NewAuditEntry, NewMessage, NewRoom, NewUser, RoomListQuery,
+    RoomPage, RoomScope, Store, StoreError, StoreOptions,
 };
 
 macro_rules! conformance {
@@ -67,6 +68,7 @@ conformance!(
     a_reader_paging_forward_misses_nothing_under_concurrent_appends,
     a_reader_paging_forward_misses_nothing_under_batched_appends,
     a_reader_paging_forward_misses_nothing_under_mixed_appends,
+    the_audit_log_keeps_actions_and_filters_them,
 );
 
 async fn user(s: &Store, name: &str) -> User {
@@ -1686,4 +1688,101 @@ async fn reader_paging_forward_misses_nothing(
         .await
         .unwrap();
     assert_eq!(others.messages.len(), to_other);
+}
+
+async fn the_audit_log_keeps_actions_and_filters_them(s: &Store) {
+    let boss = user(s, "boss").await;
+    let owner = user(s, "owner").await;
+    let name = |n: &str| UserName::parse(n).unwrap();
+    let lobby = RoomName::parse("lobby").unwrap();
+    let spam = Reason::parse("spam").unwrap();
+    let record = |actor, action, target, reason| NewAuditEntry {
+        actor,
+        action,
+        target,
+        reason,
+    };
+    let first = s
+        .record_audit(&record(
+            &boss,
+            AuditAction::PromoteStaff,
+            AuditTarget::user(&name("owner")),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(first.actor, boss.username);
+    assert_eq!(first.actor_id, Some(boss.id));
+    assert_eq!(first.action, AuditAction::PromoteStaff);
+    assert_eq!(first.target.user, Some(name("owner")));
+    let ban = s
+        .record_audit(&record(
+            &owner,
+            AuditAction::BanFromRoom,
+            AuditTarget::member(&lobby, &name("troll")),
+            Some(&spam),
+        ))
+        .await
+        .unwrap();
+    assert!(ban.id > first.id);
+    assert_eq!(ban.reason, Some(spam.clone()));
+    s.record_audit(&record(
+        &owner,
+        AuditAction::DeleteMessage,
+        AuditTarget::room(&lobby).with_detail("42"),
+        None,
+    ))
+    .await
+    .unwrap();
+
+    let page = |q: AuditQuery| async move {
+        let entries = s.audit_page(&AuditQuery { limit: 10, ..q }).await.unwrap();
+        entries.into_iter().map(|e| e.action).collect::<Vec<_>>()
+    };
+    use AuditAction::*;
+    assert_eq!(
+        page(AuditQuery::default()).await,
+        [DeleteMessage, BanFromRoom, PromoteStaff]
+    );
+    let by_owner = AuditQuery {
+        actor: Some(owner.username.clone()),
+        ..Default::default()
+    };
+    assert_eq!(page(by_owner).await, [DeleteMessage, BanFromRoom]);
+    let on_troll = AuditQuery {
+        target_user: Some(name("troll")),
+        ..Default::default()
+    };
+    assert_eq!(page(on_troll).await, [BanFromRoom]);
+    let in_lobby = AuditQuery {
+        target_room: Some(lobby.clone()),
+        ..Default::default()
+    };
+    assert_eq!(page(in_lobby).await, [DeleteMessage, BanFromRoom]);
+    let older = AuditQuery {
+        before: Some(ban.id),
+        ..Default::default()
+    };
+    assert_eq!(page(older).await, [PromoteStaff]);
+    let one = s
+        .audit_page(&AuditQuery {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+
+    // An entry outlives its actor's account: the name stays, the id is cleared.
+    s.delete_user(boss.id).await.unwrap();
+    let kept = s
+        .audit_page(&AuditQuery {
+            before: Some(ban.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept[0].actor, name("boss"));
+    assert_eq!(kept[0].actor_id, None);
 }
