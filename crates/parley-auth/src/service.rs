@@ -177,6 +177,15 @@ impl Auth {
         Ok(self.inner.store.set_password_hash(user.id, &hash).await?)
     }
 
+    /// Sets a password chosen by staff for `user` (rules apply; `WeakPassword` otherwise) and
+    /// raises the account's token epoch, so every token issued before (every login's refresh
+    /// token and access token) is refused from now on. Returns the updated account.
+    pub async fn reset_password(&self, user: &User, password: &Password) -> Result<User> {
+        password.check_rules(&user.username)?;
+        let hash = hash_password(password, self.inner.cost).await?;
+        Ok(self.inner.store.reset_password_hash(user.id, &hash).await?)
+    }
+
     /// Checks a user name and password and returns a fresh token pair (a new family) with the
     /// user, whose `last_login` it records. `InvalidCredentials` for an unknown user or a wrong
     /// password alike, after the same bcrypt work.
@@ -205,6 +214,10 @@ impl Auth {
         let too_long = password.expose().len() > Password::MAX_BYTES;
         if !verify_password(password, hash).await? || hash != creds.password_hash || too_long {
             return Err(AuthError::InvalidCredentials);
+        }
+        // Said only to whoever knows the password.
+        if !creds.user.is_active {
+            return Err(AuthError::AccountDisabled);
         }
         let user = self
             .inner
@@ -236,6 +249,9 @@ impl Auth {
             Some(user) => user,
             None => self.create_external(&identity).await?,
         };
+        if !user.is_active {
+            return Err(AuthError::AccountDisabled);
+        }
         let user = store.record_login(user.id, Timestamp::now()).await?;
         let (pair, _) = self.inner.tokens.issue(&user, None)?;
         tracing::info!(user = %user.username, issuer = %identity.iss, "logged in with an ID token");
@@ -347,12 +363,23 @@ impl Auth {
         Ok((claims, user))
     }
 
+    /// The token's account, refused when it was deactivated (`AccountDisabled`) or when
+    /// the token predates a deactivation or a password reset by staff (`Revoked`: its epoch
+    /// is older than the account's). The one lookup every authenticated request, socket
+    /// handshake, `renew` and refresh already makes, so these checks cost no query.
     async fn user_of(&self, claims: &Claims) -> Result<User> {
-        match self.inner.store.user_by_id(claims.user_id()?).await {
-            Ok(user) => Ok(user),
-            Err(StoreError::NotFound(_)) => Err(AuthError::UnknownUser),
-            Err(e) => Err(e.into()),
+        let user = match self.inner.store.user_by_id(claims.user_id()?).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound(_)) => return Err(AuthError::UnknownUser),
+            Err(e) => return Err(e.into()),
+        };
+        if !user.is_active {
+            return Err(AuthError::AccountDisabled);
         }
+        if claims.epoch != user.token_epoch {
+            return Err(AuthError::Revoked);
+        }
+        Ok(user)
     }
 
     /// Clears away guests whose one access token had expired by `now` (see

@@ -472,6 +472,7 @@ fn claims_for(user: UserId, token_type: TokenType, exp: i64) -> Claims {
         token_type,
         username: "alice".into(),
         family: "fam".into(),
+        epoch: 0,
     }
 }
 
