@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// The login answer, shaped like djangorestframework-simplejwt's and extended with the user:
 /// `{"access": "...", "refresh": "...", "user": {"id", "username", "email", "is_staff",
-/// "is_guest", "joined_at", "last_login"}}`.
+/// "is_guest", "is_active", "joined_at", "last_login"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResponse {

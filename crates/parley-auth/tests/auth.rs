@@ -180,6 +180,7 @@ async fn login_returns_the_simplejwt_shape_and_records_last_login() {
         [
             "email",
             "id",
+            "is_active",
             "is_guest",
             "is_staff",
             "joined_at",
