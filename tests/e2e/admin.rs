@@ -16,7 +16,8 @@ crate::on_both!(
     a_password_reset_revokes_every_token,
     a_deleted_account_keeps_its_messages,
     staff_turn_guests_off_at_run_time,
-    a_deactivated_users_sockets_close_on_every_process
+    a_deactivated_users_sockets_close_on_every_process,
+    new_accounts_join_the_default_rooms
 );
 
 /// Makes the account of `token` staff (through the store: the first staff member comes from
@@ -540,4 +541,47 @@ async fn a_deactivated_users_sockets_close_on_every_process(backend: Backend) {
     assert_eq!(bystander.ask(json!({"type": "ping"}), "p").await["type"], "pong");
     one.stop().await;
     two.stop().await;
+}
+
+async fn new_accounts_join_the_default_rooms(backend: Backend) {
+    let db = Arc::new(backend.database().await);
+    let defaults = |s: &mut parley_server::Settings| {
+        s.default_rooms = vec!["general".into(), "help".into()];
+        s.guests = true;
+    };
+    let server = TestServer::start_on(db.clone(), defaults).await;
+    let alice = server.user("alice").await;
+    let mine = http::get(server.addr, "/api/me/rooms", Some(&alice)).await.json();
+    let rooms: Vec<(&str, &str)> = mine["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rooms, [("general", "member"), ("help", "member")]);
+    let general = http::get(server.addr, "/api/rooms/general", Some(&alice)).await;
+    assert_eq!(general.status, 200, "{}", general.body);
+    assert_eq!(general.json()["kind"], "public");
+    assert_eq!(general.json()["creator"], Value::Null);
+    // Guests join nothing by themselves.
+    let r = http::post(server.addr, "/api/auth/guest", None, &json!({"name": "visitor"})).await;
+    let guest = r.json()["access"].as_str().unwrap().to_owned();
+    let theirs = http::get(server.addr, "/api/me/rooms", Some(&guest)).await.json();
+    assert_eq!(theirs["rooms"], json!([]));
+    server.stop().await;
+
+    // A restart finds the rooms there; a room that is not a group room's name is refused.
+    let again = TestServer::start_on(db.clone(), defaults).await;
+    let bob = again.user("bob").await;
+    let r = http::get(again.addr, "/api/me/rooms", Some(&bob)).await.json();
+    assert_eq!(r["rooms"].as_array().unwrap().len(), 2);
+    again.stop().await;
+    let mut settings = TestServer::settings(&db);
+    settings.default_rooms = vec!["dm.1.2".into()];
+    let refused = parley_server::Application::build(settings).await;
+    assert!(
+        refused.as_ref().err().is_some_and(|e| e.to_string().contains("default_rooms")),
+        "{:?}",
+        refused.err()
+    );
 }

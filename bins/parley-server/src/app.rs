@@ -300,6 +300,11 @@ impl Application {
                 .await
                 .map_err(|e| ServerError::Config(format!("auth setup: {e}")))??
         };
+        let default_rooms = settings.default_rooms()?;
+        for room in &default_rooms {
+            store.ensure_public_room(room).await?;
+        }
+        auth.use_default_rooms(default_rooms);
         let engine = Engine::start(store, layer, settings.engine_config()).await?;
         // Sockets renew their authorization on the socket, and logging out closes them.
         engine.use_auth(auth.clone());

@@ -197,6 +197,11 @@ async fn create_user(
         })
         .await
         .context("creating the user")?;
+    // As a registration would: the default rooms (those that exist; `serve` creates them).
+    store
+        .join_rooms(user.id, &settings.default_rooms()?)
+        .await
+        .context("joining the default rooms")?;
     println!(
         "created user {} (id {}{})",
         user.username,

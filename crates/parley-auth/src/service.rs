@@ -53,6 +53,8 @@ struct Inner {
     dummy_hash: String,
     /// See [`AuthConfig::revoke_family_on_reuse`].
     revoke_family_on_reuse: bool,
+    /// Rooms every new account joins ([`Auth::use_default_rooms`]).
+    default_rooms: std::sync::OnceLock<Vec<parley_domain::RoomName>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -79,6 +81,7 @@ impl Auth {
                 cost: config.bcrypt_cost,
                 dummy_hash,
                 revoke_family_on_reuse: config.revoke_family_on_reuse,
+                default_rooms: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -86,6 +89,27 @@ impl Auth {
     /// The token service (for verifying access tokens without the store).
     pub fn tokens(&self) -> &TokenService {
         &self.inner.tokens
+    }
+
+    /// Makes every account created from now on (registered, or made by a first external
+    /// sign-in; never a guest) join `rooms` (the `default_rooms` setting; rooms that do not
+    /// exist are skipped: the server creates them at start). Set once; later calls are
+    /// ignored.
+    pub fn use_default_rooms(&self, rooms: Vec<parley_domain::RoomName>) {
+        if self.inner.default_rooms.set(rooms).is_err() {
+            tracing::warn!("Auth::use_default_rooms called twice: the first list stays");
+        }
+    }
+
+    /// Joins a new account to the default rooms. A failure is logged, not returned: the
+    /// account exists either way, and the user can join by hand.
+    async fn join_default_rooms(&self, user: &User) {
+        let Some(rooms) = self.inner.default_rooms.get() else {
+            return;
+        };
+        if let Err(e) = self.inner.store.join_rooms(user.id, rooms).await {
+            tracing::warn!(error = %e, user = %user.username, "could not join the default rooms");
+        }
     }
 
     /// The store underneath.
@@ -119,6 +143,7 @@ impl Auth {
         match self.inner.store.create_user(&new).await {
             Ok(user) => {
                 tracing::info!(user = %user.username, id = %user.id, "registered");
+                self.join_default_rooms(&user).await;
                 Ok(user)
             }
             Err(StoreError::Conflict(_)) => Err(AuthError::UsernameTaken),
@@ -288,7 +313,10 @@ impl Auth {
                 .create_external_user(&new, &identity.iss, &identity.sub)
                 .await
             {
-                Ok(user) => return Ok(user),
+                Ok(user) => {
+                    self.join_default_rooms(&user).await;
+                    return Ok(user);
+                }
                 Err(StoreError::Conflict(_)) => {
                     // Either a concurrent first sign-in linked the identity, or the name is taken.
                     if let Some(user) = store.user_by_external(&identity.iss, &identity.sub).await?
