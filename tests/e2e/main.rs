@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed assertion
 
 mod access;
+mod admin;
 mod authorization;
 mod bad_input;
 mod carriers;

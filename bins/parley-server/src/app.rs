@@ -142,6 +142,31 @@ pub async fn open_layer(settings: &Settings) -> Result<Arc<dyn ChannelLayer>> {
     })
 }
 
+/// An engine for the operator's commands (`parley-server user ...`): the database (migrated),
+/// the account service and the channel layer the settings pick, without listening. With a
+/// Redis layer, what it publishes (closing a deactivated user's sockets) reaches every
+/// running server process at once; with the in-memory layer it reaches none (those sockets
+/// are refused at their next `renew` or reconnect). Call [`Engine::shutdown`] when done.
+pub async fn operator_engine(settings: &Settings) -> Result<Engine> {
+    settings.validate()?;
+    let store = open_store(settings)?;
+    if let Err(e) = store.ping().await {
+        return Err(unreachable_database(&settings.database_url, e).await);
+    }
+    store.migrate().await?;
+    let layer = open_layer(settings).await?;
+    let auth_config = auth_config(settings)?;
+    let auth = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || Auth::new(store, &auth_config))
+            .await
+            .map_err(|e| ServerError::Config(format!("auth setup: {e}")))??
+    };
+    let engine = Engine::start(store, layer, settings.engine_config()).await?;
+    engine.use_auth(auth);
+    Ok(engine)
+}
+
 /// The process's Prometheus recorder, installed on first use: every metric the libraries
 /// report from then on is rendered by it.
 pub fn prometheus() -> Result<&'static PrometheusHandle> {
@@ -275,6 +300,11 @@ impl Application {
                 .await
                 .map_err(|e| ServerError::Config(format!("auth setup: {e}")))??
         };
+        let default_rooms = settings.default_rooms()?;
+        for room in &default_rooms {
+            store.ensure_public_room(room).await?;
+        }
+        auth.use_default_rooms(default_rooms);
         let engine = Engine::start(store, layer, settings.engine_config()).await?;
         // Sockets renew their authorization on the socket, and logging out closes them.
         engine.use_auth(auth.clone());

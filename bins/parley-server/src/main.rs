@@ -9,9 +9,10 @@ use parley_auth::{Password, hash_password};
 use parley_domain::{Email, UserName};
 use parley_server::{Application, Settings, open_store, telemetry};
 use parley_store::NewUser;
-use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod user_cmd;
 
 /// mimalloc: with tens of thousands of connections each holding small, long-lived allocations
 /// next to short-lived per-request ones, glibc's per-thread arenas fragment and hold on to
@@ -61,6 +62,10 @@ enum Command {
     },
     /// Validate the configuration and print the effective settings (secrets hidden).
     CheckConfig,
+    /// Staff account actions: list, show, promote, demote, deactivate, reactivate,
+    /// reset-password, delete (audited as `cli`; work while the server runs).
+    #[command(subcommand)]
+    User(user_cmd::UserCommand),
 }
 
 #[tokio::main]
@@ -93,6 +98,7 @@ async fn main() -> ExitCode {
             .await
         }
         Command::Backup { path } => backup(&settings, &path).await,
+        Command::User(command) => user_cmd::run(&settings, command).await,
         Command::CheckConfig => {
             println!(
                 "{}",
@@ -174,17 +180,8 @@ async fn create_user(
 ) -> anyhow::Result<()> {
     let username = UserName::parse_account(username).context("username")?;
     let email = email.map(Email::parse).transpose().context("email")?;
-    let password = if !password_stdin && std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("password for {username}: "))
-            .context("reading the password")?
-    } else {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("reading the password")?;
-        line.trim_end_matches(['\r', '\n']).to_owned()
-    };
+    let password =
+        user_cmd::read_password(&format!("password for {username}: "), password_stdin)?;
     let password = Password::new(password);
     password.check_rules(&username)?;
     let store = open_store(settings)?;
@@ -200,6 +197,11 @@ async fn create_user(
         })
         .await
         .context("creating the user")?;
+    // As a registration would: the default rooms (those that exist; `serve` creates them).
+    store
+        .join_rooms(user.id, &settings.default_rooms()?)
+        .await
+        .context("joining the default rooms")?;
     println!(
         "created user {} (id {}{})",
         user.username,

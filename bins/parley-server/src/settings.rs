@@ -154,8 +154,13 @@ pub struct Settings {
     /// Join and leave burst per user.
     pub join_burst: f64,
     /// Guests (identities without an account, `POST /api/auth/guest` and the tutorial
-    /// endpoint's `?guest=`): off by default.
+    /// endpoint's `?guest=`): off by default. The upper bound of the switch staff turn at
+    /// run time (`PUT /api/admin/guests`).
     pub guests: bool,
+    /// Public rooms every new account joins (e.g. `["general"]`; not guests), created at
+    /// start if missing (public, with no creator and so no owner). Default: none.
+    #[serde(deserialize_with = "string_list")]
+    pub default_rooms: Vec<String>,
     /// A guest's messages (send, edit, delete) per second (sustained).
     pub guest_message_rate: f64,
     /// A guest's message burst.
@@ -277,6 +282,7 @@ impl Default for Settings {
             bcrypt_cost: 12,
             allowed_origins: Vec::new(),
             cors_origins: Vec::new(),
+            default_rooms: Vec::new(),
             trusted_proxies: Vec::new(),
             json_limit_bytes: 64 * 1024,
             max_frame_bytes: engine.max_frame_bytes,
@@ -499,6 +505,7 @@ impl Settings {
     /// Checks every setting, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
         let bad = |setting: &str, why: &str| Err(ServerError::Config(format!("{setting}: {why}")));
+        self.default_rooms()?;
         if self.bind.parse::<SocketAddr>().is_err() {
             return bad("bind", "must be an address like 127.0.0.1:8080");
         }
@@ -734,6 +741,17 @@ impl Settings {
             expiry: Duration::from_secs(self.layer_expiry_secs),
             group_expiry: Duration::from_secs(self.group_expiry_secs),
         }
+    }
+
+    /// The `default_rooms`, parsed: group room names (not `dm.`).
+    pub fn default_rooms(&self) -> Result<Vec<parley_domain::RoomName>> {
+        self.default_rooms
+            .iter()
+            .map(|name| {
+                parley_domain::RoomName::parse_group(name)
+                    .map_err(|e| ServerError::Config(format!("default_rooms: {name:?}: {e}")))
+            })
+            .collect()
     }
 
     /// The settings as TOML-like JSON with secrets and URL passwords hidden (for

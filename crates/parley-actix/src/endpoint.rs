@@ -161,6 +161,17 @@ impl Endpoint<'_, '_> {
         self.on(Method::PATCH, handler)
     }
 
+    /// Answers `PUT` with `handler`, described by `doc`.
+    pub(crate) fn put<F, Args>(mut self, handler: F, doc: Doc) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.docs.push((HttpMethod::Put, doc));
+        self.on(Method::PUT, handler)
+    }
+
     /// Answers `DELETE` with `handler`, described by `doc`.
     pub(crate) fn delete<F, Args>(mut self, handler: F, doc: Doc) -> Self
     where

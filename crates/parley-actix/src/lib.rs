@@ -79,6 +79,7 @@
 //! crates (`cargo tree -e normal -p parley-actix --depth 1` lists no store), and the binary
 //! picks the backends.
 
+mod admin;
 mod assets;
 mod client;
 mod config;
@@ -212,7 +213,7 @@ fn cors(config: &HttpConfig) -> Cors {
         .max_age(3600)
 }
 
-fn json_error(e: JsonPayloadError, limit: usize) -> ApiError {
+pub(crate) fn json_error(e: JsonPayloadError, limit: usize) -> ApiError {
     match e {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             ApiError::new(

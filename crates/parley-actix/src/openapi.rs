@@ -52,16 +52,19 @@ pub(crate) enum Tag {
     Service,
     /// The embedded web client's files.
     WebClient,
+    /// Staff administration.
+    Admin,
 }
 
 impl Tag {
     /// Every tag, in the order the document lists them.
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Accounts,
         Self::Rooms,
         Self::Socket,
         Self::Service,
         Self::WebClient,
+        Self::Admin,
     ];
 
     fn name(self) -> &'static str {
@@ -71,6 +74,7 @@ impl Tag {
             Self::Socket => "socket",
             Self::Service => "service",
             Self::WebClient => "web client",
+            Self::Admin => "admin",
         }
     }
 
@@ -87,6 +91,11 @@ impl Tag {
             }
             Self::Service => "Health checks and this document.",
             Self::WebClient => "The browser client, compiled into the server (no CDN).",
+            Self::Admin => {
+                "Staff only (403 `forbidden` for others): accounts (list, show, promote, demote, \
+                 deactivate, reactivate, reset a password, delete), the audit log and the \
+                 run-time guest switch. Every change is recorded in the audit log."
+            }
         }
     }
 }
@@ -146,6 +155,7 @@ impl Doc {
             .operation
             .security(SecurityRequirement::new(BEARER, Vec::<String>::new()));
         self.refuses(&TOKEN_REFUSALS)
+            .refuses(&[ErrorCode::AccountDisabled])
     }
 
     /// Needs the access token as `Authorization: Bearer` or `?token=` (a browser cannot set

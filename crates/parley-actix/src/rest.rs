@@ -25,12 +25,12 @@ use serde_json::Value;
 use std::future::Future;
 use utoipa::{IntoParams, ToSchema};
 
-type State = web::Data<AppState>;
+pub(crate) type State = web::Data<AppState>;
 
 /// A handler's answer, built on the application runtime (an `HttpResponse` is not `Send`).
-struct Reply(StatusCode, Option<Value>);
+pub(crate) struct Reply(StatusCode, Option<Value>);
 
-fn ok(body: impl Serialize) -> Result<Reply> {
+pub(crate) fn ok(body: impl Serialize) -> Result<Reply> {
     to_reply(StatusCode::OK, body)
 }
 
@@ -48,7 +48,7 @@ fn to_reply(status: StatusCode, body: impl Serialize) -> Result<Reply> {
 }
 
 /// Runs a handler's work on the application runtime (see [`AppState::offload`]).
-async fn run<Fut>(state: &State, work: Fut) -> Result<HttpResponse>
+pub(crate) async fn run<Fut>(state: &State, work: Fut) -> Result<HttpResponse>
 where
     Fut: Future<Output = Result<Reply>> + Send + 'static,
 {
@@ -60,7 +60,7 @@ where
 }
 
 /// The description of a REST operation: any of them can meet a database that is down.
-fn api(tag: Tag, id: &str, summary: &str) -> Doc {
+pub(crate) fn api(tag: Tag, id: &str, summary: &str) -> Doc {
     Doc::new(tag, id, summary).refuses(&[ErrorCode::Unavailable, ErrorCode::Internal])
 }
 
@@ -345,6 +345,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .refuses(&[NotFound, RateLimited, GuestNotAllowed]),
         )
         .done();
+    crate::admin::routes(r);
 }
 
 /// A new account.
@@ -425,9 +426,14 @@ struct GuestBody {
     name: String,
 }
 
-/// `GET /api/auth/guest` → 204 when guests are on, 404 otherwise.
+/// `GET /api/auth/guest` → 204 when guests are on (the setting, unless staff turned them
+/// off at run time), 404 otherwise.
 async fn guests_allowed(state: State) -> Result<HttpResponse> {
-    if state.engine.config().guests.enabled {
+    let engine = state.engine.clone();
+    if state
+        .offload(async move { engine.guests_enabled().await })
+        .await??
+    {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::not_found("guests are not enabled on this server"))
@@ -441,7 +447,12 @@ async fn guest(
     state: State,
     body: Result<web::Json<GuestBody>, actix_web::Error>,
 ) -> actix_web::Result<HttpResponse> {
-    if !state.engine.config().guests.enabled {
+    let engine = state.engine.clone();
+    let on = state
+        .offload(async move { engine.guests_enabled().await })
+        .await?
+        .map_err(ApiError::from)?;
+    if !on {
         return Err(ApiError::not_found("guests are not enabled on this server").into());
     }
     state.auth_limiter.check(state.client_ip(req.head()))?;
@@ -624,7 +635,7 @@ struct CreateRoomBody {
     topic: Option<String>,
 }
 
-fn parse_room_name(raw: &str) -> Result<RoomName> {
+pub(crate) fn parse_room_name(raw: &str) -> Result<RoomName> {
     RoomName::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidRoomName, e.to_string()))
 }
 
@@ -636,7 +647,7 @@ fn parse_topic(raw: &str) -> Result<Topic> {
     Topic::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))
 }
 
-fn parse_user_name(raw: &str) -> Result<UserName> {
+pub(crate) fn parse_user_name(raw: &str) -> Result<UserName> {
     UserName::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))
 }
 

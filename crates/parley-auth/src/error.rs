@@ -30,6 +30,9 @@ pub enum AuthError {
     /// The token's user no longer exists.
     #[error("the token's user does not exist")]
     UnknownUser,
+    /// The account was deactivated by staff: no login, refresh or token is accepted.
+    #[error("this account is deactivated")]
+    AccountDisabled,
     /// Wrong user name or password (deliberately not saying which).
     #[error("invalid user name or password")]
     InvalidCredentials,
@@ -62,6 +65,7 @@ impl AuthError {
             Self::WrongTokenType { .. } => ErrorCode::WrongTokenType,
             Self::Revoked => ErrorCode::TokenRevoked,
             Self::UnknownUser => ErrorCode::Unauthorized,
+            Self::AccountDisabled => ErrorCode::AccountDisabled,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::WeakPassword(_) => ErrorCode::WeakPassword,
             Self::Invalid(_) => ErrorCode::InvalidField,

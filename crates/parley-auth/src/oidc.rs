@@ -160,9 +160,11 @@ pub(crate) fn username_base(identity: &OidcIdentity) -> String {
         })
         .take(28)
         .collect();
-    // A leading digit or symbol, and the guests' reserved prefix, get a `u` in front.
+    // A leading digit or symbol, and the reserved prefixes (guests', deleted accounts'), get a
+    // `u` in front.
     if !name.starts_with(|c: char| c.is_ascii_alphabetic())
         || name.starts_with(parley_domain::UserName::GUEST_PREFIX)
+        || name.starts_with(parley_domain::UserName::DELETED_PREFIX)
     {
         name.insert(0, 'u');
         name.truncate(28);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// The login answer, shaped like djangorestframework-simplejwt's and extended with the user:
 /// `{"access": "...", "refresh": "...", "user": {"id", "username", "email", "is_staff",
-/// "is_guest", "joined_at", "last_login"}}`.
+/// "is_guest", "is_active", "joined_at", "last_login"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResponse {
@@ -53,6 +53,8 @@ struct Inner {
     dummy_hash: String,
     /// See [`AuthConfig::revoke_family_on_reuse`].
     revoke_family_on_reuse: bool,
+    /// Rooms every new account joins ([`Auth::use_default_rooms`]).
+    default_rooms: std::sync::OnceLock<Vec<parley_domain::RoomName>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -79,6 +81,7 @@ impl Auth {
                 cost: config.bcrypt_cost,
                 dummy_hash,
                 revoke_family_on_reuse: config.revoke_family_on_reuse,
+                default_rooms: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -86,6 +89,27 @@ impl Auth {
     /// The token service (for verifying access tokens without the store).
     pub fn tokens(&self) -> &TokenService {
         &self.inner.tokens
+    }
+
+    /// Makes every account created from now on (registered, or made by a first external
+    /// sign-in; never a guest) join `rooms` (the `default_rooms` setting; rooms that do not
+    /// exist are skipped: the server creates them at start). Set once; later calls are
+    /// ignored.
+    pub fn use_default_rooms(&self, rooms: Vec<parley_domain::RoomName>) {
+        if self.inner.default_rooms.set(rooms).is_err() {
+            tracing::warn!("Auth::use_default_rooms called twice: the first list stays");
+        }
+    }
+
+    /// Joins a new account to the default rooms. A failure is logged, not returned: the
+    /// account exists either way, and the user can join by hand.
+    async fn join_default_rooms(&self, user: &User) {
+        let Some(rooms) = self.inner.default_rooms.get() else {
+            return;
+        };
+        if let Err(e) = self.inner.store.join_rooms(user.id, rooms).await {
+            tracing::warn!(error = %e, user = %user.username, "could not join the default rooms");
+        }
     }
 
     /// The store underneath.
@@ -119,6 +143,7 @@ impl Auth {
         match self.inner.store.create_user(&new).await {
             Ok(user) => {
                 tracing::info!(user = %user.username, id = %user.id, "registered");
+                self.join_default_rooms(&user).await;
                 Ok(user)
             }
             Err(StoreError::Conflict(_)) => Err(AuthError::UsernameTaken),
@@ -177,6 +202,15 @@ impl Auth {
         Ok(self.inner.store.set_password_hash(user.id, &hash).await?)
     }
 
+    /// Sets a password chosen by staff for `user` (rules apply; `WeakPassword` otherwise) and
+    /// raises the account's token epoch, so every token issued before (every login's refresh
+    /// token and access token) is refused from now on. Returns the updated account.
+    pub async fn reset_password(&self, user: &User, password: &Password) -> Result<User> {
+        password.check_rules(&user.username)?;
+        let hash = hash_password(password, self.inner.cost).await?;
+        Ok(self.inner.store.reset_password_hash(user.id, &hash).await?)
+    }
+
     /// Checks a user name and password and returns a fresh token pair (a new family) with the
     /// user, whose `last_login` it records. `InvalidCredentials` for an unknown user or a wrong
     /// password alike, after the same bcrypt work.
@@ -205,6 +239,10 @@ impl Auth {
         let too_long = password.expose().len() > Password::MAX_BYTES;
         if !verify_password(password, hash).await? || hash != creds.password_hash || too_long {
             return Err(AuthError::InvalidCredentials);
+        }
+        // Said only to whoever knows the password.
+        if !creds.user.is_active {
+            return Err(AuthError::AccountDisabled);
         }
         let user = self
             .inner
@@ -236,6 +274,9 @@ impl Auth {
             Some(user) => user,
             None => self.create_external(&identity).await?,
         };
+        if !user.is_active {
+            return Err(AuthError::AccountDisabled);
+        }
         let user = store.record_login(user.id, Timestamp::now()).await?;
         let (pair, _) = self.inner.tokens.issue(&user, None)?;
         tracing::info!(user = %user.username, issuer = %identity.iss, "logged in with an ID token");
@@ -272,7 +313,10 @@ impl Auth {
                 .create_external_user(&new, &identity.iss, &identity.sub)
                 .await
             {
-                Ok(user) => return Ok(user),
+                Ok(user) => {
+                    self.join_default_rooms(&user).await;
+                    return Ok(user);
+                }
                 Err(StoreError::Conflict(_)) => {
                     // Either a concurrent first sign-in linked the identity, or the name is taken.
                     if let Some(user) = store.user_by_external(&identity.iss, &identity.sub).await?
@@ -347,12 +391,23 @@ impl Auth {
         Ok((claims, user))
     }
 
+    /// The token's account, refused when it was deactivated (`AccountDisabled`) or when
+    /// the token predates a deactivation or a password reset by staff (`Revoked`: its epoch
+    /// is older than the account's). The one lookup every authenticated request, socket
+    /// handshake, `renew` and refresh already makes, so these checks cost no query.
     async fn user_of(&self, claims: &Claims) -> Result<User> {
-        match self.inner.store.user_by_id(claims.user_id()?).await {
-            Ok(user) => Ok(user),
-            Err(StoreError::NotFound(_)) => Err(AuthError::UnknownUser),
-            Err(e) => Err(e.into()),
+        let user = match self.inner.store.user_by_id(claims.user_id()?).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound(_)) => return Err(AuthError::UnknownUser),
+            Err(e) => return Err(e.into()),
+        };
+        if !user.is_active {
+            return Err(AuthError::AccountDisabled);
         }
+        if claims.epoch != user.token_epoch {
+            return Err(AuthError::Revoked);
+        }
+        Ok(user)
     }
 
     /// Clears away guests whose one access token had expired by `now` (see

@@ -45,6 +45,11 @@ pub struct Claims {
     /// The login this token descends from: every pair rotated from one login shares it, so
     /// a reused refresh token can take down the whole family.
     pub family: String,
+    /// The account's token epoch when the token was issued (`User::token_epoch`): a
+    /// deactivation or a password reset by staff raises it, and tokens of an older epoch
+    /// are refused. Absent (0) in tokens issued before the claim existed.
+    #[serde(default)]
+    pub epoch: i64,
 }
 
 impl Claims {
@@ -165,7 +170,7 @@ impl TokenService {
         };
         // Prove the key pair works now, not at the first login.
         let probe =
-            service.sign(&service.claims(UserId(0), "probe", TokenType::Access, "probe"))?;
+            service.sign(&service.claims(UserId(0), "probe", TokenType::Access, "probe", 0))?;
         service
             .verify(&probe, TokenType::Access)
             .map_err(|e| AuthError::Config(format!("keys do not match: {e}")))?;
@@ -189,7 +194,14 @@ impl TokenService {
         self.access_secs.saturating_add(leeway)
     }
 
-    fn claims(&self, user: UserId, username: &str, token_type: TokenType, family: &str) -> Claims {
+    fn claims(
+        &self,
+        user: UserId,
+        username: &str,
+        token_type: TokenType,
+        family: &str,
+        epoch: i64,
+    ) -> Claims {
         let iat = now_secs();
         let ttl = match token_type {
             TokenType::Access => self.access_secs,
@@ -203,6 +215,7 @@ impl TokenService {
             token_type,
             username: username.to_owned(),
             family: family.to_owned(),
+            epoch,
         }
     }
 
@@ -216,8 +229,9 @@ impl TokenService {
     /// `None` starts a new one (a login).
     pub fn issue(&self, user: &User, family: Option<&str>) -> Result<(TokenPair, Claims)> {
         let family = family.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-        let access = self.claims(user.id, user.username.as_str(), TokenType::Access, &family);
-        let refresh = self.claims(user.id, user.username.as_str(), TokenType::Refresh, &family);
+        let (id, name, epoch) = (user.id, user.username.as_str(), user.token_epoch);
+        let access = self.claims(id, name, TokenType::Access, &family, epoch);
+        let refresh = self.claims(id, name, TokenType::Refresh, &family, epoch);
         let pair = TokenPair {
             access: self.sign(&access)?,
             refresh: self.sign(&refresh)?,
@@ -229,7 +243,13 @@ impl TokenService {
     /// expires the guest identity is done with).
     pub fn issue_access(&self, user: &User) -> Result<String> {
         let family = uuid::Uuid::new_v4().to_string();
-        self.sign(&self.claims(user.id, user.username.as_str(), TokenType::Access, &family))
+        self.sign(&self.claims(
+            user.id,
+            user.username.as_str(),
+            TokenType::Access,
+            &family,
+            user.token_epoch,
+        ))
     }
 
     /// Verifies a token's signature, algorithm, expiry and type. `Expired`, `InvalidToken`

@@ -180,6 +180,7 @@ async fn login_returns_the_simplejwt_shape_and_records_last_login() {
         [
             "email",
             "id",
+            "is_active",
             "is_guest",
             "is_staff",
             "joined_at",
@@ -472,6 +473,7 @@ fn claims_for(user: UserId, token_type: TokenType, exp: i64) -> Claims {
         token_type,
         username: "alice".into(),
         family: "fam".into(),
+        epoch: 0,
     }
 }
 

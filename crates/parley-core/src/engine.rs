@@ -126,7 +126,7 @@ impl Engine {
         // A guest's token outlives a switch to `guests` off by at most its lifetime; its
         // sockets are refused from the switch on.
         if user.is_guest {
-            if !self.inner.config.guests.enabled {
+            if !self.guests_enabled().await? {
                 return Err(crate::access::guest_refused(
                     "guests are not allowed on this server",
                 ));

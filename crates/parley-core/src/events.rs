@@ -140,6 +140,13 @@ pub fn sign_out(family: Option<&str>) -> Message {
     Message::new(PARLEY_SIGNOUT, fields)
 }
 
+/// "Close every socket of this user: the account was deactivated or deleted" (4005).
+pub fn disable() -> Message {
+    let mut fields = Map::new();
+    fields.insert("disabled".into(), Value::Bool(true));
+    Message::new(PARLEY_SIGNOUT, fields)
+}
+
 /// A node's presence snapshot for one room. `reply_to` asks the receivers to answer with
 /// their own snapshot (sent when this node first reports the room).
 pub fn presence_snapshot(
@@ -176,6 +183,8 @@ pub enum Delivery {
     },
     /// Close if this connection belongs to the signed-out login (`None`: any login).
     SignOut(Option<String>),
+    /// Close: the account was deactivated or deleted (every login).
+    Disabled,
     /// Nothing for this client (its own echo, or an event it does not handle).
     Skip,
 }
@@ -251,6 +260,9 @@ pub fn deliver(message: &Message, me: &ChannelName, dialect: &Dialect) -> Delive
             } else {
                 Delivery::Text(render_parley(message))
             }
+        }
+        PARLEY_SIGNOUT if message.get("disabled") == Some(&Value::Bool(true)) => {
+            Delivery::Disabled
         }
         PARLEY_SIGNOUT => Delivery::SignOut(
             message

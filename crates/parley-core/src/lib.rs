@@ -29,6 +29,9 @@
 //! - [`presence`]: per-user presence across nodes, with expiry of dead nodes.
 //! - [`Budget`] (`limits`): what each client frame type costs; every budget is per user,
 //!   shared by the user's connections. [`rate`]: the token buckets behind them.
+//! - `admin`: what staff (or the operator's command line, [`Actor`]) do to accounts —
+//!   list, show, promote and demote, deactivate (close code 4005), reset a password, delete
+//!   (messages kept) — and the run-time guest switch; the rules are in its module doc.
 //! - `audit`: every staff and owner action recorded as it takes effect; staff read the log
 //!   with [`Engine::audit_log`].
 //! - [`Grant`] (`authorization`): how long a connection stays authorized — its access
@@ -52,6 +55,7 @@
 //! of the answers the REST API returns (`RoomDetails`, `RoomList`, ...).
 
 mod access;
+mod admin;
 mod audit;
 mod authorization;
 mod config;
@@ -67,6 +71,10 @@ mod rooms;
 mod session;
 
 pub use access::RoomAccess;
+pub use admin::{
+    Actor, CLI_ACTOR, GuestSwitch, LinkedSignIn, USER_PAGE_DEFAULT, USER_PAGE_MAX, UserDetails,
+    UserPage, UserRoom,
+};
 pub use audit::AUDIT_PAGE_MAX;
 pub use authorization::Grant;
 pub use config::{EngineConfig, GuestConfig};
@@ -81,6 +89,7 @@ pub use parley_store::{AuditQuery, HistoryQuery, RoomListQuery, RoomScope};
 pub use rate::RateLimit;
 pub use rooms::{Member, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, Rooms};
 pub use session::{
-    CLOSE_EXPIRED, CLOSE_PING_TIMEOUT, CLOSE_SIGNED_OUT, CLOSE_SLOW_CONSUMER, CloseReason, Inbound,
+    CLOSE_ACCOUNT_DISABLED, CLOSE_EXPIRED, CLOSE_PING_TIMEOUT, CLOSE_SIGNED_OUT, CLOSE_SLOW_CONSUMER,
+    CloseReason, Inbound,
     Outbound, Session,
 };

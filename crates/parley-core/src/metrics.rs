@@ -40,7 +40,7 @@ pub(crate) struct Metrics {
 }
 
 /// Every close reason, for the labels.
-const CLOSE_REASONS: [CloseReason; 12] = [
+const CLOSE_REASONS: [CloseReason; 13] = [
     CloseReason::Normal,
     CloseReason::ShuttingDown,
     CloseReason::ProtocolError,
@@ -53,6 +53,7 @@ const CLOSE_REASONS: [CloseReason; 12] = [
     CloseReason::PingTimeout,
     CloseReason::Expired,
     CloseReason::SignedOut,
+    CloseReason::AccountDisabled,
 ];
 
 /// The label of a close reason.
@@ -70,6 +71,7 @@ const fn close_label(reason: CloseReason) -> &'static str {
         CloseReason::PingTimeout => "ping_timeout",
         CloseReason::Expired => "expired",
         CloseReason::SignedOut => "signed_out",
+        CloseReason::AccountDisabled => "account_disabled",
     }
 }
 

@@ -63,6 +63,8 @@ pub enum CloseReason {
     Expired,
     /// The user signed out: the login that authorized the connection was logged out (4004).
     SignedOut,
+    /// Staff deactivated or deleted the account, or turned guests off for a guest (4005).
+    AccountDisabled,
 }
 
 /// Close code: the client reads too slowly (its mailbox overflowed).
@@ -73,6 +75,9 @@ pub const CLOSE_PING_TIMEOUT: u16 = 4001;
 pub const CLOSE_EXPIRED: u16 = 4003;
 /// Close code: the login that authorized the connection signed out.
 pub const CLOSE_SIGNED_OUT: u16 = 4004;
+/// Close code: the account was deactivated or deleted by staff (or, for a guest, guests were
+/// turned off).
+pub const CLOSE_ACCOUNT_DISABLED: u16 = 4005;
 
 impl CloseReason {
     /// The WebSocket close code.
@@ -89,6 +94,7 @@ impl CloseReason {
             Self::PingTimeout => CLOSE_PING_TIMEOUT,
             Self::Expired => CLOSE_EXPIRED,
             Self::SignedOut => CLOSE_SIGNED_OUT,
+            Self::AccountDisabled => CLOSE_ACCOUNT_DISABLED,
         }
     }
 
@@ -107,6 +113,7 @@ impl CloseReason {
             Self::PingTimeout => "ping timeout",
             Self::Expired => "authorization expired: renew it with a fresh access token",
             Self::SignedOut => "signed out",
+            Self::AccountDisabled => "account deactivated",
         }
     }
 }
@@ -332,6 +339,7 @@ impl Session {
                 (family.is_none() || family.as_deref() == ours)
                     .then_some(Outbound::Close(CloseReason::SignedOut))
             }
+            Delivery::Disabled => Some(Outbound::Close(CloseReason::AccountDisabled)),
             Delivery::Kick(room) => {
                 if !self.rooms.contains_key(&room) {
                     return None;

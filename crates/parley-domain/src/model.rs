@@ -30,6 +30,20 @@ pub struct User {
     /// in public rooms.
     #[serde(default)]
     pub is_guest: bool,
+    /// False once staff deactivated the account: it cannot log in, and every token of it
+    /// is refused.
+    #[serde(default = "active")]
+    pub is_active: bool,
+    /// The account's token generation: copied into each token at issue, raised by a
+    /// deactivation or a password reset by staff, which so makes every older token useless.
+    /// Not sent to clients.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub token_epoch: i64,
+}
+
+fn active() -> bool {
+    true
 }
 
 /// A room, group or direct.

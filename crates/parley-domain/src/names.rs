@@ -126,7 +126,8 @@ impl UserName {
     }
 
     /// Validates a new account's name: as [`UserName::parse`], and not starting with
-    /// [`UserName::GUEST_PREFIX`], so no account can take (or later claim) a guest's name.
+    /// [`UserName::GUEST_PREFIX`], so no account can take (or later claim) a guest's name,
+    /// nor with [`UserName::DELETED_PREFIX`] (deleted accounts').
     pub fn parse_account(raw: &str) -> Result<Self> {
         let name = Self::parse(raw)?;
         if name.is_guest_name() {
@@ -134,7 +135,23 @@ impl UserName {
                 "names starting with 'guest.' are reserved for guests",
             ));
         }
+        if name.is_deleted_name() {
+            return Err(DomainError::InvalidUserName(
+                "names starting with 'deleted.' are reserved for deleted accounts",
+            ));
+        }
         Ok(name)
+    }
+
+    /// True for the name a deleted account is left with ([`UserName::deleted`]).
+    pub fn is_deleted_name(&self) -> bool {
+        self.0.starts_with(Self::DELETED_PREFIX)
+    }
+
+    /// The name an account deleted by staff is left with, `deleted.{id}`: its messages stay
+    /// and show this as their author.
+    pub fn deleted(id: crate::UserId) -> Self {
+        Self(format!("{}{}", Self::DELETED_PREFIX, id.get()))
     }
 
     /// True for a name in the guests' reserved space.
@@ -172,6 +189,8 @@ string_newtype!(UserName);
 impl UserName {
     /// Prefix reserved for guests' user names; registration refuses it.
     pub const GUEST_PREFIX: &'static str = "guest.";
+    /// Prefix reserved for deleted accounts' names (`deleted.{id}`); registration refuses it.
+    pub const DELETED_PREFIX: &'static str = "deleted.";
     /// Longest name a guest may choose (the prefix and tag take the other 12 characters).
     pub const GUEST_DISPLAY_MAX: usize = 20;
     /// Length of the random tag that ends a guest's user name.

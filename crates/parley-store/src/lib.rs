@@ -41,7 +41,9 @@
 //!
 //! ## Layout
 //! - `store`: [`Store`], [`StoreOptions`], [`Backend`], pools, migrations, readiness.
-//! - `ops::users`, `ops::rooms`, `ops::messages`, `ops::tokens`: the operations, as
+//! - `ops::users`, `ops::rooms`, `ops::messages`, `ops::tokens`, `ops::audit`, `ops::admin`
+//!   (finding accounts, deactivation, erasing an account but keeping its messages, default
+//!   rooms, run-time settings): the operations, as
 //!   `impl Store` blocks. Each query is written once in diesel's DSL and compiled for both
 //!   backends (the `with_conn!` macro). `ops::batch`: [`AppendBatcher`], group commit for
 //!   message appends.
@@ -64,6 +66,7 @@ mod store;
 pub mod testing;
 
 pub use error::{Result, StoreError};
+pub use ops::admin::{LinkedIdentity, UserQuery, UserRoom};
 pub use ops::audit::{AuditQuery, NewAuditEntry};
 pub use ops::batch::{AppendBatcher, BatchOptions};
 pub use ops::messages::{Appended, HistoryPage, HistoryQuery, NewMessage};

@@ -19,6 +19,8 @@ pub(crate) struct UserRow {
     pub created_at: i64,
     pub last_login: Option<i64>,
     pub is_guest: bool,
+    pub is_active: bool,
+    pub token_epoch: i64,
 }
 
 impl UserRow {
@@ -37,6 +39,8 @@ impl UserRow {
             joined_at: Timestamp(self.created_at),
             last_login: self.last_login.map(Timestamp),
             is_guest: self.is_guest,
+            is_active: self.is_active,
+            token_epoch: self.token_epoch,
         })
     }
 }

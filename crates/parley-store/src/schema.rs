@@ -22,6 +22,11 @@ diesel::table! {
         last_login -> Nullable<BigInt>,
         /// A guest identity (no password, no refresh token), not an account.
         is_guest -> Bool,
+        /// False once staff deactivated the account: no logins, every token refused.
+        is_active -> Bool,
+        /// Copied into every token at issue; raised by a deactivation or a password reset,
+        /// which makes every token issued before useless.
+        token_epoch -> BigInt,
     }
 }
 
@@ -143,6 +148,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Settings staff change at run time (e.g. `guests`), read by every process.
+    server_settings (name) {
+        /// The setting's name.
+        name -> Text,
+        /// Its value, as text.
+        value -> Text,
+        /// Millis since the epoch.
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(external_identities -> users (user_id));
 diesel::joinable!(memberships -> rooms (room_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -158,4 +175,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     external_identities,
     guest_bans,
     audit_log,
+    server_settings,
 );

@@ -435,8 +435,9 @@ mod schema_tests {
                 assert_eq!([$(stringify!($col)),*].len(), $n, "{} is not fully listed", stringify!($table));
             };
         }
-        cols!(users (8): id BigInt, username Text, email Nullable<Text>, password_hash Text,
-            is_staff Bool, created_at BigInt, last_login Nullable<BigInt>, is_guest Bool);
+        cols!(users (10): id BigInt, username Text, email Nullable<Text>, password_hash Text,
+            is_staff Bool, created_at BigInt, last_login Nullable<BigInt>, is_guest Bool,
+            is_active Bool, token_epoch BigInt);
         cols!(rooms (8): id BigInt, name Text, kind Text, creator_id Nullable<BigInt>, topic Text,
             created_at BigInt, direct_low Nullable<BigInt>, direct_high Nullable<BigInt>);
         cols!(memberships (5): room_id BigInt, user_id BigInt, role Text, joined_at BigInt,
@@ -450,6 +451,7 @@ mod schema_tests {
         cols!(audit_log (9): id BigInt, actor_id Nullable<BigInt>, actor_name Text, action Text,
             target_user Nullable<Text>, target_room Nullable<Text>, detail Nullable<Text>,
             reason Nullable<Text>, created_at BigInt);
+        cols!(server_settings (3): name Text, value Text, updated_at BigInt);
         out.sort();
         out
     }

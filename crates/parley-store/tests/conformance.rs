@@ -12,7 +12,7 @@ use parley_domain::{
 };
 use parley_store::testing::TestDb;
 use parley_store::{
-    AuditQuery, Backend, HistoryQuery, NewAuditEntry, NewMessage, NewRoom, NewUser, RoomListQuery,
+    AuditQuery, Backend, HistoryQuery, NewAuditEntry, UserQuery, NewMessage, NewRoom, NewUser, RoomListQuery,
     RoomPage, RoomScope, Store, StoreError, StoreOptions,
 };
 
@@ -69,6 +69,12 @@ conformance!(
     a_reader_paging_forward_misses_nothing_under_batched_appends,
     a_reader_paging_forward_misses_nothing_under_mixed_appends,
     the_audit_log_keeps_actions_and_filters_them,
+    staff_find_accounts_by_name_or_email,
+    accounts_are_deactivated_and_their_token_epoch_raised,
+    an_erased_account_keeps_its_messages,
+    default_rooms_are_ensured_and_joined,
+    run_time_settings_are_stored,
+    cli_audit_entries_have_no_actor_id,
 );
 
 async fn user(s: &Store, name: &str) -> User {
@@ -1785,4 +1791,146 @@ async fn the_audit_log_keeps_actions_and_filters_them(s: &Store) {
         .unwrap();
     assert_eq!(kept[0].actor, name("boss"));
     assert_eq!(kept[0].actor_id, None);
+}
+
+async fn staff_find_accounts_by_name_or_email(s: &Store) {
+    let with_mail = |name: &str, email: Option<&str>| NewUser {
+        username: UserName::parse(name).unwrap(),
+        email: email.map(|e| parley_domain::Email::parse(e).unwrap()),
+        password_hash: "h".into(),
+        is_staff: false,
+        is_guest: false,
+    };
+    s.create_user(&with_mail("anna", Some("Anna@Example.ORG")))
+        .await
+        .unwrap();
+    s.create_user(&with_mail("ann_b", None)).await.unwrap();
+    s.create_user(&with_mail("bert", Some("b@other.net")))
+        .await
+        .unwrap();
+    guest(s, "guest.anna.aaaaa").await;
+    let gone = user(s, "annex").await;
+    s.erase_user(gone.id).await.unwrap();
+    let names = |users: Vec<User>| -> Vec<String> {
+        users.into_iter().map(|u| u.username.into_string()).collect()
+    };
+    let find = |q: Option<&str>, after: Option<&str>, limit: i64| UserQuery {
+        q: q.map(str::to_owned),
+        after: after.map(|a| UserName::parse(a).unwrap()),
+        limit,
+    };
+    // No guests, no erased accounts; name order.
+    assert_eq!(
+        names(s.list_users(&find(None, None, 10)).await.unwrap()),
+        ["ann_b", "anna", "bert"]
+    );
+    assert_eq!(
+        names(s.list_users(&find(Some("ANN"), None, 10)).await.unwrap()),
+        ["ann_b", "anna"]
+    );
+    // E-mail, case-insensitive, by substring.
+    assert_eq!(
+        names(s.list_users(&find(Some("example.org"), None, 10)).await.unwrap()),
+        ["anna"]
+    );
+    // `_` is no wildcard: only the name with an underscore.
+    assert_eq!(
+        names(s.list_users(&find(Some("n_"), None, 10)).await.unwrap()),
+        ["ann_b"]
+    );
+    assert_eq!(
+        names(s.list_users(&find(None, Some("ann_b"), 1)).await.unwrap()),
+        ["anna"]
+    );
+}
+
+async fn accounts_are_deactivated_and_their_token_epoch_raised(s: &Store) {
+    let alice = user(s, "alice").await;
+    assert!(alice.is_active);
+    assert_eq!(alice.token_epoch, 0);
+    let off = s.set_active(alice.id, false).await.unwrap();
+    assert!(!off.is_active);
+    assert_eq!(off.token_epoch, 1);
+    let on = s.set_active(alice.id, true).await.unwrap();
+    assert!(on.is_active);
+    assert_eq!(on.token_epoch, 1, "a reactivation does not bring old tokens back");
+    let reset = s.reset_password_hash(alice.id, "new-hash").await.unwrap();
+    assert_eq!(reset.token_epoch, 2);
+    let creds = s.credentials(&alice.username).await.unwrap();
+    assert_eq!(creds.password_hash, "new-hash");
+    assert!(matches!(
+        s.set_active(UserId(999_999), false).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn an_erased_account_keeps_its_messages(s: &Store) {
+    let alice = user(s, "alice").await;
+    let bob = user(s, "bob").await;
+    let lobby = room(s, "lobby", RoomKind::Public, alice.id).await;
+    s.add_member(lobby.id, bob.id, Role::Member).await.unwrap();
+    let said = post(s, &lobby, &bob, "still here").await;
+    let gone = s.erase_user(bob.id).await.unwrap();
+    assert_eq!(gone.username.as_str(), format!("deleted.{}", bob.id.get()));
+    assert!(!gone.is_active && !gone.is_staff && gone.email.is_none());
+    assert_eq!(gone.token_epoch, 1);
+    let kept = s.message_by_id(said.id).await.unwrap();
+    assert_eq!(kept.body, "still here");
+    assert_eq!(kept.sender, gone.username);
+    assert!(s.user_rooms(bob.id).await.unwrap().is_empty());
+    assert!(!s.is_member(lobby.id, bob.id).await.unwrap());
+    // The name is free again.
+    user(s, "bob").await;
+    let rooms = s.user_rooms(alice.id).await.unwrap();
+    assert_eq!(rooms.len(), 1);
+    assert_eq!((rooms[0].name.as_str(), rooms[0].role), ("lobby", Role::Owner));
+    assert!(s.linked_identities(alice.id).await.unwrap().is_empty());
+}
+
+async fn default_rooms_are_ensured_and_joined(s: &Store) {
+    let general = RoomName::parse("general").unwrap();
+    let first = s.ensure_public_room(&general).await.unwrap();
+    assert_eq!((first.kind, first.creator), (RoomKind::Public, None));
+    let again = s.ensure_public_room(&general).await.unwrap();
+    assert_eq!(again.id, first.id);
+    assert!(s.ensure_public_room(&RoomName::parse("dm.1.2").unwrap()).await.is_err());
+    let alice = user(s, "alice").await;
+    let missing = RoomName::parse("nowhere").unwrap();
+    assert_eq!(
+        s.join_rooms(alice.id, &[general.clone(), missing]).await.unwrap(),
+        1
+    );
+    assert_eq!(s.join_rooms(alice.id, &[general.clone()]).await.unwrap(), 0);
+    let m = s.membership(first.id, alice.id).await.unwrap().unwrap();
+    assert_eq!(m.role, Role::Member);
+}
+
+async fn run_time_settings_are_stored(s: &Store) {
+    assert_eq!(s.setting("guests").await.unwrap(), None);
+    s.set_setting("guests", "off").await.unwrap();
+    assert_eq!(s.setting("guests").await.unwrap().as_deref(), Some("off"));
+    s.set_setting("guests", "on").await.unwrap();
+    assert_eq!(s.setting("guests").await.unwrap().as_deref(), Some("on"));
+    let g = guest(s, "guest.g.aaaaa").await;
+    user(s, "alice").await;
+    assert_eq!(s.guest_ids().await.unwrap(), [g.id]);
+}
+
+async fn cli_audit_entries_have_no_actor_id(s: &Store) {
+    let cli = UserName::parse("cli").unwrap();
+    let target = parley_domain::AuditTarget::user(&UserName::parse("bob").unwrap());
+    let entry = s
+        .record_audit_unattributed(&cli, parley_domain::AuditAction::DeactivateUser, &target, None)
+        .await
+        .unwrap();
+    assert_eq!((entry.actor_id, entry.actor.as_str()), (None, "cli"));
+    let page = s
+        .audit_page(&AuditQuery {
+            actor: Some(cli),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page, [entry]);
 }

@@ -171,6 +171,7 @@ async fn admit(req: &RequestHead, state: &AppState) -> Result<(User, Grant), Api
             dialect_of(req.uri.path(), req.uri.query()),
             Some(Ok(Dialect::Tutorial { .. }))
         )
+        && guests_on_now(state).await?
     {
         state.guest_connect_limiter.check(state.client_ip(req))?;
         return admit_guest(req, state, name.to_owned()).await;
@@ -189,6 +190,15 @@ async fn admit(req: &RequestHead, state: &AppState) -> Result<(User, Grant), Api
         state.guest_connect_limiter.check(state.client_ip(req))?;
     }
     Ok((user, Grant::from_claims(&claims)))
+}
+
+/// Whether guests are on now: the setting, unless staff turned them off at run time (one
+/// read of the store, only for a `?guest=` handshake).
+async fn guests_on_now(state: &AppState) -> Result<bool, ApiError> {
+    let engine = state.engine.clone();
+    Ok(state
+        .offload(async move { engine.guests_enabled().await })
+        .await??)
 }
 
 /// The tutorial endpoint's `?guest=NAME` (guests on, no token): a new guest identity, as

@@ -59,6 +59,9 @@ pub enum ErrorCode {
     /// A guest (an identity without an account) asked for something only accounts may do:
     /// create a room, open a direct chat, signal, be added to a private room.
     GuestNotAllowed,
+    /// The account was deactivated by staff: login, refresh, every token and every socket
+    /// of it are refused.
+    AccountDisabled,
     // --- the server ---
     /// A backing service (database, channel layer) is down; retry later.
     Unavailable,
@@ -97,7 +100,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Self; 36] = [
+    pub const ALL: [Self; 37] = [
         Self::FrameTooLarge,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -118,6 +121,7 @@ impl ErrorCode {
         Self::Conflict,
         Self::TooManyRooms,
         Self::GuestNotAllowed,
+        Self::AccountDisabled,
         Self::Unavailable,
         Self::Internal,
         Self::SlowConsumer,
@@ -159,6 +163,7 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::TooManyRooms => "too_many_rooms",
             Self::GuestNotAllowed => "guest_not_allowed",
+            Self::AccountDisabled => "account_disabled",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::SlowConsumer => "slow_consumer",
@@ -201,6 +206,7 @@ impl ErrorCode {
             Self::Conflict => "the request conflicts with the current state",
             Self::TooManyRooms => "you have joined too many rooms on this connection",
             Self::GuestNotAllowed => "guests may not do that; sign up for an account",
+            Self::AccountDisabled => "this account is deactivated",
             Self::Unavailable => "the service is temporarily unavailable; try again later",
             Self::Internal => "internal server error",
             Self::SlowConsumer => "the connection could not keep up and was dropped",

@@ -83,19 +83,49 @@ impl AuditRow {
 impl Store {
     /// Appends `entry` to the audit log and returns it as stored.
     pub async fn record_audit(&self, entry: &NewAuditEntry<'_>) -> Result<AuditEntry> {
+        self.insert_audit(
+            Some(entry.actor.id),
+            &entry.actor.username,
+            entry.action,
+            &entry.target,
+            entry.reason,
+        )
+        .await
+    }
+
+    /// Appends an action no account did (the operator's command line): recorded with no
+    /// actor id and `actor` as the actor's name.
+    pub async fn record_audit_unattributed(
+        &self,
+        actor: &UserName,
+        action: AuditAction,
+        target: &AuditTarget,
+        reason: Option<&Reason>,
+    ) -> Result<AuditEntry> {
+        self.insert_audit(None, actor, action, target, reason).await
+    }
+
+    async fn insert_audit(
+        &self,
+        actor_id: Option<UserId>,
+        actor: &UserName,
+        action: AuditAction,
+        target: &AuditTarget,
+        reason: Option<&Reason>,
+    ) -> Result<AuditEntry> {
         let now = Timestamp::now().millis();
         let row: AuditRow = with_conn!(
             self,
             write | conn | {
                 diesel::insert_into(audit_log::table)
                     .values((
-                        audit_log::actor_id.eq(entry.actor.id.0),
-                        audit_log::actor_name.eq(entry.actor.username.as_str()),
-                        audit_log::action.eq(entry.action.as_str()),
-                        audit_log::target_user.eq(entry.target.user.as_ref().map(UserName::as_str)),
-                        audit_log::target_room.eq(entry.target.room.as_ref().map(RoomName::as_str)),
-                        audit_log::detail.eq(entry.target.detail.as_deref()),
-                        audit_log::reason.eq(entry.reason.map(Reason::as_str)),
+                        audit_log::actor_id.eq(actor_id.map(UserId::get)),
+                        audit_log::actor_name.eq(actor.as_str()),
+                        audit_log::action.eq(action.as_str()),
+                        audit_log::target_user.eq(target.user.as_ref().map(UserName::as_str)),
+                        audit_log::target_room.eq(target.room.as_ref().map(RoomName::as_str)),
+                        audit_log::detail.eq(target.detail.as_deref()),
+                        audit_log::reason.eq(reason.map(Reason::as_str)),
                         audit_log::created_at.eq(now),
                     ))
                     .returning(AuditRow::as_returning())

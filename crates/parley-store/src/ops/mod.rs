@@ -1,5 +1,6 @@
 //! The store's operations, as `impl Store` blocks by subject.
 
+pub mod admin;
 pub mod audit;
 pub mod batch;
 pub mod messages;
