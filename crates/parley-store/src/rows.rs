@@ -50,6 +50,7 @@ pub(crate) struct RoomRow {
     pub creator_id: Option<i64>,
     pub topic: String,
     pub created_at: i64,
+    pub read_only: bool,
 }
 
 impl RoomRow {
@@ -64,6 +65,7 @@ impl RoomRow {
             creator: self.creator_id.map(UserId),
             topic: Topic::parse(&self.topic).map_err(|e| StoreError::corrupt("topic", e))?,
             created_at: Timestamp(self.created_at),
+            read_only: self.read_only,
         })
     }
 }

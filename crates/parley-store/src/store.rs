@@ -437,8 +437,9 @@ mod schema_tests {
         }
         cols!(users (8): id BigInt, username Text, email Nullable<Text>, password_hash Text,
             is_staff Bool, created_at BigInt, last_login Nullable<BigInt>, is_guest Bool);
-        cols!(rooms (8): id BigInt, name Text, kind Text, creator_id Nullable<BigInt>, topic Text,
-            created_at BigInt, direct_low Nullable<BigInt>, direct_high Nullable<BigInt>);
+        cols!(rooms (9): id BigInt, name Text, kind Text, creator_id Nullable<BigInt>, topic Text,
+            created_at BigInt, direct_low Nullable<BigInt>, direct_high Nullable<BigInt>,
+            read_only Bool);
         cols!(memberships (5): room_id BigInt, user_id BigInt, role Text, joined_at BigInt,
             last_read Nullable<BigInt>);
         cols!(messages (8): id BigInt, room_id BigInt, sender_id BigInt, body Text,
@@ -450,6 +451,10 @@ mod schema_tests {
         cols!(audit_log (9): id BigInt, actor_id Nullable<BigInt>, actor_name Text, action Text,
             target_user Nullable<Text>, target_room Nullable<Text>, detail Nullable<Text>,
             reason Nullable<Text>, created_at BigInt);
+        cols!(room_bans (5): room_id BigInt, user_id BigInt, reason Nullable<Text>,
+            banned_by Nullable<BigInt>, created_at BigInt);
+        cols!(room_mutes (6): room_id BigInt, user_id BigInt, until Nullable<BigInt>,
+            reason Nullable<Text>, muted_by Nullable<BigInt>, created_at BigInt);
         out.sort();
         out
     }

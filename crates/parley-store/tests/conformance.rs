@@ -69,6 +69,10 @@ conformance!(
     a_reader_paging_forward_misses_nothing_under_batched_appends,
     a_reader_paging_forward_misses_nothing_under_mixed_appends,
     the_audit_log_keeps_actions_and_filters_them,
+    room_bans_end_membership_and_hide_the_room,
+    room_mutes_expire_and_are_lifted,
+    rooms_are_made_read_only_and_owners_counted,
+    a_moderator_deletes_anyones_message,
 );
 
 async fn user(s: &Store, name: &str) -> User {
@@ -1785,4 +1789,152 @@ async fn the_audit_log_keeps_actions_and_filters_them(s: &Store) {
         .unwrap();
     assert_eq!(kept[0].actor, name("boss"));
     assert_eq!(kept[0].actor_id, None);
+}
+
+// --- room moderation (issue 16) ---
+
+async fn room_bans_end_membership_and_hide_the_room(s: &Store) {
+    let owner = user(s, "owner").await;
+    let troll = user(s, "troll").await;
+    let other = user(s, "other").await;
+    let lobby = room(s, "lobby", RoomKind::Public, owner.id).await;
+    let quiet = room(s, "quiet", RoomKind::Public, owner.id).await;
+    s.add_member(lobby.id, troll.id, Role::Member).await.unwrap();
+    let standing = s.standing(lobby.id, troll.id).await.unwrap();
+    assert!(standing.membership.is_some() && !standing.banned && standing.mute.is_none());
+
+    let why = Reason::parse("spam").unwrap();
+    assert!(s.ban_from_room(lobby.id, troll.id, owner.id, Some(&why)).await.unwrap());
+    let standing = s.standing(lobby.id, troll.id).await.unwrap();
+    assert!(standing.membership.is_none() && standing.banned);
+    assert!(s.is_banned(lobby.id, troll.id).await.unwrap());
+    assert!(!s.is_banned(lobby.id, other.id).await.unwrap());
+    // A second ban is no error, and keeps the first one's reason.
+    assert!(!s.ban_from_room(lobby.id, troll.id, other.id, None).await.unwrap());
+    let bans = s.room_bans(lobby.id).await.unwrap();
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].username.as_str(), "troll");
+    assert_eq!(bans[0].reason.as_ref().map(Reason::as_str), Some("spam"));
+    assert_eq!(bans[0].banned_by.as_ref().map(UserName::as_str), Some("owner"));
+    // A non-member can be banned ahead of time.
+    assert!(!s.ban_from_room(quiet.id, other.id, owner.id, None).await.unwrap());
+
+    // The public directory leaves out the rooms a user is banned from, for them only.
+    let names = |page: RoomPage| -> Vec<String> {
+        page.rooms.iter().map(|r| r.room.name.to_string()).collect()
+    };
+    let public = RoomListQuery {
+        scope: RoomScope::Public,
+        ..RoomListQuery::default()
+    };
+    assert_eq!(names(s.room_page(troll.id, &public).await.unwrap()), ["quiet"]);
+    assert_eq!(names(s.room_page(other.id, &public).await.unwrap()), ["lobby"]);
+    assert_eq!(
+        names(s.room_page(owner.id, &public).await.unwrap()),
+        ["lobby", "quiet"]
+    );
+
+    assert!(s.unban_from_room(lobby.id, troll.id).await.unwrap());
+    assert!(!s.unban_from_room(lobby.id, troll.id).await.unwrap());
+    assert!(s.room_bans(lobby.id).await.unwrap().is_empty());
+    assert!(!s.standing(lobby.id, troll.id).await.unwrap().banned);
+    // Bans of unknown rooms or users are `NotFound`; a deleted room takes its bans along.
+    assert!(matches!(
+        s.ban_from_room(RoomId(999_999), troll.id, owner.id, None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.delete_room(quiet.id).await.unwrap();
+    assert!(s.room_bans(quiet.id).await.unwrap().is_empty());
+}
+
+async fn room_mutes_expire_and_are_lifted(s: &Store) {
+    let owner = user(s, "owner").await;
+    let loud = user(s, "loud").await;
+    let lobby = room(s, "lobby", RoomKind::Public, owner.id).await;
+    let now = Timestamp::now();
+    let later = Timestamp(now.millis() + 60_000);
+    let why = Reason::parse("shouting").unwrap();
+    let mute = s
+        .mute_in_room(lobby.id, loud.id, Some(later), owner.id, Some(&why))
+        .await
+        .unwrap();
+    assert_eq!(mute.until, Some(later));
+    let standing = s.standing(lobby.id, loud.id).await.unwrap();
+    assert_eq!(standing.mute, Some(mute));
+    assert!(standing.mute.unwrap().holds_at(now));
+    assert!(!standing.mute.unwrap().holds_at(later));
+    let mutes = s.room_mutes(lobby.id, now).await.unwrap();
+    assert_eq!(mutes.len(), 1);
+    assert_eq!(mutes[0].username.as_str(), "loud");
+    assert_eq!(mutes[0].until, Some(later));
+    assert_eq!(mutes[0].muted_by.as_ref().map(UserName::as_str), Some("owner"));
+    // Past its end it is listed no more.
+    assert!(s.room_mutes(lobby.id, later).await.unwrap().is_empty());
+    // A new mute replaces the old one (here: until lifted).
+    let forever = s
+        .mute_in_room(lobby.id, loud.id, None, owner.id, None)
+        .await
+        .unwrap();
+    assert_eq!(forever.until, None);
+    let mutes = s.room_mutes(lobby.id, Timestamp(i64::MAX - 1)).await.unwrap();
+    assert_eq!(mutes.len(), 1);
+    assert_eq!(mutes[0].reason, None);
+    assert!(s.unmute_in_room(lobby.id, loud.id).await.unwrap());
+    assert!(!s.unmute_in_room(lobby.id, loud.id).await.unwrap());
+    assert_eq!(s.standing(lobby.id, loud.id).await.unwrap().mute, None);
+    // An expired mute lifted counts as none.
+    let past = Timestamp(now.millis() - 1);
+    s.mute_in_room(lobby.id, loud.id, Some(past), owner.id, None)
+        .await
+        .unwrap();
+    assert!(!s.unmute_in_room(lobby.id, loud.id).await.unwrap());
+}
+
+async fn rooms_are_made_read_only_and_owners_counted(s: &Store) {
+    let owner = user(s, "owner").await;
+    let bob = user(s, "bob").await;
+    let lobby = room(s, "lobby", RoomKind::Public, owner.id).await;
+    assert!(!lobby.read_only);
+    let changed = s.set_read_only(lobby.id, true).await.unwrap();
+    assert!(changed.read_only);
+    assert!(s.room_by_name(&lobby.name).await.unwrap().read_only);
+    assert!(!s.set_read_only(lobby.id, false).await.unwrap().read_only);
+    assert!(matches!(
+        s.set_read_only(RoomId(999_999), true).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.owner_count(lobby.id).await.unwrap(), 1);
+    s.add_member(lobby.id, bob.id, Role::Owner).await.unwrap();
+    assert_eq!(s.owner_count(lobby.id).await.unwrap(), 2);
+}
+
+async fn a_moderator_deletes_anyones_message(s: &Store) {
+    let owner = user(s, "owner").await;
+    let bob = user(s, "bob").await;
+    let lobby = room(s, "lobby", RoomKind::Public, owner.id).await;
+    s.add_member(lobby.id, bob.id, Role::Member).await.unwrap();
+    let m = s
+        .append_message(&NewMessage {
+            room_id: lobby.id,
+            room: lobby.name.clone(),
+            sender_id: bob.id,
+            sender: bob.username.clone(),
+            sender_is_guest: false,
+            body: MessageBody::parse("rude").unwrap(),
+            client_id: None,
+        })
+        .await
+        .unwrap()
+        .message;
+    // Without the engine's word, an owner is neither author nor staff.
+    assert!(matches!(
+        s.delete_message_as(m.id, owner.id, false).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    let gone = s.delete_message_as(m.id, owner.id, true).await.unwrap();
+    assert!(gone.deleted_at.is_some());
+    assert!(matches!(
+        s.delete_message_as(m.id, owner.id, true).await,
+        Err(StoreError::Conflict(_))
+    ));
 }
