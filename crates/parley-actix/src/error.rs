@@ -49,7 +49,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | WeakPassword | InvalidContentType | NotAWebsocket => StatusCode::BAD_REQUEST,
         Unauthorized | InvalidCredentials | TokenExpired | TokenInvalid | TokenRevoked
         | WrongTokenType => StatusCode::UNAUTHORIZED,
-        Forbidden | NotMember | OriginNotAllowed | GuestNotAllowed => StatusCode::FORBIDDEN,
+        Forbidden | NotMember | OriginNotAllowed | GuestNotAllowed | Banned | Muted | ReadOnly => {
+            StatusCode::FORBIDDEN
+        }
         NotFound => StatusCode::NOT_FOUND,
         NotJoined | Conflict | UsernameTaken => StatusCode::CONFLICT,
         TooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -59,6 +59,14 @@ pub enum ErrorCode {
     /// A guest (an identity without an account) asked for something only accounts may do:
     /// create a room, open a direct chat, signal, be added to a private room.
     GuestNotAllowed,
+    /// The user is banned from the room (by its owner or staff): they may not join, read or
+    /// post in it, nor be added to it, until the ban is lifted.
+    Banned,
+    /// The user is muted in the room: they may read it, not post or edit (until the mute
+    /// ends or is lifted).
+    Muted,
+    /// The room is read-only: only its owners and staff may post or edit.
+    ReadOnly,
     // --- the server ---
     /// A backing service (database, channel layer) is down; retry later.
     Unavailable,
@@ -97,7 +105,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Self; 36] = [
+    pub const ALL: [Self; 39] = [
         Self::FrameTooLarge,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -118,6 +126,9 @@ impl ErrorCode {
         Self::Conflict,
         Self::TooManyRooms,
         Self::GuestNotAllowed,
+        Self::Banned,
+        Self::Muted,
+        Self::ReadOnly,
         Self::Unavailable,
         Self::Internal,
         Self::SlowConsumer,
@@ -159,6 +170,9 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::TooManyRooms => "too_many_rooms",
             Self::GuestNotAllowed => "guest_not_allowed",
+            Self::Banned => "banned",
+            Self::Muted => "muted",
+            Self::ReadOnly => "read_only",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::SlowConsumer => "slow_consumer",
@@ -201,6 +215,9 @@ impl ErrorCode {
             Self::Conflict => "the request conflicts with the current state",
             Self::TooManyRooms => "you have joined too many rooms on this connection",
             Self::GuestNotAllowed => "guests may not do that; sign up for an account",
+            Self::Banned => "you are banned from this room",
+            Self::Muted => "you are muted in this room",
+            Self::ReadOnly => "this room is read-only",
             Self::Unavailable => "the service is temporarily unavailable; try again later",
             Self::Internal => "internal server error",
             Self::SlowConsumer => "the connection could not keep up and was dropped",
