@@ -26,7 +26,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
             api(Tag::Rooms, "list_bans", "The users banned from a room")
                 .describe("The room's owners and staff. Newest ban first.")
                 .authenticated()
-                .reply::<Vec<RoomBan>>(StatusCode::OK, "The bans.")
+                .reply::<RoomBans>(StatusCode::OK, "The bans, newest first.")
                 .refuses(&[NotFound, Forbidden, NotMember]),
         )
         .done();
@@ -65,7 +65,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
             api(Tag::Rooms, "list_mutes", "The users muted in a room")
                 .describe("The room's owners and staff. Mutes that have ended are left out.")
                 .authenticated()
-                .reply::<Vec<RoomMute>>(StatusCode::OK, "The mutes, newest first.")
+                .reply::<RoomMutes>(StatusCode::OK, "The mutes, newest first.")
                 .refuses(&[NotFound, Forbidden, NotMember]),
         )
         .done();
@@ -82,7 +82,10 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 ))
                 .authenticated()
                 .body::<MuteBody>()
-                .reply::<MuteReply>(StatusCode::OK, "The mute: until when (`null`: until lifted).")
+                .reply::<MuteReply>(
+                    StatusCode::OK,
+                    "The mute: until when (`null`: until lifted).",
+                )
                 .refuses(&[NotFound, Forbidden, NotMember, InvalidField, Conflict]),
         )
         .delete(
@@ -121,6 +124,24 @@ struct MuteBody {
     reason: Option<String>,
 }
 
+/// The users banned from a room.
+#[derive(Serialize, ToSchema)]
+struct RoomBans {
+    /// The room.
+    room: RoomName,
+    /// The bans, newest first.
+    bans: Vec<RoomBan>,
+}
+
+/// The users muted in a room.
+#[derive(Serialize, ToSchema)]
+struct RoomMutes {
+    /// The room.
+    room: RoomName,
+    /// The mutes that hold now, newest first.
+    mutes: Vec<RoomMute>,
+}
+
 /// A mute as set.
 #[derive(Serialize, ToSchema)]
 struct MuteReply {
@@ -143,7 +164,8 @@ fn room_and_user(path: (String, String)) -> Result<(RoomName, UserName)> {
     Ok((parse_room_name(&path.0)?, parse_user_name(&path.1)?))
 }
 
-/// `GET /api/rooms/{room}/bans` → `[{user_id, username, reason, banned_by, created_at}]`.
+/// `GET /api/rooms/{room}/bans` → `{room, bans: [{user_id, username, reason, banned_by,
+/// created_at}]}`.
 async fn list_bans(
     state: State,
     Authenticated(user): Authenticated,
@@ -151,7 +173,11 @@ async fn list_bans(
 ) -> Result<HttpResponse> {
     let room = parse_room_name(&path)?;
     let rooms = state.engine.rooms();
-    run(&state, async move { ok(rooms.bans(&user, &room).await?) }).await
+    run(&state, async move {
+        let bans = rooms.bans(&user, &room).await?;
+        ok(RoomBans { room, bans })
+    })
+    .await
 }
 
 /// `POST /api/rooms/{room}/bans/{user}` `{reason?}` → 204.
@@ -186,7 +212,8 @@ async fn unban(
     .await
 }
 
-/// `GET /api/rooms/{room}/mutes` → `[{user_id, username, until, reason, muted_by, created_at}]`.
+/// `GET /api/rooms/{room}/mutes` → `{room, mutes: [{user_id, username, until, reason,
+/// muted_by, created_at}]}`.
 async fn list_mutes(
     state: State,
     Authenticated(user): Authenticated,
@@ -194,7 +221,11 @@ async fn list_mutes(
 ) -> Result<HttpResponse> {
     let room = parse_room_name(&path)?;
     let rooms = state.engine.rooms();
-    run(&state, async move { ok(rooms.mutes(&user, &room).await?) }).await
+    run(&state, async move {
+        let mutes = rooms.mutes(&user, &room).await?;
+        ok(RoomMutes { room, mutes })
+    })
+    .await
 }
 
 /// `POST /api/rooms/{room}/mutes/{user}` `{seconds?, reason?}` → `{room, user, until}`.

@@ -235,10 +235,10 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                      (others' `send` and `edit` answer `read_only`), at once on every \
                      process; `false` undoes it. Group rooms only.",
             )
-                .authenticated()
-                .body::<UpdateRoomBody>()
-                .reply::<Room>(StatusCode::OK, "The room as changed.")
-                .refuses(&[InvalidRoomName, NotFound, Forbidden, NotMember, Conflict]),
+            .authenticated()
+            .body::<UpdateRoomBody>()
+            .reply::<Room>(StatusCode::OK, "The room as changed.")
+            .refuses(&[InvalidRoomName, NotFound, Forbidden, NotMember, Conflict]),
         )
         .delete(
             delete_room,
@@ -269,7 +269,14 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 StatusCode::OK,
                 "The user already was a member; the membership with the role asked for.",
             )
-            .refuses(&[NotFound, Forbidden, NotMember, GuestNotAllowed, Banned, Conflict]),
+            .refuses(&[
+                NotFound,
+                Forbidden,
+                NotMember,
+                GuestNotAllowed,
+                Banned,
+                Conflict,
+            ]),
         )
         .done();
     r.at("/rooms/{room}/members/{user}")

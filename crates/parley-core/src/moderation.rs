@@ -41,7 +41,12 @@ impl Inner {
 
     /// Tells `user`'s sockets, on every process, that their standing in `room` changed; a
     /// failure is logged (the store holds the truth: the next join reads it).
-    pub(crate) async fn tell_standing(&self, user: UserId, room: &RoomName, change: StandingChange) {
+    pub(crate) async fn tell_standing(
+        &self,
+        user: UserId,
+        room: &RoomName,
+        change: StandingChange,
+    ) {
         let sent = match self.groups.user(user) {
             Ok(group) => self
                 .layer
@@ -57,10 +62,7 @@ impl Inner {
 }
 
 fn cannot_moderate_self() -> EngineError {
-    EngineError::refused(
-        ErrorCode::InvalidField,
-        "you cannot ban or mute yourself",
-    )
+    EngineError::refused(ErrorCode::InvalidField, "you cannot ban or mute yourself")
 }
 
 fn owners_are_not_moderated() -> EngineError {
@@ -191,7 +193,9 @@ impl Rooms {
             mute: Some(Some(mute)),
             ..StandingChange::default()
         };
-        self.inner.tell_standing(target.id, &room.name, change).await;
+        self.inner
+            .tell_standing(target.id, &room.name, change)
+            .await;
         let mut audit = AuditTarget::member(&room.name, &target.username);
         if let Some(until) = until {
             audit = audit.with_detail(format!("until {}", until.millis()));
@@ -217,7 +221,9 @@ impl Rooms {
             mute: Some(None),
             ..StandingChange::default()
         };
-        self.inner.tell_standing(target.id, &room.name, change).await;
+        self.inner
+            .tell_standing(target.id, &room.name, change)
+            .await;
         let audit = AuditTarget::member(&room.name, &target.username);
         self.inner
             .audit(user, AuditAction::UnmuteInRoom, audit, None)
@@ -263,7 +269,9 @@ impl Rooms {
         // Per member rather than on the room's event group: a socket joining right now
         // subscribes to the room after reading the flag, but its user group is older.
         for m in store.members(room.id).await? {
-            self.inner.tell_standing(m.user_id, &room.name, change).await;
+            self.inner
+                .tell_standing(m.user_id, &room.name, change)
+                .await;
         }
         let audit = AuditTarget::room(&room.name).with_detail(if read_only { "on" } else { "off" });
         self.inner

@@ -6,12 +6,12 @@
 use crate::access::{RoomAccess, guest_refused};
 use crate::engine::Inner;
 use crate::error::{EngineError, Result};
+use crate::events::StandingChange;
 use crate::limits::Budget;
 use parley_domain::protocol::ErrorCode;
-use crate::events::StandingChange;
 use parley_domain::{
-    AuditAction, AuditTarget, DirectKey, Membership, Message, Role, Room, RoomKind, RoomName, RoomSummary, Timestamp, Topic,
-    User, UserId, UserName,
+    AuditAction, AuditTarget, DirectKey, Membership, Message, Role, Room, RoomKind, RoomName,
+    RoomSummary, Timestamp, Topic, User, UserId, UserName,
 };
 use parley_store::{HistoryQuery, NewRoom, RoomListQuery, StoreError};
 use serde::Serialize;
@@ -234,7 +234,12 @@ impl Rooms {
             self.kick(m.user_id, &room.name).await;
         }
         self.inner
-            .audit(user, AuditAction::DeleteRoom, AuditTarget::room(&room.name), None)
+            .audit(
+                user,
+                AuditAction::DeleteRoom,
+                AuditTarget::room(&room.name),
+                None,
+            )
             .await?;
         Ok(())
     }
@@ -332,9 +337,12 @@ impl Rooms {
             owner: Some(role == Role::Owner),
             ..StandingChange::default()
         };
-        self.inner.tell_standing(member.id, &room.name, change).await;
+        self.inner
+            .tell_standing(member.id, &room.name, change)
+            .await;
         if member.id != user.id {
-            let target = AuditTarget::member(&room.name, &member.username).with_detail(role.as_str());
+            let target =
+                AuditTarget::member(&room.name, &member.username).with_detail(role.as_str());
             self.inner
                 .audit(user, AuditAction::ChangeRole, target, None)
                 .await?;

@@ -16,7 +16,9 @@ use parley_domain::protocol::{
     LeaveRoom, Left, MarkRead, Pong, Posted, ReadMarker, RelayedSignal, RenewAuth, Renewed,
     SendMessage, SendSignal, ServerFrame, SetTyping, Typing,
 };
-use parley_domain::{AuditAction, AuditTarget, ClientMsgId, MessageId, Role, RoomId, RoomName, User};
+use parley_domain::{
+    AuditAction, AuditTarget, ClientMsgId, MessageId, Role, RoomId, RoomName, User,
+};
 use parley_layer::{ChannelName, Message};
 use parley_store::{HistoryQuery, NewMessage, StoreError};
 use std::collections::HashMap;

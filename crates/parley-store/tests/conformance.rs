@@ -1799,25 +1799,42 @@ async fn room_bans_end_membership_and_hide_the_room(s: &Store) {
     let other = user(s, "other").await;
     let lobby = room(s, "lobby", RoomKind::Public, owner.id).await;
     let quiet = room(s, "quiet", RoomKind::Public, owner.id).await;
-    s.add_member(lobby.id, troll.id, Role::Member).await.unwrap();
+    s.add_member(lobby.id, troll.id, Role::Member)
+        .await
+        .unwrap();
     let standing = s.standing(lobby.id, troll.id).await.unwrap();
     assert!(standing.membership.is_some() && !standing.banned && standing.mute.is_none());
 
     let why = Reason::parse("spam").unwrap();
-    assert!(s.ban_from_room(lobby.id, troll.id, owner.id, Some(&why)).await.unwrap());
+    assert!(
+        s.ban_from_room(lobby.id, troll.id, owner.id, Some(&why))
+            .await
+            .unwrap()
+    );
     let standing = s.standing(lobby.id, troll.id).await.unwrap();
     assert!(standing.membership.is_none() && standing.banned);
     assert!(s.is_banned(lobby.id, troll.id).await.unwrap());
     assert!(!s.is_banned(lobby.id, other.id).await.unwrap());
     // A second ban is no error, and keeps the first one's reason.
-    assert!(!s.ban_from_room(lobby.id, troll.id, other.id, None).await.unwrap());
+    assert!(
+        !s.ban_from_room(lobby.id, troll.id, other.id, None)
+            .await
+            .unwrap()
+    );
     let bans = s.room_bans(lobby.id).await.unwrap();
     assert_eq!(bans.len(), 1);
     assert_eq!(bans[0].username.as_str(), "troll");
     assert_eq!(bans[0].reason.as_ref().map(Reason::as_str), Some("spam"));
-    assert_eq!(bans[0].banned_by.as_ref().map(UserName::as_str), Some("owner"));
+    assert_eq!(
+        bans[0].banned_by.as_ref().map(UserName::as_str),
+        Some("owner")
+    );
     // A non-member can be banned ahead of time.
-    assert!(!s.ban_from_room(quiet.id, other.id, owner.id, None).await.unwrap());
+    assert!(
+        !s.ban_from_room(quiet.id, other.id, owner.id, None)
+            .await
+            .unwrap()
+    );
 
     // The public directory leaves out the rooms a user is banned from, for them only.
     let names = |page: RoomPage| -> Vec<String> {
@@ -1827,8 +1844,14 @@ async fn room_bans_end_membership_and_hide_the_room(s: &Store) {
         scope: RoomScope::Public,
         ..RoomListQuery::default()
     };
-    assert_eq!(names(s.room_page(troll.id, &public).await.unwrap()), ["quiet"]);
-    assert_eq!(names(s.room_page(other.id, &public).await.unwrap()), ["lobby"]);
+    assert_eq!(
+        names(s.room_page(troll.id, &public).await.unwrap()),
+        ["quiet"]
+    );
+    assert_eq!(
+        names(s.room_page(other.id, &public).await.unwrap()),
+        ["lobby"]
+    );
     assert_eq!(
         names(s.room_page(owner.id, &public).await.unwrap()),
         ["lobby", "quiet"]
@@ -1840,7 +1863,8 @@ async fn room_bans_end_membership_and_hide_the_room(s: &Store) {
     assert!(!s.standing(lobby.id, troll.id).await.unwrap().banned);
     // Bans of unknown rooms or users are `NotFound`; a deleted room takes its bans along.
     assert!(matches!(
-        s.ban_from_room(RoomId(999_999), troll.id, owner.id, None).await,
+        s.ban_from_room(RoomId(999_999), troll.id, owner.id, None)
+            .await,
         Err(StoreError::NotFound(_))
     ));
     s.delete_room(quiet.id).await.unwrap();
@@ -1867,7 +1891,10 @@ async fn room_mutes_expire_and_are_lifted(s: &Store) {
     assert_eq!(mutes.len(), 1);
     assert_eq!(mutes[0].username.as_str(), "loud");
     assert_eq!(mutes[0].until, Some(later));
-    assert_eq!(mutes[0].muted_by.as_ref().map(UserName::as_str), Some("owner"));
+    assert_eq!(
+        mutes[0].muted_by.as_ref().map(UserName::as_str),
+        Some("owner")
+    );
     // Past its end it is listed no more.
     assert!(s.room_mutes(lobby.id, later).await.unwrap().is_empty());
     // A new mute replaces the old one (here: until lifted).
@@ -1876,7 +1903,10 @@ async fn room_mutes_expire_and_are_lifted(s: &Store) {
         .await
         .unwrap();
     assert_eq!(forever.until, None);
-    let mutes = s.room_mutes(lobby.id, Timestamp(i64::MAX - 1)).await.unwrap();
+    let mutes = s
+        .room_mutes(lobby.id, Timestamp(i64::MAX - 1))
+        .await
+        .unwrap();
     assert_eq!(mutes.len(), 1);
     assert_eq!(mutes[0].reason, None);
     assert!(s.unmute_in_room(lobby.id, loud.id).await.unwrap());

@@ -23,7 +23,14 @@ pub struct Standing {
 }
 
 type BanRow = (i64, String, Option<String>, Option<String>, i64);
-type MuteRow = (i64, String, Option<i64>, Option<String>, Option<String>, i64);
+type MuteRow = (
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
 fn user_name(raw: &str) -> Result<UserName> {
     UserName::parse(raw).map_err(|e| StoreError::corrupt("user name", e))
@@ -48,11 +55,7 @@ impl Store {
                     .first(conn)
                     .await
                     .optional()?;
-                let banned: i64 = room_bans::table
-                    .find(key)
-                    .count()
-                    .get_result(conn)
-                    .await?;
+                let banned: i64 = room_bans::table.find(key).count().get_result(conn).await?;
                 let mute = room_mutes::table
                     .find(key)
                     .select(room_mutes::until)
@@ -144,12 +147,7 @@ impl Store {
         let rows: Vec<BanRow> = with_conn!(self, |conn| {
             room_bans::table
                 .inner_join(users::table.on(users::id.eq(room_bans::user_id)))
-                .left_join(
-                    banner.on(banner
-                        .field(users::id)
-                        .nullable()
-                        .eq(room_bans::banned_by)),
-                )
+                .left_join(banner.on(banner.field(users::id).nullable().eq(room_bans::banned_by)))
                 .filter(room_bans::room_id.eq(room.get()))
                 .order((room_bans::created_at.desc(), room_bans::user_id.asc()))
                 .select((
@@ -243,12 +241,7 @@ impl Store {
         let rows: Vec<MuteRow> = with_conn!(self, |conn| {
             room_mutes::table
                 .inner_join(users::table.on(users::id.eq(room_mutes::user_id)))
-                .left_join(
-                    muter.on(muter
-                        .field(users::id)
-                        .nullable()
-                        .eq(room_mutes::muted_by)),
-                )
+                .left_join(muter.on(muter.field(users::id).nullable().eq(room_mutes::muted_by)))
                 .filter(room_mutes::room_id.eq(room.get()))
                 .filter(
                     room_mutes::until

@@ -461,13 +461,14 @@ impl Store {
             q = match query.scope {
                 RoomScope::Member => q.filter(memberships::user_id.is_not_null()),
                 // A room the user is banned from is not theirs to browse or join.
-                RoomScope::Public => q
-                    .filter(rooms::kind.eq(RoomKind::Public.as_str()))
-                    .filter(diesel::dsl::not(diesel::dsl::exists(
-                        room_bans::table
-                            .filter(room_bans::room_id.eq(rooms::id))
-                            .filter(room_bans::user_id.eq(uid)),
-                    ))),
+                RoomScope::Public => {
+                    q.filter(rooms::kind.eq(RoomKind::Public.as_str()))
+                        .filter(diesel::dsl::not(diesel::dsl::exists(
+                            room_bans::table
+                                .filter(room_bans::room_id.eq(rooms::id))
+                                .filter(room_bans::user_id.eq(uid)),
+                        )))
+                }
             };
             if let Some(pattern) = &pattern {
                 q = q.filter(rooms::name.like(pattern).escape('\\'));
