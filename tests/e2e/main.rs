@@ -14,6 +14,7 @@ mod faults;
 mod guests;
 mod hardening;
 mod limits;
+mod moderation;
 mod multi_node;
 mod openapi;
 mod rest;

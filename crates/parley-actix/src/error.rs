@@ -49,9 +49,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | WeakPassword | InvalidContentType | NotAWebsocket => StatusCode::BAD_REQUEST,
         Unauthorized | InvalidCredentials | TokenExpired | TokenInvalid | TokenRevoked
         | WrongTokenType => StatusCode::UNAUTHORIZED,
-        Forbidden | NotMember | OriginNotAllowed | GuestNotAllowed | AccountDisabled => {
-            StatusCode::FORBIDDEN
-        }
+        Forbidden | NotMember | OriginNotAllowed | GuestNotAllowed | AccountDisabled | Banned
+        | Muted | ReadOnly => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
         NotJoined | Conflict | UsernameTaken => StatusCode::CONFLICT,
         TooLarge => StatusCode::PAYLOAD_TOO_LARGE,

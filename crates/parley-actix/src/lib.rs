@@ -58,6 +58,7 @@
 //! - [`TrustedProxies`] (`client`): the client address of a request, behind reverse proxies
 //!   or not (every per-address limit and the access log use it).
 //! - [`middleware`]: request ids and the access log.
+//! - `moderation`: the room moderation routes (bans, mutes), mounted by `rest::routes`.
 //! - [`serve`], [`ServeOptions`] (`server`): the server with the lean socket.
 //! - `conn_limit`: what [`serve`] adds to actix-http against slow and idle clients (request,
 //!   idle and write deadlines; connections per address).
@@ -88,6 +89,7 @@ mod endpoint;
 mod error;
 mod limit;
 pub mod middleware;
+mod moderation;
 mod openapi;
 mod rest;
 mod server;

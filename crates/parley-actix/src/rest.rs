@@ -38,7 +38,7 @@ fn created(body: impl Serialize) -> Result<Reply> {
     to_reply(StatusCode::CREATED, body)
 }
 
-fn no_content() -> Result<Reply> {
+pub(crate) fn no_content() -> Result<Reply> {
     Ok(Reply(StatusCode::NO_CONTENT, None))
 }
 
@@ -211,25 +211,34 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
         .get(
             get_room,
             api(Rooms, "get_room", "A room, its members and who is online")
-                .describe("A public room: anyone; otherwise its members and staff.")
+                .describe(
+                    "A public room: anyone; otherwise its members and staff. A user banned \
+                     from the room: `banned` (staff still see it).",
+                )
                 .authenticated()
                 .reply::<RoomDetails>(
                     StatusCode::OK,
                     "The room, the user's role, members, online.",
                 )
-                .refuses(&[NotFound, NotMember]),
+                .refuses(&[NotFound, NotMember, Banned]),
         )
         .patch(
             update_room,
-            api(Rooms, "update_room", "Rename a room or change its topic")
-                .describe(
-                    "Its owner or staff. After a rename, joined sockets receive `left` for the \
-                     old name.",
-                )
-                .authenticated()
-                .body::<UpdateRoomBody>()
-                .reply::<Room>(StatusCode::OK, "The room as changed.")
-                .refuses(&[InvalidRoomName, NotFound, Forbidden, NotMember, Conflict]),
+            api(
+                Rooms,
+                "update_room",
+                "Rename a room, change its topic, make it read-only",
+            )
+            .describe(
+                "Its owner or staff. After a rename, joined sockets receive `left` for the \
+                     old name. `read_only: true`: only the room's owners and staff may post \
+                     (others' `send` and `edit` answer `read_only`), at once on every \
+                     process; `false` undoes it. Group rooms only.",
+            )
+            .authenticated()
+            .body::<UpdateRoomBody>()
+            .reply::<Room>(StatusCode::OK, "The room as changed.")
+            .refuses(&[InvalidRoomName, NotFound, Forbidden, NotMember, Conflict]),
         )
         .delete(
             delete_room,
@@ -248,7 +257,11 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 "add_member",
                 "Add a member, or change a member's role",
             )
-            .describe("The room's owner or staff; a direct room's members are fixed.")
+            .describe(
+                "The room's owner or staff; a direct room's members are fixed. A user banned \
+                 from the room is refused (`banned`). Changing a member's role follows the \
+                 rules of `set_role`.",
+            )
             .authenticated()
             .body::<AddMemberBody>()
             .reply::<Membership>(StatusCode::CREATED, "The new membership.")
@@ -256,25 +269,38 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 StatusCode::OK,
                 "The user already was a member; the membership with the role asked for.",
             )
-            .refuses(&[NotFound, Forbidden, NotMember, GuestNotAllowed]),
+            .refuses(&[
+                NotFound,
+                Forbidden,
+                NotMember,
+                GuestNotAllowed,
+                Banned,
+                Conflict,
+            ]),
         )
         .done();
     r.at("/rooms/{room}/members/{user}")
         .patch(
             set_role,
             api(Rooms, "set_role", "Change a member's role")
-                .describe("The room's owner or staff.")
+                .describe(
+                    "The room's owner or staff. A room keeps an owner: making its last owner \
+                     a member is `conflict`. The member's sockets apply the new role at once \
+                     (an owner posts in a read-only room). Recorded in the audit log when \
+                     done to someone else.",
+                )
                 .authenticated()
                 .body::<SetRoleBody>()
                 .reply::<Membership>(StatusCode::OK, "The membership with its new role.")
-                .refuses(&[NotFound, Forbidden, NotMember, GuestNotAllowed]),
+                .refuses(&[NotFound, Forbidden, NotMember, GuestNotAllowed, Conflict]),
         )
         .delete(
             remove_member,
             api(Rooms, "remove_member", "Remove a member")
                 .describe(
                     "The room's owner or staff, or the member themself. The member's sockets \
-                     receive `left`.",
+                     receive `left`. A public room's removed member may join again: to keep \
+                     them out, ban them (`/rooms/{room}/bans/{user}`).",
                 )
                 .authenticated()
                 .reply_empty(StatusCode::NO_CONTENT, "Removed.")
@@ -287,12 +313,13 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
             api(Rooms, "messages", "A page of a room's history")
                 .describe(
                     "A public room: anyone; otherwise its members (not staff). `before` and \
-                     `after` are message ids; oldest first; deleted messages are tombstones.",
+                     `after` are message ids; oldest first; deleted messages are tombstones. \
+                     A user banned from the room: `banned`.",
                 )
                 .authenticated()
                 .query::<HistoryParams>()
                 .reply::<RoomHistory>(StatusCode::OK, "The messages, oldest first.")
-                .refuses(&[NotFound, NotMember]),
+                .refuses(&[NotFound, NotMember, Banned]),
         )
         .done();
     r.at("/rooms/{room}/online")
@@ -346,6 +373,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
         )
         .done();
     crate::admin::routes(r);
+    crate::moderation::routes(r);
 }
 
 /// A new account.
@@ -695,9 +723,12 @@ struct UpdateRoomBody {
     #[serde(default)]
     #[schema(value_type = Option<Topic>)]
     topic: Option<String>,
+    /// `true`: read-only (only the room's owners and staff post); `false`: writable again.
+    #[serde(default)]
+    read_only: Option<bool>,
 }
 
-/// `PATCH /api/rooms/{room}` `{name?, topic?}` → the room.
+/// `PATCH /api/rooms/{room}` `{name?, topic?, read_only?}` → the room.
 async fn update_room(
     state: State,
     Authenticated(user): Authenticated,
@@ -709,6 +740,7 @@ async fn update_room(
     let changes = RoomChanges {
         name: body.name.as_deref().map(parse_group_name).transpose()?,
         topic: body.topic.as_deref().map(parse_topic).transpose()?,
+        read_only: body.read_only,
     };
     let rooms = state.engine.rooms();
     run(&state, async move {

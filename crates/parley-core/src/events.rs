@@ -10,7 +10,7 @@
 //!   (`parley.event`: presence, typing, edits, deletes, read markers).
 //!
 //! Per user, `parley.user.{id}` reaches all of one user's connections (`parley.signal`,
-//! `parley.kick`, `parley.signout`). Per room, `parley.nodes.{room}` reaches one channel per server process, for
+//! `parley.kick`, `parley.signout`, `parley.standing`). Per room, `parley.nodes.{room}` reaches one channel per server process, for
 //! presence snapshots (`parley.presence`).
 //!
 //! Every event that carries a client frame stores it pre-serialized-ready as a JSON value
@@ -18,7 +18,7 @@
 //! ([`parley_layer::Message::rendered`]).
 
 use parley_domain::protocol::{Dialect, Posted, ServerFrame};
-use parley_domain::{Message as ChatMessage, RoomName, UserId, UserName};
+use parley_domain::{Message as ChatMessage, Mute, RoomName, Timestamp, UserId, UserName};
 use parley_layer::{ChannelName, GroupName, Message};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -34,6 +34,9 @@ pub const PARLEY_KICK: &str = "parley.kick";
 /// `type` of "close your sockets" to one user (a login signed out), with the login's
 /// `family` when only its sockets close.
 pub const PARLEY_SIGNOUT: &str = "parley.signout";
+/// `type` of "your standing in this room changed" (a mute, a role, read-only), to one user:
+/// their joined sockets update what they may post without asking the store.
+pub const PARLEY_STANDING: &str = "parley.standing";
 /// `type` of a node's presence snapshot, on the nodes group.
 pub const PARLEY_PRESENCE: &str = "parley.presence";
 /// A heartbeat probe a node sends itself through its canary group (ignored on receipt).
@@ -131,6 +134,52 @@ pub fn kick(room: &RoomName) -> Message {
     Message::new(PARLEY_KICK, fields)
 }
 
+/// A change of one user's standing in one room; `None` fields are unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StandingChange {
+    /// The room became read-only (`true`) or writable again.
+    pub read_only: Option<bool>,
+    /// The user became an owner (`true`) or a plain member.
+    pub owner: Option<bool>,
+    /// The user was muted (`Some(mute)`) or unmuted (`None`).
+    pub mute: Option<Option<Mute>>,
+}
+
+/// "Your standing in `room` changed" (see [`PARLEY_STANDING`]).
+pub fn standing(room: &RoomName, change: StandingChange) -> Message {
+    let mut fields = Map::new();
+    fields.insert("room".into(), Value::String(room.to_string()));
+    if let Some(read_only) = change.read_only {
+        fields.insert("read_only".into(), Value::Bool(read_only));
+    }
+    if let Some(owner) = change.owner {
+        fields.insert("owner".into(), Value::Bool(owner));
+    }
+    if let Some(mute) = change.mute {
+        fields.insert("muted".into(), Value::Bool(mute.is_some()));
+        if let Some(until) = mute.and_then(|m| m.until) {
+            fields.insert("muted_until".into(), json!(until.millis()));
+        }
+    }
+    Message::new(PARLEY_STANDING, fields)
+}
+
+fn standing_change(message: &Message) -> StandingChange {
+    let flag = |name: &str| message.get(name).and_then(Value::as_bool);
+    StandingChange {
+        read_only: flag("read_only"),
+        owner: flag("owner"),
+        mute: flag("muted").map(|muted| {
+            muted.then(|| Mute {
+                until: message
+                    .get("muted_until")
+                    .and_then(Value::as_i64)
+                    .map(Timestamp),
+            })
+        }),
+    }
+}
+
 /// "Close these sockets": every socket of the user, or those authorized by one login.
 pub fn sign_out(family: Option<&str>) -> Message {
     let mut fields = Map::new();
@@ -181,6 +230,8 @@ pub enum Delivery {
         /// The text.
         message: String,
     },
+    /// The user's standing in this room changed: update what the socket may post there.
+    Standing(RoomName, StandingChange),
     /// Close if this connection belongs to the signed-out login (`None`: any login).
     SignOut(Option<String>),
     /// Close: the account was deactivated or deleted (every login).
@@ -261,15 +312,21 @@ pub fn deliver(message: &Message, me: &ChannelName, dialect: &Dialect) -> Delive
                 Delivery::Text(render_parley(message))
             }
         }
-        PARLEY_SIGNOUT if message.get("disabled") == Some(&Value::Bool(true)) => {
-            Delivery::Disabled
-        }
+        PARLEY_SIGNOUT if message.get("disabled") == Some(&Value::Bool(true)) => Delivery::Disabled,
         PARLEY_SIGNOUT => Delivery::SignOut(
             message
                 .get("family")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         ),
+        PARLEY_STANDING => match message
+            .get("room")
+            .and_then(Value::as_str)
+            .map(RoomName::parse)
+        {
+            Some(Ok(room)) => Delivery::Standing(room, standing_change(message)),
+            _ => Delivery::Skip,
+        },
         PARLEY_KICK => match message
             .get("room")
             .and_then(Value::as_str)

@@ -14,6 +14,8 @@
 //!   manage a room, staff rules included — used by the socket and the rooms service alike.
 //! - [`Rooms`] (`rooms`): the rooms service behind the REST API: list, details, create,
 //!   rename, topic, delete, members and roles, history, who is online, direct rooms.
+//! - `moderation`: the rooms service's bans, mutes and read-only switch for owners and
+//!   staff, and how they reach open sockets on every process (the rules: [`RoomAccess`]).
 //! - [`Session`] (`session`): one per connection; join/leave, send (persist, then fan out),
 //!   typing, history, edit/delete, read markers, call signalling, in Parley's own protocol or
 //!   the Django tutorial's ([`parley_domain::protocol::Dialect`]). Frames that arrive together
@@ -65,12 +67,13 @@ mod error;
 mod events;
 mod limits;
 pub mod metrics;
+mod moderation;
 pub mod presence;
 pub mod rate;
 mod rooms;
 mod session;
 
-pub use access::RoomAccess;
+pub use access::{Posting, RoomAccess};
 pub use admin::{
     Actor, CLI_ACTOR, GuestSwitch, LinkedSignIn, USER_PAGE_DEFAULT, USER_PAGE_MAX, UserDetails,
     UserPage, UserRoom,
@@ -85,11 +88,11 @@ pub use engine::Engine;
 pub use error::{EngineError, Result};
 pub use events::{CHAT_MESSAGE, Groups};
 pub use limits::Budget;
+pub use moderation::MAX_MUTE;
 pub use parley_store::{AuditQuery, HistoryQuery, RoomListQuery, RoomScope};
 pub use rate::RateLimit;
 pub use rooms::{Member, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, Rooms};
 pub use session::{
-    CLOSE_ACCOUNT_DISABLED, CLOSE_EXPIRED, CLOSE_PING_TIMEOUT, CLOSE_SIGNED_OUT, CLOSE_SLOW_CONSUMER,
-    CloseReason, Inbound,
-    Outbound, Session,
+    CLOSE_ACCOUNT_DISABLED, CLOSE_EXPIRED, CLOSE_PING_TIMEOUT, CLOSE_SIGNED_OUT,
+    CLOSE_SLOW_CONSUMER, CloseReason, Inbound, Outbound, Session,
 };

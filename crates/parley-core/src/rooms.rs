@@ -6,11 +6,12 @@
 use crate::access::{RoomAccess, guest_refused};
 use crate::engine::Inner;
 use crate::error::{EngineError, Result};
+use crate::events::StandingChange;
 use crate::limits::Budget;
 use parley_domain::protocol::ErrorCode;
 use parley_domain::{
-    DirectKey, Membership, Message, Role, Room, RoomKind, RoomName, RoomSummary, Timestamp, Topic,
-    User, UserId, UserName,
+    AuditAction, AuditTarget, DirectKey, Membership, Message, Role, Room, RoomKind, RoomName,
+    RoomSummary, Timestamp, Topic, User, UserId, UserName,
 };
 use parley_store::{HistoryQuery, NewRoom, RoomListQuery, StoreError};
 use serde::Serialize;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 /// record, or an [`EngineError`] whose [`code`](EngineError::code) tells why not.
 #[derive(Clone)]
 pub struct Rooms {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// What to change in a room (`None`: leave as is).
@@ -32,6 +33,8 @@ pub struct RoomChanges {
     pub name: Option<RoomName>,
     /// A new topic.
     pub topic: Option<Topic>,
+    /// Read-only (only owners and staff post) or writable again (group rooms only).
+    pub read_only: Option<bool>,
 }
 
 /// One member of a room, as a room's details list it.
@@ -190,8 +193,9 @@ impl Rooms {
         })
     }
 
-    /// Renames a room or changes its topic (owner or staff). After a rename every member's
-    /// sockets leave the old name (they receive `left`) and may join the new one.
+    /// Renames a room, changes its topic or makes it read-only or writable (owner or staff).
+    /// After a rename every member's sockets leave the old name (they receive `left`) and
+    /// may join the new one.
     pub async fn update(&self, user: &User, room: &RoomName, changes: RoomChanges) -> Result<Room> {
         let access = self.access(user, room).await?;
         access.require_manage()?;
@@ -203,6 +207,9 @@ impl Rooms {
             ));
         }
         let store = &self.inner.store;
+        if let Some(read_only) = changes.read_only {
+            room = self.switch_read_only(user, &access, read_only).await?;
+        }
         if let Some(topic) = &changes.topic {
             room = store.set_topic(room.id, topic).await?;
         }
@@ -226,12 +233,20 @@ impl Rooms {
         for m in &members {
             self.kick(m.user_id, &room.name).await;
         }
-        tracing::info!(room = %room.name, by = %user.username, "room deleted");
+        self.inner
+            .audit(
+                user,
+                AuditAction::DeleteRoom,
+                AuditTarget::room(&room.name),
+                None,
+            )
+            .await?;
         Ok(())
     }
 
     /// Makes `member` a member of `room` with `role` (owner or staff). An existing member's
-    /// role is changed to `role`. `invalid_field` for a direct room.
+    /// role is changed to `role` (as [`Rooms::set_role`] does). `invalid_field` for a direct
+    /// room, `banned` for a user banned from it.
     pub async fn add_member(
         &self,
         user: &User,
@@ -251,12 +266,23 @@ impl Rooms {
                 "staff may not add themselves to a private conversation",
             ));
         }
-        if let Some(existing) = store.membership(room_id, member.id).await? {
+        let standing = store.standing(room_id, member.id).await?;
+        if let Some(existing) = standing.membership {
             return Ok(if existing.role == role {
                 MemberAdded::Unchanged(existing)
             } else {
-                MemberAdded::RoleChanged(store.set_role(room_id, member.id, role).await?)
+                MemberAdded::RoleChanged(self.change_role(user, &access, &member, role).await?)
             });
+        }
+        if standing.banned {
+            return Err(EngineError::refused(
+                ErrorCode::Banned,
+                format!(
+                    "{} is banned from room {}: lift the ban first",
+                    member.username,
+                    access.room().name
+                ),
+            ));
         }
         let membership = store.add_member(room_id, member.id, role).await?;
         // A concurrent add may have won with another role: answer with what is stored.
@@ -267,7 +293,10 @@ impl Rooms {
         })
     }
 
-    /// Changes a member's role (owner or staff). `not_found` if they are not a member.
+    /// Changes a member's role (owner or staff). `not_found` if they are not a member;
+    /// `conflict` for making the room's last owner a member (a room keeps an owner: make
+    /// another member owner first). Their sockets apply the change at once (an owner posts
+    /// in a read-only room), on every process.
     pub async fn set_role(
         &self,
         user: &User,
@@ -277,11 +306,48 @@ impl Rooms {
     ) -> Result<Membership> {
         let (access, member) = self.members_change(user, room, member).await?;
         guest_member_rule(&access, &member, role)?;
-        Ok(self
-            .inner
-            .store
-            .set_role(access.room().id, member.id, role)
-            .await?)
+        self.change_role(user, &access, &member, role).await
+    }
+
+    /// Sets a member's role, keeping an owner in the room; tells their sockets and records
+    /// it (when done to someone else).
+    async fn change_role(
+        &self,
+        user: &User,
+        access: &RoomAccess,
+        member: &User,
+        role: Role,
+    ) -> Result<Membership> {
+        let store = &self.inner.store;
+        let room = access.room();
+        if role == Role::Member
+            && store.membership(room.id, member.id).await?.map(|m| m.role) == Some(Role::Owner)
+            && store.owner_count(room.id).await? <= 1
+        {
+            return Err(EngineError::refused(
+                ErrorCode::Conflict,
+                format!(
+                    "{} is the last owner of room {}: make another member owner first",
+                    member.username, room.name
+                ),
+            ));
+        }
+        let membership = store.set_role(room.id, member.id, role).await?;
+        let change = StandingChange {
+            owner: Some(role == Role::Owner),
+            ..StandingChange::default()
+        };
+        self.inner
+            .tell_standing(member.id, &room.name, change)
+            .await;
+        if member.id != user.id {
+            let target =
+                AuditTarget::member(&room.name, &member.username).with_detail(role.as_str());
+            self.inner
+                .audit(user, AuditAction::ChangeRole, target, None)
+                .await?;
+        }
+        Ok(membership)
     }
 
     /// The checks of a change to `room`'s members that `user` asks for: they manage the room,
@@ -321,6 +387,12 @@ impl Rooms {
         }
         store.remove_member(access.room().id, member.id).await?;
         self.kick(member.id, &access.room().name).await;
+        if member.id != user.id {
+            let target = AuditTarget::member(&access.room().name, &member.username);
+            self.inner
+                .audit(user, AuditAction::RemoveMember, target, None)
+                .await?;
+        }
         Ok(())
     }
 
@@ -429,7 +501,7 @@ impl Rooms {
 
     /// Tells `user`'s sockets to leave `room`; a failure is logged (the member can no longer
     /// act in the room anyway once the store says so).
-    async fn kick(&self, user: UserId, room: &RoomName) {
+    pub(crate) async fn kick(&self, user: UserId, room: &RoomName) {
         if let Err(e) = self.inner.kick(user, room).await {
             tracing::warn!(error = %e, %room, "could not tell a member's sockets to leave");
         }

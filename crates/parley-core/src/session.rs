@@ -1,7 +1,7 @@
 //! One client connection: decodes its frames, applies them, and turns layer messages into
 //! the frames it receives.
 
-use crate::access::RoomAccess;
+use crate::access::{Posting, RoomAccess};
 use crate::authorization::{Authorization, Grant};
 use crate::engine::Inner;
 use crate::error::{EngineError, Result};
@@ -16,7 +16,9 @@ use parley_domain::protocol::{
     LeaveRoom, Left, MarkRead, Pong, Posted, ReadMarker, RelayedSignal, RenewAuth, Renewed,
     SendMessage, SendSignal, ServerFrame, SetTyping, Typing,
 };
-use parley_domain::{ClientMsgId, MessageId, Role, RoomId, RoomName, User};
+use parley_domain::{
+    AuditAction, AuditTarget, ClientMsgId, MessageId, Role, RoomId, RoomName, User,
+};
 use parley_layer::{ChannelName, Message};
 use parley_store::{HistoryQuery, NewMessage, StoreError};
 use std::collections::HashMap;
@@ -140,6 +142,9 @@ struct PreparedSend {
 #[derive(Debug, Clone, Copy)]
 struct JoinedRoom {
     id: RoomId,
+    /// What the user may post there: read at join, then kept up to date by the standing
+    /// changes moderation sends (so a `send` asks no store for it).
+    posting: Posting,
 }
 
 /// One authenticated connection to the engine.
@@ -340,6 +345,21 @@ impl Session {
                     .then_some(Outbound::Close(CloseReason::SignedOut))
             }
             Delivery::Disabled => Some(Outbound::Close(CloseReason::AccountDisabled)),
+            Delivery::Standing(room, change) => {
+                if let Some(joined) = self.rooms.get_mut(&room) {
+                    let posting = &mut joined.posting;
+                    if let Some(read_only) = change.read_only {
+                        posting.read_only = read_only;
+                    }
+                    if let Some(owner) = change.owner {
+                        posting.manager = owner || self.user.is_staff;
+                    }
+                    if let Some(mute) = change.mute {
+                        posting.mute = mute;
+                    }
+                }
+                None
+            }
             Delivery::Kick(room) => {
                 if !self.rooms.contains_key(&room) {
                     return None;
@@ -506,8 +526,11 @@ impl Session {
             }
             let room = access.room().clone();
             self.subscribe(&room.name).await?;
-            self.rooms
-                .insert(room.name.clone(), JoinedRoom { id: room.id });
+            let joined = JoinedRoom {
+                id: room.id,
+                posting: access.posting(),
+            };
+            self.rooms.insert(room.name.clone(), joined);
             self.inner
                 .room_entered(&room.name, &self.user.username, &self.channel)
                 .await;
@@ -579,9 +602,11 @@ impl Session {
         }))
     }
 
-    /// The checks of a `send` that need no I/O (joined, message rate); the message to store.
+    /// The checks of a `send` that need no I/O (joined, muted, read-only, message rate); the
+    /// message to store.
     fn prepare_send(&self, f: SendMessage, r: Option<FrameRef>) -> Result<PreparedSend> {
         let joined = self.joined(&f.room)?;
+        joined.posting.check(&f.room)?;
         self.inner.take_token(&self.user, Budget::Messages)?;
         Ok(PreparedSend {
             message: NewMessage {
@@ -719,7 +744,11 @@ impl Session {
     }
 
     async fn typing(&mut self, f: SetTyping) -> Result<()> {
-        self.joined(&f.room)?;
+        // Who may not post does not type either: dropped without a word (clients send it
+        // as the user types; an error each time would be noise).
+        if self.joined(&f.room)?.posting.check(&f.room).is_err() {
+            return Ok(());
+        }
         let frame = ServerFrame::Typing(Typing {
             room: f.room.clone(),
             user: self.user.username.clone(),
@@ -788,6 +817,7 @@ impl Session {
 
     async fn edit(&mut self, f: EditMessage) -> Result<ServerFrame> {
         let room = self.changeable_message_room(f.message_id).await?;
+        self.joined(&room)?.posting.check(&room)?;
         let message = self
             .inner
             .store
@@ -805,11 +835,20 @@ impl Session {
 
     async fn delete(&mut self, f: DeleteMessage) -> Result<ServerFrame> {
         let room = self.changeable_message_room(f.message_id).await?;
+        // Owners (and staff) delete anyone's message in their room; others their own.
+        let moderator = self.joined(&room)?.posting.manager;
         let message = self
             .inner
             .store
-            .delete_message(f.message_id, self.user.id)
+            .delete_message_as(f.message_id, self.user.id, moderator)
             .await?;
+        if message.sender_id != self.user.id {
+            let target = AuditTarget::member(&room, &message.sender)
+                .with_detail(message.id.get().to_string());
+            self.inner
+                .audit(&self.user, AuditAction::DeleteMessage, target, None)
+                .await?;
+        }
         let deleted_at = message
             .deleted_at
             .unwrap_or_else(parley_domain::Timestamp::now);

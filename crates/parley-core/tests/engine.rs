@@ -1140,7 +1140,7 @@ macro_rules! suite {
                 assert_eq!(refusal(rooms.history(&carol, &RoomName::parse("nowhere").unwrap(), &Default::default()).await), ErrorCode::NotFound);
 
                 // Manage: owners and staff.
-                let topic = RoomChanges { topic: Some(Topic::parse("by staff").unwrap()), name: None };
+                let topic = RoomChanges { topic: Some(Topic::parse("by staff").unwrap()), ..RoomChanges::default() };
                 assert_eq!(refusal(rooms.update(&bob, &private, topic.clone()).await), ErrorCode::Forbidden);
                 assert_eq!(refusal(rooms.update(&carol, &private, topic.clone()).await), ErrorCode::NotMember);
                 assert_eq!(rooms.update(&sam, &private, topic).await.unwrap().topic.as_str(), "by staff");
@@ -1163,7 +1163,7 @@ macro_rules! suite {
                 let dm = rooms.direct(&alice, &bob.username).await.unwrap().name;
                 assert_eq!(refusal(rooms.direct(&alice, &alice.username).await), ErrorCode::InvalidField);
                 assert_eq!(refusal(rooms.add_member(&sam, &dm, &carol.username, Role::Member).await), ErrorCode::InvalidField);
-                assert_eq!(refusal(rooms.update(&sam, &dm, RoomChanges { name: Some(RoomName::parse("renamed").unwrap()), topic: None }).await), ErrorCode::InvalidField);
+                assert_eq!(refusal(rooms.update(&sam, &dm, RoomChanges { name: Some(RoomName::parse("renamed").unwrap()), ..RoomChanges::default() }).await), ErrorCode::InvalidField);
                 rooms.details(&sam, &dm).await.unwrap();
                 assert_eq!(refusal(rooms.history(&sam, &dm, &Default::default()).await), ErrorCode::NotMember);
 
@@ -1172,7 +1172,7 @@ macro_rules! suite {
                 let mut c = w.session(&carol).await;
                 join(&mut b, &private).await;
                 join(&mut c, &public).await;
-                let renamed = RoomChanges { name: Some(RoomName::parse("priv2").unwrap()), topic: None };
+                let renamed = RoomChanges { name: Some(RoomName::parse("priv2").unwrap()), ..RoomChanges::default() };
                 assert_eq!(rooms.update(&alice, &private, renamed).await.unwrap().name.as_str(), "priv2");
                 let ServerFrame::Left(left) = next_non_presence(&mut b).await else { panic!("bob was not told") };
                 assert_eq!(left.room, private);

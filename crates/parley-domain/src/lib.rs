@@ -11,6 +11,7 @@
 //! - [`message`]: [`MessageBody`] and [`ClientMsgId`].
 //! - [`audit`]: [`AuditEntry`] and [`AuditAction`], what the audit log keeps of each staff and
 //!   owner action.
+//! - [`moderation`]: [`Mute`], [`RoomBan`], [`RoomMute`]: room bans and mutes.
 //! - [`model`]: the records (`User`, `Room`, `Message`, ...) shared by store, engine and transport.
 //! - [`protocol`]: client and server frames, tagged by `"type"`, and the typed error frame.
 //! - [`redact_url`] (`redact`): the one way a URL's password is hidden from logs.
@@ -33,6 +34,7 @@ mod error;
 pub mod ids;
 pub mod message;
 pub mod model;
+pub mod moderation;
 pub mod names;
 pub mod protocol;
 mod redact;
@@ -45,6 +47,7 @@ pub use error::{DomainError, Result};
 pub use ids::{MessageId, RoomId, Timestamp, UserId};
 pub use message::{ClientMsgId, MessageBody};
 pub use model::{Membership, Message, Room, RoomSummary, User};
+pub use moderation::{Mute, RoomBan, RoomMute};
 pub use names::{Email, Reason, RoomName, Topic, UserName};
 pub use redact::redact_url;
 pub use room::{DirectKey, Role, RoomKind};

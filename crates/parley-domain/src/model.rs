@@ -62,6 +62,9 @@ pub struct Room {
     pub topic: Topic,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Read-only: only its owners and staff may post (set by an owner or staff).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// A user's membership of a room.

@@ -54,6 +54,7 @@ pub(crate) struct RoomRow {
     pub creator_id: Option<i64>,
     pub topic: String,
     pub created_at: i64,
+    pub read_only: bool,
 }
 
 impl RoomRow {
@@ -68,6 +69,7 @@ impl RoomRow {
             creator: self.creator_id.map(UserId),
             topic: Topic::parse(&self.topic).map_err(|e| StoreError::corrupt("topic", e))?,
             created_at: Timestamp(self.created_at),
+            read_only: self.read_only,
         })
     }
 }

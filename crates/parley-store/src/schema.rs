@@ -49,6 +49,8 @@ diesel::table! {
         direct_low -> Nullable<BigInt>,
         /// Higher member id of a direct room.
         direct_high -> Nullable<BigInt>,
+        /// Only owners and staff may post.
+        read_only -> Bool,
     }
 }
 
@@ -160,6 +162,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Users banned from a room (they may not join, read or post; not a member any more).
+    room_bans (room_id, user_id) {
+        /// The room.
+        room_id -> BigInt,
+        /// The banned user.
+        user_id -> BigInt,
+        /// Why, if the banner said.
+        reason -> Nullable<Text>,
+        /// Who banned them (NULL once that account is deleted).
+        banned_by -> Nullable<BigInt>,
+        /// Millis since the epoch.
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Users muted in a room (they may read, not post).
+    room_mutes (room_id, user_id) {
+        /// The room.
+        room_id -> BigInt,
+        /// The muted user.
+        user_id -> BigInt,
+        /// Millis since the epoch when the mute ends; NULL: until lifted.
+        until -> Nullable<BigInt>,
+        /// Why, if the moderator said.
+        reason -> Nullable<Text>,
+        /// Who muted them (NULL once that account is deleted).
+        muted_by -> Nullable<BigInt>,
+        /// Millis since the epoch.
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(external_identities -> users (user_id));
 diesel::joinable!(memberships -> rooms (room_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -176,4 +212,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     guest_bans,
     audit_log,
     server_settings,
+    room_bans,
+    room_mutes,
 );

@@ -438,8 +438,9 @@ mod schema_tests {
         cols!(users (10): id BigInt, username Text, email Nullable<Text>, password_hash Text,
             is_staff Bool, created_at BigInt, last_login Nullable<BigInt>, is_guest Bool,
             is_active Bool, token_epoch BigInt);
-        cols!(rooms (8): id BigInt, name Text, kind Text, creator_id Nullable<BigInt>, topic Text,
-            created_at BigInt, direct_low Nullable<BigInt>, direct_high Nullable<BigInt>);
+        cols!(rooms (9): id BigInt, name Text, kind Text, creator_id Nullable<BigInt>, topic Text,
+            created_at BigInt, direct_low Nullable<BigInt>, direct_high Nullable<BigInt>,
+            read_only Bool);
         cols!(memberships (5): room_id BigInt, user_id BigInt, role Text, joined_at BigInt,
             last_read Nullable<BigInt>);
         cols!(messages (8): id BigInt, room_id BigInt, sender_id BigInt, body Text,
@@ -452,6 +453,10 @@ mod schema_tests {
             target_user Nullable<Text>, target_room Nullable<Text>, detail Nullable<Text>,
             reason Nullable<Text>, created_at BigInt);
         cols!(server_settings (3): name Text, value Text, updated_at BigInt);
+        cols!(room_bans (5): room_id BigInt, user_id BigInt, reason Nullable<Text>,
+            banned_by Nullable<BigInt>, created_at BigInt);
+        cols!(room_mutes (6): room_id BigInt, user_id BigInt, until Nullable<BigInt>,
+            reason Nullable<Text>, muted_by Nullable<BigInt>, created_at BigInt);
         out.sort();
         out
     }

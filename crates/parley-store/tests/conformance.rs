@@ -12,8 +12,8 @@ use parley_domain::{
 };
 use parley_store::testing::TestDb;
 use parley_store::{
-    AuditQuery, Backend, HistoryQuery, NewAuditEntry, UserQuery, NewMessage, NewRoom, NewUser, RoomListQuery,
-    RoomPage, RoomScope, Store, StoreError, StoreOptions,
+    AuditQuery, Backend, HistoryQuery, NewAuditEntry, NewMessage, NewRoom, NewUser, RoomListQuery,
+    RoomPage, RoomScope, Store, StoreError, StoreOptions, UserQuery,
 };
 
 macro_rules! conformance {
@@ -75,6 +75,10 @@ conformance!(
     default_rooms_are_ensured_and_joined,
     run_time_settings_are_stored,
     cli_audit_entries_have_no_actor_id,
+    room_bans_end_membership_and_hide_the_room,
+    room_mutes_expire_and_are_lifted,
+    rooms_are_made_read_only_and_owners_counted,
+    a_moderator_deletes_anyones_message,
 );
 
 async fn user(s: &Store, name: &str) -> User {
@@ -1812,7 +1816,10 @@ async fn staff_find_accounts_by_name_or_email(s: &Store) {
     let gone = user(s, "annex").await;
     s.erase_user(gone.id).await.unwrap();
     let names = |users: Vec<User>| -> Vec<String> {
-        users.into_iter().map(|u| u.username.into_string()).collect()
+        users
+            .into_iter()
+            .map(|u| u.username.into_string())
+            .collect()
     };
     let find = |q: Option<&str>, after: Option<&str>, limit: i64| UserQuery {
         q: q.map(str::to_owned),
@@ -1830,7 +1837,11 @@ async fn staff_find_accounts_by_name_or_email(s: &Store) {
     );
     // E-mail, case-insensitive, by substring.
     assert_eq!(
-        names(s.list_users(&find(Some("example.org"), None, 10)).await.unwrap()),
+        names(
+            s.list_users(&find(Some("example.org"), None, 10))
+                .await
+                .unwrap()
+        ),
         ["anna"]
     );
     // `_` is no wildcard: only the name with an underscore.
@@ -1853,7 +1864,10 @@ async fn accounts_are_deactivated_and_their_token_epoch_raised(s: &Store) {
     assert_eq!(off.token_epoch, 1);
     let on = s.set_active(alice.id, true).await.unwrap();
     assert!(on.is_active);
-    assert_eq!(on.token_epoch, 1, "a reactivation does not bring old tokens back");
+    assert_eq!(
+        on.token_epoch, 1,
+        "a reactivation does not bring old tokens back"
+    );
     let reset = s.reset_password_hash(alice.id, "new-hash").await.unwrap();
     assert_eq!(reset.token_epoch, 2);
     let creds = s.credentials(&alice.username).await.unwrap();
@@ -1883,7 +1897,10 @@ async fn an_erased_account_keeps_its_messages(s: &Store) {
     user(s, "bob").await;
     let rooms = s.user_rooms(alice.id).await.unwrap();
     assert_eq!(rooms.len(), 1);
-    assert_eq!((rooms[0].name.as_str(), rooms[0].role), ("lobby", Role::Owner));
+    assert_eq!(
+        (rooms[0].name.as_str(), rooms[0].role),
+        ("lobby", Role::Owner)
+    );
     assert!(s.linked_identities(alice.id).await.unwrap().is_empty());
 }
 
@@ -1893,11 +1910,17 @@ async fn default_rooms_are_ensured_and_joined(s: &Store) {
     assert_eq!((first.kind, first.creator), (RoomKind::Public, None));
     let again = s.ensure_public_room(&general).await.unwrap();
     assert_eq!(again.id, first.id);
-    assert!(s.ensure_public_room(&RoomName::parse("dm.1.2").unwrap()).await.is_err());
+    assert!(
+        s.ensure_public_room(&RoomName::parse("dm.1.2").unwrap())
+            .await
+            .is_err()
+    );
     let alice = user(s, "alice").await;
     let missing = RoomName::parse("nowhere").unwrap();
     assert_eq!(
-        s.join_rooms(alice.id, &[general.clone(), missing]).await.unwrap(),
+        s.join_rooms(alice.id, &[general.clone(), missing])
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(s.join_rooms(alice.id, &[general.clone()]).await.unwrap(), 0);
@@ -1920,7 +1943,12 @@ async fn cli_audit_entries_have_no_actor_id(s: &Store) {
     let cli = UserName::parse("cli").unwrap();
     let target = parley_domain::AuditTarget::user(&UserName::parse("bob").unwrap());
     let entry = s
-        .record_audit_unattributed(&cli, parley_domain::AuditAction::DeactivateUser, &target, None)
+        .record_audit_unattributed(
+            &cli,
+            parley_domain::AuditAction::DeactivateUser,
+            &target,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!((entry.actor_id, entry.actor.as_str()), (None, "cli"));
@@ -1933,4 +1961,182 @@ async fn cli_audit_entries_have_no_actor_id(s: &Store) {
         .await
         .unwrap();
     assert_eq!(page, [entry]);
+}
+
+// --- room moderation (issue 16) ---
+
+async fn room_bans_end_membership_and_hide_the_room(s: &Store) {
+    let owner = user(s, "owner").await;
+    let troll = user(s, "troll").await;
+    let other = user(s, "other").await;
+    let lobby = room(s, "lobby", RoomKind::Public, owner.id).await;
+    let quiet = room(s, "quiet", RoomKind::Public, owner.id).await;
+    s.add_member(lobby.id, troll.id, Role::Member)
+        .await
+        .unwrap();
+    let standing = s.standing(lobby.id, troll.id).await.unwrap();
+    assert!(standing.membership.is_some() && !standing.banned && standing.mute.is_none());
+
+    let why = Reason::parse("spam").unwrap();
+    assert!(
+        s.ban_from_room(lobby.id, troll.id, owner.id, Some(&why))
+            .await
+            .unwrap()
+    );
+    let standing = s.standing(lobby.id, troll.id).await.unwrap();
+    assert!(standing.membership.is_none() && standing.banned);
+    assert!(s.is_banned(lobby.id, troll.id).await.unwrap());
+    assert!(!s.is_banned(lobby.id, other.id).await.unwrap());
+    // A second ban is no error, and keeps the first one's reason.
+    assert!(
+        !s.ban_from_room(lobby.id, troll.id, other.id, None)
+            .await
+            .unwrap()
+    );
+    let bans = s.room_bans(lobby.id).await.unwrap();
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].username.as_str(), "troll");
+    assert_eq!(bans[0].reason.as_ref().map(Reason::as_str), Some("spam"));
+    assert_eq!(
+        bans[0].banned_by.as_ref().map(UserName::as_str),
+        Some("owner")
+    );
+    // A non-member can be banned ahead of time.
+    assert!(
+        !s.ban_from_room(quiet.id, other.id, owner.id, None)
+            .await
+            .unwrap()
+    );
+
+    // The public directory leaves out the rooms a user is banned from, for them only.
+    let names = |page: RoomPage| -> Vec<String> {
+        page.rooms.iter().map(|r| r.room.name.to_string()).collect()
+    };
+    let public = RoomListQuery {
+        scope: RoomScope::Public,
+        ..RoomListQuery::default()
+    };
+    assert_eq!(
+        names(s.room_page(troll.id, &public).await.unwrap()),
+        ["quiet"]
+    );
+    assert_eq!(
+        names(s.room_page(other.id, &public).await.unwrap()),
+        ["lobby"]
+    );
+    assert_eq!(
+        names(s.room_page(owner.id, &public).await.unwrap()),
+        ["lobby", "quiet"]
+    );
+
+    assert!(s.unban_from_room(lobby.id, troll.id).await.unwrap());
+    assert!(!s.unban_from_room(lobby.id, troll.id).await.unwrap());
+    assert!(s.room_bans(lobby.id).await.unwrap().is_empty());
+    assert!(!s.standing(lobby.id, troll.id).await.unwrap().banned);
+    // Bans of unknown rooms or users are `NotFound`; a deleted room takes its bans along.
+    assert!(matches!(
+        s.ban_from_room(RoomId(999_999), troll.id, owner.id, None)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.delete_room(quiet.id).await.unwrap();
+    assert!(s.room_bans(quiet.id).await.unwrap().is_empty());
+}
+
+async fn room_mutes_expire_and_are_lifted(s: &Store) {
+    let owner = user(s, "owner").await;
+    let loud = user(s, "loud").await;
+    let lobby = room(s, "lobby", RoomKind::Public, owner.id).await;
+    let now = Timestamp::now();
+    let later = Timestamp(now.millis() + 60_000);
+    let why = Reason::parse("shouting").unwrap();
+    let mute = s
+        .mute_in_room(lobby.id, loud.id, Some(later), owner.id, Some(&why))
+        .await
+        .unwrap();
+    assert_eq!(mute.until, Some(later));
+    let standing = s.standing(lobby.id, loud.id).await.unwrap();
+    assert_eq!(standing.mute, Some(mute));
+    assert!(standing.mute.unwrap().holds_at(now));
+    assert!(!standing.mute.unwrap().holds_at(later));
+    let mutes = s.room_mutes(lobby.id, now).await.unwrap();
+    assert_eq!(mutes.len(), 1);
+    assert_eq!(mutes[0].username.as_str(), "loud");
+    assert_eq!(mutes[0].until, Some(later));
+    assert_eq!(
+        mutes[0].muted_by.as_ref().map(UserName::as_str),
+        Some("owner")
+    );
+    // Past its end it is listed no more.
+    assert!(s.room_mutes(lobby.id, later).await.unwrap().is_empty());
+    // A new mute replaces the old one (here: until lifted).
+    let forever = s
+        .mute_in_room(lobby.id, loud.id, None, owner.id, None)
+        .await
+        .unwrap();
+    assert_eq!(forever.until, None);
+    let mutes = s
+        .room_mutes(lobby.id, Timestamp(i64::MAX - 1))
+        .await
+        .unwrap();
+    assert_eq!(mutes.len(), 1);
+    assert_eq!(mutes[0].reason, None);
+    assert!(s.unmute_in_room(lobby.id, loud.id).await.unwrap());
+    assert!(!s.unmute_in_room(lobby.id, loud.id).await.unwrap());
+    assert_eq!(s.standing(lobby.id, loud.id).await.unwrap().mute, None);
+    // An expired mute lifted counts as none.
+    let past = Timestamp(now.millis() - 1);
+    s.mute_in_room(lobby.id, loud.id, Some(past), owner.id, None)
+        .await
+        .unwrap();
+    assert!(!s.unmute_in_room(lobby.id, loud.id).await.unwrap());
+}
+
+async fn rooms_are_made_read_only_and_owners_counted(s: &Store) {
+    let owner = user(s, "owner").await;
+    let bob = user(s, "bob").await;
+    let lobby = room(s, "lobby", RoomKind::Public, owner.id).await;
+    assert!(!lobby.read_only);
+    let changed = s.set_read_only(lobby.id, true).await.unwrap();
+    assert!(changed.read_only);
+    assert!(s.room_by_name(&lobby.name).await.unwrap().read_only);
+    assert!(!s.set_read_only(lobby.id, false).await.unwrap().read_only);
+    assert!(matches!(
+        s.set_read_only(RoomId(999_999), true).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.owner_count(lobby.id).await.unwrap(), 1);
+    s.add_member(lobby.id, bob.id, Role::Owner).await.unwrap();
+    assert_eq!(s.owner_count(lobby.id).await.unwrap(), 2);
+}
+
+async fn a_moderator_deletes_anyones_message(s: &Store) {
+    let owner = user(s, "owner").await;
+    let bob = user(s, "bob").await;
+    let lobby = room(s, "lobby", RoomKind::Public, owner.id).await;
+    s.add_member(lobby.id, bob.id, Role::Member).await.unwrap();
+    let m = s
+        .append_message(&NewMessage {
+            room_id: lobby.id,
+            room: lobby.name.clone(),
+            sender_id: bob.id,
+            sender: bob.username.clone(),
+            sender_is_guest: false,
+            body: MessageBody::parse("rude").unwrap(),
+            client_id: None,
+        })
+        .await
+        .unwrap()
+        .message;
+    // Without the engine's word, an owner is neither author nor staff.
+    assert!(matches!(
+        s.delete_message_as(m.id, owner.id, false).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    let gone = s.delete_message_as(m.id, owner.id, true).await.unwrap();
+    assert!(gone.deleted_at.is_some());
+    assert!(matches!(
+        s.delete_message_as(m.id, owner.id, true).await,
+        Err(StoreError::Conflict(_))
+    ));
 }

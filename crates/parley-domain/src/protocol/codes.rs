@@ -62,6 +62,14 @@ pub enum ErrorCode {
     /// The account was deactivated by staff: login, refresh, every token and every socket
     /// of it are refused.
     AccountDisabled,
+    /// The user is banned from the room (by its owner or staff): they may not join, read or
+    /// post in it, nor be added to it, until the ban is lifted.
+    Banned,
+    /// The user is muted in the room: they may read it, not post or edit (until the mute
+    /// ends or is lifted).
+    Muted,
+    /// The room is read-only: only its owners and staff may post or edit.
+    ReadOnly,
     // --- the server ---
     /// A backing service (database, channel layer) is down; retry later.
     Unavailable,
@@ -100,7 +108,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Self; 37] = [
+    pub const ALL: [Self; 40] = [
         Self::FrameTooLarge,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -122,6 +130,9 @@ impl ErrorCode {
         Self::TooManyRooms,
         Self::GuestNotAllowed,
         Self::AccountDisabled,
+        Self::Banned,
+        Self::Muted,
+        Self::ReadOnly,
         Self::Unavailable,
         Self::Internal,
         Self::SlowConsumer,
@@ -164,6 +175,9 @@ impl ErrorCode {
             Self::TooManyRooms => "too_many_rooms",
             Self::GuestNotAllowed => "guest_not_allowed",
             Self::AccountDisabled => "account_disabled",
+            Self::Banned => "banned",
+            Self::Muted => "muted",
+            Self::ReadOnly => "read_only",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::SlowConsumer => "slow_consumer",
@@ -207,6 +221,9 @@ impl ErrorCode {
             Self::TooManyRooms => "you have joined too many rooms on this connection",
             Self::GuestNotAllowed => "guests may not do that; sign up for an account",
             Self::AccountDisabled => "this account is deactivated",
+            Self::Banned => "you are banned from this room",
+            Self::Muted => "you are muted in this room",
+            Self::ReadOnly => "this room is read-only",
             Self::Unavailable => "the service is temporarily unavailable; try again later",
             Self::Internal => "internal server error",
             Self::SlowConsumer => "the connection could not keep up and was dropped",

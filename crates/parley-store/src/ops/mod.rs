@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod batch;
 pub mod messages;
+pub mod moderation;
 pub mod rooms;
 pub mod tokens;
 pub mod users;

@@ -2,7 +2,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::rows::{MembershipRow, RoomRow, parse_role};
-use crate::schema::{memberships, messages, rooms, users};
+use crate::schema::{memberships, messages, room_bans, rooms, users};
 use crate::store::{Store, with_conn};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -36,7 +36,8 @@ pub enum RoomScope {
     /// The rooms the user belongs to, of every kind (public, private, direct): their sidebar.
     #[default]
     Member,
-    /// Every public room, whether the user belongs to it or not: the directory to browse.
+    /// Every public room, whether the user belongs to it or not, except those the user is
+    /// banned from: the directory to browse.
     Public,
 }
 
@@ -459,7 +460,15 @@ impl Store {
                 .into_boxed();
             q = match query.scope {
                 RoomScope::Member => q.filter(memberships::user_id.is_not_null()),
-                RoomScope::Public => q.filter(rooms::kind.eq(RoomKind::Public.as_str())),
+                // A room the user is banned from is not theirs to browse or join.
+                RoomScope::Public => {
+                    q.filter(rooms::kind.eq(RoomKind::Public.as_str()))
+                        .filter(diesel::dsl::not(diesel::dsl::exists(
+                            room_bans::table
+                                .filter(room_bans::room_id.eq(rooms::id))
+                                .filter(room_bans::user_id.eq(uid)),
+                        )))
+                }
             };
             if let Some(pattern) = &pattern {
                 q = q.filter(rooms::name.like(pattern).escape('\\'));
