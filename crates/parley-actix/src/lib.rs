@@ -87,6 +87,8 @@ mod endpoint;
 mod error;
 mod limit;
 pub mod middleware;
+#[cfg(feature = "oidc")]
+mod oidc;
 mod openapi;
 mod rest;
 mod server;

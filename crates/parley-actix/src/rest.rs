@@ -11,7 +11,7 @@ use crate::openapi::{Doc, Tag};
 use crate::state::{AppState, Authenticated};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use parley_auth::{GuestLogin, LoginResponse, Password, TokenPair};
+use parley_auth::{GuestLogin, LoginResponse, Password, Refreshed};
 use parley_core::{
     HistoryQuery, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, RoomListQuery,
     RoomScope,
@@ -28,9 +28,9 @@ use utoipa::{IntoParams, ToSchema};
 type State = web::Data<AppState>;
 
 /// A handler's answer, built on the application runtime (an `HttpResponse` is not `Send`).
-struct Reply(StatusCode, Option<Value>);
+pub(crate) struct Reply(StatusCode, Option<Value>);
 
-fn ok(body: impl Serialize) -> Result<Reply> {
+pub(crate) fn ok(body: impl Serialize) -> Result<Reply> {
     to_reply(StatusCode::OK, body)
 }
 
@@ -48,7 +48,7 @@ fn to_reply(status: StatusCode, body: impl Serialize) -> Result<Reply> {
 }
 
 /// Runs a handler's work on the application runtime (see [`AppState::offload`]).
-async fn run<Fut>(state: &State, work: Fut) -> Result<HttpResponse>
+pub(crate) async fn run<Fut>(state: &State, work: Fut) -> Result<HttpResponse>
 where
     Fut: Future<Output = Result<Reply>> + Send + 'static,
 {
@@ -60,7 +60,7 @@ where
 }
 
 /// The description of a REST operation: any of them can meet a database that is down.
-fn api(tag: Tag, id: &str, summary: &str) -> Doc {
+pub(crate) fn api(tag: Tag, id: &str, summary: &str) -> Doc {
     Doc::new(tag, id, summary).refuses(&[ErrorCode::Unavailable, ErrorCode::Internal])
 }
 
@@ -138,13 +138,16 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
     r.at("/auth/refresh")
         .post(
             refresh,
-            api(Accounts, "refresh", "Trade a refresh token for a new pair")
+            api(Accounts, "refresh", "Trade a refresh token for a new access token")
                 .describe(
-                    "The presented refresh token is revoked; presenting it again answers \
-                     `token_revoked` and revokes every token of its login.",
+                    "With `refresh_rotation` on (the default) the answer carries a new refresh \
+                     token too and the presented one is revoked; presenting it again answers \
+                     `token_revoked` and revokes every token of its login. With it off the \
+                     answer is `{\"access\"}` only and the refresh token stays valid until it \
+                     expires or is logged out (simplejwt's `ROTATE_REFRESH_TOKENS = False`).",
                 )
                 .body::<RefreshBody>()
-                .reply::<TokenPair>(StatusCode::OK, "A new access and refresh token.")
+                .reply::<Refreshed>(StatusCode::OK, "A new access token (and refresh token).")
                 .refuses(&[
                     TokenInvalid,
                     TokenExpired,
@@ -167,6 +170,8 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .refuses(&[TokenInvalid, TokenExpired, TokenRevoked, WrongTokenType]),
         )
         .done();
+    #[cfg(feature = "oidc")]
+    crate::oidc::routes(r);
     r.at("/me")
         .get(
             me,
