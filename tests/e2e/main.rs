@@ -14,6 +14,7 @@ mod guests;
 mod hardening;
 mod limits;
 mod multi_node;
+mod oidc;
 mod openapi;
 mod rest;
 mod security;
