@@ -16,6 +16,7 @@ mod hardening;
 mod limits;
 mod moderation;
 mod multi_node;
+mod oidc;
 mod openapi;
 mod rest;
 mod security;

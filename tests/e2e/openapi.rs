@@ -65,6 +65,7 @@ async fn openapi_document_describes_the_real_server(backend: Backend) {
             .map(|segment| match segment {
                 "{room}" => room.as_str(),
                 "{user}" | "{username}" => member_name.as_str(),
+                "{provider}" => "google",
                 other => {
                     assert!(
                         !other.starts_with('{'),

@@ -12,6 +12,7 @@
 //! - `ws`: [`WsClient`].
 //! - [`raw`]: hand-written WebSocket frames and trickling connections (hardening tests).
 //! - [`services`]: throwaway PostgreSQL and Redis servers for fault tests.
+//! - [`oidc_issuer`]: a small real OpenID Connect provider (actix-web, RS256 fixture keys).
 //!
 //! ## Must not depend on
 //! Anything the production crates do not already use, besides the WebSocket client.
@@ -19,6 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a failed test
 
 pub mod http;
+pub mod oidc_issuer;
 pub mod raw;
 mod server;
 pub mod services;

@@ -4,6 +4,7 @@ import { clear, h, root } from './dom.js';
 import { hooks } from './hooks.js';
 import { session } from './auth.js';
 import { ApiError } from './api.js';
+import { renderOidcButtons } from './oidc.js';
 
 export function renderAuth(notice) {
   document.title = 'Parley — log in';
@@ -69,7 +70,7 @@ export function renderAuth(notice) {
     submit,
   );
   const guestForm = renderGuest();
-  container.append(h('main', { class: 'auth' }, h('div', { class: 'brand big', 'aria-hidden': 'true' }, 'Parley'), form, guestForm));
+  container.append(h('main', { class: 'auth' }, h('div', { class: 'brand big', 'aria-hidden': 'true' }, 'Parley'), form, renderOidcButtons(), guestForm));
   username.focus();
 }
 

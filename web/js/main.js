@@ -11,6 +11,7 @@ import { socket } from './connection.js';
 import { loadRoomList, scheduleRoomListRefresh } from './rooms.js';
 import { hangUp } from './calls.js';
 import { renderAuth } from './login.js';
+import { completeOidcReturn } from './oidc.js';
 import { renderAll, renderRoomHeader, renderRoomList, renderShell, setConn, showLobby, showRoom } from './views.js';
 import { handleFrame, onSocketClosed, onSocketOpen } from './frames.js';
 
@@ -69,6 +70,12 @@ async function boot() {
   const host = document.body;
   if (!document.getElementById('toasts')) host.append(h('div', { id: 'toasts', class: 'toasts', role: 'status', 'aria-live': 'polite' }));
   if (!document.getElementById('call-root')) host.append(h('div', { id: 'call-root' }));
+  // Back from a "Sign in with …" provider: trade the one-time code for tokens first.
+  const oidc = await completeOidcReturn();
+  if (oidc?.error) {
+    renderAuth(oidc.error);
+    return;
+  }
   const stored = readStoredAuth();
   if (!stored) {
     renderAuth();

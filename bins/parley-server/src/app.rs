@@ -117,6 +117,7 @@ pub fn auth_config(settings: &Settings) -> Result<AuthConfig> {
     let mut config = AuthConfig::with_key(key);
     config.access_ttl = Duration::from_secs(settings.access_token_ttl_secs);
     config.refresh_ttl = Duration::from_secs(settings.refresh_token_ttl_secs);
+    config.rotate_refresh = settings.refresh_rotation;
     config.bcrypt_cost = settings.bcrypt_cost;
     Ok(config)
 }
@@ -308,12 +309,15 @@ impl Application {
         let engine = Engine::start(store, layer, settings.engine_config()).await?;
         // Sockets renew their authorization on the socket, and logging out closes them.
         engine.use_auth(auth.clone());
+        let oidc = parley_auth::OidcProviders::new(settings.oidc_configs()?)
+            .map_err(|e| ServerError::Config(e.to_string()))?;
         let state = AppState::new(
             engine.clone(),
             auth,
             settings.http_config(),
             tokio::runtime::Handle::current(),
-        );
+        )
+        .with_oidc(oidc);
 
         let shutdown_state = state.clone();
         // Signals are handled by the binary, which stops the engine first. Both carriers run

@@ -28,4 +28,7 @@ pub mod telemetry;
 pub use app::{Application, Shutdown, auth_config, open_layer, open_store, operator_engine};
 pub use error::{Result, ServerError};
 pub use parley_domain::redact_url;
-pub use settings::{DEFAULT_CONFIG_FILE, LayerKind, LogFormat, Settings, WsCarrier};
+pub use settings::{
+    DEFAULT_CONFIG_FILE, LayerKind, LogFormat, OidcProviderSettings, Settings, WsCarrier,
+    oidc_secret_variable,
+};

@@ -11,6 +11,7 @@ use parley_domain::redact_url;
 use parley_layer::LayerConfig;
 use parley_store::BatchOptions;
 use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -248,6 +249,18 @@ pub struct Settings {
     /// Where Prometheus scrapes `GET /metrics` (`None`: not served). A listener of its own,
     /// not the public one: the numbers are for the operator's network only.
     pub metrics_bind: Option<String>,
+    /// Refresh tokens rotate: a refresh answers a new pair and revokes the presented token.
+    /// Off (simplejwt's `ROTATE_REFRESH_TOKENS = False`): a refresh answers a new access
+    /// token only, and the refresh token stays valid until it expires or is logged out.
+    pub refresh_rotation: bool,
+    /// OpenID Connect sign-in providers, by name (the name is the route segment, e.g.
+    /// `google`). Each one's client secret comes only from the environment,
+    /// `PARLEY_OIDC_<NAME>_CLIENT_SECRET`.
+    pub oidc_providers: BTreeMap<String, OidcProviderSettings>,
+    /// The providers' client secrets, from `PARLEY_OIDC_<NAME>_CLIENT_SECRET` only (never a
+    /// file, never printed).
+    #[serde(skip)]
+    pub oidc_client_secrets: BTreeMap<String, String>,
     /// `pretty` or `json`.
     pub log_format: LogFormat,
     /// Log filter (`info`, `parley=debug,info`, ...); `RUST_LOG` overrides it.
@@ -337,11 +350,67 @@ impl Default for Settings {
             http_keep_alive_secs: 5,
             http_max_connections_per_address: 256,
             shutdown_timeout_secs: 30,
+            refresh_rotation: true,
+            oidc_providers: BTreeMap::new(),
+            oidc_client_secrets: BTreeMap::new(),
             metrics_bind: None,
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
         }
     }
+}
+
+/// One OpenID Connect provider (a table under `[oidc_providers.<name>]`). A provider named
+/// `google` needs only `client_id` (and its secret in the environment): its issuer and
+/// button label default to Google's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcProviderSettings {
+    /// The exact `iss` of its ID tokens (its discovery document is at
+    /// `{issuer}/.well-known/openid-configuration`); `https://accounts.google.com` for
+    /// `google`, required otherwise. `http://` only on a loopback host.
+    pub issuer: Option<String>,
+    /// This application's client id at the provider.
+    pub client_id: String,
+    /// More accepted audiences: the client ids of native apps whose ID tokens
+    /// `POST /api/auth/oidc/{name}` accepts.
+    pub audiences: Vec<String>,
+    /// What the web client's button says ("Sign in with …"); default: the name, capitalized.
+    pub display_name: Option<String>,
+    /// The scopes asked for in the browser sign-in.
+    pub scopes: Vec<String>,
+    /// Link a first sign-in to the one existing account with the same email when the
+    /// provider verified that email (off: a new account; an unverified email never links).
+    pub link_verified_email: bool,
+    /// The callback URL registered at the provider
+    /// (`https://chat.example.com/api/auth/oidc/<name>/callback`); unset: derived from each
+    /// request's host and scheme.
+    pub redirect_uri: Option<String>,
+    /// Timeout of each request to the provider, seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for OidcProviderSettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            client_id: String::new(),
+            audiences: Vec::new(),
+            display_name: None,
+            scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            link_verified_email: false,
+            redirect_uri: None,
+            timeout_secs: 10,
+        }
+    }
+}
+
+/// The environment variable holding provider `name`'s client secret.
+pub fn oidc_secret_variable(name: &str) -> String {
+    format!(
+        "PARLEY_OIDC_{}_CLIENT_SECRET",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 fn duration_ms(d: Duration) -> u64 {
@@ -421,6 +490,10 @@ fn check_env_keys(vars: impl IntoIterator<Item = String>) -> Result<()> {
         if names.contains(&name) || TOOL_VARIABLES.contains(&var.as_str()) {
             continue;
         }
+        // A provider's client secret (which provider is checked against the settings later).
+        if name.starts_with("oidc_") && name.ends_with("_client_secret") {
+            continue;
+        }
         let closest = names
             .iter()
             .map(|n| (edit_distance(&name, n), n))
@@ -489,8 +562,65 @@ impl Settings {
             .merge(Env::prefixed("PARLEY_"))
             .extract()
             .map_err(|e| ServerError::Config(e.to_string()))?;
+        let mut settings = settings;
+        for name in settings.oidc_providers.keys() {
+            if let Ok(secret) = std::env::var(oidc_secret_variable(name)) {
+                settings.oidc_client_secrets.insert(name.clone(), secret);
+            }
+        }
+        for (var, _) in std::env::vars() {
+            let lower = var.to_ascii_lowercase();
+            if lower.starts_with("parley_oidc_")
+                && lower.ends_with("_client_secret")
+                && !settings
+                    .oidc_providers
+                    .keys()
+                    .any(|n| oidc_secret_variable(n) == var)
+            {
+                return Err(ServerError::Config(format!(
+                    "{var}: no OIDC provider of that name in oidc_providers"
+                )));
+            }
+        }
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// The OpenID Connect providers, with their presets and secrets filled in.
+    pub fn oidc_configs(&self) -> Result<Vec<parley_auth::ProviderConfig>> {
+        self.oidc_providers
+            .iter()
+            .map(|(name, p)| {
+                let google = name == "google";
+                let issuer = match (&p.issuer, google) {
+                    (Some(issuer), _) => issuer.clone(),
+                    (None, true) => parley_auth::GOOGLE_ISSUER.to_owned(),
+                    (None, false) => {
+                        return Err(ServerError::Config(format!(
+                            "oidc_providers.{name}.issuer: required (only `google` has a default)"
+                        )));
+                    }
+                };
+                let display_name = p.display_name.clone().unwrap_or_else(|| {
+                    let mut chars = name.chars();
+                    chars.next().map_or_else(String::new, |c| {
+                        c.to_uppercase().chain(chars).collect::<String>()
+                    })
+                });
+                Ok(parley_auth::ProviderConfig {
+                    name: name.clone(),
+                    display_name,
+                    issuer,
+                    client_id: p.client_id.clone(),
+                    client_secret: self.oidc_client_secrets.get(name).cloned(),
+                    extra_audiences: p.audiences.clone(),
+                    scopes: p.scopes.clone(),
+                    link_verified_email: p.link_verified_email,
+                    redirect_uri: p.redirect_uri.clone(),
+                    timeout: Duration::from_secs(p.timeout_secs),
+                })
+            })
+            .collect()
     }
 
     /// The layer to use (explicit, else implied by `redis_url`).
@@ -573,12 +703,14 @@ impl Settings {
         if self.access_token_ttl_secs == 0 {
             return bad("access_token_ttl_secs", "must be positive");
         }
-        if self.refresh_token_ttl_secs <= self.access_token_ttl_secs {
+        if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
             return bad(
                 "refresh_token_ttl_secs",
-                "must be longer than access_token_ttl_secs",
+                "must be at least access_token_ttl_secs",
             );
         }
+        parley_auth::OidcProviders::new(self.oidc_configs()?)
+            .map_err(|e| ServerError::Config(e.to_string()))?;
         if !(4..=31).contains(&self.bcrypt_cost) {
             return bad("bcrypt_cost", "must be between 4 and 31");
         }
@@ -773,6 +905,18 @@ impl Settings {
                 obj.insert("redis_url".into(), redact_url(u).into());
             }
             obj.insert("layer".into(), self.layer_kind().as_str().into());
+            if let Some(serde_json::Value::Object(providers)) = obj.get_mut("oidc_providers") {
+                for (name, provider) in providers.iter_mut() {
+                    if let Some(p) = provider.as_object_mut() {
+                        let secret = if self.oidc_client_secrets.contains_key(name) {
+                            "***"
+                        } else {
+                            "unset"
+                        };
+                        p.insert("client_secret".into(), secret.into());
+                    }
+                }
+            }
         }
         v
     }
@@ -829,7 +973,9 @@ mod tests {
                     .unwrap_or_else(|| panic!("`{name}` is in the table but is no setting"));
                 let matches = match stated.get(i).map(String::as_str) {
                     None | Some("none" | "empty") => {
-                        actual.is_null() || actual.as_array().is_some_and(Vec::is_empty)
+                        actual.is_null()
+                            || actual.as_array().is_some_and(Vec::is_empty)
+                            || actual.as_object().is_some_and(|o| o.is_empty())
                     }
                     Some(text) => match actual {
                         serde_json::Value::Number(n) => text.parse::<f64>().ok() == n.as_f64(),
@@ -1068,5 +1214,56 @@ mod tests {
         };
         assert_eq!(s.redacted()["secret"], "***");
         assert_eq!(s.redacted()["database_url"], "postgres://u:***@h:5432/db");
+    }
+
+    #[test]
+    fn oidc_providers_take_the_google_preset_and_hide_their_secrets() {
+        let mut s = Settings::default();
+        s.oidc_providers.insert(
+            "google".into(),
+            OidcProviderSettings {
+                client_id: "123.apps.googleusercontent.com".into(),
+                ..OidcProviderSettings::default()
+            },
+        );
+        s.oidc_client_secrets
+            .insert("google".into(), "very-secret-value".into());
+        s.validate().unwrap();
+        let configs = s.oidc_configs().unwrap();
+        assert_eq!(configs[0].issuer, "https://accounts.google.com");
+        assert_eq!(configs[0].display_name, "Google");
+        assert_eq!(
+            configs[0].client_secret.as_deref(),
+            Some("very-secret-value")
+        );
+        assert!(!configs[0].link_verified_email);
+        let shown = s.redacted().to_string();
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+        assert_eq!(
+            s.redacted()["oidc_providers"]["google"]["client_secret"],
+            "***"
+        );
+        assert_eq!(
+            oidc_secret_variable("my-corp"),
+            "PARLEY_OIDC_MY_CORP_CLIENT_SECRET"
+        );
+        // Another provider needs its issuer, over https (http only on loopback).
+        for (issuer, ok) in [
+            (None, false),
+            (Some("http://login.example.com"), false),
+            (Some("https://login.example.com"), true),
+            (Some("http://127.0.0.1:9000"), true),
+        ] {
+            let mut s = Settings::default();
+            s.oidc_providers.insert(
+                "corp".into(),
+                OidcProviderSettings {
+                    issuer: issuer.map(str::to_owned),
+                    client_id: "parley".into(),
+                    ..OidcProviderSettings::default()
+                },
+            );
+            assert_eq!(s.validate().is_ok(), ok, "{issuer:?}");
+        }
     }
 }

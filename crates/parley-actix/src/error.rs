@@ -57,7 +57,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RateLimited | TooManyRooms => StatusCode::TOO_MANY_REQUESTS,
-        Unavailable | SlowConsumer => StatusCode::SERVICE_UNAVAILABLE,
+        Unavailable | SlowConsumer | ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -90,6 +90,8 @@ mod error;
 mod limit;
 pub mod middleware;
 mod moderation;
+#[cfg(feature = "oidc")]
+mod oidc;
 mod openapi;
 mod rest;
 mod server;

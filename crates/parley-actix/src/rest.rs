@@ -11,7 +11,7 @@ use crate::openapi::{Doc, Tag};
 use crate::state::{AppState, Authenticated};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use parley_auth::{GuestLogin, LoginResponse, Password, TokenPair};
+use parley_auth::{GuestLogin, LoginResponse, Password, Refreshed};
 use parley_core::{
     HistoryQuery, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, RoomListQuery,
     RoomScope,
@@ -138,20 +138,27 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
     r.at("/auth/refresh")
         .post(
             refresh,
-            api(Accounts, "refresh", "Trade a refresh token for a new pair")
-                .describe(
-                    "The presented refresh token is revoked; presenting it again answers \
-                     `token_revoked` and revokes every token of its login.",
-                )
-                .body::<RefreshBody>()
-                .reply::<TokenPair>(StatusCode::OK, "A new access and refresh token.")
-                .refuses(&[
-                    TokenInvalid,
-                    TokenExpired,
-                    TokenRevoked,
-                    WrongTokenType,
-                    RateLimited,
-                ]),
+            api(
+                Accounts,
+                "refresh",
+                "Trade a refresh token for a new access token",
+            )
+            .describe(
+                "With `refresh_rotation` on (the default) the answer carries a new refresh \
+                     token too and the presented one is revoked; presenting it again answers \
+                     `token_revoked` and revokes every token of its login. With it off the \
+                     answer is `{\"access\"}` only and the refresh token stays valid until it \
+                     expires or is logged out (simplejwt's `ROTATE_REFRESH_TOKENS = False`).",
+            )
+            .body::<RefreshBody>()
+            .reply::<Refreshed>(StatusCode::OK, "A new access token (and refresh token).")
+            .refuses(&[
+                TokenInvalid,
+                TokenExpired,
+                TokenRevoked,
+                WrongTokenType,
+                RateLimited,
+            ]),
         )
         .done();
     r.at("/auth/logout")
@@ -167,6 +174,8 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .refuses(&[TokenInvalid, TokenExpired, TokenRevoked, WrongTokenType]),
         )
         .done();
+    #[cfg(feature = "oidc")]
+    crate::oidc::routes(r);
     r.at("/me")
         .get(
             me,

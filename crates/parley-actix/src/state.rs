@@ -44,6 +44,9 @@ pub struct AppState {
     /// tasks, which do not see them, so a graceful stop waits on this count first
     /// ([`AppState::sockets_closed`]).
     pub(crate) sockets: Arc<watch::Sender<usize>>,
+    /// The OpenID Connect sign-in providers (none unless [`AppState::with_oidc`]).
+    #[cfg(feature = "oidc")]
+    pub(crate) oidc: Option<parley_auth::OidcProviders>,
 }
 
 /// Counts one open chat socket until dropped.
@@ -73,7 +76,16 @@ impl AppState {
             sockets: Arc::new(watch::Sender::new(0)),
             config: Arc::new(config),
             runtime,
+            #[cfg(feature = "oidc")]
+            oidc: None,
         }
+    }
+
+    /// Signs in with these OpenID Connect providers (`/api/auth/oidc/...`).
+    #[cfg(feature = "oidc")]
+    pub fn with_oidc(mut self, providers: parley_auth::OidcProviders) -> Self {
+        self.oidc = Some(providers);
+        self
     }
 
     /// The client address of a request: the TCP peer, or, when the peer is a trusted

@@ -52,6 +52,11 @@ pub struct AuthConfig {
     /// When a revoked refresh token is presented again, revoke its whole family (every token
     /// rotated from the same login), assuming it was stolen. Default true.
     pub revoke_family_on_reuse: bool,
+    /// Refresh rotates (the default): a refresh revokes the presented refresh token and
+    /// answers a new pair. Off (simplejwt's `ROTATE_REFRESH_TOKENS = False`): a refresh
+    /// answers a new access token only, and the refresh token stays valid until it expires
+    /// or is logged out.
+    pub rotate_refresh: bool,
 }
 
 impl AuthConfig {
@@ -75,6 +80,7 @@ impl AuthConfig {
             bcrypt_cost: bcrypt::DEFAULT_COST,
             leeway_secs: 0,
             revoke_family_on_reuse: true,
+            rotate_refresh: true,
         }
     }
 }

@@ -48,6 +48,13 @@ pub enum AuthError {
     /// A malformed input (e.g. an invalid user name or email at registration).
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// No OpenID Connect provider of this name is configured.
+    #[error("no sign-in provider named {0:?}")]
+    UnknownProvider(String),
+    /// An OpenID Connect provider could not be reached, or answered with something unusable
+    /// (its discovery document, keys or token endpoint): try again later.
+    #[error("sign-in provider unavailable: {0}")]
+    ProviderUnavailable(String),
     /// The store failed; `StoreError::Unavailable` means "try again later".
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -71,6 +78,8 @@ impl AuthError {
             Self::Invalid(_) => ErrorCode::InvalidField,
             Self::UsernameTaken => ErrorCode::UsernameTaken,
             Self::GuestNameBanned => ErrorCode::GuestNotAllowed,
+            Self::UnknownProvider(_) => ErrorCode::NotFound,
+            Self::ProviderUnavailable(_) => ErrorCode::ProviderUnavailable,
             Self::Store(e) => e.code(),
             Self::Config(_) | Self::Internal(_) => ErrorCode::Internal,
         }

@@ -30,12 +30,34 @@ pub struct OidcIdentity {
     /// Their email, if shared.
     #[serde(default)]
     pub email: Option<String>,
-    /// Whether the provider verified that email.
-    #[serde(default)]
+    /// Whether the provider verified that email (a boolean, or the strings `"true"` and
+    /// `"false"` some providers send).
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub email_verified: Option<bool>,
     /// A handle they prefer, if the provider sends one.
     #[serde(default)]
     pub preferred_username: Option<String>,
+    /// The `nonce` of the sign-in that asked for the token (the browser flow checks it).
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrText {
+        Bool(bool),
+        Text(String),
+    }
+    Ok(match Option::<BoolOrText>::deserialize(d)? {
+        Some(BoolOrText::Bool(b)) => Some(b),
+        Some(BoolOrText::Text(t)) => match t.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        None => None,
+    })
 }
 
 /// Verifies ID tokens of one provider.
@@ -113,6 +135,22 @@ impl OidcVerifier {
     /// The provider's issuer.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// False when `id_token` names a key (`kid`) this set does not hold: the provider may
+    /// have rotated its keys since they were read. True for an unreadable header (the
+    /// verification will say what is wrong) and for a token naming no key.
+    pub fn knows_key_of(&self, id_token: &str) -> bool {
+        match jsonwebtoken::decode_header(id_token) {
+            Ok(header) => match &header.kid {
+                Some(kid) => self
+                    .keys
+                    .iter()
+                    .any(|(k, _, _)| k.as_deref() == Some(kid.as_str())),
+                None => true,
+            },
+            Err(_) => true,
+        }
     }
 
     /// Verifies an ID token: a key of the set (by `kid`, or the only key) and its algorithm,

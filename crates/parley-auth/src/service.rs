@@ -5,7 +5,7 @@ use crate::config::AuthConfig;
 use crate::error::{AuthError, Result};
 use crate::oidc::{OidcIdentity, OidcVerifier, username_base};
 use crate::password::{Password, hash_password, verify_password};
-use crate::tokens::{Claims, TokenPair, TokenService, TokenType};
+use crate::tokens::{Claims, Refreshed, TokenService, TokenType};
 use parley_domain::{Email, Timestamp, User, UserName};
 use parley_store::{NewUser, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,8 @@ struct Inner {
     revoke_family_on_reuse: bool,
     /// Rooms every new account joins ([`Auth::use_default_rooms`]).
     default_rooms: std::sync::OnceLock<Vec<parley_domain::RoomName>>,
+    /// See [`AuthConfig::rotate_refresh`].
+    rotate_refresh: bool,
 }
 
 impl std::fmt::Debug for Auth {
@@ -82,6 +84,7 @@ impl Auth {
                 dummy_hash,
                 revoke_family_on_reuse: config.revoke_family_on_reuse,
                 default_rooms: std::sync::OnceLock::new(),
+                rotate_refresh: config.rotate_refresh,
             }),
         })
     }
@@ -260,8 +263,7 @@ impl Auth {
 
     /// Signs in with an ID token from an external OpenID Connect provider: verifies it
     /// with `verifier`, then logs in the account linked to the token's `(iss, sub)`, creating
-    /// it on first sign-in (user name from the preferred handle or email, with a `-N` suffix
-    /// if taken; the email only if the provider verified it; no usable password).
+    /// it on first sign-in (see [`Auth::login_identity`]; no linking by email).
     /// `Expired` / `InvalidToken` for a bad token.
     pub async fn login_with_id_token(
         &self,
@@ -269,17 +271,93 @@ impl Auth {
         id_token: &str,
     ) -> Result<LoginResponse> {
         let identity = verifier.verify(id_token)?;
+        self.login_identity(&identity, false).await
+    }
+
+    /// Logs in the account of a verified external identity, a fresh token pair (a new
+    /// family): the account linked to its `(iss, sub)`; else, with `link_verified_email` and
+    /// an email the provider verified, the one account (not a guest) with that email, which
+    /// is linked from now on; else a new account (user name from the preferred handle or
+    /// email, with a `-N` suffix if taken; the email only if the provider verified it; no
+    /// usable password). An unverified email never links.
+    pub async fn login_identity(
+        &self,
+        identity: &OidcIdentity,
+        link_verified_email: bool,
+    ) -> Result<LoginResponse> {
+        let user = self.user_of_identity(identity, link_verified_email).await?;
+        if !user.is_active {
+            return Err(AuthError::AccountDisabled);
+        }
+        let user = self
+            .inner
+            .store
+            .record_login(user.id, Timestamp::now())
+            .await?;
+        let (pair, _) = self.inner.tokens.issue(&user, None)?;
+        tracing::info!(user = %user.username, issuer = %identity.iss, "logged in with an external identity");
+        Ok(LoginResponse {
+            access: pair.access,
+            refresh: pair.refresh,
+            user,
+        })
+    }
+
+    /// The account of an external identity, linked or created (see [`Auth::login_identity`]),
+    /// without logging it in.
+    pub async fn user_of_identity(
+        &self,
+        identity: &OidcIdentity,
+        link_verified_email: bool,
+    ) -> Result<User> {
         let store = &self.inner.store;
-        let user = match store.user_by_external(&identity.iss, &identity.sub).await? {
-            Some(user) => user,
-            None => self.create_external(&identity).await?,
+        if let Some(user) = store.user_by_external(&identity.iss, &identity.sub).await? {
+            return Ok(user);
+        }
+        if link_verified_email
+            && identity.email_verified == Some(true)
+            && let Some(email) = identity.email.as_deref().and_then(|e| Email::parse(e).ok())
+        {
+            // Two accounts with the email: which one is meant is unknowable; link neither.
+            let found = store.users_by_email(&email, 2).await?;
+            if let [user] = found.as_slice() {
+                match store
+                    .link_external(user.id, &identity.iss, &identity.sub)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(user = %user.username, issuer = %identity.iss, "linked an external identity by its verified email");
+                        return Ok(user.clone());
+                    }
+                    // A concurrent first sign-in linked it already.
+                    Err(StoreError::Conflict(_)) => {
+                        if let Some(user) =
+                            store.user_by_external(&identity.iss, &identity.sub).await?
+                        {
+                            return Ok(user);
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        self.create_external(identity).await
+    }
+
+    /// Logs in account `id` without a password (the caller proved who it is, e.g. with a
+    /// one-time login code): records the login, a fresh token pair. `UnknownUser` if the
+    /// account is gone.
+    pub async fn login_user(&self, id: parley_domain::UserId) -> Result<LoginResponse> {
+        let user = match self.inner.store.record_login(id, Timestamp::now()).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound(_)) => return Err(AuthError::UnknownUser),
+            Err(e) => return Err(e.into()),
         };
         if !user.is_active {
             return Err(AuthError::AccountDisabled);
         }
-        let user = store.record_login(user.id, Timestamp::now()).await?;
         let (pair, _) = self.inner.tokens.issue(&user, None)?;
-        tracing::info!(user = %user.username, issuer = %identity.iss, "logged in with an ID token");
+        tracing::info!(user = %user.username, "logged in with a one-time login code");
         Ok(LoginResponse {
             access: pair.access,
             refresh: pair.refresh,
@@ -332,25 +410,38 @@ impl Auth {
         )))
     }
 
-    /// Trades a refresh token for a new pair and revokes the old refresh token (rotation).
-    /// Presenting it again fails `Revoked` and, by default, revokes every token of its family.
-    /// Also `Expired`, `InvalidToken`, `WrongTokenType` (an access token), `UnknownUser` (the
-    /// account was deleted).
-    pub async fn refresh(&self, refresh: &str) -> Result<TokenPair> {
+    /// Trades a refresh token for a new access token. With rotation on (the default,
+    /// [`AuthConfig::rotate_refresh`]) the answer carries a new refresh token too and the old
+    /// one is revoked: presenting it again fails `Revoked` and, by default, revokes every token
+    /// of its family. With rotation off the refresh token stays valid until it expires or is
+    /// logged out. Also `Expired`, `InvalidToken`, `WrongTokenType` (an access token),
+    /// `UnknownUser` (the account was deleted).
+    pub async fn refresh(&self, refresh: &str) -> Result<Refreshed> {
         let claims = self.inner.tokens.verify(refresh, TokenType::Refresh)?;
         let store = &self.inner.store;
         if store.any_revoked(&[&claims.jti, &claims.family]).await? {
-            self.on_reuse(&claims).await?;
+            if self.inner.rotate_refresh {
+                self.on_reuse(&claims).await?;
+            }
             return Err(AuthError::Revoked);
         }
         let user = self.user_of(&claims).await?;
+        if !self.inner.rotate_refresh {
+            return Ok(Refreshed {
+                access: self.inner.tokens.issue_access_in(&user, &claims.family)?,
+                refresh: None,
+            });
+        }
         // Exactly one of two racing refreshes with the same token wins this insert.
         if !store.revoke_token(&claims.jti, claims.expires_at()).await? {
             self.on_reuse(&claims).await?;
             return Err(AuthError::Revoked);
         }
         let (pair, _) = self.inner.tokens.issue(&user, Some(&claims.family))?;
-        Ok(pair)
+        Ok(Refreshed {
+            access: pair.access,
+            refresh: Some(pair.refresh),
+        })
     }
 
     async fn on_reuse(&self, claims: &Claims) -> Result<()> {

@@ -67,6 +67,19 @@ impl Claims {
     }
 }
 
+/// What a refresh answers: a new access token, and a new refresh token when refresh tokens
+/// rotate (`refresh` is absent when they do not, as with simplejwt's
+/// `ROTATE_REFRESH_TOKENS = False`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Refreshed {
+    /// The new access token.
+    pub access: String,
+    /// The new refresh token (rotation on); absent when refresh tokens do not rotate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<String>,
+}
+
 /// An access and a refresh token, as returned by login and refresh.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -250,6 +263,45 @@ impl TokenService {
             &family,
             user.token_epoch,
         ))
+    }
+
+    /// Issues an access token of the login `family` (a refresh without rotation).
+    pub fn issue_access_in(&self, user: &User, family: &str) -> Result<String> {
+        self.sign(&self.claims(
+            user.id,
+            user.username.as_str(),
+            TokenType::Access,
+            family,
+            user.token_epoch,
+        ))
+    }
+
+    /// Signs a short-lived value of another kind than Parley's tokens (an OpenID Connect
+    /// sign-in's state, a one-time login code) with the same key. `value` must carry `aud`
+    /// (naming its kind, so one kind is never taken for another or for a Parley token) and
+    /// `exp`.
+    pub fn sign_value<T: Serialize>(&self, value: &T) -> Result<String> {
+        jsonwebtoken::encode(&Header::new(self.algorithm), value, &self.encoding)
+            .map_err(|e| AuthError::Internal(format!("cannot sign a value: {e}")))
+    }
+
+    /// Verifies a value signed by [`TokenService::sign_value`]: signature, algorithm, `exp`
+    /// (no leeway) and `aud` equal to `kind`. `Expired` or `InvalidToken` otherwise.
+    pub fn verify_value<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        kind: &str,
+    ) -> Result<T> {
+        let mut validation = Validation::new(self.algorithm);
+        validation.set_required_spec_claims(&["exp", "aud"]);
+        validation.set_audience(&[kind]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<T>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::InvalidToken(format!("{kind}: {e}")),
+            })
     }
 
     /// Verifies a token's signature, algorithm, expiry and type. `Expired`, `InvalidToken`

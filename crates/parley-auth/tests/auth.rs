@@ -312,14 +312,14 @@ async fn a_password_longer_than_bcrypt_reads_never_logs_in() {
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let (_db, auth) = setup().await;
     let login = logged_in(&auth, "alice").await;
-    let first = auth.refresh(&login.refresh).await.unwrap();
+    let first = rotate(&auth, &login.refresh).await;
     assert_ne!(first.refresh, login.refresh);
     assert_eq!(
         payload(&first.refresh)["family"],
         payload(&login.refresh)["family"]
     );
     auth.authenticate(&first.access).await.unwrap();
-    let second = auth.refresh(&first.refresh).await.unwrap();
+    let second = rotate(&auth, &first.refresh).await;
 
     // The rotated-out token is dead...
     assert!(matches!(
@@ -348,7 +348,7 @@ async fn reuse_without_family_revocation_only_refuses_the_token() {
     )
     .unwrap();
     let login = logged_in(&auth, "alice").await;
-    let next = auth.refresh(&login.refresh).await.unwrap();
+    let next = rotate(&auth, &login.refresh).await;
     assert!(matches!(
         auth.refresh(&login.refresh).await,
         Err(AuthError::Revoked)
@@ -360,7 +360,7 @@ async fn reuse_without_family_revocation_only_refuses_the_token() {
 async fn logout_revokes_the_refresh_token() {
     let (_db, auth) = setup().await;
     let login = logged_in(&auth, "alice").await;
-    let rotated = auth.refresh(&login.refresh).await.unwrap();
+    let rotated = rotate(&auth, &login.refresh).await;
     auth.logout(&rotated.refresh).await.unwrap();
     assert!(matches!(
         auth.refresh(&rotated.refresh).await,
@@ -601,7 +601,7 @@ async fn rs256_and_eddsa_keys_work() {
         assert_eq!(auth.tokens().algorithm(), alg);
         let login = logged_in(&auth, "alice").await;
         auth.authenticate(&login.access).await.unwrap();
-        let rotated = auth.refresh(&login.refresh).await.unwrap();
+        let rotated = rotate(&auth, &login.refresh).await;
         auth.verify_access(&rotated.access).unwrap();
         // An HS256 service does not accept them, nor they an HS256 token.
         let hs = TokenService::new(&config()).unwrap();
@@ -670,4 +670,54 @@ async fn expired_revocations_are_pruned() {
         .unwrap();
     assert_eq!(auth.prune_revocations().await.unwrap(), 1);
     assert!(store.is_revoked("new").await.unwrap());
+}
+
+/// A refresh with rotation on: the new pair.
+async fn rotate(auth: &Auth, refresh: &str) -> parley_auth::TokenPair {
+    let r = auth.refresh(refresh).await.unwrap();
+    parley_auth::TokenPair {
+        access: r.access,
+        refresh: r.refresh.expect("rotation is on: a new refresh token"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_rotation_refresh_answers_an_access_token_and_the_refresh_token_lives_on() {
+    let db = TestDb::sqlite().await.unwrap();
+    let auth = Auth::new(
+        db.store().clone(),
+        &AuthConfig {
+            rotate_refresh: false,
+            // simplejwt setups often give both tokens the same lifetime.
+            access_ttl: std::time::Duration::from_secs(600),
+            refresh_ttl: std::time::Duration::from_secs(600),
+            ..config()
+        },
+    )
+    .unwrap();
+    let login = logged_in(&auth, "alice").await;
+    for _ in 0..3 {
+        let r = auth.refresh(&login.refresh).await.unwrap();
+        assert_eq!(r.refresh, None);
+        assert_eq!(
+            payload(&r.access)["family"],
+            payload(&login.refresh)["family"]
+        );
+        auth.authenticate(&r.access).await.unwrap();
+    }
+    // The answer has no `refresh` key at all, like simplejwt's.
+    let r = auth.refresh(&login.refresh).await.unwrap();
+    let keys: Vec<String> = serde_json::to_value(&r)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(keys, ["access"]);
+    auth.logout(&login.refresh).await.unwrap();
+    assert!(matches!(
+        auth.refresh(&login.refresh).await,
+        Err(AuthError::Revoked)
+    ));
 }

@@ -774,6 +774,7 @@ fn every_error_code_has_a_stable_spelling() {
             "not_a_websocket",
             "request_timeout",
             "method_not_allowed",
+            "provider_unavailable",
         ]
     );
     for code in ErrorCode::ALL {

@@ -64,6 +64,7 @@ conformance!(
     the_batcher_groups_concurrent_appends,
     the_batcher_keeps_each_group_in_order,
     external_identities_link_accounts,
+    external_identities_link_to_accounts_by_email,
     stale_guests_are_pruned_and_their_messages_kept,
     a_reader_paging_forward_misses_nothing_under_concurrent_appends,
     a_reader_paging_forward_misses_nothing_under_batched_appends,
@@ -1484,6 +1485,49 @@ async fn external_identities_link_accounts(s: &Store) {
     assert_eq!(s.user_by_external(iss, "sub-2").await.unwrap(), None);
     s.delete_user(u.id).await.unwrap();
     assert_eq!(s.user_by_external(iss, "sub-1").await.unwrap(), None);
+}
+
+async fn external_identities_link_to_accounts_by_email(s: &Store) {
+    let iss = "https://accounts.example.com";
+    let with_email = |name: &str, email: Option<&str>, is_guest: bool| NewUser {
+        username: UserName::parse(name).unwrap(),
+        email: email.map(|e| parley_domain::Email::parse(e).unwrap()),
+        password_hash: "!".into(),
+        is_staff: false,
+        is_guest,
+    };
+    let hana = s
+        .create_user(&with_email("hana", Some("Hana@Example.com"), false))
+        .await
+        .unwrap();
+    s.create_user(&with_email(
+        "guest.hana.abcde",
+        Some("hana@example.com"),
+        true,
+    ))
+    .await
+    .unwrap();
+    s.create_user(&with_email("ivo", None, false))
+        .await
+        .unwrap();
+    let email = parley_domain::Email::parse("hana@EXAMPLE.com").unwrap();
+    // Case does not matter; guests never match.
+    assert_eq!(
+        s.users_by_email(&email, 2).await.unwrap(),
+        vec![hana.clone()]
+    );
+    let nobody = parley_domain::Email::parse("nobody@example.com").unwrap();
+    assert!(s.users_by_email(&nobody, 2).await.unwrap().is_empty());
+    s.link_external(hana.id, iss, "sub-h").await.unwrap();
+    assert_eq!(
+        s.user_by_external(iss, "sub-h")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(hana.id)
+    );
+    // An identity links one account only.
+    assert!(s.link_external(hana.id, iss, "sub-h").await.is_err());
 }
 
 // ---- backend-specific behaviour ------------------------------------------------------------

@@ -104,11 +104,14 @@ pub enum ErrorCode {
     RequestTimeout,
     /// The path exists, but not with this method (the answer's `Allow` lists those it has).
     MethodNotAllowed,
+    /// An OpenID Connect provider (its discovery document, keys or token endpoint) could not
+    /// be reached or answered nonsense; retry later.
+    ProviderUnavailable,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Self; 40] = [
+    pub const ALL: [Self; 41] = [
         Self::FrameTooLarge,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -149,6 +152,7 @@ impl ErrorCode {
         Self::NotAWebsocket,
         Self::RequestTimeout,
         Self::MethodNotAllowed,
+        Self::ProviderUnavailable,
     ];
 
     /// The wire spelling, e.g. `"frame_too_large"`.
@@ -194,6 +198,7 @@ impl ErrorCode {
             Self::NotAWebsocket => "not_a_websocket",
             Self::RequestTimeout => "request_timeout",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::ProviderUnavailable => "provider_unavailable",
         }
     }
 
@@ -240,6 +245,7 @@ impl ErrorCode {
             Self::NotAWebsocket => "not a WebSocket handshake",
             Self::RequestTimeout => "the request did not arrive in time",
             Self::MethodNotAllowed => "method not allowed",
+            Self::ProviderUnavailable => "the sign-in provider is unavailable; try again later",
         }
     }
 }

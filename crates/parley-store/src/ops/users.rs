@@ -346,4 +346,47 @@ impl Store {
         );
         row.into_user()
     }
+
+    /// The accounts (not guests) whose email is `email`, compared without regard to case; at
+    /// most `limit`. For linking an external sign-in to an existing account by its email.
+    pub async fn users_by_email(&self, email: &Email, limit: i64) -> Result<Vec<User>> {
+        let wanted = email.as_str().to_lowercase();
+        let rows: Vec<UserRow> = with_conn!(self, |conn| {
+            users::table
+                .filter(users::email.is_not_null())
+                .filter(users::is_guest.eq(false))
+                .filter(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = ")
+                        .bind::<diesel::sql_types::Text, _>(wanted.clone()),
+                )
+                .order(users::id)
+                .limit(limit)
+                .select(UserRow::as_select())
+                .load(conn)
+                .await?
+        });
+        rows.into_iter().map(UserRow::into_user).collect()
+    }
+
+    /// Links an external identity (an OpenID Connect issuer and subject) to an existing
+    /// account. `Conflict` if the identity is already linked, `NotFound` if the account is
+    /// gone.
+    pub async fn link_external(&self, id: UserId, issuer: &str, subject: &str) -> Result<()> {
+        let now = Timestamp::now().millis();
+        with_conn!(
+            self,
+            write | conn | {
+                diesel::insert_into(external_identities::table)
+                    .values((
+                        external_identities::issuer.eq(issuer),
+                        external_identities::subject.eq(subject),
+                        external_identities::user_id.eq(id.get()),
+                        external_identities::created_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?
+            }
+        );
+        Ok(())
+    }
 }
