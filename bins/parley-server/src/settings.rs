@@ -194,6 +194,12 @@ pub struct Settings {
     pub renew_rate: f64,
     /// `renew` burst per user.
     pub renew_burst: f64,
+    /// `react`/`unreact` frames per second per user.
+    pub reaction_rate: f64,
+    /// `react`/`unreact` burst per user.
+    pub reaction_burst: f64,
+    /// Distinct emoji reactions one message may carry.
+    pub max_reactions_per_message: usize,
     /// Seconds before a socket's authorization ends that it is warned (`expiring`).
     pub expiry_warning_secs: u64,
     /// Rooms created per second per user (sustained).
@@ -311,6 +317,9 @@ impl Default for Settings {
             max_signal_bytes: engine.max_signal_bytes,
             renew_rate: engine.renew_rate.per_second,
             renew_burst: engine.renew_rate.burst,
+            reaction_rate: engine.reaction_rate.per_second,
+            reaction_burst: engine.reaction_rate.burst,
+            max_reactions_per_message: engine.max_reactions_per_message,
             expiry_warning_secs: engine.expiry_warning.as_secs(),
             room_create_rate: engine.room_create_rate.per_second,
             room_create_burst: engine.room_create_rate.burst,
@@ -648,6 +657,8 @@ impl Settings {
             max_signal_bytes: self.max_signal_bytes,
             room_create_rate: RateLimit::new(self.room_create_rate, self.room_create_burst),
             renew_rate: RateLimit::new(self.renew_rate, self.renew_burst),
+            reaction_rate: RateLimit::new(self.reaction_rate, self.reaction_burst),
+            max_reactions_per_message: self.max_reactions_per_message,
             expiry_warning: Duration::from_secs(self.expiry_warning_secs),
             history_on_join: self.history_on_join,
             presence_fanout_limit: self.presence_fanout_limit,

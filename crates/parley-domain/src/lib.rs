@@ -9,6 +9,8 @@
 //! - [`names`]: [`UserName`], [`RoomName`], [`Email`], [`Topic`] and the rules they enforce.
 //! - [`room`]: [`RoomKind`], [`Role`] and [`DirectKey`], the canonical key of a 1:1 room.
 //! - [`message`]: [`MessageBody`] and [`ClientMsgId`].
+//! - [`reaction`]: [`Emoji`], [`ReactionSummary`] and [`ReplyPreview`], what replies and
+//!   reactions add to a message (issue 17).
 //! - [`audit`]: [`AuditEntry`] and [`AuditAction`], what the audit log keeps of each staff and
 //!   owner action.
 //! - [`model`]: the records (`User`, `Room`, `Message`, ...) shared by store, engine and transport.
@@ -35,6 +37,7 @@ pub mod message;
 pub mod model;
 pub mod names;
 pub mod protocol;
+pub mod reaction;
 mod redact;
 pub mod room;
 #[cfg(feature = "openapi")]
@@ -46,5 +49,6 @@ pub use ids::{MessageId, RoomId, Timestamp, UserId};
 pub use message::{ClientMsgId, MessageBody};
 pub use model::{Membership, Message, Room, RoomSummary, User};
 pub use names::{Email, Reason, RoomName, Topic, UserName};
+pub use reaction::{Emoji, ReactionSummary, ReplyPreview};
 pub use redact::redact_url;
 pub use room::{DirectKey, Role, RoomKind};

@@ -6,6 +6,7 @@
 use crate::ids::{MessageId, RoomId, Timestamp, UserId};
 use crate::message::ClientMsgId;
 use crate::names::{Email, RoomName, Topic, UserName};
+use crate::reaction::{ReactionSummary, ReplyPreview};
 use crate::room::{Role, RoomKind};
 use serde::{Deserialize, Serialize};
 
@@ -110,4 +111,12 @@ pub struct Message {
     /// and absent for an account's message.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub guest: bool,
+    /// The message this one answers, previewed (issue 17); absent for a message that
+    /// answers none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyPreview>,
+    /// Its reactions, one entry per emoji in the order first used (issue 17); absent when
+    /// there are none. Always empty in the `message` frame of a new message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionSummary>,
 }

@@ -134,6 +134,8 @@ fn message() -> impl Strategy<Value = Message> {
                 edited_at: edited.map(Timestamp),
                 deleted_at: deleted.map(Timestamp),
                 guest: false,
+                reply_to: None,
+                reactions: Vec::new(),
             },
         )
 }

@@ -56,6 +56,9 @@ pub enum ErrorCode {
     Conflict,
     /// This connection has joined as many rooms as the server allows.
     TooManyRooms,
+    /// A message already has as many distinct reactions as the server allows
+    /// (`max_reactions_per_message`, default 20); react with one it already has.
+    TooManyReactions,
     /// A guest (an identity without an account) asked for something only accounts may do:
     /// create a room, open a direct chat, signal, be added to a private room.
     GuestNotAllowed,
@@ -97,7 +100,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Self; 36] = [
+    pub const ALL: [Self; 37] = [
         Self::FrameTooLarge,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -117,6 +120,7 @@ impl ErrorCode {
         Self::RateLimited,
         Self::Conflict,
         Self::TooManyRooms,
+        Self::TooManyReactions,
         Self::GuestNotAllowed,
         Self::Unavailable,
         Self::Internal,
@@ -158,6 +162,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Conflict => "conflict",
             Self::TooManyRooms => "too_many_rooms",
+            Self::TooManyReactions => "too_many_reactions",
             Self::GuestNotAllowed => "guest_not_allowed",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -200,6 +205,7 @@ impl ErrorCode {
             Self::RateLimited => "too many requests; slow down",
             Self::Conflict => "the request conflicts with the current state",
             Self::TooManyRooms => "you have joined too many rooms on this connection",
+            Self::TooManyReactions => "this message has as many different reactions as allowed",
             Self::GuestNotAllowed => "guests may not do that; sign up for an account",
             Self::Unavailable => "the service is temporarily unavailable; try again later",
             Self::Internal => "internal server error",

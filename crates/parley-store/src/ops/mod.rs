@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod batch;
 pub mod messages;
+pub mod reactions;
 pub mod rooms;
 pub mod tokens;
 pub mod users;
