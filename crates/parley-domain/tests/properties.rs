@@ -69,6 +69,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                 room,
                 body,
                 client_id,
+                reply_to: None,
             })
         }),
         (room(), any::<bool>())

@@ -105,6 +105,7 @@ fn client_send() {
                 room: room("lobby"),
                 body: body("hello"),
                 client_id: Some(ClientMsgId::parse("c-1").unwrap()),
+                reply_to: None,
             }),
             r("r2"),
         ),
@@ -115,6 +116,7 @@ fn client_send() {
             room: room("lobby"),
             body: body("hi"),
             client_id: None,
+            reply_to: None,
         })
         .into(),
     );
@@ -241,7 +243,8 @@ fn decoding_is_lenient_where_harmless() {
         ClientFrame::Send(SendMessage {
             room: room("lobby"),
             body: body("hi"),
-            client_id: None
+            client_id: None,
+            reply_to: None,
         })
     );
     // Room names are normalized to lower case.
@@ -442,6 +445,7 @@ fn type_names_match_the_wire() {
             "read" => r#"{"type":"read","room":"a","message_id":1}"#.to_owned(),
             "signal" => r#"{"type":"signal","to":"bob","payload":1}"#.to_owned(),
             "renew" => r#"{"type":"renew","token":"eyJ.x.y"}"#.to_owned(),
+            "react" | "unreact" => format!(r#"{{"type":"{name}","message_id":1,"emoji":"👍"}}"#),
             _ => format!(r#"{{"type":"{name}"}}"#),
         };
         let frame = ClientFrame::decode(&json, &limits()).unwrap().frame;
@@ -756,6 +760,7 @@ fn every_error_code_has_a_stable_spelling() {
             "rate_limited",
             "conflict",
             "too_many_rooms",
+            "too_many_reactions",
             "guest_not_allowed",
             "unavailable",
             "internal",
