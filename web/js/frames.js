@@ -6,6 +6,7 @@ import { hooks } from './hooks.js';
 import { me, room, state } from './state.js';
 import { AuthLost, refreshTokens } from './auth.js';
 import { renderMessages } from './messages.js';
+import { applyReaction } from './reactions.js';
 import { directPeer, joinRoom, learnDirectPeer, loadRoomList, markRead, roomLabel, scheduleRoomListRefresh, wantedRooms } from './rooms.js';
 import { onSignal } from './calls.js';
 import { renderAll, renderOnline, renderRoomList, renderTyping } from './views.js';
@@ -67,6 +68,11 @@ export function handleFrame(f) {
         r.messages.set(m.id, { ...m, body: '', deleted_at: f.deleted_at ?? Date.now() });
         if (r.name === state.active) renderMessages(r);
       }
+      break;
+    }
+    case 'reaction': {
+      if (!r) return;
+      if (applyReaction(r, f) && r.name === state.active) renderMessages(r);
       break;
     }
     case 'presence': {

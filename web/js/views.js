@@ -7,6 +7,7 @@ import { me, room, screen, state } from './state.js';
 import { api, guarded } from './api.js';
 import { socket } from './connection.js';
 import { onComposerInput, onMessagesScroll, postMessage, renderMessages, stopOwnTyping } from './messages.js';
+import { cancelReply, renderReplyBar } from './reactions.js';
 import { directPeer, isDirect, joinRoom, loadMorePublicRooms, loadRoomList, markRead, rememberPeer, roomLabel } from './rooms.js';
 import { startCall } from './calls.js';
 
@@ -211,6 +212,7 @@ function renderRoomPane(r) {
   renderOnline(r);
   renderMessages(r);
   renderTyping(r);
+  renderReplyBar(r);
   renderComposerState(r);
 }
 
@@ -231,6 +233,7 @@ function buildRoomPane(r) {
   }, 'New messages ↓');
   const typing = h('div', { class: 'typing', id: 'typing', 'aria-live': 'polite' });
   const notice = h('div', { class: 'room-notice', role: 'alert', hidden: true });
+  const replyBar = h('div', { class: 'reply-bar', hidden: true });
   const strip = h('div', { class: 'online-strip' }, h('span', { class: 'online-title', id: 'online-title' }, 'Online'), online);
   const input = h('textarea', {
     id: 'composer-input', rows: 1, maxlength: 4000, placeholder: composerPlaceholder(),
@@ -255,7 +258,9 @@ function buildRoomPane(r) {
       input.value = '';
       autoGrow(input);
       stopOwnTyping(r);
-      postMessage(r, body);
+      const replyTo = r.replyTo;
+      postMessage(r, body, replyTo);
+      cancelReply(r);
       input.focus();
     },
   }, input, h('button', { type: 'submit', class: 'primary' }, 'Send'));
@@ -270,10 +275,11 @@ function buildRoomPane(r) {
     jump,
     typing,
     notice,
+    replyBar,
     form,
   );
   screen.shell.pane.setAttribute('aria-labelledby', 'room-title');
-  screen.pane = { room: r.name, title, topic, actions, online, strip, olderStatus, messages, scroller, jump, typing, notice, input, form, elements: new Map() };
+  screen.pane = { room: r.name, title, topic, actions, online, strip, olderStatus, messages, scroller, jump, typing, notice, input, form, replyBar, elements: new Map() };
 }
 
 function composerPlaceholder() {
