@@ -120,6 +120,9 @@ test('reply with a quote that jumps to the original; reactions toggle and arrive
   assert.equal(await theirs.getAttribute('aria-pressed'), 'false');
   assert.equal(await theirs.getAttribute('title'), BOB);
 
+  // The room list shows the room's newest message under its name.
+  await page.locator(`.room-link[data-room="${ROOM}"] .last-message`, { hasText: `${ALICE}: Noon works` }).waitFor();
+
   assert.deepEqual(alice.errors, [], 'no page errors');
   await alice.context.close();
 });

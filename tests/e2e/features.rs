@@ -10,7 +10,8 @@ use std::sync::Arc;
 crate::on_both!(
     replies_carry_a_preview_of_the_original,
     reactions_are_stored_counted_and_broadcast,
-    reaction_rules_refuse_with_typed_errors
+    reaction_rules_refuse_with_typed_errors,
+    room_lists_carry_the_last_message
 );
 
 /// Two users in a fresh room, both joined: (server, room, alice's socket, bob's socket,
@@ -382,4 +383,54 @@ async fn a_reaction_crosses_two_processes_on_one_redis(backend: Backend) {
     assert_eq!(seen["count"], 1);
     one.stop().await;
     two.stop().await;
+}
+
+async fn room_lists_carry_the_last_message(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (room, mut a, mut b, alice, bob) = two_in_a_room(&server).await;
+    let empty = format!("{room}-empty");
+    server.create_room(&alice, &empty).await;
+    let last_of = |rooms: &Value, name: &str| {
+        rooms["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {rooms}"))["last_message"]
+            .clone()
+    };
+    let list = |token: String, path: &'static str| {
+        let addr = server.addr;
+        async move {
+            let r = http::get(addr, path, Some(&token)).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()
+        }
+    };
+    // No message yet: null, and always present.
+    let mine = list(alice.clone(), "/api/me/rooms").await;
+    assert_eq!(last_of(&mine, &room), Value::Null);
+    a.ask(json!({"type": "send", "room": room, "body": "older"}), "1")
+        .await;
+    let newest = b
+        .ask(json!({"type": "send", "room": room, "body": "newest"}), "2")
+        .await;
+    for (token, path) in [
+        (alice.clone(), "/api/me/rooms"),
+        (bob.clone(), "/api/rooms"),
+    ] {
+        let rooms = list(token, path).await;
+        let last = last_of(&rooms, &room);
+        assert_eq!(last["id"], newest["id"], "{path}: {last}");
+        assert_eq!(last["sender"], newest["sender"]);
+        assert_eq!(last["preview"], "newest");
+        assert_eq!(last["created_at"], newest["created_at"]);
+        assert_eq!(last_of(&rooms, &empty), Value::Null, "{path}");
+    }
+    // Deleting the newest shows the one before it.
+    b.ask(json!({"type": "delete", "message_id": newest["id"]}), "d")
+        .await;
+    let rooms = list(alice.clone(), "/api/me/rooms").await;
+    assert_eq!(last_of(&rooms, &room)["preview"], "older");
+    server.stop().await;
 }

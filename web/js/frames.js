@@ -40,6 +40,7 @@ export function handleFrame(f) {
       const isNew = !r.messages.has(f.id);
       const { type: _t, ref: _r, ...record } = f;
       r.merge([record]);
+      noteLastMessage(r.name, f);
       stopTyping(r, f.sender);
       if (isNew && f.sender !== me()) {
         if (r.name === state.active && document.visibilityState === 'visible') markRead(r);
@@ -159,4 +160,12 @@ function stopTyping(r, user) {
   clearTimeout(r.typing.get(user));
   r.typing.delete(user);
   if (r.name === state.active) renderTyping(r);
+}
+
+/** A new message becomes its room's last message in the room list. */
+function noteLastMessage(name, f) {
+  const s = state.summaries.get(name);
+  if (!s || (s.last_message && s.last_message.id >= f.id)) return;
+  s.last_message = { id: f.id, sender: f.sender, preview: String(f.body ?? '').slice(0, 100), created_at: f.created_at };
+  renderRoomList();
 }

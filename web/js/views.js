@@ -1,7 +1,7 @@
 // The app's screens: the shell (top bar, connection state, sidebar forms), the room list, the
 // room pane (header, online list, typing, notices, composer) and routing to a room.
 
-import { appendChildren, clear, h, icon, root, toast } from './dom.js';
+import { appendChildren, clear, dateTimeFormat, h, icon, root, toast } from './dom.js';
 import { hooks } from './hooks.js';
 import { me, room, screen, state } from './state.js';
 import { api, guarded } from './api.js';
@@ -156,7 +156,8 @@ export function renderRoomList() {
         dataset: { room: name },
       },
       h('span', { class: 'room-name' }, roomLabel(name)),
-      unread ? h('span', { class: 'badge', 'aria-label': `${unread} unread` }, unread > 99 ? '99+' : String(unread)) : null));
+      unread ? h('span', { class: 'badge', 'aria-label': `${unread} unread` }, unread > 99 ? '99+' : String(unread)) : null,
+      lastLine(state.summaries.get(name)?.last_message)));
   };
   const section = (title, names, empty) =>
     h('div', { class: 'room-section' },
@@ -402,4 +403,13 @@ function roomErrorText(e, r) {
     default:
       return e.message;
   }
+}
+
+/** The room list's second line: the room's newest message (`last_message` of the room list,
+ *  kept current by `message` frames), or nothing. */
+function lastLine(last) {
+  if (!last || typeof last.preview !== 'string') return null;
+  const time = new Date(last.created_at);
+  return h('span', { class: 'last-message', title: dateTimeFormat.format(time) },
+    h('span', { class: 'last-sender' }, `${last.sender}: `), last.preview);
 }

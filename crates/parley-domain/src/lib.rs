@@ -47,7 +47,7 @@ pub use audit::{AuditAction, AuditEntry, AuditTarget};
 pub use error::{DomainError, Result};
 pub use ids::{MessageId, RoomId, Timestamp, UserId};
 pub use message::{ClientMsgId, MessageBody};
-pub use model::{Membership, Message, Room, RoomSummary, User};
+pub use model::{LastMessage, Membership, Message, Room, RoomSummary, User};
 pub use names::{Email, Reason, RoomName, Topic, UserName};
 pub use reaction::{Emoji, ReactionSummary, ReplyPreview};
 pub use redact::redact_url;

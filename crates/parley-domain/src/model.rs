@@ -79,6 +79,24 @@ pub struct RoomSummary {
     pub role: Option<Role>,
     /// Messages after the user's read marker (all messages if none is set; 0 for non-members).
     pub unread: i64,
+    /// The room's newest message that is not deleted, previewed (issue 17); `null` when it
+    /// has none.
+    #[serde(default)]
+    pub last_message: Option<LastMessage>,
+}
+
+/// What a room list shows of a room's newest message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LastMessage {
+    /// The message.
+    pub id: MessageId,
+    /// Its author.
+    pub sender: UserName,
+    /// Its first [`ReplyPreview::EXCERPT_CHARS`] characters.
+    pub preview: String,
+    /// When it was sent.
+    pub created_at: Timestamp,
 }
 
 /// A stored message. A deleted message keeps its place in history as a tombstone: its

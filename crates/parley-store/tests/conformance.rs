@@ -71,6 +71,7 @@ conformance!(
     the_audit_log_keeps_actions_and_filters_them,
     replies_are_stored_and_previewed_in_history,
     reactions_are_unique_counted_limited_and_cascade,
+    room_lists_carry_the_newest_live_message,
 );
 
 async fn user(s: &Store, name: &str) -> User {
@@ -1919,4 +1920,46 @@ async fn reactions_are_unique_counted_limited_and_cascade(s: &Store) {
     assert!(page.messages[0].reactions.is_empty());
     // Deleting the room removes its messages' reactions (the foreign key cascades).
     s.delete_room(r.id).await.unwrap();
+}
+
+async fn room_lists_carry_the_newest_live_message(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let quiet = room(s, "quiet", RoomKind::Public, a.id).await;
+    let busy = room(s, "busy", RoomKind::Public, a.id).await;
+    let private = room(s, "secret", RoomKind::Private, a.id).await;
+    s.add_member(busy.id, b.id, Role::Member).await.unwrap();
+    post(s, &busy, &a, "first").await;
+    post(s, &busy, &b, &format!("second {}", "é".repeat(150))).await;
+    let newest = post(s, &busy, &a, "third").await;
+    post(s, &private, &a, "hidden").await;
+    // The newest deleted: the one before it shows.
+    s.delete_message(newest.id, a.id).await.unwrap();
+    let page = s
+        .room_page(b.id, &list_query(RoomScope::Public, None))
+        .await
+        .unwrap();
+    let find = |name: &str| {
+        page.rooms
+            .iter()
+            .find(|r| r.room.name.as_str() == name)
+            .unwrap()
+            .clone()
+    };
+    let last = find("busy").last_message.unwrap();
+    assert_eq!(last.sender, b.username);
+    assert!(last.preview.starts_with("second "));
+    assert_eq!(last.preview.chars().count(), 100);
+    assert_eq!(find("quiet").last_message, None);
+    assert_eq!(quiet.name.as_str(), "quiet");
+    // The user's own rooms carry it too.
+    let mine = s
+        .room_page(a.id, &list_query(RoomScope::Member, None))
+        .await
+        .unwrap();
+    let secret = mine.rooms.iter().find(|r| r.room.id == private.id).unwrap();
+    assert_eq!(
+        secret.last_message.as_ref().map(|m| m.preview.as_str()),
+        Some("hidden")
+    );
 }
