@@ -434,3 +434,78 @@ async fn room_lists_carry_the_last_message(backend: Backend) {
     assert_eq!(last_of(&rooms, &room)["preview"], "older");
     server.stop().await;
 }
+
+crate::on_both!(the_client_config_serves_ice_servers_and_turn_credentials);
+
+async fn the_client_config_serves_ice_servers_and_turn_credentials(backend: Backend) {
+    // None configured: an empty list, for signed-in users only.
+    let plain = TestServer::start(backend).await;
+    let token = plain.user(&format!("u{}", unique())).await;
+    let r = http::get(plain.addr, "/api/config", None).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = http::get(plain.addr, "/api/config", Some(&token)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!({"ice_servers": [], "ice_expires_at": null}));
+    plain.stop().await;
+
+    let server = TestServer::start_with(backend, |s| {
+        s.ice_servers = vec![
+            "stun:stun.example.org:3478".into(),
+            "turn:turn.example.org:3478?transport=udp".into(),
+            "turns:turn.example.org:5349".into(),
+        ];
+        s.turn_secret = Some("north-wind".into());
+        s.turn_ttl_secs = 3600;
+    })
+    .await;
+    let name = format!("u{}", unique());
+    let token = server.user(&name).await;
+    let me = http::get(server.addr, "/api/me", Some(&token)).await.json();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let r = http::get(server.addr, "/api/config", Some(&token)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let config = r.json();
+    let servers = config["ice_servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 2, "{config}");
+    assert_eq!(servers[0], json!({"urls": ["stun:stun.example.org:3478"]}));
+    assert_eq!(
+        servers[1]["urls"],
+        json!([
+            "turn:turn.example.org:3478?transport=udp",
+            "turns:turn.example.org:5349"
+        ])
+    );
+    // username `<expiry>:<user id>`, the expiry an hour away.
+    let username = servers[1]["username"].as_str().unwrap();
+    let (expiry, user_id) = username.split_once(':').unwrap();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(
+        expiry >= before + 3600 && expiry <= before + 3600 + 60,
+        "{username}"
+    );
+    assert_eq!(user_id, me["id"].to_string());
+    assert_eq!(config["ice_expires_at"], expiry);
+    // The credential is the TURN REST one, checked against an independent HMAC-SHA1 when a
+    // Python is at hand (always on the test machines), else against the engine's own.
+    let credential = servers[1]["credential"].as_str().unwrap();
+    let python = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import base64,hashlib,hmac,sys; print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha1).digest()).decode())",
+            "north-wind",
+            username,
+        ])
+        .output();
+    let expected = match python {
+        Ok(out) if out.status.success() => String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        _ => {
+            parley_core::ice::turn_credential(&parley_core::TurnSecret::new("north-wind"), username)
+        }
+    };
+    assert_eq!(credential, expected);
+    server.stop().await;
+}

@@ -1,6 +1,7 @@
 //! The engine's limits and settings.
 
 use crate::error::{EngineError, Result};
+use crate::ice::IceConfig;
 use crate::rate::RateLimit;
 use parley_domain::protocol::DecodeLimits;
 use parley_domain::{MessageBody, RoomName};
@@ -81,6 +82,8 @@ pub struct EngineConfig {
     pub group_commit: Option<BatchOptions>,
     /// Guests: identities without an account (`POST /api/auth/guest`), off by default.
     pub guests: GuestConfig,
+    /// STUN/TURN servers for calls, and TURN credentials (`GET /api/config`).
+    pub ice: IceConfig,
 }
 
 /// Whether guests are allowed, and their own (stricter) budgets. Guests may join public
@@ -133,6 +136,7 @@ impl Default for EngineConfig {
             presence_fanout_limit: 256,
             group_commit: Some(BatchOptions::default()),
             guests: GuestConfig::default(),
+            ice: IceConfig::default(),
         }
     }
 }
@@ -172,6 +176,9 @@ impl EngineConfig {
             if !(rate.per_second > 0.0 && rate.burst >= 1.0) {
                 return bad(name, "needs a positive rate and a burst of at least 1");
             }
+        }
+        if let Err(why) = self.ice.validate() {
+            return Err(EngineError::Config(why));
         }
         if self.max_reactions_per_message == 0 {
             return bad("max_reactions_per_message", "must be at least 1");

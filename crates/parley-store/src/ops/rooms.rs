@@ -561,7 +561,7 @@ impl Store {
                FROM rooms r WHERE r.id IN ({}))",
             ids.join(",")
         );
-        let rows: Vec<Row> = with_conn!(self, |conn| { diesel::sql_query(sql).load(conn).await? });
+        let rows: Vec<Row> = with_conn!(self, |conn| diesel::sql_query(sql).load(conn).await?);
         rows.into_iter()
             .map(|row| {
                 let sender = UserName::parse(&row.username)
