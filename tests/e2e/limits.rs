@@ -152,6 +152,10 @@ async fn every_frame_type_has_a_per_user_limit(backend: Backend) {
             }
             FrameType::Ping => json!({"type": "ping"}),
             FrameType::Renew => json!({"type": "renew", "token": f_token}),
+            FrameType::React => json!({"type": "react", "message_id": theirs["id"], "emoji": "👍"}),
+            FrameType::Unreact => {
+                json!({"type": "unreact", "message_id": theirs["id"], "emoji": "👍"})
+            }
         };
         // A frame of another budget, always answered, marks the end of each socket's flood.
         let sentinel = if frame_type == FrameType::Ping {
@@ -226,6 +230,7 @@ async fn every_frame_type_has_a_per_user_limit(backend: Backend) {
             // A tombstone and a read marker move once; repeats are not broadcast.
             FrameType::Delete => seen.iter().filter(|v| v["type"] == "deleted").count(),
             FrameType::Read => from_flooder("read"),
+            FrameType::React | FrameType::Unreact => from_flooder("reaction"),
             FrameType::Join | FrameType::Leave => from_flooder("presence"),
             FrameType::History | FrameType::Ping | FrameType::Renew => seen.len(),
         };
@@ -233,7 +238,9 @@ async fn every_frame_type_has_a_per_user_limit(backend: Backend) {
             // Fire-and-forget: nothing comes back on success, so count what was not refused.
             FrameType::Typing | FrameType::Signal => let_through,
             FrameType::Send | FrameType::Edit => successes,
-            FrameType::Delete | FrameType::Read => 1,
+            // A reaction is added once; removing one that is not there changes nothing.
+            FrameType::Delete | FrameType::Read | FrameType::React => 1,
+            FrameType::Unreact => 0,
             FrameType::Join | FrameType::Leave => 1,
             FrameType::History | FrameType::Ping | FrameType::Renew => 0,
         };

@@ -11,6 +11,7 @@ mod bad_input;
 mod carriers;
 mod chat;
 mod faults;
+mod features;
 mod guests;
 mod hardening;
 mod limits;

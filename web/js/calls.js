@@ -3,6 +3,7 @@
 import { appendChildren, clear, h, randomId, toast } from './dom.js';
 import { state } from './state.js';
 import { socket } from './connection.js';
+import { api } from './api.js';
 
 const RING_TIMEOUT_MS = 45_000;
 
@@ -124,14 +125,36 @@ async function getMedia(video) {
   }
 }
 
+/** `GET /api/config`'s ICE servers, kept until a minute before their TURN credentials expire. */
+let iceCache = null;
+async function loadIceServers() {
+  const now = Date.now() / 1000;
+  if (iceCache && (iceCache.expires === null || iceCache.expires - 60 > now)) return iceCache.servers;
+  try {
+    const config = await api('GET', '/api/config');
+    const servers = Array.isArray(config?.ice_servers) ? config.ice_servers : [];
+    iceCache = { servers, expires: typeof config?.ice_expires_at === 'number' ? config.ice_expires_at : null };
+    return servers;
+  } catch {
+    // Without the server's list a call can still connect directly.
+    return [];
+  }
+}
+
 async function setupPeer(call) {
   call.local = await getMedia(call.video);
   if (state.call !== call) {
     call.local?.getTracks().forEach((t) => t.stop());
     return;
   }
-  // No ICE servers: host candidates are enough on one machine or one LAN.
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  // The server's STUN/TURN servers (`GET /api/config`, TURN credentials minted for this
+  // user); none configured, host candidates still work on one machine or one LAN.
+  const iceServers = await loadIceServers();
+  if (state.call !== call) {
+    call.local?.getTracks().forEach((t) => t.stop());
+    return;
+  }
+  const pc = new RTCPeerConnection({ iceServers });
   call.pc = pc;
   if (call.local) {
     for (const track of call.local.getTracks()) pc.addTrack(track, call.local);

@@ -38,7 +38,7 @@ export const socket = {
       if (e instanceof FrameError && onError) onError(e);
     }),
   /** Posts with retries under one client_id until acknowledged (waits while offline). */
-  send: (room, body, clientId) => conn.send(room, body, { clientId }),
+  send: (room, body, clientId, replyTo) => conn.send(room, body, { clientId, replyTo }),
   /** Every message of a room newer than `after`, page by page. */
   historyAfter: (room, after, onPage) => conn.historyAfter(room, after, onPage),
 };

@@ -6,6 +6,7 @@ import { hooks } from './hooks.js';
 import { me, room, state } from './state.js';
 import { AuthLost, refreshTokens } from './auth.js';
 import { renderMessages } from './messages.js';
+import { applyReaction } from './reactions.js';
 import { directPeer, joinRoom, learnDirectPeer, loadRoomList, markRead, roomLabel, scheduleRoomListRefresh, wantedRooms } from './rooms.js';
 import { onSignal } from './calls.js';
 import { renderAll, renderOnline, renderRoomList, renderTyping } from './views.js';
@@ -39,6 +40,7 @@ export function handleFrame(f) {
       const isNew = !r.messages.has(f.id);
       const { type: _t, ref: _r, ...record } = f;
       r.merge([record]);
+      noteLastMessage(r.name, f);
       stopTyping(r, f.sender);
       if (isNew && f.sender !== me()) {
         if (r.name === state.active && document.visibilityState === 'visible') markRead(r);
@@ -67,6 +69,11 @@ export function handleFrame(f) {
         r.messages.set(m.id, { ...m, body: '', deleted_at: f.deleted_at ?? Date.now() });
         if (r.name === state.active) renderMessages(r);
       }
+      break;
+    }
+    case 'reaction': {
+      if (!r) return;
+      if (applyReaction(r, f) && r.name === state.active) renderMessages(r);
       break;
     }
     case 'presence': {
@@ -153,4 +160,12 @@ function stopTyping(r, user) {
   clearTimeout(r.typing.get(user));
   r.typing.delete(user);
   if (r.name === state.active) renderTyping(r);
+}
+
+/** A new message becomes its room's last message in the room list. */
+function noteLastMessage(name, f) {
+  const s = state.summaries.get(name);
+  if (!s || (s.last_message && s.last_message.id >= f.id)) return;
+  s.last_message = { id: f.id, sender: f.sender, preview: String(f.body ?? '').slice(0, 100), created_at: f.created_at };
+  renderRoomList();
 }

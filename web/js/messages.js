@@ -4,6 +4,7 @@
 import { dateTimeFormat, h, randomId, timeFormat, toast } from './dom.js';
 import { me, screen, state } from './state.js';
 import { FrameError, socket } from './connection.js';
+import { reactionRow, replyQuote, startReply } from './reactions.js';
 
 const TYPING_REFRESH_MS = 3_000;
 const TYPING_IDLE_MS = 4_000;
@@ -50,7 +51,7 @@ function sendPending(r, p) {
   // stores it once) until acknowledged; it rejects only when the server refuses it for good
   // (or after many failed attempts): show why and let the user retry or drop it.
   socket
-    .send(r.name, p.body, p.client_id)
+    .send(r.name, p.body, p.client_id, p.replyTo?.id)
     .then((reply) => {
       r.merge([{ ...reply, type: undefined, ref: undefined }]);
     })
@@ -63,8 +64,8 @@ function sendPending(r, p) {
     });
 }
 
-export function postMessage(r, body) {
-  const p = { client_id: randomId(), body, failed: null, inFlight: false };
+export function postMessage(r, body, replyTo = null) {
+  const p = { client_id: randomId(), body, replyTo, failed: null, inFlight: false };
   r.pending.push(p);
   sendPending(r, p);
   renderMessages(r, { stickToBottom: true });
@@ -102,7 +103,13 @@ function messageElement(r, m) {
     m.guest ? h('span', { class: 'guest-mark', title: 'a guest: no account' }, 'guest') : null,
     h('time', { datetime: time.toISOString(), title: dateTimeFormat.format(time) }, timeFormat.format(time)),
     m.edited_at && !deleted ? h('span', { class: 'edited', title: `edited ${dateTimeFormat.format(new Date(m.edited_at))}` }, '(edited)') : null));
+  const quote = replyQuote(m);
+  if (quote) el.append(quote);
   el.append(h('div', { class: 'body' }, deleted ? 'This message was deleted.' : m.body));
+  const reactions = reactionRow(m);
+  if (reactions) el.append(reactions);
+  const reply = deleted ? null : h('button', { type: 'button', class: 'link', 'aria-label': 'Reply to message', onclick: () => startReply(r, m) }, 'Reply');
+  if (reply && !own) el.append(h('div', { class: 'actions' }, reply));
   if (own && !deleted) {
     // Deleting takes two clicks; the first arms the button for a few seconds. The armed state
     // lives outside the element, which may be rebuilt meanwhile (a read marker moved).
@@ -127,6 +134,7 @@ function messageElement(r, m) {
       },
     }, armed ? 'Really delete?' : 'Delete');
     el.append(h('div', { class: 'actions' },
+      reply,
       h('button', { type: 'button', class: 'link', 'aria-label': 'Edit message', onclick: () => startEdit(r, m, el) }, 'Edit'),
       del));
   }
@@ -208,7 +216,7 @@ export function renderMessages(r, opts = {}) {
     placeExternals(m.id - 1);
     const key = `m${m.id}`;
     const seen = seenBy.get(m.id)?.sort().join(', ') ?? '';
-    const signature = `${m.body}|${m.edited_at}|${m.deleted_at}|${seen}`;
+    const signature = `${m.body}|${m.edited_at}|${m.deleted_at}|${seen}|${m.reply_to?.deleted ?? ''}|${JSON.stringify(m.reactions ?? [])}`;
     let el = screen.pane.elements.get(key);
     if (el?.dataset.editing === 'yes') {
       wanted.push(el);

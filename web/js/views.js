@@ -1,12 +1,13 @@
 // The app's screens: the shell (top bar, connection state, sidebar forms), the room list, the
 // room pane (header, online list, typing, notices, composer) and routing to a room.
 
-import { appendChildren, clear, h, icon, root, toast } from './dom.js';
+import { appendChildren, clear, dateTimeFormat, h, icon, root, toast } from './dom.js';
 import { hooks } from './hooks.js';
 import { me, room, screen, state } from './state.js';
 import { api, guarded } from './api.js';
 import { socket } from './connection.js';
 import { onComposerInput, onMessagesScroll, postMessage, renderMessages, stopOwnTyping } from './messages.js';
+import { cancelReply, renderReplyBar } from './reactions.js';
 import { directPeer, isDirect, joinRoom, loadMorePublicRooms, loadRoomList, markRead, rememberPeer, roomLabel } from './rooms.js';
 import { startCall } from './calls.js';
 
@@ -155,7 +156,8 @@ export function renderRoomList() {
         dataset: { room: name },
       },
       h('span', { class: 'room-name' }, roomLabel(name)),
-      unread ? h('span', { class: 'badge', 'aria-label': `${unread} unread` }, unread > 99 ? '99+' : String(unread)) : null));
+      unread ? h('span', { class: 'badge', 'aria-label': `${unread} unread` }, unread > 99 ? '99+' : String(unread)) : null,
+      lastLine(state.summaries.get(name)?.last_message)));
   };
   const section = (title, names, empty) =>
     h('div', { class: 'room-section' },
@@ -211,6 +213,7 @@ function renderRoomPane(r) {
   renderOnline(r);
   renderMessages(r);
   renderTyping(r);
+  renderReplyBar(r);
   renderComposerState(r);
 }
 
@@ -231,6 +234,7 @@ function buildRoomPane(r) {
   }, 'New messages ↓');
   const typing = h('div', { class: 'typing', id: 'typing', 'aria-live': 'polite' });
   const notice = h('div', { class: 'room-notice', role: 'alert', hidden: true });
+  const replyBar = h('div', { class: 'reply-bar', hidden: true });
   const strip = h('div', { class: 'online-strip' }, h('span', { class: 'online-title', id: 'online-title' }, 'Online'), online);
   const input = h('textarea', {
     id: 'composer-input', rows: 1, maxlength: 4000, placeholder: composerPlaceholder(),
@@ -255,7 +259,9 @@ function buildRoomPane(r) {
       input.value = '';
       autoGrow(input);
       stopOwnTyping(r);
-      postMessage(r, body);
+      const replyTo = r.replyTo;
+      postMessage(r, body, replyTo);
+      cancelReply(r);
       input.focus();
     },
   }, input, h('button', { type: 'submit', class: 'primary' }, 'Send'));
@@ -270,10 +276,11 @@ function buildRoomPane(r) {
     jump,
     typing,
     notice,
+    replyBar,
     form,
   );
   screen.shell.pane.setAttribute('aria-labelledby', 'room-title');
-  screen.pane = { room: r.name, title, topic, actions, online, strip, olderStatus, messages, scroller, jump, typing, notice, input, form, elements: new Map() };
+  screen.pane = { room: r.name, title, topic, actions, online, strip, olderStatus, messages, scroller, jump, typing, notice, input, form, replyBar, elements: new Map() };
 }
 
 function composerPlaceholder() {
@@ -396,4 +403,13 @@ function roomErrorText(e, r) {
     default:
       return e.message;
   }
+}
+
+/** The room list's second line: the room's newest message (`last_message` of the room list,
+ *  kept current by `message` frames), or nothing. */
+function lastLine(last) {
+  if (!last || typeof last.preview !== 'string') return null;
+  const time = new Date(last.created_at);
+  return h('span', { class: 'last-message', title: dateTimeFormat.format(time) },
+    h('span', { class: 'last-sender' }, `${last.sender}: `), last.preview);
 }

@@ -200,6 +200,21 @@ pub struct Settings {
     pub renew_rate: f64,
     /// `renew` burst per user.
     pub renew_burst: f64,
+    /// `react`/`unreact` frames per second per user.
+    pub reaction_rate: f64,
+    /// `react`/`unreact` burst per user.
+    pub reaction_burst: f64,
+    /// Distinct emoji reactions one message may carry.
+    pub max_reactions_per_message: usize,
+    /// STUN/TURN URLs for calls (`stun:host:3478`, `turn:host:3478?transport=udp`),
+    /// comma-separated in the environment.
+    #[serde(deserialize_with = "string_list")]
+    pub ice_servers: Vec<String>,
+    /// The secret shared with the TURN server (coturn's `static-auth-secret`): only from the
+    /// environment (`PARLEY_TURN_SECRET`), never from the file; hidden by `check-config`.
+    pub turn_secret: Option<String>,
+    /// Lifetime of a minted TURN credential, seconds.
+    pub turn_ttl_secs: u64,
     /// Seconds before a socket's authorization ends that it is warned (`expiring`).
     pub expiry_warning_secs: u64,
     /// Rooms created per second per user (sustained).
@@ -330,6 +345,12 @@ impl Default for Settings {
             max_signal_bytes: engine.max_signal_bytes,
             renew_rate: engine.renew_rate.per_second,
             renew_burst: engine.renew_rate.burst,
+            reaction_rate: engine.reaction_rate.per_second,
+            reaction_burst: engine.reaction_rate.burst,
+            max_reactions_per_message: engine.max_reactions_per_message,
+            ice_servers: Vec::new(),
+            turn_secret: None,
+            turn_ttl_secs: parley_core::IceConfig::DEFAULT_TURN_TTL_SECS,
             expiry_warning_secs: engine.expiry_warning.as_secs(),
             room_create_rate: engine.room_create_rate.per_second,
             room_create_burst: engine.room_create_rate.burst,
@@ -455,6 +476,25 @@ fn check_file_keys(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Settings that may only come from the environment: secrets that must not sit in a file
+/// that is easily copied, committed or shown.
+const ENV_ONLY: [&str; 1] = ["turn_secret"];
+
+/// Refuses a file that sets an environment-only setting.
+fn check_env_only_keys(path: &Path) -> Result<()> {
+    let file: figment::value::Dict = Figment::from(Toml::file(path))
+        .extract()
+        .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
+    if let Some(key) = ENV_ONLY.iter().find(|k| file.contains_key(**k)) {
+        return Err(ServerError::Config(format!(
+            "{}: {key} may only be set in the environment (PARLEY_{})",
+            path.display(),
+            key.to_ascii_uppercase()
+        )));
+    }
+    Ok(())
+}
+
 /// `PARLEY_*` variables that are not settings: read by the test and benchmark scripts, never
 /// by the server, and so not refused by [`check_env_keys`].
 pub const TOOL_VARIABLES: [&str; 10] = [
@@ -546,12 +586,14 @@ impl Settings {
             }
             Some(p) => {
                 check_file_keys(p)?;
+                check_env_only_keys(p)?;
                 figment = figment.merge(Toml::file(p));
             }
             None => {
                 let p = Path::new(DEFAULT_CONFIG_FILE);
                 if p.exists() {
                     check_file_keys(p)?;
+                    check_env_only_keys(p)?;
                 }
                 figment = figment.merge(Toml::file(p));
             }
@@ -787,6 +829,17 @@ impl Settings {
             max_signal_bytes: self.max_signal_bytes,
             room_create_rate: RateLimit::new(self.room_create_rate, self.room_create_burst),
             renew_rate: RateLimit::new(self.renew_rate, self.renew_burst),
+            reaction_rate: RateLimit::new(self.reaction_rate, self.reaction_burst),
+            max_reactions_per_message: self.max_reactions_per_message,
+            ice: parley_core::IceConfig {
+                servers: self
+                    .ice_servers
+                    .iter()
+                    .map(|u| u.trim().to_owned())
+                    .collect(),
+                turn_secret: self.turn_secret.clone().map(parley_core::TurnSecret::new),
+                turn_ttl: Duration::from_secs(self.turn_ttl_secs),
+            },
             expiry_warning: Duration::from_secs(self.expiry_warning_secs),
             history_on_join: self.history_on_join,
             presence_fanout_limit: self.presence_fanout_limit,
@@ -893,6 +946,9 @@ impl Settings {
         if let Some(obj) = v.as_object_mut() {
             if self.secret.is_some() {
                 obj.insert("secret".into(), "***".into());
+            }
+            if self.turn_secret.is_some() {
+                obj.insert("turn_secret".into(), "***".into());
             }
             if !self.redis_encryption_keys.is_empty() {
                 obj.insert(
@@ -1214,6 +1270,32 @@ mod tests {
         };
         assert_eq!(s.redacted()["secret"], "***");
         assert_eq!(s.redacted()["database_url"], "postgres://u:***@h:5432/db");
+        let s = Settings {
+            turn_secret: Some("turn-shared-secret".into()),
+            ..Settings::default()
+        };
+        assert_eq!(s.redacted()["turn_secret"], "***");
+        assert!(!format!("{s:?}").contains("turn-shared-secret"));
+    }
+
+    #[test]
+    fn the_turn_secret_is_refused_in_the_file_and_ice_urls_are_checked() {
+        let dir = std::env::temp_dir().join(format!("parley-turn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("parley.toml");
+        std::fs::write(&file, "turn_secret = \"in-a-file\"\n").unwrap();
+        let e = Settings::load(Some(&file)).unwrap_err().to_string();
+        assert!(
+            e.contains("turn_secret may only be set in the environment"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        let s = Settings {
+            ice_servers: vec!["stun:stun.example.org:3478".into(), "http://nope".into()],
+            ..Settings::default()
+        };
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("ice_servers"), "{e}");
     }
 
     #[test]

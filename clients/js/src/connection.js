@@ -459,8 +459,9 @@ export class Connection {
    * Retried under the same `client_id` (the server stores it once) when the socket drops, the
    * reply is late, or the server answers `unavailable`, `rate_limited` or `not_joined`; the
    * room must have been joined with `join`. Rejects with FrameError when refused for good.
+   * `replyTo`: the id of the message this one answers (a message of the same room).
    */
-  async send(room, body, { clientId = randomClientId() } = {}) {
+  async send(room, body, { clientId = randomClientId(), replyTo } = {}) {
     let last;
     for (let attempt = 0; attempt < this.sendAttempts; attempt++) {
       if (attempt > 0) {
@@ -469,7 +470,9 @@ export class Connection {
       }
       try {
         await this.ready(this.rooms.has(room) ? room : undefined);
-        const reply = await this.request({ type: 'send', room, body, client_id: clientId });
+        const frame = { type: 'send', room, body, client_id: clientId };
+        if (replyTo !== undefined && replyTo !== null) frame.reply_to = replyTo;
+        const reply = await this.request(frame);
         return reply;
       } catch (e) {
         last = e;

@@ -167,7 +167,7 @@ export class Connection {
   /** Reads every message newer than `after`, page by page (oldest first). */
   historyAfter(room: string, after: number, onPage: (messages: Message[]) => void): Promise<void>;
   /** Posts with retries under one `client_id`; resolves with the acknowledgement. */
-  send(room: string, body: string, options?: { clientId?: string }): Promise<MessageFrame>;
+  send(room: string, body: string, options?: { clientId?: string; replyTo?: number }): Promise<MessageFrame>;
   /** Renews the open socket with the session's access token. */
   renew(): Promise<RenewedFrame>;
   /** Resolves once the socket is open (and `room` joined, if given). */

@@ -40,8 +40,14 @@ export type Edited = {
   guest?: boolean;
   /** Server-assigned id; orders the room's history. */
   id: MessageId;
+  /** Its reactions, one entry per emoji in the order first used (issue 17); absent when
+   * there are none. Always empty in the `message` frame of a new message. */
+  reactions?: ReactionSummary[];
   /** The `ref` of the `edit`, on the editor's copy only. */
   ref?: (FrameRef | null);
+  /** The message this one answers, previewed (issue 17); absent for a message that
+   * answers none. */
+  reply_to?: (ReplyPreview | null);
   /** The room's name, so a client in many rooms knows where it belongs. */
   room: string;
   /** The room it was posted in. */
@@ -52,12 +58,21 @@ export type Edited = {
   sender_id: UserId;
 };
 
+/** A reaction: a short string of emoji or symbol characters.
+ * 
+ * The rule: 1 to [`Emoji::MAX_CHARS`] characters (Unicode scalar values, so a flag, a
+ * skin-tone or a ZWJ sequence fits) and at most [`Emoji::MAX_BYTES`] bytes, none of them
+ * ASCII, a letter or digit of any script, whitespace or a control character. Joiners and
+ * variation selectors (format characters) are allowed. The server does not check that the
+ * text is a *known* emoji: `★` or `✓` are fine reactions too. */
+export type Emoji = string;
+
 /** Why a request failed, as a stable machine-readable code. Clients branch on the code and
  * show the message; the message may change wording, the code never does.
  * 
  * One enum for the whole server, socket and REST alike: the decoder uses the first group,
  * the engine the second and third, the HTTP side (REST and the socket's handshake) the last. */
-export type ErrorCode = ("frame_too_large" | "invalid_json" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "unknown_field" | "invalid_room_name" | "body_too_long" | "binary_not_supported" | "unauthorized" | "forbidden" | "not_found" | "not_member" | "not_joined" | "rate_limited" | "conflict" | "too_many_rooms" | "guest_not_allowed" | "account_disabled" | "banned" | "muted" | "read_only" | "unavailable" | "internal" | "slow_consumer" | "invalid_credentials" | "token_expired" | "token_invalid" | "token_revoked" | "wrong_token_type" | "username_taken" | "weak_password" | "invalid_content_type" | "too_large" | "origin_not_allowed" | "not_a_websocket" | "request_timeout" | "method_not_allowed" | "provider_unavailable");
+export type ErrorCode = ("frame_too_large" | "invalid_json" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "unknown_field" | "invalid_room_name" | "body_too_long" | "binary_not_supported" | "unauthorized" | "forbidden" | "not_found" | "not_member" | "not_joined" | "rate_limited" | "conflict" | "too_many_rooms" | "too_many_reactions" | "guest_not_allowed" | "account_disabled" | "banned" | "muted" | "read_only" | "unavailable" | "internal" | "slow_consumer" | "invalid_credentials" | "token_expired" | "token_invalid" | "token_revoked" | "wrong_token_type" | "username_taken" | "weak_password" | "invalid_content_type" | "too_large" | "origin_not_allowed" | "not_a_websocket" | "request_timeout" | "method_not_allowed" | "provider_unavailable");
 
 /** The `error` frame: `{"type":"error","code":...,"message":...,"ref":...}`. */
 export type ErrorFrameFields = {
@@ -157,6 +172,12 @@ export type Message = {
   guest?: boolean;
   /** Server-assigned id; orders the room's history. */
   id: MessageId;
+  /** Its reactions, one entry per emoji in the order first used (issue 17); absent when
+   * there are none. Always empty in the `message` frame of a new message. */
+  reactions?: ReactionSummary[];
+  /** The message this one answers, previewed (issue 17); absent for a message that
+   * answers none. */
+  reply_to?: (ReplyPreview | null);
   /** The room's name, so a client in many rooms knows where it belongs. */
   room: string;
   /** The room it was posted in. */
@@ -201,8 +222,14 @@ export type Posted = {
   id: MessageId;
   /** The message's body (as `body`). */
   message?: string;
+  /** Its reactions, one entry per emoji in the order first used (issue 17); absent when
+   * there are none. Always empty in the `message` frame of a new message. */
+  reactions?: ReactionSummary[];
   /** The `ref` of the `send`, on the sender's copy only. */
   ref?: (FrameRef | null);
+  /** The message this one answers, previewed (issue 17); absent for a message that
+   * answers none. */
+  reply_to?: (ReplyPreview | null);
   /** The room's name, so a client in many rooms knows where it belongs. */
   room: string;
   /** The room it was posted in. */
@@ -229,6 +256,36 @@ export type Presence = {
 
 /** What happened to a room's presence. */
 export type PresenceEvent = ("joined" | "left");
+
+/** `reaction`: a user added (`active: true`) or removed (`active: false`) an emoji reaction
+ * on a message. The reactor's copy carries the `ref` of its `react`/`unreact`. */
+export type Reacted = {
+  /** `true`: added; `false`: removed. */
+  active: boolean;
+  /** How many users now react to the message with this emoji. */
+  count: number;
+  /** The reaction. */
+  emoji: Emoji;
+  /** The message. */
+  message_id: MessageId;
+  /** The `ref` of the `react` or `unreact`, on the reactor's copy only. */
+  ref?: (FrameRef | null);
+  /** The message's room. */
+  room: string;
+  /** Who reacted. */
+  user: string;
+};
+
+/** One emoji's reactions on a message: how many people reacted with it, and who. */
+export type ReactionSummary = {
+  /** How many users reacted with it. */
+  count: number;
+  /** The reaction. */
+  emoji: Emoji;
+  /** Who, oldest reaction first; at most [`ReactionSummary::MAX_USERS`] names (`count` is
+   * exact even when the list stops short). */
+  users: string[];
+};
 
 /** `read`: a user's read marker moved. */
 export type ReadMarker = {
@@ -258,6 +315,21 @@ export type Renewed = {
   expires_at: Timestamp;
   /** The `ref` of the `renew`. */
   ref?: (FrameRef | null);
+};
+
+/** What a reply shows of the message it answers. Computed when the reply is sent (in its
+ * `message` frame) and again whenever history is read, so a deleted original reads as
+ * `deleted` there. */
+export type ReplyPreview = {
+  /** The original was deleted (or no longer exists). */
+  deleted: boolean;
+  /** Its first [`ReplyPreview::EXCERPT_CHARS`] characters (empty when deleted). */
+  excerpt: string;
+  /** The original message's id. */
+  id: MessageId;
+  /** Its author; `null` when the original no longer exists (its author's account was
+   * deleted, and their messages with it). */
+  sender: string | null;
 };
 
 /** Identifies a room (group or direct). */
@@ -309,6 +381,8 @@ export type SendRequest = {
    * instead of storing a second one. */
   client_id?: (ClientMsgId | null);
   ref?: FrameRef;
+  /** The message this one answers: a message of the same room (else `not_found`). */
+  reply_to?: (MessageId | null);
   /** The room to post in. */
   room: string;
   type: "send";
@@ -392,6 +466,26 @@ export type PingRequest = {
   type: "ping";
 };
 
+/** `react` (add) or `unreact` (remove): one emoji reaction of this user on a message. */
+export type ReactRequest = {
+  /** The reaction (see [`Emoji`] for the rule). */
+  emoji: Emoji;
+  /** The message reacted to. */
+  message_id: MessageId;
+  ref?: FrameRef;
+  type: "react";
+};
+
+/** `react` (add) or `unreact` (remove): one emoji reaction of this user on a message. */
+export type UnreactRequest = {
+  /** The reaction (see [`Emoji`] for the rule). */
+  emoji: Emoji;
+  /** The message reacted to. */
+  message_id: MessageId;
+  ref?: FrameRef;
+  type: "unreact";
+};
+
 /** `joined` */
 export type JoinedFrame = Joined & {
   type: "joined";
@@ -467,6 +561,11 @@ export type PongFrame = Pong & {
   type: "pong";
 };
 
+/** `reaction` */
+export type ReactionFrame = Reacted & {
+  type: "reaction";
+};
+
 /** Every frame a client may send. */
 export type ClientFrame =
   | JoinRequest
@@ -479,7 +578,9 @@ export type ClientFrame =
   | ReadRequest
   | SignalRequest
   | RenewRequest
-  | PingRequest;
+  | PingRequest
+  | ReactRequest
+  | UnreactRequest;
 
 /** Every frame the server sends (clients ignore types they do not know). */
 export type ServerFrame =
@@ -497,7 +598,8 @@ export type ServerFrame =
   | ExpiringFrame
   | RenewedFrame
   | ErrorFrame
-  | PongFrame;
+  | PongFrame
+  | ReactionFrame;
 
 /** A client frame type, e.g. `"join"`. */
 export type ClientFrameType = ClientFrame['type'];

@@ -52,7 +52,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         Forbidden | NotMember | OriginNotAllowed | GuestNotAllowed | AccountDisabled | Banned
         | Muted | ReadOnly => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
-        NotJoined | Conflict | UsernameTaken => StatusCode::CONFLICT,
+        NotJoined | Conflict | UsernameTaken | TooManyReactions => StatusCode::CONFLICT,
         TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

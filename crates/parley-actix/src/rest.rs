@@ -184,6 +184,26 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .reply::<User>(StatusCode::OK, "The account of the access token."),
         )
         .done();
+    r.at("/config")
+        .get(
+            client_config,
+            api(
+                Accounts,
+                "client_config",
+                "What a signed-in client needs: ICE servers for calls",
+            )
+            .describe(
+                "The STUN and TURN servers for `RTCPeerConnection` (the `ice_servers` \
+                     setting). With a `turn_secret` configured, TURN URLs carry a credential \
+                     minted for this user under the TURN REST convention (coturn's \
+                     `use-auth-secret`): `username` is `<expiry unix seconds>:<user id>`, \
+                     `credential` is base64(HMAC-SHA1(secret, username)), valid until \
+                     `ice_expires_at`.",
+            )
+            .authenticated()
+            .reply::<parley_core::ClientConfig>(StatusCode::OK, "The client configuration."),
+        )
+        .done();
     r.at("/me/rooms")
         .get(
             my_rooms,
@@ -594,6 +614,12 @@ async fn logout(state: State, body: web::Json<RefreshBody>) -> Result<HttpRespon
 /// `GET /api/me`.
 async fn me(Authenticated(user): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(user)
+}
+
+async fn client_config(state: State, Authenticated(user): Authenticated) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(state.engine.client_config(&user))
 }
 
 /// Which page of a room list.

@@ -16,8 +16,8 @@
 //! **Guests** (`User::is_guest`, when `guests` is on) join, read and post in public rooms
 //! like anyone, and nothing more: creating a room (REST or the tutorial endpoint's first
 //! connection), opening a direct chat, signalling a call, being added to a private room or
-//! made an owner answer `guest_not_allowed` ([`guest_refused`]). There are no reactions yet; when there
-//! are, they belong on that list. A guest cannot manage a room: it never owns one.
+//! made an owner answer `guest_not_allowed` ([`guest_refused`]), and so does reacting to a
+//! message (`react`, `unreact`). A guest cannot manage a room: it never owns one.
 //!
 //! A room a user may not see answers `not_member` (not `not_found`), so a client can tell a
 //! typo from a closed door; nothing of its content is shown.

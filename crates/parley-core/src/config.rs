@@ -1,6 +1,7 @@
 //! The engine's limits and settings.
 
 use crate::error::{EngineError, Result};
+use crate::ice::IceConfig;
 use crate::rate::RateLimit;
 use parley_domain::protocol::DecodeLimits;
 use parley_domain::{MessageBody, RoomName};
@@ -39,6 +40,12 @@ pub struct EngineConfig {
     pub room_create_rate: RateLimit,
     /// `renew` frames per user.
     pub renew_rate: RateLimit,
+    /// `react` and `unreact` frames per user (limited like `typing`: each is a database
+    /// write and a frame to the whole room).
+    pub reaction_rate: RateLimit,
+    /// Distinct emoji one message may carry; a reaction with a new one beyond this is
+    /// refused (`too_many_reactions`).
+    pub max_reactions_per_message: usize,
     /// How long before a connection's authorization ends it is warned (`expiring`); a token
     /// that lives less than twice this is warned halfway through its life.
     pub expiry_warning: Duration,
@@ -75,6 +82,8 @@ pub struct EngineConfig {
     pub group_commit: Option<BatchOptions>,
     /// Guests: identities without an account (`POST /api/auth/guest`), off by default.
     pub guests: GuestConfig,
+    /// STUN/TURN servers for calls, and TURN credentials (`GET /api/config`).
+    pub ice: IceConfig,
 }
 
 /// Whether guests are allowed, and their own (stricter) budgets. Guests may join public
@@ -116,6 +125,8 @@ impl Default for EngineConfig {
             ping_rate: RateLimit::new(5.0, 20.0),
             room_create_rate: RateLimit::new(0.1, 10.0),
             renew_rate: RateLimit::new(1.0, 5.0),
+            reaction_rate: RateLimit::new(2.0, 10.0),
+            max_reactions_per_message: 20,
             expiry_warning: Duration::from_secs(60),
             max_signal_bytes: 16 * 1024,
             history_on_join: 50,
@@ -125,6 +136,7 @@ impl Default for EngineConfig {
             presence_fanout_limit: 256,
             group_commit: Some(BatchOptions::default()),
             guests: GuestConfig::default(),
+            ice: IceConfig::default(),
         }
     }
 }
@@ -157,12 +169,19 @@ impl EngineConfig {
             ("ping_rate", self.ping_rate),
             ("room_create_rate", self.room_create_rate),
             ("renew_rate", self.renew_rate),
+            ("reaction_rate", self.reaction_rate),
             ("guest_message_rate", self.guests.message_rate),
             ("guest_join_rate", self.guests.join_rate),
         ] {
             if !(rate.per_second > 0.0 && rate.burst >= 1.0) {
                 return bad(name, "needs a positive rate and a burst of at least 1");
             }
+        }
+        if let Err(why) = self.ice.validate() {
+            return Err(EngineError::Config(why));
+        }
+        if self.max_reactions_per_message == 0 {
+            return bad("max_reactions_per_message", "must be at least 1");
         }
         if self.max_signal_bytes < 256 {
             return bad("max_signal_bytes", "must be at least 256");

@@ -283,6 +283,15 @@ impl Engine {
         &self.inner.layer
     }
 
+    /// What a signed-in client is told at `GET /api/config`: the ICE servers for calls, with
+    /// TURN credentials minted for `user` (see [`crate::ice`]).
+    pub fn client_config(&self, user: &parley_domain::User) -> crate::ice::ClientConfig {
+        self.inner
+            .config
+            .ice
+            .client_config(user, std::time::SystemTime::now())
+    }
+
     /// The engine's settings.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config

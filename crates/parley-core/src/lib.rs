@@ -65,6 +65,7 @@ mod connection;
 mod engine;
 mod error;
 mod events;
+pub mod ice;
 mod limits;
 pub mod metrics;
 mod moderation;
@@ -87,6 +88,7 @@ pub use connection::{
 pub use engine::Engine;
 pub use error::{EngineError, Result};
 pub use events::{CHAT_MESSAGE, Groups};
+pub use ice::{ClientConfig, IceConfig, IceServer, TurnSecret};
 pub use limits::Budget;
 pub use moderation::MAX_MUTE;
 pub use parley_store::{AuditQuery, HistoryQuery, RoomListQuery, RoomScope};

@@ -28,6 +28,8 @@ pub enum Budget {
     Pings,
     /// `renew` (a token check and a user lookup).
     Renewals,
+    /// `react`, `unreact` (a database write and a frame to the whole room).
+    Reactions,
     /// Rooms created (not a frame: `POST /api/rooms`, and the tutorial endpoint's first
     /// connection to a room that does not exist).
     RoomCreations,
@@ -35,7 +37,7 @@ pub enum Budget {
 
 impl Budget {
     /// Every budget.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Messages,
         Self::Joins,
         Self::Typing,
@@ -44,6 +46,7 @@ impl Budget {
         Self::Signals,
         Self::Pings,
         Self::Renewals,
+        Self::Reactions,
         Self::RoomCreations,
     ];
 
@@ -58,6 +61,7 @@ impl Budget {
             FrameType::Signal => Self::Signals,
             FrameType::Ping => Self::Pings,
             FrameType::Renew => Self::Renewals,
+            FrameType::React | FrameType::Unreact => Self::Reactions,
         }
     }
 
@@ -72,6 +76,7 @@ impl Budget {
             Self::Signals => "signals",
             Self::Pings => "pings",
             Self::Renewals => "renewals",
+            Self::Reactions => "reactions",
             Self::RoomCreations => "new rooms",
         }
     }
@@ -97,6 +102,7 @@ impl Budget {
             Self::Signals => config.signal_rate,
             Self::Pings => config.ping_rate,
             Self::Renewals => config.renew_rate,
+            Self::Reactions => config.reaction_rate,
             Self::RoomCreations => config.room_create_rate,
         }
     }

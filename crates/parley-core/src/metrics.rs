@@ -86,6 +86,7 @@ impl Metrics {
             Budget::Signals => "signals",
             Budget::Pings => "pings",
             Budget::Renewals => "renewals",
+            Budget::Reactions => "reactions",
             Budget::RoomCreations => "room_creations",
         };
         let closes = CLOSE_REASONS

@@ -16,10 +16,12 @@ use parley_domain::protocol::{
     LeaveRoom, Left, MarkRead, Pong, Posted, ReadMarker, RelayedSignal, RenewAuth, Renewed,
     SendMessage, SendSignal, ServerFrame, SetTyping, Typing,
 };
+use parley_domain::protocol::{Reacted, SetReaction};
 use parley_domain::{
-    AuditAction, AuditTarget, ClientMsgId, MessageId, Role, RoomId, RoomName, User,
+    AuditAction, AuditTarget, ClientMsgId, MessageId, ReplyPreview, Role, RoomId, RoomName, User,
 };
 use parley_layer::{ChannelName, Message};
+use parley_store::ReactionAdded;
 use parley_store::{HistoryQuery, NewMessage, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -137,6 +139,8 @@ pub enum Inbound {
 struct PreparedSend {
     message: NewMessage,
     reference: Option<FrameRef>,
+    /// The preview of the message answered, for a reply (looked up before storing).
+    reply: Option<ReplyPreview>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -426,7 +430,7 @@ impl Session {
             };
             let ClientEnvelope { frame, reference } = envelope;
             match frame {
-                ClientFrame::Send(f) => match self.prepare_send(f, reference.clone()) {
+                ClientFrame::Send(f) => match self.prepare_send(f, reference.clone()).await {
                     Ok(send) => sends.push(send),
                     Err(refusal) => {
                         // Replies keep frame order: the sends before it are answered first.
@@ -458,7 +462,7 @@ impl Session {
         let result = match envelope.frame {
             ClientFrame::Join(f) => self.join(f).await.map(Some),
             ClientFrame::Leave(f) => self.leave(f).await.map(Some),
-            ClientFrame::Send(f) => match self.prepare_send(f, r.clone()) {
+            ClientFrame::Send(f) => match self.prepare_send(f, r.clone()).await {
                 Ok(send) => {
                     let mut out = Vec::with_capacity(1);
                     self.commit_sends(&mut vec![send], &mut out).await;
@@ -474,6 +478,8 @@ impl Session {
             ClientFrame::Signal(f) => self.signal(f).await.map(|()| None),
             ClientFrame::Renew(f) => self.renew(f).await.map(Some),
             ClientFrame::Ping => Ok(Some(ServerFrame::Pong(Pong::default()))),
+            ClientFrame::React(f) => self.react(f, true).await.map(Some),
+            ClientFrame::Unreact(f) => self.react(f, false).await.map(Some),
         };
         match result.transpose() {
             None => Vec::new(),
@@ -602,13 +608,19 @@ impl Session {
         }))
     }
 
-    /// The checks of a `send` that need no I/O (joined, muted, read-only, message rate); the
-    /// message to store.
-    fn prepare_send(&self, f: SendMessage, r: Option<FrameRef>) -> Result<PreparedSend> {
+    /// The checks of a `send` (joined, muted, read-only, message rate; for a reply, that the
+    /// message answered is of the same room); the message to store. Only a reply does I/O
+    /// here: one lookup of the message it answers.
+    async fn prepare_send(&self, f: SendMessage, r: Option<FrameRef>) -> Result<PreparedSend> {
         let joined = self.joined(&f.room)?;
         joined.posting.check(&f.room)?;
         self.inner.take_token(&self.user, Budget::Messages)?;
+        let reply = match f.reply_to {
+            None => None,
+            Some(id) => Some(self.reply_preview(joined.id, &f.room, id).await?),
+        };
         Ok(PreparedSend {
+            reply,
             message: NewMessage {
                 room_id: joined.id,
                 room: f.room,
@@ -617,9 +629,92 @@ impl Session {
                 sender_is_guest: self.user.is_guest,
                 body: f.body,
                 client_id: f.client_id,
+                reply_to: f.reply_to,
             },
             reference: r,
         })
+    }
+
+    /// The preview of message `id` for a reply in `room`: `not_found` unless it is a
+    /// message of that room (another room's message is not found either, so its existence
+    /// stays secret). A deleted original may be answered; its preview says `deleted`.
+    async fn reply_preview(
+        &self,
+        room: RoomId,
+        name: &RoomName,
+        id: MessageId,
+    ) -> Result<ReplyPreview> {
+        let not_found = || {
+            refused(
+                ErrorCode::NotFound,
+                format!("`reply_to`: message {id} is not a message of room {name}"),
+            )
+        };
+        let original = match self.inner.store.message_by_id(id).await {
+            Ok(m) => m,
+            Err(StoreError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        if original.room_id != room {
+            return Err(not_found());
+        }
+        Ok(ReplyPreview::of(
+            original.id,
+            original.sender,
+            &original.body,
+            original.deleted_at.is_some(),
+        ))
+    }
+
+    /// `react` (`add`) or `unreact`: a reaction on a message of a room joined here. Guests
+    /// may not; a deleted message is a `conflict`; a new emoji beyond the message's limit is
+    /// `too_many_reactions`. The room hears of a change, not of a repeat.
+    async fn react(&mut self, f: SetReaction, add: bool) -> Result<ServerFrame> {
+        if self.user.is_guest {
+            return Err(crate::access::guest_refused(
+                "reactions are for accounts, not guests",
+            ));
+        }
+        let room = self.changeable_message_room(f.message_id).await?;
+        let store = &self.inner.store;
+        let (changed, count) = if add {
+            let max = self.inner.config.max_reactions_per_message;
+            match store
+                .add_reaction(f.message_id, self.user.id, &f.emoji, max)
+                .await?
+            {
+                ReactionAdded::Added { count } => (true, count),
+                ReactionAdded::Unchanged { count } => (false, count),
+                ReactionAdded::TooMany => {
+                    return Err(refused(
+                        ErrorCode::TooManyReactions,
+                        format!(
+                            "message {} already has {max} different reactions; add to one of them",
+                            f.message_id
+                        ),
+                    ));
+                }
+            }
+        } else {
+            store
+                .remove_reaction(f.message_id, self.user.id, &f.emoji)
+                .await?
+        };
+        let frame = ServerFrame::Reaction(Reacted {
+            room: room.clone(),
+            message_id: f.message_id,
+            user: self.user.username.clone(),
+            emoji: f.emoji,
+            active: add,
+            count,
+            reference: None,
+        });
+        if changed {
+            self.inner
+                .broadcast_event(&room, &frame, Some(&self.channel))
+                .await;
+        }
+        Ok(frame)
     }
 
     /// Stores `sends` together and in order, then broadcasts each stored one and appends the
@@ -628,6 +723,13 @@ impl Session {
         if sends.is_empty() {
             return;
         }
+        // Replies' previews, set on the stored messages below; nothing (no allocation) when
+        // no send is a reply.
+        let replies: Vec<Option<ReplyPreview>> = if sends.iter().any(|s| s.reply.is_some()) {
+            sends.iter_mut().map(|s| s.reply.take()).collect()
+        } else {
+            Vec::new()
+        };
         let (messages, references): (Vec<NewMessage>, Vec<Option<FrameRef>>) = sends
             .drain(..)
             .map(|send| (send.message, send.reference))
@@ -643,6 +745,13 @@ impl Session {
         METRICS
             .store_commit_seconds
             .record(started.elapsed().as_secs_f64());
+        for (result, reply) in results.iter_mut().zip(replies) {
+            if let Ok(appended) = result
+                && reply.is_some()
+            {
+                appended.message.reply_to = reply;
+            }
+        }
         // A retry is recognised by its client id alone: one reused for another room is not
         // a retry, and must not be acknowledged with the first room's message.
         for (result, (room, _)) in results.iter_mut().zip(&keys) {

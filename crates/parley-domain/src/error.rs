@@ -42,6 +42,9 @@ pub enum DomainError {
         /// The rule it breaks.
         reason: &'static str,
     },
+    /// A reaction that breaks the rules of [`crate::Emoji`].
+    #[error("invalid emoji: {0}")]
+    InvalidEmoji(&'static str),
     /// A direct room needs two different users.
     #[error("a direct room needs two different users")]
     DirectWithSelf,

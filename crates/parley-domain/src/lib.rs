@@ -9,6 +9,8 @@
 //! - [`names`]: [`UserName`], [`RoomName`], [`Email`], [`Topic`] and the rules they enforce.
 //! - [`room`]: [`RoomKind`], [`Role`] and [`DirectKey`], the canonical key of a 1:1 room.
 //! - [`message`]: [`MessageBody`] and [`ClientMsgId`].
+//! - [`reaction`]: [`Emoji`], [`ReactionSummary`] and [`ReplyPreview`], what replies and
+//!   reactions add to a message (issue 17).
 //! - [`audit`]: [`AuditEntry`] and [`AuditAction`], what the audit log keeps of each staff and
 //!   owner action.
 //! - [`moderation`]: [`Mute`], [`RoomBan`], [`RoomMute`]: room bans and mutes.
@@ -37,6 +39,7 @@ pub mod model;
 pub mod moderation;
 pub mod names;
 pub mod protocol;
+pub mod reaction;
 mod redact;
 pub mod room;
 #[cfg(feature = "openapi")]
@@ -46,8 +49,9 @@ pub use audit::{AuditAction, AuditEntry, AuditTarget};
 pub use error::{DomainError, Result};
 pub use ids::{MessageId, RoomId, Timestamp, UserId};
 pub use message::{ClientMsgId, MessageBody};
-pub use model::{Membership, Message, Room, RoomSummary, User};
+pub use model::{LastMessage, Membership, Message, Room, RoomSummary, User};
 pub use moderation::{Mute, RoomBan, RoomMute};
 pub use names::{Email, Reason, RoomName, Topic, UserName};
+pub use reaction::{Emoji, ReactionSummary, ReplyPreview};
 pub use redact::redact_url;
 pub use room::{DirectKey, Role, RoomKind};

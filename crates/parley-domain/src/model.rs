@@ -6,6 +6,7 @@
 use crate::ids::{MessageId, RoomId, Timestamp, UserId};
 use crate::message::ClientMsgId;
 use crate::names::{Email, RoomName, Topic, UserName};
+use crate::reaction::{ReactionSummary, ReplyPreview};
 use crate::room::{Role, RoomKind};
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +96,24 @@ pub struct RoomSummary {
     pub role: Option<Role>,
     /// Messages after the user's read marker (all messages if none is set; 0 for non-members).
     pub unread: i64,
+    /// The room's newest message that is not deleted, previewed (issue 17); `null` when it
+    /// has none.
+    #[serde(default)]
+    pub last_message: Option<LastMessage>,
+}
+
+/// What a room list shows of a room's newest message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LastMessage {
+    /// The message.
+    pub id: MessageId,
+    /// Its author.
+    pub sender: UserName,
+    /// Its first [`ReplyPreview::EXCERPT_CHARS`] characters.
+    pub preview: String,
+    /// When it was sent.
+    pub created_at: Timestamp,
 }
 
 /// A stored message. A deleted message keeps its place in history as a tombstone: its
@@ -127,4 +146,12 @@ pub struct Message {
     /// and absent for an account's message.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub guest: bool,
+    /// The message this one answers, previewed (issue 17); absent for a message that
+    /// answers none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyPreview>,
+    /// Its reactions, one entry per emoji in the order first used (issue 17); absent when
+    /// there are none. Always empty in the `message` frame of a new message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionSummary>,
 }

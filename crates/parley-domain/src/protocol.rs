@@ -43,13 +43,14 @@ mod text;
 
 pub use client::{
     ClientEnvelope, ClientFrame, DecodeLimits, DeleteMessage, Dialect, EditMessage, FetchHistory,
-    FrameType, JoinRoom, LeaveRoom, MarkRead, RenewAuth, SendMessage, SendSignal, SetTyping,
-    TutorialFrames,
+    FrameType, JoinRoom, LeaveRoom, MarkRead, RenewAuth, SendMessage, SendSignal, SetReaction,
+    SetTyping, TutorialFrames,
 };
 pub use codes::{ErrorCode, ErrorFrame, FrameError};
 pub use server::{
     Deleted, Edited, Expiring, ExternalMessage, HistoryPage, Joined, Left, Pong, Posted, Presence,
-    PresenceEvent, ReadMarker, RelayedSignal, Renewed, ServerFrame, TutorialFields, Typing,
+    PresenceEvent, Reacted, ReadMarker, RelayedSignal, Renewed, ServerFrame, TutorialFields,
+    Typing,
 };
 pub use text::{CallId, FrameRef};
 

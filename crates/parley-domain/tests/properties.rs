@@ -69,6 +69,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                 room,
                 body,
                 client_id,
+                reply_to: None,
             })
         }),
         (room(), any::<bool>())
@@ -134,6 +135,8 @@ fn message() -> impl Strategy<Value = Message> {
                 edited_at: edited.map(Timestamp),
                 deleted_at: deleted.map(Timestamp),
                 guest: false,
+                reply_to: None,
+                reactions: Vec::new(),
             },
         )
 }

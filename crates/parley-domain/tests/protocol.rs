@@ -40,6 +40,8 @@ fn sample_message() -> Message {
         edited_at: None,
         deleted_at: None,
         guest: false,
+        reply_to: None,
+        reactions: Vec::new(),
     }
 }
 const SAMPLE_MESSAGE_JSON: &str = r#""id":42,"room_id":7,"room":"lobby","sender_id":3,"sender":"alice","body":"hello","client_id":"c-1","created_at":1700000000000,"edited_at":null,"deleted_at":null"#;
@@ -103,6 +105,7 @@ fn client_send() {
                 room: room("lobby"),
                 body: body("hello"),
                 client_id: Some(ClientMsgId::parse("c-1").unwrap()),
+                reply_to: None,
             }),
             r("r2"),
         ),
@@ -113,6 +116,7 @@ fn client_send() {
             room: room("lobby"),
             body: body("hi"),
             client_id: None,
+            reply_to: None,
         })
         .into(),
     );
@@ -239,7 +243,8 @@ fn decoding_is_lenient_where_harmless() {
         ClientFrame::Send(SendMessage {
             room: room("lobby"),
             body: body("hi"),
-            client_id: None
+            client_id: None,
+            reply_to: None,
         })
     );
     // Room names are normalized to lower case.
@@ -440,6 +445,7 @@ fn type_names_match_the_wire() {
             "read" => r#"{"type":"read","room":"a","message_id":1}"#.to_owned(),
             "signal" => r#"{"type":"signal","to":"bob","payload":1}"#.to_owned(),
             "renew" => r#"{"type":"renew","token":"eyJ.x.y"}"#.to_owned(),
+            "react" | "unreact" => format!(r#"{{"type":"{name}","message_id":1,"emoji":"👍"}}"#),
             _ => format!(r#"{{"type":"{name}"}}"#),
         };
         let frame = ClientFrame::decode(&json, &limits()).unwrap().frame;
@@ -754,6 +760,7 @@ fn every_error_code_has_a_stable_spelling() {
             "rate_limited",
             "conflict",
             "too_many_rooms",
+            "too_many_reactions",
             "guest_not_allowed",
             "banned",
             "muted",

@@ -159,6 +159,7 @@ async fn run(
                         sender_is_guest: false,
                         body: body.clone(),
                         client_id: Some(ClientMsgId::parse(&format!("w{w}-{n}"))?),
+                        reply_to: None,
                     };
                     let t = Instant::now();
                     match &batcher {

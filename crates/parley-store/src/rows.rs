@@ -5,8 +5,8 @@ use crate::error::{Result, StoreError};
 use crate::schema::{memberships, messages, rooms, users};
 use diesel::prelude::*;
 use parley_domain::{
-    ClientMsgId, Email, Membership, Message, MessageId, Role, Room, RoomId, RoomKind, RoomName,
-    Timestamp, Topic, User, UserId, UserName,
+    ClientMsgId, Email, Membership, Message, MessageId, ReplyPreview, Role, Room, RoomId, RoomKind,
+    RoomName, Timestamp, Topic, User, UserId, UserName,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -112,6 +112,7 @@ pub(crate) struct MessageRow {
     pub created_at: i64,
     pub edited_at: Option<i64>,
     pub deleted_at: Option<i64>,
+    pub reply_to: Option<i64>,
 }
 
 impl MessageRow {
@@ -133,6 +134,9 @@ impl MessageRow {
             edited_at: self.edited_at.map(Timestamp),
             deleted_at: self.deleted_at.map(Timestamp),
             guest,
+            // Filled in by `Store::decorate` where the record is served.
+            reply_to: self.reply_to.map(|id| ReplyPreview::pending(MessageId(id))),
+            reactions: Vec::new(),
         })
     }
 }

@@ -89,6 +89,24 @@ diesel::table! {
         edited_at -> Nullable<BigInt>,
         /// Millis since the epoch.
         deleted_at -> Nullable<BigInt>,
+        /// The message this one answers (same room), if any.
+        reply_to -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Emoji reactions: one row per (message, user, emoji).
+    reactions (id) {
+        /// Primary key; orders a message's reactions by first use.
+        id -> BigInt,
+        /// The message reacted to.
+        message_id -> BigInt,
+        /// Who reacted.
+        user_id -> BigInt,
+        /// The reaction (`Emoji`).
+        emoji -> Text,
+        /// Millis since the epoch.
+        created_at -> BigInt,
     }
 }
 
@@ -201,6 +219,8 @@ diesel::joinable!(memberships -> rooms (room_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(messages -> rooms (room_id));
 diesel::joinable!(messages -> users (sender_id));
+diesel::joinable!(reactions -> messages (message_id));
+diesel::joinable!(reactions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -214,4 +234,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_settings,
     room_bans,
     room_mutes,
+    reactions,
 );

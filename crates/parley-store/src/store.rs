@@ -443,9 +443,11 @@ mod schema_tests {
             read_only Bool);
         cols!(memberships (5): room_id BigInt, user_id BigInt, role Text, joined_at BigInt,
             last_read Nullable<BigInt>);
-        cols!(messages (8): id BigInt, room_id BigInt, sender_id BigInt, body Text,
+        cols!(messages (9): id BigInt, room_id BigInt, sender_id BigInt, body Text,
             client_id Nullable<Text>, created_at BigInt, edited_at Nullable<BigInt>,
-            deleted_at Nullable<BigInt>);
+            deleted_at Nullable<BigInt>, reply_to Nullable<BigInt>);
+        cols!(reactions (5): id BigInt, message_id BigInt, user_id BigInt, emoji Text,
+            created_at BigInt);
         cols!(revoked_tokens (2): jti Text, expires_at BigInt);
         cols!(external_identities (4): issuer Text, subject Text, user_id BigInt, created_at BigInt);
         cols!(guest_bans (2): name Text, created_at BigInt);

@@ -5,15 +5,15 @@
 // The suite's helpers are not `#[test]` fns, so clippy's test allowance does not reach them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use parley_domain::{AuditAction, AuditTarget, Reason};
+use parley_domain::{AuditAction, AuditTarget, Emoji, Reason};
 use parley_domain::{
     ClientMsgId, MessageBody, MessageId, Role, RoomId, RoomKind, RoomName, Timestamp, Topic, User,
     UserId, UserName,
 };
 use parley_store::testing::TestDb;
 use parley_store::{
-    AuditQuery, Backend, HistoryQuery, NewAuditEntry, NewMessage, NewRoom, NewUser, RoomListQuery,
-    RoomPage, RoomScope, Store, StoreError, StoreOptions, UserQuery,
+    AuditQuery, Backend, HistoryQuery, NewAuditEntry, NewMessage, NewRoom, NewUser, ReactionAdded,
+    RoomListQuery, RoomPage, RoomScope, Store, StoreError, StoreOptions, UserQuery,
 };
 
 macro_rules! conformance {
@@ -80,6 +80,9 @@ conformance!(
     room_mutes_expire_and_are_lifted,
     rooms_are_made_read_only_and_owners_counted,
     a_moderator_deletes_anyones_message,
+    replies_are_stored_and_previewed_in_history,
+    reactions_are_unique_counted_limited_and_cascade,
+    room_lists_carry_the_newest_live_message,
 );
 
 async fn user(s: &Store, name: &str) -> User {
@@ -119,6 +122,7 @@ fn msg(
         sender_is_guest: sender.is_guest,
         body: MessageBody::parse(body).unwrap(),
         client_id: client_id.map(|c| ClientMsgId::parse(c).unwrap()),
+        reply_to: None,
     }
 }
 
@@ -1553,6 +1557,7 @@ async fn unreachable_postgres_is_unavailable() {
         sender_is_guest: false,
         body: MessageBody::parse("x").unwrap(),
         client_id: None,
+        reply_to: None,
     };
     let results = store.append_messages(&[m.clone(), m]).await;
     assert_eq!(results.len(), 2);
@@ -1698,6 +1703,7 @@ async fn reader_paging_forward_misses_nothing(
                     sender_is_guest: false,
                     body: MessageBody::parse(&format!("m{i}")).unwrap(),
                     client_id: None,
+                    reply_to: None,
                 };
                 let appended = match &batcher {
                     Some(b) => b.append(m).await.unwrap(),
@@ -2168,6 +2174,7 @@ async fn a_moderator_deletes_anyones_message(s: &Store) {
             sender_is_guest: false,
             body: MessageBody::parse("rude").unwrap(),
             client_id: None,
+            reply_to: None,
         })
         .await
         .unwrap()
@@ -2183,4 +2190,175 @@ async fn a_moderator_deletes_anyones_message(s: &Store) {
         s.delete_message_as(m.id, owner.id, true).await,
         Err(StoreError::Conflict(_))
     ));
+}
+
+async fn replies_are_stored_and_previewed_in_history(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let r = room(s, "room", RoomKind::Public, a.id).await;
+    let original = post(s, &r, &a, &"x".repeat(120)).await;
+    // Through the single append and through a batch alike.
+    let mut one = msg(&r, &b, "single", None);
+    one.reply_to = Some(original.id);
+    let single = s.append_message(&one).await.unwrap().message;
+    assert_eq!(single.reply_to.as_ref().map(|p| p.id), Some(original.id));
+    let mut two = msg(&r, &b, "batched", Some("c-2"));
+    two.reply_to = Some(original.id);
+    let plain = msg(&r, &b, "plain", None);
+    let results = s.append_messages(&[two, plain]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let page = s.history(r.id, &HistoryQuery::default()).await.unwrap();
+    let by_body = |body: &str| {
+        page.messages
+            .iter()
+            .find(|m| m.body == body)
+            .cloned()
+            .unwrap()
+    };
+    for body in ["single", "batched"] {
+        let preview = by_body(body).reply_to.unwrap();
+        assert_eq!(preview.id, original.id);
+        assert_eq!(preview.sender, Some(a.username.clone()));
+        assert_eq!(preview.excerpt, "x".repeat(100));
+        assert!(!preview.deleted);
+    }
+    assert_eq!(by_body("plain").reply_to, None);
+    assert!(by_body("plain").reactions.is_empty());
+    // The original deleted: the preview says so, with no text.
+    s.delete_message(original.id, a.id).await.unwrap();
+    let page = s.history(r.id, &HistoryQuery::default()).await.unwrap();
+    let preview = page
+        .messages
+        .iter()
+        .find(|m| m.body == "single")
+        .and_then(|m| m.reply_to.clone())
+        .unwrap();
+    assert!(preview.deleted && preview.excerpt.is_empty(), "{preview:?}");
+    // The original gone altogether (its author's account deleted): still a preview, of
+    // nothing.
+    s.delete_user(a.id).await.unwrap();
+    let page = s.history(r.id, &HistoryQuery::default()).await.unwrap();
+    let preview = page
+        .messages
+        .iter()
+        .find(|m| m.body == "single")
+        .and_then(|m| m.reply_to.clone())
+        .unwrap();
+    assert_eq!(preview.sender, None);
+    assert!(preview.deleted);
+}
+
+async fn reactions_are_unique_counted_limited_and_cascade(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let r = room(s, "room", RoomKind::Public, a.id).await;
+    let m = post(s, &r, &a, "hello").await;
+    let e = |raw: &str| Emoji::parse(raw).unwrap();
+    assert_eq!(
+        s.add_reaction(m.id, b.id, &e("👍"), 2).await.unwrap(),
+        ReactionAdded::Added { count: 1 }
+    );
+    assert_eq!(
+        s.add_reaction(m.id, b.id, &e("👍"), 2).await.unwrap(),
+        ReactionAdded::Unchanged { count: 1 }
+    );
+    assert_eq!(
+        s.add_reaction(m.id, a.id, &e("👍"), 2).await.unwrap(),
+        ReactionAdded::Added { count: 2 }
+    );
+    assert_eq!(
+        s.add_reaction(m.id, a.id, &e("🎉"), 2).await.unwrap(),
+        ReactionAdded::Added { count: 1 }
+    );
+    // Two distinct emoji is the limit here: a third is refused, the existing ones still count.
+    assert_eq!(
+        s.add_reaction(m.id, b.id, &e("❤️"), 2).await.unwrap(),
+        ReactionAdded::TooMany
+    );
+    assert_eq!(
+        s.add_reaction(m.id, b.id, &e("🎉"), 2).await.unwrap(),
+        ReactionAdded::Added { count: 2 }
+    );
+    let page = s.history(r.id, &HistoryQuery::default()).await.unwrap();
+    let reactions = &page.messages[0].reactions;
+    assert_eq!(reactions.len(), 2);
+    assert_eq!(reactions[0].emoji, e("👍"));
+    assert_eq!(reactions[0].count, 2);
+    assert_eq!(
+        reactions[0].users,
+        vec![b.username.clone(), a.username.clone()]
+    );
+    assert_eq!(reactions[1].emoji, e("🎉"));
+    // Removing: once, then nothing to remove.
+    assert_eq!(
+        s.remove_reaction(m.id, b.id, &e("👍")).await.unwrap(),
+        (true, 1)
+    );
+    assert_eq!(
+        s.remove_reaction(m.id, b.id, &e("👍")).await.unwrap(),
+        (false, 1)
+    );
+    // Missing and deleted messages.
+    assert_eq!(
+        s.add_reaction(MessageId(999_999), b.id, &e("👍"), 2).await,
+        Err(StoreError::NotFound("message"))
+    );
+    // A user's account deleted takes their reactions with it.
+    s.delete_user(b.id).await.unwrap();
+    let page = s.history(r.id, &HistoryQuery::default()).await.unwrap();
+    let reactions = &page.messages[0].reactions;
+    assert_eq!(reactions.len(), 2, "{reactions:?}");
+    assert_eq!(reactions[1].users, vec![a.username.clone()]);
+    assert_eq!(reactions[1].count, 1);
+    s.delete_message(m.id, a.id).await.unwrap();
+    assert!(matches!(
+        s.add_reaction(m.id, a.id, &e("👍"), 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let page = s.history(r.id, &HistoryQuery::default()).await.unwrap();
+    assert!(page.messages[0].reactions.is_empty());
+    // Deleting the room removes its messages' reactions (the foreign key cascades).
+    s.delete_room(r.id).await.unwrap();
+}
+
+async fn room_lists_carry_the_newest_live_message(s: &Store) {
+    let a = user(s, "alice").await;
+    let b = user(s, "bob").await;
+    let quiet = room(s, "quiet", RoomKind::Public, a.id).await;
+    let busy = room(s, "busy", RoomKind::Public, a.id).await;
+    let private = room(s, "secret", RoomKind::Private, a.id).await;
+    s.add_member(busy.id, b.id, Role::Member).await.unwrap();
+    post(s, &busy, &a, "first").await;
+    post(s, &busy, &b, &format!("second {}", "é".repeat(150))).await;
+    let newest = post(s, &busy, &a, "third").await;
+    post(s, &private, &a, "hidden").await;
+    // The newest deleted: the one before it shows.
+    s.delete_message(newest.id, a.id).await.unwrap();
+    let page = s
+        .room_page(b.id, &list_query(RoomScope::Public, None))
+        .await
+        .unwrap();
+    let find = |name: &str| {
+        page.rooms
+            .iter()
+            .find(|r| r.room.name.as_str() == name)
+            .unwrap()
+            .clone()
+    };
+    let last = find("busy").last_message.unwrap();
+    assert_eq!(last.sender, b.username);
+    assert!(last.preview.starts_with("second "));
+    assert_eq!(last.preview.chars().count(), 100);
+    assert_eq!(find("quiet").last_message, None);
+    assert_eq!(quiet.name.as_str(), "quiet");
+    // The user's own rooms carry it too.
+    let mine = s
+        .room_page(a.id, &list_query(RoomScope::Member, None))
+        .await
+        .unwrap();
+    let secret = mine.rooms.iter().find(|r| r.room.id == private.id).unwrap();
+    assert_eq!(
+        secret.last_message.as_ref().map(|m| m.preview.as_str()),
+        Some("hidden")
+    );
 }

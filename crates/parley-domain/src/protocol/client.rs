@@ -10,6 +10,7 @@ use super::text::{CallId, FrameRef};
 use crate::ids::MessageId;
 use crate::message::{ClientMsgId, MessageBody};
 use crate::names::{RoomName, UserName};
+use crate::reaction::Emoji;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -65,6 +66,19 @@ pub struct SendMessage {
     /// instead of storing a second one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<ClientMsgId>,
+    /// The message this one answers: a message of the same room (else `not_found`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<MessageId>,
+}
+
+/// `react` (add) or `unreact` (remove): one emoji reaction of this user on a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SetReaction {
+    /// The message reacted to.
+    pub message_id: MessageId,
+    /// The reaction (see [`Emoji`] for the rule).
+    pub emoji: Emoji,
 }
 
 /// `typing`: tell the room this user started (or stopped) typing.
@@ -191,6 +205,10 @@ pub enum ClientFrame {
     Renew(RenewAuth),
     /// `ping`: answered with `pong`.
     Ping,
+    /// `react`
+    React(SetReaction),
+    /// `unreact`
+    Unreact(SetReaction),
 }
 
 /// The type of a client frame: the one place its wire name (`"type"`) is spelled. The
@@ -219,11 +237,15 @@ pub enum FrameType {
     Renew,
     /// `ping`
     Ping,
+    /// `react`
+    React,
+    /// `unreact`
+    Unreact,
 }
 
 impl FrameType {
     /// Every client frame type, in the order the documentation lists them.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::Join,
         Self::Leave,
         Self::Send,
@@ -235,6 +257,8 @@ impl FrameType {
         Self::Signal,
         Self::Renew,
         Self::Ping,
+        Self::React,
+        Self::Unreact,
     ];
 
     /// The wire spelling, e.g. `"join"`.
@@ -251,6 +275,8 @@ impl FrameType {
             Self::Signal => "signal",
             Self::Renew => "renew",
             Self::Ping => "ping",
+            Self::React => "react",
+            Self::Unreact => "unreact",
         }
     }
 
@@ -263,7 +289,7 @@ impl FrameType {
     const fn fields(self) -> &'static [&'static str] {
         match self {
             Self::Join | Self::Leave => &["room"],
-            Self::Send => &["room", "body", "client_id"],
+            Self::Send => &["room", "body", "client_id", "reply_to"],
             Self::Typing => &["room", "active"],
             Self::History => &["room", "before", "after", "limit"],
             Self::Edit => &["message_id", "body"],
@@ -272,6 +298,7 @@ impl FrameType {
             Self::Signal => &["to", "payload", "call_id"],
             Self::Renew => &["token"],
             Self::Ping => &[],
+            Self::React | Self::Unreact => &["message_id", "emoji"],
         }
     }
 }
@@ -403,6 +430,8 @@ impl ClientFrame {
             Self::Signal(_) => FrameType::Signal,
             Self::Renew(_) => FrameType::Renew,
             Self::Ping => FrameType::Ping,
+            Self::React(_) => FrameType::React,
+            Self::Unreact(_) => FrameType::Unreact,
         }
     }
 
@@ -420,7 +449,13 @@ impl ClientFrame {
             Self::Typing(f) => Some(&f.room),
             Self::History(f) => Some(&f.room),
             Self::Read(f) => Some(&f.room),
-            Self::Edit(_) | Self::Delete(_) | Self::Signal(_) | Self::Renew(_) | Self::Ping => None,
+            Self::Edit(_)
+            | Self::Delete(_)
+            | Self::Signal(_)
+            | Self::Renew(_)
+            | Self::Ping
+            | Self::React(_)
+            | Self::Unreact(_) => None,
         }
     }
 
@@ -605,6 +640,7 @@ fn tutorial_send(
         room: room.clone(),
         body: f.required("message", |v| body(v, limits.max_body_chars))?,
         client_id: None,
+        reply_to: None,
     }))
 }
 
@@ -655,6 +691,7 @@ fn decode_frame(
             room: f.required("room", room)?,
             body: f.required("body", body_rule)?,
             client_id: f.optional("client_id", client_id)?,
+            reply_to: f.optional("reply_to", message_id)?,
         }),
         FrameType::Typing => ClientFrame::Typing(SetTyping {
             room: f.required("room", room)?,
@@ -686,6 +723,14 @@ fn decode_frame(
             token: f.required("token", token)?,
         }),
         FrameType::Ping => ClientFrame::Ping,
+        FrameType::React => ClientFrame::React(SetReaction {
+            message_id: f.required("message_id", message_id)?,
+            emoji: f.required("emoji", emoji)?,
+        }),
+        FrameType::Unreact => ClientFrame::Unreact(SetReaction {
+            message_id: f.required("message_id", message_id)?,
+            emoji: f.required("emoji", emoji)?,
+        }),
     })
 }
 
@@ -726,6 +771,8 @@ impl Serialize for ClientFrame {
             Self::Signal(f) => tagged(s, kind, f),
             Self::Renew(f) => tagged(s, kind, f),
             Self::Ping => tagged(s, kind, &NoFields {}),
+            Self::React(f) => tagged(s, kind, f),
+            Self::Unreact(f) => tagged(s, kind, f),
         }
     }
 }
@@ -846,6 +893,10 @@ fn token(v: Value) -> Result<String, Refusal> {
 
 fn client_id(v: Value) -> Result<ClientMsgId, Refusal> {
     ClientMsgId::parse(&string(v)?).map_err(|e| (ErrorCode::InvalidField, e.to_string()))
+}
+
+fn emoji(v: Value) -> Result<Emoji, Refusal> {
+    Emoji::parse(&string(v)?).map_err(|e| (ErrorCode::InvalidField, e.to_string()))
 }
 
 fn call_id(v: Value) -> Result<CallId, Refusal> {

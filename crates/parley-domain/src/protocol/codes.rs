@@ -56,6 +56,9 @@ pub enum ErrorCode {
     Conflict,
     /// This connection has joined as many rooms as the server allows.
     TooManyRooms,
+    /// A message already has as many distinct reactions as the server allows
+    /// (`max_reactions_per_message`, default 20); react with one it already has.
+    TooManyReactions,
     /// A guest (an identity without an account) asked for something only accounts may do:
     /// create a room, open a direct chat, signal, be added to a private room.
     GuestNotAllowed,
@@ -111,7 +114,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Self; 41] = [
+    pub const ALL: [Self; 42] = [
         Self::FrameTooLarge,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -131,6 +134,7 @@ impl ErrorCode {
         Self::RateLimited,
         Self::Conflict,
         Self::TooManyRooms,
+        Self::TooManyReactions,
         Self::GuestNotAllowed,
         Self::AccountDisabled,
         Self::Banned,
@@ -177,6 +181,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Conflict => "conflict",
             Self::TooManyRooms => "too_many_rooms",
+            Self::TooManyReactions => "too_many_reactions",
             Self::GuestNotAllowed => "guest_not_allowed",
             Self::AccountDisabled => "account_disabled",
             Self::Banned => "banned",
@@ -224,6 +229,7 @@ impl ErrorCode {
             Self::RateLimited => "too many requests; slow down",
             Self::Conflict => "the request conflicts with the current state",
             Self::TooManyRooms => "you have joined too many rooms on this connection",
+            Self::TooManyReactions => "this message has as many different reactions as allowed",
             Self::GuestNotAllowed => "guests may not do that; sign up for an account",
             Self::AccountDisabled => "this account is deactivated",
             Self::Banned => "you are banned from this room",

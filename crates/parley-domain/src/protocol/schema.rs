@@ -11,7 +11,8 @@
 
 use super::{
     ClientFrame, DeleteMessage, EditMessage, ErrorCode, FetchHistory, FrameRef, FrameType,
-    JoinRoom, LeaveRoom, MarkRead, RenewAuth, SendMessage, SendSignal, ServerFrame, SetTyping,
+    JoinRoom, LeaveRoom, MarkRead, RenewAuth, SendMessage, SendSignal, ServerFrame, SetReaction,
+    SetTyping,
 };
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
@@ -48,6 +49,7 @@ fn payload(generator: &mut SchemaGenerator, kind: FrameType) -> Schema {
         FrameType::Signal => SendSignal::json_schema(generator),
         FrameType::Renew => RenewAuth::json_schema(generator),
         FrameType::Ping => json_schema!({ "type": "object", "properties": {} }),
+        FrameType::React | FrameType::Unreact => SetReaction::json_schema(generator),
     }
 }
 

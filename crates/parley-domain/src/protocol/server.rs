@@ -7,6 +7,7 @@ use super::text::{CallId, FrameRef};
 use crate::ids::{MessageId, RoomId, Timestamp};
 use crate::model::Message;
 use crate::names::{RoomName, UserName};
+use crate::reaction::Emoji;
 use crate::room::RoomKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -193,6 +194,28 @@ pub struct ReadMarker {
     pub reference: Option<FrameRef>,
 }
 
+/// `reaction`: a user added (`active: true`) or removed (`active: false`) an emoji reaction
+/// on a message. The reactor's copy carries the `ref` of its `react`/`unreact`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Reacted {
+    /// The message's room.
+    pub room: RoomName,
+    /// The message.
+    pub message_id: MessageId,
+    /// Who reacted.
+    pub user: UserName,
+    /// The reaction.
+    pub emoji: Emoji,
+    /// `true`: added; `false`: removed.
+    pub active: bool,
+    /// How many users now react to the message with this emoji.
+    pub count: u32,
+    /// The `ref` of the `react` or `unreact`, on the reactor's copy only.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FrameRef>,
+}
+
 /// `signal`: a WebRTC signalling payload relayed from another user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -284,6 +307,8 @@ pub enum ServerFrame {
     Error(ErrorFrame),
     /// `pong`
     Pong(Pong),
+    /// `reaction`
+    Reaction(Reacted),
 }
 
 /// Sent in place of a frame that could not be serialized (which the types here rule out).
@@ -292,9 +317,9 @@ const ENCODE_FAILURE: &str =
 
 impl ServerFrame {
     /// Every server frame type, as spelled on the wire.
-    pub const TYPES: [&'static str; 15] = [
+    pub const TYPES: [&'static str; 16] = [
         "joined", "left", "message", "presence", "typing", "history", "edited", "deleted", "read",
-        "signal", "external", "expiring", "renewed", "error", "pong",
+        "signal", "external", "expiring", "renewed", "error", "pong", "reaction",
     ];
 
     /// The wire `"type"` of this frame.
@@ -315,6 +340,7 @@ impl ServerFrame {
             Self::Renewed(_) => "renewed",
             Self::Error(_) => "error",
             Self::Pong(_) => "pong",
+            Self::Reaction(_) => "reaction",
         }
     }
 
@@ -345,6 +371,7 @@ impl ServerFrame {
             Self::Renewed(f) => f.reference.as_ref(),
             Self::Error(f) => f.reference.as_ref(),
             Self::Pong(f) => f.reference.as_ref(),
+            Self::Reaction(f) => f.reference.as_ref(),
             Self::Presence(_)
             | Self::Typing(_)
             | Self::Signal(_)
@@ -369,6 +396,7 @@ impl ServerFrame {
             Self::Renewed(f) => f.reference = reference,
             Self::Error(f) => f.reference = reference,
             Self::Pong(f) => f.reference = reference,
+            Self::Reaction(f) => f.reference = reference,
             Self::Presence(_)
             | Self::Typing(_)
             | Self::Signal(_)

@@ -11,7 +11,7 @@ use crate::schema::messages;
 use crate::store::{Pools, Store};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use parley_domain::{ClientMsgId, Timestamp};
+use parley_domain::{ClientMsgId, MessageId, Timestamp};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -226,6 +226,7 @@ impl Store {
                     messages::body.eq(m.body.as_str()),
                     messages::client_id.eq(m.client_id.as_ref().map(ClientMsgId::as_str)),
                     messages::created_at.eq(now),
+                    messages::reply_to.eq(m.reply_to.map(MessageId::get)),
                 )
             })
             .collect();
@@ -271,6 +272,7 @@ impl Store {
                         body: m.body.as_str().to_owned(),
                         client_id: m.client_id.as_ref().map(|c| c.as_str().to_owned()),
                         created_at: now,
+                        reply_to: m.reply_to.map(MessageId::get),
                     })
                     .collect();
                 drop(values);
@@ -325,6 +327,7 @@ mod sqlite_sync {
         pub(super) body: String,
         pub(super) client_id: Option<String>,
         pub(super) created_at: i64,
+        pub(super) reply_to: Option<i64>,
     }
 
     /// Inserts `rows` in one immediate transaction; the rows stored (retries are skipped by
@@ -343,6 +346,7 @@ mod sqlite_sync {
                         messages::body.eq(row.body.as_str()),
                         messages::client_id.eq(row.client_id.as_deref()),
                         messages::created_at.eq(row.created_at),
+                        messages::reply_to.eq(row.reply_to),
                     ))
                     .on_conflict((messages::sender_id, messages::client_id))
                     .do_nothing()

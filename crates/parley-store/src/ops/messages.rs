@@ -29,6 +29,8 @@ pub struct NewMessage {
     pub body: MessageBody,
     /// The client's id for idempotent retries.
     pub client_id: Option<ClientMsgId>,
+    /// The message this one answers (the engine checked it is of the same room).
+    pub reply_to: Option<MessageId>,
 }
 
 /// The result of [`Store::append_message`].
@@ -114,6 +116,7 @@ impl Store {
                         messages::body.eq(new.body.as_str()),
                         messages::client_id.eq(client_id),
                         messages::created_at.eq(now),
+                        messages::reply_to.eq(new.reply_to.map(MessageId::get)),
                     ))
                     .on_conflict((messages::sender_id, messages::client_id))
                     .do_nothing()
@@ -222,10 +225,11 @@ impl Store {
         if !forward {
             rows.reverse();
         }
-        let messages = rows
+        let mut messages = rows
             .into_iter()
             .map(full_message)
             .collect::<Result<Vec<_>>>()?;
+        self.decorate(&mut messages).await?;
         Ok(HistoryPage { messages, has_more })
     }
 
@@ -258,10 +262,13 @@ impl Store {
                 .optional()?
             }
         );
-        match row {
-            Some(row) => row.into_message(current.room, current.sender, current.guest),
-            None => Err(StoreError::Conflict("message was deleted".to_owned())),
-        }
+        let mut edited = match row {
+            Some(row) => row.into_message(current.room, current.sender, current.guest)?,
+            None => return Err(StoreError::Conflict("message was deleted".to_owned())),
+        };
+        // The `edited` frame carries the whole record: its reply preview and reactions too.
+        self.decorate(std::slice::from_mut(&mut edited)).await?;
+        Ok(edited)
     }
 
     /// Deletes a message, leaving a tombstone (empty body, `deleted_at` set) so history keeps

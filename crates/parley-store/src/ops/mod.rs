@@ -5,6 +5,7 @@ pub mod audit;
 pub mod batch;
 pub mod messages;
 pub mod moderation;
+pub mod reactions;
 pub mod rooms;
 pub mod tokens;
 pub mod users;

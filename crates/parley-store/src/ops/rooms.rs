@@ -7,8 +7,8 @@ use crate::store::{Store, with_conn};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use parley_domain::{
-    DirectKey, Membership, MessageId, Role, Room, RoomId, RoomKind, RoomName, RoomSummary,
-    Timestamp, Topic, UserId, UserName,
+    DirectKey, LastMessage, Membership, MessageId, ReplyPreview, Role, Room, RoomId, RoomKind,
+    RoomName, RoomSummary, Timestamp, Topic, UserId, UserName,
 };
 use std::collections::HashMap;
 
@@ -506,6 +506,9 @@ impl Store {
         let more = rows.len() > limit;
         rows.truncate(limit);
         let counts: HashMap<i64, i64> = counts.into_iter().collect();
+        let mut last = self
+            .last_messages(rows.iter().map(|(room, _)| room.id))
+            .await?;
         let rooms = rows
             .into_iter()
             .map(|(room, role)| {
@@ -515,6 +518,7 @@ impl Store {
                     0
                 };
                 Ok(RoomSummary {
+                    last_message: last.remove(&room.id),
                     role: role.as_deref().map(parse_role).transpose()?,
                     unread,
                     room: room.into_room()?,
@@ -527,6 +531,65 @@ impl Store {
             None
         };
         Ok(RoomPage { rooms, next })
+    }
+
+    /// The newest message that is not deleted of each room in `rooms`, previewed: one query
+    /// for them all. Each room's is found by a correlated `ORDER BY id DESC LIMIT 1` on the
+    /// `(room_id, id)` index, which stops at the first live message from the end, so the cost
+    /// does not grow with a room's history (a `MAX(id) ... GROUP BY` would read every message
+    /// of the rooms to test `deleted_at`).
+    async fn last_messages(
+        &self,
+        rooms: impl Iterator<Item = i64>,
+    ) -> Result<HashMap<i64, LastMessage>> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            room_id: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            username: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            body: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            created_at: i64,
+        }
+        // The ids are integers read from the database, written into the statement as such
+        // (no text from outside reaches it): one statement text for both backends, whose
+        // ways of binding a list differ.
+        let ids: Vec<String> = rooms.map(|id| id.to_string()).collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT m.room_id, m.id, u.username, m.body, m.created_at \
+             FROM messages m INNER JOIN users u ON u.id = m.sender_id \
+             WHERE m.id IN (SELECT (SELECT x.id FROM messages x \
+                 WHERE x.room_id = r.id AND x.deleted_at IS NULL ORDER BY x.id DESC LIMIT 1) \
+               FROM rooms r WHERE r.id IN ({}))",
+            ids.join(",")
+        );
+        let rows: Vec<Row> = with_conn!(self, |conn| diesel::sql_query(sql).load(conn).await?);
+        rows.into_iter()
+            .map(|row| {
+                let sender = UserName::parse(&row.username)
+                    .map_err(|e| StoreError::corrupt("user name", e))?;
+                let preview = match row.body.char_indices().nth(ReplyPreview::EXCERPT_CHARS) {
+                    Some((cut, _)) => row.body[..cut].to_owned(),
+                    None => row.body,
+                };
+                Ok((
+                    row.room_id,
+                    LastMessage {
+                        id: MessageId(row.id),
+                        sender,
+                        preview,
+                        created_at: Timestamp(row.created_at),
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Moves `user`'s read marker in `room` forward to `message` (never backward: an older
