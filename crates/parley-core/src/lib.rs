@@ -60,6 +60,7 @@ mod engine;
 mod error;
 mod events;
 mod limits;
+mod outage;
 pub mod metrics;
 pub mod presence;
 pub mod rate;
