@@ -18,6 +18,7 @@ use parley_layer::{ChannelLayer, ChannelName, Message};
 use parley_store::{AppendBatcher, Appended, NewMessage, Store};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -50,6 +51,9 @@ pub(crate) struct Inner {
     pub(crate) node: ChannelName,
     pub(crate) state: Mutex<State>,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// The layer's outage count ([`ChannelLayer::outages`]) whose memberships were last
+    /// re-checked against the store (see `outage.rs`).
+    pub(crate) outages_handled: AtomicU64,
 }
 
 #[derive(Default)]
@@ -102,6 +106,7 @@ impl Engine {
             node: node.clone(),
             state: Mutex::new(State::default()),
             shutdown,
+            outages_handled: AtomicU64::new(layer.outages()),
             layer: layer.clone(),
             auth: OnceLock::new(),
         });
@@ -271,10 +276,18 @@ impl Engine {
         // keeps groups (Redis), where a send to the node's own channel would be handed to the
         // local mailbox without touching Redis and so prove nothing.
         let canary = self.inner.groups.canary(&self.inner.node)?;
-        self.inner
+        let report = self
+            .inner
             .layer
             .group_send(&canary, events::canary())
             .await?;
+        if report.local_only {
+            // Delivered to this node's own members only: Redis is down.
+            return Err(parley_layer::LayerError::Unavailable(
+                "the channel layer's backend is unreachable".to_owned(),
+            )
+            .into());
+        }
         Ok(())
     }
 
@@ -555,7 +568,8 @@ impl Inner {
             return;
         };
         match self.layer.group_send(&canary, events::canary()).await {
-            Ok(report) if report.delivered > 0 => return,
+            // Local only: the layer is down (see below).
+            Ok(report) if report.delivered > 0 || report.local_only => return,
             Ok(_) => {}
             // The layer is down: nothing to restore yet; the next heartbeat probes again.
             Err(_) => return,
@@ -679,6 +693,7 @@ impl Inner {
     async fn heartbeat(&self) {
         self.forget_idle_users();
         self.restore_groups().await;
+        self.recheck_after_outage().await;
         let rooms = self.state.lock().presence.local_rooms();
         for room in &rooms {
             if let Ok(group) = self.groups.nodes(room) {

@@ -67,6 +67,7 @@ mod error;
 mod events;
 pub mod ice;
 mod limits;
+mod outage;
 pub mod metrics;
 mod moderation;
 pub mod presence;

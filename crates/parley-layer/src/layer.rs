@@ -15,12 +15,17 @@ pub struct GroupSendReport {
     pub delivered: usize,
     /// Channels that were at capacity and did not get the message.
     pub full: Vec<ChannelName>,
+    /// The shared backend could not be reached: only this process's own members of the group
+    /// got the message (a layer that keeps local delivery going through an outage, see
+    /// [`ChannelLayer::outages`]). Other processes' members missed it.
+    pub local_only: bool,
 }
 
 impl GroupSendReport {
     /// Adds another send's report to this one (each full channel listed once).
     pub fn merge(&mut self, other: GroupSendReport) {
         self.delivered += other.delivered;
+        self.local_only |= other.local_only;
         for channel in other.full {
             if !self.full.contains(&channel) {
                 self.full.push(channel);
@@ -95,6 +100,16 @@ pub trait ChannelLayer: Send + Sync + 'static {
     /// Drops every channel, group and message this layer instance can see (under its prefix,
     /// for shared backends). For tests and operators.
     async fn flush(&self) -> Result<()>;
+
+    /// How many outages of its shared backend this layer has come back from (a count that
+    /// moves once each time the backend is reachable again and this instance's group
+    /// memberships are restored in it). Whatever other processes published during an outage
+    /// did not reach this one: a caller re-checks what such messages would have changed
+    /// (the engine re-reads room memberships from the store). `0` for layers without a
+    /// shared backend, which cannot have an outage.
+    fn outages(&self) -> u64 {
+        0
+    }
 }
 
 /// A shared layer is a layer: lets code generic over `L: ChannelLayer` (the conformance suite,
@@ -131,5 +146,8 @@ impl<T: ChannelLayer + ?Sized> ChannelLayer for std::sync::Arc<T> {
     }
     async fn flush(&self) -> Result<()> {
         (**self).flush().await
+    }
+    fn outages(&self) -> u64 {
+        (**self).outages()
     }
 }

@@ -15,8 +15,8 @@ use parking_lot::Mutex;
 use parley_layer::{ChannelLayer, ChannelName, GroupName, GroupSendReport, LayerError, Message};
 use redis::AsyncConnectionConfig;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -54,6 +54,62 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     /// Message expiry in whole seconds, as Redis keeps it.
     pub(crate) expiry_secs: u64,
+    /// Signalled by a receive loop that reconnected after losing Redis: the layer then
+    /// restores its memberships there ([`RedisLayer::restore`]).
+    pub(crate) reconnected: tokio::sync::Notify,
+    /// Outages come back from (see [`ChannelLayer::outages`]).
+    pub(crate) outages: AtomicU64,
+    /// Set while Redis is known to be unreachable (a group send fell back to local delivery);
+    /// logs the fallback once per outage instead of once per message.
+    pub(crate) degraded: AtomicBool,
+}
+
+/// This instance's own group memberships, kept here as well as in Redis: while Redis is
+/// down, group sends reach this process's members from here, and when it is back the
+/// memberships are written to it again.
+#[derive(Default)]
+struct Local {
+    /// Groups joined through this instance, by channel, so `close_channel` can leave them.
+    by_channel: HashMap<String, HashSet<String>>,
+    /// This instance's channels, by group.
+    by_group: HashMap<String, HashSet<String>>,
+    /// `(group, channel)` memberships discarded while Redis was down: removed from Redis once
+    /// it is back, or other processes' sends would still reach the channel there.
+    pending_discards: Vec<(String, String)>,
+}
+
+impl Local {
+    fn add(&mut self, group: &str, channel: &str) {
+        self.by_channel
+            .entry(channel.to_owned())
+            .or_default()
+            .insert(group.to_owned());
+        self.by_group
+            .entry(group.to_owned())
+            .or_default()
+            .insert(channel.to_owned());
+    }
+
+    fn remove(&mut self, group: &str, channel: &str) {
+        if let Some(groups) = self.by_channel.get_mut(channel) {
+            groups.remove(group);
+            if groups.is_empty() {
+                self.by_channel.remove(channel);
+            }
+        }
+        if let Some(channels) = self.by_group.get_mut(group) {
+            channels.remove(channel);
+            if channels.is_empty() {
+                self.by_group.remove(group);
+            }
+        }
+    }
+
+    fn contains(&self, group: &str, channel: &str) -> bool {
+        self.by_group
+            .get(group)
+            .is_some_and(|channels| channels.contains(channel))
+    }
 }
 
 /// A channel layer on Redis, wire-compatible with channels_redis 4.x's `RedisChannelLayer`
@@ -77,15 +133,53 @@ struct Inner {
     process_name: String,
     /// Running receive loops, by Redis key.
     pumps: Mutex<HashMap<String, JoinHandle<()>>>,
-    /// Groups joined through this instance, by channel, so `close_channel` can leave them.
-    memberships: Mutex<HashMap<String, HashSet<String>>>,
+    /// Group memberships made through this instance.
+    local: Mutex<Local>,
     group_expiry_secs: u64,
+    /// The task that restores memberships in Redis after an outage.
+    restorer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         for (_, pump) in self.pumps.get_mut().drain() {
             pump.abort();
+        }
+        if let Some(restorer) = self.restorer.get_mut().take() {
+            restorer.abort();
+        }
+    }
+}
+
+/// How long the restorer waits before trying again when Redis went away during a restore.
+const RESTORE_RETRY: Duration = Duration::from_millis(500);
+
+/// Restores the layer's memberships in Redis each time a receive loop reconnects, then counts
+/// the outage as over. Holds the layer only while restoring, so dropping it ends this.
+async fn restorer(shared: Arc<Shared>, layer: Weak<Inner>) {
+    loop {
+        shared.reconnected.notified().await;
+        loop {
+            let Some(inner) = layer.upgrade() else {
+                return;
+            };
+            let layer = RedisLayer { inner };
+            match layer.restore().await {
+                Ok(memberships) => {
+                    shared.degraded.store(false, Ordering::Relaxed);
+                    shared.outages.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        memberships,
+                        "Redis is back: this process's group memberships restored"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    drop(layer);
+                    tracing::warn!(error = %e, retry_in = ?RESTORE_RETRY, "restoring group memberships in Redis failed");
+                    tokio::time::sleep(RESTORE_RETRY).await;
+                }
+            }
         }
     }
 }
@@ -146,20 +240,125 @@ impl RedisLayer {
             codec: Codec::new(config.random_prefix_length, crypter, expiry_secs),
             stats: Stats::default(),
             expiry_secs,
+            reconnected: tokio::sync::Notify::new(),
+            outages: AtomicU64::new(0),
+            degraded: AtomicBool::new(false),
         });
-        Ok(Self {
-            inner: Arc::new(Inner {
-                process_name: format!("specific.{client_prefix}!"),
-                client_prefix,
-                group_expiry_secs: whole_secs(config.layer.group_expiry),
-                config,
-                pools,
-                clients,
-                shared,
-                pumps: Mutex::new(HashMap::new()),
-                memberships: Mutex::new(HashMap::new()),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            process_name: format!("specific.{client_prefix}!"),
+            client_prefix,
+            group_expiry_secs: whole_secs(config.layer.group_expiry),
+            config,
+            pools,
+            clients,
+            shared: shared.clone(),
+            pumps: Mutex::new(HashMap::new()),
+            local: Mutex::new(Local::default()),
+            restorer: Mutex::new(None),
+        });
+        *inner.restorer.lock() = Some(tokio::spawn(restorer(shared, Arc::downgrade(&inner))));
+        Ok(Self { inner })
+    }
+
+    /// After an outage: removes from Redis the memberships discarded meanwhile, then writes
+    /// every membership of this instance again (Redis may have restarted empty, and those
+    /// made during the outage never reached it). Returns how many were written.
+    async fn restore(&self) -> parley_layer::Result<usize> {
+        let pending = std::mem::take(&mut self.inner.local.lock().pending_discards);
+        for (i, (group, channel)) in pending.iter().enumerate() {
+            if let Err(e) = self.redis_group_discard(group, channel).await {
+                self.inner
+                    .local
+                    .lock()
+                    .pending_discards
+                    .extend(pending[i..].iter().cloned());
+                return Err(e);
+            }
+        }
+        let memberships: Vec<(String, String)> = {
+            let local = self.inner.local.lock();
+            local
+                .by_group
+                .iter()
+                .flat_map(|(group, channels)| channels.iter().map(|c| (group.clone(), c.clone())))
+                .collect()
+        };
+        for (group, channel) in &memberships {
+            self.redis_group_add(group, channel).await?;
+        }
+        // A membership discarded while the loop above ran may have been written again:
+        // take it out once more.
+        for (group, channel) in &memberships {
+            if !self.inner.local.lock().contains(group, channel) {
+                self.redis_group_discard(group, channel).await?;
+            }
+        }
+        Ok(memberships.len())
+    }
+
+    async fn redis_group_add(&self, group: &str, channel: &str) -> parley_layer::Result<()> {
+        let mut conn = self.conn(self.shard(group)).await?;
+        let _: i64 = scripts::GROUP_ADD
+            .key(self.group_key(group))
+            .arg(channel)
+            .arg(unix_now())
+            .arg(self.inner.group_expiry_secs)
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(|e| failed(conn, e))?;
+        Ok(())
+    }
+
+    async fn redis_group_discard(&self, group: &str, channel: &str) -> parley_layer::Result<()> {
+        let mut conn = self.conn(self.shard(group)).await?;
+        // Redis deletes a sorted set when its last member goes: an empty group disappears.
+        let _: i64 = redis::cmd("ZREM")
+            .arg(self.group_key(group))
+            .arg(channel)
+            .query_async(&mut *conn)
+            .await
+            .map_err(|e| failed(conn, e))?;
+        Ok(())
+    }
+
+    /// Notes that Redis is unreachable (logged once per outage).
+    fn note_degraded(&self, group: &GroupName, error: &LayerError) {
+        if !self.inner.shared.degraded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(%group, %error, "Redis unreachable: group sends reach this process's own members only until it is back");
+        }
+    }
+
+    /// A group send while Redis is down: this instance's own members of `group` get
+    /// `messages` straight into their mailboxes; the report says it was local only.
+    fn send_locally(&self, group: &GroupName, messages: &[Message]) -> GroupSendReport {
+        let channels: Vec<String> = self
+            .inner
+            .local
+            .lock()
+            .by_group
+            .get(group.as_str())
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut report = GroupSendReport {
+            local_only: true,
+            ..GroupSendReport::default()
+        };
+        for message in messages {
+            for name in &channels {
+                let Ok(channel) = ChannelName::parse(name) else {
+                    continue;
+                };
+                match self.send_local(&channel, message.clone()) {
+                    Ok(()) => report.delivered += 1,
+                    Err(_) => {
+                        if !report.full.contains(&channel) {
+                            report.full.push(channel);
+                        }
+                    }
+                }
+            }
+        }
+        report
     }
 
     /// The settings this layer runs with.
@@ -189,6 +388,9 @@ impl RedisLayer {
     pub fn close(&self) {
         for (_, pump) in self.inner.pumps.lock().drain() {
             pump.abort();
+        }
+        if let Some(restorer) = self.inner.restorer.lock().take() {
+            restorer.abort();
         }
         for pool in &self.inner.pools {
             pool.close();
@@ -342,7 +544,16 @@ impl RedisLayer {
         });
         let local_full = report.full.len();
         for result in futures_util::future::join_all(sends).await {
-            let (keys, full) = result?;
+            // Redis went away after the members were read: this process's members have the
+            // message; the other processes' could not get it, as during any outage.
+            let (keys, full) = match result {
+                Ok(sent) => sent,
+                Err(e) => {
+                    self.note_degraded(group, &e);
+                    report.local_only = true;
+                    continue;
+                }
+            };
             let full: HashSet<usize> = full.into_iter().collect();
             for (i, (_, channels)) in keys.into_iter().enumerate() {
                 if full.contains(&(i + 1)) {
@@ -465,22 +676,19 @@ impl ChannelLayer for RedisLayer {
         group: &GroupName,
         channel: &ChannelName,
     ) -> parley_layer::Result<()> {
-        let mut conn = self.conn(self.shard(group.as_str())).await?;
-        let _: i64 = scripts::GROUP_ADD
-            .key(self.group_key(group.as_str()))
-            .arg(channel.as_str())
-            .arg(unix_now())
-            .arg(self.inner.group_expiry_secs)
-            .invoke_async(&mut *conn)
-            .await
-            .map_err(|e| failed(conn, e))?;
         self.inner
-            .memberships
+            .local
             .lock()
-            .entry(channel.to_string())
-            .or_default()
-            .insert(group.to_string());
-        Ok(())
+            .add(group.as_str(), channel.as_str());
+        match self.redis_group_add(group.as_str(), channel.as_str()).await {
+            // While Redis is down the membership holds here; it is written to Redis when
+            // Redis is back (`restore`).
+            Err(LayerError::Unavailable(e)) => {
+                tracing::debug!(%group, %channel, error = %e, "group add kept locally until Redis is back");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     async fn group_discard(
@@ -488,22 +696,25 @@ impl ChannelLayer for RedisLayer {
         group: &GroupName,
         channel: &ChannelName,
     ) -> parley_layer::Result<()> {
-        let mut conn = self.conn(self.shard(group.as_str())).await?;
-        // Redis deletes a sorted set when its last member goes: an empty group disappears.
-        let _: i64 = redis::cmd("ZREM")
-            .arg(self.group_key(group.as_str()))
-            .arg(channel.as_str())
-            .query_async(&mut *conn)
+        self.inner
+            .local
+            .lock()
+            .remove(group.as_str(), channel.as_str());
+        match self
+            .redis_group_discard(group.as_str(), channel.as_str())
             .await
-            .map_err(|e| failed(conn, e))?;
-        let mut memberships = self.inner.memberships.lock();
-        if let Some(groups) = memberships.get_mut(channel.as_str()) {
-            groups.remove(group.as_str());
-            if groups.is_empty() {
-                memberships.remove(channel.as_str());
+        {
+            Err(LayerError::Unavailable(e)) => {
+                tracing::debug!(%group, %channel, error = %e, "group discard queued until Redis is back");
+                self.inner
+                    .local
+                    .lock()
+                    .pending_discards
+                    .push((group.to_string(), channel.to_string()));
+                Ok(())
             }
+            other => other,
         }
-        Ok(())
     }
 
     #[tracing::instrument(level = "trace", skip(self, message))]
@@ -513,7 +724,14 @@ impl ChannelLayer for RedisLayer {
         message: Message,
     ) -> parley_layer::Result<GroupSendReport> {
         reject_reserved(&message)?;
-        let members = self.group_members(group).await?;
+        let members = match self.group_members(group).await {
+            Ok(members) => members,
+            Err(e @ LayerError::Unavailable(_)) => {
+                self.note_degraded(group, &e);
+                return Ok(self.send_locally(group, std::slice::from_ref(&message)));
+            }
+            Err(e) => return Err(e),
+        };
         self.send_to_members(group, &members, &message).await
     }
 
@@ -528,7 +746,14 @@ impl ChannelLayer for RedisLayer {
         for message in &messages {
             reject_reserved(message)?;
         }
-        let members = self.group_members(group).await?;
+        let members = match self.group_members(group).await {
+            Ok(members) => members,
+            Err(e @ LayerError::Unavailable(_)) => {
+                self.note_degraded(group, &e);
+                return Ok(self.send_locally(group, &messages));
+            }
+            Err(e) => return Err(e),
+        };
         let mut report = GroupSendReport::default();
         for message in &messages {
             report.merge(self.send_to_members(group, &members, message).await?);
@@ -550,20 +775,32 @@ impl ChannelLayer for RedisLayer {
                 .await
                 .map_err(|e| failed(conn, e))?;
         }
-        let groups = self
-            .inner
-            .memberships
-            .lock()
-            .remove(channel.as_str())
-            .unwrap_or_default();
-        for group in groups {
-            let mut conn = self.conn(self.shard(&group)).await?;
-            let _: i64 = redis::cmd("ZREM")
-                .arg(self.group_key(&group))
-                .arg(channel.as_str())
-                .query_async(&mut *conn)
-                .await
-                .map_err(|e| failed(conn, e))?;
+        let groups: Vec<String> = {
+            let mut local = self.inner.local.lock();
+            let groups: Vec<String> = local
+                .by_channel
+                .get(channel.as_str())
+                .map(|g| g.iter().cloned().collect())
+                .unwrap_or_default();
+            for group in &groups {
+                local.remove(group, channel.as_str());
+            }
+            groups
+        };
+        for (i, group) in groups.iter().enumerate() {
+            match self.redis_group_discard(group, channel.as_str()).await {
+                Ok(()) => {}
+                // Left in Redis until it is back (`restore`).
+                Err(LayerError::Unavailable(_)) => {
+                    self.inner.local.lock().pending_discards.extend(
+                        groups[i..]
+                            .iter()
+                            .map(|g| (g.clone(), channel.to_string())),
+                    );
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -579,8 +816,12 @@ impl ChannelLayer for RedisLayer {
                 .map_err(|e| failed(conn, e))?;
         }
         self.inner.shared.mailboxes.clear();
-        self.inner.memberships.lock().clear();
+        *self.inner.local.lock() = Local::default();
         Ok(())
+    }
+
+    fn outages(&self) -> u64 {
+        self.inner.shared.outages.load(Ordering::Relaxed)
     }
 }
 

@@ -60,6 +60,8 @@ impl Pump {
                 self.shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("parley_redis_reconnects_total").increment(1);
                 tracing::info!(key = %self.key, "receive loop reconnected to Redis");
+                // Redis is back: the layer restores its memberships there.
+                self.shared.reconnected.notify_one();
             }
             backoff = Duration::from_millis(50);
             loop {
