@@ -57,7 +57,7 @@ export type Edited = {
  * 
  * One enum for the whole server, socket and REST alike: the decoder uses the first group,
  * the engine the second and third, the HTTP side (REST and the socket's handshake) the last. */
-export type ErrorCode = ("frame_too_large" | "invalid_json" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "unknown_field" | "invalid_room_name" | "body_too_long" | "binary_not_supported" | "unauthorized" | "forbidden" | "not_found" | "not_member" | "not_joined" | "rate_limited" | "conflict" | "too_many_rooms" | "guest_not_allowed" | "unavailable" | "internal" | "slow_consumer" | "invalid_credentials" | "token_expired" | "token_invalid" | "token_revoked" | "wrong_token_type" | "username_taken" | "weak_password" | "invalid_content_type" | "too_large" | "origin_not_allowed" | "not_a_websocket" | "request_timeout" | "method_not_allowed");
+export type ErrorCode = ("frame_too_large" | "invalid_json" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "unknown_field" | "invalid_room_name" | "body_too_long" | "binary_not_supported" | "unauthorized" | "forbidden" | "not_found" | "not_member" | "not_joined" | "rate_limited" | "conflict" | "too_many_rooms" | "guest_not_allowed" | "account_disabled" | "unavailable" | "internal" | "slow_consumer" | "invalid_credentials" | "token_expired" | "token_invalid" | "token_revoked" | "wrong_token_type" | "username_taken" | "weak_password" | "invalid_content_type" | "too_large" | "origin_not_allowed" | "not_a_websocket" | "request_timeout" | "method_not_allowed");
 
 /** The `error` frame: `{"type":"error","code":...,"message":...,"ref":...}`. */
 export type ErrorFrameFields = {

@@ -9,7 +9,7 @@ export const CLIENT_FRAME_TYPES = Object.freeze(["join","leave","send","typing",
 export const SERVER_FRAME_TYPES = Object.freeze(["joined","left","message","presence","typing","history","edited","deleted","read","signal","external","expiring","renewed","error","pong"]);
 
 /** @type {readonly import('./protocol.js').ErrorCode[]} */
-export const ERROR_CODES = Object.freeze(["frame_too_large","invalid_json","not_an_object","missing_type","unknown_type","missing_field","invalid_field","unknown_field","invalid_room_name","body_too_long","binary_not_supported","unauthorized","forbidden","not_found","not_member","not_joined","rate_limited","conflict","too_many_rooms","guest_not_allowed","unavailable","internal","slow_consumer","invalid_credentials","token_expired","token_invalid","token_revoked","wrong_token_type","username_taken","weak_password","invalid_content_type","too_large","origin_not_allowed","not_a_websocket","request_timeout","method_not_allowed"]);
+export const ERROR_CODES = Object.freeze(["frame_too_large","invalid_json","not_an_object","missing_type","unknown_type","missing_field","invalid_field","unknown_field","invalid_room_name","body_too_long","binary_not_supported","unauthorized","forbidden","not_found","not_member","not_joined","rate_limited","conflict","too_many_rooms","guest_not_allowed","account_disabled","unavailable","internal","slow_consumer","invalid_credentials","token_expired","token_invalid","token_revoked","wrong_token_type","username_taken","weak_password","invalid_content_type","too_large","origin_not_allowed","not_a_websocket","request_timeout","method_not_allowed"]);
 
 export const CLIENT_FRAME_FIELDS = Object.freeze({
   join: Object.freeze({ required: Object.freeze(["room"]), optional: Object.freeze([]) }),
