@@ -101,7 +101,13 @@ async fn staff_find_and_show_accounts(backend: Backend) {
     let bob = server.user("bob").await;
     let room = format!("bobs-{}", unique());
     server.create_room(&bob, &room).await;
-    let r = http::post(server.addr, "/api/auth/guest", None, &json!({"name": "visitor"})).await;
+    let r = http::post(
+        server.addr,
+        "/api/auth/guest",
+        None,
+        &json!({"name": "visitor"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
 
     let names = |page: &Value| -> Vec<String> {
@@ -129,11 +135,21 @@ async fn staff_find_and_show_accounts(backend: Backend) {
     let first = http::get(server.addr, "/api/admin/users?limit=2", Some(&boss)).await;
     assert_eq!(names(&first.json()), ["bob", "boss"]);
     assert_eq!(first.json()["next"], "boss");
-    let second = http::get(server.addr, "/api/admin/users?limit=2&after=boss", Some(&boss)).await;
+    let second = http::get(
+        server.addr,
+        "/api/admin/users?limit=2&after=boss",
+        Some(&boss),
+    )
+    .await;
     assert_eq!(names(&second.json()), ["carol"]);
     assert_eq!(second.json()["next"], Value::Null);
     let bad = http::get(server.addr, "/api/admin/users?limit=x", Some(&boss)).await;
-    assert_eq!(code(&bad), (400, "invalid_field".to_owned()), "{}", bad.body);
+    assert_eq!(
+        code(&bad),
+        (400, "invalid_field".to_owned()),
+        "{}",
+        bad.body
+    );
 
     // One account: flags, last login, rooms with the role, linked sign-ins.
     let r = http::get(server.addr, "/api/admin/users/bob", Some(&boss)).await;
@@ -142,7 +158,10 @@ async fn staff_find_and_show_accounts(backend: Backend) {
     assert_eq!(details["user"]["username"], "bob");
     assert_eq!(details["user"]["is_staff"], false);
     assert_eq!(details["user"]["is_active"], true);
-    assert!(details["user"]["last_login"].as_i64().unwrap() > 0, "{details}");
+    assert!(
+        details["user"]["last_login"].as_i64().unwrap() > 0,
+        "{details}"
+    );
     assert_eq!(details["rooms"][0]["name"], room.as_str());
     assert_eq!(details["rooms"][0]["role"], "owner");
     assert_eq!(details["rooms"][0]["kind"], "public");
@@ -192,9 +211,21 @@ async fn promote_demote_and_the_staff_who_act_are_kept(backend: Backend) {
         (403, "forbidden".to_owned())
     );
     // A bad reason, an unknown field: typed refusals, nothing changed.
-    let r = post(&server, "/api/admin/users/bob/promote", &boss, json!({"reason": ""})).await;
+    let r = post(
+        &server,
+        "/api/admin/users/bob/promote",
+        &boss,
+        json!({"reason": ""}),
+    )
+    .await;
     assert_eq!(code(&r), (400, "invalid_field".to_owned()), "{}", r.body);
-    let r = post(&server, "/api/admin/users/bob/promote", &boss, json!({"why": "x"})).await;
+    let r = post(
+        &server,
+        "/api/admin/users/bob/promote",
+        &boss,
+        json!({"why": "x"}),
+    )
+    .await;
     assert_eq!(code(&r), (400, "unknown_field".to_owned()), "{}", r.body);
     // Staff cannot demote, deactivate or delete themselves.
     for (method, path) in [
@@ -206,7 +237,10 @@ async fn promote_demote_and_the_staff_who_act_are_kept(backend: Backend) {
         assert_eq!(code(&r), (409, "conflict".to_owned()), "{path}: {}", r.body);
     }
     let me = http::get(server.addr, "/api/me", Some(&boss)).await.json();
-    assert_eq!((me["is_staff"].as_bool(), me["is_active"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(
+        (me["is_staff"].as_bool(), me["is_active"].as_bool()),
+        (Some(true), Some(true))
+    );
 
     // The audit log: newest first, with the reason; filtered; paged.
     let log = http::get(server.addr, "/api/admin/audit", Some(&boss)).await;
@@ -235,7 +269,12 @@ async fn promote_demote_and_the_staff_who_act_are_kept(backend: Backend) {
     assert_eq!(page[0]["action"], "promote_staff");
     let by_actor = http::get(server.addr, "/api/admin/audit?actor=bob", Some(&boss)).await;
     assert_eq!(by_actor.json(), json!([]));
-    let by_user = http::get(server.addr, "/api/admin/audit?user=bob&limit=1", Some(&boss)).await;
+    let by_user = http::get(
+        server.addr,
+        "/api/admin/audit?user=bob&limit=1",
+        Some(&boss),
+    )
+    .await;
     assert_eq!(by_user.json()[0]["action"], "demote_staff");
     let bad = http::get(server.addr, "/api/admin/audit?room=%20", Some(&boss)).await;
     assert_eq!(bad.status, 400, "{}", bad.body);
@@ -266,7 +305,13 @@ async fn deactivation_refuses_every_token_and_closes_sockets(backend: Backend) {
     // Every token of the account is refused, and it cannot log in again.
     let r = http::get(server.addr, "/api/me", Some(&access)).await;
     assert_eq!(code(&r), (403, "account_disabled".to_owned()), "{}", r.body);
-    let r = http::post(server.addr, "/api/auth/refresh", None, &json!({"refresh": refresh})).await;
+    let r = http::post(
+        server.addr,
+        "/api/auth/refresh",
+        None,
+        &json!({"refresh": refresh}),
+    )
+    .await;
     assert_eq!(code(&r), (403, "account_disabled".to_owned()), "{}", r.body);
     let r = http::post(
         server.addr,
@@ -284,7 +329,12 @@ async fn deactivation_refuses_every_token_and_closes_sockets(backend: Backend) {
         &json!({"username": "bob", "password": "not bob's password"}),
     )
     .await;
-    assert_eq!(code(&r), (401, "invalid_credentials".to_owned()), "{}", r.body);
+    assert_eq!(
+        code(&r),
+        (401, "invalid_credentials".to_owned()),
+        "{}",
+        r.body
+    );
     assert_eq!(
         WsClient::try_connect(server.addr, &format!("/ws?token={access}"), &[])
             .await
@@ -301,13 +351,21 @@ async fn deactivation_refuses_every_token_and_closes_sockets(backend: Backend) {
     assert_eq!(r.json()["is_active"], true);
     let r = http::get(server.addr, "/api/me", Some(&access)).await;
     assert_eq!(code(&r), (401, "token_revoked".to_owned()), "{}", r.body);
-    let r = http::post(server.addr, "/api/auth/refresh", None, &json!({"refresh": refresh})).await;
+    let r = http::post(
+        server.addr,
+        "/api/auth/refresh",
+        None,
+        &json!({"refresh": refresh}),
+    )
+    .await;
     assert_eq!(code(&r), (401, "token_revoked".to_owned()), "{}", r.body);
     let again = login(server.addr, "bob").await;
     let mut ws = WsClient::connect(server.addr, again["access"].as_str().unwrap()).await;
     assert_eq!(ws.ask(json!({"type": "ping"}), "p").await["type"], "pong");
 
-    let log = http::get(server.addr, "/api/admin/audit?user=bob", Some(&boss)).await.json();
+    let log = http::get(server.addr, "/api/admin/audit?user=bob", Some(&boss))
+        .await
+        .json();
     let actions: Vec<&str> = log
         .as_array()
         .unwrap()
@@ -349,7 +407,13 @@ async fn a_password_reset_revokes_every_token(backend: Backend) {
     assert_eq!(ws.closed().await.0, 4004);
     let r = http::get(server.addr, "/api/me", Some(&access)).await;
     assert_eq!(code(&r), (401, "token_revoked".to_owned()), "{}", r.body);
-    let r = http::post(server.addr, "/api/auth/refresh", None, &json!({"refresh": refresh})).await;
+    let r = http::post(
+        server.addr,
+        "/api/auth/refresh",
+        None,
+        &json!({"refresh": refresh}),
+    )
+    .await;
     assert_eq!(code(&r), (401, "token_revoked".to_owned()), "{}", r.body);
     let old = http::post(
         server.addr,
@@ -368,8 +432,13 @@ async fn a_password_reset_revokes_every_token(backend: Backend) {
     .await;
     assert_eq!(new.status, 200, "{}", new.body);
     let fresh = new.json()["access"].as_str().unwrap().to_owned();
-    assert_eq!(http::get(server.addr, "/api/me", Some(&fresh)).await.status, 200);
-    let log = http::get(server.addr, "/api/admin/audit", Some(&boss)).await.json();
+    assert_eq!(
+        http::get(server.addr, "/api/me", Some(&fresh)).await.status,
+        200
+    );
+    let log = http::get(server.addr, "/api/admin/audit", Some(&boss))
+        .await
+        .json();
     assert_eq!(log[0]["action"], "reset_password");
     assert_eq!(log[0]["reason"], "locked out");
     server.stop().await;
@@ -385,7 +454,10 @@ async fn a_deleted_account_keeps_its_messages(backend: Backend) {
     let mut ws = WsClient::connect(server.addr, &bob).await;
     ws.ask(json!({"type": "join", "room": room}), "j").await;
     let sent = ws
-        .ask(json!({"type": "send", "room": room, "body": "remember me"}), "s")
+        .ask(
+            json!({"type": "send", "room": room, "body": "remember me"}),
+            "s",
+        )
         .await;
     assert_eq!(sent["type"], "message", "{sent}");
     let id = http::get(server.addr, "/api/me", Some(&bob)).await.json()["id"]
@@ -420,10 +492,19 @@ async fn a_deleted_account_keeps_its_messages(backend: Backend) {
     let members = http::get(server.addr, &format!("/api/rooms/{room}"), Some(&boss)).await;
     assert!(!members.body.contains(&tombstone), "{}", members.body);
     let r = http::get(server.addr, "/api/admin/users", Some(&boss)).await;
-    assert!(!r.body.contains("bob") && !r.body.contains("deleted."), "{}", r.body);
+    assert!(
+        !r.body.contains("bob") && !r.body.contains("deleted."),
+        "{}",
+        r.body
+    );
     let r = http::get(server.addr, "/api/admin/users/bob", Some(&boss)).await;
     assert_eq!(code(&r), (404, "not_found".to_owned()));
-    let r = http::get(server.addr, &format!("/api/admin/users/{tombstone}"), Some(&boss)).await;
+    let r = http::get(
+        server.addr,
+        &format!("/api/admin/users/{tombstone}"),
+        Some(&boss),
+    )
+    .await;
     assert_eq!(code(&r), (404, "not_found".to_owned()));
     let r = http::get(server.addr, "/api/me", Some(&bob)).await;
     assert_eq!(code(&r), (403, "account_disabled".to_owned()), "{}", r.body);
@@ -437,7 +518,9 @@ async fn a_deleted_account_keeps_its_messages(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.body);
-    let log = http::get(server.addr, "/api/admin/audit?user=bob", Some(&boss)).await.json();
+    let log = http::get(server.addr, "/api/admin/audit?user=bob", Some(&boss))
+        .await
+        .json();
     assert_eq!(log[0]["action"], "delete_user");
     server.stop().await;
 }
@@ -448,7 +531,13 @@ async fn staff_turn_guests_off_at_run_time(backend: Backend) {
     make_staff(&server, &boss).await;
     let room = format!("lobby-{}", unique());
     server.create_room(&boss, &room).await;
-    let r = http::post(server.addr, "/api/auth/guest", None, &json!({"name": "visitor"})).await;
+    let r = http::post(
+        server.addr,
+        "/api/auth/guest",
+        None,
+        &json!({"name": "visitor"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let guest = r.json()["access"].as_str().unwrap().to_owned();
     let mut ws = WsClient::connect(server.addr, &guest).await;
@@ -458,7 +547,17 @@ async fn staff_turn_guests_off_at_run_time(backend: Backend) {
 
     let put = |body: Value| {
         let (addr, boss) = (server.addr, boss.clone());
-        async move { http::request(addr, "PUT", "/api/admin/guests", Some(&boss), Some(&body), &[]).await }
+        async move {
+            http::request(
+                addr,
+                "PUT",
+                "/api/admin/guests",
+                Some(&boss),
+                Some(&body),
+                &[],
+            )
+            .await
+        }
     };
     let r = put(json!({"enabled": false, "reason": "raid"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -466,8 +565,17 @@ async fn staff_turn_guests_off_at_run_time(backend: Backend) {
     assert_eq!(ws.closed().await.0, 4005);
     // Off, as with the setting off: the guest routes look absent, `?guest=` needs a token,
     // and a guest token is refused at the handshake.
-    assert_eq!(http::get(server.addr, "/api/auth/guest", None).await.status, 404);
-    let r = http::post(server.addr, "/api/auth/guest", None, &json!({"name": "other"})).await;
+    assert_eq!(
+        http::get(server.addr, "/api/auth/guest", None).await.status,
+        404
+    );
+    let r = http::post(
+        server.addr,
+        "/api/auth/guest",
+        None,
+        &json!({"name": "other"}),
+    )
+    .await;
     assert_eq!(code(&r), (404, "not_found".to_owned()), "{}", r.body);
     assert_eq!(
         WsClient::try_connect(server.addr, &format!("/ws/chat/{room}/?guest=other"), &[])
@@ -486,10 +594,21 @@ async fn staff_turn_guests_off_at_run_time(backend: Backend) {
     // On again.
     let r = put(json!({"enabled": true})).await;
     assert_eq!(r.json(), json!({"enabled": true, "allowed": true}));
-    assert_eq!(http::get(server.addr, "/api/auth/guest", None).await.status, 204);
-    let log = http::get(server.addr, "/api/admin/audit", Some(&boss)).await.json();
-    assert_eq!((log[0]["action"].as_str(), log[0]["detail"].as_str()), (Some("set_guests"), Some("on")));
-    assert_eq!((log[1]["detail"].as_str(), log[1]["reason"].as_str()), (Some("off"), Some("raid")));
+    assert_eq!(
+        http::get(server.addr, "/api/auth/guest", None).await.status,
+        204
+    );
+    let log = http::get(server.addr, "/api/admin/audit", Some(&boss))
+        .await
+        .json();
+    assert_eq!(
+        (log[0]["action"].as_str(), log[0]["detail"].as_str()),
+        (Some("set_guests"), Some("on"))
+    );
+    assert_eq!(
+        (log[1]["detail"].as_str(), log[1]["reason"].as_str()),
+        (Some("off"), Some("raid"))
+    );
     server.stop().await;
 
     // With the setting off, staff cannot turn guests on.
@@ -538,7 +657,10 @@ async fn a_deactivated_users_sockets_close_on_every_process(backend: Backend) {
     // The other process refuses the token too; nobody else is touched.
     let r = http::get(two.addr, "/api/me", Some(&bob)).await;
     assert_eq!(code(&r), (403, "account_disabled".to_owned()), "{}", r.body);
-    assert_eq!(bystander.ask(json!({"type": "ping"}), "p").await["type"], "pong");
+    assert_eq!(
+        bystander.ask(json!({"type": "ping"}), "p").await["type"],
+        "pong"
+    );
     one.stop().await;
     two.stop().await;
 }
@@ -551,7 +673,9 @@ async fn new_accounts_join_the_default_rooms(backend: Backend) {
     };
     let server = TestServer::start_on(db.clone(), defaults).await;
     let alice = server.user("alice").await;
-    let mine = http::get(server.addr, "/api/me/rooms", Some(&alice)).await.json();
+    let mine = http::get(server.addr, "/api/me/rooms", Some(&alice))
+        .await
+        .json();
     let rooms: Vec<(&str, &str)> = mine["rooms"]
         .as_array()
         .unwrap()
@@ -564,23 +688,36 @@ async fn new_accounts_join_the_default_rooms(backend: Backend) {
     assert_eq!(general.json()["kind"], "public");
     assert_eq!(general.json()["creator"], Value::Null);
     // Guests join nothing by themselves.
-    let r = http::post(server.addr, "/api/auth/guest", None, &json!({"name": "visitor"})).await;
+    let r = http::post(
+        server.addr,
+        "/api/auth/guest",
+        None,
+        &json!({"name": "visitor"}),
+    )
+    .await;
     let guest = r.json()["access"].as_str().unwrap().to_owned();
-    let theirs = http::get(server.addr, "/api/me/rooms", Some(&guest)).await.json();
+    let theirs = http::get(server.addr, "/api/me/rooms", Some(&guest))
+        .await
+        .json();
     assert_eq!(theirs["rooms"], json!([]));
     server.stop().await;
 
     // A restart finds the rooms there; a room that is not a group room's name is refused.
     let again = TestServer::start_on(db.clone(), defaults).await;
     let bob = again.user("bob").await;
-    let r = http::get(again.addr, "/api/me/rooms", Some(&bob)).await.json();
+    let r = http::get(again.addr, "/api/me/rooms", Some(&bob))
+        .await
+        .json();
     assert_eq!(r["rooms"].as_array().unwrap().len(), 2);
     again.stop().await;
     let mut settings = TestServer::settings(&db);
     settings.default_rooms = vec!["dm.1.2".into()];
     let refused = parley_server::Application::build(settings).await;
     assert!(
-        refused.as_ref().err().is_some_and(|e| e.to_string().contains("default_rooms")),
+        refused
+            .as_ref()
+            .err()
+            .is_some_and(|e| e.to_string().contains("default_rooms")),
         "{:?}",
         refused.err()
     );

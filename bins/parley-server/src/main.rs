@@ -180,8 +180,7 @@ async fn create_user(
 ) -> anyhow::Result<()> {
     let username = UserName::parse_account(username).context("username")?;
     let email = email.map(Email::parse).transpose().context("email")?;
-    let password =
-        user_cmd::read_password(&format!("password for {username}: "), password_stdin)?;
+    let password = user_cmd::read_password(&format!("password for {username}: "), password_stdin)?;
     let password = Password::new(password);
     password.check_rules(&username)?;
     let store = open_store(settings)?;

@@ -136,7 +136,8 @@ async fn execute(
                     u.is_staff,
                     u.is_active,
                     u.email.as_ref().map_or("-", |e| e.as_str()),
-                    u.last_login.map_or("-".to_owned(), |t| t.millis().to_string()),
+                    u.last_login
+                        .map_or("-".to_owned(), |t| t.millis().to_string()),
                 );
             }
             if let Some(next) = page.next {
@@ -166,7 +167,9 @@ async fn execute(
             let (name, reason) = t.parse()?;
             done(
                 "deactivated",
-                &engine.set_active(cli, &name, false, reason.as_ref()).await?,
+                &engine
+                    .set_active(cli, &name, false, reason.as_ref())
+                    .await?,
             );
         }
         UserCommand::Reactivate(t) => {

@@ -68,7 +68,10 @@ async fn user_commands_while_the_server_runs(backend: Backend) {
     assert_eq!(ws.ask(json!({"type": "ping"}), "p").await["type"], "pong");
 
     let listed = ok(&user_cmd(&dir.0, &env, &["list"], ""));
-    assert!(listed.starts_with("alice\t") && listed.contains("\nbob\t"), "{listed}");
+    assert!(
+        listed.starts_with("alice\t") && listed.contains("\nbob\t"),
+        "{listed}"
+    );
     let found = ok(&user_cmd(&dir.0, &env, &["list", "--search", "BO"], ""));
     assert!(!found.contains("alice") && found.contains("bob"), "{found}");
     ok(&user_cmd(
@@ -117,7 +120,7 @@ async fn user_commands_while_the_server_runs(backend: Backend) {
         String::from_utf8_lossy(&nobody.stderr)
     );
     let out = ok(&user_cmd(&dir.0, &env, &["delete", "bob"], ""));
-    assert!(out.contains("deleted.") , "{out}");
+    assert!(out.contains("deleted."), "{out}");
     assert!(!ok(&user_cmd(&dir.0, &env, &["list"], "")).contains("bob"));
 
     // Audited as `cli`, without an actor id.
@@ -170,9 +173,7 @@ async fn with_the_in_memory_layer_sockets_are_refused_at_renew() {
     ok(&user_cmd(&dir.0, &env, &["deactivate", "bob"], ""));
     let r = http::get(server.addr, "/api/me", Some(&access)).await;
     assert_eq!((r.status, r.error_code()), (403, "account_disabled".into()));
-    let renew = ws
-        .ask(json!({"type": "renew", "token": access}), "r")
-        .await;
+    let renew = ws.ask(json!({"type": "renew", "token": access}), "r").await;
     assert_eq!(renew["code"], "account_disabled", "{renew}");
     drop(server);
 }

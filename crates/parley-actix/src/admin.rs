@@ -16,8 +16,8 @@ use parley_auth::Password;
 use parley_core::{Actor, AuditQuery, GuestSwitch, UserDetails, UserPage};
 use parley_domain::protocol::ErrorCode;
 use parley_domain::{AuditEntry, Reason, User};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use utoipa::{IntoParams, ToSchema};
 
 /// The `/api/admin` routes (mounted by `rest::routes`), each with its description.
@@ -158,17 +158,20 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
         )
         .put(
             set_guests,
-            staff("admin_set_guests", "Turn guests on or off at run time (staff)")
-                .describe(
-                    "Stored in the database: every process follows it. The server's `guests` \
+            staff(
+                "admin_set_guests",
+                "Turn guests on or off at run time (staff)",
+            )
+            .describe(
+                "Stored in the database: every process follows it. The server's `guests` \
                      setting is the upper bound: while it is off, turning guests on is 403 \
                      `forbidden`. Turning them off closes every guest's socket with 4005 on \
                      every process; the guest route then answers 404 and `?guest=` is refused, \
                      as with the setting off.",
-                )
-                .body::<GuestsBody>()
-                .reply::<GuestSwitch>(StatusCode::OK, "The switch as it is now.")
-                .refuses(&[InvalidField, MissingField]),
+            )
+            .body::<GuestsBody>()
+            .reply::<GuestSwitch>(StatusCode::OK, "The switch as it is now.")
+            .refuses(&[InvalidField, MissingField]),
         )
         .done();
 }

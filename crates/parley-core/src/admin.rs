@@ -313,8 +313,13 @@ impl Engine {
         }
         let gone = self.inner.store.erase_user(user.id).await?;
         self.close_disabled(user.id).await?;
-        self.audit_as(actor, AuditAction::DeleteUser, AuditTarget::user(name), reason)
-            .await?;
+        self.audit_as(
+            actor,
+            AuditAction::DeleteUser,
+            AuditTarget::user(name),
+            reason,
+        )
+        .await?;
         Ok(gone)
     }
 

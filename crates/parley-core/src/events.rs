@@ -261,9 +261,7 @@ pub fn deliver(message: &Message, me: &ChannelName, dialect: &Dialect) -> Delive
                 Delivery::Text(render_parley(message))
             }
         }
-        PARLEY_SIGNOUT if message.get("disabled") == Some(&Value::Bool(true)) => {
-            Delivery::Disabled
-        }
+        PARLEY_SIGNOUT if message.get("disabled") == Some(&Value::Bool(true)) => Delivery::Disabled,
         PARLEY_SIGNOUT => Delivery::SignOut(
             message
                 .get("family")

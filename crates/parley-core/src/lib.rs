@@ -89,7 +89,6 @@ pub use parley_store::{AuditQuery, HistoryQuery, RoomListQuery, RoomScope};
 pub use rate::RateLimit;
 pub use rooms::{Member, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, Rooms};
 pub use session::{
-    CLOSE_ACCOUNT_DISABLED, CLOSE_EXPIRED, CLOSE_PING_TIMEOUT, CLOSE_SIGNED_OUT, CLOSE_SLOW_CONSUMER,
-    CloseReason, Inbound,
-    Outbound, Session,
+    CLOSE_ACCOUNT_DISABLED, CLOSE_EXPIRED, CLOSE_PING_TIMEOUT, CLOSE_SIGNED_OUT,
+    CLOSE_SLOW_CONSUMER, CloseReason, Inbound, Outbound, Session,
 };

@@ -12,8 +12,8 @@ use parley_domain::{
 };
 use parley_store::testing::TestDb;
 use parley_store::{
-    AuditQuery, Backend, HistoryQuery, NewAuditEntry, UserQuery, NewMessage, NewRoom, NewUser, RoomListQuery,
-    RoomPage, RoomScope, Store, StoreError, StoreOptions,
+    AuditQuery, Backend, HistoryQuery, NewAuditEntry, NewMessage, NewRoom, NewUser, RoomListQuery,
+    RoomPage, RoomScope, Store, StoreError, StoreOptions, UserQuery,
 };
 
 macro_rules! conformance {
@@ -1812,7 +1812,10 @@ async fn staff_find_accounts_by_name_or_email(s: &Store) {
     let gone = user(s, "annex").await;
     s.erase_user(gone.id).await.unwrap();
     let names = |users: Vec<User>| -> Vec<String> {
-        users.into_iter().map(|u| u.username.into_string()).collect()
+        users
+            .into_iter()
+            .map(|u| u.username.into_string())
+            .collect()
     };
     let find = |q: Option<&str>, after: Option<&str>, limit: i64| UserQuery {
         q: q.map(str::to_owned),
@@ -1830,7 +1833,11 @@ async fn staff_find_accounts_by_name_or_email(s: &Store) {
     );
     // E-mail, case-insensitive, by substring.
     assert_eq!(
-        names(s.list_users(&find(Some("example.org"), None, 10)).await.unwrap()),
+        names(
+            s.list_users(&find(Some("example.org"), None, 10))
+                .await
+                .unwrap()
+        ),
         ["anna"]
     );
     // `_` is no wildcard: only the name with an underscore.
@@ -1853,7 +1860,10 @@ async fn accounts_are_deactivated_and_their_token_epoch_raised(s: &Store) {
     assert_eq!(off.token_epoch, 1);
     let on = s.set_active(alice.id, true).await.unwrap();
     assert!(on.is_active);
-    assert_eq!(on.token_epoch, 1, "a reactivation does not bring old tokens back");
+    assert_eq!(
+        on.token_epoch, 1,
+        "a reactivation does not bring old tokens back"
+    );
     let reset = s.reset_password_hash(alice.id, "new-hash").await.unwrap();
     assert_eq!(reset.token_epoch, 2);
     let creds = s.credentials(&alice.username).await.unwrap();
@@ -1883,7 +1893,10 @@ async fn an_erased_account_keeps_its_messages(s: &Store) {
     user(s, "bob").await;
     let rooms = s.user_rooms(alice.id).await.unwrap();
     assert_eq!(rooms.len(), 1);
-    assert_eq!((rooms[0].name.as_str(), rooms[0].role), ("lobby", Role::Owner));
+    assert_eq!(
+        (rooms[0].name.as_str(), rooms[0].role),
+        ("lobby", Role::Owner)
+    );
     assert!(s.linked_identities(alice.id).await.unwrap().is_empty());
 }
 
@@ -1893,14 +1906,25 @@ async fn default_rooms_are_ensured_and_joined(s: &Store) {
     assert_eq!((first.kind, first.creator), (RoomKind::Public, None));
     let again = s.ensure_public_room(&general).await.unwrap();
     assert_eq!(again.id, first.id);
-    assert!(s.ensure_public_room(&RoomName::parse("dm.1.2").unwrap()).await.is_err());
+    assert!(
+        s.ensure_public_room(&RoomName::parse("dm.1.2").unwrap())
+            .await
+            .is_err()
+    );
     let alice = user(s, "alice").await;
     let missing = RoomName::parse("nowhere").unwrap();
     assert_eq!(
-        s.join_rooms(alice.id, &[general.clone(), missing]).await.unwrap(),
+        s.join_rooms(alice.id, &[general.clone(), missing])
+            .await
+            .unwrap(),
         1
     );
-    assert_eq!(s.join_rooms(alice.id, &[general.clone()]).await.unwrap(), 0);
+    assert_eq!(
+        s.join_rooms(alice.id, std::slice::from_ref(&general))
+            .await
+            .unwrap(),
+        0
+    );
     let m = s.membership(first.id, alice.id).await.unwrap().unwrap();
     assert_eq!(m.role, Role::Member);
 }
@@ -1920,7 +1944,12 @@ async fn cli_audit_entries_have_no_actor_id(s: &Store) {
     let cli = UserName::parse("cli").unwrap();
     let target = parley_domain::AuditTarget::user(&UserName::parse("bob").unwrap());
     let entry = s
-        .record_audit_unattributed(&cli, parley_domain::AuditAction::DeactivateUser, &target, None)
+        .record_audit_unattributed(
+            &cli,
+            parley_domain::AuditAction::DeactivateUser,
+            &target,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!((entry.actor_id, entry.actor.as_str()), (None, "cli"));

@@ -93,7 +93,10 @@ impl Store {
                     users::username
                         .like(pattern)
                         .escape('\\')
-                        .or(lower(users::email).like(pattern).escape('\\').assume_not_null()),
+                        .or(lower(users::email)
+                            .like(pattern)
+                            .escape('\\')
+                            .assume_not_null()),
                 );
             }
             if let Some(after) = &query.after {
@@ -110,7 +113,12 @@ impl Store {
             memberships::table
                 .inner_join(rooms::table)
                 .filter(memberships::user_id.eq(user.get()))
-                .select((rooms::name, rooms::kind, memberships::role, memberships::joined_at))
+                .select((
+                    rooms::name,
+                    rooms::kind,
+                    memberships::role,
+                    memberships::joined_at,
+                ))
                 .order(rooms::name.asc())
                 .load(conn)
                 .await?
