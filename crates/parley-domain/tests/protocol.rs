@@ -755,6 +755,7 @@ fn every_error_code_has_a_stable_spelling() {
             "conflict",
             "too_many_rooms",
             "guest_not_allowed",
+            "account_disabled",
             "unavailable",
             "internal",
             "slow_consumer",
