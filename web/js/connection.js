@@ -15,7 +15,8 @@ conn.on('state', (s) => hooks.setConn(s));
 conn.on('open', () => hooks.onSocketOpen());
 conn.on('close', (event) => hooks.onSocketClosed(event.code));
 conn.on('frame', (frame) => hooks.handleFrame(frame));
-// The refresh token was refused, or this login was signed out elsewhere (close 4004).
+// The refresh token was refused, this login was signed out elsewhere (close 4004), or staff
+// deactivated the account (close 4005).
 conn.on('authLost', () => hooks.logout('Your session has ended. Please log in again.'));
 
 /** The app's view of the connection (the library's Connection, with the app's shorthands). */

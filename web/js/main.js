@@ -14,6 +14,7 @@ import { renderAuth } from './login.js';
 import { completeOidcReturn } from './oidc.js';
 import { renderAll, renderRoomHeader, renderRoomList, renderShell, setConn, showLobby, showRoom } from './views.js';
 import { handleFrame, onSocketClosed, onSocketOpen } from './frames.js';
+import { showAdmin } from './admin.js';
 
 function logout(notice) {
   const auth = state.auth;
@@ -39,7 +40,8 @@ function logout(notice) {
 function route() {
   if (!state.auth || !screen.shell) return;
   const match = /^#\/room\/(.+)$/.exec(location.hash);
-  if (match) showRoom(decodeURIComponent(match[1]).toLowerCase());
+  if (location.hash === '#/admin') showAdmin();
+  else if (match) showRoom(decodeURIComponent(match[1]).toLowerCase());
   else showLobby();
 }
 

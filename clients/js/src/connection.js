@@ -11,6 +11,8 @@ const OPEN = 1;
 
 /** Close codes the server uses (docs/protocol.md): after these the socket is not reopened. */
 const CLOSE_LOGGED_OUT = 4004;
+/** Staff deactivated or deleted the account (or turned guests off): its tokens are refused. */
+const CLOSE_ACCOUNT_DISABLED = 4005;
 
 /** Error codes after which a `send` is tried again with the same `client_id`. */
 const RETRYABLE = new Set(['not_connected', 'timeout', 'unavailable', 'rate_limited', 'not_joined', 'slow_consumer']);
@@ -233,6 +235,7 @@ export class Connection {
       for (const r of this.rooms.values()) r.joined = false;
       this.emit('close', { code: event.code, reason: event.reason });
       if (event.code === CLOSE_LOGGED_OUT) return this.lose(new AuthLost('signed out (logged out elsewhere)'));
+      if (event.code === CLOSE_ACCOUNT_DISABLED) return this.lose(new AuthLost('the account was deactivated'));
       if (this.wanted) this.scheduleRetry();
     };
   }

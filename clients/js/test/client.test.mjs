@@ -4,6 +4,8 @@
 // access token expires, typed errors. Every frame a client receives is checked against the
 // protocol's JSON Schema.
 
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
@@ -307,4 +309,36 @@ test('a guest session: an access token, no refresh, posts marked as a guest', as
   await session.logout();
   assert.equal(session.tokens, null);
   assert.deepEqual(owner.got.badFrames, []);
+});
+
+test('a deactivated account loses its session: the socket closes with 4005 and is not reopened', async () => {
+  const server = new TestServer();
+  await server.start();
+  try {
+    const boss = await user(server, 'boss');
+    // The first staff member comes from the command line (the server runs meanwhile).
+    const promoted = spawnSync(server.bin, ['user', 'promote', 'boss'], {
+      cwd: server.dir,
+      env: {
+        PATH: process.env.PATH,
+        PARLEY_DATABASE_URL: `sqlite://${join(server.dir, 'parley.sqlite3')}`,
+        PARLEY_LAYER: 'memory',
+        PARLEY_SECRET: 'js-client-tests-secret-0123456789abcdef0123456789',
+        PARLEY_BCRYPT_COST: '4',
+      },
+    });
+    assert.equal(promoted.status, 0, String(promoted.stderr));
+    const bob = await user(server, 'bob');
+    let lost = null;
+    bob.conn.on('authLost', (e) => { lost = e; });
+    await boss.session.request('POST', '/api/admin/users/bob/deactivate', { reason: 'test' });
+    await waitFor(() => lost !== null, 'the connection to report the lost session');
+    assert.ok(lost instanceof AuthLost);
+    assert.deepEqual(bob.got.closes, [4005]);
+    await assert.rejects(bob.session.request('GET', '/api/me'), (e) => (e instanceof ApiError && e.code === 'account_disabled') || e instanceof AuthLost);
+    boss.conn.stop();
+    bob.conn.stop();
+  } finally {
+    await server.stop();
+  }
 });

@@ -762,6 +762,7 @@ fn every_error_code_has_a_stable_spelling() {
             "too_many_rooms",
             "too_many_reactions",
             "guest_not_allowed",
+            "account_disabled",
             "banned",
             "muted",
             "read_only",

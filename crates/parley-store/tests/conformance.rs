@@ -1973,7 +1973,12 @@ async fn default_rooms_are_ensured_and_joined(s: &Store) {
             .unwrap(),
         1
     );
-    assert_eq!(s.join_rooms(alice.id, &[general.clone()]).await.unwrap(), 0);
+    assert_eq!(
+        s.join_rooms(alice.id, std::slice::from_ref(&general))
+            .await
+            .unwrap(),
+        0
+    );
     let m = s.membership(first.id, alice.id).await.unwrap().unwrap();
     assert_eq!(m.role, Role::Member);
 }
