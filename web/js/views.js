@@ -9,6 +9,7 @@ import { socket } from './connection.js';
 import { onComposerInput, onMessagesScroll, postMessage, renderMessages, stopOwnTyping } from './messages.js';
 import { directPeer, isDirect, joinRoom, loadMorePublicRooms, loadRoomList, markRead, rememberPeer, roomLabel } from './rooms.js';
 import { startCall } from './calls.js';
+import { roomSettings } from './room-settings.js';
 
 export function renderShell() {
   const container = clear(root());
@@ -316,6 +317,8 @@ export function renderRoomHeader(r) {
         },
       }, who, h('button', { type: 'submit' }, 'Add'))));
   }
+  const settings = roomSettings(r.name);
+  if (settings) actions.append(settings);
   if (s?.role && kind !== 'direct') {
     actions.append(h('button', {
       type: 'button', class: 'ghost',
