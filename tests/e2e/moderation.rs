@@ -267,6 +267,16 @@ async fn a_ban_keeps_a_user_out_of_a_public_room(backend: Backend) {
         "joined"
     );
 
+    // Staff moderate a room they do not belong to (here: lifting Dave's ban).
+    let staff = server.user("staff").await;
+    let staff_id = user_id(&server, &staff).await;
+    server.db.store().set_staff(staff_id, true).await.unwrap();
+    let r = http::get(server.addr, &bans, Some(&staff)).await;
+    assert_eq!(r.json()["bans"][0]["username"], "dave", "{}", r.body);
+    let r = http::delete(server.addr, &format!("{bans}/dave"), Some(&staff)).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let j = d.ask(json!({"type": "join", "room": room}), "j2").await;
+    assert_eq!(j["type"], "joined", "{j}");
     let log = audited(&server, &room).await;
     assert!(
         log.contains(&(

@@ -10,6 +10,7 @@ import { onComposerInput, onMessagesScroll, postMessage, renderMessages, stopOwn
 import { cancelReply, renderReplyBar } from './reactions.js';
 import { directPeer, isDirect, joinRoom, loadMorePublicRooms, loadRoomList, markRead, rememberPeer, roomLabel } from './rooms.js';
 import { startCall } from './calls.js';
+import { roomSettings } from './room-settings.js';
 
 export function renderShell() {
   const container = clear(root());
@@ -325,6 +326,8 @@ export function renderRoomHeader(r) {
         },
       }, who, h('button', { type: 'submit' }, 'Add'))));
   }
+  const settings = roomSettings(r.name);
+  if (settings) actions.append(settings);
   if (s?.role && kind !== 'direct') {
     actions.append(h('button', {
       type: 'button', class: 'ghost',

@@ -529,6 +529,15 @@ impl Session {
                     Ok(_) | Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
+                // A ban committed since the access check would otherwise be undone by this
+                // membership (the ban removed the old one first): look again, once, on this
+                // path only (a first join of a public room).
+                if store.is_banned(access.room().id, self.user.id).await? {
+                    if let Err(e) = store.remove_member(access.room().id, self.user.id).await {
+                        tracing::warn!(error = %e, room = %f.room, "could not undo the membership of a user banned while joining");
+                    }
+                    return Err(crate::access::banned(&f.room));
+                }
             }
             let room = access.room().clone();
             self.subscribe(&room.name).await?;

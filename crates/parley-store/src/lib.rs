@@ -46,7 +46,8 @@
 //!   rooms, run-time settings): the operations, as
 //!   `impl Store` blocks. Each query is written once in diesel's DSL and compiled for both
 //!   backends (the `with_conn!` macro). `ops::batch`: [`AppendBatcher`], group commit for
-//!   message appends.
+//!   message appends. `ops::moderation`: room bans and mutes, read-only rooms, and a user's
+//!   [`Standing`] in a room (membership, ban and mute read together).
 //! - `schema`: the diesel `table!`s, one schema for both backends (BIGINT ids and
 //!   millisecond timestamps); the SQL is in the workspace's `migrations/postgres` and
 //!   `migrations/sqlite`.

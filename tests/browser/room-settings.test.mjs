@@ -1,0 +1,110 @@
+// The room settings panel for owners (web/js/room-settings.js): roles, mutes, bans and
+// read-only through the panel, each confirmed where destructive, errors shown beside the
+// control that caused them.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestServer, launchBrowser, openUser, screenshot } from './harness.mjs';
+
+const PASSWORD = 'correct horse battery';
+const stamp = Date.now().toString(36).slice(-5);
+const ROOM = `mod-${stamp}`;
+
+let server;
+let browser;
+
+before(async () => {
+  server = new TestServer();
+  await server.start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  if (server) await server.stop().catch(() => {});
+});
+
+test('an owner moderates a room from its settings panel', async () => {
+  const alice = await openUser(browser, server);
+  const page = alice.page;
+  const owner = `alice${stamp}`;
+  const member = `bob${stamp}`;
+  await page.getByRole('tab', { name: 'Sign up' }).click();
+  await page.getByLabel('Username').fill(owner);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.locator('form.auth-form button[type=submit]').click();
+  await page.locator('#conn[data-state="online"]').waitFor({ timeout: 20_000 });
+
+  // The room and its second member, through the API from the page.
+  const access = await page.evaluate(async ({ owner, member, password, room }) => {
+    const call = (method, path, body, token) => fetch(path, {
+      method,
+      headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: r.status === 204 ? null : await r.json() }));
+    await call('POST', '/api/auth/register', { username: member, password });
+    const { body: { access } } = await call('POST', '/api/auth/login', { username: owner, password });
+    const made = await call('POST', '/api/rooms', { name: room }, access);
+    if (made.status !== 201) throw new Error(`create: ${JSON.stringify(made.body)}`);
+    const added = await call('POST', `/api/rooms/${room}/members`, { username: member }, access);
+    if (added.status !== 201) throw new Error(`add: ${JSON.stringify(added.body)}`);
+    return access;
+  }, { owner, member, password: PASSWORD, room: ROOM });
+  const roomState = () => page.evaluate(async ({ room, access }) => {
+    const r = await fetch(`/api/rooms/${room}`, { headers: { Authorization: `Bearer ${access}` } });
+    return r.json();
+  }, { room: ROOM, access });
+
+  await page.goto(`${server.url}/#/room/${ROOM}`);
+  await page.locator('#conn[data-state="online"]').waitFor({ timeout: 20_000 });
+  await page.locator('#room-title', { hasText: `#${ROOM}` }).waitFor();
+  await page.locator('.room-settings summary').click();
+  const row = page.locator(`.settings-member[data-user="${member}"]`);
+  await row.waitFor();
+
+  // Roles: made an owner, the member cannot be muted; the refusal shows in his row.
+  await row.getByRole('button', { name: 'Make owner' }).click();
+  await row.getByRole('button', { name: 'Make member' }).waitFor();
+  await row.getByRole('button', { name: 'Mute' }).click();
+  await row.locator('.field-error', { hasText: 'owner' }).waitFor();
+  await row.getByRole('button', { name: 'Make member' }).click();
+  await row.getByRole('button', { name: 'Make owner' }).waitFor();
+
+  // A mute until lifted, listed, then lifted.
+  await row.getByLabel(`Mute ${member} for`).selectOption('');
+  await row.getByRole('button', { name: 'Mute' }).click();
+  const muted = page.locator(`.settings-mute[data-user="${member}"]`);
+  await muted.waitFor();
+  assert.match(await muted.textContent(), /until unmuted/);
+  await muted.getByRole('button', { name: 'Unmute' }).click();
+  await muted.waitFor({ state: 'detached' });
+
+  // Read-only, on and off.
+  const readOnly = page.getByLabel('Read-only: only owners and staff may post');
+  await readOnly.check();
+  await page.waitForFunction(() => document.querySelector('.settings-body input[type=checkbox]')?.checked === true);
+  assert.equal((await roomState()).read_only, true);
+
+  // A ban asks to be confirmed: the first click only arms the button.
+  await row.getByRole('button', { name: 'Ban' }).click();
+  assert.equal(await page.locator(`.settings-ban[data-user="${member}"]`).count(), 0);
+  await row.getByRole('button', { name: `Confirm ban of ${member}` }).click();
+  const banned = page.locator(`.settings-ban[data-user="${member}"]`);
+  await banned.waitFor();
+  await row.waitFor({ state: 'detached' });
+  assert.ok(!(await roomState()).members.some((m) => m.username === member));
+  await screenshot(page, 'room-settings');
+
+  await banned.getByRole('button', { name: 'Unban' }).click();
+  await banned.waitFor({ state: 'detached' });
+  await page.getByText('Nobody is banned.').waitFor();
+
+  // Banning an unknown name shows the error beside the form.
+  await page.getByLabel('Username to ban').fill('nobody-here');
+  await page.getByRole('button', { name: 'Ban user' }).click();
+  await page.locator('.settings-inline .field-error').filter({ hasText: /./ }).waitFor();
+
+  assert.deepEqual(alice.errors, []);
+  assert.deepEqual(alice.dialogs, []);
+  await alice.context.close();
+});
