@@ -478,8 +478,9 @@ impl Session {
             ClientFrame::Signal(f) => self.signal(f).await.map(|()| None),
             ClientFrame::Renew(f) => self.renew(f).await.map(Some),
             ClientFrame::Ping => Ok(Some(ServerFrame::Pong(Pong::default()))),
-            ClientFrame::React(f) => self.react(f, true).await.map(Some),
-            ClientFrame::Unreact(f) => self.react(f, false).await.map(Some),
+            // Boxed, like a reply's lookup: rare frames should not grow every task's future.
+            ClientFrame::React(f) => Box::pin(self.react(f, true)).await.map(Some),
+            ClientFrame::Unreact(f) => Box::pin(self.react(f, false)).await.map(Some),
         };
         match result.transpose() {
             None => Vec::new(),
@@ -626,7 +627,9 @@ impl Session {
         self.inner.take_token(&self.user, Budget::Messages)?;
         let reply = match f.reply_to {
             None => None,
-            Some(id) => Some(self.reply_preview(joined.id, &f.room, id).await?),
+            // Boxed: the lookup's future would otherwise enlarge every connection's task,
+            // idle or not, by its size (only a reply pays for the allocation).
+            Some(id) => Some(Box::pin(self.reply_preview(joined.id, &f.room, id)).await?),
         };
         Ok(PreparedSend {
             reply,
