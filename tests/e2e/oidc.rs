@@ -5,8 +5,7 @@
 //! and refresh without rotation (simplejwt's `ROTATE_REFRESH_TOKENS = False`).
 
 use parley_e2e::oidc_issuer::{
-    CLIENT_ID, CLIENT_SECRET, IssuerUser, KEY1, KEY1_PUBLIC_PEM, KEY2, KEY3, TestIssuer,
-    sign_rs256,
+    CLIENT_ID, CLIENT_SECRET, IssuerUser, KEY1, KEY1_PUBLIC_PEM, KEY2, KEY3, TestIssuer, sign_rs256,
 };
 use parley_e2e::{Backend, TestServer, http};
 use parley_server::{OidcProviderSettings, Settings};
@@ -88,7 +87,12 @@ async fn an_id_token_signs_in_and_finds_the_same_account_again(backend: Backend)
         json!({"providers": [{"name": "test", "display_name": "Test"}]})
     );
 
-    let ana = user("sub-ana", Some("ana@example.com"), true, Some("Ana Banana!"));
+    let ana = user(
+        "sub-ana",
+        Some("ana@example.com"),
+        true,
+        Some("Ana Banana!"),
+    );
     let r = post_id_token(&server, "test", &json!({"id_token": issuer.id_token(&ana)})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let first = r.json();
@@ -108,13 +112,23 @@ async fn an_id_token_signs_in_and_finds_the_same_account_again(backend: Backend)
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
 
     // The name native apps post it under; the same subject is the same account.
-    let r = post_id_token(&server, "test", &json!({"auth_token": issuer.id_token(&ana)})).await;
+    let r = post_id_token(
+        &server,
+        "test",
+        &json!({"auth_token": issuer.id_token(&ana)}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["user"]["id"], first["user"]["id"]);
 
     // Another subject with a clashing handle gets a free name.
     let other = user("sub-ana-2", None, false, Some("anabanana"));
-    let r = post_id_token(&server, "test", &json!({"id_token": issuer.id_token(&other)})).await;
+    let r = post_id_token(
+        &server,
+        "test",
+        &json!({"id_token": issuer.id_token(&other)}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["user"]["username"], "anabanana-2");
     assert!(r.json()["user"]["email"].is_null());
@@ -157,7 +171,10 @@ async fn bad_id_tokens_are_refused_with_their_codes() {
     let cases: Vec<(&str, String, &str)> = vec![
         (
             "expired an hour ago",
-            sign_rs256(&with(json!({"exp": now() - 3600, "iat": now() - 7200})), KEY1),
+            sign_rs256(
+                &with(json!({"exp": now() - 3600, "iat": now() - 7200})),
+                KEY1,
+            ),
             "token_expired",
         ),
         (
@@ -190,14 +207,21 @@ async fn bad_id_tokens_are_refused_with_their_codes() {
     ];
     for (what, token, code) in cases {
         let r = post_id_token(&server, "test", &json!({"id_token": token})).await;
-        assert_eq!((r.status, r.error_code().as_str()), (401, code), "{what}: {}", r.body);
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (401, code),
+            "{what}: {}",
+            r.body
+        );
     }
 
     // `alg: none`, and HS256 keyed with the provider's public key (an algorithm swap).
     let payload = b64(good.to_string().as_bytes());
     let none = format!(
         "{}.{payload}.",
-        b64(json!({"alg": "none", "typ": "JWT", "kid": KEY1}).to_string().as_bytes())
+        b64(json!({"alg": "none", "typ": "JWT", "kid": KEY1})
+            .to_string()
+            .as_bytes())
     );
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some(KEY1.to_owned());
@@ -228,7 +252,12 @@ async fn bad_id_tokens_are_refused_with_their_codes() {
         );
     }
     // The good token still works: nothing above broke the cached keys.
-    let r = post_id_token(&server, "test", &json!({"id_token": sign_rs256(&good, KEY1)})).await;
+    let r = post_id_token(
+        &server,
+        "test",
+        &json!({"id_token": sign_rs256(&good, KEY1)}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     server.stop().await;
 }
@@ -255,13 +284,22 @@ async fn an_unknown_key_refetches_the_keys_once_per_interval() {
     // asked again within the interval.
     let claims = issuer.claims(&ana, None);
     for _ in 0..20 {
-        let r = post_id_token(&server, "test", &json!({"id_token": sign_rs256(&claims, KEY3)}))
-            .await;
+        let r = post_id_token(
+            &server,
+            "test",
+            &json!({"id_token": sign_rs256(&claims, KEY3)}),
+        )
+        .await;
         assert_eq!((r.status, r.error_code().as_str()), (401, "token_invalid"));
     }
     assert_eq!(issuer.jwks_hits(), 2);
     // Keys still cached work.
-    let r = post_id_token(&server, "test", &json!({"id_token": sign_rs256(&claims, KEY1)})).await;
+    let r = post_id_token(
+        &server,
+        "test",
+        &json!({"id_token": sign_rs256(&claims, KEY1)}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(issuer.discovery_hits(), 1);
     server.stop().await;
@@ -275,7 +313,8 @@ async fn a_provider_that_is_down_is_a_503_and_nothing_is_cached() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let server = TestServer::start_with(Backend::Sqlite, |s| add_provider(s, "test", &url, false)).await;
+    let server =
+        TestServer::start_with(Backend::Sqlite, |s| add_provider(s, "test", &url, false)).await;
     let ana = user("sub-down", None, false, Some("downer"));
     let claims = json!({
         "iss": url, "aud": CLIENT_ID, "sub": ana.sub, "iat": now(), "exp": now() + 600,
@@ -291,7 +330,10 @@ async fn a_provider_that_is_down_is_a_503_and_nothing_is_cached() {
         );
     }
     let r = http::get(server.addr, "/api/auth/oidc/test/start", None).await;
-    assert_eq!((r.status, r.error_code().as_str()), (503, "provider_unavailable"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (503, "provider_unavailable")
+    );
 
     // The provider comes up: the next request fetches and succeeds (no failure was cached).
     let issuer = TestIssuer::start_on(port).await;
@@ -322,19 +364,33 @@ async fn a_verified_email_links_only_when_allowed(backend: Backend) {
 
     // Linking on, but the provider did not verify the email: never linked.
     let b = user("sub-b", Some("HANA@example.com"), false, None);
-    let r = post_id_token(&server, "linking", &json!({"id_token": issuer.id_token(&b)})).await;
+    let r = post_id_token(
+        &server,
+        "linking",
+        &json!({"id_token": issuer.id_token(&b)}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_ne!(r.json()["user"]["id"], hana_id);
     assert!(r.json()["user"]["email"].is_null());
 
     // Linking on and verified: Hana's account, and from now on by the subject alone.
     let c = user("sub-c", Some("Hana@Example.com"), true, None);
-    let r = post_id_token(&server, "linking", &json!({"id_token": issuer.id_token(&c)})).await;
+    let r = post_id_token(
+        &server,
+        "linking",
+        &json!({"id_token": issuer.id_token(&c)}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["user"]["id"], hana_id);
     let c_later = user("sub-c", Some("hana.new@example.com"), true, None);
-    let r = post_id_token(&server, "linking", &json!({"id_token": issuer.id_token(&c_later)}))
-        .await;
+    let r = post_id_token(
+        &server,
+        "linking",
+        &json!({"id_token": issuer.id_token(&c_later)}),
+    )
+    .await;
     assert_eq!(r.json()["user"]["id"], hana_id);
     // Linking off: a verified email of an existing account still makes a new account (checked last: two
     // accounts with one email never link).
@@ -405,18 +461,32 @@ async fn exchange(server: &TestServer, code: &str) -> http::Response {
 async fn the_browser_flow_signs_in_through_the_provider_once(backend: Backend) {
     let issuer = TestIssuer::start().await;
     let server = server_for(backend, &issuer).await;
-    issuer.set_user(user("sub-web", Some("webby@example.com"), true, Some("webby")));
+    issuer.set_user(user(
+        "sub-web",
+        Some("webby@example.com"),
+        true,
+        Some("webby"),
+    ));
 
     let (cookie, to_provider) = start(&server).await;
     assert!(to_provider.starts_with(&format!("{}/authorize?", issuer.issuer())));
-    assert_eq!(param(&to_provider, "code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(
+        param(&to_provider, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
     assert_eq!(param(&to_provider, "client_id").as_deref(), Some(CLIENT_ID));
     assert!(param(&to_provider, "nonce").is_some() && param(&to_provider, "state").is_some());
     let back = authorize(&to_provider).await;
-    assert!(back.starts_with(&format!("http://{}/api/auth/oidc/test/callback?", server.addr)));
+    assert!(back.starts_with(&format!(
+        "http://{}/api/auth/oidc/test/callback?",
+        server.addr
+    )));
     let page = callback(&server, &back, Some(&cookie)).await;
     // Nothing but a one-time code, in the fragment (never sent to a server).
-    assert!(page.starts_with("/#oidc_provider=test&oidc_code="), "{page}");
+    assert!(
+        page.starts_with("/#oidc_provider=test&oidc_code="),
+        "{page}"
+    );
     let code = param(&page, "oidc_code").unwrap();
 
     let r = exchange(&server, &code).await;

@@ -157,7 +157,10 @@ impl TestIssuer {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .route("/.well-known/openid-configuration", web::get().to(discovery))
+                .route(
+                    "/.well-known/openid-configuration",
+                    web::get().to(discovery),
+                )
                 .route("/jwks", web::get().to(jwks))
                 .route("/authorize", web::get().to(authorize))
                 .route("/token", web::post().to(token))
@@ -267,13 +270,7 @@ async fn discovery(s: web::Data<Shared>) -> HttpResponse {
 
 async fn jwks(s: web::Data<Shared>) -> HttpResponse {
     s.jwks_hits.fetch_add(1, Ordering::SeqCst);
-    let keys = s
-        .published
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|k| jwk(k))
-        .collect();
+    let keys = s.published.lock().unwrap().iter().map(|k| jwk(k)).collect();
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .json(JwkSet { keys })
@@ -311,7 +308,11 @@ async fn authorize(s: web::Data<Shared>, q: web::Query<AuthorizeParams>) -> Http
             user,
         },
     );
-    let sep = if q.redirect_uri.contains('?') { '&' } else { '?' };
+    let sep = if q.redirect_uri.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     let location = format!(
         "{}{sep}code={code}&state={}",
         q.redirect_uri,
@@ -348,7 +349,11 @@ fn token_error(error: &str) -> HttpResponse {
     HttpResponse::BadRequest().json(json!({ "error": error }))
 }
 
-async fn token(s: web::Data<Shared>, _req: HttpRequest, form: web::Form<TokenForm>) -> HttpResponse {
+async fn token(
+    s: web::Data<Shared>,
+    _req: HttpRequest,
+    form: web::Form<TokenForm>,
+) -> HttpResponse {
     s.token_hits.fetch_add(1, Ordering::SeqCst);
     let form = form.into_inner();
     if form.grant_type != "authorization_code" {

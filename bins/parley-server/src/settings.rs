@@ -1214,11 +1214,17 @@ mod tests {
         let configs = s.oidc_configs().unwrap();
         assert_eq!(configs[0].issuer, "https://accounts.google.com");
         assert_eq!(configs[0].display_name, "Google");
-        assert_eq!(configs[0].client_secret.as_deref(), Some("very-secret-value"));
+        assert_eq!(
+            configs[0].client_secret.as_deref(),
+            Some("very-secret-value")
+        );
         assert!(!configs[0].link_verified_email);
         let shown = s.redacted().to_string();
         assert!(!shown.contains("very-secret-value"), "{shown}");
-        assert_eq!(s.redacted()["oidc_providers"]["google"]["client_secret"], "***");
+        assert_eq!(
+            s.redacted()["oidc_providers"]["google"]["client_secret"],
+            "***"
+        );
         assert_eq!(
             oidc_secret_variable("my-corp"),
             "PARLEY_OIDC_MY_CORP_CLIENT_SECRET"

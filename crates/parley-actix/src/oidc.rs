@@ -29,12 +29,16 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
     r.at("/auth/oidc")
         .get(
             providers,
-            api(Accounts, "oidc_providers", "The OpenID Connect sign-in providers")
-                .describe(
-                    "The configured providers (`oidc_providers`), for one \"Sign in with …\" \
+            api(
+                Accounts,
+                "oidc_providers",
+                "The OpenID Connect sign-in providers",
+            )
+            .describe(
+                "The configured providers (`oidc_providers`), for one \"Sign in with …\" \
                      button each; an empty list when there are none.",
-                )
-                .reply::<ProviderList>(StatusCode::OK, "The providers."),
+            )
+            .reply::<ProviderList>(StatusCode::OK, "The providers."),
         )
         .done();
     r.at("/auth/oidc/{provider}")
@@ -176,7 +180,11 @@ fn providers_of(state: &State) -> Result<OidcProviders> {
 
 /// `GET /api/auth/oidc` → `{providers: [{name, display_name}]}`.
 async fn providers(state: State) -> HttpResponse {
-    let providers = state.oidc.as_ref().map(OidcProviders::list).unwrap_or_default();
+    let providers = state
+        .oidc
+        .as_ref()
+        .map(OidcProviders::list)
+        .unwrap_or_default();
     HttpResponse::Ok().json(ProviderList { providers })
 }
 
@@ -258,10 +266,7 @@ async fn callback(
     let cookie = req.cookie(FLOW_COOKIE).map(|c| c.value().to_owned());
     let outcome = complete(&state, &name, params, cookie).await;
     let location = match outcome {
-        Ok(code) => format!(
-            "/#oidc_provider={}&oidc_code={code}",
-            percent_encode(&name)
-        ),
+        Ok(code) => format!("/#oidc_provider={}&oidc_code={code}", percent_encode(&name)),
         Err(e) => {
             tracing::info!(provider = %name, error = %e, "OIDC sign-in failed");
             format!("/#oidc_error={}", e.code().as_str())

@@ -138,23 +138,27 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
     r.at("/auth/refresh")
         .post(
             refresh,
-            api(Accounts, "refresh", "Trade a refresh token for a new access token")
-                .describe(
-                    "With `refresh_rotation` on (the default) the answer carries a new refresh \
+            api(
+                Accounts,
+                "refresh",
+                "Trade a refresh token for a new access token",
+            )
+            .describe(
+                "With `refresh_rotation` on (the default) the answer carries a new refresh \
                      token too and the presented one is revoked; presenting it again answers \
                      `token_revoked` and revokes every token of its login. With it off the \
                      answer is `{\"access\"}` only and the refresh token stays valid until it \
                      expires or is logged out (simplejwt's `ROTATE_REFRESH_TOKENS = False`).",
-                )
-                .body::<RefreshBody>()
-                .reply::<Refreshed>(StatusCode::OK, "A new access token (and refresh token).")
-                .refuses(&[
-                    TokenInvalid,
-                    TokenExpired,
-                    TokenRevoked,
-                    WrongTokenType,
-                    RateLimited,
-                ]),
+            )
+            .body::<RefreshBody>()
+            .reply::<Refreshed>(StatusCode::OK, "A new access token (and refresh token).")
+            .refuses(&[
+                TokenInvalid,
+                TokenExpired,
+                TokenRevoked,
+                WrongTokenType,
+                RateLimited,
+            ]),
         )
         .done();
     r.at("/auth/logout")

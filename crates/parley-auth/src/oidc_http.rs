@@ -206,16 +206,20 @@ impl OidcProviders {
     /// Checks the providers' settings (names, URLs, client ids) and builds the HTTP client.
     /// Nothing is fetched yet. `Config` names the first bad provider.
     pub fn new(configs: Vec<ProviderConfig>) -> Result<Self> {
-        let bad = |name: &str, why: &str| Err(AuthError::Config(format!("oidc provider {name:?}: {why}")));
+        let bad = |name: &str, why: &str| {
+            Err(AuthError::Config(format!("oidc provider {name:?}: {why}")))
+        };
         let mut names = Vec::new();
         for c in &configs {
             if c.name.is_empty()
-                || !c
-                    .name
-                    .chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-')
+                || !c.name.chars().all(|ch| {
+                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-'
+                })
             {
-                return bad(&c.name, "the name must be lower-case letters, digits, _ or -");
+                return bad(
+                    &c.name,
+                    "the name must be lower-case letters, digits, _ or -",
+                );
             }
             if names.contains(&c.name) {
                 return bad(&c.name, "configured twice");
@@ -307,10 +311,17 @@ impl OidcProviders {
             .await
             .map_err(|e| unavailable(name, what, e))?;
         if !response.status().is_success() {
-            return Err(unavailable(name, what, format!("HTTP {}", response.status())));
+            return Err(unavailable(
+                name,
+                what,
+                format!("HTTP {}", response.status()),
+            ));
         }
         let ttl = cache_for(response.headers());
-        let body = response.text().await.map_err(|e| unavailable(name, what, e))?;
+        let body = response
+            .text()
+            .await
+            .map_err(|e| unavailable(name, what, e))?;
         Ok((body, ttl))
     }
 
@@ -338,7 +349,11 @@ impl OidcProviders {
         }
         for url in [&d.authorization_endpoint, &d.token_endpoint, &d.jwks_uri] {
             if !allowed_url(url) {
-                return Err(unavailable(name, "discovery", format!("refusing the URL {url}")));
+                return Err(unavailable(
+                    name,
+                    "discovery",
+                    format!("refusing the URL {url}"),
+                ));
             }
         }
         cache.discovery = Some((d.clone(), Instant::now() + ttl));
@@ -488,7 +503,11 @@ impl OidcProviders {
             )));
         }
         if !status.is_success() {
-            return Err(unavailable(name, "token endpoint", format!("HTTP {status}")));
+            return Err(unavailable(
+                name,
+                "token endpoint",
+                format!("HTTP {status}"),
+            ));
         }
         body["id_token"]
             .as_str()

@@ -261,7 +261,11 @@ impl TokenService {
 
     /// Verifies a value signed by [`TokenService::sign_value`]: signature, algorithm, `exp`
     /// (no leeway) and `aud` equal to `kind`. `Expired` or `InvalidToken` otherwise.
-    pub fn verify_value<T: serde::de::DeserializeOwned>(&self, token: &str, kind: &str) -> Result<T> {
+    pub fn verify_value<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        kind: &str,
+    ) -> Result<T> {
         let mut validation = Validation::new(self.algorithm);
         validation.set_required_spec_claims(&["exp", "aud"]);
         validation.set_audience(&[kind]);

@@ -697,7 +697,10 @@ async fn without_rotation_refresh_answers_an_access_token_and_the_refresh_token_
     for _ in 0..3 {
         let r = auth.refresh(&login.refresh).await.unwrap();
         assert_eq!(r.refresh, None);
-        assert_eq!(payload(&r.access)["family"], payload(&login.refresh)["family"]);
+        assert_eq!(
+            payload(&r.access)["family"],
+            payload(&login.refresh)["family"]
+        );
         auth.authenticate(&r.access).await.unwrap();
     }
     // The answer has no `refresh` key at all, like simplejwt's.

@@ -1490,18 +1490,30 @@ async fn external_identities_link_to_accounts_by_email(s: &Store) {
         .create_user(&with_email("hana", Some("Hana@Example.com"), false))
         .await
         .unwrap();
-    s.create_user(&with_email("guest.hana.abcde", Some("hana@example.com"), true))
+    s.create_user(&with_email(
+        "guest.hana.abcde",
+        Some("hana@example.com"),
+        true,
+    ))
+    .await
+    .unwrap();
+    s.create_user(&with_email("ivo", None, false))
         .await
         .unwrap();
-    s.create_user(&with_email("ivo", None, false)).await.unwrap();
     let email = parley_domain::Email::parse("hana@EXAMPLE.com").unwrap();
     // Case does not matter; guests never match.
-    assert_eq!(s.users_by_email(&email, 2).await.unwrap(), vec![hana.clone()]);
+    assert_eq!(
+        s.users_by_email(&email, 2).await.unwrap(),
+        vec![hana.clone()]
+    );
     let nobody = parley_domain::Email::parse("nobody@example.com").unwrap();
     assert!(s.users_by_email(&nobody, 2).await.unwrap().is_empty());
     s.link_external(hana.id, iss, "sub-h").await.unwrap();
     assert_eq!(
-        s.user_by_external(iss, "sub-h").await.unwrap().map(|u| u.id),
+        s.user_by_external(iss, "sub-h")
+            .await
+            .unwrap()
+            .map(|u| u.id),
         Some(hana.id)
     );
     // An identity links one account only.
