@@ -16,6 +16,10 @@
 //! - `/api/...`: the REST API (`rest`-module handlers; see `docs/api.md`), JSON in and out,
 //!   errors as `{"error": {"code", "message"}}` with a matching status, CORS per
 //!   [`HttpConfig::cors_origins`].
+//! - `/api/auth/oidc/...` (the `oidc` feature, which parley-server turns on): OpenID Connect
+//!   sign-in (`oidc`): the provider list, the browser flow and native apps' ID tokens. The
+//!   feature brings parley-auth's `oidc-http` and so an HTTP client (reqwest); without it
+//!   the routes are absent and nothing of it is built.
 //! - `/ws` and `/ws/chat/{room}`: the WebSocket (`ws`); the access token comes as
 //!   `Authorization: Bearer` or `?token=`, checked with the origin before the upgrade.
 //! - `/healthz` (the process answers) and `/readyz` (the store and the layer answer).

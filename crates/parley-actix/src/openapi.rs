@@ -397,6 +397,12 @@ fn path_parameter(name: &str) -> (Parameter, ErrorCode) {
             "A user's name (case-insensitive).",
             ErrorCode::InvalidField,
         ),
+        "provider" => (
+            ObjectBuilder::new().schema_type(Type::String).into(),
+            "An OpenID Connect sign-in provider's name (a key of `oidc_providers`, e.g. \
+             `google`); 404 `not_found` when there is none.",
+            ErrorCode::NotFound,
+        ),
         _ => (
             ObjectBuilder::new().schema_type(Type::String).into(),
             "",

@@ -651,3 +651,67 @@ impl Auth {
         self.login_identity(&identity, link).await
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
+mod tests {
+    use super::*;
+    use reqwest::header::{CACHE_CONTROL, HeaderMap, HeaderValue};
+
+    fn cache(value: Option<&'static str>) -> Duration {
+        let mut headers = HeaderMap::new();
+        if let Some(v) = value {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static(v));
+        }
+        cache_for(&headers)
+    }
+
+    #[test]
+    fn cache_control_sets_how_long_documents_are_kept() {
+        assert_eq!(
+            cache(Some("public, max-age=19845, must-revalidate, no-transform")),
+            Duration::from_secs(19845)
+        );
+        assert_eq!(cache(None), DEFAULT_CACHE);
+        assert_eq!(cache(Some("public")), DEFAULT_CACHE);
+        assert_eq!(cache(Some("no-store")), Duration::ZERO);
+        assert_eq!(cache(Some("max-age=600, no-cache")), Duration::ZERO);
+        assert_eq!(cache(Some("max-age=99999999")), MAX_CACHE);
+        assert_eq!(cache(Some("max-age=soon")), DEFAULT_CACHE);
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        for ok in [
+            "https://accounts.google.com",
+            "https://login.example.com/tenant/v2.0",
+            "http://127.0.0.1:8080",
+            "http://[::1]:9000/x",
+            "http://localhost:3000",
+        ] {
+            assert!(allowed_url(ok), "{ok}");
+        }
+        for bad in [
+            "http://accounts.google.com",
+            "http://10.0.0.1",
+            "http://127.0.0.1.evil.example",
+            "ftp://127.0.0.1",
+            "not a url",
+            "",
+        ] {
+            assert!(!allowed_url(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_flow_has_fresh_random_values_and_a_pkce_verifier_of_valid_length() {
+        let a = OidcFlow::new("google", "https://chat.example.com/cb");
+        let b = OidcFlow::new("google", "https://chat.example.com/cb");
+        assert_ne!(a.state, b.state);
+        assert_ne!(a.nonce, b.nonce);
+        assert_ne!(a.verifier, b.verifier);
+        // RFC 7636: 43 to 128 unreserved characters.
+        assert!((43..=128).contains(&a.verifier.len()));
+        assert!(a.verifier.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+}
