@@ -488,11 +488,7 @@ async fn redis_outage_keeps_local_chat_and_enforces_removals_after_it() {
     let room = format!("outage-{}", unique());
     let later = format!("outage-later-{}", unique());
     let private = format!("outage-private-{}", unique());
-    for (name, kind) in [
-        (&room, "public"),
-        (&later, "public"),
-        (&private, "private"),
-    ] {
+    for (name, kind) in [(&room, "public"), (&later, "public"), (&private, "private")] {
         let r = http::post(
             one.addr,
             "/api/rooms",
@@ -522,19 +518,28 @@ async fn redis_outage_keeps_local_chat_and_enforces_removals_after_it() {
         assert_eq!(j["type"], "joined", "{j}");
     }
     // Across processes before the outage.
-    a.ask(json!({"type": "send", "room": room, "body": "before"}), "s0")
-        .await;
+    a.ask(
+        json!({"type": "send", "room": room, "body": "before"}),
+        "s0",
+    )
+    .await;
     assert_eq!(messages_until(&mut b, "before").await.len(), 1);
     assert_eq!(messages_until(&mut c, "before").await.len(), 1);
 
     redis.stop();
     // Live between two clients of one process, acknowledged and delivered once.
     let ack = a
-        .ask(json!({"type": "send", "room": room, "body": "during"}), "s1")
+        .ask(
+            json!({"type": "send", "room": room, "body": "during"}),
+            "s1",
+        )
         .await;
     assert_eq!(ack["type"], "message", "{ack}");
     let got = messages_until(&mut c, "during").await;
-    assert_eq!(got, vec![(ack["id"].as_i64().unwrap(), "during".to_owned())]);
+    assert_eq!(
+        got,
+        vec![(ack["id"].as_i64().unwrap(), "during".to_owned())]
+    );
     // A join answers from the store.
     let j = c.ask(json!({"type": "join", "room": later}), "j2").await;
     assert_eq!(j["type"], "joined", "{j}");

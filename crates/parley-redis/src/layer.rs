@@ -792,11 +792,11 @@ impl ChannelLayer for RedisLayer {
                 Ok(()) => {}
                 // Left in Redis until it is back (`restore`).
                 Err(LayerError::Unavailable(_)) => {
-                    self.inner.local.lock().pending_discards.extend(
-                        groups[i..]
-                            .iter()
-                            .map(|g| (g.clone(), channel.to_string())),
-                    );
+                    self.inner
+                        .local
+                        .lock()
+                        .pending_discards
+                        .extend(groups[i..].iter().map(|g| (g.clone(), channel.to_string())));
                     return Ok(());
                 }
                 Err(e) => return Err(e),
