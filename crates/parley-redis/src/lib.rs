@@ -65,6 +65,13 @@
 //!   process key, as a channels_redis layer with that client prefix would (channels_redis
 //!   refuses). Never do it for a live process: two readers of one key steal its messages.
 //! - Expired messages are also dropped at receive time (channels_redis leaves a TODO there).
+//! - **While Redis is unreachable** the layer keeps going for this process: it keeps its own
+//!   group memberships beside Redis, a group send that cannot read its members from Redis
+//!   reaches this process's members from there (the report's `local_only` says so), a
+//!   `group_add` holds locally and a `group_discard` is queued. When a receive loop
+//!   reconnects, the queued discards are removed from Redis and every membership is written
+//!   again, then [`parley_layer::ChannelLayer::outages`] moves. Nothing different goes over
+//!   the wire: the same scripts and keys, only replayed.
 //! - Local mailboxes are bounded by `capacity`; when a consumer stops reading, the oldest
 //!   message goes (as channels_redis's `BoundedQueue`), counted and logged.
 //! - `close_channel` drops the local mailbox, deletes a normal channel's queue and leaves

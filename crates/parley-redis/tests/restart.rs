@@ -196,3 +196,95 @@ async fn shards_over_two_hosts_by_consistent_hash() {
         "job"
     );
 }
+
+/// While Redis is down a group send reaches the sending instance's own members (and says it
+/// was local only), a join holds and a leave is queued; when Redis is back (restarted empty)
+/// each instance writes its memberships again, applies the queued leave and counts the
+/// outage, and group sends cross instances again, each member getting each message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_sends_stay_local_while_redis_is_down_and_memberships_come_back() {
+    let mut server = Throwaway::start();
+    let one = layer_with(throwaway_config(&server)).await;
+    let two = layer_with(throwaway_config(&server)).await;
+    let group = parley_layer::GroupName::parse("room").unwrap();
+    let (a, leaver, b) = (
+        one.new_channel().await.unwrap(),
+        one.new_channel().await.unwrap(),
+        two.new_channel().await.unwrap(),
+    );
+    for (layer, channel) in [(&one, &a), (&one, &leaver), (&two, &b)] {
+        layer.group_add(&group, channel).await.unwrap();
+    }
+    let report = one
+        .group_send(&group, msg(json!({"type": "m0"})))
+        .await
+        .unwrap();
+    assert_eq!((report.delivered, report.local_only), (3, false));
+    for (layer, channel) in [(&one, &a), (&one, &leaver), (&two, &b)] {
+        assert_eq!(
+            receive_within(layer, channel, ARRIVES)
+                .await
+                .unwrap()
+                .kind(),
+            "m0"
+        );
+    }
+    assert_eq!((one.outages(), two.outages()), (0, 0));
+
+    server.stop();
+    let report = one
+        .group_send(&group, msg(json!({"type": "during"})))
+        .await
+        .unwrap();
+    assert_eq!((report.delivered, report.local_only), (2, true));
+    assert_eq!(
+        receive_within(&one, &a, ARRIVES).await.unwrap().kind(),
+        "during"
+    );
+    assert_eq!(
+        receive_within(&one, &leaver, ARRIVES).await.unwrap().kind(),
+        "during"
+    );
+    let joiner = one.new_channel().await.unwrap();
+    one.group_add(&group, &joiner).await.unwrap();
+    one.group_discard(&group, &leaver).await.unwrap();
+    // Down for half a second (the fault itself, not a wait for an event).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.spawn();
+
+    let deadline = tokio::time::Instant::now() + ARRIVES;
+    while one.outages() == 0 || two.outages() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the layers never restored their memberships"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // From the other instance, through Redis: the members are the ones after the outage.
+    let report = two
+        .group_send(&group, msg(json!({"type": "after"})))
+        .await
+        .unwrap();
+    assert_eq!((report.delivered, report.local_only), (3, false));
+    for (layer, channel) in [(&one, &a), (&one, &joiner), (&two, &b)] {
+        assert_eq!(
+            receive_within(layer, channel, ARRIVES)
+                .await
+                .unwrap()
+                .kind(),
+            "after"
+        );
+        assert_next_is_sentinel(
+            if std::ptr::eq(layer, &one) {
+                &two
+            } else {
+                &one
+            },
+            layer,
+            channel,
+        )
+        .await;
+    }
+    // The one that left during the outage got nothing more.
+    assert_next_is_sentinel(&two, &one, &leaver).await;
+}
