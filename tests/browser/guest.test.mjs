@@ -78,6 +78,17 @@ test('a visitor continues as a guest, reads and posts in a public room, marked a
   }
   await screenshot(page, 'guest-posted');
 
+  // The online list names the guest by the chosen name with the guest mark, and offers no
+  // call to or from a guest (guests may not signal); a guest gets no direct-chat form.
+  const guestOnline = owner_page.page.locator('.online-list .online-user', { has: owner_page.page.locator('.guest-mark') });
+  await guestOnline.waitFor();
+  assert.equal(await guestOnline.locator('.online-name').textContent(), 'wanderer');
+  assert.equal(await guestOnline.getByRole('button', { name: /call/i }).count(), 0);
+  const ownerOnline = page.locator(`.online-list .online-user[data-user="${owner}"]`);
+  await ownerOnline.waitFor();
+  assert.equal(await ownerOnline.getByRole('button', { name: /call/i }).count(), 0);
+  assert.equal(await page.getByLabel('Direct chat with').count(), 0);
+
   // Guests may not make rooms: the server's refusal reaches the page.
   if (!(await page.locator('details.new-room').evaluate((d) => d.open))) await page.locator('details.new-room summary').click();
   await page.locator('#new-room-name').fill(`mine-${stamp}`);

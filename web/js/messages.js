@@ -87,8 +87,13 @@ const DELETE_CONFIRM_MS = 4_000;
 /** Message id → until when its delete button is armed. */
 const confirmingDelete = new Map();
 
+/** Whether `name` is a guest's user name (`guest.{name}.{tag}`; accounts cannot take the prefix). */
+export function isGuestName(name) {
+  return name.startsWith('guest.');
+}
+
 /** The name a guest chose: `guest.{name}.{tag}` without the prefix and the tag. */
-function guestDisplay(sender) {
+export function guestDisplay(sender) {
   const parts = sender.split('.');
   return parts.length >= 3 ? parts.slice(1, -1).join('.') : sender;
 }

@@ -6,7 +6,7 @@ import { hooks } from './hooks.js';
 import { me, room, screen, state } from './state.js';
 import { api, guarded } from './api.js';
 import { socket } from './connection.js';
-import { onComposerInput, onMessagesScroll, postMessage, renderMessages, stopOwnTyping } from './messages.js';
+import { guestDisplay, isGuestName, onComposerInput, onMessagesScroll, postMessage, renderMessages, stopOwnTyping } from './messages.js';
 import { cancelReply, renderReplyBar } from './reactions.js';
 import { directPeer, isDirect, joinRoom, loadMorePublicRooms, loadRoomList, markRead, rememberPeer, roomLabel } from './rooms.js';
 import { startCall } from './calls.js';
@@ -94,7 +94,9 @@ function renderSidebarForms() {
     },
   }, h('label', { for: 'dm-username' }, 'Direct chat with'), h('div', { class: 'inline' }, dmName, h('button', { type: 'submit' }, 'Chat')));
 
-  return h('div', { class: 'side-forms' }, join, dm, h('details', { class: 'new-room' }, h('summary', {}, 'Create a room'), create));
+  // Guests may not open direct chats (the server refuses it): no form to offer one.
+  const guest = Boolean(state.auth?.user?.is_guest);
+  return h('div', { class: 'side-forms' }, join, guest ? null : dm, h('details', { class: 'new-room' }, h('summary', {}, 'Create a room'), create));
 }
 
 export function setConn(value) {
@@ -352,12 +354,18 @@ export function renderOnline(r) {
   screen.pane.online.closest('.online-strip')?.classList.toggle('stale', stale);
   const count = Math.max(r.onlineCount, users.length);
   document.getElementById('online-title').textContent = stale ? 'Last seen online' : `Online (${count})`;
+  // Guests may not signal: no call button for a guest, nor on a guest's own page.
+  const iAmGuest = Boolean(state.auth?.user?.is_guest);
   for (const user of users) {
     const self = user === me();
+    const guest = isGuestName(user);
+    const name = guest ? guestDisplay(user) : user;
+    const callable = !self && !guest && !iAmGuest;
     list.append(h('li', { class: 'online-user', dataset: { user } },
       h('span', { class: 'presence-dot', 'aria-hidden': 'true' }),
-      h('span', { class: 'online-name' }, self ? `${user} (you)` : user),
-      self ? null : h('button', { type: 'button', class: 'icon small', 'aria-label': `Video call ${user}`, title: `Video call ${user}`, onclick: () => startCall(user, true) }, icon('video'))));
+      h('span', { class: 'online-name', title: guest ? user : null }, self ? `${name} (you)` : name),
+      guest ? h('span', { class: 'guest-mark', title: 'a guest: no account' }, 'guest') : null,
+      callable ? h('button', { type: 'button', class: 'icon small', 'aria-label': `Video call ${user}`, title: `Video call ${user}`, onclick: () => startCall(user, true) }, icon('video')) : null));
   }
   if (count > users.length) list.append(h('li', { class: 'online-more' }, `and ${count - users.length} more`));
 }
