@@ -324,22 +324,10 @@ async fn complete(
     let name = name.to_owned();
     state
         .offload(async move {
-            let flow = auth.spend_oidc_flow(&cookie).await?;
-            if flow.provider != name || flow.state != returned_state {
-                return Err(ApiError::new(
-                    ErrorCode::TokenInvalid,
-                    "the sign-in state does not match this browser's",
-                ));
-            }
-            let id_token = providers
-                .exchange_code(&name, &code, &flow.verifier, &flow.redirect_uri)
-                .await?;
-            let identity = providers
-                .verify(&name, &id_token, Some(&flow.nonce))
-                .await?;
-            let link = providers.config(&name)?.link_verified_email;
-            let (code, _) = auth.issue_login_code(&name, &identity, link).await?;
-            Ok(code)
+            Ok::<_, ApiError>(
+                auth.complete_oidc_flow(&providers, &name, &cookie, &code, &returned_state)
+                    .await?,
+            )
         })
         .await?
 }

@@ -650,6 +650,36 @@ impl Auth {
         let link = providers.config(provider)?.link_verified_email;
         self.login_identity(&identity, link).await
     }
+
+    /// The browser sign-in's callback: spends the flow signed in `cookie` (once, on any
+    /// process), checks that it is `provider`'s and that the provider returned its `state`,
+    /// trades `code` at the provider's token endpoint, verifies the ID token with the flow's
+    /// nonce, and returns the one-time login code the page trades by POST
+    /// ([`Auth::redeem_login_code`]).
+    pub async fn complete_oidc_flow(
+        &self,
+        providers: &OidcProviders,
+        provider: &str,
+        cookie: &str,
+        code: &str,
+        returned_state: &str,
+    ) -> Result<String> {
+        let flow = self.spend_oidc_flow(cookie).await?;
+        if flow.provider != provider || flow.state != returned_state {
+            return Err(AuthError::InvalidToken(
+                "the sign-in state does not match this browser's".to_owned(),
+            ));
+        }
+        let id_token = providers
+            .exchange_code(provider, code, &flow.verifier, &flow.redirect_uri)
+            .await?;
+        let identity = providers
+            .verify(provider, &id_token, Some(&flow.nonce))
+            .await?;
+        let link = providers.config(provider)?.link_verified_email;
+        let (code, _) = self.issue_login_code(provider, &identity, link).await?;
+        Ok(code)
+    }
 }
 
 #[cfg(test)]
