@@ -12,7 +12,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Token buckets per client address ([`crate::AppState::client_ip`]: the TCP peer, or the
-/// address a trusted reverse proxy forwarded).
+/// address a trusted reverse proxy forwarded), IPv6 grouped by /64 as every per-address rule
+/// is ([`crate::conn_limit::address_key`]).
 pub(crate) struct AuthLimiter {
     /// `None`: no limit.
     limit: Option<RateLimit>,
@@ -50,9 +51,10 @@ impl AuthLimiter {
     /// Takes a token for the client address `client` ([`crate::AppState::client_ip`]); 429
     /// with `Retry-After` when there is none. Unknown clients are not limited.
     pub(crate) fn check(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
-        let (Some(limit), Some(peer)) = (self.limit, client) else {
+        let (Some(limit), Some(client)) = (self.limit, client) else {
             return Ok(());
         };
+        let peer = crate::conn_limit::address_key(client);
         let mut buckets = self
             .buckets
             .lock()
@@ -65,7 +67,7 @@ impl AuthLimiter {
             .or_insert_with(|| TokenBucket::new(limit));
         bucket.try_take().map_err(|wait| {
             metrics::counter!("parley_http_rate_limited_total", "limit" => self.kind).increment(1);
-            tracing::warn!(client = %peer, limit = self.message, "per-address rate limit hit");
+            tracing::warn!(%client, limit = self.message, "per-address rate limit hit");
             ApiError::RateLimited {
                 message: self.message.into(),
                 retry_after: wait,
@@ -503,5 +505,17 @@ mod tests {
             limiter.failed("alice", ip(2));
         }
         assert!(limiter.check("alice", ip(2)).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ipv6_addresses_of_one_slash_64_share_a_bucket() {
+        let limiter = AuthLimiter::new(Some(RateLimit::new(0.01, 2.0)));
+        let v6 = |s: &str| Some(s.parse::<IpAddr>().expect("literal address"));
+        assert!(limiter.check(v6("2001:db8:1:2::1")).is_ok());
+        assert!(limiter.check(v6("2001:db8:1:2::2")).is_ok());
+        // A third address of the same /64 finds the allowance spent...
+        assert!(limiter.check(v6("2001:db8:1:2:ffff::3")).is_err());
+        // ...another /64 has its own.
+        assert!(limiter.check(v6("2001:db8:1:3::1")).is_ok());
     }
 }

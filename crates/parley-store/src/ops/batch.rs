@@ -217,19 +217,6 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = Timestamp::now().millis();
-        let values: Vec<_> = batch
-            .iter()
-            .map(|m| {
-                (
-                    messages::room_id.eq(m.room_id.get()),
-                    messages::sender_id.eq(m.sender_id.get()),
-                    messages::body.eq(m.body.as_str()),
-                    messages::client_id.eq(m.client_id.as_ref().map(ClientMsgId::as_str)),
-                    messages::created_at.eq(now),
-                    messages::reply_to.eq(m.reply_to.map(MessageId::get)),
-                )
-            })
-            .collect();
         let inserted: Vec<MessageRow> = match &*self.pools {
             Pools::Pg(pool) => {
                 // As in `append_message`: hold each room's append lock (in id order, so two
@@ -248,13 +235,38 @@ impl Store {
                     .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(rooms)
                     .execute(conn)
                     .await?;
-                    diesel::insert_into(messages::table)
-                        .values(values)
-                        .on_conflict((messages::sender_id, messages::client_id))
-                        .do_nothing()
-                        .returning(MessageRow::as_returning())
-                        .get_results(conn)
-                        .await
+                    // A batch with no reply leaves `reply_to` out (NULL by default) rather
+                    // than binding a NULL per row: plain messages pay nothing for replies.
+                    macro_rules! insert_rows {
+                        ($($reply:expr)?) => {{
+                            let values: Vec<_> = batch
+                                .iter()
+                                .map(|m| {
+                                    (
+                                        messages::room_id.eq(m.room_id.get()),
+                                        messages::sender_id.eq(m.sender_id.get()),
+                                        messages::body.eq(m.body.as_str()),
+                                        messages::client_id
+                                            .eq(m.client_id.as_ref().map(ClientMsgId::as_str)),
+                                        messages::created_at.eq(now),
+                                        $(messages::reply_to.eq($reply(m)),)?
+                                    )
+                                })
+                                .collect();
+                            diesel::insert_into(messages::table)
+                                .values(values)
+                                .on_conflict((messages::sender_id, messages::client_id))
+                                .do_nothing()
+                                .returning(MessageRow::as_returning())
+                                .get_results(conn)
+                                .await
+                        }};
+                    }
+                    if batch.iter().any(|m| m.reply_to.is_some()) {
+                        insert_rows!(|m: &NewMessage| m.reply_to.map(MessageId::get))
+                    } else {
+                        insert_rows!()
+                    }
                 })
                 .await?
             }
@@ -275,7 +287,6 @@ impl Store {
                         reply_to: m.reply_to.map(MessageId::get),
                     })
                     .collect();
-                drop(values);
                 let _writer = self.sqlite_writer.lock().await;
                 let mut conn = pool.get().await?;
                 conn.spawn_blocking(move |conn| sqlite_sync::insert(conn, rows))
