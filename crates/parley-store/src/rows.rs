@@ -101,7 +101,7 @@ pub(crate) fn parse_role(raw: &str) -> Result<Role> {
         .map_err(|e| StoreError::corrupt("role", e))
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = messages)]
 pub(crate) struct MessageRow {
     pub id: i64,
