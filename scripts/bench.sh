@@ -6,7 +6,8 @@
 #
 # Options:
 #   --quick              smaller loads (for a smoke run; figures are not comparable)
-#   --only LIST          comma-separated scenarios: calib,fanout,rooms,huge,idle,multi
+#   --only LIST          comma-separated scenarios: calib,fanout,rooms,huge,idle,multi,storm
+#                        (storm is not in the default list: run it with --only storm)
 #   --no-django          skip the Django Channels baseline
 #   --no-docs            do not touch docs/benchmarks.md (print the tables instead)
 #   --no-build           use the release binaries already in target/release
@@ -142,16 +143,19 @@ RUN=0
 # start_parley LAYER STORE [N]: starts N (default 1) parley-server processes sharing one
 # database; sets SERVERS (addresses) and SPIDS (pids).
 start_parley() {
-  local layer=$1 store=$2 count=${3:-1} dir db i port
-  RUN=$((RUN + 1))
+  local layer=$1 store=$2 count=${3:-1} keep=${4:-} dir db i port
+  # keep: start again on the previous run's database (a restarted server), Redis untouched.
+  [ -n "$keep" ] || RUN=$((RUN + 1))
   dir=$OUT/run-$RUN
-  rm -rf "$dir"
-  mkdir -p "$dir"
+  if [ -z "$keep" ]; then
+    rm -rf "$dir"
+    mkdir -p "$dir"
+  fi
   case "$store" in
     sqlite) db="sqlite://$dir/parley.sqlite3" ;;
-    postgres) fresh_pg parley_bench; db="$PG_SERVER/parley_bench" ;;
+    postgres) [ -n "$keep" ] || fresh_pg parley_bench; db="$PG_SERVER/parley_bench" ;;
   esac
-  flush_redis
+  [ -n "$keep" ] || flush_redis
   SERVERS=() SPIDS=()
   for ((i = 0; i < count; i++)); do
     port=$(free_port)
@@ -287,7 +291,34 @@ else
   MULTI=(--clients 1000 --rooms 10 --senders 10 --messages 2000 --window 8)
 fi
 
+# Storms (issue 19): every client connecting at once, sending one second after the last is in.
+# A cold start through the tutorial endpoint (each room created by its first client), then the
+# same server restarted on its database and every client back at once through `/ws` + `join`.
+STORM_N=5000 STORM_BIG_N=19000
+[ "$QUICK" = 1 ] && STORM_N=1000 STORM_BIG_N=2000
+storm_args() { # CLIENTS
+  echo --clients "$1" --rooms $(($1 / 100)) --senders $(($1 / 100)) --messages 200 --window 4 \
+    --connect-concurrency "$1" --one-burst --settle-secs 1 --connect-secs 600 --user-prefix storm
+}
+
 T_START=$(date +%s)
+if want storm; then
+  for c in $ALL4 "memory:sqlite:big"; do
+    IFS=: read -r layer store big <<<"$c"
+    n=$STORM_N
+    [ -n "$big" ] && n=$STORM_BIG_N
+    start_parley "$layer" "$store"
+    # shellcheck disable=SC2046
+    bench "Parley, $layer layer, $store: cold start, $n clients (tutorial endpoint)" storm tutorial \
+      "parley/$layer/$store/cold/$n" $(storm_args "$n")
+    stop_servers
+    start_parley "$layer" "$store" 1 keep
+    # shellcheck disable=SC2046
+    bench "Parley, $layer layer, $store: restarted, $n clients (/ws + join)" storm parley \
+      "parley/$layer/$store/restart/$n" $(storm_args "$n")
+    stop_servers
+  done
+fi
 if want calib; then
   matrix calib "$ALL4" "memory:sqlite:0 redis:sqlite:0 memory:sqlite:1" -- "${CAL[@]}"
 fi
@@ -361,6 +392,8 @@ TITLES = {
              "Every message reaches 10,000 sockets; one sender, window 4."),
     "idle": ("Scenario 4, idle: authenticated connections held open, memory per connection",
              "Clients connect (Parley: authenticate with a token and join one of 100 rooms; Django: join the room group of its URL) and stay idle; memory per connection = (server RSS with every client connected − RSS before) / clients."),
+    "storm": ("Storms: every client connecting at once, sending one second after the last is in",
+              "50 (or 190) rooms of 100; all clients connect in one burst, and one second after the last connection is open one sender per room starts (window 4, 200 messages). *Cold start*: a fresh database, through the tutorial endpoint (`/ws/chat/{room}/?token=…`), each room created by its first client. *Restarted*: the same server stopped and started again on that database, every client back at once through `/ws` and `join`. *p99 by second*: fan-out p99 of the messages sent in each second of sending (ms); *recovered after*: seconds of sending until every later second's p99 is at most 100 ms."),
     "multi": ("Scenario 5, two server processes on one Redis, clients split across them",
               "1,000 clients in 10 rooms, 10 senders, window 8; client i connects to process i mod 2, so every room spans both processes."),
 }
@@ -394,7 +427,7 @@ out.append(f"- Versions: {versions}.")
 out.append("- Command: `scripts/bench.sh` (one server process per row unless said; fresh database and Redis per row; raw JSON lines in `target/bench/results-*.jsonl`).")
 out.append("- Columns: *deliv/s* = fan-out deliveries received ÷ (last delivery − first send); *× Django* = this row ÷ the Django row with the same layer (no persistence); *× bare* = this row ÷ the bare fan-out; latency in ms, fan-out copies (p50 … max) and the sender's own copy (*own p50*, *own p99*); *expected* = Σ messages sent × (room size − 1); *lost* = fan-out copies still missing after a 20 s drain, member by member (*own lost*: senders that never got their own copy); *dup* = copies of a message a member already had; *order* = copies that reached a member after a later message of the same sender; *RSS* = the server's peak resident memory (VmHWM), summed over processes.")
 out.append("")
-for sc in ["calib", "fanout", "rooms", "huge", "multi", "idle"]:
+for sc in ["calib", "fanout", "rooms", "huge", "multi", "idle", "storm"]:
     rs = [r for r in rows if r.get("plan", {}).get("scenario") == sc]
     if not rs: continue
     title, desc = TITLES[sc]
@@ -408,7 +441,19 @@ for sc in ["calib", "fanout", "rooms", "huge", "multi", "idle"]:
         cfg = r.get("config", "")
         if r["plan"].get("target") == "django" and (cfg.endswith("/0") or cfg.endswith("/0/x2")):
             dj.setdefault(r["config"].split("/")[1], r)
-    if sc == "idle":
+    if sc == "storm":
+        out.append("| server | connect (s) | connect p99 (ms) | deliv/s | p50 | p99 | max | p99 by second (first 8) | **recovered after (s)** | lost | own lost | dup | order | ok |")
+        out.append("|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|---|")
+        for r in rs:
+            secs = r.get("p99_by_second_ms") or []
+            rec = r.get("recovery_secs")
+            out.append("| {} | {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} |".format(
+                r.get("label"), f(r.get("connect_secs"), 1), f((r.get("connect_ms") or [None, None])[1], 0),
+                f(r.get("deliveries_per_sec")), lat(r, "p50"), lat(r, "p99"), lat(r, "max"),
+                " ".join(f"{x:,.0f}" for x in secs[:8]), "never" if rec is None and "recovery_secs" in r else f(rec),
+                f(r.get("lost")), f(r.get("acks_lost")), f(r.get("duplicates")), f(r.get("order_violations")),
+                "yes" if r.get("ok") else "**NO**: " + "; ".join(r.get("notes", []))))
+    elif sc == "idle":
         out.append("| server | connections | connect (s) | per connection p99 (ms) | RSS before (MiB) | RSS half connected (MiB) | RSS connected (MiB) | bytes per connection (average) | **bytes per connection (marginal, 2nd half)** | ok |")
         out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
         for r in rs:

@@ -60,6 +60,10 @@ pub enum Target {
     Django,
     /// The bare fan-out reference (same frames as Django).
     Bare,
+    /// Parley's Django-tutorial endpoint: accounts and tokens like `parley`, then
+    /// `/ws/chat/{room}/?token=…&frames=all` (connected once `joined` arrives) and the
+    /// tutorial's frames; the first client of a room creates it (provisioning creates none).
+    Tutorial,
 }
 
 /// How clients are spread over rooms and who sends.
@@ -134,6 +138,11 @@ pub struct Plan {
     /// Account name offset: client i is user `<prefix><i + offset>`.
     #[arg(long, default_value_t = 0)]
     pub user_offset: usize,
+    /// Open every connection in one burst (a reconnect storm: with `--connect-concurrency`
+    /// at least `--clients`, all at once) instead of two halves with a memory reading
+    /// between them; sending starts `--settle-secs` after the last connection is open.
+    #[arg(long)]
+    pub one_burst: bool,
 }
 
 /// What a run measured. One JSON line of it is the machine-readable output.
@@ -186,6 +195,12 @@ pub struct Report {
     pub latency_ms: Latency,
     /// Latency of the sender's own copy, ms.
     pub ack_latency_ms: Latency,
+    /// Fan-out p99, ms, of the messages sent in each second of the send phase (index 0: the
+    /// first second): how long a backlog from the connect phase lasts.
+    pub p99_by_second_ms: Vec<f64>,
+    /// Seconds from the first send until the fan-out p99 stays at or under
+    /// [`RECOVERED_P99_MS`] for every later second; `None` if it never does.
+    pub recovery_secs: Option<u64>,
     /// Server memory before the WebSocket clients connected, KiB (summed over pids).
     pub rss_before_kb: u64,
     /// Server memory with every client connected and idle, KiB.
@@ -202,6 +217,12 @@ pub struct Report {
     /// What went wrong, if anything.
     pub notes: Vec<String>,
 }
+
+/// The fan-out p99 (ms) under which a second of sending counts as recovered from a storm.
+pub const RECOVERED_P99_MS: f64 = 100.0;
+
+/// Shards of the per-second histograms (fewer than [`SHARDS`]: there is one per second).
+const SECOND_SHARDS: usize = 4;
 
 /// Latency percentiles, ms.
 #[derive(Debug, Default, Serialize)]
@@ -233,6 +254,9 @@ struct Shared {
     hist: Vec<Mutex<Histogram<u64>>>,
     /// Latency of senders' own copies, sharded by sender.
     ack_hist: Vec<Mutex<Histogram<u64>>>,
+    /// Fan-out latency by the second (since `t0`) the message was sent in, sharded by
+    /// receiver; grown on demand.
+    by_second: Vec<Mutex<Vec<Histogram<u64>>>>,
     /// Per client: its send window (senders only use theirs).
     windows: Vec<Arc<Semaphore>>,
 }
@@ -252,11 +276,47 @@ impl Shared {
             tracker: Tracker::new(room_of),
             hist: histograms()?,
             ack_hist: histograms()?,
+            by_second: (0..SECOND_SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
             windows: room_of
                 .iter()
                 .map(|_| Arc::new(Semaphore::new(window.max(1))))
                 .collect(),
         })
+    }
+
+    /// Records a fan-out latency under the second its message was sent in.
+    fn record_by_second(&self, me: usize, due_us: u64, latency: u64) {
+        let Ok(second) = usize::try_from(due_us / 1_000_000) else {
+            return;
+        };
+        let mut seconds = self.by_second[me % SECOND_SHARDS].lock();
+        while seconds.len() <= second {
+            // Two significant digits: one histogram per second per shard stays small.
+            match Histogram::new_with_bounds(1, MAX_LATENCY_US, 2) {
+                Ok(h) => seconds.push(h),
+                Err(_) => return,
+            }
+        }
+        let _ = seconds[second].record(latency);
+    }
+
+    /// Fan-out p99 (ms) per second of sending, from the second holding `start_us` on.
+    fn p99_by_second(&self, start_us: u64) -> Result<Vec<f64>> {
+        let first = usize::try_from(start_us / 1_000_000)?;
+        let mut merged: Vec<Histogram<u64>> = Vec::new();
+        for shard in &self.by_second {
+            for (second, h) in shard.lock().iter().enumerate().skip(first) {
+                let i = second - first;
+                while merged.len() <= i {
+                    merged.push(Histogram::new_with_bounds(1, MAX_LATENCY_US, 2)?);
+                }
+                merged[i].add(h)?;
+            }
+        }
+        Ok(merged
+            .iter()
+            .map(|h| h.value_at_quantile(0.99) as f64 / 1000.0)
+            .collect())
     }
 
     fn now_us(&self) -> u64 {
@@ -266,11 +326,14 @@ impl Shared {
     /// One text frame arrived at client `me`; returns true when it completed its message
     /// (every member has it: the sender's window reopens).
     fn on_text(&self, me: usize, text: &str) -> bool {
+        if matches!(self.target, Target::Parley | Target::Tutorial)
+            && text.starts_with(r#"{"type":"error""#)
+        {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            tracing_note(text);
+            return false;
+        }
         if self.target == Target::Parley && !is_message_frame(text) {
-            if text.starts_with(r#"{"type":"error""#) {
-                self.errors.fetch_add(1, Ordering::Relaxed);
-                tracing_note(text);
-            }
             return false;
         }
         let Some((due_us, sender, seq)) = parse_body(text) else {
@@ -283,6 +346,9 @@ impl Shared {
         let latency = now.saturating_sub(due_us).clamp(1, MAX_LATENCY_US);
         let hist = if own { &self.ack_hist } else { &self.hist };
         let _ = hist[me % SHARDS].lock().record(latency);
+        if !own {
+            self.record_by_second(me, due_us, latency);
+        }
         self.last_delivery_us.fetch_max(now, Ordering::Relaxed);
         if complete && let Some(w) = self.windows.get(sender) {
             w.add_permits(1);
@@ -365,6 +431,9 @@ pub async fn run(plan: Plan) -> Result<Report> {
     if plan.clients == 0 {
         bail!("--clients must be at least 1");
     }
+    if plan.target == Target::Tutorial && plan.layout == Layout::Direct {
+        bail!("the tutorial endpoint has no direct rooms: use --layout fanout");
+    }
     let mut notes = Vec::new();
     let n = plan.clients;
     let (room_of, room_count): (Vec<usize>, usize) = match plan.layout {
@@ -382,7 +451,7 @@ pub async fn run(plan: Plan) -> Result<Report> {
     // Provisioning (untimed).
     let t_prov = Instant::now();
     let (tokens, room_names) = match plan.target {
-        Target::Parley => provision(&plan, room_count).await?,
+        Target::Parley | Target::Tutorial => provision(&plan, room_count).await?,
         Target::Django | Target::Bare => {
             let prefix = match plan.layout {
                 Layout::Fanout => "bench",
@@ -417,7 +486,11 @@ pub async fn run(plan: Plan) -> Result<Report> {
     let mut connect_failures = 0;
     let mut connect_secs = 0.0;
     let mut half = (before, 0usize);
-    for batch in [0..n / 2, n / 2..n] {
+    let halfway = if plan.one_burst { n } else { n / 2 };
+    for batch in [0..halfway, halfway..n] {
+        if batch.is_empty() {
+            continue;
+        }
         let t_conn = Instant::now();
         let mut opening = Vec::with_capacity(batch.len());
         let first = batch.start;
@@ -465,7 +538,7 @@ pub async fn run(plan: Plan) -> Result<Report> {
             }
         }
         connect_secs += t_conn.elapsed().as_secs_f64();
-        if first == 0 {
+        if first == 0 && !plan.one_burst {
             tokio::time::sleep(Duration::from_secs_f64(plan.settle_secs.max(1.0))).await;
             half = (rss_sum(&plan.pids), sockets.iter().flatten().count());
         }
@@ -615,6 +688,7 @@ pub async fn run(plan: Plan) -> Result<Report> {
             0.0
         }
     };
+    let p99_by_second_ms = shared.p99_by_second(start_us)?;
     let ms = |us: u64| us as f64 / 1000.0;
     let q = |p: f64| ms(connect_hist.value_at_quantile(p));
     Ok(Report {
@@ -639,6 +713,8 @@ pub async fn run(plan: Plan) -> Result<Report> {
         latency_from: if plan.rate > 0.0 { "due" } else { "send" },
         latency_ms: latency(&shared.hist)?,
         ack_latency_ms: latency(&shared.ack_hist)?,
+        recovery_secs: recovery_secs(&p99_by_second_ms),
+        p99_by_second_ms,
         rss_before_kb: before.now_kb,
         rss_connected_kb: connected.now_kb,
         bytes_per_connection,
@@ -648,6 +724,19 @@ pub async fn run(plan: Plan) -> Result<Report> {
         notes,
         plan,
     })
+}
+
+/// Seconds of sending before every later second's p99 is at or under [`RECOVERED_P99_MS`]
+/// (seconds in which nothing was sent count as recovered); `None` when the last is not.
+fn recovery_secs(p99_by_second_ms: &[f64]) -> Option<u64> {
+    let late = p99_by_second_ms
+        .iter()
+        .rposition(|&p99| p99 > RECOVERED_P99_MS);
+    match late {
+        None => Some(0),
+        Some(i) if i + 1 < p99_by_second_ms.len() => u64::try_from(i + 1).ok(),
+        Some(_) => None,
+    }
 }
 
 /// The sending half of a client, shared by its reader (which keeps it open) and its sender.
@@ -691,7 +780,7 @@ async fn send(
 fn frame_for(target: Target, room: &str, body: &str, i: usize, prefix: &str) -> String {
     match target {
         Target::Parley => format!(r#"{{"type":"send","room":"{room}","body":"{body}"}}"#),
-        Target::Django | Target::Bare => {
+        Target::Django | Target::Bare | Target::Tutorial => {
             format!(r#"{{"message": "{body}", "username": "{prefix}{i}"}}"#)
         }
     }
@@ -702,6 +791,9 @@ async fn open(target: Target, server: &str, token: &str, room: &str, join: bool)
     let url = match target {
         Target::Parley => format!("ws://{server}/ws"),
         Target::Django | Target::Bare => format!("ws://{server}/ws/chat/{room}/"),
+        // `frames=all`: the socket hears its `joined`, so a client counts as connected once
+        // it is in its room, as with `/ws` and `join`.
+        Target::Tutorial => format!("ws://{server}/ws/chat/{room}/?token={token}&frames=all"),
     };
     let mut req = url.as_str().into_client_request()?;
     if target == Target::Parley {
@@ -718,11 +810,13 @@ async fn open(target: Target, server: &str, token: &str, room: &str, join: bool)
         Some(crate::bare::lean_config()),
     )
     .await?;
-    if target == Target::Parley && join {
-        ws.send(Message::text(format!(
-            r#"{{"type":"join","room":"{room}"}}"#
-        )))
-        .await?;
+    if matches!(target, Target::Parley | Target::Tutorial) && join {
+        if target == Target::Parley {
+            ws.send(Message::text(format!(
+                r#"{{"type":"join","room":"{room}"}}"#
+            )))
+            .await?;
+        }
         let wait = async {
             while let Some(frame) = ws.next().await {
                 if let Message::Text(t) = frame? {
@@ -786,6 +880,11 @@ async fn provision(plan: &Plan, room_count: usize) -> Result<(Vec<String>, Vec<S
     }
     progress(&format!("{n} accounts ready"));
     let mut rooms = Vec::with_capacity(room_count);
+    if plan.target == Target::Tutorial && plan.layout == Layout::Fanout {
+        // The tutorial endpoint creates a room on its first connection (a cold start).
+        rooms.extend((0..room_count).map(|r| format!("{}-room{r}", plan.user_prefix)));
+        return Ok((tokens, rooms));
+    }
     let mut http = HttpClient::new(&addr);
     match plan.layout {
         Layout::Fanout => {
@@ -820,6 +919,22 @@ async fn provision(plan: &Plan, room_count: usize) -> Result<(Vec<String>, Vec<S
 #[allow(clippy::unwrap_used)] // a panic in a test is a failed assertion
 mod tests {
     use super::*;
+
+    #[test]
+    fn recovery_is_the_first_second_after_the_last_slow_one() {
+        // Slow at the start, a fast second, slow again, then fast to the end: recovered
+        // only after the second slow stretch.
+        assert_eq!(recovery_secs(&[900.0, 40.0, 150.0, 60.0, 20.0]), Some(3));
+        assert_eq!(recovery_secs(&[20.0, 30.0]), Some(0));
+        assert_eq!(
+            recovery_secs(&[100.0]),
+            Some(0),
+            "at the bound counts as recovered"
+        );
+        // Still slow in the last second: never recovered.
+        assert_eq!(recovery_secs(&[20.0, 300.0]), None);
+        assert_eq!(recovery_secs(&[]), Some(0));
+    }
 
     #[test]
     fn body_round_trips_through_every_protocol() {
