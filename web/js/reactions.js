@@ -3,6 +3,7 @@
 // message with a small picker, and what a `reaction` frame does to a message record.
 
 import { h, toast } from './dom.js';
+import { describeError } from './errors.js';
 import { me, screen, state } from './state.js';
 import { socket } from './connection.js';
 
@@ -99,7 +100,7 @@ export function reactionRow(m) {
 function toggle(m, emoji, add) {
   socket
     .request({ type: add ? 'react' : 'unreact', message_id: m.id, emoji })
-    .catch((e) => toast(e.code === 'too_many_reactions' ? 'This message has as many different reactions as allowed.' : e.message, 'error'));
+    .catch((e) => toast(describeError(e, 'react'), 'error'));
 }
 
 /** A `reaction` frame: the message record's reactions updated in place. True if it changed. */
