@@ -198,6 +198,8 @@ test('messages: avatars, grouping by sender and minute, date separators, safe li
   await own.waitFor();
   assert.equal(await own.locator('.body strong').textContent(), 'own');
   assert.equal(await own.locator('.avatar').textContent(), ALICE.slice(0, 2).toUpperCase());
+  // The room list's preview reads as text, without the markers.
+  await page.locator(`.room-link[data-room="${ROOM}"] .last-message`, { hasText: `${ALICE}: my own words` }).waitFor();
   await screenshot(page, 'look-messages');
   assert.deepEqual(alice.errors, [], 'no page errors');
   await page.evaluate(() => window.__bob.ws.close());

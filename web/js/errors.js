@@ -41,6 +41,7 @@ const BY_ACTION = {
   'invite:not_found': 'There is no user with that name.',
   'invite:invalid_field': 'That is not a valid user name.',
   'invite:banned': 'That user is banned from this room: lift the ban first.',
+  'create:guest_not_allowed': 'Guests cannot create rooms. Sign up for an account to make one.',
   'create:conflict': 'A room with that name already exists. Join it, or pick another name.',
   'join:not_found': 'There is no room with that name.',
   'join:not_member': 'That room is private: ask a member to add you.',

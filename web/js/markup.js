@@ -89,6 +89,17 @@ export function renderBody(text) {
   return out;
 }
 
+/** A one-line preview of a body: the markdown markers left out (`**`, `` ` ``, fences), lines
+ *  joined, so the room list and the reply bar read as text. */
+export function plainPreview(text) {
+  return String(text ?? '')
+    .replace(/```[^\n`]*\n?/g, '')
+    .replace(/\*\*(?=\S)([\s\S]*?\S)\*\*/g, '$1')
+    .replace(/`([^`\n]+)`/g, '$1')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
+}
+
 /** Plain text with its URLs linked (no markdown): for previews and notices. */
 export function linkify(text) {
   const out = document.createDocumentFragment();

@@ -4,6 +4,7 @@
 
 import { h, toast } from './dom.js';
 import { describeError } from './errors.js';
+import { plainPreview } from './markup.js';
 import { me, screen, state } from './state.js';
 import { socket } from './connection.js';
 
@@ -59,7 +60,7 @@ export function renderReplyBar(r) {
   bar.hidden = !r.replyTo;
   if (!r.replyTo) return;
   bar.append(
-    h('span', { class: 'reply-to' }, `Replying to ${r.replyTo.sender}: ${r.replyTo.excerpt}`),
+    h('span', { class: 'reply-to' }, `Replying to ${r.replyTo.sender}: ${plainPreview(r.replyTo.excerpt)}`),
     h('button', { type: 'button', class: 'link', 'aria-label': 'Cancel reply', onclick: () => cancelReply(r) }, 'Cancel'));
 }
 

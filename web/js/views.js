@@ -3,6 +3,7 @@
 
 import { appendChildren, avatar, clear, dateTimeFormat, h, icon, root, toast } from './dom.js';
 import { clearError, describeError, showError } from './errors.js';
+import { plainPreview } from './markup.js';
 import { hooks } from './hooks.js';
 import { me, room, screen, state } from './state.js';
 import { api, guarded } from './api.js';
@@ -499,7 +500,7 @@ function lastLine(last) {
   if (!last || typeof last.preview !== 'string') return null;
   const time = new Date(last.created_at);
   return h('span', { class: 'last-message', title: dateTimeFormat.format(time) },
-    h('span', { class: 'last-sender' }, `${last.sender}: `), last.preview);
+    h('span', { class: 'last-sender' }, `${last.sender}: `), plainPreview(last.preview));
 }
 
 // ---- the member list panel -------------------------------------------------------------
