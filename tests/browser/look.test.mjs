@@ -295,6 +295,7 @@ test('errors in plain words next to their control; a page for an invalid room na
   const text = await page.locator('#room').textContent();
   assert.ok(text.includes('“bad name!” cannot be the name of a room.'), text);
   for (const raw of ['invalid_room_name', 'invalid room name:', 'may contain only', 'not valid']) assert.ok(!text.includes(raw), `no raw text (${raw}): ${text}`);
+  await screenshot(page, 'look-bad-room-name');
   await page.getByRole('link', { name: 'Back to your rooms' }).click();
   await page.getByRole('heading', { name: `Welcome, ${ALICE}` }).waitFor();
   await screenshot(page, 'look-errors');
