@@ -277,7 +277,21 @@ function buildRoomPane(r) {
   const online = h('ul', { class: 'online-list', 'aria-label': 'Online' });
   const olderStatus = h('div', { class: 'older', role: 'status' });
   const messages = h('ol', { class: 'messages', id: 'messages', role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite', tabindex: '0' });
-  const scroller = h('div', { class: 'scroller', onscroll: () => onMessagesScroll(r) }, olderStatus, messages);
+  // Whether the reader is at the newest message: kept there when the list's box shrinks or
+  // grows (the reply bar or an error line appears, the phone's keyboard opens).
+  let stuck = true;
+  const scroller = h('div', {
+    class: 'scroller',
+    onscroll: () => {
+      stuck = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60;
+      onMessagesScroll(r);
+    },
+  }, olderStatus, messages);
+  if (typeof ResizeObserver === 'function') {
+    new ResizeObserver(() => {
+      if (stuck) scroller.scrollTop = scroller.scrollHeight;
+    }).observe(scroller);
+  }
   const jump = h('button', {
     type: 'button', class: 'jump primary small', hidden: true,
     onclick: () => {
