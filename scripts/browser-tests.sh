@@ -5,7 +5,7 @@
 #    `chromium` and `chromium-driver` with apt-get when it is missing and we are root; fails
 #    with what to install otherwise. Nothing here downloads a browser build of its own.
 # 2. Finds Node.js (>= 20, what playwright-core needs) and npm, installs tests/browser's locked dependencies
-#    (playwright-core only) with `npm ci`, skipped when the lockfile has not changed.
+#    (playwright-core, and axe-core for the colour-contrast checks) with `npm ci`, skipped when the lockfile has not changed.
 # 3. Builds parley-server (debug), then runs `node --test` in tests/browser/. The tests start
 #    the server themselves on a free port with a fresh SQLite file in a temporary directory
 #    (they kill and restart it mid-chat), and save screenshots to target/browser-screenshots/.

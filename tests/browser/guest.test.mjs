@@ -89,11 +89,12 @@ test('a visitor continues as a guest, reads and posts in a public room, marked a
   assert.equal(await ownerOnline.getByRole('button', { name: /call/i }).count(), 0);
   assert.equal(await page.getByLabel('Direct chat with').count(), 0);
 
-  // Guests may not make rooms: the server's refusal reaches the page.
+  // Guests may not make rooms: the server's refusal reaches the page, in plain words beside
+  // the button (errors.js), not as the server's text.
   if (!(await page.locator('details.new-room').evaluate((d) => d.open))) await page.locator('details.new-room summary').click();
   await page.locator('#new-room-name').fill(`mine-${stamp}`);
   await page.getByRole('button', { name: 'Create room' }).click();
-  await page.getByText('guests may not create rooms').first().waitFor();
+  await page.locator('form[aria-label="Create a room"] .control-error', { hasText: 'Guests cannot create rooms. Sign up for an account to make one.' }).waitFor();
 
   for (const u of [visitor, owner_page]) assert.deepEqual(u.errors, [], 'no page errors');
   await visitor.context.close();

@@ -2,6 +2,7 @@
 // refresh, errors as ApiError), and `guarded` for UI actions.
 
 import { toast } from './dom.js';
+import { describeError } from './errors.js';
 import { hooks } from './hooks.js';
 import { AuthLost, session } from './auth.js';
 import { ApiError } from './parley/index.js';
@@ -24,7 +25,7 @@ export async function guarded(action, onError) {
       return undefined;
     }
     if (onError) onError(e);
-    else toast(e.message || String(e), 'error');
+    else toast(describeError(e), 'error');
     return undefined;
   }
 }

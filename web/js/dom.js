@@ -51,6 +51,51 @@ export function clear(el) {
   return el;
 }
 
+/** Avatar backgrounds: each gives white initials at least 4.5:1 contrast (WCAG AA). */
+const AVATAR_COLOURS = ['#b3261e', '#a0522d', '#8a6d00', '#2e7d32', '#00796b', '#0b6e99', '#1f5fbf', '#5b3fc4', '#8e24aa', '#ad1457', '#546e7a', '#6d5d00'];
+
+/** The initials shown for `name`: the first letters of its first two parts (`ann.lee` → AL),
+ *  else its first two characters; a guest's prefix and tag are left out. */
+export function initials(name) {
+  const shown = String(name ?? '?').replace(/^guest\.(.+)\.[^.]+$/, '$1');
+  const parts = shown.split(/[._\-\s]+/).filter(Boolean);
+  const letters = parts.length >= 2 ? parts[0][0] + parts[1][0] : shown.slice(0, 2);
+  return (letters || '?').toUpperCase();
+}
+
+/** The same colour for a name on every page and every device (a hash of the name). */
+export function avatarColour(name) {
+  let hash = 0;
+  for (const ch of String(name ?? '')) hash = (Math.imul(hash, 31) + ch.codePointAt(0)) | 0;
+  return AVATAR_COLOURS[Math.abs(hash) % AVATAR_COLOURS.length];
+}
+
+/** A round avatar with `name`'s initials (decorative: the name is always written beside it).
+ *  The colour is a CSS custom property, so no inline style attribute is needed. */
+export function avatar(name, size = '') {
+  const el = h('span', { class: `avatar${size ? ` avatar-${size}` : ''}`, 'aria-hidden': 'true', dataset: { user: name } }, initials(name));
+  el.style.setProperty('--avatar-bg', avatarColour(name));
+  return el;
+}
+
+/** The local calendar day of a time, `YYYY-MM-DD` (for date separators). */
+export function dayKey(time) {
+  const d = new Date(time);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
+
+/** "Today", "Yesterday" or the full date of `time`, for a date separator. */
+export function dayLabel(time, now = new Date()) {
+  const key = dayKey(time);
+  if (key === dayKey(now)) return 'Today';
+  const yesterday = new Date(now);
+  yesterday.setDate(now.getDate() - 1);
+  if (key === dayKey(yesterday)) return 'Yesterday';
+  return dayFormat.format(new Date(time));
+}
+
 export const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 export const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 

@@ -2,6 +2,7 @@
 // socket opens or closes.
 
 import { toast } from './dom.js';
+import { describeError } from './errors.js';
 import { hooks } from './hooks.js';
 import { me, room, state } from './state.js';
 import { AuthLost, refreshTokens } from './auth.js';
@@ -69,6 +70,7 @@ export function handleFrame(f) {
         r.messages.set(m.id, { ...m, body: '', deleted_at: f.deleted_at ?? Date.now() });
         if (r.name === state.active) renderMessages(r);
       }
+      noteDeleted(r, f.message_id);
       break;
     }
     case 'reaction': {
@@ -144,7 +146,7 @@ export function handleFrame(f) {
             if (e instanceof AuthLost) hooks.logout('Your session has ended. Please log in again.');
           });
       } else if (!f.ref) {
-        toast(f.message || f.code, 'error');
+        toast(describeError(f), 'error');
       }
       break;
     default:
@@ -160,6 +162,17 @@ function stopTyping(r, user) {
   clearTimeout(r.typing.get(user));
   r.typing.delete(user);
   if (r.name === state.active) renderTyping(r);
+}
+
+/** A deleted message that was its room's last one: the room list shows the newest message
+ *  left (as `GET /api/me/rooms` does), and asks the server to be sure. */
+function noteDeleted(r, id) {
+  const s = state.summaries.get(r.name);
+  if (!s?.last_message || s.last_message.id !== id) return;
+  const left = r.sorted().filter((m) => !m.deleted_at && m.id !== id).at(-1);
+  s.last_message = left ? { id: left.id, sender: left.sender, preview: String(left.body ?? '').slice(0, 100), created_at: left.created_at } : null;
+  renderRoomList();
+  scheduleRoomListRefresh();
 }
 
 /** A new message becomes its room's last message in the room list. */

@@ -1,7 +1,9 @@
 // A room's messages: sending (queued while offline, sent with a client_id), history paging
 // and gap filling, edit and delete, own typing notices, and the message list on screen.
 
-import { dateTimeFormat, h, randomId, timeFormat, toast } from './dom.js';
+import { avatar, dateTimeFormat, dayKey, dayLabel, h, randomId, timeFormat } from './dom.js';
+import { clearError, describeError, showError } from './errors.js';
+import { renderBody } from './markup.js';
 import { me, screen, state } from './state.js';
 import { FrameError, socket } from './connection.js';
 import { reactionRow, replyQuote, startReply } from './reactions.js';
@@ -26,9 +28,10 @@ async function loadOlder(r) {
     const reply = await socket.request(frame);
     const messages = Array.isArray(reply.messages) ? reply.messages : [];
     r.merge(messages);
+    r.olderError = null;
     r.hasMore = Boolean(reply.has_more) && messages.length > 0;
   } catch (e) {
-    if (e instanceof FrameError) toast(e.message, 'error');
+    if (e instanceof FrameError) r.olderError = `Could not load older messages: ${describeError(e)}`;
   } finally {
     r.loadingOlder = false;
     if (r.name === state.active) renderMessages(r, { keepOffsetFromBottom: true });
@@ -56,7 +59,7 @@ function sendPending(r, p) {
       r.merge([{ ...reply, type: undefined, ref: undefined }]);
     })
     .catch((e) => {
-      p.failed = e.message;
+      p.failed = describeError(e, 'send');
     })
     .finally(() => {
       p.inFlight = false;
@@ -73,7 +76,7 @@ export function postMessage(r, body, replyTo = null) {
 
 function renderLoadingOlder(r) {
   if (!screen.pane || screen.pane.room !== r.name) return;
-  screen.pane.olderStatus.textContent = r.loadingOlder ? 'Loading older messages…' : r.hasMore ? '' : 'Start of the conversation';
+  screen.pane.olderStatus.textContent = r.olderError && !r.loadingOlder ? r.olderError : r.loadingOlder ? 'Loading older messages…' : r.hasMore ? '' : 'Start of the conversation';
 }
 
 export function onMessagesScroll(r) {
@@ -98,27 +101,63 @@ export function guestDisplay(sender) {
   return parts.length >= 3 ? parts.slice(1, -1).join('.') : sender;
 }
 
-function messageElement(r, m) {
+/** Functions other modules add to decorate every message element as it is built:
+ *  `(el, m, r) => void` (e.g. highlighting a mention). Called after the element is complete. */
+export const messageDecorators = [];
+
+/** Minutes within which one sender's messages share a header (avatar, name). */
+const GROUP_WINDOW_MS = 60_000;
+
+/** Whether `m` continues `prev`'s group: same sender, same day, and the same minute (within
+ *  a minute of it, so 12:00:59 and 12:01:10 still go together). */
+export function continuesGroup(prev, m) {
+  if (!prev || prev.sender !== m.sender || prev.deleted_at || m.deleted_at) return false;
+  const a = new Date(prev.created_at);
+  const b = new Date(m.created_at);
+  return dayKey(a) === dayKey(b) && b - a >= 0 && b - a < GROUP_WINDOW_MS;
+}
+
+/** The name shown for a sender (a guest's chosen name without prefix and tag). */
+function shownName(m) {
+  return m.guest || isGuestName(m.sender) ? guestDisplay(m.sender) : m.sender;
+}
+
+/** One message on screen: `grouped` when it continues the previous message's group (no
+ *  avatar or name of its own). Exported for other views (e.g. search results). */
+export function messageElement(r, m, { grouped = false } = {}) {
   const own = m.sender === me();
   const deleted = Boolean(m.deleted_at);
-  const el = h('li', { class: `msg${own ? ' own' : ''}${deleted ? ' deleted' : ''}`, dataset: { id: String(m.id), sender: m.sender } });
+  const el = h('li', {
+    class: `msg${own ? ' own' : ''}${deleted ? ' deleted' : ''}${grouped ? ' grouped' : ''}`,
+    dataset: { id: String(m.id), sender: m.sender },
+  });
   const time = new Date(m.created_at);
-  el.append(h('div', { class: 'meta' },
-    h('span', { class: 'sender', title: m.guest ? m.sender : null }, m.guest ? guestDisplay(m.sender) : m.sender),
-    m.guest ? h('span', { class: 'guest-mark', title: 'a guest: no account' }, 'guest') : null,
-    h('time', { datetime: time.toISOString(), title: dateTimeFormat.format(time) }, timeFormat.format(time)),
-    m.edited_at && !deleted ? h('span', { class: 'edited', title: `edited ${dateTimeFormat.format(new Date(m.edited_at))}` }, '(edited)') : null));
+  const stamp = h('time', { datetime: time.toISOString(), title: dateTimeFormat.format(time) }, timeFormat.format(time));
+  const bubble = h('div', { class: 'bubble' });
+  el.append(grouped ? h('span', { class: 'avatar-gap', 'aria-hidden': 'true' }) : avatar(m.sender), bubble);
+  if (grouped) {
+    // The name stays for screen readers; the time shows in the gutter on hover or focus.
+    bubble.append(h('div', { class: 'meta meta-grouped' }, h('span', { class: 'sr-only sender' }, shownName(m)), stamp));
+  } else {
+    bubble.append(h('div', { class: 'meta' },
+      h('span', { class: 'sender', title: m.guest ? m.sender : null }, shownName(m)),
+      m.guest ? h('span', { class: 'guest-mark', title: 'a guest: no account' }, 'guest') : null,
+      stamp,
+      m.edited_at && !deleted ? h('span', { class: 'edited', title: `edited ${dateTimeFormat.format(new Date(m.edited_at))}` }, '(edited)') : null));
+  }
   const quote = replyQuote(m);
-  if (quote) el.append(quote);
-  el.append(h('div', { class: 'body' }, deleted ? 'This message was deleted.' : m.body));
+  if (quote) bubble.append(quote);
+  bubble.append(h('div', { class: 'body' }, deleted ? 'This message was deleted.' : renderBody(m.body)));
+  if (grouped && m.edited_at && !deleted) bubble.append(h('span', { class: 'edited edited-after', title: `edited ${dateTimeFormat.format(new Date(m.edited_at))}` }, '(edited)'));
   const reactions = reactionRow(m);
-  if (reactions) el.append(reactions);
+  if (reactions) bubble.append(reactions);
   const reply = deleted ? null : h('button', { type: 'button', class: 'link', 'aria-label': 'Reply to message', onclick: () => startReply(r, m) }, 'Reply');
-  if (reply && !own) el.append(h('div', { class: 'actions' }, reply));
+  if (reply && !own) bubble.append(h('div', { class: 'actions' }, reply));
   if (own && !deleted) {
     // Deleting takes two clicks; the first arms the button for a few seconds. The armed state
     // lives outside the element, which may be rebuilt meanwhile (a read marker moved).
     const armed = (confirmingDelete.get(m.id) ?? 0) > Date.now();
+    const actions = h('div', { class: 'actions' });
     const del = h('button', {
       type: 'button', class: 'link', 'aria-label': armed ? 'Confirm delete message' : 'Delete message',
       onclick: () => {
@@ -135,20 +174,42 @@ function messageElement(r, m) {
           return;
         }
         confirmingDelete.delete(m.id);
-        socket.request({ type: 'delete', message_id: m.id }).catch((e) => toast(e.message, 'error'));
+        clearError(actions);
+        socket.request({ type: 'delete', message_id: m.id }).catch((e) => showError(actions, `Not deleted: ${describeError(e, 'delete')}`));
       },
     }, armed ? 'Really delete?' : 'Delete');
-    el.append(h('div', { class: 'actions' },
+    actions.append(
       reply,
       h('button', { type: 'button', class: 'link', 'aria-label': 'Edit message', onclick: () => startEdit(r, m, el) }, 'Edit'),
-      del));
+      del);
+    bubble.append(actions);
+  }
+  for (const decorate of messageDecorators) {
+    try {
+      decorate(el, m, r);
+    } catch (e) {
+      console.warn('message decorator failed', e);
+    }
   }
   return el;
+}
+
+/** Edits the newest message of mine in room `r` that is not deleted (the composer's Up key).
+ *  True if there was one. */
+export function editLastOwn(r) {
+  if (!screen.pane || screen.pane.room !== r.name) return false;
+  const mine = r.sorted().filter((m) => m.sender === me() && !m.deleted_at).at(-1);
+  const el = mine && screen.pane.elements.get(`m${mine.id}`);
+  if (!el) return false;
+  if (el.dataset.editing !== 'yes') startEdit(r, mine, el);
+  else el.querySelector('.edit-input')?.focus();
+  return true;
 }
 
 function startEdit(r, m, el) {
   const body = el.querySelector('.body');
   const editor = h('textarea', { class: 'edit-input', 'aria-label': 'Edit message', value: m.body, rows: 2, maxlength: 4000 });
+  const buttons = h('div', { class: 'inline' }, h('button', { type: 'submit', class: 'primary small' }, 'Save'), h('button', { type: 'button', class: 'ghost small', onclick: () => cancel() }, 'Cancel'));
   const form = h('form', {
     class: 'edit-form',
     onsubmit: (e) => {
@@ -158,19 +219,26 @@ function startEdit(r, m, el) {
         cancel();
         return;
       }
+      clearError(buttons);
       socket
         .request({ type: 'edit', message_id: m.id, body: text })
         .then(() => cancel())
-        .catch((err) => toast(`Could not edit: ${err.message}`, 'error'));
+        .catch((err) => showError(buttons, `Not saved: ${describeError(err, 'edit')}`));
     },
-  }, editor, h('div', { class: 'inline' }, h('button', { type: 'submit', class: 'primary small' }, 'Save'), h('button', { type: 'button', class: 'ghost small', onclick: () => cancel() }, 'Cancel')));
+  }, editor, buttons);
   const cancel = () => {
     el.dataset.editing = '';
+    // Rebuilt from the record, even when nothing changed (the form is in its place now).
+    el.dataset.signature = '';
     renderMessages(r);
+    screen.pane?.input.focus();
   };
   editor.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape') cancel();
-    if (e.key === 'Enter' && !e.shiftKey) {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      cancel();
+    }
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       form.requestSubmit();
     }
@@ -178,7 +246,9 @@ function startEdit(r, m, el) {
   el.dataset.editing = 'yes';
   body.replaceWith(form);
   el.querySelector('.actions')?.remove();
+  el.querySelector('.control-error')?.remove();
   editor.focus();
+  editor.setSelectionRange(editor.value.length, editor.value.length);
 }
 
 /** Brings the message list in line with the room's state, touching changed items only. */
@@ -207,29 +277,52 @@ export function renderMessages(r, opts = {}) {
       if (!el) {
         const time = new Date(x.at);
         el = h('li', { class: 'msg external', dataset: { sender: x.username } },
-          h('div', { class: 'meta' },
-            h('span', { class: 'sender' }, x.username),
-            h('time', { datetime: time.toISOString() }, timeFormat.format(time)),
-            h('span', { class: 'via', title: 'Sent through the shared channel layer; not kept in history' }, 'external')),
-          h('div', { class: 'body' }, x.message));
+          avatar(x.username),
+          h('div', { class: 'bubble' },
+            h('div', { class: 'meta' },
+              h('span', { class: 'sender' }, x.username),
+              h('time', { datetime: time.toISOString() }, timeFormat.format(time)),
+              h('span', { class: 'via', title: 'Sent through the shared channel layer; not kept in history' }, 'external')),
+            h('div', { class: 'body' }, x.message)));
         screen.pane.elements.set(x.key, el);
       }
       wanted.push(el);
     }
   };
+  // A date separator before the first message of each day; one sender's messages within a
+  // minute of each other share a header.
+  let prev = null;
+  let day = null;
   for (const m of sorted) {
     placeExternals(m.id - 1);
+    const mDay = dayKey(m.created_at);
+    if (mDay !== day) {
+      day = mDay;
+      prev = null;
+      const label = dayLabel(m.created_at);
+      const dkey = `d${mDay}`;
+      let sep = screen.pane.elements.get(dkey);
+      if (!sep || sep.dataset.signature !== label) {
+        const fresh = h('li', { class: 'day-separator', role: 'separator', 'aria-label': label, dataset: { day: mDay, signature: label } }, h('span', {}, label));
+        if (sep) sep.replaceWith(fresh);
+        sep = fresh;
+        screen.pane.elements.set(dkey, sep);
+      }
+      wanted.push(sep);
+    }
+    const grouped = continuesGroup(prev, m);
+    prev = m;
     const key = `m${m.id}`;
     const seen = seenBy.get(m.id)?.sort().join(', ') ?? '';
-    const signature = `${m.body}|${m.edited_at}|${m.deleted_at}|${seen}|${m.reply_to?.deleted ?? ''}|${JSON.stringify(m.reactions ?? [])}`;
+    const signature = `${grouped}|${m.body}|${m.edited_at}|${m.deleted_at}|${seen}|${m.reply_to?.deleted ?? ''}|${JSON.stringify(m.reactions ?? [])}`;
     let el = screen.pane.elements.get(key);
     if (el?.dataset.editing === 'yes') {
       wanted.push(el);
       continue;
     }
     if (!el || el.dataset.signature !== signature) {
-      const fresh = messageElement(r, m);
-      if (seen) fresh.append(h('div', { class: 'seen' }, `Seen by ${seen}`));
+      const fresh = messageElement(r, m, { grouped });
+      if (seen) fresh.querySelector('.bubble').append(h('div', { class: 'seen' }, `Seen by ${seen}`));
       fresh.dataset.signature = signature;
       if (el) el.replaceWith(fresh);
       el = fresh;
@@ -244,11 +337,13 @@ export function renderMessages(r, opts = {}) {
     let el = screen.pane.elements.get(key);
     if (!el || el.dataset.signature !== signature) {
       const fresh = h('li', { class: 'msg own pending', dataset: { clientId: p.client_id, signature } },
-        h('div', { class: 'meta' }, h('span', { class: 'sender' }, me()), h('span', { class: 'state' }, p.failed ? `Not sent: ${p.failed}` : 'Sending…')),
-        h('div', { class: 'body' }, p.body),
+        avatar(me()),
+        h('div', { class: 'bubble' },
+        h('div', { class: 'meta' }, h('span', { class: 'sender' }, me()), h('span', { class: `state${p.failed ? ' failed' : ''}`, role: p.failed ? 'alert' : null }, p.failed ? `Not sent: ${p.failed}` : 'Sending…')),
+        h('div', { class: 'body' }, renderBody(p.body)),
         p.failed ? h('div', { class: 'actions' },
           h('button', { type: 'button', class: 'link', onclick: () => sendPending(r, p) }, 'Retry'),
-          h('button', { type: 'button', class: 'link', onclick: () => { r.pending = r.pending.filter((x) => x !== p); renderMessages(r); } }, 'Discard')) : null);
+          h('button', { type: 'button', class: 'link', onclick: () => { r.pending = r.pending.filter((x) => x !== p); renderMessages(r); } }, 'Discard')) : null));
       if (el) el.replaceWith(fresh);
       el = fresh;
       screen.pane.elements.set(key, el);

@@ -3,6 +3,8 @@
 // message with a small picker, and what a `reaction` frame does to a message record.
 
 import { h, toast } from './dom.js';
+import { describeError } from './errors.js';
+import { plainPreview } from './markup.js';
 import { me, screen, state } from './state.js';
 import { socket } from './connection.js';
 
@@ -58,7 +60,7 @@ export function renderReplyBar(r) {
   bar.hidden = !r.replyTo;
   if (!r.replyTo) return;
   bar.append(
-    h('span', { class: 'reply-to' }, `Replying to ${r.replyTo.sender}: ${r.replyTo.excerpt}`),
+    h('span', { class: 'reply-to' }, `Replying to ${r.replyTo.sender}: ${plainPreview(r.replyTo.excerpt)}`),
     h('button', { type: 'button', class: 'link', 'aria-label': 'Cancel reply', onclick: () => cancelReply(r) }, 'Cancel'));
 }
 
@@ -99,7 +101,7 @@ export function reactionRow(m) {
 function toggle(m, emoji, add) {
   socket
     .request({ type: add ? 'react' : 'unreact', message_id: m.id, emoji })
-    .catch((e) => toast(e.code === 'too_many_reactions' ? 'This message has as many different reactions as allowed.' : e.message, 'error'));
+    .catch((e) => toast(describeError(e, 'react'), 'error'));
 }
 
 /** A `reaction` frame: the message record's reactions updated in place. True if it changed. */

@@ -2,6 +2,7 @@
 // the room list from the REST API (the user's rooms, and the public directory page by page).
 
 import { toast } from './dom.js';
+import { describeError } from './errors.js';
 import { hooks } from './hooks.js';
 import { me, room, state } from './state.js';
 import { api, guarded } from './api.js';
@@ -38,7 +39,7 @@ export async function joinRoom(r) {
           await fillGap(r, hadNewest);
         } catch (e) {
           // The room stays joined; the next reconnect tries again from what we hold.
-          if (e instanceof FrameError) toast(`Could not load the messages you missed in ${roomLabel(r.name)}: ${e.message}`, 'error');
+          if (e instanceof FrameError) toast(`Could not load the messages you missed in ${roomLabel(r.name)}: ${describeError(e)}`, 'error');
         }
       }
       flushPending(r);

@@ -1,12 +1,14 @@
 // The app's screens: the shell (top bar, connection state, sidebar forms), the room list, the
 // room pane (header, online list, typing, notices, composer) and routing to a room.
 
-import { appendChildren, clear, dateTimeFormat, h, icon, root, toast } from './dom.js';
+import { appendChildren, avatar, clear, dateTimeFormat, h, icon, root, toast } from './dom.js';
+import { clearError, describeError, showError } from './errors.js';
+import { plainPreview } from './markup.js';
 import { hooks } from './hooks.js';
 import { me, room, screen, state } from './state.js';
 import { api, guarded } from './api.js';
 import { socket } from './connection.js';
-import { guestDisplay, isGuestName, onComposerInput, onMessagesScroll, postMessage, renderMessages, stopOwnTyping } from './messages.js';
+import { editLastOwn, guestDisplay, isGuestName, onComposerInput, onMessagesScroll, postMessage, renderMessages, stopOwnTyping } from './messages.js';
 import { cancelReply, renderReplyBar } from './reactions.js';
 import { directPeer, isDirect, joinRoom, loadMorePublicRooms, loadRoomList, markRead, rememberPeer, roomLabel } from './rooms.js';
 import { startCall } from './calls.js';
@@ -42,6 +44,7 @@ function renderSidebarForms() {
   const newName = h('input', { id: 'new-room-name', required: true, maxlength: 64, pattern: '[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}', placeholder: 'e.g. rust-talk' });
   const newKind = h('select', { id: 'new-room-kind' }, h('option', { value: 'public' }, 'Public'), h('option', { value: 'private' }, 'Private'));
   const newTopic = h('input', { id: 'new-room-topic', maxlength: 200, placeholder: 'What is it about?' });
+  const createButton = h('button', { type: 'submit' }, 'Create room');
   const create = h('form', {
     class: 'side-form',
     'aria-label': 'Create a room',
@@ -49,7 +52,12 @@ function renderSidebarForms() {
       e.preventDefault();
       const body = { name: newName.value.trim(), kind: newKind.value };
       if (newTopic.value.trim()) body.topic = newTopic.value.trim();
-      const created = await guarded(() => api('POST', '/api/rooms', body));
+      clearError(createButton);
+      if (!isRoomName(body.name)) {
+        showError(createButton, describeError({ code: 'invalid_room_name' }));
+        return;
+      }
+      const created = await guarded(() => api('POST', '/api/rooms', body), (err) => showError(createButton, describeError(err, 'create')));
       if (!created) return;
       newName.value = '';
       newTopic.value = '';
@@ -62,9 +70,10 @@ function renderSidebarForms() {
   h('label', { for: 'new-room-name' }, 'Room name'), newName,
   h('label', { for: 'new-room-kind' }, 'Visibility'), newKind,
   h('label', { for: 'new-room-topic' }, 'Topic (optional)'), newTopic,
-  h('button', { type: 'submit' }, 'Create room'));
+  createButton);
 
-  const joinName = h('input', { id: 'join-room-name', required: true, maxlength: 64, placeholder: 'room name' });
+  const joinName = h('input', { id: 'join-room-name', required: true, maxlength: 64, placeholder: 'room name', oninput: () => { clearError(joinRow); joinName.removeAttribute('aria-invalid'); } });
+  const joinRow = h('div', { class: 'inline' }, joinName, h('button', { type: 'submit' }, 'Join'));
   const join = h('form', {
     class: 'side-form',
     'aria-label': 'Join a room',
@@ -72,12 +81,21 @@ function renderSidebarForms() {
       e.preventDefault();
       const name = joinName.value.trim().replace(/^#/, '').toLowerCase();
       if (!name) return;
+      if (!isRoomName(name)) {
+        showError(joinRow, describeError({ code: 'invalid_room_name' }));
+        joinName.setAttribute('aria-invalid', 'true');
+        joinName.focus();
+        return;
+      }
+      clearError(joinRow);
+      joinName.removeAttribute('aria-invalid');
       joinName.value = '';
       openRoom(name);
     },
-  }, h('label', { for: 'join-room-name' }, 'Join a room by name'), h('div', { class: 'inline' }, joinName, h('button', { type: 'submit' }, 'Join')));
+  }, h('label', { for: 'join-room-name' }, 'Join a room by name'), joinRow);
 
-  const dmName = h('input', { id: 'dm-username', required: true, maxlength: 32, placeholder: 'username' });
+  const dmName = h('input', { id: 'dm-username', required: true, maxlength: 32, placeholder: 'username', oninput: () => clearError(dmRow) });
+  const dmRow = h('div', { class: 'inline' }, dmName, h('button', { type: 'submit' }, 'Chat'));
   const dm = h('form', {
     class: 'side-form',
     'aria-label': 'Start a direct chat',
@@ -85,14 +103,15 @@ function renderSidebarForms() {
       e.preventDefault();
       const peer = dmName.value.trim().replace(/^@/, '').toLowerCase();
       if (!peer) return;
-      const created = await guarded(() => api('POST', `/api/direct/${encodeURIComponent(peer)}`));
+      clearError(dmRow);
+      const created = await guarded(() => api('POST', `/api/direct/${encodeURIComponent(peer)}`), (err) => showError(dmRow, describeError(err, 'direct')));
       if (!created?.name) return;
       dmName.value = '';
       rememberPeer(created.name, peer);
       await loadRoomList();
       openRoom(created.name);
     },
-  }, h('label', { for: 'dm-username' }, 'Direct chat with'), h('div', { class: 'inline' }, dmName, h('button', { type: 'submit' }, 'Chat')));
+  }, h('label', { for: 'dm-username' }, 'Direct chat with'), dmRow);
 
   // Guests may not open direct chats (the server refuses it): no form to offer one.
   const guest = Boolean(state.auth?.user?.is_guest);
@@ -189,7 +208,17 @@ function openRoom(name) {
   showRoom(name);
 }
 
+/** Whether `name` can be a room's name (the server's rule, docs/protocol.md): checked before
+ *  asking the server, so a typo gets a sentence rather than a protocol error. */
+export function isRoomName(name) {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name);
+}
+
 export function showRoom(name) {
+  if (!isRoomName(name)) {
+    showBadRoomName(name);
+    return;
+  }
   state.active = name;
   const r = room(name);
   r.error = null;
@@ -200,11 +229,29 @@ export function showRoom(name) {
   markRead(r);
 }
 
+/** The page for a link or address naming no possible room (`#/room/bad name!`). */
+function showBadRoomName(name) {
+  state.active = null;
+  document.body.classList.add('in-room');
+  renderRoomList();
+  if (!screen.shell) return;
+  screen.pane = null;
+  screen.shell.pane.removeAttribute('aria-labelledby');
+  clear(screen.shell.pane).append(
+    h('div', { class: 'empty bad-room' },
+      h('h1', {}, 'That is not a room name'),
+      h('p', {}, `“${name.slice(0, 80)}” cannot be the name of a room.`),
+      h('p', {}, describeError({ code: 'invalid_room_name' })),
+      h('p', {}, h('a', { href: '#/', class: 'button-link' }, 'Back to your rooms'))));
+  document.title = 'No such room — Parley';
+}
+
 export function showLobby() {
   state.active = null;
   document.body.classList.remove('in-room');
   renderRoomList();
   if (!screen.shell) return;
+  screen.pane = null;
   clear(screen.shell.pane).append(
     h('div', { class: 'empty' },
       h('h1', {}, `Welcome, ${me()}`),
@@ -216,6 +263,7 @@ function renderRoomPane(r) {
   if (screen.pane?.room !== r.name) buildRoomPane(r);
   renderRoomHeader(r);
   renderOnline(r);
+  renderMembers(r);
   renderMessages(r);
   renderTyping(r);
   renderReplyBar(r);
@@ -229,7 +277,21 @@ function buildRoomPane(r) {
   const online = h('ul', { class: 'online-list', 'aria-label': 'Online' });
   const olderStatus = h('div', { class: 'older', role: 'status' });
   const messages = h('ol', { class: 'messages', id: 'messages', role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite', tabindex: '0' });
-  const scroller = h('div', { class: 'scroller', onscroll: () => onMessagesScroll(r) }, olderStatus, messages);
+  // Whether the reader is at the newest message: kept there when the list's box shrinks or
+  // grows (the reply bar or an error line appears, the phone's keyboard opens).
+  let stuck = true;
+  const scroller = h('div', {
+    class: 'scroller',
+    onscroll: () => {
+      stuck = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60;
+      onMessagesScroll(r);
+    },
+  }, olderStatus, messages);
+  if (typeof ResizeObserver === 'function') {
+    new ResizeObserver(() => {
+      if (stuck) scroller.scrollTop = scroller.scrollHeight;
+    }).observe(scroller);
+  }
   const jump = h('button', {
     type: 'button', class: 'jump primary small', hidden: true,
     onclick: () => {
@@ -241,13 +303,27 @@ function buildRoomPane(r) {
   const notice = h('div', { class: 'room-notice', role: 'alert', hidden: true });
   const replyBar = h('div', { class: 'reply-bar', hidden: true });
   const strip = h('div', { class: 'online-strip' }, h('span', { class: 'online-title', id: 'online-title' }, 'Online'), online);
+  const memberList = h('ul', { class: 'member-list' });
+  const memberTitle = h('h2', { id: 'members-title' }, 'Members');
+  const members = h('aside', { class: 'member-panel', id: 'member-panel', 'aria-labelledby': 'members-title', hidden: !membersOpen() },
+    h('div', { class: 'member-head' }, memberTitle,
+      h('button', { type: 'button', class: 'link', 'aria-label': 'Close the member list', onclick: () => toggleMembers(r, false) }, 'Close')),
+    memberList);
+  const body = h('div', { class: 'room-main' }, scroller, members);
   const input = h('textarea', {
     id: 'composer-input', rows: 1, maxlength: 4000, placeholder: composerPlaceholder(),
     'aria-label': 'Message', enterkeyhint: 'send',
     onkeydown: (e) => {
+      // Enter sends, Shift+Enter starts a new line (the textarea's own behaviour).
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
         form.requestSubmit();
+      } else if (e.key === 'ArrowUp' && !input.value && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey) {
+        // Up in an empty composer edits my last message.
+        if (editLastOwn(r)) e.preventDefault();
+      } else if (e.key === 'Escape' && r.replyTo) {
+        e.preventDefault();
+        cancelReply(r);
       }
     },
     oninput: () => {
@@ -277,7 +353,7 @@ function buildRoomPane(r) {
       h('div', { class: 'room-heading' }, title, topic),
       actions),
     strip,
-    scroller,
+    body,
     jump,
     typing,
     notice,
@@ -285,7 +361,7 @@ function buildRoomPane(r) {
     form,
   );
   screen.shell.pane.setAttribute('aria-labelledby', 'room-title');
-  screen.pane = { room: r.name, title, topic, actions, online, strip, olderStatus, messages, scroller, jump, typing, notice, input, form, replyBar, elements: new Map() };
+  screen.pane = { room: r.name, title, topic, actions, online, strip, olderStatus, messages, scroller, body, members, memberList, memberTitle, jump, typing, notice, input, form, replyBar, elements: new Map() };
 }
 
 function composerPlaceholder() {
@@ -320,28 +396,37 @@ export function renderRoomHeader(r) {
         onsubmit: async (e) => {
           e.preventDefault();
           const username = who.value.trim().toLowerCase();
-          const ok = await guarded(() => api('POST', `/api/rooms/${encodeURIComponent(r.name)}/members`, { username }));
+          clearError(e.target);
+          const ok = await guarded(() => api('POST', `/api/rooms/${encodeURIComponent(r.name)}/members`, { username }), (err) => showError(e.target, describeError(err, 'invite')));
           if (ok !== undefined) {
             toast(`${username} added to ${roomLabel(r.name)}`);
             who.value = '';
+            loadMembers(r);
           }
         },
       }, who, h('button', { type: 'submit' }, 'Add'))));
   }
+  actions.append(h('button', {
+    type: 'button', class: 'ghost members-toggle', 'aria-controls': 'member-panel',
+    'aria-expanded': String(!screen.pane.members.hidden),
+    onclick: () => toggleMembers(r, screen.pane.members.hidden),
+  }, 'Members'));
   const settings = roomSettings(r.name);
   if (settings) actions.append(settings);
   if (s?.role && kind !== 'direct') {
-    actions.append(h('button', {
+    const leave = h('button', {
       type: 'button', class: 'ghost',
       onclick: async () => {
-        const ok = await guarded(() => api('DELETE', `/api/rooms/${encodeURIComponent(r.name)}/members/${encodeURIComponent(me())}`));
+        clearError(leave);
+        const ok = await guarded(() => api('DELETE', `/api/rooms/${encodeURIComponent(r.name)}/members/${encodeURIComponent(me())}`), (err) => showError(leave, describeError(err, 'leave')));
         if (ok === undefined) return;
         socket.request({ type: 'leave', room: r.name }).catch(() => {});
         state.rooms.delete(r.name);
         await loadRoomList();
         location.hash = '#/';
       },
-    }, 'Leave room'));
+    }, 'Leave room');
+    actions.append(leave);
   }
 }
 
@@ -368,6 +453,7 @@ export function renderOnline(r) {
       callable ? h('button', { type: 'button', class: 'icon small', 'aria-label': `Video call ${user}`, title: `Video call ${user}`, onclick: () => startCall(user, true) }, icon('video')) : null));
   }
   if (count > users.length) list.append(h('li', { class: 'online-more' }, `and ${count - users.length} more`));
+  renderMembers(r);
 }
 
 export function renderTyping(r) {
@@ -403,7 +489,7 @@ function renderComposerState(r) {
   }
   screen.pane.notice.hidden = !e;
   screen.pane.form.hidden = Boolean(e);
-  screen.pane.scroller.hidden = Boolean(e);
+  screen.pane.body.hidden = Boolean(e);
   screen.pane.strip.hidden = Boolean(e);
 }
 
@@ -413,8 +499,12 @@ function roomErrorText(e, r) {
       return `There is no room called ${r.name}.`;
     case 'not_member':
       return `${roomLabel(r.name)} is private: ask a member to add you.`;
+    case 'invalid_room_name':
+      return `“${r.name}” cannot be the name of a room. ${describeError(e)}`;
+    case 'banned':
+      return `You have been banned from ${roomLabel(r.name)}.`;
     default:
-      return e.message;
+      return describeError(e, 'join');
   }
 }
 
@@ -424,5 +514,72 @@ function lastLine(last) {
   if (!last || typeof last.preview !== 'string') return null;
   const time = new Date(last.created_at);
   return h('span', { class: 'last-message', title: dateTimeFormat.format(time) },
-    h('span', { class: 'last-sender' }, `${last.sender}: `), last.preview);
+    h('span', { class: 'last-sender' }, `${last.sender}: `), plainPreview(last.preview));
+}
+
+// ---- the member list panel -------------------------------------------------------------
+
+const MEMBERS_KEY = 'parley.membersOpen';
+
+/** Open unless the user closed it; closed by default on narrow screens. */
+function membersOpen() {
+  const saved = localStorage.getItem(MEMBERS_KEY);
+  if (saved !== null) return saved === 'yes';
+  return window.matchMedia('(min-width: 1100px)').matches;
+}
+
+function toggleMembers(r, open) {
+  localStorage.setItem(MEMBERS_KEY, open ? 'yes' : 'no');
+  if (!screen.pane || screen.pane.room !== r.name) return;
+  screen.pane.members.hidden = !open;
+  screen.pane.actions.querySelector('.members-toggle')?.setAttribute('aria-expanded', String(open));
+  if (open) loadMembers(r);
+}
+
+/** Reads the room's members (`GET /api/rooms/{room}`) into `r.members`, then shows them. */
+export async function loadMembers(r) {
+  if (r.membersLoading) return;
+  r.membersLoading = true;
+  try {
+    const detail = await guarded(() => api('GET', `/api/rooms/${encodeURIComponent(r.name)}`), (err) => {
+      r.membersError = describeError(err, 'join');
+    });
+    if (detail) {
+      r.members = (Array.isArray(detail.members) ? detail.members : []).filter((m) => typeof m?.username === 'string');
+      r.membersError = null;
+    }
+  } finally {
+    r.membersLoading = false;
+    renderMembers(r);
+  }
+}
+
+/** The member panel: the room's members, online ones first, with their role; guests who are
+ *  online but not members are listed too. */
+export function renderMembers(r) {
+  if (!screen.pane || screen.pane.room !== r.name || screen.pane.members.hidden) return;
+  if (!r.members && !r.membersLoading && !r.membersError) {
+    loadMembers(r);
+    return;
+  }
+  const online = new Set(r.online);
+  const byName = new Map((r.members ?? []).map((m) => [m.username, m]));
+  for (const user of online) if (!byName.has(user)) byName.set(user, { username: user, role: null });
+  const people = [...byName.values()].sort((a, b) =>
+    Number(online.has(b.username)) - Number(online.has(a.username)) || a.username.localeCompare(b.username));
+  screen.pane.memberTitle.textContent = `Members (${people.length})`;
+  const list = clear(screen.pane.memberList);
+  if (r.membersError) list.append(h('li', { class: 'control-error', role: 'alert' }, r.membersError));
+  for (const m of people) {
+    const user = m.username;
+    const guest = isGuestName(user);
+    const here = online.has(user);
+    const self = user === me();
+    list.append(h('li', { class: `member${here ? ' online' : ''}`, dataset: { user } },
+      avatar(user, 'small'),
+      h('span', { class: 'member-name', title: guest ? user : null }, guest ? guestDisplay(user) : user, self ? ' (you)' : ''),
+      m.role === 'owner' ? h('span', { class: 'role-mark' }, 'owner') : null,
+      guest ? h('span', { class: 'guest-mark', title: 'a guest: no account' }, 'guest') : null,
+      h('span', { class: `presence${here ? ' here' : ''}` }, h('span', { class: 'presence-dot', 'aria-hidden': 'true' }), here ? 'online' : 'away')));
+  }
 }
