@@ -17,7 +17,7 @@ use parley_domain::{
 use parley_layer::{ChannelLayer, ChannelName, Message};
 use parley_store::{AppendBatcher, Appended, NewMessage, Store};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     /// This node's own channel: receives other nodes' presence snapshots.
     pub(crate) node: ChannelName,
     pub(crate) state: Mutex<State>,
+    /// Wakes the node task when a room's snapshot becomes due ([`State::announce_due`]).
+    pub(crate) announce_wake: Arc<Notify>,
     pub(crate) shutdown: watch::Sender<bool>,
     /// The layer's outage count ([`ChannelLayer::outages`]) whose memberships were last
     /// re-checked against the store (see `outage.rs`).
@@ -66,7 +68,18 @@ pub(crate) struct State {
     pub(crate) connections: HashMap<ChannelName, (Arc<Notify>, UserId)>,
     /// Per-user connection counts and message buckets (shared by the user's connections).
     pub(crate) users: HashMap<UserId, UserState>,
+    /// Rooms whose presence snapshot is due to the other nodes at the next flush (see
+    /// [`ANNOUNCE_COALESCE`]).
+    pub(crate) announce_due: HashSet<RoomName>,
 }
+
+/// How long a changed room's presence snapshot may wait for more changes before it goes to
+/// the other nodes. A join storm (every client of a restarted server back at once) changes a
+/// room's presence once per client: one snapshot per change was a node message per join
+/// (5,000 in a few seconds), which overflowed the node channels (node events dropped) and
+/// queued ahead of chat. Coalesced, a room sends at most one per interval, with its latest
+/// users. A room's first snapshot (which asks the others for theirs) is not delayed.
+pub(crate) const ANNOUNCE_COALESCE: Duration = Duration::from_millis(100);
 
 pub(crate) struct UserState {
     pub(crate) connections: usize,
@@ -105,6 +118,7 @@ impl Engine {
             config,
             node: node.clone(),
             state: Mutex::new(State::default()),
+            announce_wake: Arc::new(Notify::new()),
             shutdown,
             outages_handled: AtomicU64::new(layer.outages()),
             layer: layer.clone(),
@@ -469,8 +483,10 @@ impl Inner {
         if first_here && let Ok(group) = self.groups.nodes(room) {
             self.log_layer(self.layer.group_add(&group, &self.node).await);
         }
-        if first_here || online.is_some() {
-            self.announce(room, first_here).await;
+        if first_here {
+            self.announce(room, true).await;
+        } else if online.is_some() {
+            self.announce_soon(room);
         }
         if let Some(online) = online {
             let frame = ServerFrame::Presence(Presence {
@@ -508,7 +524,7 @@ impl Inner {
             (last_here, online)
         };
         if last_here || online.is_some() {
-            self.announce(room, false).await;
+            self.announce_soon(room);
         }
         if last_here && let Ok(group) = self.groups.nodes(room) {
             self.log_layer(self.layer.group_discard(&group, &self.node).await);
@@ -521,6 +537,28 @@ impl Inner {
                 online,
             });
             self.broadcast_event(room, &frame, None).await;
+        }
+    }
+
+    /// Marks `room`'s snapshot due: the node task sends it within [`ANNOUNCE_COALESCE`],
+    /// once for every change made meanwhile.
+    fn announce_soon(&self, room: &RoomName) {
+        let first_due = {
+            let mut state = self.state.lock();
+            let first_due = state.announce_due.is_empty();
+            state.announce_due.insert(room.clone());
+            first_due
+        };
+        if first_due {
+            self.announce_wake.notify_one();
+        }
+    }
+
+    /// Sends every snapshot made due by [`Inner::announce_soon`].
+    async fn announce_due(&self) {
+        let due = std::mem::take(&mut self.state.lock().announce_due);
+        for room in &due {
+            self.announce(room, false).await;
         }
     }
 
@@ -793,8 +831,30 @@ async fn node_task(engine: Weak<Inner>, layer: Arc<dyn ChannelLayer>, node: Chan
     };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The task holds the engine weakly (it stops when the engine is dropped): only the
+    // signal is held here.
+    let wake = match engine.upgrade() {
+        Some(inner) => inner.announce_wake.clone(),
+        None => return,
+    };
+    // Set while snapshots are due: when they go (see `ANNOUNCE_COALESCE`).
+    let mut flush_at: Option<tokio::time::Instant> = None;
     loop {
+        let flush = async {
+            match flush_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            () = wake.notified(), if flush_at.is_none() => {
+                flush_at = Some(tokio::time::Instant::now() + ANNOUNCE_COALESCE);
+            }
+            () = flush => {
+                flush_at = None;
+                let Some(inner) = engine.upgrade() else { break };
+                inner.announce_due().await;
+            }
             received = layer.receive(&node) => {
                 let Some(inner) = engine.upgrade() else { break };
                 match received {

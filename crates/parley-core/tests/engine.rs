@@ -1371,7 +1371,8 @@ async fn a_store_outage_gives_the_same_error_frame_with_or_without_group_commit(
 }
 
 /// A TCP relay to PostgreSQL that can lose the answer to a commit. Once armed, the next
-/// `COMMIT` a client sends reaches the database, but nothing the database says afterwards on
+/// `COMMIT` a client sends (or the next group-commit append, which commits by itself) reaches
+/// the database, but nothing the database says afterwards on
 /// that connection is relayed; [`CommitTrap::cut`] then drops that connection, so the client
 /// sees it die with the commit's outcome unknown. Other and later connections work as usual.
 struct CommitTrap {
@@ -1426,13 +1427,23 @@ async fn commit_trap_proxy(target: String) -> (std::net::SocketAddr, Arc<CommitT
                 let (mut server_r, mut server_w) = server.into_split();
                 let up = async {
                     let mut buf = vec![0u8; 64 * 1024];
+                    // The group-commit append is one statement in its own (implicit)
+                    // transaction: its commit is its execution, the write after the one that
+                    // prepares it.
+                    let mut batch_prepared = false;
                     loop {
                         let n = match client_r.read(&mut buf).await {
                             Ok(0) | Err(_) => return,
                             Ok(n) => n,
                         };
-                        // The simple-query `COMMIT` diesel-async sends to end a transaction.
-                        if buf[..n].windows(6).any(|w| w == b"COMMIT")
+                        let bytes = &buf[..n];
+                        let executes_batch = std::mem::take(&mut batch_prepared);
+                        batch_prepared = bytes
+                            .windows(26)
+                            .any(|w| w == b"WITH locks AS MATERIALIZED");
+                        // The simple-query `COMMIT` diesel-async sends to end a transaction,
+                        // or the batch append's execution.
+                        if (bytes.windows(6).any(|w| w == b"COMMIT") || executes_batch)
                             && trap.armed.swap(false, Ordering::SeqCst)
                         {
                             held.store(true, Ordering::SeqCst);
