@@ -16,6 +16,8 @@
 # release binary) with the same load generator: how before/after figures are measured.
 # PARLEY_BENCH_BIN=path runs another build of the load generator (with --no-build and copies
 # of both, a run is safe from another worktree rebuilding a shared CARGO_TARGET_DIR).
+# STORM_CONFIGS="memory:sqlite redis:postgres memory:sqlite:big" picks the storm rows
+# (layer:store, `:big` for 19,000 clients; default: all four layer/store pairs and the big one).
 # PARLEY_BENCH_SERVER_ENV="VAR=value ..." adds settings to every parley-server started (an A/B
 # of one feature on the same build, e.g. PARLEY_METRICS_BIND=127.0.0.1:9184).
 #
@@ -303,7 +305,7 @@ storm_args() { # CLIENTS
 
 T_START=$(date +%s)
 if want storm; then
-  for c in $ALL4 "memory:sqlite:big"; do
+  for c in ${STORM_CONFIGS:-$ALL4 memory:sqlite:big}; do
     IFS=: read -r layer store big <<<"$c"
     n=$STORM_N
     [ -n "$big" ] && n=$STORM_BIG_N

@@ -682,9 +682,12 @@ impl ChannelLayer for RedisLayer {
             .add(group.as_str(), channel.as_str());
         match self.redis_group_add(group.as_str(), channel.as_str()).await {
             // While Redis is down the membership holds here; it is written to Redis when
-            // Redis is back (`restore`).
+            // Redis is back (`restore`). The restore is asked for here too: a failure that
+            // breaks no receive loop (no free pooled connection within the timeout, in a join
+            // storm) ends no reconnect, and the membership would otherwise never reach Redis.
             Err(LayerError::Unavailable(e)) => {
                 tracing::debug!(%group, %channel, error = %e, "group add kept locally until Redis is back");
+                self.inner.shared.reconnected.notify_one();
                 Ok(())
             }
             other => other,
@@ -711,6 +714,7 @@ impl ChannelLayer for RedisLayer {
                     .lock()
                     .pending_discards
                     .push((group.to_string(), channel.to_string()));
+                self.inner.shared.reconnected.notify_one();
                 Ok(())
             }
             other => other,

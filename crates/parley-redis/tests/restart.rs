@@ -288,3 +288,61 @@ async fn group_sends_stay_local_while_redis_is_down_and_memberships_come_back() 
     // The one that left during the outage got nothing more.
     assert_next_is_sentinel(&two, &one, &leaver).await;
 }
+
+/// A group add that fails while Redis is up (no pooled connection free within the timeout,
+/// as in a join storm: every receive loop stays connected, so no reconnect ends an outage)
+/// still reaches Redis: the layer restores its memberships, and a send from another
+/// instance reaches the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_add_refused_for_want_of_a_connection_still_reaches_redis() {
+    let server = Throwaway::start();
+    let mut tight = throwaway_config(&server);
+    tight.pool_size = 1;
+    tight.connect_timeout = Duration::from_millis(50);
+    let one = layer_with(tight).await;
+    let two = layer_with(throwaway_config(&server)).await;
+    let group = parley_layer::GroupName::parse("stormy").unwrap();
+    let (a, b) = (
+        one.new_channel().await.unwrap(),
+        one.new_channel().await.unwrap(),
+    );
+    // Writes paused for a moment: the first add holds the one pooled connection, the second
+    // finds none within 50 ms.
+    let mut admin = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(400)
+        .arg("WRITE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(one.group_add(&group, &a), async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        one.group_add(&group, &b).await
+    });
+    first.unwrap();
+    second.unwrap();
+    let deadline = tokio::time::Instant::now() + ARRIVES;
+    while one.outages() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the layer never restored the membership it kept locally"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = two
+        .group_send(&group, msg(json!({"type": "m"})))
+        .await
+        .unwrap();
+    assert_eq!((report.delivered, report.local_only), (2, false));
+    for channel in [&a, &b] {
+        assert_eq!(
+            receive_within(&one, channel, ARRIVES).await.unwrap().kind(),
+            "m"
+        );
+    }
+}
