@@ -189,6 +189,15 @@ pub fn sign_out(family: Option<&str>) -> Message {
     Message::new(PARLEY_SIGNOUT, fields)
 }
 
+/// "Your staff rights changed" (a promotion or a demotion), to one user: a
+/// [`PARLEY_STANDING`] message without a room, so every socket of the user applies it at
+/// once (what it may manage and post) without asking the store.
+pub fn staff(is_staff: bool) -> Message {
+    let mut fields = Map::new();
+    fields.insert("staff".into(), Value::Bool(is_staff));
+    Message::new(PARLEY_STANDING, fields)
+}
+
 /// "Close every socket of this user: the account was deactivated or deleted" (4005).
 pub fn disable() -> Message {
     let mut fields = Map::new();
@@ -232,6 +241,9 @@ pub enum Delivery {
     },
     /// The user's standing in this room changed: update what the socket may post there.
     Standing(RoomName, StandingChange),
+    /// The user was made staff (`true`) or stopped being staff: update what the socket may
+    /// manage and post in every room.
+    Staff(bool),
     /// Close if this connection belongs to the signed-out login (`None`: any login).
     SignOut(Option<String>),
     /// Close: the account was deactivated or deleted (every login).
@@ -319,6 +331,12 @@ pub fn deliver(message: &Message, me: &ChannelName, dialect: &Dialect) -> Delive
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         ),
+        PARLEY_STANDING if message.get("room").is_none() => {
+            match message.get("staff").and_then(Value::as_bool) {
+                Some(staff) => Delivery::Staff(staff),
+                None => Delivery::Skip,
+            }
+        }
         PARLEY_STANDING => match message
             .get("room")
             .and_then(Value::as_str)
