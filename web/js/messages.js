@@ -5,6 +5,7 @@ import { dateTimeFormat, h, randomId, timeFormat, toast } from './dom.js';
 import { me, screen, state } from './state.js';
 import { FrameError, socket } from './connection.js';
 import { reactionRow, replyQuote, startReply } from './reactions.js';
+import { moderationControl } from './moderation.js';
 
 const TYPING_REFRESH_MS = 3_000;
 const TYPING_IDLE_MS = 4_000;
@@ -114,7 +115,7 @@ function messageElement(r, m) {
   const reactions = reactionRow(m);
   if (reactions) el.append(reactions);
   const reply = deleted ? null : h('button', { type: 'button', class: 'link', 'aria-label': 'Reply to message', onclick: () => startReply(r, m) }, 'Reply');
-  if (reply && !own) el.append(h('div', { class: 'actions' }, reply));
+  if (reply && !own) el.append(h('div', { class: 'actions' }, reply, moderationControl(r.name, m)));
   if (own && !deleted) {
     // Deleting takes two clicks; the first arms the button for a few seconds. The armed state
     // lives outside the element, which may be rebuilt meanwhile (a read marker moved).
