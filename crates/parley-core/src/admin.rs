@@ -295,7 +295,11 @@ impl Engine {
         })?;
         let user = self.account(name).await?;
         let user = auth.reset_password(&user, password).await?;
-        self.sign_out(user.id, None).await?;
+        // As for a deactivation: stored already; a layer outage's re-check closes what this
+        // message could not reach.
+        if let Err(e) = self.sign_out(user.id, None).await {
+            tracing::warn!(error = %e, "could not sign a reset account's sockets out now: the re-check after the layer outage will");
+        }
         self.audit_as(
             actor,
             AuditAction::ResetPassword,
@@ -458,12 +462,23 @@ impl Engine {
         }
     }
 
-    /// Closes every socket of `user` on every process with 4005.
+    /// Closes every socket of `user` on every process with 4005. A layer failure is logged,
+    /// not returned: the change is stored (every token is refused already), and a process
+    /// that missed the message during a layer outage re-reads the account when the layer is
+    /// back (see `outage.rs`).
     async fn close_disabled(&self, user: UserId) -> Result<()> {
-        self.inner
-            .layer
-            .group_send(&self.inner.groups.user(user)?, events::disable())
-            .await?;
+        let sent = match self.inner.groups.user(user) {
+            Ok(group) => self
+                .inner
+                .layer
+                .group_send(&group, events::disable())
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not close a disabled account's sockets now: the re-check after the layer outage will");
+        }
         Ok(())
     }
 

@@ -350,6 +350,7 @@ impl Session {
                     .then_some(Outbound::Close(CloseReason::SignedOut))
             }
             Delivery::Disabled => Some(Outbound::Close(CloseReason::AccountDisabled)),
+            Delivery::Recheck => self.recheck().await,
             Delivery::Staff(staff) => {
                 self.user.is_staff = staff;
                 for joined in self.rooms.values_mut() {
@@ -407,6 +408,48 @@ impl Session {
                 })))
             }
         }
+    }
+
+    /// After a channel-layer outage (see `outage.rs`): reads the account and the joined rooms'
+    /// standing from the store again and applies what changed meanwhile, as the events lost
+    /// in the outage would have: a deactivated or deleted account closes (4005), a password
+    /// reset signs out (4004), and staff rights, roles, mutes and read-only switches update
+    /// what the socket may post. (Removals and bans are the membership re-check's kicks.)
+    /// A store failure is logged and changes nothing.
+    async fn recheck(&mut self) -> Option<Outbound> {
+        let store = &self.inner.store;
+        let user = match store.user_by_id(self.user.id).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound(_)) => {
+                return Some(Outbound::Close(CloseReason::AccountDisabled));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "re-checking a socket's standing after a layer outage failed");
+                return None;
+            }
+        };
+        if !user.is_active || user.username.is_deleted_name() {
+            return Some(Outbound::Close(CloseReason::AccountDisabled));
+        }
+        if user.token_epoch != self.user.token_epoch {
+            return Some(Outbound::Close(CloseReason::SignedOut));
+        }
+        self.user.is_staff = user.is_staff;
+        let rooms: Vec<RoomName> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            let access = match RoomAccess::of(store, &self.user, &room).await {
+                Ok(access) => access,
+                Err(e) => {
+                    tracing::warn!(error = %e, %room, "re-checking a socket's standing after a layer outage failed");
+                    continue;
+                }
+            };
+            if let Some(joined) = self.rooms.get_mut(&room) {
+                joined.posting = access.posting();
+                joined.owner = access.role() == Some(Role::Owner);
+            }
+        }
+        None
     }
 
     /// Handles one text frame from the client; returns what to send back to it.
