@@ -108,3 +108,87 @@ test('an owner moderates a room from its settings panel', async () => {
   assert.deepEqual(alice.dialogs, []);
   await alice.context.close();
 });
+
+test('an owner renames, re-topics and hides a room, and removes a member\'s message', async () => {
+  const alice = await openUser(browser, server);
+  const page = alice.page;
+  const owner = `carl${stamp}`;
+  const member = `dana${stamp}`;
+  const room = `gen-${stamp}`;
+  const renamed = `gen2-${stamp}`;
+  await page.getByRole('tab', { name: 'Sign up' }).click();
+  await page.getByLabel('Username').fill(owner);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.locator('form.auth-form button[type=submit]').click();
+  await page.locator('#conn[data-state="online"]').waitFor({ timeout: 20_000 });
+
+  // The room, and a message of the member's posted over her own socket.
+  const access = await page.evaluate(async ({ owner, member, password, room }) => {
+    const call = (method, path, body, token) => fetch(path, {
+      method,
+      headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: r.status === 204 ? null : await r.json() }));
+    await call('POST', '/api/auth/register', { username: member, password });
+    const { body: { access } } = await call('POST', '/api/auth/login', { username: owner, password });
+    const made = await call('POST', '/api/rooms', { name: room }, access);
+    if (made.status !== 201) throw new Error(`create: ${JSON.stringify(made.body)}`);
+    const { body: { access: hers } } = await call('POST', '/api/auth/login', { username: member, password });
+    const ws = new WebSocket(`${location.origin.replace('http', 'ws')}/ws?token=${encodeURIComponent(hers)}`);
+    await new Promise((resolve, reject) => {
+      ws.onerror = reject;
+      ws.onmessage = (e) => {
+        const f = JSON.parse(e.data);
+        if (f.type === 'joined') ws.send(JSON.stringify({ type: 'send', room, body: 'spam spam spam', ref: 's' }));
+        if (f.type === 'message') resolve();
+        if (f.type === 'error') reject(new Error(e.data));
+      };
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'join', room, ref: 'j' }));
+    });
+    ws.close();
+    return access;
+  }, { owner, member, password: PASSWORD, room });
+  const roomState = (name) => page.evaluate(async ({ name, access }) => {
+    const r = await fetch(`/api/rooms/${name}`, { headers: { Authorization: `Bearer ${access}` } });
+    return r.json();
+  }, { name, access });
+
+  await page.goto(`${server.url}/#/room/${room}`);
+  await page.locator('#conn[data-state="online"]').waitFor({ timeout: 20_000 });
+  await page.locator('#room-title', { hasText: `#${room}` }).waitFor();
+
+  // The member's message has a moderator's "Remove", which asks once more.
+  const msg = page.locator(`.msg[data-sender="${member}"]`).first();
+  await msg.waitFor();
+  await msg.getByRole('button', { name: 'Remove message (moderator)' }).click();
+  assert.equal(await page.locator('.msg.deleted').count(), 0, 'the first click only arms it');
+  await msg.getByRole('button', { name: 'Confirm remove message' }).click();
+  await page.locator(`.msg.deleted[data-sender="${member}"]`).waitFor();
+
+  // Topic and visibility, saved together.
+  await page.locator('.room-settings summary').click();
+  await page.locator(`#room-topic-${room}`).fill('Announcements only');
+  await page.locator(`#room-kind-${room}`).selectOption('private');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.waitForFunction(async ({ name, access }) => {
+    const r = await fetch(`/api/rooms/${name}`, { headers: { Authorization: `Bearer ${access}` } });
+    return (await r.json()).kind === 'private';
+  }, { name: room, access });
+  const hidden = await roomState(room);
+  assert.equal(hidden.topic, 'Announcements only');
+  // A bad name: the error shows beside the form, nothing changes.
+  await page.locator(`#room-name-${room}`).fill('Not a room name!');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('.settings-general .field-error').filter({ hasText: /./ }).waitFor();
+  assert.equal((await roomState(room)).name, room);
+  // A rename moves the page to the new name.
+  await page.locator(`#room-name-${room}`).fill(renamed);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#room-title', { hasText: `#${renamed}` }).waitFor({ timeout: 20_000 });
+  assert.equal((await roomState(renamed)).kind, 'private');
+  await screenshot(page, 'room-settings-general');
+
+  assert.deepEqual(alice.errors, []);
+  assert.deepEqual(alice.dialogs, []);
+  await alice.context.close();
+});

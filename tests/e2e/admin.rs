@@ -17,6 +17,7 @@ crate::on_both!(
     a_deleted_account_keeps_its_messages,
     staff_turn_guests_off_at_run_time,
     a_deactivated_users_sockets_close_on_every_process,
+    a_promotion_reaches_open_sockets_on_every_process,
     new_accounts_join_the_default_rooms
 );
 
@@ -721,4 +722,89 @@ async fn new_accounts_join_the_default_rooms(backend: Backend) {
         "{:?}",
         refused.err()
     );
+}
+
+async fn a_promotion_reaches_open_sockets_on_every_process(backend: Backend) {
+    use crate::moderation::{send_until_accepted, send_until_refused};
+    let db = Arc::new(backend.database().await);
+    let prefix = format!("parley-e2e-{}:", unique());
+    let redis = |s: &mut parley_server::Settings| {
+        s.layer = Some(LayerKind::Redis);
+        s.redis_url = Some(redis_url());
+        s.redis_prefix = prefix.clone();
+    };
+    let one = TestServer::start_on(db.clone(), redis).await;
+    let two = TestServer::start_on(db.clone(), redis).await;
+    let boss = one.user("boss").await;
+    make_staff(&one, &boss).await;
+    let alice = one.user("alice").await;
+    let bob = one.user("bob").await;
+    let carol = one.user("carol").await;
+    let room = format!("staff-now-{}", unique());
+    one.create_room(&alice, &room).await;
+    let r = http::patch(
+        one.addr,
+        &format!("/api/rooms/{room}"),
+        Some(&alice),
+        &json!({"read_only": true}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Bob has a socket on each process, joined before he is staff; Carol posts nothing (the
+    // room is read-only), so Alice's messages are the ones to delete.
+    let mut here = WsClient::connect(one.addr, &bob).await;
+    let mut there = WsClient::connect(two.addr, &bob).await;
+    let mut a = WsClient::connect(one.addr, &alice).await;
+    let mut c = WsClient::connect(two.addr, &carol).await;
+    for ws in [&mut here, &mut there, &mut a, &mut c] {
+        assert_eq!(
+            ws.ask(json!({"type": "join", "room": room}), "j").await["type"],
+            "joined"
+        );
+    }
+    let e = there
+        .ask(json!({"type": "send", "room": room, "body": "no"}), "s")
+        .await;
+    assert_eq!(e["code"], "read_only", "{e}");
+    let m1 = a
+        .ask(json!({"type": "send", "room": room, "body": "one"}), "s")
+        .await["id"]
+        .clone();
+    let m2 = a
+        .ask(json!({"type": "send", "room": room, "body": "two"}), "s")
+        .await["id"]
+        .clone();
+    let e = there
+        .ask(json!({"type": "delete", "message_id": m1}), "d")
+        .await;
+    assert_eq!(e["code"], "forbidden", "{e}");
+
+    // Promoted through process one: both of his open sockets post in the read-only room and
+    // delete others' messages, without rejoining.
+    let r = post(&one, "/api/admin/users/bob/promote", &boss, json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    send_until_accepted(&mut there, &room).await;
+    send_until_accepted(&mut here, &room).await;
+    let d = there
+        .ask(json!({"type": "delete", "message_id": m1}), "d")
+        .await;
+    assert_eq!(d["type"], "deleted", "{d}");
+    assert_eq!(c.next_of("deleted").await["message_id"], m1);
+
+    // Demoted: both refuse again, at once.
+    let r = post(&one, "/api/admin/users/bob/demote", &boss, json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    send_until_refused(&mut there, &room, "read_only").await;
+    send_until_refused(&mut here, &room, "read_only").await;
+    let e = there
+        .ask(json!({"type": "delete", "message_id": m2}), "d")
+        .await;
+    assert_eq!(e["code"], "forbidden", "{e}");
+    // Carol, never staff, was told nothing.
+    let e = c
+        .ask(json!({"type": "send", "room": room, "body": "me?"}), "s")
+        .await;
+    assert_eq!(e["code"], "read_only", "{e}");
+    one.stop().await;
+    two.stop().await;
 }

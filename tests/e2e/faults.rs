@@ -13,7 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-crate::on_both!(graceful_shutdown_under_load_loses_no_acknowledged_message);
+crate::on_both!(
+    graceful_shutdown_under_load_loses_no_acknowledged_message,
+    redis_outage_then_deactivations_resets_and_mutes_are_enforced,
+);
 
 /// Polls `/readyz` until it answers `want`.
 async fn wait_ready(server: &TestServer, want: u16) {
@@ -603,6 +606,78 @@ async fn redis_outage_keeps_local_chat_and_enforces_removals_after_it() {
         messages_until(&mut c, "last").await,
         "Bob (remote) and Carol (local) received different messages"
     );
+    one.stop().await;
+    two.stop().await;
+    drop(redis);
+}
+
+/// Staff and owner actions taken on one process while Redis is down never reach the sockets
+/// on the other; once it is back, that process re-reads each socket's standing (one heartbeat
+/// later): a deactivated account's socket closes with 4005, a reset password's with 4004, and
+/// a mute applies — with no rejoin.
+async fn redis_outage_then_deactivations_resets_and_mutes_are_enforced(backend: Backend) {
+    let mut redis = ThrowawayRedis::start();
+    let db = Arc::new(backend.database().await);
+    let url = redis.url();
+    let prefix = format!("parley-outage-{}:", unique());
+    let settings = |s: &mut parley_server::Settings| {
+        s.layer = Some(LayerKind::Redis);
+        s.redis_url = Some(url.clone());
+        s.redis_prefix = prefix.clone();
+        s.presence_interval_ms = 300;
+        s.presence_ttl_ms = 1500;
+    };
+    let one = TestServer::start_on(db.clone(), settings).await;
+    let two = TestServer::start_on(db.clone(), settings).await;
+    let boss = one.user("boss").await;
+    let me = http::get(one.addr, "/api/me", Some(&boss)).await.json();
+    let boss_id = parley_domain::UserId(me["id"].as_i64().unwrap());
+    one.db.store().set_staff(boss_id, true).await.unwrap();
+    let alice = one.user("alice").await;
+    let bob = one.user("bob").await;
+    let dave = one.user("dave").await;
+    let erin = one.user("erin").await;
+    let room = format!("outage-mod-{}", unique());
+    one.create_room(&alice, &room).await;
+    let mut b = WsClient::connect(two.addr, &bob).await;
+    let mut d = WsClient::connect(two.addr, &dave).await;
+    let mut e = WsClient::connect(two.addr, &erin).await;
+    for ws in [&mut b, &mut d, &mut e] {
+        let j = ws.ask(json!({"type": "join", "room": room}), "j").await;
+        assert_eq!(j["type"], "joined", "{j}");
+    }
+
+    redis.stop();
+    // Each is stored and answered at once; none can reach process two yet.
+    let r = http::post(
+        one.addr,
+        &format!("/api/rooms/{room}/mutes/bob"),
+        Some(&alice),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http::post(
+        one.addr,
+        "/api/admin/users/dave/deactivate",
+        Some(&boss),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http::post(
+        one.addr,
+        "/api/admin/users/erin/password",
+        Some(&boss),
+        &json!({"password": "a brand new password"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    redis.resume();
+    assert_eq!(d.closed().await.0, 4005, "the deactivated account's socket");
+    assert_eq!(e.closed().await.0, 4004, "the reset account's socket");
+    crate::moderation::send_until_refused(&mut b, &room, "muted").await;
     one.stop().await;
     two.stop().await;
     drop(redis);

@@ -16,6 +16,9 @@ crate::on_both!(
     owners_delete_any_message_and_a_room_keeps_an_owner,
     moderation_refuses_non_owners,
     moderation_reaches_the_other_process,
+    owners_and_staff_delete_messages_over_rest,
+    a_room_keeps_an_owner_when_its_last_owner_goes,
+    owners_rename_retopic_and_change_visibility_recorded,
 );
 
 async fn user_id(server: &TestServer, token: &str) -> parley_domain::UserId {
@@ -46,7 +49,7 @@ async fn audited(server: &TestServer, room: &str) -> Vec<(String, String, String
 /// Sends `body` to `room` until the answer is an error with `code` (a moderation change
 /// reaches the socket through the channel layer, a moment after the REST call answered);
 /// returns that error frame.
-async fn send_until_refused(ws: &mut WsClient, room: &str, code: &str) -> Value {
+pub(crate) async fn send_until_refused(ws: &mut WsClient, room: &str, code: &str) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     for i in 0.. {
         let answer = ws
@@ -68,7 +71,7 @@ async fn send_until_refused(ws: &mut WsClient, room: &str, code: &str) -> Value 
 }
 
 /// Sends to `room` until the send is stored; the `message` frame.
-async fn send_until_accepted(ws: &mut WsClient, room: &str) -> Value {
+pub(crate) async fn send_until_accepted(ws: &mut WsClient, room: &str) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     for i in 0.. {
         let answer = ws
@@ -773,6 +776,18 @@ async fn moderation_refuses_non_owners(backend: Backend) {
     }
     let mut g = WsClient::connect(server.addr, &guest).await;
     g.ask(json!({"type": "join", "room": public}), "j").await;
+    // A message of Alice's in each room, for the deletion route.
+    let mut owner_ws = WsClient::connect(server.addr, &alice).await;
+    let mut first = std::collections::HashMap::new();
+    for room in [&public, &private] {
+        owner_ws
+            .ask(json!({"type": "join", "room": room}), "j")
+            .await;
+        let m = owner_ws
+            .ask(json!({"type": "send", "room": room, "body": "keep"}), "s")
+            .await;
+        first.insert(room.clone(), m["id"].as_i64().unwrap());
+    }
 
     #[derive(Clone, Copy)]
     enum M {
@@ -820,6 +835,11 @@ async fn moderation_refuses_non_owners(backend: Backend) {
             (
                 M::Delete,
                 format!("/api/rooms/{room}/members/alice"),
+                json!(null),
+            ),
+            (
+                M::Delete,
+                format!("/api/rooms/{room}/messages/{}", first[room]),
                 json!(null),
             ),
             (M::Delete, format!("/api/rooms/{room}"), json!(null)),
@@ -876,6 +896,16 @@ async fn moderation_refuses_non_owners(backend: Backend) {
         .json();
     assert_eq!(details["read_only"], false);
     assert_eq!(details["role"], "owner");
+    for room in [&public, &private] {
+        let history = http::get(
+            server.addr,
+            &format!("/api/rooms/{room}/messages"),
+            Some(&alice),
+        )
+        .await
+        .json();
+        assert_eq!(history["messages"][0]["body"], "keep", "{history}");
+    }
     assert!(audited(&server, &public).await.is_empty());
     // Over the socket: a plain member deletes no one else's message.
     let mut a = WsClient::connect(server.addr, &alice).await;
@@ -960,4 +990,366 @@ async fn moderation_reaches_the_other_process(backend: Backend) {
     assert_eq!(m["type"], "message", "{m}");
     one.stop().await;
     two.stop().await;
+}
+
+/// Makes the account of `token` staff (through the store, as the command line would).
+async fn make_staff(server: &TestServer, token: &str) {
+    let id = user_id(server, token).await;
+    server.db.store().set_staff(id, true).await.unwrap();
+}
+
+async fn owners_and_staff_delete_messages_over_rest(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let boss = server.user("boss").await;
+    make_staff(&server, &boss).await;
+    let room = format!("rest-del-{}", unique());
+    let other = format!("rest-other-{}", unique());
+    server.create_room(&alice, &room).await;
+    server.create_room(&alice, &other).await;
+    let mut a = WsClient::connect(server.addr, &alice).await;
+    let mut b = WsClient::connect(server.addr, &bob).await;
+    let mut c = WsClient::connect(server.addr, &carol).await;
+    for ws in [&mut a, &mut b, &mut c] {
+        ws.ask(json!({"type": "join", "room": room}), "j").await;
+    }
+    let id = |m: Value| m["id"].as_i64().unwrap();
+    let by_bob = id(b
+        .ask(json!({"type": "send", "room": room, "body": "rude"}), "s")
+        .await);
+    let by_alice = id(a
+        .ask(json!({"type": "send", "room": room, "body": "fine"}), "s")
+        .await);
+    let by_carol = id(c
+        .ask(json!({"type": "send", "room": room, "body": "mine"}), "s")
+        .await);
+    let path = |m: i64| format!("/api/rooms/{room}/messages/{m}");
+
+    // A plain member may not delete someone else's message.
+    let r = http::delete(server.addr, &path(by_alice), Some(&carol)).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (403, "forbidden"),
+        "{}",
+        r.body
+    );
+    // The owner deletes Bob's: every socket in the room hears it, and it is recorded.
+    let r = http::delete(server.addr, &path(by_bob), Some(&alice)).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    for ws in [&mut a, &mut b, &mut c] {
+        assert_eq!(ws.next_of("deleted").await["message_id"], by_bob);
+    }
+    // Deleting it again is a conflict; an id of another room or of nothing is not found;
+    // a malformed id is refused as such.
+    let r = http::delete(server.addr, &path(by_bob), Some(&alice)).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (409, "conflict"),
+        "{}",
+        r.body
+    );
+    let r = http::delete(
+        server.addr,
+        &format!("/api/rooms/{other}/messages/{by_alice}"),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "not_found"),
+        "{}",
+        r.body
+    );
+    let r = http::delete(server.addr, &path(999_999_999), Some(&alice)).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = http::delete(
+        server.addr,
+        &format!("/api/rooms/{room}/messages/x"),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_field"),
+        "{}",
+        r.body
+    );
+    // Staff (not a member) delete anyone's message; an author deletes their own.
+    let r = http::delete(server.addr, &path(by_carol), Some(&boss)).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(b.next_of("deleted").await["message_id"], by_carol);
+    let r = http::delete(server.addr, &path(by_alice), Some(&alice)).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(b.next_of("deleted").await["message_id"], by_alice);
+
+    let history = http::get(
+        server.addr,
+        &format!("/api/rooms/{room}/messages"),
+        Some(&bob),
+    )
+    .await
+    .json();
+    let tombstones = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| !m["deleted_at"].is_null() && m["body"] == "")
+        .count();
+    assert_eq!(tombstones, 3, "{history}");
+    let log = audited(&server, &room).await;
+    let deletions: Vec<_> = log.iter().filter(|e| e.0 == "delete_message").collect();
+    assert_eq!(
+        deletions,
+        vec![
+            &(
+                "delete_message".to_owned(),
+                "carol".to_owned(),
+                by_carol.to_string(),
+                String::new()
+            ),
+            &(
+                "delete_message".to_owned(),
+                "bob".to_owned(),
+                by_bob.to_string(),
+                String::new()
+            ),
+        ],
+        "only others' messages are recorded, newest first: {log:?}"
+    );
+    server.stop().await;
+}
+
+async fn a_room_keeps_an_owner_when_its_last_owner_goes(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let boss = server.user("boss").await;
+    make_staff(&server, &boss).await;
+    let room = format!("heir-{}", unique());
+    server.create_room(&alice, &room).await;
+    let mut b = WsClient::connect(server.addr, &bob).await;
+    let mut c = WsClient::connect(server.addr, &carol).await;
+    // Bob joins first: he is the longest-standing member after Alice.
+    b.ask(json!({"type": "join", "room": room}), "j").await;
+    c.ask(json!({"type": "join", "room": room}), "j").await;
+
+    // The last owner may not leave, nor be removed by staff: the room would have no owner.
+    for who in [&alice, &boss] {
+        let r = http::delete(
+            server.addr,
+            &format!("/api/rooms/{room}/members/alice"),
+            Some(who),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (409, "conflict"),
+            "{}",
+            r.body
+        );
+    }
+    // Read-only: only owners post. Bob cannot, yet.
+    let r = http::patch(
+        server.addr,
+        &format!("/api/rooms/{room}"),
+        Some(&alice),
+        &json!({"read_only": true}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    send_until_refused(&mut b, &room, "read_only").await;
+
+    // Alice's account is deleted: Bob, the longest-standing member, becomes an owner, at once
+    // on his open socket; Carol stays a member.
+    let r = http::delete(server.addr, "/api/admin/users/alice", Some(&boss)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    send_until_accepted(&mut b, &room).await;
+    let e = c
+        .ask(json!({"type": "send", "room": room, "body": "me?"}), "s")
+        .await;
+    assert_eq!(e["code"], "read_only", "{e}");
+    let details = http::get(server.addr, &format!("/api/rooms/{room}"), Some(&bob))
+        .await
+        .json();
+    assert_eq!(details["role"], "owner", "{details}");
+    let roles: Vec<(String, String)> = details["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["username"].as_str().unwrap().to_owned(),
+                m["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("bob".to_owned(), "owner".to_owned()),
+            ("carol".to_owned(), "member".to_owned())
+        ]
+    );
+    assert!(
+        audited(&server, &room).await.contains(&(
+            "change_role".into(),
+            "bob".into(),
+            "owner (hand-over)".into(),
+            String::new()
+        )),
+        "{:?}",
+        audited(&server, &room).await
+    );
+
+    // Bob's account is deactivated: Carol takes over, and Bob keeps his role for when he is
+    // back.
+    let r = http::post(
+        server.addr,
+        "/api/admin/users/bob/deactivate",
+        Some(&boss),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    send_until_accepted(&mut c, &room).await;
+    let details = http::get(server.addr, &format!("/api/rooms/{room}"), Some(&carol))
+        .await
+        .json();
+    assert_eq!(details["role"], "owner", "{details}");
+    let bob_role = details["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["username"] == "bob")
+        .map(|m| m["role"].clone());
+    assert_eq!(bob_role, Some(json!("owner")), "{details}");
+    // Carol deactivated too: no active member is left to take over; the room keeps its
+    // (inactive) owners and staff still moderate it.
+    let r = http::post(
+        server.addr,
+        "/api/admin/users/carol/deactivate",
+        Some(&boss),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http::get(server.addr, &format!("/api/rooms/{room}/bans"), Some(&boss)).await;
+    assert_eq!(r.status, 200, "staff still moderate it: {}", r.body);
+    server.stop().await;
+}
+
+async fn owners_rename_retopic_and_change_visibility_recorded(backend: Backend) {
+    let server = TestServer::start_with(backend, |s| s.guests = true).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let outsider = server.user("outsider").await;
+    let guest = http::post(
+        server.addr,
+        "/api/auth/guest",
+        None,
+        &json!({"name": "visitor"}),
+    )
+    .await;
+    assert_eq!(guest.status, 200, "{}", guest.body);
+    let guest = guest.json()["access"].as_str().unwrap().to_owned();
+    let room = format!("vis-{}", unique());
+    let renamed = format!("vis2-{}", unique());
+    server.create_room(&alice, &room).await;
+    let mut b = WsClient::connect(server.addr, &bob).await;
+    let mut g = WsClient::connect(server.addr, &guest).await;
+    for ws in [&mut b, &mut g] {
+        assert_eq!(
+            ws.ask(json!({"type": "join", "room": room}), "j").await["type"],
+            "joined"
+        );
+    }
+    let listed = |token: String| {
+        let addr = server.addr;
+        async move {
+            let r = http::get(addr, "/api/rooms?limit=200", Some(&token)).await;
+            public_names(&r)
+        }
+    };
+    assert!(listed(outsider.clone()).await.contains(&room));
+    // A member who does not own it changes nothing; `direct` is no visibility to choose.
+    let path = format!("/api/rooms/{room}");
+    let r = http::patch(server.addr, &path, Some(&bob), &json!({"kind": "private"})).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (403, "forbidden"),
+        "{}",
+        r.body
+    );
+    let r = http::patch(server.addr, &path, Some(&alice), &json!({"kind": "direct"})).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_field"),
+        "{}",
+        r.body
+    );
+    // Private: the guest's membership ends (its socket leaves), Bob stays, and the directory
+    // no longer lists it.
+    let r = http::patch(
+        server.addr,
+        &path,
+        Some(&alice),
+        &json!({"kind": "private", "topic": "members only"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["kind"], "private");
+    assert_eq!(r.json()["topic"], "members only");
+    assert_eq!(g.next_of("left").await["room"], room.as_str());
+    let e = g.ask(json!({"type": "join", "room": room}), "j2").await;
+    assert_eq!(e["type"], "error", "{e}");
+    let m = b
+        .ask(
+            json!({"type": "send", "room": room, "body": "still in"}),
+            "s",
+        )
+        .await;
+    assert_eq!(m["type"], "message", "{m}");
+    assert!(!listed(outsider.clone()).await.contains(&room));
+    let r = http::get(server.addr, &path, Some(&outsider)).await;
+    assert_eq!(r.error_code(), "not_member", "{}", r.body);
+    // Renamed and public again.
+    let r = http::patch(
+        server.addr,
+        &path,
+        Some(&alice),
+        &json!({"name": renamed, "kind": "public"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(b.next_of("left").await["room"], room.as_str());
+    assert!(listed(outsider.clone()).await.contains(&renamed));
+    // Every change recorded; a PATCH that changes nothing records nothing.
+    let r = http::patch(
+        server.addr,
+        &format!("/api/rooms/{renamed}"),
+        Some(&alice),
+        &json!({"kind": "public", "topic": "members only"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut log: Vec<(String, String)> = audited(&server, &room)
+        .await
+        .into_iter()
+        .chain(audited(&server, &renamed).await)
+        .map(|e| (e.0, e.2))
+        .collect();
+    log.sort();
+    assert_eq!(
+        log,
+        vec![
+            ("rename_room".to_owned(), room.clone()),
+            ("set_topic".to_owned(), String::new()),
+            ("set_visibility".to_owned(), "private".to_owned()),
+            ("set_visibility".to_owned(), "public".to_owned()),
+        ]
+    );
+    server.stop().await;
 }

@@ -1,5 +1,5 @@
-// The staff page (#/admin): find accounts, promote/demote, deactivate/reactivate, delete,
-// and read the audit log. Every rule is the server's (`/api/admin`, docs/api.md
+// The staff page (#/admin): find accounts, promote/demote, deactivate/reactivate, reset a
+// password, delete, turn guests off or on at run time, and read the audit log. Every rule is the server's (`/api/admin`, docs/api.md
 // "Administration"); this page asks, shows the answer, and puts a refusal next to the control
 // that caused it. Destructive steps (deactivate, delete) ask for a second, explicit click.
 
@@ -25,6 +25,7 @@ export function showAdmin() {
   const users = h('tbody', {});
   const usersError = h('p', { class: 'field-error', role: 'alert' });
   const audit = h('ol', { class: 'audit-log', 'aria-label': 'Audit log' });
+  const guests = h('section', { class: 'admin-guests', id: 'admin-guests' });
   const load = () => loadUsers(search.value.trim(), users, usersError, () => loadAudit(audit));
   const form = h('form', {
     class: 'admin-search',
@@ -43,11 +44,43 @@ export function showAdmin() {
       h('table', { class: 'admin-users', 'aria-label': 'Accounts' },
         h('thead', {}, h('tr', {}, ...['Name', 'E-mail', 'Staff', 'Active', 'Last login', 'Actions'].map((t) => h('th', {}, t)))),
         users),
+      h('h2', {}, 'Guests'),
+      guests,
       h('h2', {}, 'Audit log'),
       audit));
   screen.pane = { admin: true };
   load();
   loadAudit(audit);
+  loadGuests(guests, () => loadAudit(audit));
+}
+
+/** The run-time guest switch (`GET`/`PUT /api/admin/guests`): the server's `guests` setting
+ *  is the upper bound, so the box is disabled while guests are off there. */
+async function loadGuests(section, onChange) {
+  const error = h('span', { class: 'field-error', role: 'alert' });
+  let sw;
+  try {
+    sw = await api('GET', '/api/admin/guests');
+  } catch (e) {
+    clear(section).append(h('p', { class: 'field-error', role: 'alert' }, e.message || String(e)));
+    return;
+  }
+  const box = h('input', { type: 'checkbox', id: 'admin-guests-on', checked: sw.enabled, disabled: !sw.allowed });
+  box.addEventListener('change', async () => {
+    error.textContent = '';
+    try {
+      const now = await api('PUT', '/api/admin/guests', { enabled: box.checked });
+      box.checked = now.enabled;
+      onChange();
+    } catch (e) {
+      box.checked = !box.checked;
+      error.textContent = e instanceof ApiError ? `${e.message} (${e.code})` : String(e.message || e);
+    }
+  });
+  clear(section).append(
+    h('label', { for: 'admin-guests-on' }, box, ' Guests may sign in'),
+    sw.allowed ? null : h('span', { class: 'muted' }, ' (off in the server settings)'),
+    error);
 }
 
 async function loadUsers(q, tbody, errorEl, onChange) {
@@ -97,8 +130,37 @@ function userRow(u, reload, onChange) {
     u.is_active
       ? confirmed('Deactivate', () => act('/deactivate'))
       : h('button', { type: 'button', onclick: () => act('/reactivate') }, 'Reactivate'),
+    h('button', { type: 'button', onclick: () => askPassword() }, 'Reset password'),
     confirmed('Delete', () => act('', 'DELETE')),
     error);
+  // A new password, typed in place of the actions; the user's sockets close (signed out).
+  function askPassword() {
+    const keep = [...actions.childNodes];
+    const input = h('input', {
+      type: 'password', minlength: 8, autocomplete: 'new-password', 'aria-label': `New password for ${u.username}`,
+    });
+    const form = h('form', {
+      class: 'admin-password',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        error.textContent = '';
+        try {
+          await api('POST', `/api/admin/users/${encodeURIComponent(u.username)}/password`, { password: input.value });
+          clear(actions).append(...keep);
+          error.textContent = '';
+          actions.append(h('span', { class: 'admin-done' }, 'Password reset'));
+          onChange();
+        } catch (err) {
+          error.textContent = err instanceof ApiError ? `${err.message} (${err.code})` : String(err.message || err);
+        }
+      },
+    }, input,
+    h('button', { type: 'submit', class: 'danger' }, 'Set password'),
+    h('button', { type: 'button', class: 'ghost', onclick: () => clear(actions).append(...keep) }, 'Cancel'),
+    error);
+    clear(actions).append(form);
+    input.focus();
+  }
   return h('tr', { dataset: { user: u.username } },
     h('td', {}, u.username),
     h('td', {}, u.email ?? '—'),

@@ -7,6 +7,7 @@ import { renderBody } from './markup.js';
 import { me, screen, state } from './state.js';
 import { FrameError, socket } from './connection.js';
 import { reactionRow, replyQuote, startReply } from './reactions.js';
+import { moderationControl } from './moderation.js';
 
 const TYPING_REFRESH_MS = 3_000;
 const TYPING_IDLE_MS = 4_000;
@@ -152,7 +153,7 @@ export function messageElement(r, m, { grouped = false } = {}) {
   const reactions = reactionRow(m);
   if (reactions) bubble.append(reactions);
   const reply = deleted ? null : h('button', { type: 'button', class: 'link', 'aria-label': 'Reply to message', onclick: () => startReply(r, m) }, 'Reply');
-  if (reply && !own) bubble.append(h('div', { class: 'actions' }, reply));
+  if (reply && !own) bubble.append(h('div', { class: 'actions' }, reply, moderationControl(r.name, m)));
   if (own && !deleted) {
     // Deleting takes two clicks; the first arms the button for a few seconds. The armed state
     // lives outside the element, which may be rebuilt meanwhile (a read marker moved).

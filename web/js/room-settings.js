@@ -1,11 +1,12 @@
-// The room settings panel for a room's owners and staff: read-only, members and their roles,
-// mutes, bans, deleting the room (the REST routes of docs/api.md "Room moderation"). Every
+// The room settings panel for a room's owners and staff: name, topic and visibility,
+// read-only, members and their roles, mutes, bans, deleting the room (the REST routes of docs/api.md "Room moderation"). Every
 // destructive step asks to be confirmed with a second click on the same button, and every
 // error shows next to the control that caused it.
 
 import { clear, h, toast } from './dom.js';
 import { me, state } from './state.js';
 import { api, guarded } from './api.js';
+import { fillModeration, mayManage } from './moderation.js';
 
 /** One panel per room, kept across header repaints (the room list reload repaints them). */
 const panels = new Map();
@@ -21,12 +22,7 @@ const MUTE_CHOICES = [
 const path = (roomName, ...rest) =>
   ['/api/rooms', roomName, ...rest].map((p, i) => (i === 0 ? p : encodeURIComponent(p))).join('/');
 
-/** Whether the user may manage `roomName`: its owner (as the room list says) or staff. */
-export function mayManage(roomName) {
-  const s = state.summaries.get(roomName);
-  if (!s || s.kind === 'direct') return false;
-  return s.role === 'owner' || Boolean(state.auth?.user?.is_staff);
-}
+export { mayManage };
 
 /** The settings panel of `roomName` (a disclosure for the room header), or null when the user
  *  may not manage it. */
@@ -35,6 +31,9 @@ export function roomSettings(roomName) {
     panels.delete(roomName);
     return null;
   }
+  // The messages drawn before the room list said the user manages the room get their
+  // moderator controls now.
+  fillModeration(roomName);
   let panel = panels.get(roomName);
   if (!panel) {
     const body = h('div', { class: 'settings-body', role: 'group', 'aria-label': 'Room settings' });
@@ -110,12 +109,51 @@ async function load(roomName, body) {
     return;
   }
   body.append(
+    generalSection(roomName, body, details),
     readOnlySection(roomName, body, details),
     membersSection(roomName, body, details, mutes.mutes ?? []),
     mutesSection(roomName, body, mutes.mutes ?? []),
     bansSection(roomName, body, bans.bans ?? []),
     dangerSection(roomName),
   );
+}
+
+/** Name, topic and visibility (`PATCH /api/rooms/{room}`), saved together; only what changed
+ *  is sent. After a rename the page moves to the room's new name. */
+function generalSection(roomName, body, details) {
+  const slot = errorSlot();
+  const id = (what) => `room-${what}-${roomName}`;
+  const name = h('input', { id: id('name'), value: details.name, maxlength: 64, required: true });
+  const topic = h('input', { id: id('topic'), value: details.topic ?? '', maxlength: 200 });
+  const kind = h('select', { id: id('kind') },
+    h('option', { value: 'public' }, 'Public: anyone may find and join it'),
+    h('option', { value: 'private' }, 'Private: members only'));
+  kind.value = details.kind;
+  const form = h('form', {
+    class: 'settings-general',
+    onsubmit: (e) => {
+      e.preventDefault();
+      const change = {};
+      const newName = name.value.trim().toLowerCase();
+      if (newName && newName !== details.name) change.name = newName;
+      if (topic.value.trim() !== (details.topic ?? '')) change.topic = topic.value.trim();
+      if (kind.value !== details.kind) change.kind = kind.value;
+      if (!Object.keys(change).length) return;
+      act(roomName, body, slot, () => api('PATCH', path(roomName), change), (room) => {
+        if (room && room.name !== roomName) {
+          panels.delete(roomName);
+          toast(`#${roomName} is now #${room.name}`);
+          location.hash = `#/room/${encodeURIComponent(room.name)}`;
+        }
+      });
+    },
+  },
+  h('label', { for: id('name') }, 'Name'), name,
+  h('label', { for: id('topic') }, 'Topic'), topic,
+  h('label', { for: id('kind') }, 'Visibility'), kind,
+  h('button', { type: 'submit' }, 'Save'),
+  slot);
+  return h('section', { class: 'settings-section' }, form);
 }
 
 function readOnlySection(roomName, body, details) {

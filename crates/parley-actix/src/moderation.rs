@@ -1,5 +1,5 @@
-//! The room moderation routes under `/api/rooms/{room}`: bans and mutes (read-only rooms
-//! are a field of `PATCH /api/rooms/{room}`). Each handler parses, calls the engine's rooms
+//! The room moderation routes under `/api/rooms/{room}`: bans, mutes and deleting a message
+//! (read-only rooms are a field of `PATCH /api/rooms/{room}`). Each handler parses, calls the engine's rooms
 //! service ([`parley_core::Rooms::ban`], ...), where the rules are, and maps the answer.
 
 use crate::endpoint::Routes;
@@ -10,7 +10,7 @@ use crate::state::Authenticated;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use parley_domain::protocol::ErrorCode;
-use parley_domain::{Mute, Reason, RoomBan, RoomMute, RoomName, Timestamp, UserName};
+use parley_domain::{MessageId, Mute, Reason, RoomBan, RoomMute, RoomName, Timestamp, UserName};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -57,6 +57,30 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .authenticated()
                 .reply_empty(StatusCode::NO_CONTENT, "Unbanned.")
                 .refuses(&[NotFound, Forbidden, NotMember, InvalidField]),
+        )
+        .done();
+    r.at("/rooms/{room}/messages/{id}")
+        .delete(
+            delete_message,
+            api(Tag::Rooms, "delete_message", "Delete a message")
+                .describe(
+                    "Its author (in a room they may read), or the room's owners and staff: \
+                     anyone's message, recorded in the audit log. Others: `forbidden` \
+                     (`not_member` or `banned` if they may not see the room). The same rule \
+                     as the socket's `delete`: it leaves a tombstone, and the room's sockets \
+                     receive `deleted` at once, on every process. A message not in this room: \
+                     `not_found`; deleted already: `conflict`.",
+                )
+                .authenticated()
+                .reply_empty(StatusCode::NO_CONTENT, "Deleted.")
+                .refuses(&[
+                    NotFound,
+                    Forbidden,
+                    NotMember,
+                    Banned,
+                    Conflict,
+                    InvalidField,
+                ]),
         )
         .done();
     r.at("/rooms/{room}/mutes")
@@ -263,6 +287,31 @@ async fn unmute(
     let rooms = state.engine.rooms();
     run(&state, async move {
         rooms.unmute(&user, &room, &target).await?;
+        no_content()
+    })
+    .await
+}
+
+/// `DELETE /api/rooms/{room}/messages/{id}` → 204.
+async fn delete_message(
+    state: State,
+    Authenticated(user): Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    let (room, id) = path.into_inner();
+    let room = parse_room_name(&room)?;
+    let id = match id.parse::<i64>() {
+        Ok(v) if v > 0 => MessageId(v),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "id: must be a positive message id",
+            ));
+        }
+    };
+    let rooms = state.engine.rooms();
+    run(&state, async move {
+        rooms.delete_message(&user, &room, id).await?;
         no_content()
     })
     .await

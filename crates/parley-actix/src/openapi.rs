@@ -397,6 +397,17 @@ fn path_parameter(name: &str) -> (Parameter, ErrorCode) {
             "A user's name (case-insensitive).",
             ErrorCode::InvalidField,
         ),
+        "id" => (
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(1))
+                .into(),
+            "A message's id (a positive number).",
+            ErrorCode::InvalidField,
+        ),
         "provider" => (
             ObjectBuilder::new().schema_type(Type::String).into(),
             "An OpenID Connect sign-in provider's name (a key of `oidc_providers`, e.g. \

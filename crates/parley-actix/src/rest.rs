@@ -256,18 +256,28 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
             api(
                 Rooms,
                 "update_room",
-                "Rename a room, change its topic, make it read-only",
+                "Rename a room, change its topic or visibility, make it read-only",
             )
             .describe(
                 "Its owner or staff. After a rename, joined sockets receive `left` for the \
                      old name. `read_only: true`: only the room's owners and staff may post \
                      (others' `send` and `edit` answer `read_only`), at once on every \
-                     process; `false` undoes it. Group rooms only.",
+                     process; `false` undoes it. `kind`: `public` or `private`; making a room \
+                     private ends its guests' memberships (their sockets receive `left`). \
+                     Group rooms only (`invalid_field`). Each change is recorded in the \
+                     audit log.",
             )
             .authenticated()
             .body::<UpdateRoomBody>()
             .reply::<Room>(StatusCode::OK, "The room as changed.")
-            .refuses(&[InvalidRoomName, NotFound, Forbidden, NotMember, Conflict]),
+            .refuses(&[
+                InvalidRoomName,
+                InvalidField,
+                NotFound,
+                Forbidden,
+                NotMember,
+                Conflict,
+            ]),
         )
         .delete(
             delete_room,
@@ -761,9 +771,13 @@ struct UpdateRoomBody {
     /// `true`: read-only (only the room's owners and staff post); `false`: writable again.
     #[serde(default)]
     read_only: Option<bool>,
+    /// `public` or `private` (group rooms only; making a room private ends its guests'
+    /// memberships).
+    #[serde(default)]
+    kind: Option<RoomKind>,
 }
 
-/// `PATCH /api/rooms/{room}` `{name?, topic?, read_only?}` → the room.
+/// `PATCH /api/rooms/{room}` `{name?, topic?, read_only?, kind?}` → the room.
 async fn update_room(
     state: State,
     Authenticated(user): Authenticated,
@@ -776,6 +790,7 @@ async fn update_room(
         name: body.name.as_deref().map(parse_group_name).transpose()?,
         topic: body.topic.as_deref().map(parse_topic).transpose()?,
         read_only: body.read_only,
+        kind: body.kind,
     };
     let rooms = state.engine.rooms();
     run(&state, async move {

@@ -18,6 +18,13 @@
 //! - A deleted account keeps its messages: it is renamed `deleted.{id}` (the author they
 //!   then show), leaves every room and loses its e-mail, password, linked sign-ins and staff
 //!   flag; its sockets close (4005).
+//! - No room is left without an owner by an account going away: when an account that is
+//!   the last active owner of a group room is deactivated or deleted, the room's
+//!   longest-standing active member (an account, not a guest) is made an owner (recorded as a
+//!   `change_role` with detail `owner (hand-over)`; their sockets apply it at once). A
+//!   deactivated owner keeps their role (a reactivation finds the room as it left it, now
+//!   with a co-owner). A room with no such member stays without one: staff moderate every
+//!   group room anyway.
 //! - Guests can be turned off at run time (stored, so every process sees it): the `guests`
 //!   setting is the upper bound, the stored switch can only turn them off below it.
 //! - Every change is recorded in the audit log, with the reason given, if any.
@@ -209,7 +216,9 @@ impl Engine {
     }
 
     /// Makes `name` staff, or takes staff rights away (`staff` false). Staff cannot demote
-    /// themselves (`conflict`). Recorded when it changes something.
+    /// themselves (`conflict`). The user's open sockets apply it at once, on every process
+    /// sharing the layer (managing rooms, posting in read-only ones, deleting others'
+    /// messages). Recorded when it changes something.
     pub async fn set_staff(
         &self,
         actor: Actor<'_>,
@@ -226,6 +235,7 @@ impl Engine {
             return Ok(user);
         }
         let user = self.inner.store.set_staff(user.id, staff).await?;
+        self.tell_staff(user.id, staff).await;
         let action = if staff {
             AuditAction::PromoteStaff
         } else {
@@ -261,6 +271,7 @@ impl Engine {
             AuditAction::ReactivateUser
         } else {
             self.close_disabled(user.id).await?;
+            self.hand_over_rooms(actor, &user).await?;
             AuditAction::DeactivateUser
         };
         self.audit_as(actor, action, AuditTarget::user(name), reason)
@@ -284,7 +295,11 @@ impl Engine {
         })?;
         let user = self.account(name).await?;
         let user = auth.reset_password(&user, password).await?;
-        self.sign_out(user.id, None).await?;
+        // As for a deactivation: stored already; a layer outage's re-check closes what this
+        // message could not reach.
+        if let Err(e) = self.sign_out(user.id, None).await {
+            tracing::warn!(error = %e, "could not sign a reset account's sockets out now: the re-check after the layer outage will");
+        }
         self.audit_as(
             actor,
             AuditAction::ResetPassword,
@@ -311,6 +326,9 @@ impl Engine {
         if actor.is(&user) {
             return Err(not_yourself("delete"));
         }
+        // Before the erasure: it ends the account's memberships, and with them the record of
+        // which rooms it owned.
+        self.hand_over_rooms(actor, &user).await?;
         let gone = self.inner.store.erase_user(user.id).await?;
         self.close_disabled(user.id).await?;
         self.audit_as(
@@ -373,12 +391,94 @@ impl Engine {
         self.guest_switch(actor).await
     }
 
-    /// Closes every socket of `user` on every process with 4005.
+    /// Makes the longest-standing active member an owner of every group room `leaving` is
+    /// the last active owner of (see the module documentation).
+    async fn hand_over_rooms(&self, actor: Actor<'_>, leaving: &User) -> Result<()> {
+        let store = &self.inner.store;
+        for owned in store.user_rooms(leaving.id).await? {
+            if owned.role != Role::Owner || owned.kind == RoomKind::Direct {
+                continue;
+            }
+            let room = match store.room_by_name(&owned.name).await {
+                Ok(room) => room,
+                Err(StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut heir = None;
+            let mut owned_still = false;
+            // Oldest first: the first eligible member is the longest-standing one.
+            for m in store.members(room.id).await? {
+                if m.user_id == leaving.id {
+                    continue;
+                }
+                let member = store.user_by_id(m.user_id).await?;
+                if !member.is_active || member.is_guest {
+                    continue;
+                }
+                if m.role == Role::Owner {
+                    owned_still = true;
+                    break;
+                }
+                if heir.is_none() {
+                    heir = Some(member);
+                }
+            }
+            if owned_still {
+                continue;
+            }
+            let Some(heir) = heir else {
+                tracing::info!(room = %room.name, "the room's last owner left and no member can take over: staff moderate it");
+                continue;
+            };
+            store.set_role(room.id, heir.id, Role::Owner).await?;
+            let change = events::StandingChange {
+                owner: Some(true),
+                ..events::StandingChange::default()
+            };
+            self.inner.tell_standing(heir.id, &room.name, change).await;
+            let target =
+                AuditTarget::member(&room.name, &heir.username).with_detail("owner (hand-over)");
+            self.audit_as(actor, AuditAction::ChangeRole, target, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Tells every socket of `user`, on every process, that their staff rights changed (what
+    /// they may manage and post follows at once). A failure is logged: the store holds the
+    /// truth, and the user's next join or connection reads it.
+    async fn tell_staff(&self, user: UserId, staff: bool) {
+        let sent = match self.inner.groups.user(user) {
+            Ok(group) => self
+                .inner
+                .layer
+                .group_send(&group, events::staff(staff))
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not tell a user's sockets of a staff change");
+        }
+    }
+
+    /// Closes every socket of `user` on every process with 4005. A layer failure is logged,
+    /// not returned: the change is stored (every token is refused already), and a process
+    /// that missed the message during a layer outage re-reads the account when the layer is
+    /// back (see `outage.rs`).
     async fn close_disabled(&self, user: UserId) -> Result<()> {
-        self.inner
-            .layer
-            .group_send(&self.inner.groups.user(user)?, events::disable())
-            .await?;
+        let sent = match self.inner.groups.user(user) {
+            Ok(group) => self
+                .inner
+                .layer
+                .group_send(&group, events::disable())
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not close a disabled account's sockets now: the re-check after the layer outage will");
+        }
         Ok(())
     }
 

@@ -39,6 +39,9 @@ pub const PARLEY_SIGNOUT: &str = "parley.signout";
 pub const PARLEY_STANDING: &str = "parley.standing";
 /// `type` of a node's presence snapshot, on the nodes group.
 pub const PARLEY_PRESENCE: &str = "parley.presence";
+/// "Read your standing from the store again", sent by a node to each of its own connections
+/// after a channel-layer outage (the changes published meanwhile never arrived).
+pub const PARLEY_RECHECK: &str = "parley.recheck";
 /// A heartbeat probe a node sends itself through its canary group (ignored on receipt).
 pub const PARLEY_CANARY: &str = "parley.canary";
 
@@ -189,6 +192,20 @@ pub fn sign_out(family: Option<&str>) -> Message {
     Message::new(PARLEY_SIGNOUT, fields)
 }
 
+/// "Your staff rights changed" (a promotion or a demotion), to one user: a
+/// [`PARLEY_STANDING`] message without a room, so every socket of the user applies it at
+/// once (what it may manage and post) without asking the store.
+pub fn staff(is_staff: bool) -> Message {
+    let mut fields = Map::new();
+    fields.insert("staff".into(), Value::Bool(is_staff));
+    Message::new(PARLEY_STANDING, fields)
+}
+
+/// "Read your standing from the store again" (see [`PARLEY_RECHECK`]).
+pub fn recheck() -> Message {
+    Message::new(PARLEY_RECHECK, Map::new())
+}
+
 /// "Close every socket of this user: the account was deactivated or deleted" (4005).
 pub fn disable() -> Message {
     let mut fields = Map::new();
@@ -232,10 +249,16 @@ pub enum Delivery {
     },
     /// The user's standing in this room changed: update what the socket may post there.
     Standing(RoomName, StandingChange),
+    /// The user was made staff (`true`) or stopped being staff: update what the socket may
+    /// manage and post in every room.
+    Staff(bool),
     /// Close if this connection belongs to the signed-out login (`None`: any login).
     SignOut(Option<String>),
     /// Close: the account was deactivated or deleted (every login).
     Disabled,
+    /// Read the account and the joined rooms' standing from the store again (after a
+    /// channel-layer outage).
+    Recheck,
     /// Nothing for this client (its own echo, or an event it does not handle).
     Skip,
 }
@@ -319,6 +342,13 @@ pub fn deliver(message: &Message, me: &ChannelName, dialect: &Dialect) -> Delive
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         ),
+        PARLEY_RECHECK => Delivery::Recheck,
+        PARLEY_STANDING if message.get("room").is_none() => {
+            match message.get("staff").and_then(Value::as_bool) {
+                Some(staff) => Delivery::Staff(staff),
+                None => Delivery::Skip,
+            }
+        }
         PARLEY_STANDING => match message
             .get("room")
             .and_then(Value::as_str)

@@ -12,11 +12,13 @@ use crate::engine::{Engine, Inner};
 use crate::error::{EngineError, Result};
 use crate::events::{self, StandingChange};
 use crate::rooms::Rooms;
-use parley_domain::protocol::ErrorCode;
+use parley_domain::protocol::{Deleted, ErrorCode, ServerFrame};
 use parley_domain::{
-    AuditAction, AuditEntry, AuditTarget, Mute, Reason, Role, Room, RoomBan, RoomKind, RoomMute,
-    RoomName, Timestamp, User, UserId, UserName,
+    AuditAction, AuditEntry, AuditTarget, MessageId, Mute, Reason, Role, Room, RoomBan, RoomKind,
+    RoomMute, RoomName, Timestamp, User, UserId, UserName,
 };
+use parley_layer::ChannelName;
+use parley_store::StoreError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +39,37 @@ impl Inner {
             inner: Arc::clone(self),
         };
         engine.audit(actor, action, target, reason).await
+    }
+
+    /// Deletes message `id` of `room` as `user`, leaving a tombstone: the one rule for the
+    /// socket's `delete` and the REST route. `manager` says `user` manages the room (an owner
+    /// or staff: anyone's message); otherwise only the author (the store checks it:
+    /// `forbidden`). A deletion of someone else's message is recorded in the audit log. The
+    /// room's sockets hear `deleted` (all but `origin`, the deleting socket, which gets the
+    /// returned frame as its answer).
+    pub(crate) async fn delete_message(
+        self: &Arc<Self>,
+        user: &User,
+        room: &RoomName,
+        id: MessageId,
+        manager: bool,
+        origin: Option<&ChannelName>,
+    ) -> Result<ServerFrame> {
+        let message = self.store.delete_message_as(id, user.id, manager).await?;
+        if message.sender_id != user.id {
+            let target = AuditTarget::member(room, &message.sender)
+                .with_detail(message.id.get().to_string());
+            self.audit(user, AuditAction::DeleteMessage, target, None)
+                .await?;
+        }
+        let frame = ServerFrame::Deleted(Deleted {
+            room: room.clone(),
+            message_id: message.id,
+            deleted_at: message.deleted_at.unwrap_or_else(Timestamp::now),
+            reference: None,
+        });
+        self.broadcast_event(room, &frame, origin).await;
+        Ok(frame)
     }
 
     /// Tells `user`'s sockets, on every process, that their standing in `room` changed; a
@@ -227,6 +260,29 @@ impl Rooms {
         let audit = AuditTarget::member(&room.name, &target.username);
         self.inner
             .audit(user, AuditAction::UnmuteInRoom, audit, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes message `id` of `room` (REST): its author may (where they may read the room),
+    /// and so may the room's owners and staff, anyone's (recorded in the audit log). Others:
+    /// `forbidden` (`not_member`/`banned` if they may not see the room). A message that is
+    /// not in `room` is `not_found`; one deleted already is `conflict`. The room's sockets
+    /// hear `deleted`, on every process.
+    pub async fn delete_message(&self, user: &User, room: &RoomName, id: MessageId) -> Result<()> {
+        let access = self.access(user, room).await?;
+        access.require_see()?;
+        let message = self.inner.store.message_by_id(id).await?;
+        if message.room_id != access.room().id {
+            return Err(StoreError::NotFound("message").into());
+        }
+        if message.sender_id == user.id {
+            access.require_read()?;
+        } else {
+            access.require_manage()?;
+        }
+        self.inner
+            .delete_message(user, &access.room().name, id, access.can_manage(), None)
             .await?;
         Ok(())
     }

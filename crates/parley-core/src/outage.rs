@@ -1,6 +1,8 @@
 //! After a channel-layer outage: what other processes published meanwhile never reached this
-//! one, so the membership changes those messages carried ("you were removed from this room")
-//! are re-read from the store and applied here.
+//! one, so the changes those messages carried are re-read from the store and applied here:
+//! memberships ("you were removed from this room", a ban), and each connection's own standing
+//! — its account deactivated or deleted (closed with 4005), signed out by a password reset
+//! (4004), made staff or not, muted or unmuted, made owner or member, read-only switched.
 //!
 //! The layer counts the outages it has come back from ([`ChannelLayer::outages`]); the
 //! node's heartbeat compares that count with the last one it handled and, when it moved,
@@ -27,8 +29,24 @@ impl Inner {
             return;
         }
         if self.recheck_memberships().await {
+            self.recheck_standing();
             self.outages_handled.store(outages, Ordering::Relaxed);
         }
+    }
+
+    /// Asks every local connection to read its account and its joined rooms' standing from
+    /// the store again (each does, on its own task: see `Session::recheck`), through its own
+    /// channel, which reaches it even if the layer's backend is down again.
+    fn recheck_standing(&self) {
+        let channels: Vec<ChannelName> = self.state.lock().connections.keys().cloned().collect();
+        let layer = self.layer.clone();
+        tokio::spawn(async move {
+            for channel in channels {
+                if let Err(e) = layer.send(&channel, events::recheck()).await {
+                    tracing::warn!(error = %e, %channel, "standing re-check after a layer outage not delivered");
+                }
+            }
+        });
     }
 
     /// Kicks every local connection from the rooms the store says its user left. `false` if

@@ -35,6 +35,9 @@ pub struct RoomChanges {
     pub topic: Option<Topic>,
     /// Read-only (only owners and staff post) or writable again (group rooms only).
     pub read_only: Option<bool>,
+    /// Public or private (group rooms only). Making a room private ends its guests'
+    /// memberships (guests belong to public rooms only): their sockets receive `left`.
+    pub kind: Option<RoomKind>,
 }
 
 /// One member of a room, as a room's details list it.
@@ -193,9 +196,9 @@ impl Rooms {
         })
     }
 
-    /// Renames a room, changes its topic or makes it read-only or writable (owner or staff).
-    /// After a rename every member's sockets leave the old name (they receive `left`) and
-    /// may join the new one.
+    /// Renames a room, changes its topic, makes it public or private, or read-only or writable
+    /// (owner or staff); each change is recorded in the audit log. After a rename every
+    /// member's sockets leave the old name (they receive `left`) and may join the new one.
     pub async fn update(&self, user: &User, room: &RoomName, changes: RoomChanges) -> Result<Room> {
         let access = self.access(user, room).await?;
         access.require_manage()?;
@@ -206,12 +209,45 @@ impl Rooms {
                 "direct rooms cannot be renamed",
             ));
         }
+        if let Some(kind) = changes.kind
+            && (kind == RoomKind::Direct || room.kind == RoomKind::Direct)
+        {
+            return Err(EngineError::refused(
+                ErrorCode::InvalidField,
+                "only a group room's visibility changes, to public or private",
+            ));
+        }
         let store = &self.inner.store;
         if let Some(read_only) = changes.read_only {
             room = self.switch_read_only(user, &access, read_only).await?;
         }
-        if let Some(topic) = &changes.topic {
+        if let Some(topic) = &changes.topic
+            && topic != &room.topic
+        {
             room = store.set_topic(room.id, topic).await?;
+            self.inner
+                .audit(
+                    user,
+                    AuditAction::SetTopic,
+                    AuditTarget::room(&room.name),
+                    None,
+                )
+                .await?;
+        }
+        if let Some(kind) = changes.kind
+            && kind != room.kind
+        {
+            room = store.set_kind(room.id, kind).await?;
+            if kind == RoomKind::Private {
+                for guest in store.guest_members(room.id).await? {
+                    store.remove_member(room.id, guest).await?;
+                    self.kick(guest, &room.name).await;
+                }
+            }
+            let target = AuditTarget::room(&room.name).with_detail(kind.as_str());
+            self.inner
+                .audit(user, AuditAction::SetVisibility, target, None)
+                .await?;
         }
         if let Some(name) = changes.name
             && name != room.name
@@ -219,6 +255,10 @@ impl Rooms {
             let old = room.name.clone();
             room = store.rename_room(room.id, &name).await?;
             self.kick_members(room.id, &old).await?;
+            let target = AuditTarget::room(&room.name).with_detail(old.as_str());
+            self.inner
+                .audit(user, AuditAction::RenameRoom, target, None)
+                .await?;
         }
         Ok(room)
     }
@@ -368,7 +408,9 @@ impl Rooms {
     }
 
     /// Removes `member` from `room` (owner or staff, or the member themself); their sockets
-    /// leave the room. `not_found` if they were not a member.
+    /// leave the room. `not_found` if they were not a member. A room keeps an owner: the
+    /// last owner's removal or leave is `conflict` (make another member owner first, or
+    /// delete the room).
     pub async fn remove_member(
         &self,
         user: &User,
@@ -385,7 +427,21 @@ impl Rooms {
         if access.room().kind == RoomKind::Direct {
             return Err(direct_members_fixed());
         }
-        store.remove_member(access.room().id, member.id).await?;
+        let room_id = access.room().id;
+        if store.membership(room_id, member.id).await?.map(|m| m.role) == Some(Role::Owner)
+            && store.owner_count(room_id).await? <= 1
+        {
+            return Err(EngineError::refused(
+                ErrorCode::Conflict,
+                format!(
+                    "{} is the last owner of room {}: make another member owner first, or \
+                     delete the room",
+                    member.username,
+                    access.room().name
+                ),
+            ));
+        }
+        store.remove_member(room_id, member.id).await?;
         self.kick(member.id, &access.room().name).await;
         if member.id != user.id {
             let target = AuditTarget::member(&access.room().name, &member.username);

@@ -11,15 +11,13 @@ use crate::metrics::METRICS;
 #[cfg(doc)]
 use parley_domain::protocol::TutorialFrames;
 use parley_domain::protocol::{
-    ClientEnvelope, ClientFrame, DeleteMessage, Deleted, Dialect, EditMessage, Edited, ErrorCode,
-    Expiring, ExternalMessage, FetchHistory, FrameRef, FrameType, HistoryPage, JoinRoom, Joined,
-    LeaveRoom, Left, MarkRead, Pong, Posted, ReadMarker, RelayedSignal, RenewAuth, Renewed,
-    SendMessage, SendSignal, ServerFrame, SetTyping, Typing,
+    ClientEnvelope, ClientFrame, DeleteMessage, Dialect, EditMessage, Edited, ErrorCode, Expiring,
+    ExternalMessage, FetchHistory, FrameRef, FrameType, HistoryPage, JoinRoom, Joined, LeaveRoom,
+    Left, MarkRead, Pong, Posted, ReadMarker, RelayedSignal, RenewAuth, Renewed, SendMessage,
+    SendSignal, ServerFrame, SetTyping, Typing,
 };
 use parley_domain::protocol::{Reacted, SetReaction};
-use parley_domain::{
-    AuditAction, AuditTarget, ClientMsgId, MessageId, ReplyPreview, Role, RoomId, RoomName, User,
-};
+use parley_domain::{ClientMsgId, MessageId, ReplyPreview, Role, RoomId, RoomName, User};
 use parley_layer::{ChannelName, Message};
 use parley_store::ReactionAdded;
 use parley_store::{HistoryQuery, NewMessage, StoreError};
@@ -149,6 +147,9 @@ struct JoinedRoom {
     /// What the user may post there: read at join, then kept up to date by the standing
     /// changes moderation sends (so a `send` asks no store for it).
     posting: Posting,
+    /// The user is an owner of the room (kept beside `posting.manager`, which staff rights
+    /// also grant, so a change of either recomputes it).
+    owner: bool,
 }
 
 /// One authenticated connection to the engine.
@@ -349,6 +350,14 @@ impl Session {
                     .then_some(Outbound::Close(CloseReason::SignedOut))
             }
             Delivery::Disabled => Some(Outbound::Close(CloseReason::AccountDisabled)),
+            Delivery::Recheck => self.recheck().await,
+            Delivery::Staff(staff) => {
+                self.user.is_staff = staff;
+                for joined in self.rooms.values_mut() {
+                    joined.posting.manager = joined.owner || staff;
+                }
+                None
+            }
             Delivery::Standing(room, change) => {
                 if let Some(joined) = self.rooms.get_mut(&room) {
                     let posting = &mut joined.posting;
@@ -356,6 +365,7 @@ impl Session {
                         posting.read_only = read_only;
                     }
                     if let Some(owner) = change.owner {
+                        joined.owner = owner;
                         posting.manager = owner || self.user.is_staff;
                     }
                     if let Some(mute) = change.mute {
@@ -398,6 +408,48 @@ impl Session {
                 })))
             }
         }
+    }
+
+    /// After a channel-layer outage (see `outage.rs`): reads the account and the joined rooms'
+    /// standing from the store again and applies what changed meanwhile, as the events lost
+    /// in the outage would have: a deactivated or deleted account closes (4005), a password
+    /// reset signs out (4004), and staff rights, roles, mutes and read-only switches update
+    /// what the socket may post. (Removals and bans are the membership re-check's kicks.)
+    /// A store failure is logged and changes nothing.
+    async fn recheck(&mut self) -> Option<Outbound> {
+        let store = &self.inner.store;
+        let user = match store.user_by_id(self.user.id).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound(_)) => {
+                return Some(Outbound::Close(CloseReason::AccountDisabled));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "re-checking a socket's standing after a layer outage failed");
+                return None;
+            }
+        };
+        if !user.is_active || user.username.is_deleted_name() {
+            return Some(Outbound::Close(CloseReason::AccountDisabled));
+        }
+        if user.token_epoch != self.user.token_epoch {
+            return Some(Outbound::Close(CloseReason::SignedOut));
+        }
+        self.user.is_staff = user.is_staff;
+        let rooms: Vec<RoomName> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            let access = match RoomAccess::of(store, &self.user, &room).await {
+                Ok(access) => access,
+                Err(e) => {
+                    tracing::warn!(error = %e, %room, "re-checking a socket's standing after a layer outage failed");
+                    continue;
+                }
+            };
+            if let Some(joined) = self.rooms.get_mut(&room) {
+                joined.posting = access.posting();
+                joined.owner = access.role() == Some(Role::Owner);
+            }
+        }
+        None
     }
 
     /// Handles one text frame from the client; returns what to send back to it.
@@ -545,6 +597,7 @@ impl Session {
             let joined = JoinedRoom {
                 id: room.id,
                 posting: access.posting(),
+                owner: access.role() == Some(Role::Owner),
             };
             self.rooms.insert(room.name.clone(), joined);
             self.inner
@@ -957,32 +1010,16 @@ impl Session {
     async fn delete(&mut self, f: DeleteMessage) -> Result<ServerFrame> {
         let room = self.changeable_message_room(f.message_id).await?;
         // Owners (and staff) delete anyone's message in their room; others their own.
-        let moderator = self.joined(&room)?.posting.manager;
-        let message = self
-            .inner
-            .store
-            .delete_message_as(f.message_id, self.user.id, moderator)
-            .await?;
-        if message.sender_id != self.user.id {
-            let target = AuditTarget::member(&room, &message.sender)
-                .with_detail(message.id.get().to_string());
-            self.inner
-                .audit(&self.user, AuditAction::DeleteMessage, target, None)
-                .await?;
-        }
-        let deleted_at = message
-            .deleted_at
-            .unwrap_or_else(parley_domain::Timestamp::now);
-        let frame = ServerFrame::Deleted(Deleted {
-            room: room.clone(),
-            message_id: message.id,
-            deleted_at,
-            reference: None,
-        });
+        let manager = self.joined(&room)?.posting.manager;
         self.inner
-            .broadcast_event(&room, &frame, Some(&self.channel))
-            .await;
-        Ok(frame)
+            .delete_message(
+                &self.user,
+                &room,
+                f.message_id,
+                manager,
+                Some(&self.channel),
+            )
+            .await
     }
 
     async fn read(&mut self, f: MarkRead) -> Result<ServerFrame> {

@@ -48,6 +48,12 @@ pub enum AuditAction {
     DeleteRoom,
     /// Guests were turned on or off at run time.
     SetGuests,
+    /// A room was renamed (`detail`: its old name).
+    RenameRoom,
+    /// A room's topic changed.
+    SetTopic,
+    /// A room was made public or private (`detail`: which).
+    SetVisibility,
 }
 
 impl AuditAction {
@@ -72,11 +78,14 @@ impl AuditAction {
             Self::DeleteMessage => "delete_message",
             Self::DeleteRoom => "delete_room",
             Self::SetGuests => "set_guests",
+            Self::RenameRoom => "rename_room",
+            Self::SetTopic => "set_topic",
+            Self::SetVisibility => "set_visibility",
         }
     }
 
     /// Every action, for parsing a stored name back.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 21] = [
         Self::PromoteStaff,
         Self::DemoteStaff,
         Self::DeactivateUser,
@@ -95,6 +104,9 @@ impl AuditAction {
         Self::DeleteMessage,
         Self::DeleteRoom,
         Self::SetGuests,
+        Self::RenameRoom,
+        Self::SetTopic,
+        Self::SetVisibility,
     ];
 
     /// The action stored as `name`, if any.

@@ -207,6 +207,54 @@ impl Store {
         }
     }
 
+    /// Makes a group room public or private. `Invalid` for a direct room or for making a room
+    /// direct, `NotFound` if there is no such room.
+    pub async fn set_kind(&self, id: RoomId, kind: RoomKind) -> Result<Room> {
+        if kind == RoomKind::Direct {
+            return Err(StoreError::Invalid(
+                "a room is made direct only by a direct chat".to_owned(),
+            ));
+        }
+        let row: Option<RoomRow> = with_conn!(
+            self,
+            write | conn | {
+                diesel::update(
+                    rooms::table
+                        .find(id.get())
+                        .filter(rooms::kind.ne(RoomKind::Direct.as_str())),
+                )
+                .set(rooms::kind.eq(kind.as_str()))
+                .returning(RoomRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?
+            }
+        );
+        match row {
+            Some(row) => row.into_room(),
+            None => {
+                self.room_by_id(id).await?;
+                Err(StoreError::Invalid(
+                    "a direct room's visibility is fixed".to_owned(),
+                ))
+            }
+        }
+    }
+
+    /// The guests among a room's members (one query).
+    pub async fn guest_members(&self, room: RoomId) -> Result<Vec<UserId>> {
+        let ids: Vec<i64> = with_conn!(self, |conn| {
+            memberships::table
+                .inner_join(users::table.on(users::id.eq(memberships::user_id)))
+                .filter(memberships::room_id.eq(room.get()))
+                .filter(users::is_guest.eq(true))
+                .select(memberships::user_id)
+                .load(conn)
+                .await?
+        });
+        Ok(ids.into_iter().map(UserId).collect())
+    }
+
     /// Sets a room's topic. `NotFound` if there is no such room.
     pub async fn set_topic(&self, id: RoomId, topic: &Topic) -> Result<Room> {
         let row: RoomRow = with_conn!(
