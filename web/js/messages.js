@@ -5,6 +5,7 @@ import { dateTimeFormat, h, randomId, timeFormat, toast } from './dom.js';
 import { me, screen, state } from './state.js';
 import { FrameError, socket } from './connection.js';
 import { reactionRow, replyQuote, startReply } from './reactions.js';
+import { mentionClass } from './notify.js';
 
 const TYPING_REFRESH_MS = 3_000;
 const TYPING_IDLE_MS = 4_000;
@@ -101,7 +102,7 @@ export function guestDisplay(sender) {
 function messageElement(r, m) {
   const own = m.sender === me();
   const deleted = Boolean(m.deleted_at);
-  const el = h('li', { class: `msg${own ? ' own' : ''}${deleted ? ' deleted' : ''}`, dataset: { id: String(m.id), sender: m.sender } });
+  const el = h('li', { class: `msg${own ? ' own' : ''}${deleted ? ' deleted' : ''}${mentionClass(m)}`, dataset: { id: String(m.id), sender: m.sender } });
   const time = new Date(m.created_at);
   el.append(h('div', { class: 'meta' },
     h('span', { class: 'sender', title: m.guest ? m.sender : null }, m.guest ? guestDisplay(m.sender) : m.sender),

@@ -11,6 +11,7 @@ import { cancelReply, renderReplyBar } from './reactions.js';
 import { directPeer, isDirect, joinRoom, loadMorePublicRooms, loadRoomList, markRead, rememberPeer, roomLabel } from './rooms.js';
 import { startCall } from './calls.js';
 import { roomSettings } from './room-settings.js';
+import { mentionBadge, notifyControls } from './notify.js';
 
 export function renderShell() {
   const container = clear(root());
@@ -162,6 +163,7 @@ export function renderRoomList() {
       },
       h('span', { class: 'room-name' }, roomLabel(name)),
       unread ? h('span', { class: 'badge', 'aria-label': `${unread} unread` }, unread > 99 ? '99+' : String(unread)) : null,
+      mentionBadge(name),
       lastLine(state.summaries.get(name)?.last_message)));
   };
   const section = (title, names, empty) =>
@@ -330,6 +332,7 @@ export function renderRoomHeader(r) {
   }
   const settings = roomSettings(r.name);
   if (settings) actions.append(settings);
+  actions.append(...notifyControls(r.name));
   if (s?.role && kind !== 'direct') {
     actions.append(h('button', {
       type: 'button', class: 'ghost',
