@@ -12,6 +12,7 @@ use std::sync::Arc;
 crate::on_both!(
     mentions_notify_members_and_count_until_read,
     only_the_first_names_up_to_the_limit_count,
+    mentions_are_stored_with_sends_written_together,
     a_mention_reaches_a_socket_on_another_process_that_never_joined
 );
 
@@ -259,4 +260,101 @@ async fn a_mention_reaches_a_socket_on_another_process_that_never_joined(backend
     }
     one.stop().await;
     two.stop().await;
+}
+
+/// Sends that arrive together are stored by one batch insert: each one's mentions are written
+/// with it (paired with the row the insert returned), and a retry neither stores nor notifies
+/// again.
+async fn mentions_are_stored_with_sends_written_together(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let tag = unique();
+    let alice = server.user(&format!("a{tag}")).await;
+    let bob_name = format!("b{tag}");
+    let bob = server.user(&bob_name).await;
+    let carol_name = format!("c{tag}");
+    let carol = server.user(&carol_name).await;
+    let room = format!("batch-{tag}");
+    server.create_room(&alice, &room).await;
+    let mut a = WsClient::connect(server.addr, &alice).await;
+    for token in [&bob, &carol] {
+        let mut ws = WsClient::connect(server.addr, token).await;
+        assert_eq!(
+            ws.ask(json!({"type": "join", "room": room}), "j").await["type"],
+            "joined"
+        );
+        ws.close().await;
+    }
+    assert_eq!(
+        a.ask(json!({"type": "join", "room": room}), "j").await["type"],
+        "joined"
+    );
+    let bodies = [
+        "plain one".to_owned(),
+        format!("@{bob_name} first"),
+        "plain two".to_owned(),
+        format!("@{carol_name} and @{bob_name}"),
+    ];
+    let frames: Vec<_> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            tokio_tungstenite::tungstenite::Message::text(
+                json!({"type": "send", "room": room, "body": body, "client_id": format!("k{i}"), "ref": format!("s{i}")})
+                    .to_string(),
+            )
+        })
+        .collect();
+    a.send_together(frames).await;
+    let mut acks = Vec::new();
+    while acks.len() < bodies.len() {
+        let f = a.next_json().await;
+        if f["type"] == "message" && f.get("ref").is_some() {
+            acks.push(f);
+        }
+    }
+    assert!(acks[0].get("mentions").is_none(), "{}", acks[0]);
+    assert_eq!(acks[1]["mentions"], json!([bob_name]), "{}", acks[1]);
+    assert!(acks[2].get("mentions").is_none(), "{}", acks[2]);
+    // By name, whatever the order in the text.
+    assert_eq!(
+        acks[3]["mentions"],
+        json!([bob_name, carol_name]),
+        "{}",
+        acks[3]
+    );
+    // A retry of a mentioning send: the first message again, nothing stored twice.
+    let retry = a
+        .ask(
+            json!({"type": "send", "room": room, "body": bodies[1], "client_id": "k1"}),
+            "again",
+        )
+        .await;
+    assert_eq!(retry["id"], acks[1]["id"], "{retry}");
+    let r = http::get(
+        server.addr,
+        &format!("/api/rooms/{room}/messages"),
+        Some(&bob),
+    )
+    .await;
+    let history = r.json()["messages"].clone();
+    let with_mentions: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m.get("mentions").is_some())
+        .map(|m| (m["id"].clone(), m["mentions"].clone()))
+        .collect();
+    assert_eq!(
+        with_mentions,
+        vec![
+            (acks[1]["id"].clone(), json!([bob_name])),
+            (acks[3]["id"].clone(), json!([bob_name, carol_name])),
+        ],
+        "{history}"
+    );
+    for (token, expected) in [(&bob, 2), (&carol, 1), (&alice, 0)] {
+        let s = summary(&server, token, "/api/me/rooms", &room).await;
+        assert_eq!(s["unread_mentions"], expected, "{s}");
+    }
+    server.stop().await;
 }

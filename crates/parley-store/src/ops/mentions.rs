@@ -37,7 +37,7 @@ pub(crate) fn mention_values_of(
 
 impl Store {
     /// Which of `names` may be mentioned in `room` by `author`: the active members of the
-    /// room among them, the author left out, in the order of `names`. One query.
+    /// room among them, the author left out, by name (as history lists them). One query.
     pub async fn mention_targets(
         &self,
         room: RoomId,
@@ -60,14 +60,16 @@ impl Store {
                 .await?
         });
         let found: HashMap<String, i64> = found.into_iter().map(|(id, name)| (name, id)).collect();
-        Ok(names
+        let mut targets: Vec<(UserId, UserName)> = names
             .iter()
             .filter_map(|name| {
                 found
                     .get(name.as_str())
                     .map(|&id| (UserId(id), name.clone()))
             })
-            .collect())
+            .collect();
+        targets.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        Ok(targets)
     }
 
     /// Fills in `mentions` of the live messages whose text holds an `@` (no other message
