@@ -15,6 +15,7 @@ mod features;
 mod guests;
 mod hardening;
 mod limits;
+mod mentions;
 mod moderation;
 mod multi_node;
 mod oidc;

@@ -10,6 +10,7 @@ import { renderMessages } from './messages.js';
 import { applyReaction } from './reactions.js';
 import { directPeer, joinRoom, learnDirectPeer, loadRoomList, markRead, roomLabel, scheduleRoomListRefresh, wantedRooms } from './rooms.js';
 import { onSignal } from './calls.js';
+import { clearMentions, onMention } from './notify.js';
 import { renderAll, renderOnline, renderRoomList, renderTyping } from './views.js';
 
 const TYPING_EXPIRY_MS = 6_000;
@@ -110,6 +111,7 @@ export function handleFrame(f) {
           r.unread = 0;
           renderRoomList();
         }
+        if (f.message_id >= r.newestId()) clearMentions(r.name);
         return;
       }
       if (f.message_id > (r.reads.get(f.user) ?? 0)) r.reads.set(f.user, f.message_id);
@@ -135,6 +137,9 @@ export function handleFrame(f) {
     }
     case 'signal':
       onSignal(f);
+      break;
+    case 'mention':
+      onMention(f);
       break;
     case 'expiring':
       // The socket's authorization ends soon: the library refreshes and renews it.

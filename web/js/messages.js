@@ -8,6 +8,7 @@ import { me, screen, state } from './state.js';
 import { FrameError, socket } from './connection.js';
 import { reactionRow, replyQuote, startReply } from './reactions.js';
 import { moderationControl } from './moderation.js';
+import { mentionClass } from './notify.js';
 
 const TYPING_REFRESH_MS = 3_000;
 const TYPING_IDLE_MS = 4_000;
@@ -129,7 +130,7 @@ export function messageElement(r, m, { grouped = false } = {}) {
   const own = m.sender === me();
   const deleted = Boolean(m.deleted_at);
   const el = h('li', {
-    class: `msg${own ? ' own' : ''}${deleted ? ' deleted' : ''}${grouped ? ' grouped' : ''}`,
+    class: `msg${own ? ' own' : ''}${deleted ? ' deleted' : ''}${grouped ? ' grouped' : ''}${mentionClass(m)}`,
     dataset: { id: String(m.id), sender: m.sender },
   });
   const time = new Date(m.created_at);

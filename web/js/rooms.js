@@ -8,6 +8,7 @@ import { me, room, state } from './state.js';
 import { api, guarded } from './api.js';
 import { FrameError, socket } from './connection.js';
 import { fillGap, flushPending } from './messages.js';
+import { clearMentions, noteSummary } from './notify.js';
 
 /** The rooms this connection should be in: every room the user belongs to, and the one shown. */
 export function wantedRooms() {
@@ -65,6 +66,7 @@ let readTimer = null;
 /** Moves the read marker to the newest message of the room shown, if the page is visible. */
 export function markRead(r) {
   if (!r || r.name !== state.active || document.visibilityState !== 'visible') return;
+  clearMentions(r.name);
   if (r.unread) {
     r.unread = 0;
     hooks.renderRoomList();
@@ -205,6 +207,7 @@ export async function loadRoomList() {
     r.kind = s.kind ?? r.kind;
     // The server's count is authoritative for rooms we do not have open.
     if (s.name !== state.active && typeof s.unread === 'number') r.unread = s.unread;
+    noteSummary(s);
     if (s.kind === 'direct' && !directPeer(s.name)) learnDirectPeer(r);
   }
   if (socket.open) for (const name of wantedRooms()) if (!room(name).joined) joinRoom(room(name));

@@ -13,6 +13,7 @@ import { cancelReply, renderReplyBar } from './reactions.js';
 import { directPeer, isDirect, joinRoom, loadMorePublicRooms, loadRoomList, markRead, rememberPeer, roomLabel } from './rooms.js';
 import { startCall } from './calls.js';
 import { roomSettings } from './room-settings.js';
+import { mentionBadge, notifyControls } from './notify.js';
 
 export function renderShell() {
   const container = clear(root());
@@ -181,6 +182,7 @@ export function renderRoomList() {
       },
       h('span', { class: 'room-name' }, roomLabel(name)),
       unread ? h('span', { class: 'badge', 'aria-label': `${unread} unread` }, unread > 99 ? '99+' : String(unread)) : null,
+      mentionBadge(name),
       lastLine(state.summaries.get(name)?.last_message)));
   };
   const section = (title, names, empty) =>
@@ -413,6 +415,7 @@ export function renderRoomHeader(r) {
   }, 'Members'));
   const settings = roomSettings(r.name);
   if (settings) actions.append(settings);
+  actions.append(...notifyControls(r.name));
   if (s?.role && kind !== 'direct') {
     const leave = h('button', {
       type: 'button', class: 'ghost',

@@ -206,6 +206,8 @@ pub struct Settings {
     pub reaction_burst: f64,
     /// Distinct emoji reactions one message may carry.
     pub max_reactions_per_message: usize,
+    /// Distinct `@name`s of one message counted as mentions (0 turns mentions off).
+    pub max_mentions_per_message: usize,
     /// STUN/TURN URLs for calls (`stun:host:3478`, `turn:host:3478?transport=udp`),
     /// comma-separated in the environment.
     #[serde(deserialize_with = "string_list")]
@@ -348,6 +350,7 @@ impl Default for Settings {
             reaction_rate: engine.reaction_rate.per_second,
             reaction_burst: engine.reaction_rate.burst,
             max_reactions_per_message: engine.max_reactions_per_message,
+            max_mentions_per_message: engine.max_mentions_per_message,
             ice_servers: Vec::new(),
             turn_secret: None,
             turn_ttl_secs: parley_core::IceConfig::DEFAULT_TURN_TTL_SECS,
@@ -831,6 +834,7 @@ impl Settings {
             renew_rate: RateLimit::new(self.renew_rate, self.renew_burst),
             reaction_rate: RateLimit::new(self.reaction_rate, self.reaction_burst),
             max_reactions_per_message: self.max_reactions_per_message,
+            max_mentions_per_message: self.max_mentions_per_message,
             ice: parley_core::IceConfig {
                 servers: self
                     .ice_servers

@@ -40,6 +40,10 @@ export type Edited = {
   guest?: boolean;
   /** Server-assigned id; orders the room's history. */
   id: MessageId;
+  /** The users it mentions (`@name`, issue 17): members of the room other than the author,
+   * as the server recognized them when the message was sent (an edit changes nothing
+   * here); absent when it mentions nobody. */
+  mentions?: string[];
   /** Its reactions, one entry per emoji in the order first used (issue 17); absent when
    * there are none. Always empty in the `message` frame of a new message. */
   reactions?: ReactionSummary[];
@@ -154,6 +158,22 @@ export type Left = {
   room: string;
 };
 
+/** `mention`: another user mentioned you (`@yourname`) in a message of `room`. Sent to every
+ * socket of the mentioned user, on every server process, whether or not any of them has
+ * joined the room (issue 17). */
+export type Mentioned = {
+  /** When it was stored. */
+  created_at: Timestamp;
+  /** The message. */
+  message_id: MessageId;
+  /** Its first [`Mentioned::PREVIEW_CHARS`] characters. */
+  preview: string;
+  /** The message's room. */
+  room: string;
+  /** Who wrote it. */
+  sender: string;
+};
+
 /** A stored message. A deleted message keeps its place in history as a tombstone: its
  * `deleted_at` is set and its body is empty. */
 export type Message = {
@@ -172,6 +192,10 @@ export type Message = {
   guest?: boolean;
   /** Server-assigned id; orders the room's history. */
   id: MessageId;
+  /** The users it mentions (`@name`, issue 17): members of the room other than the author,
+   * as the server recognized them when the message was sent (an edit changes nothing
+   * here); absent when it mentions nobody. */
+  mentions?: string[];
   /** Its reactions, one entry per emoji in the order first used (issue 17); absent when
    * there are none. Always empty in the `message` frame of a new message. */
   reactions?: ReactionSummary[];
@@ -220,6 +244,10 @@ export type Posted = {
   guest?: boolean;
   /** Server-assigned id; orders the room's history. */
   id: MessageId;
+  /** The users it mentions (`@name`, issue 17): members of the room other than the author,
+   * as the server recognized them when the message was sent (an edit changes nothing
+   * here); absent when it mentions nobody. */
+  mentions?: string[];
   /** The message's body (as `body`). */
   message?: string;
   /** Its reactions, one entry per emoji in the order first used (issue 17); absent when
@@ -566,6 +594,11 @@ export type ReactionFrame = Reacted & {
   type: "reaction";
 };
 
+/** `mention` */
+export type MentionFrame = Mentioned & {
+  type: "mention";
+};
+
 /** Every frame a client may send. */
 export type ClientFrame =
   | JoinRequest
@@ -599,7 +632,8 @@ export type ServerFrame =
   | RenewedFrame
   | ErrorFrame
   | PongFrame
-  | ReactionFrame;
+  | ReactionFrame
+  | MentionFrame;
 
 /** A client frame type, e.g. `"join"`. */
 export type ClientFrameType = ClientFrame['type'];

@@ -46,6 +46,9 @@ pub struct EngineConfig {
     /// Distinct emoji one message may carry; a reaction with a new one beyond this is
     /// refused (`too_many_reactions`).
     pub max_reactions_per_message: usize,
+    /// Distinct `@name`s of one message that are looked up as mentions; further ones stay
+    /// plain text (the message is sent all the same). See [`crate::mentions`].
+    pub max_mentions_per_message: usize,
     /// How long before a connection's authorization ends it is warned (`expiring`); a token
     /// that lives less than twice this is warned halfway through its life.
     pub expiry_warning: Duration,
@@ -127,6 +130,7 @@ impl Default for EngineConfig {
             renew_rate: RateLimit::new(1.0, 5.0),
             reaction_rate: RateLimit::new(2.0, 10.0),
             max_reactions_per_message: 20,
+            max_mentions_per_message: 20,
             expiry_warning: Duration::from_secs(60),
             max_signal_bytes: 16 * 1024,
             history_on_join: 50,
@@ -179,6 +183,9 @@ impl EngineConfig {
         }
         if let Err(why) = self.ice.validate() {
             return Err(EngineError::Config(why));
+        }
+        if self.max_mentions_per_message > 1000 {
+            return bad("max_mentions_per_message", "must be at most 1000");
         }
         if self.max_reactions_per_message == 0 {
             return bad("max_reactions_per_message", "must be at least 1");

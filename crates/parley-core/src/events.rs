@@ -10,7 +10,8 @@
 //!   (`parley.event`: presence, typing, edits, deletes, read markers).
 //!
 //! Per user, `parley.user.{id}` reaches all of one user's connections (`parley.signal`,
-//! `parley.kick`, `parley.signout`, `parley.standing`). Per room, `parley.nodes.{room}` reaches one channel per server process, for
+//! `parley.kick`, `parley.signout`, `parley.standing`,
+//! `parley.notify`). Per room, `parley.nodes.{room}` reaches one channel per server process, for
 //! presence snapshots (`parley.presence`).
 //!
 //! Every event that carries a client frame stores it pre-serialized-ready as a JSON value
@@ -29,6 +30,9 @@ pub const CHAT_MESSAGE: &str = "chat.message";
 pub const PARLEY_EVENT: &str = "parley.event";
 /// `type` of a signal relayed to one user.
 pub const PARLEY_SIGNAL: &str = "parley.signal";
+/// `type` of a notification for one user (the `mention` frame), delivered like a signal to
+/// every socket of theirs that speaks Parley's protocol, joined to the room or not.
+pub const PARLEY_NOTIFY: &str = "parley.notify";
 /// `type` of "you were removed from this room", to one user.
 pub const PARLEY_KICK: &str = "parley.kick";
 /// `type` of "close your sockets" to one user (a login signed out), with the login's
@@ -128,6 +132,13 @@ pub fn signal(frame: &ServerFrame) -> Message {
     let mut fields = Map::new();
     fields.insert("parley".into(), frame_value(frame));
     Message::new(PARLEY_SIGNAL, fields)
+}
+
+/// A notification for one user's connections (see [`PARLEY_NOTIFY`]).
+pub fn notify(frame: &ServerFrame) -> Message {
+    let mut fields = Map::new();
+    fields.insert("parley".into(), frame_value(frame));
+    Message::new(PARLEY_NOTIFY, fields)
 }
 
 /// "Leave this room": the user was removed from it, or it was deleted.
@@ -328,7 +339,7 @@ pub fn deliver(message: &Message, me: &ChannelName, dialect: &Dialect) -> Delive
                     .to_owned(),
             }
         }
-        PARLEY_EVENT | PARLEY_SIGNAL => {
+        PARLEY_EVENT | PARLEY_SIGNAL | PARLEY_NOTIFY => {
             if origin_is(message, me) || !dialect.receives_room_events() {
                 Delivery::Skip
             } else {

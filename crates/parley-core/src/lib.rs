@@ -67,6 +67,7 @@ mod error;
 mod events;
 pub mod ice;
 mod limits;
+pub mod mentions;
 pub mod metrics;
 mod moderation;
 mod outage;

@@ -16,8 +16,8 @@ use parley_domain::protocol::{
     Left, MarkRead, Pong, Posted, ReadMarker, RelayedSignal, RenewAuth, Renewed, SendMessage,
     SendSignal, ServerFrame, SetTyping, Typing,
 };
-use parley_domain::protocol::{Reacted, SetReaction};
-use parley_domain::{ClientMsgId, MessageId, ReplyPreview, Role, RoomId, RoomName, User};
+use parley_domain::protocol::{Mentioned, Reacted, SetReaction};
+use parley_domain::{ClientMsgId, MessageId, ReplyPreview, Role, RoomId, RoomName, User, UserId};
 use parley_layer::{ChannelName, Message};
 use parley_store::ReactionAdded;
 use parley_store::{HistoryQuery, NewMessage, StoreError};
@@ -678,6 +678,22 @@ impl Session {
         let joined = self.joined(&f.room)?;
         joined.posting.check(&f.room)?;
         self.inner.take_token(&self.user, Budget::Messages)?;
+        // Mentions: nothing (no allocation, no query) for a text without `@`.
+        let names = crate::mentions::mentioned_names(
+            f.body.as_str(),
+            self.inner.config.max_mentions_per_message,
+        );
+        let mentions = if names.is_empty() {
+            Vec::new()
+        } else {
+            // Boxed like a reply's lookup: only a message with an `@` pays for it.
+            Box::pin(
+                self.inner
+                    .store
+                    .mention_targets(joined.id, self.user.id, &names),
+            )
+            .await?
+        };
         let reply = match f.reply_to {
             None => None,
             // Boxed: the lookup's future would otherwise enlarge every connection's task,
@@ -695,6 +711,7 @@ impl Session {
                 body: f.body,
                 client_id: f.client_id,
                 reply_to: f.reply_to,
+                mentions,
             },
             reference: r,
         })
@@ -795,6 +812,16 @@ impl Session {
         } else {
             Vec::new()
         };
+        // Who each send mentions, for the `mention` frames once stored; nothing (no
+        // allocation) when no send mentions anyone.
+        let mentioned: Vec<Vec<UserId>> = if sends.iter().any(|s| !s.message.mentions.is_empty()) {
+            sends
+                .iter()
+                .map(|s| s.message.mentions.iter().map(|(id, _)| *id).collect())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let (messages, references): (Vec<NewMessage>, Vec<Option<FrameRef>>) = sends
             .drain(..)
             .map(|send| (send.message, send.reference))
@@ -863,6 +890,9 @@ impl Session {
             stretch.push(&appended.message);
         }
         self.broadcast_messages(&stretch).await;
+        if !mentioned.is_empty() {
+            Box::pin(self.notify_mentions(&results, &first_seen, mentioned)).await;
+        }
         let stored = results
             .iter()
             .filter(|r| r.as_ref().is_ok_and(|a| a.created))
@@ -882,6 +912,35 @@ impl Session {
                 }
                 Err(e) => ServerFrame::Error(EngineError::from(e).to_frame(r)),
             }));
+        }
+    }
+
+    /// Sends each mentioned user of each newly stored message a `mention` frame, through
+    /// their user group: every socket of theirs on every process, joined to the room or not.
+    /// A failure is logged: the message is stored and counted in their `unread_mentions`.
+    async fn notify_mentions(
+        &self,
+        results: &[std::result::Result<parley_store::Appended, StoreError>],
+        first_seen: &[bool],
+        mentioned: Vec<Vec<UserId>>,
+    ) {
+        for ((result, first), users) in results.iter().zip(first_seen).zip(mentioned) {
+            let Ok(appended) = result else { continue };
+            if !*first || users.is_empty() {
+                continue;
+            }
+            let event = events::notify(&ServerFrame::Mention(Mentioned::of(&appended.message)));
+            for user in users {
+                let Ok(group) = self.inner.groups.user(user) else {
+                    continue;
+                };
+                match self.inner.layer.group_send(&group, event.clone()).await {
+                    Ok(report) => self.inner.kill_full(&report.full),
+                    Err(e) => {
+                        tracing::warn!(error = %e, message = appended.message.id.get(), "mention stored but not sent");
+                    }
+                }
+            }
         }
     }
 

@@ -96,6 +96,9 @@ pub struct RoomSummary {
     pub role: Option<Role>,
     /// Messages after the user's read marker (all messages if none is set; 0 for non-members).
     pub unread: i64,
+    /// Of those unread messages, how many mention the user (issue 17); 0 for non-members.
+    #[serde(default)]
+    pub unread_mentions: i64,
     /// The room's newest message that is not deleted, previewed (issue 17); `null` when it
     /// has none.
     #[serde(default)]
@@ -154,4 +157,9 @@ pub struct Message {
     /// there are none. Always empty in the `message` frame of a new message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<ReactionSummary>,
+    /// The users it mentions (`@name`, issue 17): members of the room other than the author,
+    /// as the server recognized them when the message was sent (an edit changes nothing
+    /// here); absent when it mentions nobody.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserName>,
 }

@@ -48,9 +48,9 @@ pub use client::{
 };
 pub use codes::{ErrorCode, ErrorFrame, FrameError};
 pub use server::{
-    Deleted, Edited, Expiring, ExternalMessage, HistoryPage, Joined, Left, Pong, Posted, Presence,
-    PresenceEvent, Reacted, ReadMarker, RelayedSignal, Renewed, ServerFrame, TutorialFields,
-    Typing,
+    Deleted, Edited, Expiring, ExternalMessage, HistoryPage, Joined, Left, Mentioned, Pong, Posted,
+    Presence, PresenceEvent, Reacted, ReadMarker, RelayedSignal, Renewed, ServerFrame,
+    TutorialFields, Typing,
 };
 pub use text::{CallId, FrameRef};
 

@@ -137,6 +137,7 @@ fn message() -> impl Strategy<Value = Message> {
                 guest: false,
                 reply_to: None,
                 reactions: Vec::new(),
+                mentions: Vec::new(),
             },
         )
 }

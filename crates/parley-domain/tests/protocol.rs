@@ -42,6 +42,7 @@ fn sample_message() -> Message {
         guest: false,
         reply_to: None,
         reactions: Vec::new(),
+        mentions: Vec::new(),
     }
 }
 const SAMPLE_MESSAGE_JSON: &str = r#""id":42,"room_id":7,"room":"lobby","sender_id":3,"sender":"alice","body":"hello","client_id":"c-1","created_at":1700000000000,"edited_at":null,"deleted_at":null"#;

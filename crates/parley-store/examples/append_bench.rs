@@ -160,6 +160,7 @@ async fn run(
                         body: body.clone(),
                         client_id: Some(ClientMsgId::parse(&format!("w{w}-{n}"))?),
                         reply_to: None,
+                        mentions: Vec::new(),
                     };
                     let t = Instant::now();
                     match &batcher {

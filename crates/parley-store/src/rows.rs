@@ -137,6 +137,7 @@ impl MessageRow {
             // Filled in by `Store::decorate` where the record is served.
             reply_to: self.reply_to.map(|id| ReplyPreview::pending(MessageId(id))),
             reactions: Vec::new(),
+            mentions: Vec::new(),
         })
     }
 }

@@ -111,6 +111,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Mentions (`@name`): one row per (mentioned user, message), written with the message.
+    mentions (user_id, room_id, message_id) {
+        /// Who was mentioned.
+        user_id -> BigInt,
+        /// The message's room (copied, so unread mentions count per room by the key).
+        room_id -> BigInt,
+        /// The message.
+        message_id -> BigInt,
+    }
+}
+
+diesel::table! {
     /// Revoked refresh tokens (and token families), kept until they would have expired.
     revoked_tokens (jti) {
         /// The token's `jti` or a family id.
@@ -220,6 +232,7 @@ diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(messages -> rooms (room_id));
 diesel::joinable!(messages -> users (sender_id));
 diesel::joinable!(reactions -> messages (message_id));
+diesel::joinable!(mentions -> messages (message_id));
 diesel::joinable!(reactions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -235,4 +248,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     room_bans,
     room_mutes,
     reactions,
+    mentions,
 );

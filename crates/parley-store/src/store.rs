@@ -448,6 +448,7 @@ mod schema_tests {
             deleted_at Nullable<BigInt>, reply_to Nullable<BigInt>);
         cols!(reactions (5): id BigInt, message_id BigInt, user_id BigInt, emoji Text,
             created_at BigInt);
+        cols!(mentions (3): user_id BigInt, room_id BigInt, message_id BigInt);
         cols!(revoked_tokens (2): jti Text, expires_at BigInt);
         cols!(external_identities (4): issuer Text, subject Text, user_id BigInt, created_at BigInt);
         cols!(guest_bans (2): name Text, created_at BigInt);

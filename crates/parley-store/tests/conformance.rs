@@ -123,6 +123,7 @@ fn msg(
         body: MessageBody::parse(body).unwrap(),
         client_id: client_id.map(|c| ClientMsgId::parse(c).unwrap()),
         reply_to: None,
+        mentions: Vec::new(),
     }
 }
 
@@ -1558,6 +1559,7 @@ async fn unreachable_postgres_is_unavailable() {
         body: MessageBody::parse("x").unwrap(),
         client_id: None,
         reply_to: None,
+        mentions: Vec::new(),
     };
     let results = store.append_messages(&[m.clone(), m]).await;
     assert_eq!(results.len(), 2);
@@ -1704,6 +1706,7 @@ async fn reader_paging_forward_misses_nothing(
                     body: MessageBody::parse(&format!("m{i}")).unwrap(),
                     client_id: None,
                     reply_to: None,
+                    mentions: Vec::new(),
                 };
                 let appended = match &batcher {
                     Some(b) => b.append(m).await.unwrap(),
@@ -2180,6 +2183,7 @@ async fn a_moderator_deletes_anyones_message(s: &Store) {
             body: MessageBody::parse("rude").unwrap(),
             client_id: None,
             reply_to: None,
+            mentions: Vec::new(),
         })
         .await
         .unwrap()

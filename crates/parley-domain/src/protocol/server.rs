@@ -216,6 +216,45 @@ pub struct Reacted {
     pub reference: Option<FrameRef>,
 }
 
+/// `mention`: another user mentioned you (`@yourname`) in a message of `room`. Sent to every
+/// socket of the mentioned user, on every server process, whether or not any of them has
+/// joined the room (issue 17).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Mentioned {
+    /// The message's room.
+    pub room: RoomName,
+    /// The message.
+    pub message_id: MessageId,
+    /// Who wrote it.
+    pub sender: UserName,
+    /// Its first [`Mentioned::PREVIEW_CHARS`] characters.
+    pub preview: String,
+    /// When it was stored.
+    pub created_at: Timestamp,
+}
+
+impl Mentioned {
+    /// Characters of the message kept in `preview`.
+    pub const PREVIEW_CHARS: usize = 100;
+
+    /// The `mention` frame of a stored message.
+    pub fn of(message: &Message) -> Self {
+        let body = message.body.as_str();
+        let preview = match body.char_indices().nth(Self::PREVIEW_CHARS) {
+            Some((cut, _)) => body[..cut].to_owned(),
+            None => body.to_owned(),
+        };
+        Self {
+            room: message.room.clone(),
+            message_id: message.id,
+            sender: message.sender.clone(),
+            preview,
+            created_at: message.created_at,
+        }
+    }
+}
+
 /// `signal`: a WebRTC signalling payload relayed from another user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -309,6 +348,8 @@ pub enum ServerFrame {
     Pong(Pong),
     /// `reaction`
     Reaction(Reacted),
+    /// `mention`
+    Mention(Mentioned),
 }
 
 /// Sent in place of a frame that could not be serialized (which the types here rule out).
@@ -317,9 +358,9 @@ const ENCODE_FAILURE: &str =
 
 impl ServerFrame {
     /// Every server frame type, as spelled on the wire.
-    pub const TYPES: [&'static str; 16] = [
+    pub const TYPES: [&'static str; 17] = [
         "joined", "left", "message", "presence", "typing", "history", "edited", "deleted", "read",
-        "signal", "external", "expiring", "renewed", "error", "pong", "reaction",
+        "signal", "external", "expiring", "renewed", "error", "pong", "reaction", "mention",
     ];
 
     /// The wire `"type"` of this frame.
@@ -341,6 +382,7 @@ impl ServerFrame {
             Self::Error(_) => "error",
             Self::Pong(_) => "pong",
             Self::Reaction(_) => "reaction",
+            Self::Mention(_) => "mention",
         }
     }
 
@@ -376,7 +418,8 @@ impl ServerFrame {
             | Self::Typing(_)
             | Self::Signal(_)
             | Self::External(_)
-            | Self::Expiring(_) => None,
+            | Self::Expiring(_)
+            | Self::Mention(_) => None,
         }
     }
 
@@ -401,7 +444,8 @@ impl ServerFrame {
             | Self::Typing(_)
             | Self::Signal(_)
             | Self::External(_)
-            | Self::Expiring(_) => {}
+            | Self::Expiring(_)
+            | Self::Mention(_) => {}
         }
         self
     }

@@ -8,9 +8,11 @@
 use crate::error::{Result, StoreError};
 use crate::ops::messages::{Appended, NewMessage};
 use crate::rows::MessageRow;
+use crate::schema::mentions;
 use crate::store::{Pools, Store};
+use diesel::ExpressionMethods;
 use diesel::sql_types::{Array, BigInt, Nullable, Text};
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use parley_domain::{ClientMsgId, MessageId, Timestamp};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -244,7 +246,7 @@ impl Store {
                 rooms.sort_unstable();
                 rooms.dedup();
                 let mut conn = pool.get().await?;
-                diesel::sql_query(INSERT_BATCH_PG)
+                let insert = diesel::sql_query(INSERT_BATCH_PG)
                     .bind::<Array<BigInt>, _>(rooms)
                     .bind::<Array<BigInt>, _>(
                         batch.iter().map(|m| m.room_id.get()).collect::<Vec<_>>(),
@@ -267,9 +269,26 @@ impl Store {
                             .map(|m| m.reply_to.map(MessageId::get))
                             .collect::<Vec<_>>(),
                     )
-                    .bind::<BigInt, _>(now)
-                    .load(&mut conn)
+                    .bind::<BigInt, _>(now);
+                if batch.iter().any(|m| !m.mentions.is_empty()) {
+                    // The mentions of the messages stored go in the same transaction: one
+                    // more statement (and BEGIN and COMMIT), only when a message mentions
+                    // someone.
+                    conn.transaction(async |conn| {
+                        let rows: Vec<MessageRow> = insert.load(conn).await?;
+                        let mentioned = mention_rows(batch, &rows);
+                        if !mentioned.is_empty() {
+                            diesel::insert_into(mentions::table)
+                                .values(mention_values(mentioned))
+                                .execute(conn)
+                                .await?;
+                        }
+                        Ok::<_, diesel::result::Error>(rows)
+                    })
                     .await?
+                } else {
+                    insert.load(&mut conn).await?
+                }
             }
             Pools::Sqlite(pool) => {
                 // diesel has no multi-row INSERT ... ON CONFLICT for SQLite: one transaction
@@ -286,6 +305,7 @@ impl Store {
                         client_id: m.client_id.as_ref().map(|c| c.as_str().to_owned()),
                         created_at: now,
                         reply_to: m.reply_to.map(MessageId::get),
+                        mentions: m.mentions.iter().map(|(user, _)| user.get()).collect(),
                     })
                     .collect();
                 let _writer = self.sqlite_writer.lock().await;
@@ -300,18 +320,19 @@ impl Store {
         let mut out = Vec::with_capacity(batch.len());
         for msg in batch {
             let client_id = msg.client_id.as_ref().map(|c| c.as_str().to_owned());
-            let matches = rows.peek().is_some_and(|r| {
-                r.room_id == msg.room_id.get()
-                    && r.sender_id == msg.sender_id.get()
-                    && r.client_id == client_id
-                    && r.body == msg.body.as_str()
-            });
+            let matches = rows.peek().is_some_and(|r| row_matches(r, msg, &client_id));
             let result = match rows.next_if(|_| matches) {
                 Some(row) => row
                     .into_message(msg.room.clone(), msg.sender.clone(), msg.sender_is_guest)
-                    .map(|message| Appended {
-                        message,
-                        created: true,
+                    .map(|mut message| {
+                        if !msg.mentions.is_empty() {
+                            message.mentions =
+                                msg.mentions.iter().map(|(_, name)| name.clone()).collect();
+                        }
+                        Appended {
+                            message,
+                            created: true,
+                        }
                     }),
                 // Skipped as a retry: this finds the message first stored.
                 None if msg.client_id.is_some() => self.append_message(msg).await,
@@ -325,10 +346,50 @@ impl Store {
     }
 }
 
+/// Whether `row`, returned by the batch insert, is the one stored for `msg` (`client_id`:
+/// `msg`'s, as stored).
+fn row_matches(row: &MessageRow, msg: &NewMessage, client_id: &Option<String>) -> bool {
+    row.room_id == msg.room_id.get()
+        && row.sender_id == msg.sender_id.get()
+        && row.client_id == *client_id
+        && row.body == msg.body.as_str()
+}
+
+/// The `mentions` rows of the messages of `batch` that `rows` (the batch's `RETURNING`, in
+/// order, retries missing) shows were stored: (user, room, message).
+fn mention_rows(batch: &[NewMessage], rows: &[MessageRow]) -> Vec<(i64, i64, i64)> {
+    let mut rows = rows.iter().peekable();
+    let mut out = Vec::new();
+    for msg in batch {
+        let client_id = msg.client_id.as_ref().map(|c| c.as_str().to_owned());
+        if let Some(row) = rows.next_if(|r| row_matches(r, msg, &client_id)) {
+            out.extend(
+                msg.mentions
+                    .iter()
+                    .map(|(user, _)| (user.get(), row.room_id, row.id)),
+            );
+        }
+    }
+    out
+}
+
+/// `mentions` rows as diesel insert values.
+fn mention_values(rows: Vec<(i64, i64, i64)>) -> Vec<crate::ops::mentions::MentionValue> {
+    rows.into_iter()
+        .map(|(user, room, message)| {
+            (
+                mentions::user_id.eq(user),
+                mentions::room_id.eq(room),
+                mentions::message_id.eq(message),
+            )
+        })
+        .collect()
+}
+
 /// The SQLite batch insert, run on the blocking pool with diesel's synchronous API.
 mod sqlite_sync {
     use crate::rows::MessageRow;
-    use crate::schema::messages;
+    use crate::schema::{mentions, messages};
     use diesel::prelude::*;
     use diesel::sqlite::SqliteConnection;
 
@@ -340,6 +401,8 @@ mod sqlite_sync {
         pub(super) client_id: Option<String>,
         pub(super) created_at: i64,
         pub(super) reply_to: Option<i64>,
+        /// The users it mentions (empty, unallocated, for most messages).
+        pub(super) mentions: Vec<i64>,
     }
 
     /// Inserts `rows` in one immediate transaction; the rows stored (retries are skipped by
@@ -365,6 +428,17 @@ mod sqlite_sync {
                     .returning(MessageRow::as_returning())
                     .get_result(conn)
                     .optional()?;
+                if let Some(stored) = &inserted {
+                    for &user in &row.mentions {
+                        diesel::insert_into(mentions::table)
+                            .values((
+                                mentions::user_id.eq(user),
+                                mentions::room_id.eq(stored.room_id),
+                                mentions::message_id.eq(stored.id),
+                            ))
+                            .execute(conn)?;
+                    }
+                }
                 stored.extend(inserted);
             }
             Ok(stored)

@@ -2,7 +2,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::rows::{FullMessageRow, MessageRow, full_message};
-use crate::schema::{messages, rooms, users};
+use crate::schema::{mentions, messages, rooms, users};
 use crate::store::{Pools, Store, with_conn};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -31,6 +31,10 @@ pub struct NewMessage {
     pub client_id: Option<ClientMsgId>,
     /// The message this one answers (the engine checked it is of the same room).
     pub reply_to: Option<MessageId>,
+    /// The users it mentions (the engine resolved them: members of the room, not the
+    /// author), stored with the message in the same transaction; empty (no allocation) for
+    /// a message that mentions nobody.
+    pub mentions: Vec<(UserId, UserName)>,
 }
 
 /// The result of [`Store::append_message`].
@@ -128,6 +132,18 @@ impl Store {
                         StoreError::NotFound(_) => StoreError::NotFound("room or sender"),
                         other => other,
                     })?;
+                if let Some(row) = &inserted
+                    && !new.mentions.is_empty()
+                {
+                    // One row per statement: SQLite has no multi-row insert in diesel here,
+                    // and a message mentions few users.
+                    for value in crate::ops::mentions::mention_values_of(row.id, new) {
+                        diesel::insert_into(mentions::table)
+                            .values(value)
+                            .execute($conn)
+                            .await?;
+                    }
+                }
                 match inserted {
                     Some(row) => (
                         (
@@ -171,13 +187,20 @@ impl Store {
                 let _writer = self.sqlite_writer.lock().await;
                 let mut obj = pool.get().await.map_err(StoreError::from)?;
                 let conn = &mut *obj;
-                insert_or_existing!(conn)
+                if new.mentions.is_empty() {
+                    insert_or_existing!(conn)
+                } else {
+                    // The message and its mentions are stored together or not at all.
+                    conn.transaction(async |conn| Ok::<_, StoreError>(insert_or_existing!(conn)))
+                        .await?
+                }
             }
         };
-        Ok(Appended {
-            message: full_message(row)?,
-            created,
-        })
+        let mut message = full_message(row)?;
+        if created && !new.mentions.is_empty() {
+            message.mentions = new.mentions.iter().map(|(_, name)| name.clone()).collect();
+        }
+        Ok(Appended { message, created })
     }
 
     /// The message with this id (a tombstone if deleted); `NotFound` if there is none.
@@ -230,6 +253,7 @@ impl Store {
             .map(full_message)
             .collect::<Result<Vec<_>>>()?;
         self.decorate(&mut messages).await?;
+        self.decorate_mentions(&mut messages).await?;
         Ok(HistoryPage { messages, has_more })
     }
 
@@ -268,6 +292,8 @@ impl Store {
         };
         // The `edited` frame carries the whole record: its reply preview and reactions too.
         self.decorate(std::slice::from_mut(&mut edited)).await?;
+        self.decorate_mentions(std::slice::from_mut(&mut edited))
+            .await?;
         Ok(edited)
     }
 

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod batch;
+pub mod mentions;
 pub mod messages;
 pub mod moderation;
 pub mod reactions;

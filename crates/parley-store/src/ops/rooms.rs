@@ -2,7 +2,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::rows::{MembershipRow, RoomRow, parse_role};
-use crate::schema::{memberships, messages, room_bans, rooms, users};
+use crate::schema::{memberships, mentions, messages, room_bans, rooms, users};
 use crate::store::{Store, with_conn};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -490,14 +490,19 @@ impl Store {
     /// One page of the rooms `user` sees in `query.scope`, by name, each with their role and
     /// unread count (messages after their read marker, not counting deleted ones; 0 where
     /// they are not a member). The page holds at most [`RoomListQuery::effective_limit`]
-    /// rooms; unread counts are computed for those rooms only. Two queries.
+    /// rooms; unread counts are computed for those rooms only, and so are unread mentions
+    /// (`unread_mentions`: those unread messages that mention the user). Three queries.
     pub async fn room_page(&self, user: UserId, query: &RoomListQuery) -> Result<RoomPage> {
         let uid = user.get();
         let limit = query.effective_limit() as usize;
         // One extra row tells whether there is a next page.
         let fetch = i64::from(query.effective_limit()) + 1;
         let pattern = query.prefix.as_ref().map(prefix_pattern);
-        let (mut rows, counts): (Vec<VisibleRoom>, Vec<UnreadCount>) = with_conn!(self, |conn| {
+        let (mut rows, counts, mention_counts): (
+            Vec<VisibleRoom>,
+            Vec<UnreadCount>,
+            Vec<UnreadCount>,
+        ) = with_conn!(self, |conn| {
             let mut q = rooms::table
                 .left_join(
                     memberships::table.on(memberships::room_id
@@ -531,10 +536,10 @@ impl Store {
                 .filter(|(_, role)| role.is_some())
                 .map(|(room, _)| room.id)
                 .collect();
-            let counts = if member_of.is_empty() {
-                Vec::new()
+            let (counts, mention_counts) = if member_of.is_empty() {
+                (Vec::new(), Vec::new())
             } else {
-                messages::table
+                let counts: Vec<UnreadCount> = messages::table
                     .inner_join(memberships::table.on(memberships::room_id.eq(messages::room_id)))
                     .filter(memberships::user_id.eq(uid))
                     .filter(messages::room_id.eq_any(&member_of))
@@ -547,28 +552,55 @@ impl Store {
                     .group_by(messages::room_id)
                     .select((messages::room_id, diesel::dsl::count_star()))
                     .load(conn)
-                    .await?
+                    .await?;
+                // Unread mentions, against the same marker: read by the mentions key
+                // (user, room, message), then the messages' tombstones.
+                let mention_counts: Vec<UnreadCount> = mentions::table
+                    .inner_join(messages::table.on(messages::id.eq(mentions::message_id)))
+                    .inner_join(
+                        memberships::table.on(memberships::room_id
+                            .eq(mentions::room_id)
+                            .and(memberships::user_id.eq(mentions::user_id))),
+                    )
+                    .filter(mentions::user_id.eq(uid))
+                    .filter(mentions::room_id.eq_any(&member_of))
+                    .filter(messages::deleted_at.is_null())
+                    .filter(
+                        memberships::last_read
+                            .is_null()
+                            .or(mentions::message_id.nullable().gt(memberships::last_read)),
+                    )
+                    .group_by(mentions::room_id)
+                    .select((mentions::room_id, diesel::dsl::count_star()))
+                    .load(conn)
+                    .await?;
+                (counts, mention_counts)
             };
-            (rows, counts)
+            (rows, counts, mention_counts)
         });
         let more = rows.len() > limit;
         rows.truncate(limit);
         let counts: HashMap<i64, i64> = counts.into_iter().collect();
+        let mention_counts: HashMap<i64, i64> = mention_counts.into_iter().collect();
         let mut last = self
             .last_messages(rows.iter().map(|(room, _)| room.id))
             .await?;
         let rooms = rows
             .into_iter()
             .map(|(room, role)| {
-                let unread = if role.is_some() {
-                    counts.get(&room.id).copied().unwrap_or(0)
+                let (unread, unread_mentions) = if role.is_some() {
+                    (
+                        counts.get(&room.id).copied().unwrap_or(0),
+                        mention_counts.get(&room.id).copied().unwrap_or(0),
+                    )
                 } else {
-                    0
+                    (0, 0)
                 };
                 Ok(RoomSummary {
                     last_message: last.remove(&room.id),
                     role: role.as_deref().map(parse_role).transpose()?,
                     unread,
+                    unread_mentions,
                     room: room.into_room()?,
                 })
             })
