@@ -93,6 +93,6 @@ mod pool;
 mod pump;
 mod scripts;
 
-pub use config::RedisLayerConfig;
+pub use config::{RedisLayerConfig, SentinelConfig};
 pub use error::{Error, Result};
 pub use layer::{LayerStats, RedisLayer};
