@@ -509,11 +509,12 @@ fn check_env_only_keys(path: &Path) -> Result<()> {
 
 /// `PARLEY_*` variables that are not settings: read by the test and benchmark scripts, never
 /// by the server, and so not refused by [`check_env_keys`].
-pub const TOOL_VARIABLES: [&str; 10] = [
+pub const TOOL_VARIABLES: [&str; 11] = [
     "PARLEY_BENCH_BIN",
     "PARLEY_BENCH_SERVER_ENV",
     "PARLEY_PG_BIN",
     "PARLEY_PYTHON",
+    "PARLEY_REDIS_SENTINEL",
     "PARLEY_REDIS_SERVER",
     "PARLEY_SCREENSHOTS",
     "PARLEY_SERVER_BIN",
