@@ -154,6 +154,22 @@ if [ ! -x "${NGINX_BIN:-/usr/sbin/nginx}" ] && [ "$(id -u)" = 0 ] && command -v 
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; } >&2 \
     || die "cannot install nginx: apt-get install nginx (or set NGINX_BIN)"
 fi
+# The Sentinel failover test (bins/parley-server/tests/sentinel.rs) runs Debian's
+# redis-sentinel and redis-server (its own, on free ports) and redis-cli: installed here when
+# missing and we are root; otherwise stop and say how to install them.
+PARLEY_REDIS_SENTINEL=${PARLEY_REDIS_SENTINEL:-$(command -v redis-sentinel || true)}
+if [ -z "$PARLEY_REDIS_SENTINEL" ] || [ -z "$PARLEY_REDIS_SERVER" ] || ! command -v redis-cli >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing redis-sentinel and redis-server with apt-get (the Sentinel failover test)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-sentinel redis-server redis-tools; } >&2 \
+      || die "cannot install redis-sentinel: apt-get install redis-sentinel redis-server (or set PARLEY_REDIS_SENTINEL)"
+    PARLEY_REDIS_SENTINEL=$(command -v redis-sentinel)
+    PARLEY_REDIS_SERVER=${PARLEY_REDIS_SERVER:-$(command -v redis-server)}
+  else
+    die "the Sentinel failover test needs redis-sentinel, redis-server and redis-cli: apt-get install redis-sentinel redis-server redis-tools (or set PARLEY_REDIS_SENTINEL / PARLEY_REDIS_SERVER)"
+  fi
+fi
+export PARLEY_REDIS_SENTINEL PARLEY_REDIS_SERVER
 # The slow-clients test (bins/parley-server/tests/slow_clients.rs) opens 3,000 connections:
 # the soft open-files limit is often 1,024.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -12,7 +12,7 @@ use parley_auth::{Auth, AuthConfig, SigningKey};
 use parley_core::Engine;
 use parley_domain::redact_url;
 use parley_layer::{ChannelLayer, InMemoryLayer};
-use parley_redis::{RedisLayer, RedisLayerConfig};
+use parley_redis::{RedisLayer, RedisLayerConfig, SentinelConfig};
 use parley_store::{Store, StoreOptions};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, OnceLock};
@@ -127,11 +127,26 @@ pub async fn open_layer(settings: &Settings) -> Result<Arc<dyn ChannelLayer>> {
     Ok(match settings.layer_kind() {
         LayerKind::Memory => Arc::new(InMemoryLayer::new(settings.layer_config())),
         LayerKind::Redis => {
-            let url = settings
-                .redis_url
-                .clone()
-                .ok_or_else(|| ServerError::Config("redis_url: required".into()))?;
-            let config = RedisLayerConfig::new(url)
+            let base = if settings.redis_sentinels.is_empty() {
+                let url = settings
+                    .redis_url
+                    .clone()
+                    .ok_or_else(|| ServerError::Config("redis_url: required".into()))?;
+                RedisLayerConfig::new(url)
+            } else {
+                let mut sentinel = SentinelConfig::new(
+                    settings.redis_sentinels.clone(),
+                    settings.redis_sentinel_master.clone().unwrap_or_default(),
+                );
+                sentinel.sentinel_password = settings.redis_sentinel_password.clone();
+                let mut config = RedisLayerConfig::with_sentinel(sentinel);
+                if let Some(url) = &settings.redis_url {
+                    // Only its credentials and database apply (the Sentinels name the host).
+                    config.hosts = vec![url.clone()];
+                }
+                config
+            };
+            let config = base
                 .with_prefix(settings.redis_prefix.clone())
                 .with_layer(settings.layer_config())
                 .with_encryption_keys(&settings.redis_encryption_keys);

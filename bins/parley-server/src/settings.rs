@@ -89,6 +89,15 @@ pub struct Settings {
     /// channels_redis's `symmetric_encryption_keys` (comma-separated in the environment).
     #[serde(deserialize_with = "string_list")]
     pub redis_encryption_keys: Vec<String>,
+    /// Sentinel addresses (`host:port`, comma-separated in the environment): follow the
+    /// primary they manage instead of `redis_url`'s host (whose credentials and database
+    /// still apply to the primary). Needs `redis_sentinel_master`.
+    #[serde(deserialize_with = "string_list")]
+    pub redis_sentinels: Vec<String>,
+    /// The primary's name the Sentinels monitor (channels_redis's `master_name`).
+    pub redis_sentinel_master: Option<String>,
+    /// The Sentinels' own password (environment only: `PARLEY_REDIS_SENTINEL_PASSWORD`).
+    pub redis_sentinel_password: Option<String>,
     /// Undelivered messages one channel may hold (channels_redis's `capacity`).
     pub layer_capacity: usize,
     /// Seconds an undelivered message is kept (`expiry`).
@@ -299,6 +308,9 @@ impl Default for Settings {
             redis_url: None,
             redis_prefix: "asgi".to_owned(),
             redis_encryption_keys: Vec::new(),
+            redis_sentinels: Vec::new(),
+            redis_sentinel_master: None,
+            redis_sentinel_password: None,
             layer_capacity: 100,
             layer_expiry_secs: 60,
             group_expiry_secs: 86_400,
@@ -481,7 +493,7 @@ fn check_file_keys(path: &Path) -> Result<()> {
 
 /// Settings that may only come from the environment: secrets that must not sit in a file
 /// that is easily copied, committed or shown.
-const ENV_ONLY: [&str; 1] = ["turn_secret"];
+const ENV_ONLY: [&str; 2] = ["turn_secret", "redis_sentinel_password"];
 
 /// Refuses a file that sets an environment-only setting.
 fn check_env_only_keys(path: &Path) -> Result<()> {
@@ -500,11 +512,12 @@ fn check_env_only_keys(path: &Path) -> Result<()> {
 
 /// `PARLEY_*` variables that are not settings: read by the test and benchmark scripts, never
 /// by the server, and so not refused by [`check_env_keys`].
-pub const TOOL_VARIABLES: [&str; 10] = [
+pub const TOOL_VARIABLES: [&str; 11] = [
     "PARLEY_BENCH_BIN",
     "PARLEY_BENCH_SERVER_ENV",
     "PARLEY_PG_BIN",
     "PARLEY_PYTHON",
+    "PARLEY_REDIS_SENTINEL",
     "PARLEY_REDIS_SERVER",
     "PARLEY_SCREENSHOTS",
     "PARLEY_SERVER_BIN",
@@ -670,11 +683,13 @@ impl Settings {
 
     /// The layer to use (explicit, else implied by `redis_url`).
     pub fn layer_kind(&self) -> LayerKind {
-        self.layer.unwrap_or(if self.redis_url.is_some() {
-            LayerKind::Redis
-        } else {
-            LayerKind::Memory
-        })
+        self.layer.unwrap_or(
+            if self.redis_url.is_some() || !self.redis_sentinels.is_empty() {
+                LayerKind::Redis
+            } else {
+                LayerKind::Memory
+            },
+        )
     }
 
     /// Checks every setting, naming the first bad one.
@@ -710,8 +725,15 @@ impl Settings {
         if self.workers == Some(0) {
             return bad("workers", "must be at least 1");
         }
+        if self.redis_sentinels.is_empty() != self.redis_sentinel_master.is_none() {
+            return bad(
+                "redis_sentinels",
+                "redis_sentinels and redis_sentinel_master go together",
+            );
+        }
         if self.layer_kind() == LayerKind::Redis {
             match &self.redis_url {
+                None if !self.redis_sentinels.is_empty() => {}
                 None => return bad("redis_url", "is required when layer = \"redis\""),
                 Some(u) if !(u.starts_with("redis://") || u.starts_with("rediss://")) => {
                     return bad("redis_url", "must start with redis:// or rediss://");
@@ -953,6 +975,9 @@ impl Settings {
             }
             if self.turn_secret.is_some() {
                 obj.insert("turn_secret".into(), "***".into());
+            }
+            if self.redis_sentinel_password.is_some() {
+                obj.insert("redis_sentinel_password".into(), "***".into());
             }
             if !self.redis_encryption_keys.is_empty() {
                 obj.insert(
@@ -1280,6 +1305,27 @@ mod tests {
         };
         assert_eq!(s.redacted()["turn_secret"], "***");
         assert!(!format!("{s:?}").contains("turn-shared-secret"));
+    }
+
+    #[test]
+    fn sentinel_settings_imply_redis_go_together_and_hide_the_password() {
+        let s = Settings {
+            redis_sentinels: vec!["127.0.0.1:26379".into()],
+            redis_sentinel_master: Some("mymaster".into()),
+            redis_sentinel_password: Some("sentinel-pass".into()),
+            ..Settings::default()
+        };
+        assert_eq!(s.layer_kind(), LayerKind::Redis);
+        s.validate().unwrap();
+        assert_eq!(s.redacted()["redis_sentinel_password"], "***");
+        assert!(!s.redacted().to_string().contains("sentinel-pass"));
+        let s = Settings {
+            redis_sentinels: vec!["127.0.0.1:26379".into()],
+            ..Settings::default()
+        };
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("redis_sentinel_master"), "{e}");
+        assert!(ENV_ONLY.contains(&"redis_sentinel_password"));
     }
 
     #[test]

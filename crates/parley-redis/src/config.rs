@@ -31,6 +31,46 @@ pub struct RedisLayerConfig {
     /// How long an operation waits for a pooled connection (or to open one) before failing
     /// with `Unavailable`.
     pub connect_timeout: Duration,
+    /// Follow a Sentinel-managed primary instead of a fixed address. Then `hosts` holds one
+    /// URL whose host is ignored: only its username, password and database apply to the
+    /// primary.
+    pub sentinel: Option<SentinelConfig>,
+}
+
+/// Where the Sentinels are and which primary they manage (channels_redis's host entry
+/// `{"sentinels": [...], "master_name": ..., "sentinel_kwargs": {"password": ...}}`).
+#[derive(Clone)]
+pub struct SentinelConfig {
+    /// Sentinel addresses, `host:port` or `redis://host:port`; asked in order.
+    pub sentinels: Vec<String>,
+    /// The monitored primary's name (`master_name`, Sentinel's `<master-name>`).
+    pub master_name: String,
+    /// The Sentinels' own password (`sentinel_kwargs={"password": ...}`), if they need one.
+    pub sentinel_password: Option<String>,
+}
+
+impl SentinelConfig {
+    /// Sentinels without a password.
+    pub fn new(sentinels: Vec<String>, master_name: impl Into<String>) -> Self {
+        Self {
+            sentinels,
+            master_name: master_name.into(),
+            sentinel_password: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SentinelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelConfig")
+            .field("sentinels", &self.sentinels)
+            .field("master_name", &self.master_name)
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
 }
 
 impl RedisLayerConfig {
@@ -45,6 +85,17 @@ impl RedisLayerConfig {
             pool_size: 16,
             block_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
+            sentinel: None,
+        }
+    }
+
+    /// channels_redis's defaults with the primary the Sentinels name. The primary gets no
+    /// credentials; for some, set `hosts` to one URL carrying them (its host is ignored),
+    /// e.g. `redis://:password@localhost/2`.
+    pub fn with_sentinel(sentinel: SentinelConfig) -> Self {
+        Self {
+            sentinel: Some(sentinel),
+            ..Self::new("redis://localhost")
         }
     }
 
@@ -81,6 +132,7 @@ impl std::fmt::Debug for RedisLayerConfig {
             .field("pool_size", &self.pool_size)
             .field("block_timeout", &self.block_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("sentinel", &self.sentinel)
             .finish()
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{Error, Result, unavailable};
 use crate::fernet::MultiFernet;
 use crate::hash::consistent_hash;
 use crate::mailbox::{Mailboxes, unix_now};
-use crate::pool::{Conn, LayerManager, Pool, discard};
+use crate::pool::{Conn, Endpoint, LayerManager, Pool, discard};
 use crate::pump::{Pump, Target};
 use crate::scripts;
 use async_trait::async_trait;
@@ -124,8 +124,8 @@ struct Inner {
     config: RedisLayerConfig,
     /// One bounded pool per host, for sends and group operations.
     pools: Vec<Pool>,
-    /// One client per host, for the receive loops' dedicated connections.
-    clients: Vec<redis::Client>,
+    /// One endpoint per host, for the receive loops' dedicated connections.
+    clients: Vec<Endpoint>,
     shared: Arc<Shared>,
     /// This instance's process name: its channels are `specific.<client_prefix>!<suffix>`.
     client_prefix: String,
@@ -204,6 +204,11 @@ impl RedisLayer {
             .set_connection_timeout(Some(config.connect_timeout))
             // A group send to 10,000 members is one script: give it time.
             .set_response_timeout(Some(Duration::from_secs(10)));
+        if config.sentinel.is_some() && config.hosts.len() != 1 {
+            return Err(Error::InvalidConfig(
+                "with Sentinel, hosts holds exactly one URL (the primary's credentials)".into(),
+            ));
+        }
         let mut pools = Vec::with_capacity(config.hosts.len());
         let mut clients = Vec::with_capacity(config.hosts.len());
         for url in &config.hosts {
@@ -211,10 +216,26 @@ impl RedisLayer {
                 url: url.clone(),
                 source,
             };
-            clients.push(redis::Client::open(url.as_str()).map_err(invalid)?);
-            let manager =
-                Manager::new_with_config(url.as_str(), conn_config.clone()).map_err(invalid)?;
-            let pool = Pool::builder(LayerManager(manager))
+            let manager = match &config.sentinel {
+                None => {
+                    clients.push(Endpoint::Direct(
+                        redis::Client::open(url.as_str()).map_err(invalid)?,
+                    ));
+                    LayerManager::Direct(
+                        Manager::new_with_config(url.as_str(), conn_config.clone())
+                            .map_err(invalid)?,
+                    )
+                }
+                Some(sentinel) => {
+                    let endpoint = sentinel_endpoint(sentinel, url)?;
+                    clients.push(endpoint.clone());
+                    LayerManager::Sentinel {
+                        endpoint,
+                        config: conn_config.clone(),
+                    }
+                }
+            };
+            let pool = Pool::builder(manager)
                 .max_size(config.pool_size)
                 .runtime(Runtime::Tokio1)
                 .wait_timeout(Some(config.connect_timeout))
@@ -834,6 +855,58 @@ impl ChannelLayer for RedisLayer {
 fn failed(conn: Conn, error: redis::RedisError) -> LayerError {
     discard(conn, &error);
     unavailable(error)
+}
+
+/// The Sentinel client of `sentinel`, the primary getting `url`'s credentials and database.
+fn sentinel_endpoint(sentinel: &crate::SentinelConfig, url: &str) -> Result<Endpoint> {
+    use redis::IntoConnectionInfo;
+    use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+    if sentinel.sentinels.is_empty() || sentinel.master_name.is_empty() {
+        return Err(Error::InvalidConfig(
+            "Sentinel needs at least one sentinel address and a master name".into(),
+        ));
+    }
+    let mut nodes = Vec::with_capacity(sentinel.sentinels.len());
+    for addr in &sentinel.sentinels {
+        let full = if addr.contains("://") {
+            addr.clone()
+        } else {
+            format!("redis://{addr}")
+        };
+        let mut info =
+            full.as_str()
+                .into_connection_info()
+                .map_err(|source| Error::InvalidUrl {
+                    url: addr.clone(),
+                    source,
+                })?;
+        if let Some(password) = &sentinel.sentinel_password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        nodes.push(info);
+    }
+    let primary = url
+        .into_connection_info()
+        .map_err(|source| Error::InvalidUrl {
+            url: url.to_owned(),
+            source,
+        })?;
+    let node = SentinelNodeConnectionInfo::default()
+        .set_redis_connection_info(primary.redis_settings().clone());
+    let client = SentinelClient::build(
+        nodes,
+        sentinel.master_name.clone(),
+        Some(node),
+        SentinelServerType::Master,
+    )
+    .map_err(|source| Error::InvalidUrl {
+        url: sentinel.sentinels.join(","),
+        source,
+    })?;
+    Ok(Endpoint::Sentinel(Arc::new(tokio::sync::Mutex::new(
+        client,
+    ))))
 }
 
 /// Escapes Redis glob characters so `flush` matches the prefix literally.

@@ -7,9 +7,11 @@
 //!
 //! ## Layout
 //! - [`RedisLayer`] (`layer.rs`): the [`parley_layer::ChannelLayer`] implementation.
-//! - [`RedisLayerConfig`] (`config.rs`): hosts, prefix, capacity/expiry, encryption keys.
+//! - [`RedisLayerConfig`] (`config.rs`): hosts (or Sentinels), prefix, capacity/expiry,
+//!   encryption keys.
 //! - `scripts.rs`: the Lua scripts, one atomic round trip per operation and host.
-//! - `pool.rs`: the bounded pool (deadpool-redis's manager, no `PING` on a hot connection).
+//! - `pool.rs`: the bounded pool (deadpool-redis's manager, no `PING` on a hot connection) and
+//!   where connections go (a fixed address or the primary the Sentinels name).
 //! - `pump.rs`: receive loops (blocking pops on a dedicated connection per key).
 //! - `mailbox.rs`: process-local per-channel buffers the loops fill and `receive` drains.
 //! - `codec.rs`, `fernet.rs`: channels_redis's msgpack envelope and Fernet encryption.
@@ -77,7 +79,23 @@
 //! - `close_channel` drops the local mailbox, deletes a normal channel's queue and leaves
 //!   the groups joined through this instance.
 //! - Not supported: per-channel capacities (`channel_capacity`), the JSON serializer,
-//!   Sentinel hosts.
+//!   several Sentinel-managed shards (one is).
+//!
+//! ## Redis Sentinel
+//! With [`RedisLayerConfig::sentinel`] ([`SentinelConfig`]: Sentinel addresses, the
+//! monitored `master_name`, an optional Sentinel password) the layer follows a
+//! Sentinel-managed primary, as channels_redis does with a host entry
+//! `{"sentinels": [...], "master_name": ..., "sentinel_kwargs": {...}}`. Keys and messages do
+//! not change. Every new connection, pooled or a receive loop's, asks the Sentinels for the
+//! primary first (redis's `SentinelClient`, which checks the answer with `ROLE`); connections
+//! in use are never re-checked, so steady state costs what it costs without Sentinel. A
+//! failover surfaces as a failed operation (Sentinel closes the demoted primary's clients; a
+//! killed primary drops them; a write to a replica fails with `READONLY`): the pool discards
+//! that connection and the receive loop reconnects, both to the primary named then. During
+//! the window the layer is in its outage mode above (local delivery continues, memberships
+//! are restored on the new primary, [`parley_layer::ChannelLayer::outages`] moves).
+//! deadpool-redis's own Sentinel manager is not used: it opens connections with redis's
+//! default 500 ms response timeout, too short for a large group send.
 //!
 //! ## Must not depend on
 //! A database, an HTTP framework or `parley-domain`: it moves opaque messages.
@@ -93,6 +111,6 @@ mod pool;
 mod pump;
 mod scripts;
 
-pub use config::RedisLayerConfig;
+pub use config::{RedisLayerConfig, SentinelConfig};
 pub use error::{Error, Result};
 pub use layer::{LayerStats, RedisLayer};

@@ -9,9 +9,10 @@
 use crate::codec::{DecodeError, Envelope};
 use crate::layer::Shared;
 use crate::mailbox::{Delivered, unix_now};
+use crate::pool::Endpoint;
 use parley_layer::Message;
+use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -28,7 +29,8 @@ pub(crate) enum Target {
 /// One receive loop's settings.
 pub(crate) struct Pump {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) client: Client,
+    /// Where to connect (a fixed address, or the primary the Sentinels name each time).
+    pub(crate) client: Endpoint,
     /// The Redis key popped from.
     pub(crate) key: String,
     pub(crate) target: Target,
@@ -98,9 +100,7 @@ impl Pump {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.block_timeout + Duration::from_secs(5)));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+        self.client.connect(&config).await
     }
 
     /// Decodes one popped member and puts it into the mailboxes. Nothing is dropped without
