@@ -374,7 +374,7 @@ impl Engine {
     }
 
     /// Closes every socket of `user` on every process with 4005.
-    async fn close_disabled(&self, user: UserId) -> Result<()> {
+    pub(crate) async fn close_disabled(&self, user: UserId) -> Result<()> {
         self.inner
             .layer
             .group_send(&self.inner.groups.user(user)?, events::disable())

@@ -296,7 +296,12 @@ impl Store {
             });
             let result = match rows.next_if(|_| matches) {
                 Some(row) => row
-                    .into_message(msg.room.clone(), msg.sender.clone(), msg.sender_is_guest)
+                    .into_message(
+                        msg.room.clone(),
+                        msg.sender.clone(),
+                        msg.sender_display_name.clone(),
+                        msg.sender_is_guest,
+                    )
                     .map(|message| Appended {
                         message,
                         created: true,
