@@ -19,6 +19,7 @@ mod moderation;
 mod multi_node;
 mod oidc;
 mod openapi;
+mod profile;
 mod rest;
 mod security;
 mod transport;

@@ -1,6 +1,7 @@
 // A room's messages: sending (queued while offline, sent with a client_id), history paging
 // and gap filling, edit and delete, own typing notices, and the message list on screen.
 
+import { authorName } from './profile.js';
 import { dateTimeFormat, h, randomId, timeFormat, toast } from './dom.js';
 import { me, screen, state } from './state.js';
 import { FrameError, socket } from './connection.js';
@@ -104,7 +105,7 @@ function messageElement(r, m) {
   const el = h('li', { class: `msg${own ? ' own' : ''}${deleted ? ' deleted' : ''}`, dataset: { id: String(m.id), sender: m.sender } });
   const time = new Date(m.created_at);
   el.append(h('div', { class: 'meta' },
-    h('span', { class: 'sender', title: m.guest ? m.sender : null }, m.guest ? guestDisplay(m.sender) : m.sender),
+    h('span', { class: 'sender', title: m.guest || m.sender_display_name ? m.sender : null }, m.guest ? guestDisplay(m.sender) : authorName(m) ?? m.sender),
     m.guest ? h('span', { class: 'guest-mark', title: 'a guest: no account' }, 'guest') : null,
     h('time', { datetime: time.toISOString(), title: dateTimeFormat.format(time) }, timeFormat.format(time)),
     m.edited_at && !deleted ? h('span', { class: 'edited', title: `edited ${dateTimeFormat.format(new Date(m.edited_at))}` }, '(edited)') : null));

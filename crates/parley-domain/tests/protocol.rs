@@ -34,6 +34,7 @@ fn sample_message() -> Message {
         room: room("lobby"),
         sender_id: UserId(3),
         sender: user("alice"),
+        sender_display_name: None,
         body: "hello".to_owned(),
         client_id: Some(ClientMsgId::parse("c-1").unwrap()),
         created_at: Timestamp(1_700_000_000_000),

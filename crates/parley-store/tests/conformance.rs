@@ -89,6 +89,7 @@ async fn user(s: &Store, name: &str) -> User {
     s.create_user(&NewUser {
         username: UserName::parse(name).unwrap(),
         email: None,
+        display_name: None,
         password_hash: format!("hash-of-{name}"),
         is_staff: false,
         is_guest: false,
@@ -119,6 +120,7 @@ fn msg(
         room: room.name.clone(),
         sender_id: sender.id,
         sender: sender.username.clone(),
+        sender_display_name: None,
         sender_is_guest: sender.is_guest,
         body: MessageBody::parse(body).unwrap(),
         client_id: client_id.map(|c| ClientMsgId::parse(c).unwrap()),
@@ -153,6 +155,7 @@ async fn users_are_created_found_and_deleted(s: &Store) {
         .create_user(&NewUser {
             username: UserName::parse("Alice").unwrap(),
             email: Some(parley_domain::Email::parse("alice@example.com").unwrap()),
+            display_name: None,
             password_hash: "h1".into(),
             is_staff: true,
             is_guest: false,
@@ -172,6 +175,7 @@ async fn users_are_created_found_and_deleted(s: &Store) {
         .create_user(&NewUser {
             username: UserName::parse("ALICE").unwrap(),
             email: None,
+            display_name: None,
             password_hash: "h2".into(),
             is_staff: false,
             is_guest: false,
@@ -1366,6 +1370,7 @@ async fn guest(s: &Store, name: &str) -> User {
     s.create_user(&NewUser {
         username: UserName::parse(name).unwrap(),
         email: None,
+        display_name: None,
         password_hash: "!".into(),
         is_staff: true,
         is_guest: true,
@@ -1454,6 +1459,7 @@ async fn external_identities_link_accounts(s: &Store) {
     let new = |name: &str| NewUser {
         username: UserName::parse(name).unwrap(),
         email: None,
+        display_name: None,
         password_hash: "!".into(),
         is_staff: false,
         is_guest: false,
@@ -1496,6 +1502,7 @@ async fn external_identities_link_to_accounts_by_email(s: &Store) {
     let with_email = |name: &str, email: Option<&str>, is_guest: bool| NewUser {
         username: UserName::parse(name).unwrap(),
         email: email.map(|e| parley_domain::Email::parse(e).unwrap()),
+        display_name: None,
         password_hash: "!".into(),
         is_staff: false,
         is_guest,
@@ -1554,6 +1561,7 @@ async fn unreachable_postgres_is_unavailable() {
         room: RoomName::parse("r").unwrap(),
         sender_id: UserId(1),
         sender: UserName::parse("abc").unwrap(),
+        sender_display_name: None,
         sender_is_guest: false,
         body: MessageBody::parse("x").unwrap(),
         client_id: None,
@@ -1700,6 +1708,7 @@ async fn reader_paging_forward_misses_nothing(
                     room: to.name.clone(),
                     sender_id: sender.id,
                     sender: sender.username.clone(),
+                    sender_display_name: None,
                     sender_is_guest: false,
                     body: MessageBody::parse(&format!("m{i}")).unwrap(),
                     client_id: None,
@@ -1851,6 +1860,7 @@ async fn staff_find_accounts_by_name_or_email(s: &Store) {
     let with_mail = |name: &str, email: Option<&str>| NewUser {
         username: UserName::parse(name).unwrap(),
         email: email.map(|e| parley_domain::Email::parse(e).unwrap()),
+        display_name: None,
         password_hash: "h".into(),
         is_staff: false,
         is_guest: false,
@@ -2176,6 +2186,7 @@ async fn a_moderator_deletes_anyones_message(s: &Store) {
             room: lobby.name.clone(),
             sender_id: bob.id,
             sender: bob.username.clone(),
+            sender_display_name: None,
             sender_is_guest: false,
             body: MessageBody::parse("rude").unwrap(),
             client_id: None,
