@@ -83,7 +83,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                      sockets renew with the new access token).",
                 )
                 .authenticated()
-                .body::<PasswordBody>()
+                .body::<OwnPasswordBody>()
                 .reply::<LoginResponse>(StatusCode::OK, "A fresh token pair and the account.")
                 .refuses(&[InvalidCredentials, WeakPassword]),
         )
@@ -115,7 +115,7 @@ struct ProfileBody {
 /// A password change.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PasswordBody {
+struct OwnPasswordBody {
     /// The password now.
     #[schema(format = Password)]
     current_password: String,
@@ -160,7 +160,7 @@ async fn update_me(
 async fn change_password(
     state: State,
     AuthenticatedClaims(user, claims): AuthenticatedClaims,
-    body: web::Json<PasswordBody>,
+    body: web::Json<OwnPasswordBody>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
     let engine = state.engine.clone();

@@ -784,6 +784,8 @@ fn every_error_code_has_a_stable_spelling() {
             "request_timeout",
             "method_not_allowed",
             "provider_unavailable",
+            "invalid_display_name",
+            "email_taken",
         ]
     );
     for code in ErrorCode::ALL {
