@@ -21,7 +21,7 @@ fn parse_display_name(raw: Option<&str>) -> Result<Option<DisplayName>> {
 }
 
 /// The login answer, shaped like djangorestframework-simplejwt's and extended with the user:
-/// `{"access": "...", "refresh": "...", "user": {"id", "username", "email", "is_staff",
+/// `{"access": "...", "refresh": "...", "user": {"id", "username", "email", "display_name", "is_staff",
 /// "is_guest", "is_active", "joined_at", "last_login"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
