@@ -20,6 +20,7 @@ mod moderation;
 mod multi_node;
 mod oidc;
 mod openapi;
+mod profile;
 mod rest;
 mod security;
 mod transport;

@@ -15,6 +15,7 @@ import { completeOidcReturn } from './oidc.js';
 import { renderAll, renderRoomHeader, renderRoomList, renderShell, setConn, showLobby, showRoom } from './views.js';
 import { handleFrame, onSocketClosed, onSocketOpen } from './frames.js';
 import { showAdmin } from './admin.js';
+import { showProfile } from './profile.js';
 
 function logout(notice) {
   const auth = state.auth;
@@ -41,6 +42,7 @@ function route() {
   if (!state.auth || !screen.shell) return;
   const match = /^#\/room\/(.+)$/.exec(location.hash);
   if (location.hash === '#/admin') showAdmin();
+  else if (location.hash === '#/profile') showProfile();
   else if (match) showRoom(decodeURIComponent(match[1]).toLowerCase());
   else showLobby();
 }

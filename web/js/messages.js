@@ -4,6 +4,7 @@
 import { avatar, dateTimeFormat, dayKey, dayLabel, h, randomId, timeFormat } from './dom.js';
 import { clearError, describeError, showError } from './errors.js';
 import { renderBody } from './markup.js';
+import { authorName } from './profile.js';
 import { me, screen, state } from './state.js';
 import { FrameError, socket } from './connection.js';
 import { reactionRow, replyQuote, startReply } from './reactions.js';
@@ -121,7 +122,7 @@ export function continuesGroup(prev, m) {
 
 /** The name shown for a sender (a guest's chosen name without prefix and tag). */
 function shownName(m) {
-  return m.guest || isGuestName(m.sender) ? guestDisplay(m.sender) : m.sender;
+  return m.guest || isGuestName(m.sender) ? guestDisplay(m.sender) : authorName(m) ?? m.sender;
 }
 
 /** One message on screen: `grouped` when it continues the previous message's group (no
@@ -142,7 +143,7 @@ export function messageElement(r, m, { grouped = false } = {}) {
     bubble.append(h('div', { class: 'meta meta-grouped' }, h('span', { class: 'sr-only sender' }, shownName(m)), stamp));
   } else {
     bubble.append(h('div', { class: 'meta' },
-      h('span', { class: 'sender', title: m.guest ? m.sender : null }, shownName(m)),
+      h('span', { class: 'sender', title: m.guest || m.sender_display_name ? m.sender : null }, shownName(m)),
       m.guest ? h('span', { class: 'guest-mark', title: 'a guest: no account' }, 'guest') : null,
       stamp,
       m.edited_at && !deleted ? h('span', { class: 'edited', title: `edited ${dateTimeFormat.format(new Date(m.edited_at))}` }, '(edited)') : null));

@@ -33,6 +33,7 @@ export function renderShell() {
       h('span', { class: 'whoami', title: 'Logged in as' }, h('span', { class: 'sr-only' }, 'Logged in as '), me()),
       // Staff only (the page itself is admin.js).
       state.auth?.user?.is_staff ? h('a', { class: 'admin-link', href: '#/admin' }, 'Admin') : null,
+      h('a', { class: 'profile-link', href: '#/profile' }, 'Profile'),
       h('button', { type: 'button', class: 'ghost', onclick: () => hooks.logout() }, 'Log out'),
     ),
     h('div', { class: 'layout' }, sidebar, pane),

@@ -190,6 +190,7 @@ async fn create_user(
         .create_user(&NewUser {
             username,
             email,
+            display_name: None,
             password_hash,
             is_staff: staff,
             is_guest: false,

@@ -58,6 +58,9 @@ export type Edited = {
   room_id: RoomId;
   /** Author's handle. */
   sender: string;
+  /** Author's display name at the time it was sent (frames) or now (history), beside the
+   * handle (issue 15); absent when the author has none. */
+  sender_display_name?: string | null;
   /** Author's id. */
   sender_id: UserId;
 };
@@ -76,7 +79,7 @@ export type Emoji = string;
  * 
  * One enum for the whole server, socket and REST alike: the decoder uses the first group,
  * the engine the second and third, the HTTP side (REST and the socket's handshake) the last. */
-export type ErrorCode = ("frame_too_large" | "invalid_json" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "unknown_field" | "invalid_room_name" | "body_too_long" | "binary_not_supported" | "unauthorized" | "forbidden" | "not_found" | "not_member" | "not_joined" | "rate_limited" | "conflict" | "too_many_rooms" | "too_many_reactions" | "guest_not_allowed" | "account_disabled" | "banned" | "muted" | "read_only" | "unavailable" | "internal" | "slow_consumer" | "invalid_credentials" | "token_expired" | "token_invalid" | "token_revoked" | "wrong_token_type" | "username_taken" | "weak_password" | "invalid_content_type" | "too_large" | "origin_not_allowed" | "not_a_websocket" | "request_timeout" | "method_not_allowed" | "provider_unavailable");
+export type ErrorCode = ("frame_too_large" | "invalid_json" | "not_an_object" | "missing_type" | "unknown_type" | "missing_field" | "invalid_field" | "unknown_field" | "invalid_room_name" | "body_too_long" | "binary_not_supported" | "unauthorized" | "forbidden" | "not_found" | "not_member" | "not_joined" | "rate_limited" | "conflict" | "too_many_rooms" | "too_many_reactions" | "guest_not_allowed" | "account_disabled" | "banned" | "muted" | "read_only" | "unavailable" | "internal" | "slow_consumer" | "invalid_credentials" | "token_expired" | "token_invalid" | "token_revoked" | "wrong_token_type" | "username_taken" | "weak_password" | "invalid_content_type" | "too_large" | "origin_not_allowed" | "not_a_websocket" | "request_timeout" | "method_not_allowed" | "provider_unavailable" | "invalid_display_name" | "email_taken");
 
 /** The `error` frame: `{"type":"error","code":...,"message":...,"ref":...}`. */
 export type ErrorFrameFields = {
@@ -208,6 +211,9 @@ export type Message = {
   room_id: RoomId;
   /** Author's handle. */
   sender: string;
+  /** Author's display name at the time it was sent (frames) or now (history), beside the
+   * handle (issue 15); absent when the author has none. */
+  sender_display_name?: string | null;
   /** Author's id. */
   sender_id: UserId;
 };
@@ -264,6 +270,9 @@ export type Posted = {
   room_id: RoomId;
   /** Author's handle. */
   sender: string;
+  /** Author's display name at the time it was sent (frames) or now (history), beside the
+   * handle (issue 15); absent when the author has none. */
+  sender_display_name?: string | null;
   /** Author's id. */
   sender_id: UserId;
   /** The sender's user name (as `sender`). */

@@ -9,7 +9,7 @@ export const CLIENT_FRAME_TYPES = Object.freeze(["join","leave","send","typing",
 export const SERVER_FRAME_TYPES = Object.freeze(["joined","left","message","presence","typing","history","edited","deleted","read","signal","external","expiring","renewed","error","pong","reaction","mention"]);
 
 /** @type {readonly import('./protocol.js').ErrorCode[]} */
-export const ERROR_CODES = Object.freeze(["frame_too_large","invalid_json","not_an_object","missing_type","unknown_type","missing_field","invalid_field","unknown_field","invalid_room_name","body_too_long","binary_not_supported","unauthorized","forbidden","not_found","not_member","not_joined","rate_limited","conflict","too_many_rooms","too_many_reactions","guest_not_allowed","account_disabled","banned","muted","read_only","unavailable","internal","slow_consumer","invalid_credentials","token_expired","token_invalid","token_revoked","wrong_token_type","username_taken","weak_password","invalid_content_type","too_large","origin_not_allowed","not_a_websocket","request_timeout","method_not_allowed","provider_unavailable"]);
+export const ERROR_CODES = Object.freeze(["frame_too_large","invalid_json","not_an_object","missing_type","unknown_type","missing_field","invalid_field","unknown_field","invalid_room_name","body_too_long","binary_not_supported","unauthorized","forbidden","not_found","not_member","not_joined","rate_limited","conflict","too_many_rooms","too_many_reactions","guest_not_allowed","account_disabled","banned","muted","read_only","unavailable","internal","slow_consumer","invalid_credentials","token_expired","token_invalid","token_revoked","wrong_token_type","username_taken","weak_password","invalid_content_type","too_large","origin_not_allowed","not_a_websocket","request_timeout","method_not_allowed","provider_unavailable","invalid_display_name","email_taken"]);
 
 export const CLIENT_FRAME_FIELDS = Object.freeze({
   join: Object.freeze({ required: Object.freeze(["room"]), optional: Object.freeze([]) }),
@@ -30,11 +30,11 @@ export const CLIENT_FRAME_FIELDS = Object.freeze({
 export const SERVER_FRAME_FIELDS = Object.freeze({
   joined: Object.freeze({ required: Object.freeze(["history","kind","online","online_count","room","room_id"]), optional: Object.freeze([]) }),
   left: Object.freeze({ required: Object.freeze(["room"]), optional: Object.freeze([]) }),
-  message: Object.freeze({ required: Object.freeze(["body","client_id","created_at","deleted_at","edited_at","id","room","room_id","sender","sender_id"]), optional: Object.freeze(["guest","mentions","message","reactions","reply_to","username"]) }),
+  message: Object.freeze({ required: Object.freeze(["body","client_id","created_at","deleted_at","edited_at","id","room","room_id","sender","sender_id"]), optional: Object.freeze(["guest","mentions","message","reactions","reply_to","sender_display_name","username"]) }),
   presence: Object.freeze({ required: Object.freeze(["event","online","room","user"]), optional: Object.freeze([]) }),
   typing: Object.freeze({ required: Object.freeze(["active","room","user"]), optional: Object.freeze([]) }),
   history: Object.freeze({ required: Object.freeze(["has_more","messages","room"]), optional: Object.freeze([]) }),
-  edited: Object.freeze({ required: Object.freeze(["body","client_id","created_at","deleted_at","edited_at","id","room","room_id","sender","sender_id"]), optional: Object.freeze(["guest","mentions","reactions","reply_to"]) }),
+  edited: Object.freeze({ required: Object.freeze(["body","client_id","created_at","deleted_at","edited_at","id","room","room_id","sender","sender_id"]), optional: Object.freeze(["guest","mentions","reactions","reply_to","sender_display_name"]) }),
   deleted: Object.freeze({ required: Object.freeze(["deleted_at","message_id","room"]), optional: Object.freeze([]) }),
   read: Object.freeze({ required: Object.freeze(["message_id","room","user"]), optional: Object.freeze([]) }),
   signal: Object.freeze({ required: Object.freeze(["from","payload"]), optional: Object.freeze(["call_id"]) }),

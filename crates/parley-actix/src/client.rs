@@ -24,6 +24,8 @@ use std::net::{IpAddr, SocketAddr};
 
 /// `X-Forwarded-For`.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// The networks whose connections are reverse proxies, trusted to say who their client is.
 /// Empty (the default): nobody is, and forwarding headers are ignored.
@@ -63,6 +65,36 @@ impl TrustedProxies {
             return Some(peer);
         };
         Some(self.rightmost_untrusted(hops).unwrap_or(peer))
+    }
+
+    /// Whether the request reached the client over HTTPS: the scheme the nearest proxy
+    /// reports (`X-Forwarded-Proto`, else `Forwarded: proto=`) only when the TCP peer is a
+    /// trusted proxy; otherwise the connection's own (`tls`). A client cannot make a
+    /// plain-HTTP request count as HTTPS by sending the header itself.
+    pub fn is_https(&self, head: &RequestHead, tls: bool) -> bool {
+        let trusted = head
+            .peer_addr
+            .is_some_and(|a| self.contains(canonical(a.ip())));
+        if !trusted {
+            return tls;
+        }
+        let headers = head.headers();
+        let proto = if let Some(v) = joined(headers, &X_FORWARDED_PROTO) {
+            // The proxy nearest to us appends last.
+            v.rsplit(',').next().map(|p| p.trim().to_ascii_lowercase())
+        } else {
+            joined(headers, &header::FORWARDED).and_then(|v| {
+                v.rsplit(',').next().and_then(|hop| {
+                    hop.split(';').find_map(|pair| {
+                        let (k, v) = pair.split_once('=')?;
+                        k.trim()
+                            .eq_ignore_ascii_case("proto")
+                            .then(|| v.trim().trim_matches('"').to_ascii_lowercase())
+                    })
+                })
+            })
+        };
+        proto.map_or(tls, |p| p == "https")
     }
 
     /// The client of a request (see [`TrustedProxies::client_ip`]).

@@ -46,13 +46,17 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         FrameTooLarge | InvalidJson | NotAnObject | MissingType | UnknownType | MissingField
         | InvalidField | UnknownField | InvalidRoomName | BodyTooLong | BinaryNotSupported
-        | WeakPassword | InvalidContentType | NotAWebsocket => StatusCode::BAD_REQUEST,
+        | WeakPassword | InvalidContentType | NotAWebsocket | InvalidDisplayName => {
+            StatusCode::BAD_REQUEST
+        }
         Unauthorized | InvalidCredentials | TokenExpired | TokenInvalid | TokenRevoked
         | WrongTokenType => StatusCode::UNAUTHORIZED,
         Forbidden | NotMember | OriginNotAllowed | GuestNotAllowed | AccountDisabled | Banned
         | Muted | ReadOnly => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
-        NotJoined | Conflict | UsernameTaken | TooManyReactions => StatusCode::CONFLICT,
+        NotJoined | Conflict | UsernameTaken | TooManyReactions | EmailTaken => {
+            StatusCode::CONFLICT
+        }
         TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -97,6 +97,7 @@ mod moderation;
 #[cfg(feature = "oidc")]
 mod oidc;
 mod openapi;
+mod profile;
 mod rest;
 mod server;
 mod state;

@@ -212,10 +212,15 @@ fn redirect_uri(req: &HttpRequest, providers: &OidcProviders, name: &str) -> Res
     Ok(match &config.redirect_uri {
         Some(uri) => uri.clone(),
         None => {
+            // The scheme by the one rule of `client.rs` (forwarded headers only from a
+            // trusted proxy): it also decides the flow cookie's `Secure` flag.
+            let https = req
+                .app_data::<State>()
+                .is_some_and(|s| s.is_https(req.head(), req.app_config().secure()));
             let info = req.connection_info();
             format!(
                 "{}://{}/api/auth/oidc/{name}/callback",
-                info.scheme(),
+                if https { "https" } else { "http" },
                 info.host()
             )
         }

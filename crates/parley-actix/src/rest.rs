@@ -34,7 +34,7 @@ pub(crate) fn ok(body: impl Serialize) -> Result<Reply> {
     to_reply(StatusCode::OK, body)
 }
 
-fn created(body: impl Serialize) -> Result<Reply> {
+pub(crate) fn created(body: impl Serialize) -> Result<Reply> {
     to_reply(StatusCode::CREATED, body)
 }
 
@@ -88,7 +88,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 )
                 .body::<RegisterBody>()
                 .reply::<User>(StatusCode::CREATED, "The new account.")
-                .refuses(&[WeakPassword, UsernameTaken, RateLimited]),
+                .refuses(&[WeakPassword, UsernameTaken, InvalidDisplayName, RateLimited]),
         )
         .done();
     r.at("/auth/login")
@@ -176,14 +176,7 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
         .done();
     #[cfg(feature = "oidc")]
     crate::oidc::routes(r);
-    r.at("/me")
-        .get(
-            me,
-            api(Accounts, "me", "The authenticated user")
-                .authenticated()
-                .reply::<User>(StatusCode::OK, "The account of the access token."),
-        )
-        .done();
+    crate::profile::routes(r);
     r.at("/config")
         .get(
             client_config,
@@ -429,6 +422,10 @@ struct RegisterBody {
     #[serde(default)]
     #[schema(value_type = Option<Email>)]
     email: Option<String>,
+    /// The name shown beside the user name: at most 64 characters after trimming, no
+    /// control characters (`invalid_display_name`); empty or absent: none.
+    #[serde(default)]
+    display_name: Option<String>,
 }
 
 /// `POST /api/auth/register` → 201 with the user.
@@ -443,8 +440,13 @@ async fn register(
     run(&state, async move {
         let password = Password::new(body.password);
         created(
-            auth.register(&body.username, &password, body.email.as_deref())
-                .await?,
+            auth.register_with_profile(
+                &body.username,
+                &password,
+                body.email.as_deref(),
+                body.display_name.as_deref(),
+            )
+            .await?,
         )
     })
     .await
@@ -619,11 +621,6 @@ async fn logout(state: State, body: web::Json<RefreshBody>) -> Result<HttpRespon
         no_content()
     })
     .await
-}
-
-/// `GET /api/me`.
-async fn me(Authenticated(user): Authenticated) -> HttpResponse {
-    HttpResponse::Ok().json(user)
 }
 
 async fn client_config(state: State, Authenticated(user): Authenticated) -> HttpResponse {

@@ -88,6 +88,12 @@ impl AppState {
         self
     }
 
+    /// Whether a request reached the client over HTTPS (forwarded scheme only from a
+    /// trusted proxy: [`crate::TrustedProxies::is_https`]).
+    pub fn is_https(&self, head: &RequestHead, tls: bool) -> bool {
+        self.config.trusted_proxies.is_https(head, tls)
+    }
+
     /// The client address of a request: the TCP peer, or, when the peer is a trusted
     /// reverse proxy, the address it forwarded ([`crate::TrustedProxies::client_ip`]).
     pub fn client_ip(&self, head: &RequestHead) -> Option<IpAddr> {
@@ -144,6 +150,34 @@ pub(crate) fn bearer_token_in(headers: &header::HeaderMap) -> Option<&str> {
 /// The user of a valid access token in `Authorization: Bearer`; extracting it answers 401
 /// otherwise.
 pub struct Authenticated(pub User);
+
+/// [`Authenticated`] with the token's claims (its login `family`, when it was issued), for
+/// the routes that act on the login itself (a password change, deleting the account).
+pub struct AuthenticatedClaims(pub User, pub parley_auth::Claims);
+
+impl FromRequest for AuthenticatedClaims {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
+            let token = token.ok_or_else(|| {
+                ApiError::new(
+                    parley_domain::protocol::ErrorCode::Unauthorized,
+                    "authentication required: send Authorization: Bearer <access token>",
+                )
+            })?;
+            let auth = state.auth.clone();
+            let (claims, user) = state
+                .offload(async move { auth.authenticate(&token).await })
+                .await??;
+            Ok(Self(user, claims))
+        })
+    }
+}
 
 impl FromRequest for Authenticated {
     type Error = ApiError;

@@ -48,6 +48,16 @@ pub enum AuthError {
     /// A malformed input (e.g. an invalid user name or email at registration).
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A display name that breaks the rules of [`parley_domain::DisplayName`].
+    #[error("{0}")]
+    InvalidDisplayName(String),
+    /// `PATCH /api/me` with an e-mail address another account uses.
+    #[error("another account uses this e-mail address")]
+    EmailTaken,
+    /// Deleting an account without a password needs a fresh sign-in: an access token
+    /// issued in the last [`crate::Auth::FRESH_SIGN_IN_SECS`] seconds.
+    #[error("sign in again (within the last 5 minutes) to do this")]
+    StaleSignIn,
     /// No OpenID Connect provider of this name is configured.
     #[error("no sign-in provider named {0:?}")]
     UnknownProvider(String),
@@ -79,6 +89,9 @@ impl AuthError {
             Self::UsernameTaken => ErrorCode::UsernameTaken,
             Self::GuestNameBanned => ErrorCode::GuestNotAllowed,
             Self::UnknownProvider(_) => ErrorCode::NotFound,
+            Self::InvalidDisplayName(_) => ErrorCode::InvalidDisplayName,
+            Self::EmailTaken => ErrorCode::EmailTaken,
+            Self::StaleSignIn => ErrorCode::Forbidden,
             Self::ProviderUnavailable(_) => ErrorCode::ProviderUnavailable,
             Self::Store(e) => e.code(),
             Self::Config(_) | Self::Internal(_) => ErrorCode::Internal,

@@ -37,6 +37,10 @@ pub struct OidcIdentity {
     /// A handle they prefer, if the provider sends one.
     #[serde(default)]
     pub preferred_username: Option<String>,
+    /// Their full name (`name`), if shared: the display name of an account the sign-in
+    /// creates (cut to [`parley_domain::DisplayName::MAX_CHARS`]; dropped if unusable).
+    #[serde(default)]
+    pub name: Option<String>,
     /// The `nonce` of the sign-in that asked for the token (the browser flow checks it).
     #[serde(default)]
     pub nonce: Option<String>,

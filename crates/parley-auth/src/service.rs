@@ -6,13 +6,22 @@ use crate::error::{AuthError, Result};
 use crate::oidc::{OidcIdentity, OidcVerifier, username_base};
 use crate::password::{Password, hash_password, verify_password};
 use crate::tokens::{Claims, Refreshed, TokenService, TokenType};
-use parley_domain::{Email, Timestamp, User, UserName};
+use parley_domain::{DisplayName, Email, Timestamp, User, UserName};
 use parley_store::{NewUser, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+/// A display name as a request gives it: absent or blank is none.
+fn parse_display_name(raw: Option<&str>) -> Result<Option<DisplayName>> {
+    match raw {
+        Some(raw) => DisplayName::parse_optional(raw)
+            .map_err(|e| AuthError::InvalidDisplayName(e.to_string())),
+        None => Ok(None),
+    }
+}
+
 /// The login answer, shaped like djangorestframework-simplejwt's and extended with the user:
-/// `{"access": "...", "refresh": "...", "user": {"id", "username", "email", "is_staff",
+/// `{"access": "...", "refresh": "...", "user": {"id", "username", "email", "display_name", "is_staff",
 /// "is_guest", "is_active", "joined_at", "last_login"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -128,6 +137,20 @@ impl Auth {
         password: &Password,
         email: Option<&str>,
     ) -> Result<User> {
+        self.register_with_profile(username, password, email, None)
+            .await
+    }
+
+    /// [`Auth::register`] with a display name (`InvalidDisplayName` when it breaks the
+    /// rules of [`DisplayName`]; an empty one is none).
+    pub async fn register_with_profile(
+        &self,
+        username: &str,
+        password: &Password,
+        email: Option<&str>,
+        display_name: Option<&str>,
+    ) -> Result<User> {
+        let display_name = parse_display_name(display_name)?;
         let username =
             UserName::parse_account(username).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let email = email
@@ -139,6 +162,7 @@ impl Auth {
         let new = NewUser {
             username,
             email,
+            display_name,
             password_hash,
             is_staff: false,
             is_guest: false,
@@ -180,6 +204,7 @@ impl Auth {
                 username,
                 email: None,
                 password_hash: "!".to_owned(),
+                display_name: None,
                 is_staff: false,
                 is_guest: true,
             };
@@ -196,6 +221,125 @@ impl Auth {
         Err(AuthError::Internal(format!(
             "no free guest name for {display}"
         )))
+    }
+
+    /// How recent a sign-in must be to delete an account that has no password: an access
+    /// token issued at most this many seconds ago (5 minutes).
+    pub const FRESH_SIGN_IN_SECS: i64 = 300;
+
+    /// Changes what `user` says about themselves (`PATCH /api/me`): `display_name` and
+    /// `email` are left alone when `None`, cleared with `Some(None)` (or an empty text),
+    /// set otherwise. `InvalidDisplayName` / `Invalid` for a value breaking its rule,
+    /// `EmailTaken` for an address another account uses (case-insensitively): an address
+    /// identifies one account, as the e-mail linking of external sign-ins assumes. Guests
+    /// have no profile (`Invalid`). Returns the updated account.
+    pub async fn update_profile(
+        &self,
+        user: &User,
+        display_name: Option<Option<&str>>,
+        email: Option<Option<&str>>,
+    ) -> Result<User> {
+        if user.is_guest {
+            return Err(AuthError::Invalid("guests have no profile".to_owned()));
+        }
+        let display_name = display_name.map(parse_display_name).transpose()?;
+        let email = email
+            .map(|e| {
+                e.filter(|e| !e.trim().is_empty())
+                    .map(Email::parse)
+                    .transpose()
+                    .map_err(|e| AuthError::Invalid(e.to_string()))
+            })
+            .transpose()?;
+        match self
+            .inner
+            .store
+            .update_profile(
+                user.id,
+                display_name.as_ref().map(Option::as_ref),
+                email.as_ref().map(Option::as_ref),
+            )
+            .await
+        {
+            Ok(user) => Ok(user),
+            Err(StoreError::Conflict(_)) => Err(AuthError::EmailTaken),
+            Err(StoreError::NotFound(_)) => Err(AuthError::UnknownUser),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Changes `user`'s own password (`POST /api/me/password`): `current` must be the
+    /// password now (`InvalidCredentials` otherwise, also for an account that has none),
+    /// `new` must keep the rules (`WeakPassword`). The account's token epoch is raised, so
+    /// every token issued before (every login's access and refresh tokens) is refused from
+    /// now on; the caller's login (`family`) goes on with the fresh pair returned, in the
+    /// same family, so its sockets stay open.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        family: &str,
+        current: &Password,
+        new: &Password,
+    ) -> Result<LoginResponse> {
+        if !self.check_password(user, current).await? {
+            return Err(AuthError::InvalidCredentials);
+        }
+        new.check_rules(&user.username)?;
+        let hash = hash_password(new, self.inner.cost).await?;
+        let user = self.inner.store.reset_password_hash(user.id, &hash).await?;
+        let (pair, _) = self.inner.tokens.issue(&user, Some(family))?;
+        tracing::info!(user = %user.username, "changed password");
+        Ok(LoginResponse {
+            access: pair.access,
+            refresh: pair.refresh,
+            user,
+        })
+    }
+
+    /// Whether `user` may delete their own account with this proof: an account with a
+    /// password must give it (`InvalidCredentials` when absent or wrong); one without (made
+    /// by an external sign-in) needs a fresh sign-in, an access token issued at most
+    /// [`Auth::FRESH_SIGN_IN_SECS`] ago (`StaleSignIn` otherwise).
+    pub async fn confirm_deletion(
+        &self,
+        user: &User,
+        claims: &Claims,
+        password: Option<&Password>,
+    ) -> Result<()> {
+        if user.is_guest {
+            return Err(AuthError::Invalid(
+                "a guest has no account to delete".to_owned(),
+            ));
+        }
+        if self.has_password(user).await? {
+            return match password {
+                Some(p) if self.check_password(user, p).await? => Ok(()),
+                _ => Err(AuthError::InvalidCredentials),
+            };
+        }
+        let age = Timestamp::now().millis() / 1000 - claims.iat;
+        if age <= Self::FRESH_SIGN_IN_SECS {
+            Ok(())
+        } else {
+            Err(AuthError::StaleSignIn)
+        }
+    }
+
+    async fn has_password(&self, user: &User) -> Result<bool> {
+        let creds = self.inner.store.credentials(&user.username).await?;
+        Ok(creds.password_hash.starts_with("$2"))
+    }
+
+    /// Whether `password` is `user`'s password (false for an account without one).
+    async fn check_password(&self, user: &User, password: &Password) -> Result<bool> {
+        let creds = self.inner.store.credentials(&user.username).await?;
+        let (hash, real) = if creds.password_hash.starts_with("$2") {
+            (creds.password_hash.as_str(), true)
+        } else {
+            (self.inner.dummy_hash.as_str(), false)
+        };
+        let too_long = password.expose().len() > Password::MAX_BYTES;
+        Ok(verify_password(password, hash).await? && real && !too_long)
     }
 
     /// Changes a user's password (rules apply).
@@ -372,6 +516,12 @@ impl Auth {
             _ => None,
         };
         let base = username_base(identity);
+        // The provider's `name` claim, cut to the limit; a name that still breaks a rule
+        // (control characters) is dropped rather than failing the sign-in.
+        let display = identity.name.as_deref().and_then(|n| {
+            let cut: String = n.trim().chars().take(DisplayName::MAX_CHARS).collect();
+            DisplayName::parse(&cut).ok()
+        });
         for n in 1..=50u32 {
             let candidate = if n == 1 {
                 base.clone()
@@ -383,6 +533,7 @@ impl Auth {
             let new = NewUser {
                 username,
                 email: email.clone(),
+                display_name: display.clone(),
                 password_hash: "!".to_owned(),
                 is_staff: false,
                 is_guest: false,

@@ -178,6 +178,7 @@ async fn login_returns_the_simplejwt_shape_and_records_last_login() {
     assert_eq!(
         user_keys,
         [
+            "display_name",
             "email",
             "id",
             "is_active",

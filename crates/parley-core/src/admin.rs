@@ -466,7 +466,7 @@ impl Engine {
     /// not returned: the change is stored (every token is refused already), and a process
     /// that missed the message during a layer outage re-reads the account when the layer is
     /// back (see `outage.rs`).
-    async fn close_disabled(&self, user: UserId) -> Result<()> {
+    pub(crate) async fn close_disabled(&self, user: UserId) -> Result<()> {
         let sent = match self.inner.groups.user(user) {
             Ok(group) => self
                 .inner

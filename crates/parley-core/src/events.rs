@@ -19,7 +19,9 @@
 //! ([`parley_layer::Message::rendered`]).
 
 use parley_domain::protocol::{Dialect, Posted, ServerFrame};
-use parley_domain::{Message as ChatMessage, Mute, RoomName, Timestamp, UserId, UserName};
+use parley_domain::{
+    DisplayName, Message as ChatMessage, Mute, RoomName, Timestamp, UserId, UserName,
+};
 use parley_layer::{ChannelName, GroupName, Message};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -38,6 +40,9 @@ pub const PARLEY_KICK: &str = "parley.kick";
 /// `type` of "close your sockets" to one user (a login signed out), with the login's
 /// `family` when only its sockets close.
 pub const PARLEY_SIGNOUT: &str = "parley.signout";
+/// `type` of "your profile changed" to one user (issue 15): their sockets take the new
+/// `display_name` into the messages they send from then on.
+pub const PARLEY_PROFILE: &str = "parley.profile";
 /// `type` of "your standing in this room changed" (a mute, a role, read-only), to one user:
 /// their joined sockets update what they may post without asking the store.
 pub const PARLEY_STANDING: &str = "parley.standing";
@@ -217,6 +222,24 @@ pub fn recheck() -> Message {
     Message::new(PARLEY_RECHECK, Map::new())
 }
 
+/// "Close every socket of this user but those of the login `keep`" (a password change:
+/// the caller's login goes on).
+pub fn sign_out_except(keep: &str) -> Message {
+    let mut fields = Map::new();
+    fields.insert("except".into(), Value::String(keep.to_owned()));
+    Message::new(PARLEY_SIGNOUT, fields)
+}
+
+/// "Your display name is now this" (`None`: cleared), see [`PARLEY_PROFILE`].
+pub fn profile(display_name: Option<&DisplayName>) -> Message {
+    let mut fields = Map::new();
+    fields.insert(
+        "display_name".into(),
+        display_name.map_or(Value::Null, |d| Value::String(d.as_str().to_owned())),
+    );
+    Message::new(PARLEY_PROFILE, fields)
+}
+
 /// "Close every socket of this user: the account was deactivated or deleted" (4005).
 pub fn disable() -> Message {
     let mut fields = Map::new();
@@ -265,6 +288,10 @@ pub enum Delivery {
     Staff(bool),
     /// Close if this connection belongs to the signed-out login (`None`: any login).
     SignOut(Option<String>),
+    /// Close unless this connection belongs to this login (a password change).
+    SignOutExcept(String),
+    /// The user's display name changed (`None`: cleared): send the new one from now on.
+    Profile(Option<DisplayName>),
     /// Close: the account was deactivated or deleted (every login).
     Disabled,
     /// Read the account and the joined rooms' standing from the store again (after a
@@ -347,6 +374,19 @@ pub fn deliver(message: &Message, me: &ChannelName, dialect: &Dialect) -> Delive
             }
         }
         PARLEY_SIGNOUT if message.get("disabled") == Some(&Value::Bool(true)) => Delivery::Disabled,
+        PARLEY_SIGNOUT if message.get("except").is_some() => Delivery::SignOutExcept(
+            message
+                .get("except")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        PARLEY_PROFILE => Delivery::Profile(
+            message
+                .get("display_name")
+                .and_then(Value::as_str)
+                .and_then(|d| DisplayName::parse(d).ok()),
+        ),
         PARLEY_SIGNOUT => Delivery::SignOut(
             message
                 .get("family")

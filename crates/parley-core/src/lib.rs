@@ -72,6 +72,7 @@ pub mod metrics;
 mod moderation;
 mod outage;
 pub mod presence;
+mod profile;
 pub mod rate;
 mod rooms;
 mod session;
@@ -94,6 +95,7 @@ pub use ice::{ClientConfig, IceConfig, IceServer, TurnSecret};
 pub use limits::Budget;
 pub use moderation::MAX_MUTE;
 pub use parley_store::{AuditQuery, HistoryQuery, RoomListQuery, RoomScope};
+pub use profile::{OwnAccount, OwnSignIn};
 pub use rate::RateLimit;
 pub use rooms::{Member, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, Rooms};
 pub use session::{

@@ -349,6 +349,18 @@ impl Session {
                 (family.is_none() || family.as_deref() == ours)
                     .then_some(Outbound::Close(CloseReason::SignedOut))
             }
+            Delivery::SignOutExcept(keep) => {
+                let ours = self
+                    .authorization
+                    .as_ref()
+                    .and_then(|a| a.grant.family.as_deref());
+                (ours != Some(keep.as_str())).then_some(Outbound::Close(CloseReason::SignedOut))
+            }
+            Delivery::Profile(display_name) => {
+                // Messages sent from now on carry the new name (no query per message).
+                self.user.display_name = display_name;
+                None
+            }
             Delivery::Disabled => Some(Outbound::Close(CloseReason::AccountDisabled)),
             Delivery::Recheck => self.recheck().await,
             Delivery::Staff(staff) => {
@@ -707,6 +719,7 @@ impl Session {
                 room: f.room,
                 sender_id: self.user.id,
                 sender: self.user.username.clone(),
+                sender_display_name: self.user.display_name.clone(),
                 sender_is_guest: self.user.is_guest,
                 body: f.body,
                 client_id: f.client_id,

@@ -70,6 +70,7 @@ impl World {
             .create_user(&NewUser {
                 username: UserName::parse(name).unwrap(),
                 email: None,
+                display_name: None,
                 password_hash: "x".into(),
                 is_staff: false,
                 is_guest: false,
@@ -97,6 +98,7 @@ impl World {
             .create_user(&NewUser {
                 username: UserName::parse(name).unwrap(),
                 email: None,
+                display_name: None,
                 password_hash: "x".into(),
                 is_staff: true,
                 is_guest: false,

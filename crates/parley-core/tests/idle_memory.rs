@@ -50,6 +50,7 @@ async fn the_connection_loop_future_stays_small() {
         .create_user(&NewUser {
             username: UserName::parse("idle").unwrap(),
             email: None,
+            display_name: None,
             password_hash: "x".into(),
             is_staff: false,
             is_guest: false,

@@ -16,6 +16,9 @@ pub enum DomainError {
     /// A room topic that is too long or contains forbidden characters.
     #[error("invalid topic: {0}")]
     InvalidTopic(&'static str),
+    /// A display name that is empty, too long or contains control characters.
+    #[error("invalid display name: {0}")]
+    InvalidDisplayName(&'static str),
     /// A moderation reason that is too long or contains control characters.
     #[error("invalid reason: {0}")]
     InvalidReason(&'static str),

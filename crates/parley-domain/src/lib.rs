@@ -51,7 +51,7 @@ pub use ids::{MessageId, RoomId, Timestamp, UserId};
 pub use message::{ClientMsgId, MessageBody};
 pub use model::{LastMessage, Membership, Message, Room, RoomSummary, User};
 pub use moderation::{Mute, RoomBan, RoomMute};
-pub use names::{Email, Reason, RoomName, Topic, UserName};
+pub use names::{DisplayName, Email, Reason, RoomName, Topic, UserName};
 pub use reaction::{Emoji, ReactionSummary, ReplyPreview};
 pub use redact::redact_url;
 pub use room::{DirectKey, Role, RoomKind};

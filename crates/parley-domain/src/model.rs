@@ -5,7 +5,7 @@
 
 use crate::ids::{MessageId, RoomId, Timestamp, UserId};
 use crate::message::ClientMsgId;
-use crate::names::{Email, RoomName, Topic, UserName};
+use crate::names::{DisplayName, Email, RoomName, Topic, UserName};
 use crate::reaction::{ReactionSummary, ReplyPreview};
 use crate::room::{Role, RoomKind};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,10 @@ pub struct User {
     pub username: UserName,
     /// Optional contact address.
     pub email: Option<Email>,
+    /// The name shown beside the user name (issue 15); `null` when the user chose none.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub display_name: Option<DisplayName>,
     /// Staff may edit or delete any message and manage any room.
     pub is_staff: bool,
     /// When the account was created.
@@ -135,6 +139,11 @@ pub struct Message {
     pub sender_id: UserId,
     /// Author's handle.
     pub sender: UserName,
+    /// Author's display name at the time it was sent (frames) or now (history), beside the
+    /// handle (issue 15); absent when the author has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub sender_display_name: Option<DisplayName>,
     /// The text (empty once deleted).
     pub body: String,
     /// The id the client chose for idempotent retries, if it gave one.

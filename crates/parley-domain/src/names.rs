@@ -11,6 +11,7 @@
 //! | [`Email`] | 3–254 | one `@` with text on both sides, no whitespace or control characters | trimmed |
 //! | [`Topic`] | 0–256 characters | no control characters | trimmed |
 //! | [`Reason`] | 1–500 characters | no control characters | trimmed |
+//! | [`DisplayName`] | 1–64 characters | no control characters | trimmed |
 //!
 //! Room names beginning with `dm.` are reserved for direct rooms ([`crate::DirectKey`]).
 
@@ -305,6 +306,48 @@ impl Topic {
     }
 }
 string_newtype!(Topic);
+
+/// The name a person shows beside their user name (issue 15): 1–64 characters after
+/// trimming, no control characters, any script. Unlike a [`UserName`] it is not unique and
+/// not lower-cased: it is for people to read, never to address a user. An empty text means
+/// "no display name" and is refused here; callers clear it with `null` / `""` instead.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Longest allowed display name, in characters.
+    pub const MAX_CHARS: usize = 64;
+
+    /// Validates `raw` after trimming surrounding whitespace.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(DomainError::InvalidDisplayName("must not be empty"));
+        }
+        if s.chars().count() > Self::MAX_CHARS {
+            return Err(DomainError::InvalidDisplayName(
+                "must be at most 64 characters",
+            ));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(DomainError::InvalidDisplayName(
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// Like [`DisplayName::parse`], but an empty (or all-blank) text is no display name
+    /// (`None`): how a request clears it.
+    pub fn parse_optional(raw: &str) -> Result<Option<Self>> {
+        if raw.trim().is_empty() {
+            Ok(None)
+        } else {
+            Self::parse(raw).map(Some)
+        }
+    }
+}
+string_newtype!(DisplayName);
 
 /// Why staff or a room owner did something (a ban, a deactivation), as kept in the audit
 /// log: 1–500 characters after trimming, no control characters.

@@ -129,6 +129,7 @@ fn message() -> impl Strategy<Value = Message> {
                 room,
                 sender_id: UserId(sender_id),
                 sender,
+                sender_display_name: None,
                 body,
                 client_id,
                 created_at: Timestamp(created),

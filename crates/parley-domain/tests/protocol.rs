@@ -34,6 +34,7 @@ fn sample_message() -> Message {
         room: room("lobby"),
         sender_id: UserId(3),
         sender: user("alice"),
+        sender_display_name: None,
         body: "hello".to_owned(),
         client_id: Some(ClientMsgId::parse("c-1").unwrap()),
         created_at: Timestamp(1_700_000_000_000),
@@ -784,6 +785,8 @@ fn every_error_code_has_a_stable_spelling() {
             "request_timeout",
             "method_not_allowed",
             "provider_unavailable",
+            "invalid_display_name",
+            "email_taken",
         ]
     );
     for code in ErrorCode::ALL {

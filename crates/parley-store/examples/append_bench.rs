@@ -118,6 +118,7 @@ async fn run(
                 .create_user(&NewUser {
                     username: UserName::parse(&format!("writer{i}"))?,
                     email: None,
+                    display_name: None,
                     password_hash: "x".into(),
                     is_staff: false,
                     is_guest: false,
@@ -156,6 +157,7 @@ async fn run(
                         room: room.name.clone(),
                         sender_id: user.id,
                         sender: user.username.clone(),
+                        sender_display_name: None,
                         sender_is_guest: false,
                         body: body.clone(),
                         client_id: Some(ClientMsgId::parse(&format!("w{w}-{n}"))?),

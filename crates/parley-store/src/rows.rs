@@ -5,8 +5,8 @@ use crate::error::{Result, StoreError};
 use crate::schema::{memberships, messages, rooms, users};
 use diesel::prelude::*;
 use parley_domain::{
-    ClientMsgId, Email, Membership, Message, MessageId, ReplyPreview, Role, Room, RoomId, RoomKind,
-    RoomName, Timestamp, Topic, User, UserId, UserName,
+    ClientMsgId, DisplayName, Email, Membership, Message, MessageId, ReplyPreview, Role, Room,
+    RoomId, RoomKind, RoomName, Timestamp, Topic, User, UserId, UserName,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -21,6 +21,7 @@ pub(crate) struct UserRow {
     pub is_guest: bool,
     pub is_active: bool,
     pub token_epoch: i64,
+    pub display_name: Option<String>,
 }
 
 impl UserRow {
@@ -35,6 +36,7 @@ impl UserRow {
                 .map(Email::parse)
                 .transpose()
                 .map_err(|e| StoreError::corrupt("email", e))?,
+            display_name: display_name(self.display_name.as_deref())?,
             is_staff: self.is_staff,
             joined_at: Timestamp(self.created_at),
             last_login: self.last_login.map(Timestamp),
@@ -116,13 +118,20 @@ pub(crate) struct MessageRow {
 }
 
 impl MessageRow {
-    pub fn into_message(self, room: RoomName, sender: UserName, guest: bool) -> Result<Message> {
+    pub fn into_message(
+        self,
+        room: RoomName,
+        sender: UserName,
+        sender_display_name: Option<DisplayName>,
+        guest: bool,
+    ) -> Result<Message> {
         Ok(Message {
             id: MessageId(self.id),
             room_id: RoomId(self.room_id),
             room,
             sender_id: UserId(self.sender_id),
             sender,
+            sender_display_name,
             body: self.body,
             client_id: self
                 .client_id
@@ -142,12 +151,20 @@ impl MessageRow {
     }
 }
 
-/// A message row joined with its room's name, its author's name and guest flag.
-pub(crate) type FullMessageRow = (MessageRow, String, String, bool);
+/// A message row joined with its room's name, its author's name, guest flag and display
+/// name.
+pub(crate) type FullMessageRow = (MessageRow, String, String, bool, Option<String>);
 
 pub(crate) fn full_message(row: FullMessageRow) -> Result<Message> {
-    let (row, room, sender, guest) = row;
+    let (row, room, sender, guest, display) = row;
     let room = RoomName::parse(&room).map_err(|e| StoreError::corrupt("room name", e))?;
     let sender = UserName::parse(&sender).map_err(|e| StoreError::corrupt("user name", e))?;
-    row.into_message(room, sender, guest)
+    row.into_message(room, sender, display_name(display.as_deref())?, guest)
+}
+
+/// A stored display name, parsed (NULL: none).
+pub(crate) fn display_name(raw: Option<&str>) -> Result<Option<DisplayName>> {
+    raw.map(DisplayName::parse)
+        .transpose()
+        .map_err(|e| StoreError::corrupt("display name", e))
 }

@@ -27,6 +27,8 @@ diesel::table! {
         /// Copied into every token at issue; raised by a deactivation or a password reset,
         /// which makes every token issued before useless.
         token_epoch -> BigInt,
+        /// The name shown beside the user name (1–64 characters); NULL when none.
+        display_name -> Nullable<Text>,
     }
 }
 

@@ -435,9 +435,9 @@ mod schema_tests {
                 assert_eq!([$(stringify!($col)),*].len(), $n, "{} is not fully listed", stringify!($table));
             };
         }
-        cols!(users (10): id BigInt, username Text, email Nullable<Text>, password_hash Text,
+        cols!(users (11): id BigInt, username Text, email Nullable<Text>, password_hash Text,
             is_staff Bool, created_at BigInt, last_login Nullable<BigInt>, is_guest Bool,
-            is_active Bool, token_epoch BigInt);
+            is_active Bool, token_epoch BigInt, display_name Nullable<Text>);
         cols!(rooms (9): id BigInt, name Text, kind Text, creator_id Nullable<BigInt>, topic Text,
             created_at BigInt, direct_low Nullable<BigInt>, direct_high Nullable<BigInt>,
             read_only Bool);

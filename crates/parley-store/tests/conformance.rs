@@ -89,6 +89,7 @@ async fn user(s: &Store, name: &str) -> User {
     s.create_user(&NewUser {
         username: UserName::parse(name).unwrap(),
         email: None,
+        display_name: None,
         password_hash: format!("hash-of-{name}"),
         is_staff: false,
         is_guest: false,
@@ -119,6 +120,7 @@ fn msg(
         room: room.name.clone(),
         sender_id: sender.id,
         sender: sender.username.clone(),
+        sender_display_name: None,
         sender_is_guest: sender.is_guest,
         body: MessageBody::parse(body).unwrap(),
         client_id: client_id.map(|c| ClientMsgId::parse(c).unwrap()),
@@ -154,6 +156,7 @@ async fn users_are_created_found_and_deleted(s: &Store) {
         .create_user(&NewUser {
             username: UserName::parse("Alice").unwrap(),
             email: Some(parley_domain::Email::parse("alice@example.com").unwrap()),
+            display_name: None,
             password_hash: "h1".into(),
             is_staff: true,
             is_guest: false,
@@ -173,6 +176,7 @@ async fn users_are_created_found_and_deleted(s: &Store) {
         .create_user(&NewUser {
             username: UserName::parse("ALICE").unwrap(),
             email: None,
+            display_name: None,
             password_hash: "h2".into(),
             is_staff: false,
             is_guest: false,
@@ -1367,6 +1371,7 @@ async fn guest(s: &Store, name: &str) -> User {
     s.create_user(&NewUser {
         username: UserName::parse(name).unwrap(),
         email: None,
+        display_name: None,
         password_hash: "!".into(),
         is_staff: true,
         is_guest: true,
@@ -1455,6 +1460,7 @@ async fn external_identities_link_accounts(s: &Store) {
     let new = |name: &str| NewUser {
         username: UserName::parse(name).unwrap(),
         email: None,
+        display_name: None,
         password_hash: "!".into(),
         is_staff: false,
         is_guest: false,
@@ -1497,6 +1503,7 @@ async fn external_identities_link_to_accounts_by_email(s: &Store) {
     let with_email = |name: &str, email: Option<&str>, is_guest: bool| NewUser {
         username: UserName::parse(name).unwrap(),
         email: email.map(|e| parley_domain::Email::parse(e).unwrap()),
+        display_name: None,
         password_hash: "!".into(),
         is_staff: false,
         is_guest,
@@ -1555,6 +1562,7 @@ async fn unreachable_postgres_is_unavailable() {
         room: RoomName::parse("r").unwrap(),
         sender_id: UserId(1),
         sender: UserName::parse("abc").unwrap(),
+        sender_display_name: None,
         sender_is_guest: false,
         body: MessageBody::parse("x").unwrap(),
         client_id: None,
@@ -1702,6 +1710,7 @@ async fn reader_paging_forward_misses_nothing(
                     room: to.name.clone(),
                     sender_id: sender.id,
                     sender: sender.username.clone(),
+                    sender_display_name: None,
                     sender_is_guest: false,
                     body: MessageBody::parse(&format!("m{i}")).unwrap(),
                     client_id: None,
@@ -1854,6 +1863,7 @@ async fn staff_find_accounts_by_name_or_email(s: &Store) {
     let with_mail = |name: &str, email: Option<&str>| NewUser {
         username: UserName::parse(name).unwrap(),
         email: email.map(|e| parley_domain::Email::parse(e).unwrap()),
+        display_name: None,
         password_hash: "h".into(),
         is_staff: false,
         is_guest: false,
@@ -2179,6 +2189,7 @@ async fn a_moderator_deletes_anyones_message(s: &Store) {
             room: lobby.name.clone(),
             sender_id: bob.id,
             sender: bob.username.clone(),
+            sender_display_name: None,
             sender_is_guest: false,
             body: MessageBody::parse("rude").unwrap(),
             client_id: None,

@@ -110,11 +110,15 @@ pub enum ErrorCode {
     /// An OpenID Connect provider (its discovery document, keys or token endpoint) could not
     /// be reached or answered nonsense; retry later.
     ProviderUnavailable,
+    /// A display name that is too long (over 64 characters) or contains control characters.
+    InvalidDisplayName,
+    /// An e-mail address another account already uses (`PATCH /api/me`).
+    EmailTaken,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Self; 42] = [
+    pub const ALL: [Self; 44] = [
         Self::FrameTooLarge,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -157,6 +161,8 @@ impl ErrorCode {
         Self::RequestTimeout,
         Self::MethodNotAllowed,
         Self::ProviderUnavailable,
+        Self::InvalidDisplayName,
+        Self::EmailTaken,
     ];
 
     /// The wire spelling, e.g. `"frame_too_large"`.
@@ -204,6 +210,8 @@ impl ErrorCode {
             Self::RequestTimeout => "request_timeout",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::ProviderUnavailable => "provider_unavailable",
+            Self::InvalidDisplayName => "invalid_display_name",
+            Self::EmailTaken => "email_taken",
         }
     }
 
@@ -252,6 +260,8 @@ impl ErrorCode {
             Self::RequestTimeout => "the request did not arrive in time",
             Self::MethodNotAllowed => "method not allowed",
             Self::ProviderUnavailable => "the sign-in provider is unavailable; try again later",
+            Self::InvalidDisplayName => "the display name is not valid",
+            Self::EmailTaken => "another account uses this e-mail address",
         }
     }
 }

@@ -228,6 +228,7 @@ impl Store {
                         .set((
                             users::username.eq(tombstone.as_str()),
                             users::email.eq(None::<String>),
+                            users::display_name.eq(None::<String>),
                             users::password_hash.eq("!"),
                             users::is_staff.eq(false),
                             users::is_active.eq(false),

@@ -323,7 +323,12 @@ impl Store {
             let matches = rows.peek().is_some_and(|r| row_matches(r, msg, &client_id));
             let result = match rows.next_if(|_| matches) {
                 Some(row) => row
-                    .into_message(msg.room.clone(), msg.sender.clone(), msg.sender_is_guest)
+                    .into_message(
+                        msg.room.clone(),
+                        msg.sender.clone(),
+                        msg.sender_display_name.clone(),
+                        msg.sender_is_guest,
+                    )
                     .map(|mut message| {
                         if !msg.mentions.is_empty() {
                             message.mentions =

@@ -7,7 +7,8 @@ use crate::store::{Pools, Store, with_conn};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use parley_domain::{
-    ClientMsgId, Message, MessageBody, MessageId, RoomId, RoomName, Timestamp, UserId, UserName,
+    ClientMsgId, DisplayName, Message, MessageBody, MessageId, RoomId, RoomName, Timestamp, UserId,
+    UserName,
 };
 
 /// A message to append. The names travel with the ids so the stored message can be returned
@@ -23,6 +24,8 @@ pub struct NewMessage {
     pub sender_id: UserId,
     /// The author's name.
     pub sender: UserName,
+    /// The author's display name (from their session: no query per message).
+    pub sender_display_name: Option<DisplayName>,
     /// The author is a guest (`User::is_guest`), carried into the stored message's frame.
     pub sender_is_guest: bool,
     /// The text.
@@ -94,6 +97,7 @@ macro_rules! full_message_query {
                 rooms::name,
                 users::username,
                 users::is_guest,
+                users::display_name,
             ))
     };
 }
@@ -151,6 +155,9 @@ impl Store {
                             new.room.as_str().to_owned(),
                             new.sender.as_str().to_owned(),
                             new.sender_is_guest,
+                            new.sender_display_name
+                                .as_ref()
+                                .map(|d| d.as_str().to_owned()),
                         ),
                         true,
                     ),
@@ -287,7 +294,12 @@ impl Store {
             }
         );
         let mut edited = match row {
-            Some(row) => row.into_message(current.room, current.sender, current.guest)?,
+            Some(row) => row.into_message(
+                current.room,
+                current.sender,
+                current.sender_display_name,
+                current.guest,
+            )?,
             None => return Err(StoreError::Conflict("message was deleted".to_owned())),
         };
         // The `edited` frame carries the whole record: its reply preview and reactions too.
@@ -337,7 +349,12 @@ impl Store {
             }
         );
         match row {
-            Some(row) => row.into_message(current.room, current.sender, current.guest),
+            Some(row) => row.into_message(
+                current.room,
+                current.sender,
+                current.sender_display_name,
+                current.guest,
+            ),
             None => Err(StoreError::Conflict("message was deleted".to_owned())),
         }
     }

@@ -6,7 +6,7 @@ use crate::schema::{external_identities, guest_bans, memberships, messages, user
 use crate::store::{Store, with_conn};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use parley_domain::{Email, Timestamp, User, UserId, UserName};
+use parley_domain::{DisplayName, Email, Timestamp, User, UserId, UserName};
 
 /// A user to create. The password arrives already hashed (parley-auth owns hashing).
 #[derive(Debug, Clone)]
@@ -15,6 +15,8 @@ pub struct NewUser {
     pub username: UserName,
     /// Optional contact address.
     pub email: Option<Email>,
+    /// Optional name shown beside the user name.
+    pub display_name: Option<DisplayName>,
     /// bcrypt hash of the password.
     pub password_hash: String,
     /// Staff flag.
@@ -41,6 +43,10 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The text of the `Conflict` [`Store::update_profile`] answers for an e-mail address
+/// another account uses.
+pub const EMAIL_TAKEN: &str = "email taken";
+
 fn taken(err: StoreError, username: &UserName) -> StoreError {
     match err {
         StoreError::Conflict(_) => StoreError::Conflict(format!("user name {username} is taken")),
@@ -66,6 +72,7 @@ impl Store {
                     .values((
                         users::username.eq(new.username.as_str()),
                         users::email.eq(new.email.as_ref().map(Email::as_str)),
+                        users::display_name.eq(new.display_name.as_ref().map(DisplayName::as_str)),
                         users::password_hash.eq(&new.password_hash),
                         users::is_staff.eq(new.is_staff && !new.is_guest),
                         users::is_guest.eq(new.is_guest),
@@ -147,6 +154,64 @@ impl Store {
         } else {
             Ok(())
         }
+    }
+
+    /// Changes what a user says about themselves (issue 15): `display_name` and `email`
+    /// are each left alone when `None`, cleared with `Some(None)`, set with `Some(Some(_))`.
+    /// An e-mail address another account already uses (compared case-insensitively) is
+    /// refused with `Conflict` ("email taken"), checked in the same transaction as the
+    /// write. Returns the updated account; `NotFound` if there is none.
+    pub async fn update_profile(
+        &self,
+        id: UserId,
+        display_name: Option<Option<&DisplayName>>,
+        email: Option<Option<&Email>>,
+    ) -> Result<User> {
+        diesel::define_sql_function! {
+            /// SQL `lower`, on both backends.
+            fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+        }
+        let row: UserRow = with_conn!(
+            self,
+            write | conn | {
+                conn.transaction(async |conn| {
+                    if let Some(Some(email)) = email {
+                        let wanted = email.as_str().to_lowercase();
+                        let clash: i64 = users::table
+                            .filter(lower(users::email).eq(Some(wanted)))
+                            .filter(users::id.ne(id.get()))
+                            .count()
+                            .get_result(conn)
+                            .await?;
+                        if clash > 0 {
+                            return Err(StoreError::Conflict(EMAIL_TAKEN.to_owned()));
+                        }
+                    }
+                    let current: UserRow = users::table
+                        .find(id.get())
+                        .select(UserRow::as_select())
+                        .first(conn)
+                        .await?;
+                    let display = match display_name {
+                        Some(d) => d.map(|d| d.as_str().to_owned()),
+                        None => current.display_name.clone(),
+                    };
+                    let mail = match email {
+                        Some(e) => e.map(|e| e.as_str().to_owned()),
+                        None => current.email.clone(),
+                    };
+                    diesel::update(users::table.find(id.get()))
+                        .set((users::display_name.eq(display), users::email.eq(mail)))
+                        .returning(UserRow::as_returning())
+                        .get_result(conn)
+                        .await
+                        .map_err(StoreError::from)
+                })
+                .await
+                .map_err(missing)?
+            }
+        );
+        row.into_user()
     }
 
     /// Grants or withdraws staff rights and returns the updated account.
@@ -322,6 +387,8 @@ impl Store {
                         .values((
                             users::username.eq(new.username.as_str()),
                             users::email.eq(new.email.as_ref().map(Email::as_str)),
+                            users::display_name
+                                .eq(new.display_name.as_ref().map(DisplayName::as_str)),
                             users::password_hash.eq(&new.password_hash),
                             users::is_staff.eq(new.is_staff),
                             users::created_at.eq(now),
