@@ -20,6 +20,7 @@ mod multi_node;
 mod oidc;
 mod openapi;
 mod rest;
+mod search;
 mod security;
 mod transport;
 

@@ -7,5 +7,6 @@ pub mod messages;
 pub mod moderation;
 pub mod reactions;
 pub mod rooms;
+pub mod search;
 pub mod tokens;
 pub mod users;
