@@ -11,6 +11,7 @@ import { cancelReply, renderReplyBar } from './reactions.js';
 import { directPeer, isDirect, joinRoom, loadMorePublicRooms, loadRoomList, markRead, rememberPeer, roomLabel } from './rooms.js';
 import { startCall } from './calls.js';
 import { roomSettings } from './room-settings.js';
+import { searchBox } from './search.js';
 
 export function renderShell() {
   const container = clear(root());
@@ -20,7 +21,7 @@ export function renderShell() {
     h('span', { class: 'dot', 'aria-hidden': 'true' }), connLabel, retry);
 
   const roomList = h('nav', { class: 'room-list', 'aria-label': 'Rooms' });
-  const sidebar = h('aside', { class: 'sidebar', id: 'sidebar' }, roomList, renderSidebarForms());
+  const sidebar = h('aside', { class: 'sidebar', id: 'sidebar' }, searchBox(), roomList, renderSidebarForms());
   const pane = h('section', { class: 'room', id: 'room', 'aria-label': 'Room' });
 
   container.append(
