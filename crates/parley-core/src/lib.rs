@@ -73,7 +73,7 @@ mod outage;
 pub mod presence;
 pub mod rate;
 mod rooms;
-mod search;
+pub mod search;
 mod session;
 
 pub use access::{Posting, RoomAccess};
