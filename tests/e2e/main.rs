@@ -22,6 +22,7 @@ mod oidc;
 mod openapi;
 mod profile;
 mod rest;
+mod search;
 mod security;
 mod transport;
 

@@ -14,6 +14,7 @@ import { directPeer, isDirect, joinRoom, loadMorePublicRooms, loadRoomList, mark
 import { startCall } from './calls.js';
 import { roomSettings } from './room-settings.js';
 import { mentionBadge, notifyControls } from './notify.js';
+import { searchBox } from './search.js';
 
 export function renderShell() {
   const container = clear(root());
@@ -23,7 +24,7 @@ export function renderShell() {
     h('span', { class: 'dot', 'aria-hidden': 'true' }), connLabel, retry);
 
   const roomList = h('nav', { class: 'room-list', 'aria-label': 'Rooms' });
-  const sidebar = h('aside', { class: 'sidebar', id: 'sidebar' }, roomList, renderSidebarForms());
+  const sidebar = h('aside', { class: 'sidebar', id: 'sidebar' }, searchBox(), roomList, renderSidebarForms());
   const pane = h('section', { class: 'room', id: 'room', 'aria-label': 'Room' });
 
   container.append(

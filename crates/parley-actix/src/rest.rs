@@ -14,7 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use parley_auth::{GuestLogin, LoginResponse, Password, Refreshed};
 use parley_core::{
     HistoryQuery, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, RoomListQuery,
-    RoomScope,
+    RoomScope, SearchRequest, SearchResults,
 };
 use parley_domain::protocol::ErrorCode;
 use parley_domain::{
@@ -352,6 +352,28 @@ pub(crate) fn routes(r: &mut Routes<'_>) {
                 .query::<HistoryParams>()
                 .reply::<RoomHistory>(StatusCode::OK, "The messages, oldest first.")
                 .refuses(&[NotFound, NotMember, Banned]),
+        )
+        .done();
+    r.at("/search")
+        .get(
+            search,
+            api(Rooms, "search", "Search the messages the user may read")
+                .describe(
+                    "Full-text search, newest first, over every room the user may read now \
+                     (public rooms and rooms they are a member of, never a room they are \
+                     banned from; staff status does not widen it), or only `room`. `q` is \
+                     split into words (letters and digits); a result holds every word, whole \
+                     and case-insensitively; nothing in `q` is query syntax. Deleted messages \
+                     are never found; edited ones by their new text. Each result carries the \
+                     message record and a `snippet` as text segments, matching words marked \
+                     `hit` (render as text, never HTML). Page with `before=<next_before>`; \
+                     `limit` 1–50, default 20. An empty `q` (no word), more than 200 \
+                     characters or 16 words: `invalid_field`.",
+                )
+                .authenticated()
+                .query::<SearchParams>()
+                .reply::<SearchResults>(StatusCode::OK, "A page of results, newest first.")
+                .refuses(&[InvalidField, InvalidRoomName, NotFound, NotMember, Banned]),
         )
         .done();
     r.at("/rooms/{room}/online")
@@ -933,6 +955,44 @@ async fn messages(
     run(&state, async move {
         ok(rooms.history(&user, &room, &query).await?)
     })
+    .await
+}
+
+/// What to search for.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct SearchParams {
+    /// The words to find (every one, whole words, case-insensitive): 1–200 characters.
+    q: String,
+    /// Only this room.
+    #[serde(default)]
+    room: Option<String>,
+    /// Only results older than this message id (the previous page's `next_before`).
+    #[serde(default)]
+    before: Option<i64>,
+    /// Results per page: 1–50, default 20.
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// `GET /api/search?q=&room=&before=&limit=` → `{terms, results, has_more, next_before}`.
+async fn search(
+    state: State,
+    Authenticated(user): Authenticated,
+    params: web::Query<SearchParams>,
+) -> Result<HttpResponse> {
+    let params = params.into_inner();
+    let request = SearchRequest {
+        room: params.room.as_deref().map(parse_room_name).transpose()?,
+        before: message_id("before", params.before)?,
+        limit: params.limit,
+        q: params.q,
+    };
+    let rooms = state.engine.rooms();
+    run(
+        &state,
+        async move { ok(rooms.search(&user, &request).await?) },
+    )
     .await
 }
 

@@ -19,6 +19,9 @@
 //! made an owner answer `guest_not_allowed` ([`guest_refused`]), and so does reacting to a
 //! message (`react`, `unreact`). A guest cannot manage a room: it never owns one.
 //!
+//! **Search** (`GET /api/search`, [`crate::search`]) covers exactly the rooms a user may
+//! *read* ([`RoomAccess::can_read`]); the store applies the same rule as the query's filter.
+//!
 //! A room a user may not see answers `not_member` (not `not_found`), so a client can tell a
 //! typo from a closed door; nothing of its content is shown.
 //!

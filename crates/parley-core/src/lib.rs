@@ -75,6 +75,7 @@ pub mod presence;
 mod profile;
 pub mod rate;
 mod rooms;
+pub mod search;
 mod session;
 
 pub use access::{Posting, RoomAccess};
@@ -98,6 +99,10 @@ pub use parley_store::{AuditQuery, HistoryQuery, RoomListQuery, RoomScope};
 pub use profile::{OwnAccount, OwnSignIn};
 pub use rate::RateLimit;
 pub use rooms::{Member, MemberAdded, RoomChanges, RoomDetails, RoomHistory, RoomList, Rooms};
+pub use search::{
+    SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT, SEARCH_MAX_QUERY_CHARS, SEARCH_MAX_TERMS,
+    SNIPPET_CHARS, SearchHit, SearchRequest, SearchResults, SnippetSegment,
+};
 pub use session::{
     CLOSE_ACCOUNT_DISABLED, CLOSE_EXPIRED, CLOSE_PING_TIMEOUT, CLOSE_SIGNED_OUT,
     CLOSE_SLOW_CONSUMER, CloseReason, Inbound, Outbound, Session,

@@ -74,5 +74,6 @@ pub use ops::messages::{Appended, HistoryPage, HistoryQuery, NewMessage};
 pub use ops::moderation::Standing;
 pub use ops::reactions::ReactionAdded;
 pub use ops::rooms::{NewRoom, RoomListQuery, RoomPage, RoomScope};
+pub use ops::search::{SearchPage, SearchQuery};
 pub use ops::users::{Credentials, EMAIL_TAKEN, NewUser};
 pub use store::{Backend, PG_MIGRATIONS, SQLITE_MIGRATIONS, Store, StoreOptions};

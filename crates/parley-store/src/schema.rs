@@ -2,6 +2,10 @@
 //! `INTEGER PRIMARY KEY` on SQLite) and timestamps `BigInt` milliseconds, so one set of
 //! `table!`s describes `migrations/postgres` and `migrations/sqlite` alike. Keep the three in
 //! step (the conformance suite runs every query on both backends).
+//!
+//! Full-text search is not described here: PostgreSQL indexes `to_tsvector('simple', body)`
+//! (an expression index, no column) and SQLite keeps the FTS5 table `messages_fts` (and its
+//! shadow tables) by triggers; `ops::search` writes both queries by hand.
 
 diesel::table! {
     /// Accounts.

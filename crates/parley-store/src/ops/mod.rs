@@ -8,5 +8,6 @@ pub mod messages;
 pub mod moderation;
 pub mod reactions;
 pub mod rooms;
+pub mod search;
 pub mod tokens;
 pub mod users;
