@@ -73,6 +73,7 @@ impl Store {
                         rooms::name,
                         users::username,
                         users::is_guest,
+                        users::display_name,
                     ))
                     .filter(messages::deleted_at.is_null())
                     .filter($matches)
