@@ -183,22 +183,9 @@ impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req).map(str::to_owned);
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
-            let token = token.ok_or_else(|| {
-                ApiError::new(
-                    parley_domain::protocol::ErrorCode::Unauthorized,
-                    "authentication required: send Authorization: Bearer <access token>",
-                )
-            })?;
-            let auth = state.auth.clone();
-            let (_, user) = state
-                .offload(async move { auth.authenticate(&token).await })
-                .await??;
-            Ok(Self(user))
-        })
+    /// [`AuthenticatedClaims`] without the claims: one definition of "authenticated".
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let claims = AuthenticatedClaims::from_request(req, payload);
+        Box::pin(async move { claims.await.map(|AuthenticatedClaims(user, _)| Self(user)) })
     }
 }
