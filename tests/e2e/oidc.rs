@@ -102,6 +102,11 @@ async fn an_id_token_signs_in_and_finds_the_same_account_again(backend: Backend)
     assert!(first["user"]["last_login"].is_number());
     let me = http::get(server.addr, "/api/me", first["access"].as_str()).await;
     assert_eq!(me.status, 200, "{}", me.body);
+    // The sign-in it came from is listed, by issuer (no subject, no secret).
+    let identities = me.json()["identities"].clone();
+    assert_eq!(identities.as_array().map(Vec::len), Some(1), "{identities}");
+    assert_eq!(identities[0]["issuer"], issuer.issuer());
+    assert!(identities[0]["linked_at"].is_number(), "{identities}");
     let refreshed = http::post(
         server.addr,
         "/api/auth/refresh",
@@ -132,6 +137,20 @@ async fn an_id_token_signs_in_and_finds_the_same_account_again(backend: Backend)
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["user"]["username"], "anabanana-2");
     assert!(r.json()["user"]["email"].is_null());
+    // An account with no password is deleted on a fresh sign-in alone (no password to give).
+    let fresh = r.json()["access"].as_str().map(str::to_owned);
+    let deleted = http::request(
+        server.addr,
+        "DELETE",
+        "/api/me",
+        fresh.as_deref(),
+        Some(&json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let gone = http::get(server.addr, "/api/me", fresh.as_deref()).await;
+    assert_eq!(gone.status / 100, 4, "{}", gone.body);
 
     // An unknown provider, a missing token, an unknown field.
     let r = post_id_token(&server, "nope", &json!({"id_token": issuer.id_token(&ana)})).await;
