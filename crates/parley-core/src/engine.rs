@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     pub(crate) state: Mutex<State>,
     /// Wakes the node task when a room's snapshot becomes due ([`State::announce_due`]).
     pub(crate) announce_wake: Arc<Notify>,
+    /// Set while the heartbeat's search indexing runs (see [`Inner::index_for_search`]).
+    pub(crate) indexing: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) shutdown: watch::Sender<bool>,
     /// The layer's outage count ([`ChannelLayer::outages`]) whose memberships were last
     /// re-checked against the store (see `outage.rs`).
@@ -119,6 +121,7 @@ impl Engine {
             node: node.clone(),
             state: Mutex::new(State::default()),
             announce_wake: Arc::new(Notify::new()),
+            indexing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             shutdown,
             outages_handled: AtomicU64::new(layer.outages()),
             layer: layer.clone(),
@@ -554,6 +557,23 @@ impl Inner {
         }
     }
 
+    /// Indexes the messages stored since the last heartbeat for search, on a task of its own
+    /// (the store's batches interleave with sends; presence does not wait), one at a time.
+    fn index_for_search(&self) {
+        use std::sync::atomic::Ordering;
+        if self.indexing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let store = self.store.clone();
+        let indexing = self.indexing.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.catch_up_search_index().await {
+                tracing::warn!(error = %e, "indexing new messages for search failed; the next heartbeat retries");
+            }
+            indexing.store(false, Ordering::Release);
+        });
+    }
+
     /// Sends every snapshot made due by [`Inner::announce_soon`].
     async fn announce_due(&self) {
         let due = std::mem::take(&mut self.state.lock().announce_due);
@@ -730,6 +750,7 @@ impl Inner {
     /// clients who left).
     async fn heartbeat(&self) {
         self.forget_idle_users();
+        self.index_for_search();
         self.restore_groups().await;
         self.recheck_after_outage().await;
         let rooms = self.state.lock().presence.local_rooms();

@@ -42,6 +42,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    search_finds_every_stored_message_edited_or_not_and_never_a_deleted_one,
     migrations_rerun_and_ping,
     users_are_created_found_and_deleted,
     rooms_are_created_renamed_and_deleted,
@@ -2381,4 +2382,63 @@ async fn room_lists_carry_the_newest_live_message(s: &Store) {
         secret.last_message.as_ref().map(|m| m.preview.as_str()),
         Some("hidden")
     );
+}
+
+/// The search index follows the messages whatever state they are in when indexing catches up
+/// (SQLite indexes new messages off the send path, above a watermark): a new message is found
+/// at once (a search catches up first), an edit before or after indexing is found by its new
+/// text and not its old, a deleted message is never found, indexed or not.
+async fn search_finds_every_stored_message_edited_or_not_and_never_a_deleted_one(s: &Store) {
+    let a = user(s, "alice").await;
+    let r = room(s, "room", RoomKind::Public, a.id).await;
+    let find = |word: &str| parley_store::SearchQuery {
+        reader: a.id,
+        terms: vec![word.to_owned()],
+        room: None,
+        before: None,
+        limit: 50,
+    };
+    let ids = |page: parley_store::SearchPage| -> Vec<i64> {
+        page.messages.iter().map(|m| m.id.get()).collect()
+    };
+    // Indexed: stored, then caught up by the heartbeat's call.
+    let indexed_edit = post(s, &r, &a, "apple one").await;
+    let indexed_gone = post(s, &r, &a, "apple two").await;
+    s.catch_up_search_index().await.unwrap();
+    // Not indexed yet: changed before any catch-up.
+    let fresh_edit = post(s, &r, &a, "apple three").await;
+    let fresh_gone = post(s, &r, &a, "apple four").await;
+    let fresh = post(s, &r, &a, "apple five").await;
+    for (m, text) in [(&indexed_edit, "banana one"), (&fresh_edit, "banana three")] {
+        s.edit_message(m.id, a.id, &MessageBody::parse(text).unwrap())
+            .await
+            .unwrap();
+    }
+    for m in [&indexed_gone, &fresh_gone] {
+        s.delete_message(m.id, a.id).await.unwrap();
+    }
+    assert_eq!(
+        ids(s.search_messages(&find("apple")).await.unwrap()),
+        [fresh.id.get()]
+    );
+    assert_eq!(
+        ids(s.search_messages(&find("banana")).await.unwrap()),
+        [fresh_edit.id.get(), indexed_edit.id.get()]
+    );
+    // Up to date now: nothing left to index, and an edit of the newest still applies.
+    assert_eq!(s.catch_up_search_index().await.unwrap(), 0);
+    s.edit_message(fresh.id, a.id, &MessageBody::parse("cherry five").unwrap())
+        .await
+        .unwrap();
+    assert!(ids(s.search_messages(&find("apple")).await.unwrap()).is_empty());
+    assert_eq!(
+        ids(s.search_messages(&find("cherry")).await.unwrap()),
+        [fresh.id.get()]
+    );
+    for word in ["two", "four"] {
+        assert!(
+            ids(s.search_messages(&find(word)).await.unwrap()).is_empty(),
+            "{word}"
+        );
+    }
 }

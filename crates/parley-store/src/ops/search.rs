@@ -116,6 +116,8 @@ impl Store {
                 )
             }
             Pools::Sqlite(pool) => {
+                // Every stored message is searchable: index what the heartbeat has not yet.
+                self.catch_up_search_index().await?;
                 let mut obj = pool.get().await?;
                 let conn = &mut *obj;
                 run!(
@@ -137,6 +139,80 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         self.decorate(&mut messages).await?;
         Ok(SearchPage { messages, has_more })
+    }
+}
+
+/// Messages indexed per SQLite transaction by [`Store::catch_up_search_index`]: each batch
+/// holds the writer (and so every send) for a few milliseconds only.
+const INDEX_BATCH: i64 = 2_000;
+
+impl Store {
+    /// Brings the search index up to date with the messages stored: on SQLite, indexes the
+    /// messages above the watermark in batches of [`INDEX_BATCH`] (one writer transaction
+    /// each, so sends interleave); on PostgreSQL nothing (its index is kept on insert).
+    /// Returns how many batches it wrote (0: the index was up to date). The engine calls it
+    /// on every heartbeat; a search calls it first.
+    pub async fn catch_up_search_index(&self) -> Result<u64> {
+        let Pools::Sqlite(pool) = &*self.pools else {
+            return Ok(0);
+        };
+        let mut batches = 0u64;
+        loop {
+            let _writer = self.sqlite_writer.lock().await;
+            let mut conn = pool.get().await?;
+            let batch = conn
+                .spawn_blocking(|conn| sqlite_index::catch_up_batch(conn, INDEX_BATCH))
+                .await?;
+            if batch == 0 {
+                return Ok(batches);
+            }
+            batches += 1;
+        }
+    }
+}
+
+/// The SQLite index catch-up, run on the blocking pool with diesel's synchronous API.
+mod sqlite_index {
+    use diesel::sql_types::BigInt;
+    use diesel::sqlite::SqliteConnection;
+    use diesel::{QueryResult, QueryableByName, RunQueryDsl};
+
+    /// The watermark and how far this batch goes.
+    #[derive(QueryableByName)]
+    struct Span {
+        #[diesel(sql_type = BigInt)]
+        from: i64,
+        #[diesel(sql_type = BigInt)]
+        upto: i64,
+    }
+
+    /// Indexes the next `batch` ids above the watermark (tombstones skipped) and moves the
+    /// watermark, in one immediate transaction. 0 when there was nothing to index.
+    pub(super) fn catch_up_batch(conn: &mut SqliteConnection, batch: i64) -> QueryResult<usize> {
+        conn.immediate_transaction(|conn| {
+            let span: Span = diesel::sql_query(
+                "SELECT s.indexed_upto AS \"from\", \
+                 min(coalesce((SELECT max(id) FROM messages), 0), s.indexed_upto + ?) AS upto \
+                 FROM messages_fts_state s WHERE s.id = 1",
+            )
+            .bind::<BigInt, _>(batch)
+            .get_result(conn)?;
+            if span.upto <= span.from {
+                return Ok(0);
+            }
+            let rows = diesel::sql_query(
+                "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages \
+                 WHERE id > ? AND id <= ? AND deleted_at IS NULL",
+            )
+            .bind::<BigInt, _>(span.from)
+            .bind::<BigInt, _>(span.upto)
+            .execute(conn)?;
+            diesel::sql_query("UPDATE messages_fts_state SET indexed_upto = ? WHERE id = 1")
+                .bind::<BigInt, _>(span.upto)
+                .execute(conn)?;
+            // A batch of tombstones alone indexes no row but still moves on.
+            Ok(rows.max(1))
+        })
     }
 }
 
