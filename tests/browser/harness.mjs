@@ -3,7 +3,7 @@
 //
 // Environment (set by scripts/browser-tests.sh):
 //   PARLEY_SERVER_BIN   the built parley-server binary (required)
-//   PARLEY_TEST_DIR     a fresh temporary directory for the SQLite file and the server log
+//   PARLEY_TEST_DIR     where each server gets a fresh directory for its SQLite file and log
 //   CHROMIUM_PATH       the browser (default /usr/bin/chromium)
 //   PARLEY_SCREENSHOTS  where screenshots go (default <repo>/target/browser-screenshots)
 //   PARLEY_WEB_DIR      (development) serve the client's files (web/: the scripts, the style
@@ -62,7 +62,9 @@ export class TestServer {
     if (!this.bin || !existsSync(this.bin)) {
       throw new Error(`PARLEY_SERVER_BIN must name the built parley-server binary (got ${JSON.stringify(this.bin)}); run scripts/browser-tests.sh`);
     }
-    this.dir = process.env.PARLEY_TEST_DIR || mkdtempSync(join(tmpdir(), 'parley-browser-'));
+    // A directory (database, log) of its own per server: a test file may start a second
+    // server, and every file of a run shares PARLEY_TEST_DIR.
+    this.dir = mkdtempSync(join(process.env.PARLEY_TEST_DIR || tmpdir(), 'parley-browser-'));
     this.child = null;
     this.port = 0;
     this.starts = 0;
