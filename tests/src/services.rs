@@ -10,12 +10,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
+/// A port on 127.0.0.1 for a server a test starts, free when drawn.
+///
+/// Drawn at random below the kernel's ephemeral range (32768–60999 by default): `bind(0)` and
+/// the local end of every outgoing connection of the tests running in parallel take ports
+/// from that range, so one of them could take a port drawn there before the server binds it
+/// (CI once saw a Sentinel's port answered by another test's redis-server), or while a
+/// stopped server waits to be resumed on it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    const SERVER_PORTS: std::ops::Range<u16> = 20_000..32_000;
+    let span = u128::from(SERVER_PORTS.end - SERVER_PORTS.start);
+    for _ in 0..1_000 {
+        let offset = u16::try_from(uuid::Uuid::new_v4().as_u128() % span).unwrap_or(0);
+        let port = SERVER_PORTS.start + offset;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {SERVER_PORTS:?} on 127.0.0.1");
 }
 
 /// Where throwaway data directories go: `target/test-services/` of this workspace.
