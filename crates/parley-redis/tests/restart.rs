@@ -92,13 +92,16 @@ async fn survives_a_redis_restart() {
 async fn dropped_layers_release_their_connections() {
     let server = Throwaway::start();
     let baseline = server.connected_clients().await;
-    for _ in 0..20 {
+    for i in 0..20 {
         let layer = RedisLayer::connect(throwaway_config(&server))
             .await
             .unwrap();
         let c = layer.new_channel().await.unwrap();
         layer.send(&c, msg(json!({"type": "t"}))).await.unwrap();
-        let worker = channel("w");
+        // A worker channel of its own: the dropped layer's blocking pop on the last one may
+        // still be waiting in Redis (its task is cancelled asynchronously) and would take a
+        // message sent to the same channel (seen under load in CI).
+        let worker = channel(&format!("w{i}"));
         layer
             .send(&worker, msg(json!({"type": "t"})))
             .await

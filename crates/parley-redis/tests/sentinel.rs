@@ -13,22 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// A port for a server of this test, drawn below the kernel's ephemeral range (32768–60999 by
-/// default) so that no `bind(0)` or outgoing connection of a test running in parallel can
-/// take it before the server binds it (the same rule as `parley_e2e::services::free_port`).
-fn free_port() -> u16 {
-    const SERVER_PORTS: std::ops::Range<u16> = 20_000..32_000;
-    let span = u128::from(SERVER_PORTS.end - SERVER_PORTS.start);
-    for _ in 0..1_000 {
-        let offset = u16::try_from(uuid::Uuid::new_v4().as_u128() % span).unwrap_or(0);
-        let port = SERVER_PORTS.start + offset;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in {SERVER_PORTS:?} on 127.0.0.1");
-}
-
 fn bin(var: &str, default: &str) -> String {
     std::env::var(var)
         .ok()
@@ -51,8 +35,8 @@ impl SentinelFixture {
     /// server that lost its port to another test's server would fail here, not later in a
     /// conformance case.
     fn start() -> Result<Self, String> {
-        let redis_port = free_port();
-        let sentinel_port = free_port();
+        let redis_port = common::server_port();
+        let sentinel_port = common::server_port();
         let master = format!("parley-conformance-{}", uuid::Uuid::new_v4().simple());
         let dir = std::env::temp_dir().join(format!("parley-sentinel-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

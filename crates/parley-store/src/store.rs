@@ -355,15 +355,17 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_connections_carry_the_statement_timeout() {
+        // Long enough for the migrations of the test schema on a loaded machine (CI saw one
+        // cancelled at 50 ms); far shorter than the sleep below.
         let opts = StoreOptions {
-            pg_statement_timeout: Some(Duration::from_millis(50)),
+            pg_statement_timeout: Some(Duration::from_secs(2)),
             ..StoreOptions::default()
         };
         let db = TestDb::postgres_with(&opts).await.unwrap();
         let store: &Store = &db;
         let slow: Result<()> = async {
             with_conn!(store, |conn| conn
-                .batch_execute("SELECT pg_sleep(2)")
+                .batch_execute("SELECT pg_sleep(30)")
                 .await
                 .map_err(StoreError::from))
         }

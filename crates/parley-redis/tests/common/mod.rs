@@ -89,6 +89,27 @@ pub fn channel(name: &str) -> ChannelName {
     ChannelName::parse(name).unwrap()
 }
 
+/// A port for a server a test starts, free when drawn.
+///
+/// Drawn at random below the kernel's ephemeral range (32768–60999 by default): `bind(0)` and
+/// the local end of every outgoing connection of the tests running in parallel take ports
+/// from that range, so one of them could take a port drawn there before the server binds it
+/// (CI once saw a Sentinel's port answered by another test's redis-server), or while a
+/// stopped server waits to be restarted on it. (`parley_e2e::services::free_port` follows the
+/// same rule for the end-to-end tests.)
+pub fn server_port() -> u16 {
+    const SERVER_PORTS: std::ops::Range<u16> = 20_000..32_000;
+    let span = u128::from(SERVER_PORTS.end - SERVER_PORTS.start);
+    for _ in 0..1_000 {
+        let offset = u16::try_from(uuid::Uuid::new_v4().as_u128() % span).unwrap_or(0);
+        let port = SERVER_PORTS.start + offset;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {SERVER_PORTS:?} on 127.0.0.1");
+}
+
 /// A redis-server on a free port with append-only persistence, killed on drop.
 pub struct Throwaway {
     child: Option<Child>,
@@ -98,11 +119,7 @@ pub struct Throwaway {
 
 impl Throwaway {
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = server_port();
         let dir = std::env::temp_dir().join(format!(
             "parley-redis-restart-{port}-{}",
             uuid::Uuid::new_v4().simple()
