@@ -85,7 +85,9 @@ export function handleFrame(f) {
         r.online = f.online;
         r.onlineCount = f.online.length;
       }
-      if (f.event === 'left') stopTyping(r, f.user);
+      // A folded frame lists every change in `changes`; a single change is `user`/`event`.
+      const changes = Array.isArray(f.changes) ? f.changes : [{ user: f.user, event: f.event }];
+      for (const c of changes) if (c.event === 'left') stopTyping(r, c.user);
       learnDirectPeer(r);
       if (r.name === state.active) renderOnline(r);
       break;

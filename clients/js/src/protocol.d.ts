@@ -279,14 +279,29 @@ export type Posted = {
   username?: string;
 };
 
-/** `presence`: a user came online in, or went offline from, a room. */
+/** `presence`: a user came online in, or went offline from, a room.
+ * 
+ * Changes that follow a room's last frame within 100 ms are folded into one frame sent at the
+ * end of that interval (a join storm would otherwise send every member a frame per joining
+ * member): `user` and `event` are then the latest change, `changes` lists every change folded
+ * in, oldest first, and `online` is, as always, everyone online after them. */
 export type Presence = {
+  /** The changes this frame folds together, oldest first; absent when it carries one. */
+  changes?: PresenceChange[];
   /** Came or went. */
   event: PresenceEvent;
   /** Everyone online in the room after the change. */
   online: string[];
   /** The room. */
   room: string;
+  /** Who came or went (the latest change, when several are folded). */
+  user: string;
+};
+
+/** One change of a room's presence, in a folded [`Presence`] frame. */
+export type PresenceChange = {
+  /** Came or went. */
+  event: PresenceEvent;
   /** Who came or went. */
   user: string;
 };

@@ -31,7 +31,7 @@ export const SERVER_FRAME_FIELDS = Object.freeze({
   joined: Object.freeze({ required: Object.freeze(["history","kind","online","online_count","room","room_id"]), optional: Object.freeze([]) }),
   left: Object.freeze({ required: Object.freeze(["room"]), optional: Object.freeze([]) }),
   message: Object.freeze({ required: Object.freeze(["body","client_id","created_at","deleted_at","edited_at","id","room","room_id","sender","sender_id"]), optional: Object.freeze(["guest","mentions","message","reactions","reply_to","sender_display_name","username"]) }),
-  presence: Object.freeze({ required: Object.freeze(["event","online","room","user"]), optional: Object.freeze([]) }),
+  presence: Object.freeze({ required: Object.freeze(["event","online","room","user"]), optional: Object.freeze(["changes"]) }),
   typing: Object.freeze({ required: Object.freeze(["active","room","user"]), optional: Object.freeze([]) }),
   history: Object.freeze({ required: Object.freeze(["has_more","messages","room"]), optional: Object.freeze([]) }),
   edited: Object.freeze({ required: Object.freeze(["body","client_id","created_at","deleted_at","edited_at","id","room","room_id","sender","sender_id"]), optional: Object.freeze(["guest","mentions","reactions","reply_to","sender_display_name"]) }),

@@ -5,7 +5,7 @@ use crate::error::{EngineError, Result};
 use crate::events::{self, Groups};
 use crate::limits::{self, Budget, Budgets};
 use crate::metrics::METRICS;
-use crate::presence::PresenceBook;
+use crate::presence::{Fold, PresenceBook, PresenceFolding};
 use crate::rooms::Rooms;
 use crate::session::Session;
 use parking_lot::Mutex;
@@ -73,6 +73,8 @@ pub(crate) struct State {
     /// Rooms whose presence snapshot is due to the other nodes at the next flush (see
     /// [`ANNOUNCE_COALESCE`]).
     pub(crate) announce_due: HashSet<RoomName>,
+    /// When this node's `presence` frames to clients go (at once, or folded at the next flush).
+    pub(crate) presence_frames: PresenceFolding,
 }
 
 /// How long a changed room's presence snapshot may wait for more changes before it goes to
@@ -480,7 +482,18 @@ impl Inner {
             // (see `presence_fanout_limit`); the list is not even built.
             let small =
                 state.presence.online_upper_bound(room) <= self.config.presence_fanout_limit;
-            let online = (came_online && small).then(|| state.presence.online(room));
+            let online = (came_online && small)
+                .then(|| {
+                    let fold = state.presence_frames.change(
+                        room,
+                        user,
+                        PresenceEvent::Joined,
+                        Some(channel),
+                        Instant::now(),
+                    );
+                    self.now_or_folded(fold, || state.presence.online(room))
+                })
+                .flatten();
             (first_here, online)
         };
         if first_here && let Ok(group) = self.groups.nodes(room) {
@@ -497,6 +510,7 @@ impl Inner {
                 user: user.clone(),
                 event: PresenceEvent::Joined,
                 online,
+                changes: Vec::new(),
             });
             // The joiner learns the list from its `joined` reply; no echo of its own arrival.
             self.broadcast_event(room, &frame, Some(channel)).await;
@@ -523,7 +537,18 @@ impl Inner {
             }
             // The size before this user left decides, as for joins.
             let small = state.presence.online_upper_bound(room) < self.config.presence_fanout_limit;
-            let online = (went_offline && small).then(|| state.presence.online(room));
+            let online = (went_offline && small)
+                .then(|| {
+                    let fold = state.presence_frames.change(
+                        room,
+                        user,
+                        PresenceEvent::Left,
+                        None,
+                        Instant::now(),
+                    );
+                    self.now_or_folded(fold, || state.presence.online(room))
+                })
+                .flatten();
             (last_here, online)
         };
         if last_here || online.is_some() {
@@ -538,6 +563,7 @@ impl Inner {
                 user: user.clone(),
                 event: PresenceEvent::Left,
                 online,
+                changes: Vec::new(),
             });
             self.broadcast_event(room, &frame, None).await;
         }
@@ -574,11 +600,64 @@ impl Inner {
         });
     }
 
-    /// Sends every snapshot made due by [`Inner::announce_soon`].
+    /// Sends every snapshot made due by [`Inner::announce_soon`], and the folded `presence`
+    /// frames waiting (see [`PresenceFolding`]).
     async fn announce_due(&self) {
         let due = std::mem::take(&mut self.state.lock().announce_due);
         for room in &due {
             self.announce(room, false).await;
+        }
+        self.send_folded_presence().await;
+    }
+
+    /// The online list for a presence change's frame sent now, or `None` when the change
+    /// waits to be folded (the first waiting one wakes the node task to flush them).
+    fn now_or_folded(
+        &self,
+        fold: Fold,
+        online: impl FnOnce() -> Vec<UserName>,
+    ) -> Option<Vec<UserName>> {
+        match fold {
+            Fold::SendNow => Some(online()),
+            Fold::Wait { first } => {
+                if first {
+                    self.announce_wake.notify_one();
+                }
+                None
+            }
+        }
+    }
+
+    /// Sends each room's folded `presence` frame: the latest change as `user` and `event`,
+    /// every change in `changes` (when there are several), the online list as it is now.
+    async fn send_folded_presence(&self) {
+        let frames: Vec<(RoomName, ServerFrame, Option<ChannelName>)> = {
+            let mut state = self.state.lock();
+            let due = state.presence_frames.take_due(Instant::now());
+            due.into_iter()
+                .filter_map(|(room, mut changes, joiner)| {
+                    // A room that grew past the limit meanwhile sends none (see `room_entered`).
+                    if state.presence.online_upper_bound(&room) > self.config.presence_fanout_limit
+                    {
+                        return None;
+                    }
+                    let latest = changes.last()?.clone();
+                    if changes.len() == 1 {
+                        changes.clear();
+                    }
+                    let frame = ServerFrame::Presence(Presence {
+                        room: room.clone(),
+                        user: latest.user,
+                        event: latest.event,
+                        online: state.presence.online(&room),
+                        changes,
+                    });
+                    Some((room, frame, joiner))
+                })
+                .collect()
+        };
+        for (room, frame, joiner) in &frames {
+            self.broadcast_event(room, frame, joiner.as_ref()).await;
         }
     }
 
@@ -750,6 +829,8 @@ impl Inner {
     /// clients who left).
     async fn heartbeat(&self) {
         self.forget_idle_users();
+        // Also forgets the rooms whose presence went quiet.
+        self.send_folded_presence().await;
         self.index_for_search();
         self.restore_groups().await;
         self.recheck_after_outage().await;
@@ -788,6 +869,7 @@ impl Inner {
                     user: user.clone(),
                     event: PresenceEvent::Left,
                     online: online.clone(),
+                    changes: Vec::new(),
                 });
                 let event = events::room_event(&frame, None);
                 for channel in &channels {

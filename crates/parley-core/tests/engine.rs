@@ -736,6 +736,58 @@ macro_rules! suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_join_storm_reaches_members_as_few_folded_presence_frames() {
+                const JOINERS: usize = 30;
+                let w = world(db().await, EngineConfig::default()).await;
+                let owner = w.user("owner").await;
+                let lobby = w.room("lobby", RoomKind::Public, &owner).await;
+                let mut watcher = w.session(&owner).await;
+                join(&mut watcher, &lobby).await;
+                let mut everyone = vec![owner.username.clone()];
+                let mut sessions = Vec::new();
+                for i in 0..JOINERS {
+                    let user = w.user(&format!("joiner{i}")).await;
+                    everyone.push(user.username.clone());
+                    sessions.push(w.session(&user).await);
+                }
+                // All at once, as the clients of a restarted server come back.
+                let mut joins = tokio::task::JoinSet::new();
+                for mut s in sessions {
+                    let room = lobby.clone();
+                    joins.spawn(async move {
+                        assert!(matches!(join(&mut s, &room).await, ServerFrame::Joined(_)));
+                        s
+                    });
+                }
+                let joiners = joins.join_all().await;
+                // Every join reaches the watcher once, in fewer frames than joins; the last
+                // frame's list is everyone.
+                let (mut seen, mut frames, mut online) = (Vec::new(), 0, Vec::new());
+                while seen.len() < JOINERS {
+                    let ServerFrame::Presence(p) = next_frame(&mut watcher).await else { panic!("only presence was due") };
+                    frames += 1;
+                    if p.changes.is_empty() {
+                        seen.push((p.user.clone(), p.event));
+                    } else {
+                        let latest = p.changes.last().unwrap();
+                        assert_eq!((&latest.user, latest.event), (&p.user, p.event), "user and event are the latest change");
+                        seen.extend(p.changes.iter().map(|c| (c.user.clone(), c.event)));
+                    }
+                    online = p.online;
+                }
+                assert!(seen.iter().all(|(_, event)| *event == PresenceEvent::Joined));
+                let mut joined: Vec<UserName> = seen.into_iter().map(|(user, _)| user).collect();
+                joined.sort();
+                online.sort();
+                everyone.sort();
+                assert_eq!(joined, everyone[..].iter().filter(|u| **u != owner.username).cloned().collect::<Vec<_>>());
+                assert_eq!(online, everyone);
+                assert!(frames < JOINERS, "{frames} presence frames for {JOINERS} joins: none folded");
+                // Nothing more: the next frame is a marker.
+                nothing_before_marker(&mut joiners.into_iter().next().unwrap(), &mut watcher, &lobby, false).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rooms_over_the_presence_limit_get_no_presence_frames() {
                 let config = EngineConfig { presence_fanout_limit: 2, ..EngineConfig::default() };
                 let w = world(db().await, config).await;

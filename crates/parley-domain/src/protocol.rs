@@ -49,8 +49,8 @@ pub use client::{
 pub use codes::{ErrorCode, ErrorFrame, FrameError};
 pub use server::{
     Deleted, Edited, Expiring, ExternalMessage, HistoryPage, Joined, Left, Mentioned, Pong, Posted,
-    Presence, PresenceEvent, Reacted, ReadMarker, RelayedSignal, Renewed, ServerFrame,
-    TutorialFields, Typing,
+    Presence, PresenceChange, PresenceEvent, Reacted, ReadMarker, RelayedSignal, Renewed,
+    ServerFrame, TutorialFields, Typing,
 };
 pub use text::{CallId, FrameRef};
 

@@ -190,11 +190,24 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             } else {
                 PresenceEvent::Left
             };
+            // A folded frame lists its changes; a single change lists none.
+            let changes = if online.len() > 1 {
+                online
+                    .iter()
+                    .map(|u| PresenceChange {
+                        user: u.clone(),
+                        event,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             ServerFrame::Presence(Presence {
                 room,
                 user,
                 event,
                 online,
+                changes,
             })
         }),
         (room(), user(), any::<bool>())

@@ -321,6 +321,7 @@ fn server_presence_and_typing() {
             user: user("bob"),
             event: PresenceEvent::Joined,
             online: vec![user("alice"), user("bob")],
+            changes: Vec::new(),
         }),
     );
     server_case(
@@ -330,6 +331,27 @@ fn server_presence_and_typing() {
             user: user("bob"),
             event: PresenceEvent::Left,
             online: vec![user("alice")],
+            changes: Vec::new(),
+        }),
+    );
+    // Changes folded into one frame (a storm of joins and leaves within 100 ms).
+    server_case(
+        r#"{"type":"presence","room":"lobby","user":"carol","event":"joined","online":["alice","carol"],"changes":[{"user":"bob","event":"left"},{"user":"carol","event":"joined"}]}"#,
+        ServerFrame::Presence(Presence {
+            room: room("lobby"),
+            user: user("carol"),
+            event: PresenceEvent::Joined,
+            online: vec![user("alice"), user("carol")],
+            changes: vec![
+                PresenceChange {
+                    user: user("bob"),
+                    event: PresenceEvent::Left,
+                },
+                PresenceChange {
+                    user: user("carol"),
+                    event: PresenceEvent::Joined,
+                },
+            ],
         }),
     );
     server_case(

@@ -113,7 +113,10 @@ impl SentinelFixture {
         )?)
         .map_err(|e| e.to_string())?;
         if config.get(1).map(std::path::Path::new) != Some(dir) {
-            return Err(format!("the primary works in {config:?}, not {}", dir.display()));
+            return Err(format!(
+                "the primary works in {config:?}, not {}",
+                dir.display()
+            ));
         }
         Ok(())
     }

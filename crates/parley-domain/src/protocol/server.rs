@@ -112,17 +112,35 @@ pub enum PresenceEvent {
 }
 
 /// `presence`: a user came online in, or went offline from, a room.
+///
+/// Changes that follow a room's last frame within 100 ms are folded into one frame sent at the
+/// end of that interval (a join storm would otherwise send every member a frame per joining
+/// member): `user` and `event` are then the latest change, `changes` lists every change folded
+/// in, oldest first, and `online` is, as always, everyone online after them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Presence {
     /// The room.
     pub room: RoomName,
-    /// Who came or went.
+    /// Who came or went (the latest change, when several are folded).
     pub user: UserName,
     /// Came or went.
     pub event: PresenceEvent,
     /// Everyone online in the room after the change.
     pub online: Vec<UserName>,
+    /// The changes this frame folds together, oldest first; absent when it carries one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<PresenceChange>,
+}
+
+/// One change of a room's presence, in a folded [`Presence`] frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PresenceChange {
+    /// Who came or went.
+    pub user: UserName,
+    /// Came or went.
+    pub event: PresenceEvent,
 }
 
 /// `typing`: a user started or stopped typing in a room.
