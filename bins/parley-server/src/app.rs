@@ -197,6 +197,24 @@ pub fn prometheus() -> Result<&'static PrometheusHandle> {
     Ok(HANDLE.get_or_init(|| handle))
 }
 
+/// Binds `bind` (an address or `host:port`; the first address it resolves to) with an accept
+/// queue of `backlog` (see [`Settings::DEFAULT_LISTEN_BACKLOG`]), as std's bind would
+/// otherwise (`SO_REUSEADDR` on Unix).
+fn listen(bind: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = bind.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    })?;
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)?.into_std()
+}
+
 /// The metrics listener: `GET /metrics` in Prometheus's text format, on `bind`.
 fn metrics_server(bind: &str) -> Result<(ServerHandle, SocketAddr)> {
     let handle = prometheus()?;
@@ -291,10 +309,9 @@ impl Application {
     /// run on a multi-thread tokio runtime (the migration harness blocks).
     pub async fn build(settings: Settings) -> Result<Self> {
         settings.validate()?;
-        let listener = TcpListener::bind(&settings.bind).map_err(ServerError::io(format!(
-            "cannot listen on {}",
-            settings.bind
-        )))?;
+        let listener = listen(&settings.bind, settings.listen_backlog).map_err(ServerError::io(
+            format!("cannot listen on {}", settings.bind),
+        ))?;
         let addr = listener
             .local_addr()
             .map_err(ServerError::io("local address"))?;
@@ -381,5 +398,41 @@ impl Application {
     /// Serves until [`Shutdown::shutdown`] is called.
     pub async fn run_until_stopped(self) -> Result<()> {
         self.server.await.map_err(ServerError::io("server"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections the server has not accepted yet wait in the listener's queue: with the
+    /// backlog set, a burst far beyond std's 128 completes its handshakes at once (the kernel
+    /// drops the handshakes of a full queue, and they came back seconds later).
+    #[tokio::test]
+    async fn the_listener_queues_a_burst_beyond_128_connections() {
+        let listener = listen("127.0.0.1:0", 1024).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for i in 0..600 {
+            // Nothing accepts: each handshake completes only if the queue has room.
+            let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                .unwrap_or_else(|e| panic!("connection {i} of a 600-connection burst: {e}"));
+            held.push(stream);
+        }
+        assert_eq!(held.len(), 600);
+        drop(listener);
+    }
+
+    #[test]
+    fn the_backlog_setting_is_validated() {
+        let settings = Settings {
+            listen_backlog: 0,
+            ..Settings::default()
+        };
+        assert!(
+            settings
+                .validate()
+                .is_err_and(|e| e.to_string().contains("listen_backlog"))
+        );
     }
 }

@@ -74,6 +74,9 @@ pub struct Settings {
     pub bind: String,
     /// HTTP worker threads (default: one per CPU).
     pub workers: Option<usize>,
+    /// Length of the listener's queue of connections not yet accepted (the kernel caps it at
+    /// `net.core.somaxconn`). See [`Settings::DEFAULT_LISTEN_BACKLOG`].
+    pub listen_backlog: u32,
     /// `direct` (default) or `actix-ws`: what carries the chat WebSocket (see [`WsCarrier`]).
     pub ws_carrier: WsCarrier,
     /// `sqlite://path`, `sqlite::memory:` or `postgres://...` (also `DATABASE_URL`).
@@ -301,6 +304,7 @@ impl Default for Settings {
         Self {
             bind: "127.0.0.1:8080".to_owned(),
             workers: None,
+            listen_backlog: Self::DEFAULT_LISTEN_BACKLOG,
             ws_carrier: WsCarrier::Direct,
             database_url: "sqlite://parley.sqlite3".to_owned(),
             db_max_connections: 16,
@@ -588,6 +592,13 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 impl Settings {
+    /// The default `listen_backlog`. std's `TcpListener::bind` fixes the queue at 128: in a
+    /// reconnect storm (thousands of clients of a restarted server back at once) it
+    /// overflowed, the kernel dropped the handshakes beyond it, and the clients' retransmits
+    /// came back seconds later — 19,000 clients took 12–20 s to connect and hundreds got
+    /// 408 or failed (docs/benchmarks.md, "Storms").
+    pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+
     /// Reads the settings: defaults, the file (`path`, else `parley.toml` if it exists),
     /// `DATABASE_URL`/`REDIS_URL`, then `PARLEY_*`. A missing explicit file, a bad value or
     /// a bad type fails, naming the setting.
@@ -724,6 +735,9 @@ impl Settings {
         }
         if self.workers == Some(0) {
             return bad("workers", "must be at least 1");
+        }
+        if self.listen_backlog == 0 {
+            return bad("listen_backlog", "must be at least 1");
         }
         if self.redis_sentinels.is_empty() != self.redis_sentinel_master.is_none() {
             return bad(

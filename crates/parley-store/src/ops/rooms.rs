@@ -195,16 +195,8 @@ impl Store {
                 .map_err(|e| room_taken(e.into(), name))?
             }
         );
-        match row {
-            Some(row) => row.into_room(),
-            None => {
-                // Tell "no such room" from "a direct room".
-                self.room_by_id(id).await?;
-                Err(StoreError::Invalid(
-                    "direct rooms cannot be renamed".to_owned(),
-                ))
-            }
-        }
+        self.group_room_updated(row, id, "direct rooms cannot be renamed")
+            .await
     }
 
     /// Makes a group room public or private. `Invalid` for a direct room or for making a room
@@ -230,13 +222,23 @@ impl Store {
                 .optional()?
             }
         );
+        self.group_room_updated(row, id, "a direct room's visibility is fixed")
+            .await
+    }
+
+    /// The room an update filtered to group rooms returned, or why it returned none: no such
+    /// room (`NotFound`), or a direct room (`Invalid`, saying `direct_refusal`).
+    async fn group_room_updated(
+        &self,
+        row: Option<RoomRow>,
+        id: RoomId,
+        direct_refusal: &str,
+    ) -> Result<Room> {
         match row {
             Some(row) => row.into_room(),
             None => {
                 self.room_by_id(id).await?;
-                Err(StoreError::Invalid(
-                    "a direct room's visibility is fixed".to_owned(),
-                ))
+                Err(StoreError::Invalid(direct_refusal.to_owned()))
             }
         }
     }
