@@ -662,8 +662,20 @@ impl Inner {
     }
 
     /// Sends this node's users in `room` to the other nodes.
+    ///
+    /// Only a room's first snapshot (which asks the others for theirs) goes out while no other
+    /// node is known there: the nodes group holds this node too, so with nobody else the
+    /// snapshot only came back to its own channel, to be ignored — and in a storm a flush of
+    /// 190 rooms filled that channel (node events dropped). A node that joins later announces
+    /// itself, and this node learns of it by that snapshot before it matters.
     async fn announce(&self, room: &RoomName, ask_for_replies: bool) {
-        let users = self.state.lock().presence.local_users(room);
+        let users = {
+            let state = self.state.lock();
+            if !ask_for_replies && !state.presence.has_other_nodes(room) {
+                return;
+            }
+            state.presence.local_users(room)
+        };
         let ttl = u64::try_from(self.config.presence_ttl.as_millis()).unwrap_or(u64::MAX);
         if let Ok(group) = self.groups.nodes(room) {
             let snapshot =

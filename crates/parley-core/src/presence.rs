@@ -255,6 +255,15 @@ impl PresenceBook {
         local + remote
     }
 
+    /// Whether another node's snapshot of `room` is live: some node besides this one has, or
+    /// recently had, users there.
+    pub fn has_other_nodes(&self, room: &RoomName) -> bool {
+        let now = Instant::now();
+        self.remote
+            .get(room)
+            .is_some_and(|nodes| nodes.values().any(|(_, until)| *until > now))
+    }
+
     /// This node's users in `room` (what it tells the other nodes).
     pub fn local_users(&self, room: &RoomName) -> Vec<UserName> {
         let mut users: Vec<UserName> = self
@@ -378,6 +387,7 @@ mod tests {
     async fn union_with_other_nodes_and_expiry_of_dead_ones() {
         let mut book = PresenceBook::default();
         book.local_join(&room(), &user("alice"));
+        assert!(!book.has_other_nodes(&room()), "only this node so far");
         let until = Instant::now() + Duration::from_secs(15);
         let change = book.apply_remote(
             &room(),
@@ -393,9 +403,11 @@ mod tests {
             }
         );
         assert_eq!(book.online(&room()), vec![user("alice"), user("bob")]);
+        assert!(book.has_other_nodes(&room()));
         // Alice's last local tab closes, but she is still online on node b.
         assert!(!book.local_leave(&room(), &user("alice")));
         tokio::time::advance(Duration::from_secs(16)).await;
+        assert!(!book.has_other_nodes(&room()), "node b's snapshot ran out");
         let expired = book.expire(Instant::now());
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].1.left, vec![user("alice"), user("bob")]);
