@@ -594,9 +594,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 impl Settings {
     /// The default `listen_backlog`. std's `TcpListener::bind` fixes the queue at 128: in a
     /// reconnect storm (thousands of clients of a restarted server back at once) it
-    /// overflowed, the kernel dropped the handshakes beyond it, and the clients' retransmits
-    /// came back seconds later — 19,000 clients took 12–20 s to connect and hundreds got
-    /// 408 or failed (docs/benchmarks.md, "Storms").
+    /// overflowed, and the kernel dropped every handshake beyond it (≈ 39,000 in the storm
+    /// runs of docs/benchmarks.md, "Storms"), to come back only with the clients' SYN
+    /// retransmissions, one second or more later.
     pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
 
     /// Reads the settings: defaults, the file (`path`, else `parley.toml` if it exists),
