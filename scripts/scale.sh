@@ -79,13 +79,15 @@ read -r PORT_LO PORT_HI </proc/sys/net/ipv4/ip_local_port_range
 [ $(( (CLIENTS + GENERATORS - 1) / GENERATORS )) -lt $((PORT_HI - PORT_LO)) ] ||
   die "each generator would need more ephemeral ports than $PORT_LO-$PORT_HI: raise SCALE_GENERATORS"
 
-PIDS=()
+PIDS=() SUPERVISORS=()
 cleanup() {
   local f p
   touch "$DIR/stopping"
   for f in "$DIR"/server-*.pid; do
     [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
   done
+  # Each supervisor reaps its server (a graceful stop takes up to shutdown_timeout_secs).
+  for p in "${SUPERVISORS[@]}"; do wait "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 }
@@ -136,7 +138,7 @@ PG_SLOTS=$(psql "$PG_BASE" -Atqc "select current_setting('max_connections')::int
 # Each process's pool must stay below what PostgreSQL has left for all of them (other sessions
 # may share it); 4 group-commit writers need a pool of at least 5.
 POOL=$(( PG_SLOTS / (SERVERS + 1) ))
-[ "$POOL" -gt 8 ] && POOL=8
+[ "$POOL" -gt 6 ] && POOL=6
 [ "$POOL" -ge 5 ] || die "PostgreSQL has $PG_SLOTS connections left: too few for $SERVERS processes (5 each)"
 
 # The server settings of scripts/bench.sh (accounts in bulk, no rate limits for one address),
@@ -171,7 +173,7 @@ ARGS=()
 for ((i = 0; i < SERVERS; i++)); do
   port=$(free_port)
   supervise "$i" "$port" &
-  PIDS+=($!)
+  SUPERVISORS+=($!)
   # One by one: two processes migrating one database at once would race.
   wait_port "$port" 60 || { tail -20 "$DIR/server-$i.log" >&2; die "parley-server $i did not start"; }
   ARGS+=(--server "127.0.0.1:$port" --pid-file "$DIR/server-$i.pid")

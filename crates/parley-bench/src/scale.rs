@@ -132,16 +132,24 @@ pub struct Check {
 pub struct Memory {
     /// Summed server RSS before any socket, KiB.
     pub before_kb: u64,
+    /// Summed server RSS with the first half of the sockets open, KiB.
+    pub half_kb: u64,
+    /// Sockets open at that reading.
+    pub half_sockets: usize,
     /// Summed server RSS with every socket open and idle, KiB.
     pub connected_kb: u64,
     /// (connected − before) / sockets, bytes.
     pub bytes_per_socket: u64,
+    /// (connected − half) / sockets of the second half, bytes.
+    pub marginal_bytes_per_socket: u64,
     /// Per server: sockets on it and its RSS before and connected, KiB.
     pub per_server: Vec<(usize, u64, u64)>,
     /// Other processes (`--also-pid`): name, RSS before and connected, KiB.
     pub others: Vec<(String, u64, u64)>,
     /// Summed server RSS at the end of the run, KiB.
     pub end_kb: u64,
+    /// Each server's RSS at the end of the run (a restarted one holds no socket), KiB.
+    pub end_per_server_kb: Vec<u64>,
 }
 
 /// A presence comparison.
@@ -373,18 +381,32 @@ pub async fn run(plan: Plan) -> Result<Report> {
     let before: Vec<u64> = server_rss(&plan)?;
     let others_before: Vec<u64> = plan.also_pids.iter().map(|(_, p)| rss(*p).now_kb).collect();
 
-    // 1. Connect.
-    progress(&format!("connecting {} clients", layout.clients));
-    let connected: Vec<Connected> = all(
-        &mut gens,
-        &Command::Connect {
-            secs: plan.connect_secs,
-        },
-        Duration::from_secs_f64(plan.connect_secs + 60.0),
-    )
-    .await?;
+    // 1. Connect, in two halves with a memory reading between them: the second half's cost
+    // per socket is the marginal one, free of start-up costs (pools, arenas, caches).
+    let connect = |fraction: f64| Command::Connect {
+        secs: plan.connect_secs,
+        fraction,
+    };
+    let wait = Duration::from_secs_f64(plan.connect_secs + 60.0);
+    progress(&format!(
+        "connecting {} clients (first half)",
+        layout.clients
+    ));
+    let halfway: Vec<Connected> = all(&mut gens, &connect(0.5), wait).await?;
+    let half_secs = halfway.iter().map(|c| c.secs).fold(0.0, f64::max);
+    progress(&format!(
+        "{} joined in {half_secs:.1}s",
+        halfway.iter().map(|c| c.joined).sum::<usize>()
+    ));
+    tokio::time::sleep(Duration::from_secs_f64(plan.settle_secs)).await;
+    let half_sockets: usize = sum_per_server(&statuses(&mut gens).await?, servers)
+        .iter()
+        .sum();
+    let half_kb: u64 = server_rss(&plan)?.iter().sum();
+    progress("connecting the second half");
+    let connected: Vec<Connected> = all(&mut gens, &connect(1.0), wait).await?;
     let joined: usize = connected.iter().map(|c| c.joined).sum();
-    let connect_secs = connected.iter().map(|c| c.secs).fold(0.0, f64::max);
+    let connect_secs = half_secs + connected.iter().map(|c| c.secs).fold(0.0, f64::max);
     let connect_failures: u64 = connected.iter().map(|c| c.failures).sum();
     let worst = |i: usize| {
         connected
@@ -425,10 +447,15 @@ pub async fn run(plan: Plan) -> Result<Report> {
     let sockets: usize = per_server.iter().sum();
     let (sum_before, sum_connected): (u64, u64) = (before.iter().sum(), connected_rss.iter().sum());
     let bytes_per_socket = sum_connected.saturating_sub(sum_before) * 1024 / sockets.max(1) as u64;
+    let marginal_bytes_per_socket = sum_connected.saturating_sub(half_kb) * 1024
+        / sockets.saturating_sub(half_sockets).max(1) as u64;
     let mut memory = Memory {
         before_kb: sum_before,
+        half_kb,
+        half_sockets,
         connected_kb: sum_connected,
         bytes_per_socket,
+        marginal_bytes_per_socket,
         per_server: (0..servers)
             .map(|s| (per_server[s], before[s], connected_rss[s]))
             .collect(),
@@ -439,16 +466,16 @@ pub async fn run(plan: Plan) -> Result<Report> {
             .map(|((name, pid), b)| (name.clone(), b, rss(*pid).now_kb))
             .collect(),
         end_kb: 0,
+        end_per_server_kb: Vec::new(),
     };
     progress(&format!(
-        "memory: {sum_before} KiB before, {sum_connected} KiB with {sockets} sockets: {bytes_per_socket} bytes per socket"
+        "memory: {sum_before} KiB before, {half_kb} KiB with {half_sockets} sockets, {sum_connected} KiB with {sockets}: {bytes_per_socket} bytes per socket ({marginal_bytes_per_socket} marginal over the second half)"
     ));
     checks.push(Check {
         name: format!("memory per socket ≤ {MEMORY_GOAL_BYTES} bytes"),
         ok: bytes_per_socket <= MEMORY_GOAL_BYTES,
         detail: format!(
-            "{bytes_per_socket} bytes ({} KiB → {} KiB over {servers} processes, {sockets} sockets)",
-            sum_before, sum_connected
+            "{bytes_per_socket} bytes on average ({sum_before} KiB → {sum_connected} KiB over {servers} processes, {sockets} sockets); {marginal_bytes_per_socket} bytes marginal over the second half"
         ),
     });
 
@@ -552,7 +579,8 @@ pub async fn run(plan: Plan) -> Result<Report> {
         delivery.push(d);
         restart_report = Some(r);
     }
-    memory.end_kb = server_rss(&plan)?.iter().sum();
+    memory.end_per_server_kb = server_rss(&plan)?;
+    memory.end_kb = memory.end_per_server_kb.iter().sum();
 
     for g in gens.iter_mut() {
         let _ = g.tell(&Command::Quit).await;

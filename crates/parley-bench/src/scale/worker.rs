@@ -75,10 +75,13 @@ pub struct WorkerArgs {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Command {
-    /// Start every client; answer once all are joined or `secs` ran out.
+    /// Start the clients up to `fraction` of this generator's slice (those not started
+    /// yet); answer once every started client is joined or `secs` ran out.
     Connect {
         /// Longest wait.
         secs: f64,
+        /// Share of the slice started by the end of this command (1: all).
+        fraction: f64,
     },
     /// Where every client is now.
     Status,
@@ -310,17 +313,22 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         layout,
         args,
     });
-    let mut tokens = Some(tokens);
+    let mut tokens = tokens;
+    // Clients below this index are started.
+    let mut started = 0usize;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         let command: Command =
             serde_json::from_str(&line).with_context(|| format!("bad command {line:?}"))?;
         match command {
-            Command::Connect { secs } => {
-                let Some(tokens) = tokens.take() else {
-                    bail!("connect given twice");
-                };
-                reply(&connect(&ctx, tokens, secs).await)?;
+            Command::Connect { secs, fraction } => {
+                let upto = (tokens.len() as f64 * fraction.clamp(0.0, 1.0)).ceil() as usize;
+                let upto = upto.clamp(started, tokens.len());
+                let batch: Vec<(usize, String)> = (started..upto)
+                    .map(|i| (i, std::mem::take(&mut tokens[i])))
+                    .collect();
+                started = upto;
+                reply(&connect(&ctx, batch, started, secs).await)?;
             }
             Command::Status => reply(&status(&ctx))?,
             Command::Arm { round } => {
@@ -400,21 +408,27 @@ async fn provision(args: &WorkerArgs, range: std::ops::Range<usize>) -> Result<V
     Ok(tokens)
 }
 
-/// Starts every client and waits until all are joined or `secs` ran out.
-async fn connect(ctx: &Arc<Ctx>, tokens: Vec<String>, secs: f64) -> Connected {
+/// Starts the clients of `batch` (slice index, token) and waits until every client below
+/// `started` is joined or `secs` ran out.
+async fn connect(
+    ctx: &Arc<Ctx>,
+    batch: Vec<(usize, String)>,
+    started: usize,
+    secs: f64,
+) -> Connected {
     let t = Instant::now();
-    for (i, token) in tokens.into_iter().enumerate() {
+    for (i, token) in batch {
         tokio::spawn(client(ctx.clone(), ctx.first + i, token));
     }
     let deadline = t + Duration::from_secs_f64(secs);
     let joined = || {
-        ctx.slots
+        ctx.slots[..started]
             .iter()
             .filter(|s| s.first_join_ms.load(Ordering::Relaxed) > 0)
             .count()
     };
     let mut shown = Instant::now();
-    while joined() < ctx.slots.len() && Instant::now() < deadline {
+    while joined() < started && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
         if shown.elapsed() >= Duration::from_secs(15) {
             shown = Instant::now();
@@ -422,7 +436,7 @@ async fn connect(ctx: &Arc<Ctx>, tokens: Vec<String>, secs: f64) -> Connected {
                 "[generator {}] {} of {} joined after {:.0}s, {} failed attempts",
                 ctx.args.generator,
                 joined(),
-                ctx.slots.len(),
+                started,
                 t.elapsed().as_secs_f64(),
                 ctx.failures.load(Ordering::Relaxed)
             );
@@ -441,7 +455,7 @@ async fn connect(ctx: &Arc<Ctx>, tokens: Vec<String>, secs: f64) -> Connected {
     };
     Connected {
         joined: ms.len(),
-        clients: ctx.slots.len(),
+        clients: started,
         failures: ctx.failures.load(Ordering::Relaxed),
         secs: t.elapsed().as_secs_f64(),
         connect_ms: [q(0.5), q(0.99), q(1.0)],
