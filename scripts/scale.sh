@@ -31,6 +31,8 @@
 #                            only logs in); default: a fresh database
 #   SCALE_DB=parley_scale    PostgreSQL database name (on DATABASE_URL's server)
 #   SCALE_BUILD=0            use the release binaries already built
+#   SCALE_SERVER_ENV="PARLEY_X=y ..."  more settings for every parley-server started (an A/B of
+#                            one setting, e.g. PARLEY_LAYER_CAPACITY=10000)
 #   SCALE_ARGS="..."         more `parley-bench scale` options (say `--no-restart`,
 #                            `--send-rate 5`, `--probe-rooms 100`)
 #   PARLEY_SERVER_BIN, PARLEY_BENCH_BIN: other builds (as in scripts/bench.sh)
@@ -152,6 +154,8 @@ server_env=(
   PARLEY_ROOM_CREATE_RATE=1000000 PARLEY_ROOM_CREATE_BURST=1000000
   PARLEY_ACCESS_TOKEN_TTL_SECS=14400 PARLEY_DB_MAX_CONNECTIONS=$POOL PARLEY_LOG_LEVEL=warn
 )
+# shellcheck disable=SC2206
+[ -n "${SCALE_SERVER_ENV:-}" ] && server_env+=($SCALE_SERVER_ENV)
 
 # supervise INDEX PORT: runs server INDEX on PORT, and again whenever it exits, until the run
 # stops; its current process id is in server-INDEX.pid.
@@ -192,7 +196,7 @@ set -e
 line=$(grep '^{' "$DIR/report.json" | tail -1 || true)
 [ -n "$line" ] || die "parley-bench scale failed (exit $RC) without a report; see $DIR/scale.log and $DIR/server-*.log"
 python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["machine"]=sys.argv[2]; r["command"]=sys.argv[3]; r["commit"]=sys.argv[4]; print(json.dumps(r))' \
-  "$line" "$MACHINE" "SCALE_CLIENTS=$CLIENTS scripts/scale.sh" "$(git rev-parse --short HEAD)" >"$REPORT"
+  "$line" "$MACHINE" "SCALE_CLIENTS=$CLIENTS${SCALE_SERVER_ENV:+ SCALE_SERVER_ENV=\"$SCALE_SERVER_ENV\"}${SCALE_ARGS:+ SCALE_ARGS=\"$SCALE_ARGS\"} scripts/scale.sh" "$(git rev-parse --short HEAD)" >"$REPORT"
 log "report: $REPORT (server logs in $DIR)"
 cat "$REPORT"
 exit "$RC"
