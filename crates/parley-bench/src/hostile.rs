@@ -21,7 +21,7 @@
 //! rest are reported as not run, exit code 4).
 
 mod bystander;
-mod wire;
+pub(crate) mod wire;
 
 use crate::http::HttpClient;
 use anyhow::{Context, Result, bail};

@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 client with keep-alive, for provisioning only (register, login, rooms).
+//! A minimal HTTP/1.1 client with keep-alive, for provisioning (register, login, rooms) and the
+//! scale run's read-backs (who is online, room history).
 //!
 //! Provisioning opens tens of thousands of requests on loopback; one connection per request
 //! would leave as many sockets in TIME_WAIT and exhaust the ephemeral ports the WebSocket
@@ -47,16 +48,38 @@ impl HttpClient {
     /// `POST path` with a JSON body and an optional bearer token. Retries once on a
     /// connection the server had closed.
     pub async fn post(&mut self, path: &str, body: &str, token: Option<&str>) -> Result<Response> {
-        match self.try_post(path, body, token).await {
+        self.request("POST", path, body, token).await
+    }
+
+    /// `GET path` with an optional bearer token. Retries once on a connection the server had
+    /// closed.
+    pub async fn get(&mut self, path: &str, token: Option<&str>) -> Result<Response> {
+        self.request("GET", path, "", token).await
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &str,
+        token: Option<&str>,
+    ) -> Result<Response> {
+        match self.try_request(method, path, body, token).await {
             Ok(r) => Ok(r),
             Err(_) => {
                 self.conn = None;
-                self.try_post(path, body, token).await
+                self.try_request(method, path, body, token).await
             }
         }
     }
 
-    async fn try_post(&mut self, path: &str, body: &str, token: Option<&str>) -> Result<Response> {
+    async fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &str,
+        token: Option<&str>,
+    ) -> Result<Response> {
         if self.conn.is_none() {
             let stream = match self.local {
                 None => TcpStream::connect(&self.addr).await,
@@ -78,7 +101,7 @@ impl HttpClient {
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
         let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
             self.addr,
             body.len()
         );

@@ -143,6 +143,10 @@ pub struct Plan {
     /// between them; sending starts `--settle-secs` after the last connection is open.
     #[arg(long)]
     pub one_burst: bool,
+    /// Local address every client connects from (a loopback address such as 127.0.0.2): each
+    /// load generator process on its own address has its own ~28,000 ephemeral ports.
+    #[arg(long)]
+    pub source_addr: Option<std::net::IpAddr>,
 }
 
 /// What a run measured. One JSON line of it is the machine-readable output.
@@ -501,11 +505,12 @@ pub async fn run(plan: Plan) -> Result<Report> {
             let room = seat.room.clone();
             let target = plan.target;
             let join = !plan.no_join;
+            let local = plan.source_addr;
             let shared_r = shared.clone();
             opening.push(tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await;
                 let t = Instant::now();
-                let ws = open(target, &server, &token, &room, join).await;
+                let ws = open(target, &server, local, &token, &room, join).await;
                 let took = t.elapsed();
                 // Read from the start: servers ping (daphne closes a socket whose pings go
                 // unanswered for 30 s) and a long connect phase must not look like a dead client.
@@ -787,7 +792,14 @@ fn frame_for(target: Target, room: &str, body: &str, i: usize, prefix: &str) -> 
 }
 
 /// Opens one client: TCP, WebSocket handshake, and for Parley the `join` (until `joined`).
-async fn open(target: Target, server: &str, token: &str, room: &str, join: bool) -> Result<Ws> {
+async fn open(
+    target: Target,
+    server: &str,
+    local: Option<std::net::IpAddr>,
+    token: &str,
+    room: &str,
+    join: bool,
+) -> Result<Ws> {
     let url = match target {
         Target::Parley => format!("ws://{server}/ws"),
         Target::Django | Target::Bare => format!("ws://{server}/ws/chat/{room}/"),
@@ -802,7 +814,10 @@ async fn open(target: Target, server: &str, token: &str, room: &str, join: bool)
             HeaderValue::from_str(&format!("Bearer {token}"))?,
         );
     }
-    let tcp = TcpStream::connect(server).await?;
+    let tcp = match local {
+        Some(local) => crate::hostile::wire::connect_from(server, local).await?,
+        None => TcpStream::connect(server).await?,
+    };
     tcp.set_nodelay(true)?;
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(
         req,
@@ -852,8 +867,12 @@ async fn provision(plan: &Plan, room_count: usize) -> Result<(Vec<String>, Vec<S
     for w in 0..workers {
         let names = names.clone();
         let addr = addr.clone();
+        let local = plan.source_addr;
         handles.push(tokio::spawn(async move {
             let mut http = HttpClient::new(&addr);
+            if let Some(local) = local {
+                http = http.bound_to(local);
+            }
             let mut out = Vec::new();
             for i in (w..names.len()).step_by(workers) {
                 let creds = format!(r#"{{"username":"{}","password":"{PASSWORD}"}}"#, names[i]);

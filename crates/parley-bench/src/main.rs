@@ -7,7 +7,9 @@
 //! - `http`: a tiny keep-alive HTTP/1.1 client for provisioning;
 //! - `procfs`: a server's resident memory from `/proc/<pid>/status`;
 //! - `hostile`: hostile clients, one probe after another, against a running server while
-//!   bystanders chat (`scripts/hostile.sh` runs it for a before/after table).
+//!   bystanders chat (`scripts/hostile.sh` runs it for a before/after table);
+//! - `scale`: many server processes, tens of thousands of sockets from several generator
+//!   processes, presence, delivery and a rolling restart checked (`scripts/scale.sh`).
 //!
 //! It is a tool, never part of the server binary, and depends on no Parley crate: it speaks
 //! to servers over loopback only, as any client would. Everything it does is bounded in count
@@ -21,6 +23,7 @@ mod hostile;
 mod http;
 mod load;
 mod procfs;
+mod scale;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -43,6 +46,14 @@ enum Command {
     /// the flood achieved (one JSON line per probe; `--table` adds a markdown table). Exit code
     /// 4 when the server died (the probes after it did not run).
     Hostile(hostile::Plan),
+    /// Many server processes of one cluster, many sockets from several generator processes
+    /// (each on its own loopback address): every socket joined, presence on every server,
+    /// delivery in rooms spanning every process, memory per socket and a rolling restart
+    /// checked (progress on stderr, one JSON line on stdout). Exit code 3 when a check failed.
+    Scale(scale::Plan),
+    /// One generator of `scale` (started by it; commands on stdin, answers on stdout).
+    #[command(hide = true)]
+    ScaleWorker(scale::worker::WorkerArgs),
     /// Serve the bare fan-out reference (no auth, no JSON, no persistence) until killed.
     BareServer {
         /// Listen address (loopback).
@@ -67,6 +78,13 @@ fn main() -> ExitCode {
         match cli.command {
             Command::BareServer { bind } => bare::serve(&bind).await.map(|()| 0),
             Command::Hostile(plan) => Ok(if hostile::run(plan).await? { 0 } else { 4 }),
+            Command::Scale(plan) => {
+                let report = scale::run(plan).await?;
+                print_scale(&report);
+                println!("{}", serde_json::to_string(&report)?);
+                Ok(if report.ok { 0 } else { 3 })
+            }
+            Command::ScaleWorker(args) => scale::worker::run(args).await.map(|()| 0),
             Command::Run(plan) => {
                 let report = load::run(plan).await?;
                 print_human(&report);
@@ -85,6 +103,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_scale(r: &scale::Report) {
+    let l = &r.plan.layout;
+    eprintln!(
+        "scale: {} clients in {} rooms over {} server processes, {} generators",
+        l.clients,
+        l.rooms,
+        l.servers.len(),
+        r.plan.generators
+    );
+    for c in &r.checks {
+        eprintln!(
+            "  [{}] {}: {}",
+            if c.ok { "ok" } else { "FAILED" },
+            c.name,
+            c.detail
+        );
+    }
+    eprintln!("  result: {}", if r.ok { "OK" } else { "FAILED" });
 }
 
 fn print_human(r: &load::Report) {
