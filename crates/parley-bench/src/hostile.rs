@@ -1405,7 +1405,9 @@ async fn login_flood(
 async fn flood_sockets(server: &str, token: &str, n: usize) -> Result<Vec<bystander_ws::Ws>> {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
-        v.push(bystander::open_joined(server, at(FLOOD_IP), token, ROOM).await?);
+        v.push(
+            wire::open_joined(server, at(FLOOD_IP), token, ROOM, Duration::from_secs(20)).await?,
+        );
     }
     Ok(v)
 }

@@ -5,7 +5,7 @@
 //! (the acknowledgement). They run on a runtime and thread of their own, so the flood's tasks
 //! in this process never delay their reads.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
@@ -16,8 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// Senders: each sends every `SENDERS × STEP`.
 pub const SENDERS: usize = 3;
@@ -121,45 +119,10 @@ pub fn start(cfg: Config) -> Result<Running> {
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use super::wire;
 
-/// Opens a socket as `token` from `local` and joins `room`.
-pub async fn open_joined(server: &str, local: IpAddr, token: &str, room: &str) -> Result<Ws> {
-    let mut req = format!("ws://{server}/ws").into_client_request()?;
-    req.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}"))?,
-    );
-    let tcp = super::wire::connect_from(server, local).await?;
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(
-        req,
-        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
-        Some(crate::bare::lean_config()),
-    )
-    .await?;
-    ws.send(Message::text(format!(
-        r#"{{"type":"join","room":"{room}"}}"#
-    )))
-    .await?;
-    let wait = async {
-        while let Some(frame) = ws.next().await {
-            if let Message::Text(t) = frame? {
-                if t.starts_with(r#"{"type":"joined""#) {
-                    return Ok(());
-                }
-                if t.starts_with(r#"{"type":"error""#) {
-                    bail!("join refused: {}", t.as_str());
-                }
-            }
-        }
-        bail!("closed before joined")
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .context("join timed out")??;
-    Ok(ws)
-}
+/// How long a bystander's socket may take to join.
+const JOIN_WITHIN: Duration = Duration::from_secs(20);
 
 fn hist() -> Result<Histogram<u64>> {
     Ok(Histogram::new_with_bounds(1, 120_000_000, 3)?)
@@ -195,10 +158,17 @@ async fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<Outcome> {
     let connect = async {
-        let rx = open_joined(&cfg.server, cfg.local, &cfg.receiver, &cfg.room).await?;
+        let rx = wire::open_joined(
+            &cfg.server,
+            cfg.local,
+            &cfg.receiver,
+            &cfg.room,
+            JOIN_WITHIN,
+        )
+        .await?;
         let mut txs = Vec::new();
         for t in &cfg.senders {
-            txs.push(open_joined(&cfg.server, cfg.local, t, &cfg.room).await?);
+            txs.push(wire::open_joined(&cfg.server, cfg.local, t, &cfg.room, JOIN_WITHIN).await?);
         }
         Ok::<_, anyhow::Error>((rx, txs))
     };

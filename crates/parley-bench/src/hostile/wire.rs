@@ -1,12 +1,18 @@
 //! Raw sockets for the probes: connecting from a chosen loopback address, a hand-made
 //! WebSocket handshake and frames (so a probe can send what no well-behaved library would: a
 //! header declaring 2^40 bytes, a message that never ends, pings from a client that never
-//! reads), a server-frame reader that only looks for the close code, and one-shot HTTP.
+//! reads), a server-frame reader that only looks for the close code, and one-shot HTTP; and,
+//! for the well-behaved clients of the probes and of `scale`, a joined Parley socket.
 
 use anyhow::{Context, Result, bail};
+use futures_util::{SinkExt, StreamExt};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// Opens a TCP connection to `server` (`ip:port`) from `local` (any port).
 pub async fn connect_from(server: &str, local: IpAddr) -> Result<TcpStream> {
@@ -173,6 +179,54 @@ pub async fn healthz(server: &str) -> bool {
         tokio::time::timeout(std::time::Duration::from_secs(2), probe).await,
         Ok(Ok(200))
     )
+}
+
+/// A client WebSocket over plain TCP.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a Parley socket (`/ws`) as `token` from `local`, joins `room` and waits, at most
+/// `within`, for `joined`.
+pub async fn open_joined(
+    server: &str,
+    local: IpAddr,
+    token: &str,
+    room: &str,
+    within: Duration,
+) -> Result<Ws> {
+    let mut req = format!("ws://{server}/ws").into_client_request()?;
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}"))?,
+    );
+    let tcp = connect_from(server, local).await?;
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(
+        req,
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+        Some(crate::bare::lean_config()),
+    )
+    .await?;
+    ws.send(Message::text(format!(
+        r#"{{"type":"join","room":"{room}"}}"#
+    )))
+    .await?;
+    let wait = async {
+        while let Some(frame) = ws.next().await {
+            if let Message::Text(t) = frame? {
+                if t.starts_with(r#"{"type":"joined""#) {
+                    return Ok(());
+                }
+                if t.starts_with(r#"{"type":"error""#) {
+                    bail!("join refused: {}", t.as_str());
+                }
+            }
+        }
+        bail!("closed before joined")
+    };
+    tokio::time::timeout(within, wait)
+        .await
+        .context("join timed out")??;
+    Ok(ws)
 }
 
 #[cfg(test)]

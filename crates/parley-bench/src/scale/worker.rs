@@ -12,6 +12,7 @@
 //! and [`Command::Verify`] looks each one up in the room's history over REST.
 
 use super::layout::Layout;
+use crate::hostile::wire::Ws;
 use crate::http::HttpClient;
 use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
@@ -25,9 +26,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The password of every scale account.
 pub(super) const PASSWORD: &str = "scale-password-1";
@@ -526,8 +524,6 @@ fn probe_count(ctx: &Ctx, rooms: usize) -> ProbeCount {
     c
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// One sender's message in flight.
 struct Pending {
     client_id: String,
@@ -567,7 +563,14 @@ async fn client(ctx: Arc<Ctx>, g: usize, token: String) {
         }
         let opened = {
             let _permit = ctx.gate.acquire().await;
-            open_joined(&layout.servers[server], ctx.args.source_addr, &token, &room).await
+            crate::hostile::wire::open_joined(
+                &layout.servers[server],
+                ctx.args.source_addr,
+                &token,
+                &room,
+                JOIN_TIMEOUT,
+            )
+            .await
         };
         let mut ws = match opened {
             Ok(ws) => ws,
@@ -792,43 +795,6 @@ fn on_probe(ctx: &Ctx, g: usize, rest: &str, own: bool) {
     if slot.probe_mask.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
         slot.probe_dups.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// Opens a socket as `token` from `local`, joins `room` and waits for `joined`.
-async fn open_joined(server: &str, local: IpAddr, token: &str, room: &str) -> Result<Ws> {
-    let mut req = format!("ws://{server}/ws").into_client_request()?;
-    req.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}"))?,
-    );
-    let tcp = crate::hostile::wire::connect_from(server, local).await?;
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(
-        req,
-        MaybeTlsStream::Plain(tcp),
-        Some(crate::bare::lean_config()),
-    )
-    .await?;
-    ws.send(Message::text(format!(
-        r#"{{"type":"join","room":"{room}"}}"#
-    )))
-    .await?;
-    let wait = async {
-        while let Some(frame) = ws.next().await {
-            if let Message::Text(t) = frame? {
-                if t.starts_with(r#"{"type":"joined""#) {
-                    return Ok(());
-                }
-                if t.starts_with(r#"{"type":"error""#) {
-                    bail!("join refused: {}", t.as_str());
-                }
-            }
-        }
-        bail!("closed before joined")
-    };
-    tokio::time::timeout(JOIN_TIMEOUT, wait)
-        .await
-        .context("join timed out")??;
-    Ok(ws)
 }
 
 /// Waits (up to a minute) for every pending message, then reads the history of every room
