@@ -637,6 +637,13 @@ async fn redis_outage_then_deactivations_resets_and_mutes_are_enforced(backend: 
     let bob = one.user("bob").await;
     let dave = one.user("dave").await;
     let erin = one.user("erin").await;
+    // Frank has two logins (two devices); one logs out during the outage.
+    one.user("frank").await;
+    let phone = parley_e2e::login(one.addr, "frank").await;
+    let laptop = parley_e2e::login(one.addr, "frank").await;
+    let token = |l: &Value| l["access"].as_str().unwrap().to_owned();
+    let mut phone_ws = WsClient::connect(two.addr, &token(&phone)).await;
+    let mut laptop_ws = WsClient::connect(two.addr, &token(&laptop)).await;
     let room = format!("outage-mod-{}", unique());
     one.create_room(&alice, &room).await;
     let mut b = WsClient::connect(two.addr, &bob).await;
@@ -673,11 +680,29 @@ async fn redis_outage_then_deactivations_resets_and_mutes_are_enforced(backend: 
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    let r = http::post(
+        one.addr,
+        "/api/auth/logout",
+        None,
+        &json!({"refresh": phone["refresh"]}),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
 
     redis.resume();
     assert_eq!(d.closed().await.0, 4005, "the deactivated account's socket");
     assert_eq!(e.closed().await.0, 4004, "the reset account's socket");
+    assert_eq!(
+        phone_ws.closed().await.0,
+        4004,
+        "the logged-out login's socket"
+    );
     crate::moderation::send_until_refused(&mut b, &room, "muted").await;
+    // The other login is untouched.
+    assert_eq!(
+        laptop_ws.ask(json!({"type": "ping"}), "p").await["type"],
+        "pong"
+    );
     one.stop().await;
     two.stop().await;
     drop(redis);

@@ -1,5 +1,5 @@
 //! Two server processes (two engines, each with its own Redis connections and HTTP server)
-//! on one Redis and one database: messages cross, presence is the union.
+//! on one Redis and one database: messages cross, presence is the union, on every process.
 
 use parley_e2e::{Backend, TestServer, WAIT, WsClient, http, redis_url, unique};
 use parley_server::LayerKind;
@@ -64,9 +64,13 @@ async fn two_nodes_on_one_redis(backend: Backend) {
         "joined"
     );
 
-    // Presence is the union, seen from either server.
+    // Presence is the union, seen from either server, and from a third one that holds no
+    // socket in the room (behind a load balancer, a REST call may land on any process).
     wait_online(&one, &alice, &room, &["alice", "bob"]).await;
     wait_online(&two, &bob, &room, &["alice", "bob"]).await;
+    let three = TestServer::start_on(db.clone(), redis).await;
+    let online = wait_online(&three, &alice, &room, &["alice", "bob"]).await;
+    assert_eq!(online, json!(["alice", "bob"]));
 
     // A message sent on one reaches a client on the other, and the other way.
     let ack = a
@@ -105,6 +109,26 @@ async fn two_nodes_on_one_redis(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The third server, which never had a socket in the room, sees him go as well.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = http::get(
+            three.addr,
+            &format!("/api/rooms/{room}/online"),
+            Some(&alice),
+        )
+        .await;
+        if r.json()["online"] == json!(["alice"]) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the third server still lists bob: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     one.stop().await;
     two.stop().await;
+    three.stop().await;
 }

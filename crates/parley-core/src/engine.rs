@@ -16,8 +16,7 @@ use parley_domain::{
 };
 use parley_layer::{ChannelLayer, ChannelName, Message};
 use parley_store::{AppendBatcher, Appended, NewMessage, Store};
-use serde_json::Value;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -81,8 +80,8 @@ pub(crate) struct State {
 /// the other nodes. A join storm (every client of a restarted server back at once) changes a
 /// room's presence once per client: one snapshot per change was a node message per join
 /// (5,000 in a few seconds), which overflowed the node channels (node events dropped) and
-/// queued ahead of chat. Coalesced, a room sends at most one per interval, with its latest
-/// users. A room's first snapshot (which asks the others for theirs) is not delayed.
+/// queued ahead of chat. Coalesced, every room changed within an interval goes in one
+/// message, with its latest users.
 pub(crate) const ANNOUNCE_COALESCE: Duration = Duration::from_millis(100);
 
 pub(crate) struct UserState {
@@ -219,12 +218,17 @@ impl Engine {
 
     /// Logs out the login of `refresh` (its token family is revoked: see
     /// [`Auth::logout`]) and closes every socket that login authorized, on every process.
+    /// Done once the revocation is stored: when the layer is down, the sockets close at the
+    /// re-check after the outage (see `outage.rs`), not at once.
     pub async fn logout(&self, refresh: &str) -> Result<()> {
         let auth = self.inner.auth.get().ok_or_else(|| {
             EngineError::Config("Engine::logout needs Engine::use_auth".to_owned())
         })?;
         let claims = auth.logout(refresh).await?;
-        self.sign_out(claims.user_id()?, Some(&claims.family)).await
+        if let Err(e) = self.sign_out(claims.user_id()?, Some(&claims.family)).await {
+            tracing::warn!(error = %e, "could not sign a logged-out login's sockets out now: the re-check after the layer outage will");
+        }
+        Ok(())
     }
 
     /// Closes `user`'s sockets on every process sharing the layer: those authorized by the
@@ -472,17 +476,19 @@ impl Inner {
         user: &UserName,
         channel: &ChannelName,
     ) {
-        let (first_here, online) = {
+        let (snapshot_changed, online) = {
             let mut state = self.state.lock();
-            let came_online = state.presence.local_join(room, user);
-            let here = state.local_rooms.entry(room.clone()).or_default();
-            here.insert(channel.clone(), user.clone());
-            let first_here = here.len() == 1;
+            let change = state.presence.local_join(room, user);
+            state
+                .local_rooms
+                .entry(room.clone())
+                .or_default()
+                .insert(channel.clone(), user.clone());
             // Large rooms: no presence frames, and other nodes learn at the next heartbeat
             // (see `presence_fanout_limit`); the list is not even built.
             let small =
                 state.presence.online_upper_bound(room) <= self.config.presence_fanout_limit;
-            let online = (came_online && small)
+            let online = (change.everywhere && small)
                 .then(|| {
                     let fold = state.presence_frames.change(
                         room,
@@ -494,14 +500,9 @@ impl Inner {
                     self.now_or_folded(fold, || state.presence.online(room))
                 })
                 .flatten();
-            (first_here, online)
+            (change.here, online)
         };
-        if first_here && let Ok(group) = self.groups.nodes(room) {
-            self.log_layer(self.layer.group_add(&group, &self.node).await);
-        }
-        if first_here {
-            self.announce(room, true).await;
-        } else if online.is_some() {
+        if snapshot_changed {
             self.announce_soon(room);
         }
         if let Some(online) = online {
@@ -524,20 +525,18 @@ impl Inner {
         user: &UserName,
         channel: &ChannelName,
     ) {
-        let (last_here, online) = {
+        let (snapshot_changed, online) = {
             let mut state = self.state.lock();
-            let went_offline = state.presence.local_leave(room, user);
-            let mut last_here = false;
+            let change = state.presence.local_leave(room, user);
             if let Some(here) = state.local_rooms.get_mut(room) {
                 here.remove(channel);
                 if here.is_empty() {
                     state.local_rooms.remove(room);
-                    last_here = true;
                 }
             }
             // The size before this user left decides, as for joins.
             let small = state.presence.online_upper_bound(room) < self.config.presence_fanout_limit;
-            let online = (went_offline && small)
+            let online = (change.everywhere && small)
                 .then(|| {
                     let fold = state.presence_frames.change(
                         room,
@@ -549,13 +548,10 @@ impl Inner {
                     self.now_or_folded(fold, || state.presence.online(room))
                 })
                 .flatten();
-            (last_here, online)
+            (change.here, online)
         };
-        if last_here || online.is_some() {
+        if snapshot_changed {
             self.announce_soon(room);
-        }
-        if last_here && let Ok(group) = self.groups.nodes(room) {
-            self.log_layer(self.layer.group_discard(&group, &self.node).await);
         }
         if let Some(online) = online {
             let frame = ServerFrame::Presence(Presence {
@@ -600,12 +596,12 @@ impl Inner {
         });
     }
 
-    /// Sends every snapshot made due by [`Inner::announce_soon`], and the folded `presence`
-    /// frames waiting (see [`PresenceFolding`]).
+    /// Sends the rooms made due by [`Inner::announce_soon`] to the other nodes (one
+    /// message), and the folded `presence` frames waiting (see [`PresenceFolding`]).
     async fn announce_due(&self) {
         let due = std::mem::take(&mut self.state.lock().announce_due);
-        for room in &due {
-            self.announce(room, false).await;
+        if !due.is_empty() {
+            self.announce(Some(&due), false).await;
         }
         self.send_folded_presence().await;
     }
@@ -661,27 +657,52 @@ impl Inner {
         }
     }
 
-    /// Sends this node's users in `room` to the other nodes.
+    /// Sends this node's users to the other nodes, in one message: in the `changed` rooms, or
+    /// in every room it has users in (a full snapshot) when `None`. `reply` asks each node
+    /// for its full snapshot back (at start).
     ///
-    /// Only a room's first snapshot (which asks the others for theirs) goes out while no other
-    /// node is known there: the nodes group holds this node too, so with nobody else the
-    /// snapshot only came back to its own channel, to be ignored — and in a storm a flush of
-    /// 190 rooms filled that channel (node events dropped). A node that joins later announces
-    /// itself, and this node learns of it by that snapshot before it matters.
-    async fn announce(&self, room: &RoomName, ask_for_replies: bool) {
-        let users = {
+    /// One message per node, never one per room: at 1,000 rooms per process a snapshot per
+    /// room made every heartbeat 6,000 messages into each of 7 processes' node channels (of
+    /// capacity 100), which dropped nearly all of them, and presence across processes was
+    /// wrong. Changes go only while another node is known: alone, the message would only
+    /// come back to this node's own channel; a node that starts later asks for this one's
+    /// full snapshot.
+    async fn announce(&self, changed: Option<&HashSet<RoomName>>, reply: bool) {
+        let rooms: Vec<(RoomName, Vec<UserName>)> = {
             let state = self.state.lock();
-            if !ask_for_replies && !state.presence.has_other_nodes(room) {
-                return;
+            match changed {
+                Some(changed) => {
+                    if !state.presence.has_other_nodes() {
+                        return;
+                    }
+                    changed
+                        .iter()
+                        .map(|room| (room.clone(), state.presence.local_users(room)))
+                        .collect()
+                }
+                None => state.presence.local_snapshot(),
             }
-            state.presence.local_users(room)
         };
-        let ttl = u64::try_from(self.config.presence_ttl.as_millis()).unwrap_or(u64::MAX);
-        if let Ok(group) = self.groups.nodes(room) {
-            let snapshot =
-                events::presence_snapshot(&self.node, room, &users, ttl, ask_for_replies);
-            self.log_layer(self.layer.group_send(&group, snapshot).await.map(|_| ()));
+        let Ok(group) = self.groups.nodes() else {
+            return;
+        };
+        let snapshot =
+            events::node_presence(&self.node, &rooms, changed.is_none(), self.ttl_ms(), reply);
+        self.log_layer(self.layer.group_send(&group, snapshot).await.map(|_| ()));
+    }
+
+    /// How long the other nodes count this node's snapshots.
+    fn ttl_ms(&self) -> u64 {
+        u64::try_from(self.config.presence_ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Joins the nodes group (renewing its expiry) and sends this node's full snapshot: at
+    /// start, asking the others for theirs; at every heartbeat, as this node's sign of life.
+    async fn announce_all(&self, reply: bool) {
+        if let Ok(group) = self.groups.nodes() {
+            self.log_layer(self.layer.group_add(&group, &self.node).await);
         }
+        self.announce(None, reply).await;
     }
 
     /// Puts a room event on the room's event group; kills local channels found full.
@@ -782,57 +803,21 @@ impl Inner {
 
     /// Handles a message on this node's channel: another node's presence snapshot.
     async fn on_node_message(&self, message: Message) {
-        if message.kind() != events::PARLEY_PRESENCE {
+        let Some((snapshot, ttl_ms, wants_reply)) = events::parse_node_presence(&message) else {
+            return;
+        };
+        if snapshot.node == self.node.as_str() {
             return;
         }
-        let Some(node) = message.get("node").and_then(Value::as_str) else {
-            return;
-        };
-        if node == self.node.as_str() {
-            return;
-        }
-        let Some(Ok(room)) = message
-            .get("room")
-            .and_then(Value::as_str)
-            .map(RoomName::parse)
-        else {
-            return;
-        };
-        let users: BTreeSet<UserName> = message
-            .get("users")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .filter_map(|u| UserName::parse(u).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ttl = message
-            .get("ttl_ms")
-            .and_then(Value::as_u64)
-            .unwrap_or(15_000);
-        let wants_reply = message
-            .get("reply")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let mine = {
-            let mut state = self.state.lock();
-            // The sender told its own clients about joins and leaves; this node only records them.
-            state.presence.apply_remote(
-                &room,
-                node,
-                users,
-                Instant::now() + Duration::from_millis(ttl),
-            );
-            state.presence.local_users(&room)
-        };
-        if wants_reply
-            && !mine.is_empty()
-            && let Ok(to) = ChannelName::parse(node)
-        {
-            let ttl = u64::try_from(self.config.presence_ttl.as_millis()).unwrap_or(u64::MAX);
-            let reply = events::presence_snapshot(&self.node, &room, &mine, ttl, false);
+        let from = ChannelName::parse(&snapshot.node);
+        // The sender told its own clients about joins and leaves; this node only records them.
+        self.state
+            .lock()
+            .presence
+            .apply_node(snapshot, Instant::now() + Duration::from_millis(ttl_ms));
+        if wants_reply && let Ok(to) = from {
+            let mine = self.state.lock().presence.local_snapshot();
+            let reply = events::node_presence(&self.node, &mine, true, self.ttl_ms(), false);
             self.log_layer(self.layer.send(&to, reply).await);
         }
     }
@@ -846,14 +831,7 @@ impl Inner {
         self.index_for_search();
         self.restore_groups().await;
         self.recheck_after_outage().await;
-        let rooms = self.state.lock().presence.local_rooms();
-        for room in &rooms {
-            if let Ok(group) = self.groups.nodes(room) {
-                // Re-adding restarts the group expiry of this node's membership.
-                self.log_layer(self.layer.group_add(&group, &self.node).await);
-            }
-            self.announce(room, false).await;
-        }
+        self.announce_all(false).await;
         let (expired, targets) = {
             let mut state = self.state.lock();
             let expired = state.presence.expire(Instant::now());
@@ -954,6 +932,12 @@ async fn node_task(engine: Weak<Inner>, layer: Arc<dyn ChannelLayer>, node: Chan
     };
     // Set while snapshots are due: when they go (see `ANNOUNCE_COALESCE`).
     let mut flush_at: Option<tokio::time::Instant> = None;
+    // Known to the other nodes at once, and knowing theirs: `/online` is right on a process
+    // that just started, whatever rooms its own clients are in.
+    match engine.upgrade() {
+        Some(inner) => inner.announce_all(true).await,
+        None => return,
+    }
     loop {
         let flush = async {
             match flush_at {

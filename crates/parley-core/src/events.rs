@@ -11,13 +11,15 @@
 //!
 //! Per user, `parley.user.{id}` reaches all of one user's connections (`parley.signal`,
 //! `parley.kick`, `parley.signout`, `parley.standing`,
-//! `parley.notify`). Per room, `parley.nodes.{room}` reaches one channel per server process, for
-//! presence snapshots (`parley.presence`).
+//! `parley.notify`). `parley.nodes` reaches one channel per server process, for presence
+//! snapshots (`parley.presence`: one message per process carrying many rooms, never one per
+//! room, so a heartbeat costs each process one message per other process).
 //!
 //! Every event that carries a client frame stores it pre-serialized-ready as a JSON value
 //! under `parley`; the first local recipient renders it to text and the rest reuse that text
 //! ([`parley_layer::Message::rendered`]).
 
+use crate::presence::NodeSnapshot;
 use parley_domain::protocol::{Dialect, Posted, ServerFrame};
 use parley_domain::{
     DisplayName, Message as ChatMessage, Mute, RoomName, Timestamp, UserId, UserName,
@@ -78,9 +80,9 @@ impl Groups {
         GroupName::parse(&format!("parley.room.{room}"))
     }
 
-    /// The group of one process channel per node with connections in the room.
-    pub fn nodes(&self, room: &RoomName) -> parley_layer::Result<GroupName> {
-        GroupName::parse(&format!("parley.nodes.{room}"))
+    /// The group of every node's own channel (one per server process sharing the layer).
+    pub fn nodes(&self) -> parley_layer::Result<GroupName> {
+        GroupName::parse("parley.nodes")
     }
 
     /// A group holding only this node's channel: found empty, the layer lost this node's
@@ -247,22 +249,65 @@ pub fn disable() -> Message {
     Message::new(PARLEY_SIGNOUT, fields)
 }
 
-/// A node's presence snapshot for one room. `reply_to` asks the receivers to answer with
-/// their own snapshot (sent when this node first reports the room).
-pub fn presence_snapshot(
+/// A node's presence message: its users in `rooms` (every room it has users in when `full`;
+/// an empty list where none are left), valid for `ttl_ms`; `reply` asks every node that hears
+/// it to send its own full snapshot straight back (a node that just started).
+pub fn node_presence(
     node: &ChannelName,
-    room: &RoomName,
-    users: &[UserName],
+    rooms: &[(RoomName, Vec<UserName>)],
+    full: bool,
     ttl_ms: u64,
-    reply_to: bool,
+    reply: bool,
 ) -> Message {
+    let rooms: Map<String, Value> = rooms
+        .iter()
+        .map(|(room, users)| (room.to_string(), json!(users)))
+        .collect();
     let mut fields = Map::new();
     fields.insert("node".into(), Value::String(node.to_string()));
-    fields.insert("room".into(), Value::String(room.to_string()));
-    fields.insert("users".into(), json!(users));
+    fields.insert("rooms".into(), Value::Object(rooms));
+    fields.insert("full".into(), Value::Bool(full));
     fields.insert("ttl_ms".into(), json!(ttl_ms));
-    fields.insert("reply".into(), Value::Bool(reply_to));
+    fields.insert("reply".into(), Value::Bool(reply));
     Message::new(PARLEY_PRESENCE, fields)
+}
+
+/// Another node's presence message ([`node_presence`]), parsed: `None` when it is not one, or
+/// malformed. Returns the snapshot, its time to live in milliseconds and whether it asks for
+/// a reply.
+pub fn parse_node_presence(message: &Message) -> Option<(NodeSnapshot, u64, bool)> {
+    if message.kind() != PARLEY_PRESENCE {
+        return None;
+    }
+    let node = message.get("node")?.as_str()?.to_owned();
+    let rooms = message
+        .get("rooms")?
+        .as_object()?
+        .iter()
+        .filter_map(|(room, users)| {
+            let room = RoomName::parse(room).ok()?;
+            let users = users
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(|u| UserName::parse(u).ok())
+                .collect();
+            Some((room, users))
+        })
+        .collect();
+    let full = message
+        .get("full")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let ttl = message
+        .get("ttl_ms")
+        .and_then(Value::as_u64)
+        .unwrap_or(15_000);
+    let reply = message
+        .get("reply")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Some((NodeSnapshot { node, rooms, full }, ttl, reply))
 }
 
 /// What a connection does with a layer message.

@@ -1,9 +1,12 @@
 //! Who is online in which room, counted per user, merged across server processes.
 //!
 //! Each process ("node") knows its own connections exactly. Other nodes' users arrive as
-//! snapshots (node, room, users) carried by the channel layer, each valid for a time to live;
-//! nodes resend theirs periodically, so a node that dies drops out of every list within one
-//! TTL. The online list of a room is the union of the local users and every live snapshot.
+//! snapshots carried by the channel layer: one message per node carrying every room it has
+//! users in (at each heartbeat, [`NodeSnapshot::full`]) or the rooms that changed since its
+//! last message (within [`ANNOUNCE_COALESCE`](crate::engine::ANNOUNCE_COALESCE)). Each is valid
+//! for a time to live; nodes resend theirs periodically, so a node that dies drops out of
+//! every list within one TTL. The online list of a room is the union of the local users and
+//! every live snapshot, on every node, whether or not it has users in the room itself.
 //!
 //! [`PresenceBook`] is the bookkeeping only (no I/O); the engine feeds it and broadcasts the
 //! changes it reports. [`PresenceFolding`] decides when those broadcasts go: at once in a
@@ -12,7 +15,7 @@
 use parley_domain::protocol::{PresenceChange, PresenceEvent};
 use parley_domain::{RoomName, UserName};
 use parley_layer::ChannelName;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -123,6 +126,31 @@ pub struct PresenceBook {
     local: HashMap<RoomName, HashMap<UserName, usize>>,
     /// Other nodes' users per room, with the instant each snapshot stops counting.
     remote: HashMap<RoomName, HashMap<String, (BTreeSet<UserName>, Instant)>>,
+    /// Other nodes heard from, with the instant their last message stops counting: the nodes
+    /// this one's changes must reach, users or not.
+    nodes: HashMap<String, Instant>,
+}
+
+/// Another node's presence message, parsed: its users in some rooms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSnapshot {
+    /// The node's channel name.
+    pub node: String,
+    /// Its users per room; an empty set means none left there.
+    pub rooms: Vec<(RoomName, BTreeSet<UserName>)>,
+    /// Every room the node has users in (a heartbeat): its rooms not listed are empty.
+    pub full: bool,
+}
+
+/// How a local connection changed a room's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalChange {
+    /// The user came online in the room, or went offline, across every node (the room hears
+    /// "joined" or "left").
+    pub everywhere: bool,
+    /// The user's first connection in the room on this node opened, or its last closed: this
+    /// node's snapshot of the room changed (the other nodes hear of it).
+    pub here: bool,
 }
 
 /// How a room's union changed.
@@ -142,36 +170,46 @@ impl OnlineChange {
 }
 
 impl PresenceBook {
-    /// A connection of `user` on this node entered `room`. True when the user was not online
-    /// in the room anywhere before (others should hear "joined").
-    pub fn local_join(&mut self, room: &RoomName, user: &UserName) -> bool {
+    /// A connection of `user` on this node entered `room`.
+    pub fn local_join(&mut self, room: &RoomName, user: &UserName) -> LocalChange {
         let was_online = self.is_online(room, user);
-        *self
+        let count = self
             .local
             .entry(room.clone())
             .or_default()
             .entry(user.clone())
-            .or_insert(0) += 1;
-        !was_online
+            .or_insert(0);
+        *count += 1;
+        LocalChange {
+            everywhere: !was_online,
+            here: *count == 1,
+        }
     }
 
-    /// A connection of `user` on this node left `room`. True when the user is now online in
-    /// the room nowhere (others should hear "left").
-    pub fn local_leave(&mut self, room: &RoomName, user: &UserName) -> bool {
+    /// A connection of `user` on this node left `room`.
+    pub fn local_leave(&mut self, room: &RoomName, user: &UserName) -> LocalChange {
+        let unchanged = LocalChange {
+            everywhere: false,
+            here: false,
+        };
         let Some(users) = self.local.get_mut(room) else {
-            return false;
+            return unchanged;
         };
         let Some(count) = users.get_mut(user) else {
-            return false;
+            return unchanged;
         };
         *count -= 1;
-        if *count == 0 {
+        let here = *count == 0;
+        if here {
             users.remove(user);
             if users.is_empty() {
                 self.local.remove(room);
             }
         }
-        !self.is_online(room, user)
+        LocalChange {
+            everywhere: !self.is_online(room, user),
+            here,
+        }
     }
 
     /// True when `user` has a connection in `room` on any live node.
@@ -255,13 +293,11 @@ impl PresenceBook {
         local + remote
     }
 
-    /// Whether another node's snapshot of `room` is live: some node besides this one has, or
-    /// recently had, users there.
-    pub fn has_other_nodes(&self, room: &RoomName) -> bool {
+    /// Whether another node was heard from within its time to live (with users or not):
+    /// while none is, this node's changes need not go anywhere.
+    pub fn has_other_nodes(&self) -> bool {
         let now = Instant::now();
-        self.remote
-            .get(room)
-            .is_some_and(|nodes| nodes.values().any(|(_, until)| *until > now))
+        self.nodes.values().any(|until| *until > now)
     }
 
     /// This node's users in `room` (what it tells the other nodes).
@@ -275,9 +311,12 @@ impl PresenceBook {
         users
     }
 
-    /// Rooms with at least one local connection.
-    pub fn local_rooms(&self) -> Vec<RoomName> {
-        self.local.keys().cloned().collect()
+    /// This node's users in every room it has a connection in (its full snapshot).
+    pub fn local_snapshot(&self) -> Vec<(RoomName, Vec<UserName>)> {
+        self.local
+            .keys()
+            .map(|room| (room.clone(), self.local_users(room)))
+            .collect()
     }
 
     /// True when this node has a connection in `room`.
@@ -285,25 +324,37 @@ impl PresenceBook {
         self.local.contains_key(room)
     }
 
-    /// Another node's snapshot of `room`, valid until `until`; returns how the union changed.
-    pub fn apply_remote(
-        &mut self,
-        room: &RoomName,
-        node: &str,
-        users: BTreeSet<UserName>,
-        until: Instant,
-    ) -> OnlineChange {
-        let before = self.union(room);
-        let nodes = self.remote.entry(room.clone()).or_default();
-        if users.is_empty() {
-            nodes.remove(node);
-            if nodes.is_empty() {
-                self.remote.remove(room);
-            }
-        } else {
-            nodes.insert(node.to_owned(), (users, until));
+    /// Another node's message, valid until `until`: its users in the rooms it lists and, when
+    /// `full`, nobody in the rooms it does not. Nothing is compared: the sender told the
+    /// rooms' clients of its joins and leaves itself, and at 1,000 rooms over 7 processes a
+    /// diff per room per message was most of a node's work.
+    pub fn apply_node(&mut self, snapshot: NodeSnapshot, until: Instant) {
+        let NodeSnapshot { node, rooms, full } = snapshot;
+        self.nodes.insert(node.clone(), until);
+        if full {
+            let listed: HashSet<&RoomName> = rooms.iter().map(|(room, _)| room).collect();
+            self.remote.retain(|room, nodes| {
+                if !listed.contains(room) {
+                    nodes.remove(&node);
+                }
+                !nodes.is_empty()
+            });
         }
-        diff(&before, &self.union(room))
+        for (room, users) in rooms {
+            if users.is_empty() {
+                if let Some(nodes) = self.remote.get_mut(&room) {
+                    nodes.remove(&node);
+                    if nodes.is_empty() {
+                        self.remote.remove(&room);
+                    }
+                }
+            } else {
+                self.remote
+                    .entry(room)
+                    .or_default()
+                    .insert(node.clone(), (users, until));
+            }
+        }
     }
 
     /// Drops snapshots whose time ran out (their node died or lost the layer); returns the
@@ -315,6 +366,7 @@ impl PresenceBook {
             .filter(|(_, nodes)| nodes.values().any(|(_, until)| *until <= now))
             .map(|(room, _)| room.clone())
             .collect();
+        self.nodes.retain(|_, until| *until > now);
         let mut changes = Vec::new();
         for room in stale_rooms {
             // `union` already ignores stale snapshots, so compare with them counted.
@@ -343,7 +395,7 @@ impl PresenceBook {
 
     /// True when nothing is tracked (every connection left and every snapshot expired).
     pub fn is_empty(&self) -> bool {
-        self.local.is_empty() && self.remote.is_empty()
+        self.local.is_empty() && self.remote.is_empty() && self.nodes.is_empty()
     }
 }
 
@@ -365,49 +417,83 @@ mod tests {
         UserName::parse(n).unwrap()
     }
 
+    /// A snapshot of `node` listing `rooms` (each with its users).
+    fn snapshot(node: &str, rooms: &[(&str, &[&str])], full: bool) -> NodeSnapshot {
+        NodeSnapshot {
+            node: node.to_owned(),
+            rooms: rooms
+                .iter()
+                .map(|(r, users)| {
+                    (
+                        RoomName::parse(r).unwrap(),
+                        users.iter().map(|u| user(u)).collect(),
+                    )
+                })
+                .collect(),
+            full,
+        }
+    }
+
+    const BOTH: LocalChange = LocalChange {
+        everywhere: true,
+        here: true,
+    };
+    const NEITHER: LocalChange = LocalChange {
+        everywhere: false,
+        here: false,
+    };
+
     #[tokio::test(start_paused = true)]
     async fn two_tabs_are_one_user() {
         let mut book = PresenceBook::default();
-        assert!(book.local_join(&room(), &user("alice")));
-        assert!(
-            !book.local_join(&room(), &user("alice")),
+        assert_eq!(book.local_join(&room(), &user("alice")), BOTH);
+        assert_eq!(
+            book.local_join(&room(), &user("alice")),
+            NEITHER,
             "second tab is not a new join"
         );
         assert_eq!(book.online(&room()), vec![user("alice")]);
-        assert!(
-            !book.local_leave(&room(), &user("alice")),
+        assert_eq!(
+            book.local_leave(&room(), &user("alice")),
+            NEITHER,
             "one tab still open"
         );
-        assert!(book.local_leave(&room(), &user("alice")));
+        assert_eq!(book.local_leave(&room(), &user("alice")), BOTH);
         assert!(book.online(&room()).is_empty());
         assert!(book.is_empty(), "no leftovers once everyone left");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_user_online_elsewhere_still_changes_this_nodes_snapshot() {
+        let mut book = PresenceBook::default();
+        let until = Instant::now() + Duration::from_secs(15);
+        book.apply_node(snapshot("node-b", &[("lobby", &["alice"])], true), until);
+        let here_only = LocalChange {
+            everywhere: false,
+            here: true,
+        };
+        assert_eq!(book.local_join(&room(), &user("alice")), here_only);
+        assert_eq!(book.local_snapshot(), vec![(room(), vec![user("alice")])]);
+        assert_eq!(book.local_leave(&room(), &user("alice")), here_only);
+        assert!(book.local_snapshot().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
     async fn union_with_other_nodes_and_expiry_of_dead_ones() {
         let mut book = PresenceBook::default();
         book.local_join(&room(), &user("alice"));
-        assert!(!book.has_other_nodes(&room()), "only this node so far");
+        assert!(!book.has_other_nodes(), "only this node so far");
         let until = Instant::now() + Duration::from_secs(15);
-        let change = book.apply_remote(
-            &room(),
-            "node-b",
-            [user("bob"), user("alice")].into(),
+        book.apply_node(
+            snapshot("node-b", &[("lobby", &["bob", "alice"])], false),
             until,
         );
-        assert_eq!(
-            change,
-            OnlineChange {
-                joined: vec![user("bob")],
-                left: vec![]
-            }
-        );
         assert_eq!(book.online(&room()), vec![user("alice"), user("bob")]);
-        assert!(book.has_other_nodes(&room()));
+        assert!(book.has_other_nodes());
         // Alice's last local tab closes, but she is still online on node b.
-        assert!(!book.local_leave(&room(), &user("alice")));
+        assert!(!book.local_leave(&room(), &user("alice")).everywhere);
         tokio::time::advance(Duration::from_secs(16)).await;
-        assert!(!book.has_other_nodes(&room()), "node b's snapshot ran out");
+        assert!(!book.has_other_nodes(), "node b's snapshot ran out");
         let expired = book.expire(Instant::now());
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].1.left, vec![user("alice"), user("bob")]);
@@ -422,10 +508,8 @@ mod tests {
         }
         let until = Instant::now() + Duration::from_secs(15);
         // Alice is on node b as well: counted once.
-        book.apply_remote(
-            &room(),
-            "node-b",
-            [user("bob"), user("alice")].into(),
+        book.apply_node(
+            snapshot("node-b", &[("lobby", &["bob", "alice"])], false),
             until,
         );
         let (sample, total) = book.online_sample(&room(), &user("dave"), 3);
@@ -448,12 +532,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_empty_snapshot_removes_the_node() {
+    async fn an_empty_room_or_a_full_snapshot_without_it_removes_the_node_there() {
         let mut book = PresenceBook::default();
         let until = Instant::now() + Duration::from_secs(15);
-        book.apply_remote(&room(), "node-b", [user("bob")].into(), until);
-        let change = book.apply_remote(&room(), "node-b", BTreeSet::new(), until);
-        assert_eq!(change.left, vec![user("bob")]);
+        let other = RoomName::parse("other").unwrap();
+        book.apply_node(
+            snapshot(
+                "node-b",
+                &[("lobby", &["bob"]), ("other", &["carol"])],
+                true,
+            ),
+            until,
+        );
+        book.apply_node(snapshot("node-c", &[("other", &["dave"])], true), until);
+        // An update names only what changed: the other rooms stay.
+        book.apply_node(snapshot("node-b", &[("lobby", &[])], false), until);
+        assert!(book.online(&room()).is_empty());
+        assert_eq!(book.online(&other), vec![user("carol"), user("dave")]);
+        // A full snapshot lists every room the node has users in: Carol left "other".
+        book.apply_node(snapshot("node-b", &[], true), until);
+        assert_eq!(book.online(&other), vec![user("dave")]);
+        assert!(
+            book.has_other_nodes(),
+            "a node with no users is still known"
+        );
+        tokio::time::advance(Duration::from_secs(16)).await;
+        book.expire(Instant::now());
         assert!(book.is_empty());
     }
 

@@ -425,9 +425,9 @@ impl Session {
     /// After a channel-layer outage (see `outage.rs`): reads the account and the joined rooms'
     /// standing from the store again and applies what changed meanwhile, as the events lost
     /// in the outage would have: a deactivated or deleted account closes (4005), a password
-    /// reset signs out (4004), and staff rights, roles, mutes and read-only switches update
-    /// what the socket may post. (Removals and bans are the membership re-check's kicks.)
-    /// A store failure is logged and changes nothing.
+    /// reset or a logout of the socket's own login signs out (4004), and staff rights, roles,
+    /// mutes and read-only switches update what the socket may post. (Removals and bans are
+    /// the membership re-check's kicks.) A store failure is logged and changes nothing.
     async fn recheck(&mut self) -> Option<Outbound> {
         let store = &self.inner.store;
         let user = match store.user_by_id(self.user.id).await {
@@ -445,6 +445,21 @@ impl Session {
         }
         if user.token_epoch != self.user.token_epoch {
             return Some(Outbound::Close(CloseReason::SignedOut));
+        }
+        // A logout revokes its login's family (`Auth::logout`); its sockets' `parley.signout`
+        // was lost with the layer.
+        if let Some(family) = self
+            .authorization
+            .as_ref()
+            .and_then(|a| a.grant.family.as_deref())
+        {
+            match store.is_revoked(family).await {
+                Ok(true) => return Some(Outbound::Close(CloseReason::SignedOut)),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "re-checking a socket's login after a layer outage failed");
+                }
+            }
         }
         self.user.is_staff = user.is_staff;
         let rooms: Vec<RoomName> = self.rooms.keys().cloned().collect();

@@ -1038,6 +1038,58 @@ macro_rules! suite {
                 assert_eq!(w.engine.online(&lobby), vec![UserName::parse("alice").unwrap()]);
             }
 
+            /// A node with no member in a room still knows who is online there (a REST call
+            /// behind a load balancer lands on any process), and a node with users in more
+            /// rooms than a channel holds messages tells the others in one message, not one
+            /// per room (which overflowed node channels: presence was wrong at scale).
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn every_node_knows_every_rooms_presence_even_with_more_rooms_than_a_channel_holds() {
+                const ROOMS: usize = 150;
+                let capacity = LayerConfig { capacity: 100, ..LayerConfig::default() };
+                assert!(ROOMS > capacity.capacity, "the rooms must outnumber the node channel's capacity");
+                let mut nodes = layers(LayerKind::$layer, capacity, 2).await;
+                let config = EngineConfig {
+                    presence_interval: Duration::from_millis(200),
+                    presence_ttl: Duration::from_millis(1000),
+                    max_rooms_per_connection: ROOMS,
+                    join_rate: RateLimit::new(1000.0, 1000.0),
+                    ..EngineConfig::default()
+                };
+                let w = world_on(db().await, nodes.remove(0), config.clone()).await;
+                let node_b = Engine::start(w.db.store().clone(), nodes.remove(0), config).await.unwrap();
+                let alice = w.user("alice").await;
+                let mut rooms = Vec::new();
+                for i in 0..ROOMS {
+                    rooms.push(w.room(&format!("room{i}"), RoomKind::Public, &alice).await);
+                }
+                let mut a = w.session(&alice).await;
+                for room in &rooms {
+                    assert!(matches!(join(&mut a, room).await, ServerFrame::Joined(_)));
+                }
+                // Node B holds no socket at all, yet lists Alice in every room.
+                let only_alice = vec![alice.username.clone()];
+                let deadline = tokio::time::Instant::now() + WAIT;
+                loop {
+                    let missing = rooms.iter().filter(|r| node_b.online(r) != only_alice).count();
+                    if missing == 0 {
+                        break;
+                    }
+                    assert!(tokio::time::Instant::now() < deadline, "node B lists Alice in only {} of {ROOMS} rooms", ROOMS - missing);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                // Leaving one room reaches node B too, and the others stay.
+                ask(&mut a, json!({"type": "leave", "room": rooms[7].as_str()})).await;
+                let deadline = tokio::time::Instant::now() + WAIT;
+                while !node_b.online(&rooms[7]).is_empty() {
+                    assert!(tokio::time::Instant::now() < deadline, "node B still lists Alice in the room she left");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                // Past several heartbeats and TTLs, the lists hold.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                assert!(node_b.online(&rooms[7]).is_empty());
+                assert!(rooms.iter().enumerate().all(|(i, r)| i == 7 || node_b.online(r) == only_alice));
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn django_events_on_the_chat_group_reach_clients_and_back() {
                 let w = world(db().await, EngineConfig::default()).await;
