@@ -11,7 +11,10 @@ use crate::rows::MessageRow;
 use crate::schema::mentions;
 use crate::store::{Pools, Store};
 use diesel::ExpressionMethods;
-use diesel::sql_types::{Array, BigInt, Nullable, Text};
+use diesel::QueryResult;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Untyped};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use parley_domain::{ClientMsgId, MessageId, Timestamp};
 use std::sync::Arc;
@@ -169,22 +172,91 @@ impl AppendBatcher {
 
 /// The PostgreSQL batch append: one statement, so one round trip and its own transaction
 /// (no BEGIN and COMMIT trips), with the same text for every batch size (arrays, not a
-/// VALUES row per message), so it is prepared once per connection and cached. The `locks`
-/// CTE takes the rooms' advisory locks (`$1`, sorted) before any row is inserted: the insert
-/// waits on it through the one-time filter, and the locks last until the implicit commit.
-/// Rows go in array order (`ORDER BY n`), so ids and RETURNING follow the batch's order.
-const INSERT_BATCH_PG: &str = "\
-    WITH locks AS MATERIALIZED (\
-        SELECT pg_advisory_xact_lock(room) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(room, n) \
+/// VALUES row per message), so it is prepared once per connection and reused (see
+/// [`InsertBatchPg`]). The `locks` CTE takes the rooms' advisory locks (`$1`, sorted) before
+/// any row is inserted: the insert waits on it through the one-time filter, and the locks
+/// last until the implicit commit. Rows go in array order (`ORDER BY n`), so ids and
+/// RETURNING follow the batch's order. Each `$n` is where [`InsertBatchPg`] puts its binds.
+const INSERT_BATCH_PG: [&str; 8] = [
+    "WITH locks AS MATERIALIZED (\
+        SELECT pg_advisory_xact_lock(room) FROM unnest(",
+    "::bigint[]) WITH ORDINALITY AS l(room, n) \
         ORDER BY n) \
     INSERT INTO messages (room_id, sender_id, body, client_id, created_at, reply_to) \
-    SELECT m.room_id, m.sender_id, m.body, m.client_id, $7, m.reply_to \
-    FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[]) \
+    SELECT m.room_id, m.sender_id, m.body, m.client_id, ",
+    ", m.reply_to \
+    FROM unnest(",
+    "::bigint[], ",
+    "::bigint[], ",
+    "::text[], ",
+    "::text[], ",
+    "::bigint[]) \
         WITH ORDINALITY AS m(room_id, sender_id, body, client_id, reply_to, n) \
     WHERE (SELECT count(*) FROM locks) >= 0 \
     ORDER BY m.n \
     ON CONFLICT (sender_id, client_id) DO NOTHING \
-    RETURNING id, room_id, sender_id, body, client_id, created_at, edited_at, deleted_at, reply_to";
+    RETURNING id, room_id, sender_id, body, client_id, created_at, edited_at, deleted_at, reply_to",
+];
+
+/// [`INSERT_BATCH_PG`] with its binds, as a query diesel prepares once per pooled connection
+/// and then only binds and executes. Through `diesel::sql_query` the statement was parsed
+/// and planned again for every batch (`sql_query` is never cached): ≈ 0.2 ms of
+/// PostgreSQL's CPU per batch (`EXPLAIN ANALYZE` planning time, 40 rows), on the cores the
+/// server and PostgreSQL share.
+struct InsertBatchPg<'a> {
+    /// The batch's rooms, sorted and each once: the advisory locks, in that order.
+    rooms: Vec<i64>,
+    room_ids: Vec<i64>,
+    senders: Vec<i64>,
+    bodies: Vec<&'a str>,
+    client_ids: Vec<Option<&'a str>>,
+    reply_to: Vec<Option<i64>>,
+    now: i64,
+}
+
+/// The statement cache's key for [`InsertBatchPg`] (its text never changes).
+struct InsertBatchPgId;
+
+impl QueryId for InsertBatchPg<'_> {
+    type QueryId = InsertBatchPgId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for InsertBatchPg<'_> {
+    // Rows are read by column name, as `sql_query` reads them (`MessageRow: QueryableByName`).
+    type SqlType = Untyped;
+}
+
+impl QueryFragment<Pg> for InsertBatchPg<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let [
+            lock,
+            select,
+            from,
+            senders,
+            bodies,
+            client_ids,
+            reply_to,
+            rest,
+        ] = INSERT_BATCH_PG;
+        out.push_sql(lock);
+        out.push_bind_param::<Array<BigInt>, _>(&self.rooms)?;
+        out.push_sql(select);
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(from);
+        out.push_bind_param::<Array<BigInt>, _>(&self.room_ids)?;
+        out.push_sql(senders);
+        out.push_bind_param::<Array<BigInt>, _>(&self.senders)?;
+        out.push_sql(bodies);
+        out.push_bind_param::<Array<Text>, _>(&self.bodies)?;
+        out.push_sql(client_ids);
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.client_ids)?;
+        out.push_sql(reply_to);
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.reply_to)?;
+        out.push_sql(rest);
+        Ok(())
+    }
+}
 
 impl Store {
     /// Appends several messages with one statement per 1,000 and returns one result per
@@ -246,30 +318,21 @@ impl Store {
                 rooms.sort_unstable();
                 rooms.dedup();
                 let mut conn = pool.get().await?;
-                let insert = diesel::sql_query(INSERT_BATCH_PG)
-                    .bind::<Array<BigInt>, _>(rooms)
-                    .bind::<Array<BigInt>, _>(
-                        batch.iter().map(|m| m.room_id.get()).collect::<Vec<_>>(),
-                    )
-                    .bind::<Array<BigInt>, _>(
-                        batch.iter().map(|m| m.sender_id.get()).collect::<Vec<_>>(),
-                    )
-                    .bind::<Array<Text>, _>(
-                        batch.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
-                    )
-                    .bind::<Array<Nullable<Text>>, _>(
-                        batch
-                            .iter()
-                            .map(|m| m.client_id.as_ref().map(ClientMsgId::as_str))
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind::<Array<Nullable<BigInt>>, _>(
-                        batch
-                            .iter()
-                            .map(|m| m.reply_to.map(MessageId::get))
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind::<BigInt, _>(now);
+                let insert = InsertBatchPg {
+                    rooms,
+                    room_ids: batch.iter().map(|m| m.room_id.get()).collect(),
+                    senders: batch.iter().map(|m| m.sender_id.get()).collect(),
+                    bodies: batch.iter().map(|m| m.body.as_str()).collect(),
+                    client_ids: batch
+                        .iter()
+                        .map(|m| m.client_id.as_ref().map(ClientMsgId::as_str))
+                        .collect(),
+                    reply_to: batch
+                        .iter()
+                        .map(|m| m.reply_to.map(MessageId::get))
+                        .collect(),
+                    now,
+                };
                 if batch.iter().any(|m| !m.mentions.is_empty()) {
                     // The mentions of the messages stored go in the same transaction: one
                     // more statement (and BEGIN and COMMIT), only when a message mentions
@@ -448,5 +511,89 @@ mod sqlite_sync {
             }
             Ok(stored)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+    use crate::ops::rooms::NewRoom;
+    use crate::ops::users::NewUser;
+    use crate::testing::TestDb;
+    use diesel::QueryableByName;
+    use parley_domain::{MessageBody, RoomKind, RoomName, Topic, UserName};
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    /// The batch insert is a named statement prepared once on its connection, not parsed and
+    /// planned for every batch (`diesel::sql_query` never is: it leaves no prepared statement).
+    #[tokio::test]
+    async fn the_postgres_batch_insert_is_prepared_once_per_connection() {
+        let db = TestDb::postgres_with(&StoreOptions {
+            max_connections: 1,
+            ..StoreOptions::default()
+        })
+        .await
+        .unwrap();
+        let store = db.store();
+        let user = store
+            .create_user(&NewUser {
+                username: UserName::parse("alice").unwrap(),
+                email: None,
+                display_name: None,
+                password_hash: "x".into(),
+                is_staff: false,
+                is_guest: false,
+            })
+            .await
+            .unwrap();
+        let room = store
+            .create_room(&NewRoom {
+                name: RoomName::parse("lobby").unwrap(),
+                kind: RoomKind::Public,
+                creator: user.id,
+                topic: Topic::default(),
+            })
+            .await
+            .unwrap();
+        let message = |body: &str| NewMessage {
+            room_id: room.id,
+            room: room.name.clone(),
+            sender_id: user.id,
+            sender: user.username.clone(),
+            sender_display_name: None,
+            sender_is_guest: false,
+            body: MessageBody::parse(body).unwrap(),
+            client_id: None,
+            reply_to: None,
+            mentions: Vec::new(),
+        };
+        for round in 0..3 {
+            let batch: Vec<NewMessage> = (0..=round)
+                .map(|i| message(&format!("m{round}.{i}")))
+                .collect();
+            let stored = store.append_messages(&batch).await;
+            assert!(stored.iter().all(Result::is_ok), "{stored:?}");
+        }
+        let Pools::Pg(pool) = &*store.pools else {
+            panic!("a PostgreSQL store");
+        };
+        let mut conn = pool.get().await.unwrap();
+        let prepared: Count = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_prepared_statements \
+             WHERE statement LIKE 'WITH locks AS MATERIALIZED%'",
+        )
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            prepared.n, 1,
+            "one prepared batch insert for three batches of different sizes"
+        );
     }
 }
