@@ -801,14 +801,30 @@ impl Inner {
         }
     }
 
-    /// Handles a message on this node's channel: another node's presence snapshot.
-    async fn on_node_message(&self, message: Message) {
-        let Some((snapshot, ttl_ms, wants_reply)) = events::parse_node_presence(&message) else {
+    /// Takes the nodes silent for longer than their time to live out of the nodes group: a
+    /// crashed process's channel would otherwise stay a member until the group expires (a day
+    /// by default) and fill up, every snapshot to it refused and logged. A node that was only
+    /// cut off adds itself again at its next heartbeat.
+    async fn discard_silent_nodes(&self) {
+        let silent = self.state.lock().presence.expire_nodes(Instant::now());
+        let Ok(group) = self.groups.nodes() else {
             return;
         };
-        if snapshot.node == self.node.as_str() {
-            return;
+        for node in silent {
+            if let Ok(channel) = ChannelName::parse(&node) {
+                tracing::info!(%channel, "a silent node left the nodes group");
+                self.log_layer(self.layer.group_discard(&group, &channel).await);
+            }
         }
+    }
+
+    /// Handles a message on this node's channel: another node's presence snapshot.
+    async fn on_node_message(&self, message: Message) {
+        let Some((snapshot, ttl_ms, wants_reply)) =
+            events::parse_node_presence(&message, &self.node)
+        else {
+            return;
+        };
         let from = ChannelName::parse(&snapshot.node);
         // The sender told its own clients about joins and leaves; this node only records them.
         self.state
@@ -832,6 +848,7 @@ impl Inner {
         self.restore_groups().await;
         self.recheck_after_outage().await;
         self.announce_all(false).await;
+        self.discard_silent_nodes().await;
         let (expired, targets) = {
             let mut state = self.state.lock();
             let expired = state.presence.expire(Instant::now());
@@ -973,6 +990,12 @@ async fn node_task(engine: Weak<Inner>, layer: Arc<dyn ChannelLayer>, node: Chan
                 inner.heartbeat().await;
             }
         }
+    }
+    // Out of the nodes group at once: the others stop sending to a channel nobody reads.
+    if let Ok(group) = Groups::nodes_group()
+        && let Err(e) = layer.group_discard(&group, &node).await
+    {
+        tracing::debug!(error = %e, "leaving the nodes group failed");
     }
     if let Err(e) = layer.close_channel(&node).await {
         tracing::debug!(error = %e, "closing the node channel failed");

@@ -82,6 +82,11 @@ impl Groups {
 
     /// The group of every node's own channel (one per server process sharing the layer).
     pub fn nodes(&self) -> parley_layer::Result<GroupName> {
+        Self::nodes_group()
+    }
+
+    /// [`Groups::nodes`], which depends on no setting.
+    pub fn nodes_group() -> parley_layer::Result<GroupName> {
         GroupName::parse("parley.nodes")
     }
 
@@ -272,14 +277,20 @@ pub fn node_presence(
     Message::new(PARLEY_PRESENCE, fields)
 }
 
-/// Another node's presence message ([`node_presence`]), parsed: `None` when it is not one, or
-/// malformed. Returns the snapshot, its time to live in milliseconds and whether it asks for
-/// a reply.
-pub fn parse_node_presence(message: &Message) -> Option<(NodeSnapshot, u64, bool)> {
+/// Another node's presence message ([`node_presence`]), parsed: `None` when it is not one, is
+/// malformed, or is `own` (this node's, back through the group; its rooms are not parsed).
+/// Returns the snapshot, its time to live in milliseconds and whether it asks for a reply.
+pub fn parse_node_presence(
+    message: &Message,
+    own: &ChannelName,
+) -> Option<(NodeSnapshot, u64, bool)> {
     if message.kind() != PARLEY_PRESENCE {
         return None;
     }
     let node = message.get("node")?.as_str()?.to_owned();
+    if node == own.as_str() {
+        return None;
+    }
     let rooms = message
         .get("rooms")?
         .as_object()?

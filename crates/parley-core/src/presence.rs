@@ -357,6 +357,20 @@ impl PresenceBook {
         }
     }
 
+    /// Forgets the nodes not heard from within their time to live (they died, or lost the
+    /// layer) and returns their channel names.
+    pub fn expire_nodes(&mut self, now: Instant) -> Vec<String> {
+        let mut silent = Vec::new();
+        self.nodes.retain(|node, until| {
+            let live = *until > now;
+            if !live {
+                silent.push(node.clone());
+            }
+            live
+        });
+        silent
+    }
+
     /// Drops snapshots whose time ran out (their node died or lost the layer); returns the
     /// rooms whose union shrank and who left them.
     pub fn expire(&mut self, now: Instant) -> Vec<(RoomName, OnlineChange)> {
@@ -366,7 +380,6 @@ impl PresenceBook {
             .filter(|(_, nodes)| nodes.values().any(|(_, until)| *until <= now))
             .map(|(room, _)| room.clone())
             .collect();
-        self.nodes.retain(|_, until| *until > now);
         let mut changes = Vec::new();
         for room in stale_rooms {
             // `union` already ignores stale snapshots, so compare with them counted.
@@ -494,6 +507,7 @@ mod tests {
         assert!(!book.local_leave(&room(), &user("alice")).everywhere);
         tokio::time::advance(Duration::from_secs(16)).await;
         assert!(!book.has_other_nodes(), "node b's snapshot ran out");
+        assert_eq!(book.expire_nodes(Instant::now()), vec!["node-b".to_owned()]);
         let expired = book.expire(Instant::now());
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].1.left, vec![user("alice"), user("bob")]);
@@ -558,6 +572,9 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(16)).await;
         book.expire(Instant::now());
+        let mut silent = book.expire_nodes(Instant::now());
+        silent.sort();
+        assert_eq!(silent, vec!["node-b".to_owned(), "node-c".to_owned()]);
         assert!(book.is_empty());
     }
 
