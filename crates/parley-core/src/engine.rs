@@ -46,7 +46,7 @@ pub(crate) struct Inner {
     pub(crate) auth: OnceLock<Auth>,
     pub(crate) config: EngineConfig,
     pub(crate) groups: Groups,
-    /// This node's own channel: receives other nodes' presence snapshots.
+    /// This node's own channel: receives other nodes' presence snapshots (see `node_channel`).
     pub(crate) node: ChannelName,
     pub(crate) state: Mutex<State>,
     /// Wakes the node task when a room's snapshot becomes due ([`State::announce_due`]).
@@ -109,7 +109,7 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Self> {
         config.validate()?;
-        let node = layer.new_channel().await?;
+        let node = node_channel(layer.as_ref()).await?;
         let (shutdown, _) = watch::channel(false);
         let batcher = config
             .group_commit
@@ -885,6 +885,21 @@ impl Inner {
             }
         }
     }
+}
+
+/// A name for this node's own channel: a *normal* channel (`parley.node.{unique}`), which has
+/// its own queue and capacity in Redis. A process-specific channel (`specific.…!…`, what
+/// `new_channel` gives) shares its process's queue and capacity with every chat delivery to
+/// the process's sockets, so a burst of chat could push presence snapshots out (issue 19:
+/// node events are never dropped); the other way round as well.
+async fn node_channel(layer: &dyn ChannelLayer) -> Result<ChannelName> {
+    let unique = layer.new_channel().await?;
+    let tag = unique
+        .as_str()
+        .rsplit('!')
+        .next()
+        .unwrap_or(unique.as_str());
+    Ok(ChannelName::parse(&format!("parley.node.{tag}"))?)
 }
 
 /// The node's background task: answers presence snapshots and sends heartbeats until the
