@@ -11,9 +11,10 @@
 //!
 //! Per user, `parley.user.{id}` reaches all of one user's connections (`parley.signal`,
 //! `parley.kick`, `parley.signout`, `parley.standing`,
-//! `parley.notify`). `parley.nodes` reaches one channel per server process, for presence
-//! snapshots (`parley.presence`: one message per process carrying many rooms, never one per
-//! room, so a heartbeat costs each process one message per other process).
+//! `parley.notify`). `parley.nodes` reaches one channel per server process (a normal channel,
+//! `parley.node.{id}`, with a queue and capacity of its own), for presence snapshots
+//! (`parley.presence`: one message per process carrying many rooms, never one per room, so a
+//! heartbeat costs each process one message per other process).
 //!
 //! Every event that carries a client frame stores it pre-serialized-ready as a JSON value
 //! under `parley`; the first local recipient renders it to text and the rest reuse that text
