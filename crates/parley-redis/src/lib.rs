@@ -59,8 +59,10 @@
 //! - A full channel is counted ([`LayerStats::full`]) and logged, never dropped silently;
 //!   `group_send` reports full members in its [`parley_layer::GroupSendReport`].
 //! - One receive loop per process key (and per received normal channel), on its own
-//!   connection outside the pool; it reconnects by itself with a capped backoff, and puts
-//!   each popped message into a local mailbox before popping the next, so a Redis restart
+//!   connection outside the pool; it reconnects by itself with a capped backoff. After a
+//!   blocking pop it takes what else waits, up to 64 messages per round trip (one pop per
+//!   round trip drained a process key too slowly in bursts, and senders met its capacity),
+//!   and puts what it popped into local mailboxes before popping more, so a Redis restart
 //!   loses nothing already popped. (The only window left is a reply lost on the wire while
 //!   the connection dies; channels_redis's in-flight set narrows but does not close it either.)
 //! - `receive` on a process-specific name this instance did not create reads that name's

@@ -1,6 +1,7 @@
 //! Receive loops: one task per Redis key this process reads (its process key, and each
-//! normal channel it receives from), doing blocking pops on a dedicated connection and
-//! putting each message into the local mailboxes before popping the next.
+//! normal channel it receives from), doing blocking pops on a dedicated connection (then
+//! taking whatever else waits, a batch per round trip) and putting the messages into the
+//! local mailboxes before popping more.
 //!
 //! The loop owns its connection (blocking pops would stall a shared multiplexed one) and
 //! reopens it by itself with a capped backoff when Redis goes away; mailboxes outlive
@@ -39,6 +40,8 @@ pub(crate) struct Pump {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Most messages one non-blocking pop takes after a blocking one (see [`Pump::drain`]).
+const DRAIN_BATCH: usize = 64;
 /// Sweep stale mailboxes this often (checked when a pop times out or delivers).
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -74,7 +77,14 @@ impl Pump {
                         .query_async(&mut conn)
                         .await;
                 match popped {
-                    Ok(Some((_, member, score))) => self.dispatch(&member, score),
+                    Ok(Some((_, member, score))) => {
+                        self.dispatch(&member, score);
+                        if let Err(e) = self.drain(&mut conn).await {
+                            tracing::warn!(key = %self.key, error = %e, "receive loop lost its Redis connection; reconnecting");
+                            lost = true;
+                            break;
+                        }
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(key = %self.key, error = %e, "receive loop lost its Redis connection; reconnecting");
@@ -90,6 +100,28 @@ impl Pump {
                         .expired
                         .fetch_add(dropped as u64, Ordering::Relaxed);
                 }
+            }
+        }
+    }
+
+    /// After a blocking pop delivered: takes what else waits on the key, up to
+    /// [`DRAIN_BATCH`] per round trip, until a round finds fewer. One pop per round trip
+    /// drained a process key too slowly on a busy box: a burst of group sends (presence in a
+    /// join storm over several processes) reached the key's `capacity` and later sends were
+    /// refused, though the loop would have caught up within moments.
+    async fn drain(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        loop {
+            let popped: Vec<(Vec<u8>, f64)> = redis::cmd("ZPOPMIN")
+                .arg(&self.key)
+                .arg(DRAIN_BATCH)
+                .query_async(conn)
+                .await?;
+            let count = popped.len();
+            for (member, score) in popped {
+                self.dispatch(&member, score);
+            }
+            if count < DRAIN_BATCH {
+                return Ok(());
             }
         }
     }
