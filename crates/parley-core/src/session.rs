@@ -273,14 +273,21 @@ impl Session {
         let Some(room) = self.dialect.tutorial_room().cloned() else {
             return Vec::new();
         };
-        let opened = match self
-            .inner
-            .rooms()
-            .open_tutorial_room(&self.user, &room)
-            .await
-        {
-            Ok(()) => self.join(JoinRoom { room }).await,
-            Err(e) => Err(e),
+        // The room exists but for the first client of each: join first, and create it only
+        // when the join finds none (one store read less per socket in a storm of clients).
+        let opened = match self.join(JoinRoom { room: room.clone() }).await {
+            Err(EngineError::Store(StoreError::NotFound(_))) => {
+                match self
+                    .inner
+                    .rooms()
+                    .open_tutorial_room(&self.user, &room)
+                    .await
+                {
+                    Ok(()) => self.join(JoinRoom { room }).await,
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
         };
         match opened {
             Ok(joined) if self.dialect.receives_room_events() => vec![text(&joined)],
@@ -587,20 +594,13 @@ impl Session {
             if !access.is_member() {
                 // Joining a public room makes the user a member: it shows in their room list
                 // with unread counts, and lets them call the other members.
-                match store
-                    .add_member(access.room().id, self.user.id, Role::Member)
-                    .await
-                {
-                    Ok(_) | Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
                 // A ban committed since the access check would otherwise be undone by this
-                // membership (the ban removed the old one first): look again, once, on this
-                // path only (a first join of a public room).
-                if store.is_banned(access.room().id, self.user.id).await? {
-                    if let Err(e) = store.remove_member(access.room().id, self.user.id).await {
-                        tracing::warn!(error = %e, room = %f.room, "could not undo the membership of a user banned while joining");
-                    }
+                // membership (the ban removed the old one first): the store looks again, once,
+                // right after adding it, and undoes it for a banned user.
+                if !store
+                    .add_member_unless_banned(access.room(), self.user.id, Role::Member)
+                    .await?
+                {
                     return Err(crate::access::banned(&f.room));
                 }
             }

@@ -1,6 +1,7 @@
 //! Messages: idempotent append, cursor paging, edit and delete (author or staff only).
 
 use crate::error::{Result, StoreError};
+use crate::ops::reactions::{Decorations, read_decorations};
 use crate::rows::{FullMessageRow, MessageRow, full_message};
 use crate::schema::{mentions, messages, rooms, users};
 use crate::store::{Pools, Store, with_conn};
@@ -233,7 +234,9 @@ impl Store {
         // One extra row tells whether there is more.
         let fetch = i64::from(limit) + 1;
         let forward = query.after.is_some();
-        let mut rows: Vec<FullMessageRow> = with_conn!(self, |conn| {
+        // The page and its decorations on one connection: every `join` reads a page, and a
+        // storm of joins would otherwise queue for the pool once per query.
+        let (mut messages, has_more, found) = with_conn!(self, |conn| {
             let mut q = full_message_query!()
                 .filter(messages::room_id.eq(room.get()))
                 .into_boxed();
@@ -248,19 +251,21 @@ impl Store {
             } else {
                 q.order(messages::id.desc())
             };
-            q.limit(fetch).load(conn).await?
+            let mut rows: Vec<FullMessageRow> = q.limit(fetch).load(conn).await?;
+            let has_more = rows.len() > limit as usize;
+            rows.truncate(limit as usize);
+            if !forward {
+                rows.reverse();
+            }
+            let messages = rows
+                .into_iter()
+                .map(full_message)
+                .collect::<Result<Vec<_>>>()?;
+            let wanted = Decorations::wanted(&messages, true);
+            let found = read_decorations!(conn, &wanted);
+            (messages, has_more, found)
         });
-        let has_more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        if !forward {
-            rows.reverse();
-        }
-        let mut messages = rows
-            .into_iter()
-            .map(full_message)
-            .collect::<Result<Vec<_>>>()?;
-        self.decorate(&mut messages).await?;
-        self.decorate_mentions(&mut messages).await?;
+        found.apply(&mut messages)?;
         Ok(HistoryPage { messages, has_more })
     }
 
