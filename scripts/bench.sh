@@ -168,10 +168,10 @@ start_parley() {
       PARLEY_MESSAGE_RATE=1000000 PARLEY_MESSAGE_BURST=1000000 \
       PARLEY_ROOM_CREATE_RATE=1000000 PARLEY_ROOM_CREATE_BURST=1000000 \
       PARLEY_ACCESS_TOKEN_TTL_SECS=3600 PARLEY_LOG_LEVEL=warn ${PARLEY_BENCH_SERVER_ENV:-} \
-      "$SERVER_BIN" >"$dir/server-$i.log" 2>&1 &
+      "$SERVER_BIN" >"$dir/server-$i${keep:+-restarted}.log" 2>&1 &
     SPIDS+=($!)
     PIDS+=($!)
-    wait_port "$port" 60 || { cat "$dir/server-$i.log" >&2; die "parley-server did not start"; }
+    wait_port "$port" 60 || { cat "$dir/server-$i${keep:+-restarted}.log" >&2; die "parley-server did not start"; }
     SERVERS+=("127.0.0.1:$port")
     # Two processes migrating one database at once would race: start them one by one.
   done
