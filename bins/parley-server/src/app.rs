@@ -84,6 +84,7 @@ pub fn open_store(settings: &Settings) -> Result<Store> {
         &StoreOptions {
             max_connections: settings.db_max_connections,
             account_connections: settings.db_account_connections,
+            join_concurrency: settings.db_join_concurrency,
             ..StoreOptions::default()
         },
     )?)

@@ -589,6 +589,9 @@ impl Session {
                     format!("a connection may join at most {max} rooms"),
                 ));
             }
+            // The access check and the membership wait their turn with the other joins
+            // (a storm of them would otherwise time out queueing for the pool).
+            let turn = store.join_turn().await;
             let access = RoomAccess::of(store, &self.user, &f.room).await?;
             access.require_read()?;
             if !access.is_member() {
@@ -604,6 +607,7 @@ impl Session {
                     return Err(crate::access::banned(&f.room));
                 }
             }
+            drop(turn);
             let room = access.room().clone();
             self.subscribe(&room.name).await?;
             let joined = JoinedRoom {
@@ -617,11 +621,12 @@ impl Session {
                 .await;
             room
         };
-        let query = HistoryQuery {
-            limit: Some(self.inner.config.history_on_join),
-            ..HistoryQuery::default()
-        };
-        let history = store.history(room.id, &query).await?.messages;
+        // Read after subscribing (nothing falls between the page and the live messages),
+        // shared with the other joins of the room waiting for a connection meanwhile.
+        let history = store
+            .join_history(room.id, self.inner.config.history_on_join)
+            .await?
+            .messages;
         // Capped like presence frames: a big room's every join would otherwise carry
         // thousands of names. The count is exact.
         let (online, online_count) = self.inner.state.lock().presence.online_sample(

@@ -45,6 +45,12 @@ pub struct StoreOptions {
     /// it outwaits `acquire_timeout` (the client is refused) or the HTTP request deadline.
     /// 0: account reads share the main pool (as does `sqlite::memory:`, always).
     pub account_connections: usize,
+    /// Joins that use the database at once ([`Store::join_turn`]): the others wait for a
+    /// turn, in order and with no timeout, instead of queueing for a pooled connection
+    /// behind `acquire_timeout`. In a reconnect storm every client joins at once, and past
+    /// that timeout the joins were refused (`unavailable`); kept below `max_connections`,
+    /// it also leaves connections to sends and requests meanwhile. 0: no limit.
+    pub join_concurrency: usize,
     /// How long an operation waits for a free connection before failing `Unavailable`.
     pub acquire_timeout: Duration,
     /// How long opening a new connection may take before failing `Unavailable`.
@@ -62,6 +68,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 16,
             account_connections: 2,
+            join_concurrency: 8,
             acquire_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(5),
@@ -87,7 +94,22 @@ pub struct Store {
     pub(crate) account_pools: Arc<Pools>,
     /// SQLite only: taken around every write (see `with_conn!`).
     pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// The history reads of joins not started yet, by (room, page size), each shared by
+    /// whoever asks for the same page meanwhile (`Store::join_history`).
+    pub(crate) pending_pages: Arc<std::sync::Mutex<PendingPages>>,
+    /// The turns of joins ([`StoreOptions::join_concurrency`]); `None`: no limit.
+    pub(crate) join_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
+
+/// A join's turn at the database ([`Store::join_turn`]), given back when dropped.
+#[derive(Debug)]
+pub struct JoinTurn(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
+
+/// See `Store::pending_pages`: the outcome of a read, once it is done.
+pub(crate) type PendingPages = std::collections::HashMap<
+    (i64, u32),
+    tokio::sync::watch::Receiver<Option<Result<crate::HistoryPage>>>,
+>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -198,6 +220,9 @@ impl Store {
             pools,
             account_pools,
             sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+            pending_pages: Arc::default(),
+            join_gate: (opts.join_concurrency > 0)
+                .then(|| Arc::new(tokio::sync::Semaphore::new(opts.join_concurrency))),
         })
     }
 
@@ -276,6 +301,16 @@ impl Store {
             )));
         };
         Ok(pools)
+    }
+
+    /// Waits for a join's turn at the database (see [`StoreOptions::join_concurrency`]);
+    /// hold it across a join's reads and writes, not across anything else it waits for.
+    pub async fn join_turn(&self) -> JoinTurn {
+        match &self.join_gate {
+            // Never closed: an error cannot happen, and would mean no limit.
+            Some(gate) => JoinTurn(gate.clone().acquire_owned().await.ok()),
+            None => JoinTurn(None),
+        }
     }
 
     /// Which backend this store uses.
