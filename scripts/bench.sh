@@ -168,10 +168,10 @@ start_parley() {
       PARLEY_MESSAGE_RATE=1000000 PARLEY_MESSAGE_BURST=1000000 \
       PARLEY_ROOM_CREATE_RATE=1000000 PARLEY_ROOM_CREATE_BURST=1000000 \
       PARLEY_ACCESS_TOKEN_TTL_SECS=3600 PARLEY_LOG_LEVEL=warn ${PARLEY_BENCH_SERVER_ENV:-} \
-      "$SERVER_BIN" >"$dir/server-$i.log" 2>&1 &
+      "$SERVER_BIN" >"$dir/server-$i${keep:+-restarted}.log" 2>&1 &
     SPIDS+=($!)
     PIDS+=($!)
-    wait_port "$port" 60 || { cat "$dir/server-$i.log" >&2; die "parley-server did not start"; }
+    wait_port "$port" 60 || { cat "$dir/server-$i${keep:+-restarted}.log" >&2; die "parley-server did not start"; }
     SERVERS+=("127.0.0.1:$port")
     # Two processes migrating one database at once would race: start them one by one.
   done
@@ -444,13 +444,15 @@ for sc in ["calib", "fanout", "rooms", "huge", "multi", "idle", "storm"]:
         if r["plan"].get("target") == "django" and (cfg.endswith("/0") or cfg.endswith("/0/x2")):
             dj.setdefault(r["config"].split("/")[1], r)
     if sc == "storm":
-        out.append("| server | connect (s) | connect p99 (ms) | deliv/s | p50 | p99 | max | p99 by second (first 8) | **recovered after (s)** | lost | own lost | dup | order | ok |")
-        out.append("|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|---|")
+        out.append("| server | connect (s) | connect p99 (ms) | never connected | handshakes retried (clients) | deliv/s | p50 | p99 | max | p99 by second (first 8) | **recovered after (s)** | lost | own lost | dup | order | ok |")
+        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|---|")
         for r in rs:
             secs = r.get("p99_by_second_ms") or []
             rec = r.get("recovery_secs")
-            out.append("| {} | {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} |".format(
+            out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} |".format(
                 r.get("label"), f(r.get("connect_secs"), 1), f((r.get("connect_ms") or [None, None])[1], 0),
+                f(r.get("connect_failures")),
+                "–" if "connect_retries" not in r else f"{r['connect_retries']:,} ({r.get('clients_retried', 0):,})",
                 f(r.get("deliveries_per_sec")), lat(r, "p50"), lat(r, "p99"), lat(r, "max"),
                 " ".join(f"{x:,.0f}" for x in secs[:8]), "never" if rec is None and "recovery_secs" in r else f(rec),
                 f(r.get("lost")), f(r.get("acks_lost")), f(r.get("duplicates")), f(r.get("order_violations")),

@@ -83,6 +83,8 @@ pub fn open_store(settings: &Settings) -> Result<Store> {
         &settings.database_url,
         &StoreOptions {
             max_connections: settings.db_max_connections,
+            account_connections: settings.db_account_connections,
+            join_concurrency: settings.db_join_concurrency,
             ..StoreOptions::default()
         },
     )?)

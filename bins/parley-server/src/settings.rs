@@ -83,6 +83,13 @@ pub struct Settings {
     pub database_url: String,
     /// Database pool size.
     pub db_max_connections: usize,
+    /// Connections kept, beyond `db_max_connections`, for the account read of every
+    /// authenticated request and socket handshake, so that a reconnect storm's handshakes do
+    /// not queue behind the joins of the clients already in (0: they share the pool).
+    pub db_account_connections: usize,
+    /// Room joins that use the database at once; the others wait their turn in order, with
+    /// no timeout (0: no limit). Keep it below `db_max_connections`.
+    pub db_join_concurrency: usize,
     /// `memory` or `redis`; unset means `redis` when `redis_url` is set, else `memory`.
     pub layer: Option<LayerKind>,
     /// Redis URL (also `REDIS_URL`).
@@ -308,6 +315,8 @@ impl Default for Settings {
             ws_carrier: WsCarrier::Direct,
             database_url: "sqlite://parley.sqlite3".to_owned(),
             db_max_connections: 16,
+            db_account_connections: 2,
+            db_join_concurrency: 8,
             layer: None,
             redis_url: None,
             redis_prefix: "asgi".to_owned(),

@@ -638,7 +638,8 @@ impl Auth {
     /// is older than the account's). The one lookup every authenticated request, socket
     /// handshake, `renew` and refresh already makes, so these checks cost no query.
     async fn user_of(&self, claims: &Claims) -> Result<User> {
-        let user = match self.inner.store.user_by_id(claims.user_id()?).await {
+        // On the connections kept for this read: a handshake never queues behind joins.
+        let user = match self.inner.store.account_for_auth(claims.user_id()?).await {
             Ok(user) => user,
             Err(StoreError::NotFound(_)) => return Err(AuthError::UnknownUser),
             Err(e) => return Err(e.into()),

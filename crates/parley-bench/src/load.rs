@@ -143,6 +143,13 @@ pub struct Plan {
     /// between them; sending starts `--settle-secs` after the last connection is open.
     #[arg(long)]
     pub one_burst: bool,
+    /// Times a client tries its handshake again after a refusal for want of capacity (HTTP
+    /// 503 or 408) or a failed connection, waiting as the web and JavaScript clients do: a
+    /// delay drawn between half and all of a ceiling that doubles from
+    /// [`RETRY_MIN`] to [`RETRY_MAX`]. A client still refused after these, or after the connect
+    /// phase's end, counts as failed. 0: never retry.
+    #[arg(long, default_value_t = 8)]
+    pub connect_retries: u32,
     /// Local address every client connects from (a loopback address such as 127.0.0.2): each
     /// load generator process on its own address has its own ~28,000 ephemeral ports.
     #[arg(long)]
@@ -163,8 +170,14 @@ pub struct Report {
     pub connect_secs: f64,
     /// Per-connection open time, ms (TCP + handshake + join): p50, p99, max.
     pub connect_ms: [f64; 3],
-    /// Connections that failed to open.
+    /// Connections that failed to open (after their retries).
     pub connect_failures: usize,
+    /// Handshakes tried again (see `--connect-retries`), all clients together.
+    pub connect_retries: u64,
+    /// Clients that needed at least one retry, connected in the end or not.
+    pub clients_retried: u64,
+    /// Why handshakes were retried: (HTTP 503, HTTP 408, connection failed).
+    pub retry_causes: RetryCauses,
     /// Messages sent.
     pub sent: u64,
     /// Fan-out deliveries expected: Σ sent × (room size − 1), the sender's own copy apart.
@@ -220,6 +233,130 @@ pub struct Report {
     pub peak_rss_kb: u64,
     /// What went wrong, if anything.
     pub notes: Vec<String>,
+}
+
+/// Why handshakes were tried again.
+#[derive(Debug, Default, Serialize)]
+pub struct RetryCauses {
+    /// `503 Service Unavailable` (the server could not serve it now, e.g. its database pool).
+    pub unavailable: u64,
+    /// `408 Request Timeout` (not answered within the server's request deadline).
+    pub timeout: u64,
+    /// The connection failed or was closed before the handshake's answer.
+    pub connection: u64,
+}
+
+/// First retry ceiling (the JavaScript client's `backoffMinMs`).
+pub const RETRY_MIN: Duration = Duration::from_millis(500);
+/// Largest retry ceiling (the JavaScript client's `backoffMaxMs`).
+pub const RETRY_MAX: Duration = Duration::from_secs(8);
+
+/// The wait before retry `attempt` (0 for the first): between half and all of a ceiling
+/// that doubles from [`RETRY_MIN`] up to [`RETRY_MAX`], so that clients refused together do
+/// not come back together.
+fn retry_delay(attempt: u32) -> Duration {
+    let ceiling = RETRY_MIN
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(RETRY_MAX);
+    ceiling / 2 + ceiling.mul_f64(rand::random::<f64>() / 2.0)
+}
+
+/// Why a failed handshake may be tried again, if it may: refused for want of capacity or
+/// deadline (503, 408), or the connection failed before its answer. Anything else (401, a
+/// refused join, a bad URL) is the answer.
+fn retry_cause(e: &anyhow::Error) -> Option<Cause> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    if e.downcast_ref::<std::io::Error>().is_some() {
+        return Some(Cause::Connection);
+    }
+    match e.downcast_ref::<WsError>()? {
+        WsError::Http(resp) => match resp.status().as_u16() {
+            503 => Some(Cause::Unavailable),
+            408 => Some(Cause::Timeout),
+            _ => None,
+        },
+        WsError::Io(_)
+        | WsError::ConnectionClosed
+        | WsError::Protocol(
+            ProtocolError::HandshakeIncomplete | ProtocolError::ResetWithoutClosingHandshake,
+        ) => Some(Cause::Connection),
+        _ => None,
+    }
+}
+
+/// One cause of [`RetryCauses`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    Unavailable,
+    Timeout,
+    Connection,
+}
+
+/// The retries of the connect phase, counted by every client.
+#[derive(Debug, Default)]
+struct Retries {
+    total: AtomicU64,
+    clients: AtomicU64,
+    unavailable: AtomicU64,
+    timeout: AtomicU64,
+    connection: AtomicU64,
+}
+
+impl Retries {
+    fn count(&self, cause: Cause, first: bool) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if first {
+            self.clients.fetch_add(1, Ordering::Relaxed);
+        }
+        let counter = match cause {
+            Cause::Unavailable => &self.unavailable,
+            Cause::Timeout => &self.timeout,
+            Cause::Connection => &self.connection,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn causes(&self) -> RetryCauses {
+        RetryCauses {
+            unavailable: self.unavailable.load(Ordering::Relaxed),
+            timeout: self.timeout.load(Ordering::Relaxed),
+            connection: self.connection.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// [`open`], tried again after a refusal [`retry_cause`] allows, up to `retries` times and
+/// never past `deadline`; each retry counted in `counts`.
+#[allow(clippy::too_many_arguments)] // one client's whole connect: all of it is needed
+async fn open_retrying(
+    target: Target,
+    server: &str,
+    local: Option<std::net::IpAddr>,
+    token: &str,
+    room: &str,
+    join: bool,
+    retries: u32,
+    deadline: Instant,
+    counts: &Retries,
+) -> Result<Ws> {
+    let mut attempt = 0;
+    loop {
+        let e = match open(target, server, local, token, room, join).await {
+            Ok(ws) => return Ok(ws),
+            Err(e) => e,
+        };
+        let Some(cause) = retry_cause(&e) else {
+            return Err(e);
+        };
+        let wait = retry_delay(attempt);
+        if attempt >= retries || Instant::now() + wait >= deadline {
+            return Err(e.context(format!("after {attempt} retries")));
+        }
+        counts.count(cause, attempt == 0);
+        attempt += 1;
+        tokio::time::sleep(wait).await;
+    }
 }
 
 /// The fan-out p99 (ms) under which a second of sending counts as recovered from a storm.
@@ -490,6 +627,7 @@ pub async fn run(plan: Plan) -> Result<Report> {
     let mut connect_failures = 0;
     let mut connect_secs = 0.0;
     let mut half = (before, 0usize);
+    let retries = Arc::new(Retries::default());
     let halfway = if plan.one_burst { n } else { n / 2 };
     for batch in [0..halfway, halfway..n] {
         if batch.is_empty() {
@@ -507,10 +645,23 @@ pub async fn run(plan: Plan) -> Result<Report> {
             let join = !plan.no_join;
             let local = plan.source_addr;
             let shared_r = shared.clone();
+            let retries = retries.clone();
+            let max_retries = plan.connect_retries;
             opening.push(tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await;
                 let t = Instant::now();
-                let ws = open(target, &server, local, &token, &room, join).await;
+                let ws = open_retrying(
+                    target,
+                    &server,
+                    local,
+                    &token,
+                    &room,
+                    join,
+                    max_retries,
+                    deadline,
+                    &retries,
+                )
+                .await;
                 let took = t.elapsed();
                 // Read from the start: servers ping (daphne closes a socket whose pings go
                 // unanswered for 30 s) and a long connect phase must not look like a dead client.
@@ -550,6 +701,13 @@ pub async fn run(plan: Plan) -> Result<Report> {
     }
     if connect_failures > 0 {
         notes.push(format!("{connect_failures} connections failed to open"));
+    }
+    let connect_retries = retries.total.load(Ordering::Relaxed);
+    let clients_retried = retries.clients.load(Ordering::Relaxed);
+    if connect_retries > 0 {
+        notes.push(format!(
+            "{connect_retries} handshakes retried, by {clients_retried} clients"
+        ));
     }
     progress(&format!(
         "{} of {n} connected in {connect_secs:.1}s",
@@ -702,6 +860,9 @@ pub async fn run(plan: Plan) -> Result<Report> {
         provision_secs,
         connect_secs,
         connect_failures,
+        connect_retries,
+        clients_retried,
+        retry_causes: retries.causes(),
         sent,
         expected,
         received: tally.fanout,
@@ -953,6 +1114,51 @@ mod tests {
         // Still slow in the last second: never recovered.
         assert_eq!(recovery_secs(&[20.0, 300.0]), None);
         assert_eq!(recovery_secs(&[]), Some(0));
+    }
+
+    #[test]
+    fn only_refusals_for_want_of_capacity_and_broken_connections_are_retried() {
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        use tokio_tungstenite::tungstenite::http::Response;
+        let http = |status: u16| {
+            anyhow::Error::from(WsError::Http(Box::new(
+                Response::builder().status(status).body(None).unwrap(),
+            )))
+        };
+        assert_eq!(retry_cause(&http(503)), Some(Cause::Unavailable));
+        assert_eq!(retry_cause(&http(408)), Some(Cause::Timeout));
+        for final_answer in [401, 403, 429, 400, 500] {
+            assert_eq!(retry_cause(&http(final_answer)), None, "{final_answer}");
+        }
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            retry_cause(&anyhow::Error::from(refused)),
+            Some(Cause::Connection)
+        );
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            retry_cause(&anyhow::Error::from(WsError::Io(reset)).context("handshake")),
+            Some(Cause::Connection)
+        );
+        assert_eq!(
+            retry_cause(&anyhow::anyhow!("join refused: not_member")),
+            None
+        );
+    }
+
+    #[test]
+    fn retry_delays_double_with_jitter_up_to_the_ceiling() {
+        for _ in 0..100 {
+            let first = retry_delay(0);
+            assert!(first >= RETRY_MIN / 2 && first <= RETRY_MIN, "{first:?}");
+            let third = retry_delay(2);
+            assert!(
+                third >= RETRY_MIN * 2 && third <= RETRY_MIN * 4,
+                "{third:?}"
+            );
+            let late = retry_delay(40);
+            assert!(late >= RETRY_MAX / 2 && late <= RETRY_MAX, "{late:?}");
+        }
     }
 
     #[test]

@@ -96,11 +96,10 @@ impl Posting {
 }
 
 impl RoomAccess {
-    /// Looks up `room` and `user`'s standing in it (membership, ban, mute). `not_found` if
-    /// there is no such room.
+    /// Looks up `room` and `user`'s standing in it (membership, ban, mute), in one query.
+    /// `not_found` if there is no such room.
     pub(crate) async fn of(store: &Store, user: &User, room: &RoomName) -> Result<Self> {
-        let room = store.room_by_name(room).await?;
-        let standing = store.standing(room.id, user.id).await?;
+        let (room, standing) = store.room_and_standing(room, user.id).await?;
         Ok(Self {
             room,
             role: standing.membership.map(|m| m.role),

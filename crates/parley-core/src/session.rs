@@ -273,14 +273,21 @@ impl Session {
         let Some(room) = self.dialect.tutorial_room().cloned() else {
             return Vec::new();
         };
-        let opened = match self
-            .inner
-            .rooms()
-            .open_tutorial_room(&self.user, &room)
-            .await
-        {
-            Ok(()) => self.join(JoinRoom { room }).await,
-            Err(e) => Err(e),
+        // The room exists but for the first client of each: join first, and create it only
+        // when the join finds none (one store read less per socket in a storm of clients).
+        let opened = match self.join(JoinRoom { room: room.clone() }).await {
+            Err(EngineError::Store(StoreError::NotFound(_))) => {
+                match self
+                    .inner
+                    .rooms()
+                    .open_tutorial_room(&self.user, &room)
+                    .await
+                {
+                    Ok(()) => self.join(JoinRoom { room }).await,
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
         };
         match opened {
             Ok(joined) if self.dialect.receives_room_events() => vec![text(&joined)],
@@ -597,28 +604,25 @@ impl Session {
                     format!("a connection may join at most {max} rooms"),
                 ));
             }
+            // The access check and the membership wait their turn with the other joins
+            // (a storm of them would otherwise time out queueing for the pool).
+            let turn = store.join_turn().await;
             let access = RoomAccess::of(store, &self.user, &f.room).await?;
             access.require_read()?;
             if !access.is_member() {
                 // Joining a public room makes the user a member: it shows in their room list
                 // with unread counts, and lets them call the other members.
-                match store
-                    .add_member(access.room().id, self.user.id, Role::Member)
-                    .await
-                {
-                    Ok(_) | Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
                 // A ban committed since the access check would otherwise be undone by this
-                // membership (the ban removed the old one first): look again, once, on this
-                // path only (a first join of a public room).
-                if store.is_banned(access.room().id, self.user.id).await? {
-                    if let Err(e) = store.remove_member(access.room().id, self.user.id).await {
-                        tracing::warn!(error = %e, room = %f.room, "could not undo the membership of a user banned while joining");
-                    }
+                // membership (the ban removed the old one first): the store looks again, once,
+                // right after adding it, and undoes it for a banned user.
+                if !store
+                    .add_member_unless_banned(access.room(), self.user.id, Role::Member)
+                    .await?
+                {
                     return Err(crate::access::banned(&f.room));
                 }
             }
+            drop(turn);
             let room = access.room().clone();
             self.subscribe(&room.name).await?;
             let joined = JoinedRoom {
@@ -632,11 +636,12 @@ impl Session {
                 .await;
             room
         };
-        let query = HistoryQuery {
-            limit: Some(self.inner.config.history_on_join),
-            ..HistoryQuery::default()
-        };
-        let history = store.history(room.id, &query).await?.messages;
+        // Read after subscribing (nothing falls between the page and the live messages),
+        // shared with the other joins of the room waiting for a connection meanwhile.
+        let history = store
+            .join_history(room.id, self.inner.config.history_on_join)
+            .await?
+            .messages;
         // Capped like presence frames: a big room's every join would otherwise carry
         // thousands of names. The count is exact.
         let (online, online_count) = self.inner.state.lock().presence.online_sample(

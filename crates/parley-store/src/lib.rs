@@ -76,4 +76,4 @@ pub use ops::reactions::ReactionAdded;
 pub use ops::rooms::{NewRoom, RoomListQuery, RoomPage, RoomScope};
 pub use ops::search::{SearchPage, SearchQuery};
 pub use ops::users::{Credentials, EMAIL_TAKEN, NewUser};
-pub use store::{Backend, PG_MIGRATIONS, SQLITE_MIGRATIONS, Store, StoreOptions};
+pub use store::{Backend, JoinTurn, PG_MIGRATIONS, SQLITE_MIGRATIONS, Store, StoreOptions};

@@ -38,6 +38,19 @@ pub struct StoreOptions {
     /// Most connections open at once. Ignored (forced to 1) for `sqlite::memory:`, where each
     /// connection would otherwise see its own empty database.
     pub max_connections: usize,
+    /// Connections of a second, small pool kept for the account read of every authenticated
+    /// request and socket handshake ([`Store::account_for_auth`]), beyond `max_connections`.
+    /// Without it a handshake queues for a connection behind the room joins, history reads
+    /// and writes of the clients already connected, and in a reconnect storm of thousands
+    /// it outwaits `acquire_timeout` (the client is refused) or the HTTP request deadline.
+    /// 0: account reads share the main pool (as does `sqlite::memory:`, always).
+    pub account_connections: usize,
+    /// Joins that use the database at once ([`Store::join_turn`]): the others wait for a
+    /// turn, in order and with no timeout, instead of queueing for a pooled connection
+    /// behind `acquire_timeout`. In a reconnect storm every client joins at once, and past
+    /// that timeout the joins were refused (`unavailable`); kept below `max_connections`,
+    /// it also leaves connections to sends and requests meanwhile. 0: no limit.
+    pub join_concurrency: usize,
     /// How long an operation waits for a free connection before failing `Unavailable`.
     pub acquire_timeout: Duration,
     /// How long opening a new connection may take before failing `Unavailable`.
@@ -54,6 +67,8 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_connections: 16,
+            account_connections: 2,
+            join_concurrency: 8,
             acquire_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(5),
@@ -74,9 +89,27 @@ pub(crate) enum Pools {
 pub struct Store {
     /// The backend's pool.
     pub(crate) pools: Arc<Pools>,
+    /// The pool of account reads for authentication ([`StoreOptions::account_connections`]);
+    /// the same `Arc` as `pools` when there is no separate one.
+    pub(crate) account_pools: Arc<Pools>,
     /// SQLite only: taken around every write (see `with_conn!`).
     pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// The history reads of joins not started yet, by (room, page size), each shared by
+    /// whoever asks for the same page meanwhile (`Store::join_history`).
+    pub(crate) pending_pages: Arc<std::sync::Mutex<PendingPages>>,
+    /// The turns of joins ([`StoreOptions::join_concurrency`]); `None`: no limit.
+    pub(crate) join_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
+
+/// A join's turn at the database ([`Store::join_turn`]), given back when dropped.
+#[derive(Debug)]
+pub struct JoinTurn(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
+
+/// See `Store::pending_pages`: the outcome of a read, once it is done.
+pub(crate) type PendingPages = std::collections::HashMap<
+    (i64, u32),
+    tokio::sync::watch::Receiver<Option<Result<crate::HistoryPage>>>,
+>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +126,21 @@ impl std::fmt::Debug for Store {
 /// writers then queue in FIFO order on the store's write lock instead of in SQLite's busy
 /// handler (which polls with growing sleeps: unfair, and seconds of latency under load).
 macro_rules! with_conn {
+    // A read on one of the store's pools (the arms below pick which).
+    (@read $pools:expr, |$conn:ident| $body:expr) => {
+        match &*$pools {
+            $crate::store::Pools::Pg(pool) => {
+                let mut obj = pool.get().await.map_err($crate::error::StoreError::from)?;
+                let $conn = &mut *obj;
+                $body
+            }
+            $crate::store::Pools::Sqlite(pool) => {
+                let mut obj = pool.get().await.map_err($crate::error::StoreError::from)?;
+                let $conn = &mut *obj;
+                $body
+            }
+        }
+    };
     ($store:expr, write |$conn:ident| $body:expr) => {
         match &*$store.pools {
             $crate::store::Pools::Pg(pool) => {
@@ -109,18 +157,11 @@ macro_rules! with_conn {
         }
     };
     ($store:expr, |$conn:ident| $body:expr) => {
-        match &*$store.pools {
-            $crate::store::Pools::Pg(pool) => {
-                let mut obj = pool.get().await.map_err($crate::error::StoreError::from)?;
-                let $conn = &mut *obj;
-                $body
-            }
-            $crate::store::Pools::Sqlite(pool) => {
-                let mut obj = pool.get().await.map_err($crate::error::StoreError::from)?;
-                let $conn = &mut *obj;
-                $body
-            }
-        }
+        with_conn!(@read $store.pools, |$conn| $body)
+    };
+    // A read on the connections kept for authentication (`Store::account_for_auth`).
+    ($store:expr, accounts |$conn:ident| $body:expr) => {
+        with_conn!(@read $store.account_pools, |$conn| $body)
     };
 }
 pub(crate) use with_conn;
@@ -168,6 +209,25 @@ impl Store {
     /// `sqlite:path` or `sqlite::memory:`. No connection is made yet: call [`Store::ping`]
     /// or [`Store::migrate`] to find out whether the database is there.
     pub fn connect(url: &str, opts: &StoreOptions) -> Result<Self> {
+        let pools = Arc::new(Self::open_pool(url, opts, opts.max_connections)?);
+        let shared = opts.account_connections == 0 || sqlite_path(url) == Some(":memory:");
+        let account_pools = if shared {
+            pools.clone()
+        } else {
+            Arc::new(Self::open_pool(url, opts, opts.account_connections)?)
+        };
+        Ok(Self {
+            pools,
+            account_pools,
+            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+            pending_pages: Arc::default(),
+            join_gate: (opts.join_concurrency > 0)
+                .then(|| Arc::new(tokio::sync::Semaphore::new(opts.join_concurrency))),
+        })
+    }
+
+    /// One pool of at most `size` connections to `url` (no connection is made yet).
+    fn open_pool(url: &str, opts: &StoreOptions, size: usize) -> Result<Pools> {
         let pools = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut config = ManagerConfig::<AsyncPgConnection>::default();
             // `Verified` would add a `SELECT 1` round trip to every checkout; a connection that
@@ -188,7 +248,7 @@ impl Store {
             }
             let manager = AsyncDieselConnectionManager::new_with_config(url, config);
             let pool = Pool::builder(manager)
-                .max_size(opts.max_connections.max(1))
+                .max_size(size.max(1))
                 .wait_timeout(Some(opts.acquire_timeout))
                 .create_timeout(Some(opts.connect_timeout))
                 .runtime(Runtime::Tokio1)
@@ -225,11 +285,7 @@ impl Store {
                 })
             });
             let manager = AsyncDieselConnectionManager::new_with_config(path, config);
-            let size = if memory {
-                1
-            } else {
-                opts.max_connections.max(1)
-            };
+            let size = if memory { 1 } else { size.max(1) };
             let pool = Pool::builder(manager)
                 .max_size(size)
                 .wait_timeout(Some(opts.acquire_timeout))
@@ -244,10 +300,17 @@ impl Store {
                 parley_domain::redact_url(url)
             )));
         };
-        Ok(Self {
-            pools: Arc::new(pools),
-            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
-        })
+        Ok(pools)
+    }
+
+    /// Waits for a join's turn at the database (see [`StoreOptions::join_concurrency`]);
+    /// hold it across a join's reads and writes, not across anything else it waits for.
+    pub async fn join_turn(&self) -> JoinTurn {
+        match &self.join_gate {
+            // Never closed: an error cannot happen, and would mean no limit.
+            Some(gate) => JoinTurn(gate.clone().acquire_owned().await.ok()),
+            None => JoinTurn(None),
+        }
     }
 
     /// Which backend this store uses.
@@ -374,6 +437,68 @@ mod tests {
         assert!(err.to_string().contains("statement timeout"), "{err:?}");
         // The connection survives a cancelled statement.
         store.ping().await.unwrap();
+    }
+
+    /// Every connection of the main pool busy (a storm of joins): the account read of a
+    /// handshake is still answered, on its own connections, on both backends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn account_reads_do_not_wait_for_the_main_pool() {
+        let opts = StoreOptions {
+            max_connections: 2,
+            account_connections: 1,
+            acquire_timeout: Duration::from_millis(300),
+            ..StoreOptions::default()
+        };
+        for db in [
+            TestDb::postgres_with(&opts).await.unwrap(),
+            TestDb::sqlite_with(&opts).await.unwrap(),
+        ] {
+            let store: &Store = &db;
+            let user = store
+                .create_user(&crate::NewUser {
+                    username: parley_domain::UserName::parse("alice").unwrap(),
+                    email: None,
+                    display_name: None,
+                    password_hash: "hash".to_owned(),
+                    is_staff: false,
+                    is_guest: false,
+                })
+                .await
+                .unwrap();
+            let held = match &*store.pools {
+                Pools::Pg(pool) => {
+                    let held = (pool.get().await.unwrap(), pool.get().await.unwrap());
+                    Box::new(held) as Box<dyn std::any::Any + Send>
+                }
+                Pools::Sqlite(pool) => {
+                    let held = (pool.get().await.unwrap(), pool.get().await.unwrap());
+                    Box::new(held) as Box<dyn std::any::Any + Send>
+                }
+            };
+            let starved = store.user_by_id(user.id).await;
+            assert!(
+                matches!(starved, Err(StoreError::Unavailable(_))),
+                "the main pool is exhausted: {starved:?}"
+            );
+            assert_eq!(store.account_for_auth(user.id).await.unwrap(), user);
+            drop(held);
+            assert_eq!(store.user_by_id(user.id).await.unwrap(), user);
+        }
+    }
+
+    /// `account_connections: 0` (and an in-memory SQLite database, always) share the pool.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn account_reads_share_the_pool_when_asked_to() {
+        let shared = StoreOptions {
+            account_connections: 0,
+            ..StoreOptions::default()
+        };
+        let store = Store::connect("sqlite::memory:", &StoreOptions::default()).unwrap();
+        assert!(Arc::ptr_eq(&store.pools, &store.account_pools));
+        let db = TestDb::sqlite_with(&shared).await.unwrap();
+        assert!(Arc::ptr_eq(&db.pools, &db.account_pools));
+        let db = TestDb::sqlite().await.unwrap();
+        assert!(!Arc::ptr_eq(&db.pools, &db.account_pools));
     }
 
     #[test]

@@ -84,6 +84,9 @@ conformance!(
     replies_are_stored_and_previewed_in_history,
     reactions_are_unique_counted_limited_and_cascade,
     room_lists_carry_the_newest_live_message,
+    a_room_and_a_standing_are_read_together_as_apart,
+    a_member_added_unless_banned_is_not_added_when_banned,
+    account_reads_for_auth_see_every_change_at_once,
 );
 
 async fn user(s: &Store, name: &str) -> User {
@@ -2441,4 +2444,133 @@ async fn search_finds_every_stored_message_edited_or_not_and_never_a_deleted_one
             "{word}"
         );
     }
+}
+
+// --- the reads of a join (issue 19: a storm of joins) ---
+
+/// `room_and_standing` (one query) answers exactly what `room_by_name` and `standing` do.
+async fn a_room_and_a_standing_are_read_together_as_apart(s: &Store) {
+    let owner = user(s, "owner").await;
+    let member = user(s, "member").await;
+    let troll = user(s, "troll").await;
+    let loud = user(s, "loud").await;
+    let quiet = user(s, "quiet").await;
+    let stranger = user(s, "stranger").await;
+    let lobby = room(s, "lobby", RoomKind::Public, owner.id).await;
+    let other = room(s, "other", RoomKind::Public, owner.id).await;
+    s.add_member(lobby.id, member.id, Role::Member)
+        .await
+        .unwrap();
+    s.ban_from_room(lobby.id, troll.id, owner.id, None)
+        .await
+        .unwrap();
+    let later = Timestamp(Timestamp::now().millis() + 60_000);
+    for (who, until) in [(&loud, Some(later)), (&quiet, None)] {
+        s.add_member(lobby.id, who.id, Role::Member).await.unwrap();
+        s.mute_in_room(lobby.id, who.id, until, owner.id, None)
+            .await
+            .unwrap();
+    }
+    // Standing elsewhere must not leak into this room's row.
+    s.ban_from_room(other.id, member.id, owner.id, None)
+        .await
+        .unwrap();
+    s.mute_in_room(other.id, stranger.id, None, owner.id, None)
+        .await
+        .unwrap();
+    let name = RoomName::parse("lobby").unwrap();
+    for who in [&owner, &member, &troll, &loud, &quiet, &stranger] {
+        let (found, standing) = s.room_and_standing(&name, who.id).await.unwrap();
+        assert_eq!(found, s.room_by_name(&name).await.unwrap());
+        assert_eq!(
+            standing,
+            s.standing(lobby.id, who.id).await.unwrap(),
+            "{}",
+            who.username
+        );
+    }
+    let (_, loud_standing) = s.room_and_standing(&name, loud.id).await.unwrap();
+    assert_eq!(loud_standing.mute.map(|m| m.until), Some(Some(later)));
+    let (_, quiet_standing) = s.room_and_standing(&name, quiet.id).await.unwrap();
+    assert_eq!(quiet_standing.mute.map(|m| m.until), Some(None));
+    let (_, troll_standing) = s.room_and_standing(&name, troll.id).await.unwrap();
+    assert!(troll_standing.banned && troll_standing.membership.is_none());
+    let (_, owner_standing) = s.room_and_standing(&name, owner.id).await.unwrap();
+    assert_eq!(owner_standing.membership.map(|m| m.role), Some(Role::Owner));
+    assert!(matches!(
+        s.room_and_standing(&RoomName::parse("nowhere").unwrap(), owner.id)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// A join's membership: added (again: no error), but taken back at once from a banned user.
+async fn a_member_added_unless_banned_is_not_added_when_banned(s: &Store) {
+    let owner = user(s, "owner").await;
+    let fan = user(s, "fan").await;
+    let troll = user(s, "troll").await;
+    let lobby = room(s, "lobby", RoomKind::Public, owner.id).await;
+    assert!(
+        s.add_member_unless_banned(&lobby, fan.id, Role::Member)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.add_member_unless_banned(&lobby, fan.id, Role::Member)
+            .await
+            .unwrap(),
+        "already a member"
+    );
+    let standing = s.standing(lobby.id, fan.id).await.unwrap();
+    assert_eq!(standing.membership.map(|m| m.role), Some(Role::Member));
+    // The owner stays owner.
+    assert!(
+        s.add_member_unless_banned(&lobby, owner.id, Role::Member)
+            .await
+            .unwrap()
+    );
+    let standing = s.standing(lobby.id, owner.id).await.unwrap();
+    assert_eq!(standing.membership.map(|m| m.role), Some(Role::Owner));
+    // A ban committed after the caller's access check: the membership is not kept.
+    s.ban_from_room(lobby.id, troll.id, owner.id, None)
+        .await
+        .unwrap();
+    assert!(
+        !s.add_member_unless_banned(&lobby, troll.id, Role::Member)
+            .await
+            .unwrap()
+    );
+    let standing = s.standing(lobby.id, troll.id).await.unwrap();
+    assert!(standing.banned && standing.membership.is_none());
+    // Direct rooms' members are fixed; a deleted room is `NotFound`.
+    let direct = s.direct_room(owner.id, fan.id).await.unwrap();
+    assert!(matches!(
+        s.add_member_unless_banned(&direct, troll.id, Role::Member)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    s.delete_room(lobby.id).await.unwrap();
+    assert!(matches!(
+        s.add_member_unless_banned(&lobby, fan.id, Role::Member)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// The account read of authentication is never stale: deactivation, a raised token epoch
+/// and deletion show at the next read.
+async fn account_reads_for_auth_see_every_change_at_once(s: &Store) {
+    let alice = user(s, "alice").await;
+    let read = s.account_for_auth(alice.id).await.unwrap();
+    assert_eq!(read, s.user_by_id(alice.id).await.unwrap());
+    assert!(read.is_active);
+    s.set_active(alice.id, false).await.unwrap();
+    let read = s.account_for_auth(alice.id).await.unwrap();
+    assert!(!read.is_active);
+    assert!(read.token_epoch > alice.token_epoch);
+    s.delete_user(alice.id).await.unwrap();
+    assert!(matches!(
+        s.account_for_auth(alice.id).await,
+        Err(StoreError::NotFound(_))
+    ));
 }

@@ -1,6 +1,7 @@
 //! Messages: idempotent append, cursor paging, edit and delete (author or staff only).
 
 use crate::error::{Result, StoreError};
+use crate::ops::reactions::{Decorations, read_decorations};
 use crate::rows::{FullMessageRow, MessageRow, full_message};
 use crate::schema::{mentions, messages, rooms, users};
 use crate::store::{Pools, Store, with_conn};
@@ -229,11 +230,81 @@ impl Store {
     /// page starts right after it (bounded by `before` if given); otherwise it is the newest
     /// page below `before` (or the latest messages). An unknown room gives an empty page.
     pub async fn history(&self, room: RoomId, query: &HistoryQuery) -> Result<HistoryPage> {
+        self.read_history(room, query, || {}).await
+    }
+
+    /// The newest `limit` messages of `room` ([`Store::history`] without cursors), for a
+    /// socket that has just subscribed to the room: callers asking for the same page while
+    /// one read of it still waits for a pooled connection share that read. In a storm of
+    /// joins, a room's hundred joins then cost a few reads instead of a hundred queued ones.
+    ///
+    /// Nothing is missed by sharing: a caller only joins a read that has not started yet
+    /// (that has no connection), so the page is read after the caller subscribed, and every
+    /// message stored later reaches it live, as with a read of its own. If the caller that
+    /// leads a read gives up before the read is done, the others read on their own.
+    pub async fn join_history(&self, room: RoomId, limit: u32) -> Result<HistoryPage> {
+        let query = HistoryQuery {
+            limit: Some(limit),
+            ..HistoryQuery::default()
+        };
+        let key = (room.get(), query.effective_limit());
+        let (leader, mut page) = {
+            let mut pending = self.pending_pages.lock().unwrap_or_else(|e| e.into_inner());
+            match pending.get(&key) {
+                Some(page) => (None, page.clone()),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(None);
+                    pending.insert(key, rx.clone());
+                    (Some(tx), rx)
+                }
+            }
+        };
+        let Some(leader) = leader else {
+            // Cloned out at once: the borrow of the channel must not outlive this line.
+            let shared = page
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|s| s.clone());
+            return match shared {
+                Some(result) => result,
+                // The leader was dropped before reading (its client left).
+                None => self.history(room, &query).await,
+            };
+        };
+        // Closes the read to newcomers: once it has a connection (it starts), or if this
+        // caller gives up before that (dropped), whichever comes first.
+        let close = || {
+            let mut pending = self.pending_pages.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.get(&key).is_some_and(|p| p.same_channel(&page)) {
+                pending.remove(&key);
+            }
+        };
+        let guard = CallOnDrop(Some(close));
+        // Only the leader takes a turn: the others wait for its read, holding none.
+        let turn = self.join_turn().await;
+        let result = self.read_history(room, &query, close).await;
+        drop(turn);
+        drop(guard);
+        leader.send_replace(Some(result.clone()));
+        result
+    }
+
+    /// [`Store::history`], calling `started` once it holds a connection, before the read.
+    async fn read_history(
+        &self,
+        room: RoomId,
+        query: &HistoryQuery,
+        started: impl FnOnce(),
+    ) -> Result<HistoryPage> {
         let limit = query.effective_limit();
         // One extra row tells whether there is more.
         let fetch = i64::from(limit) + 1;
         let forward = query.after.is_some();
-        let mut rows: Vec<FullMessageRow> = with_conn!(self, |conn| {
+        // The page and its decorations on one connection: every `join` reads a page, and a
+        // storm of joins would otherwise queue for the pool once per query.
+        let (mut messages, has_more, found) = with_conn!(self, |conn| {
+            started();
             let mut q = full_message_query!()
                 .filter(messages::room_id.eq(room.get()))
                 .into_boxed();
@@ -248,19 +319,21 @@ impl Store {
             } else {
                 q.order(messages::id.desc())
             };
-            q.limit(fetch).load(conn).await?
+            let mut rows: Vec<FullMessageRow> = q.limit(fetch).load(conn).await?;
+            let has_more = rows.len() > limit as usize;
+            rows.truncate(limit as usize);
+            if !forward {
+                rows.reverse();
+            }
+            let messages = rows
+                .into_iter()
+                .map(full_message)
+                .collect::<Result<Vec<_>>>()?;
+            let wanted = Decorations::wanted(&messages, true);
+            let found = read_decorations!(conn, &wanted);
+            (messages, has_more, found)
         });
-        let has_more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        if !forward {
-            rows.reverse();
-        }
-        let mut messages = rows
-            .into_iter()
-            .map(full_message)
-            .collect::<Result<Vec<_>>>()?;
-        self.decorate(&mut messages).await?;
-        self.decorate_mentions(&mut messages).await?;
+        found.apply(&mut messages)?;
         Ok(HistoryPage { messages, has_more })
     }
 
@@ -370,5 +443,124 @@ impl Store {
                 "only the author or staff may change a message",
             ))
         }
+    }
+}
+
+/// Calls its function when dropped (if it is still there).
+struct CallOnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for CallOnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+#[cfg(test)]
+#[cfg(feature = "testing")]
+mod tests {
+    use super::*;
+    use crate::store::Pools;
+    use crate::testing::TestDb;
+    use crate::{NewRoom, NewUser};
+    use parley_domain::{RoomKind, Topic};
+    use std::time::Duration;
+
+    /// Holds every connection of the store's (one-connection) pool until dropped.
+    async fn hold_the_pool(store: &Store) -> Box<dyn std::any::Any + Send> {
+        match &*store.pools {
+            Pools::Pg(pool) => Box::new(pool.get().await.unwrap()),
+            Pools::Sqlite(pool) => Box::new(pool.get().await.unwrap()),
+        }
+    }
+
+    fn pending(store: &Store) -> usize {
+        store.pending_pages.lock().unwrap().len()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joins_waiting_for_a_connection_share_one_history_read() {
+        let opts = crate::StoreOptions {
+            max_connections: 1,
+            ..crate::StoreOptions::default()
+        };
+        let db = TestDb::sqlite_with(&opts).await.unwrap();
+        let store: Store = (*db).clone();
+        let user = store
+            .create_user(&NewUser {
+                username: UserName::parse("alice").unwrap(),
+                email: None,
+                display_name: None,
+                password_hash: "hash".to_owned(),
+                is_staff: false,
+                is_guest: false,
+            })
+            .await
+            .unwrap();
+        let room = store
+            .create_room(&NewRoom {
+                name: RoomName::parse("lobby").unwrap(),
+                kind: RoomKind::Public,
+                creator: user.id,
+                topic: Topic::default(),
+            })
+            .await
+            .unwrap();
+        store
+            .append_message(&NewMessage {
+                room_id: room.id,
+                room: room.name.clone(),
+                sender_id: user.id,
+                sender: user.username.clone(),
+                sender_display_name: None,
+                sender_is_guest: false,
+                body: MessageBody::parse("hello").unwrap(),
+                client_id: None,
+                reply_to: None,
+                mentions: Vec::new(),
+            })
+            .await
+            .unwrap();
+        let expected = store
+            .history(
+                room.id,
+                &HistoryQuery {
+                    limit: Some(50),
+                    ..HistoryQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(expected.messages.len(), 1);
+        let join = |store: &Store| {
+            let store = store.clone();
+            tokio::spawn(async move { store.join_history(room.id, 50).await })
+        };
+
+        // Three joins while the pool is busy: one read, which the other two wait for.
+        let held = hold_the_pool(&store).await;
+        let joins = [join(&store), join(&store), join(&store)];
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(pending(&store), 1);
+        drop(held);
+        for j in joins {
+            assert_eq!(j.await.unwrap().unwrap(), expected);
+        }
+        assert_eq!(pending(&store), 0, "a started read takes no newcomers");
+
+        // The leading join gives up (its client left): the others read on their own.
+        let held = hold_the_pool(&store).await;
+        let leader = join(&store);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let followers = [join(&store), join(&store)];
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        leader.abort();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(held);
+        for j in followers {
+            assert_eq!(j.await.unwrap().unwrap(), expected);
+        }
+        assert_eq!(pending(&store), 0);
     }
 }

@@ -8,7 +8,8 @@ use crate::store::{Store, with_conn};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use parley_domain::{
-    Membership, Mute, Reason, Room, RoomBan, RoomId, RoomMute, Timestamp, UserId, UserName,
+    Membership, Mute, Reason, Room, RoomBan, RoomId, RoomMute, RoomName, Timestamp, UserId,
+    UserName,
 };
 
 /// A user's standing in one room: membership, ban and mute (read together).
@@ -71,6 +72,67 @@ impl Store {
                 until: until.map(Timestamp),
             }),
         })
+    }
+
+    /// The room named `name` and `user`'s standing in it, in one query (the room and its
+    /// three primary-key reads of [`Store::standing`] as left joins): what every `join`
+    /// and access check reads, so it holds a pooled connection for one round trip.
+    /// `NotFound` if there is no such room.
+    pub async fn room_and_standing(
+        &self,
+        name: &RoomName,
+        user: UserId,
+    ) -> Result<(Room, Standing)> {
+        let uid = user.get();
+        type Row = (
+            RoomRow,
+            Option<MembershipRow>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let (room, membership, banned, muted, until): Row = with_conn!(self, |conn| {
+            rooms::table
+                .left_join(
+                    memberships::table.on(memberships::room_id
+                        .eq(rooms::id)
+                        .and(memberships::user_id.eq(uid))),
+                )
+                .left_join(
+                    room_bans::table.on(room_bans::room_id
+                        .eq(rooms::id)
+                        .and(room_bans::user_id.eq(uid))),
+                )
+                .left_join(
+                    room_mutes::table.on(room_mutes::room_id
+                        .eq(rooms::id)
+                        .and(room_mutes::user_id.eq(uid))),
+                )
+                .filter(rooms::name.eq(name.as_str()))
+                .select((
+                    RoomRow::as_select(),
+                    Option::<MembershipRow>::as_select(),
+                    room_bans::user_id.nullable(),
+                    // `until` is NULL for a mute without end: whether there is a mute at
+                    // all is read from its key.
+                    room_mutes::user_id.nullable(),
+                    room_mutes::until.nullable(),
+                ))
+                .first(conn)
+                .await
+                .optional()?
+                .ok_or(StoreError::NotFound("room"))?
+        });
+        Ok((
+            room.into_room()?,
+            Standing {
+                membership: membership.map(MembershipRow::into_membership).transpose()?,
+                banned: banned.is_some(),
+                mute: muted.map(|_| Mute {
+                    until: until.map(Timestamp),
+                }),
+            },
+        ))
     }
 
     /// Bans `user` from `room` and ends their membership, in one transaction (a second ban

@@ -2,7 +2,7 @@
 //! which fills in the reply previews and reaction summaries of messages about to be served.
 
 use crate::error::{Result, StoreError};
-use crate::schema::{messages, reactions, users};
+use crate::schema::{messages, reactions};
 use crate::store::{Pools, Store, with_conn};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -147,34 +147,82 @@ impl Store {
 
     /// Fills in what the message rows alone do not hold: each reply's preview of its
     /// original (the row only knows the id) and each live message's reactions. At most two
-    /// queries for the whole slice, and none when no message is a reply and `messages` is
-    /// empty. Tombstones show no reactions.
+    /// queries for the whole slice, on one connection, and none when no message is a reply
+    /// and `messages` is empty. Tombstones show no reactions.
     pub async fn decorate(&self, messages: &mut [Message]) -> Result<()> {
-        let originals: Vec<i64> = messages
-            .iter()
-            .filter_map(|m| m.reply_to.as_ref().map(|r| r.id.get()))
-            .collect();
-        if !originals.is_empty() {
-            let found: Vec<(i64, String, String, Option<i64>)> = with_conn!(self, |conn| {
-                messages::table
-                    .inner_join(users::table)
-                    .filter(messages::id.eq_any(&originals))
-                    .select((
-                        messages::id,
-                        users::username,
-                        messages::body,
-                        messages::deleted_at,
-                    ))
-                    .load(conn)
-                    .await?
-            });
-            let mut previews = HashMap::with_capacity(found.len());
-            for (id, sender, body, deleted_at) in found {
-                let sender =
-                    UserName::parse(&sender).map_err(|e| StoreError::corrupt("user name", e))?;
+        let wanted = Decorations::wanted(messages, false);
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let found = with_conn!(self, |conn| read_decorations!(conn, &wanted));
+        found.apply(messages)
+    }
+}
+
+/// The ids of the messages whose decorations are read (see [`Decorations`]).
+#[derive(Debug, Default)]
+pub(crate) struct Wanted {
+    /// The originals of the replies: their previews.
+    pub originals: Vec<i64>,
+    /// The live messages: their reactions.
+    pub live: Vec<i64>,
+    /// The live messages that may mention someone: their mentions (empty unless asked).
+    pub mentioning: Vec<i64>,
+}
+
+impl Wanted {
+    /// Nothing to read.
+    pub fn is_empty(&self) -> bool {
+        self.originals.is_empty() && self.live.is_empty() && self.mentioning.is_empty()
+    }
+}
+
+/// What the message rows alone do not hold, as read by [`read_decorations!`]: reply
+/// previews' rows (id, sender, body, deleted at), reactions (message, emoji, user) in the
+/// order given, and mentions (message, user name) ordered by message then name.
+#[derive(Debug, Default)]
+pub(crate) struct Decorations {
+    pub previews: Vec<(i64, String, String, Option<i64>)>,
+    pub reactions: Vec<(i64, String, String)>,
+    pub mentions: Vec<(i64, String)>,
+}
+
+impl Decorations {
+    /// The ids to read for `messages`; mentions only with `mentions`.
+    pub fn wanted(messages: &[Message], mentions: bool) -> Wanted {
+        let live = messages.iter().filter(|m| m.deleted_at.is_none());
+        Wanted {
+            originals: messages
+                .iter()
+                .filter_map(|m| m.reply_to.as_ref().map(|r| r.id.get()))
+                .collect(),
+            live: live.clone().map(|m| m.id.get()).collect(),
+            mentioning: if mentions {
+                live.filter(|m| m.body.contains('@'))
+                    .map(|m| m.id.get())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Fills `messages` in: previews of every reply (pending where the original was not
+    /// found), reaction summaries, mentions.
+    pub fn apply(self, messages: &mut [Message]) -> Result<()> {
+        let user_name =
+            |raw: &str| UserName::parse(raw).map_err(|e| StoreError::corrupt("user name", e));
+        if messages.iter().any(|m| m.reply_to.is_some()) {
+            let mut previews = HashMap::with_capacity(self.previews.len());
+            for (id, sender, body, deleted_at) in self.previews {
                 previews.insert(
                     id,
-                    ReplyPreview::of(MessageId(id), sender, &body, deleted_at.is_some()),
+                    ReplyPreview::of(
+                        MessageId(id),
+                        user_name(&sender)?,
+                        &body,
+                        deleted_at.is_some(),
+                    ),
                 );
             }
             for reply in messages.iter_mut().filter_map(|m| m.reply_to.as_mut()) {
@@ -184,24 +232,7 @@ impl Store {
                     .unwrap_or_else(|| ReplyPreview::pending(reply.id));
             }
         }
-        let live: Vec<i64> = messages
-            .iter()
-            .filter(|m| m.deleted_at.is_none())
-            .map(|m| m.id.get())
-            .collect();
-        if live.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<(i64, String, String)> = with_conn!(self, |conn| {
-            reactions::table
-                .inner_join(users::table)
-                .filter(reactions::message_id.eq_any(&live))
-                .order(reactions::id.asc())
-                .select((reactions::message_id, reactions::emoji, users::username))
-                .load(conn)
-                .await?
-        });
-        if rows.is_empty() {
+        if self.reactions.is_empty() && self.mentions.is_empty() {
             return Ok(());
         }
         let index: HashMap<i64, usize> = messages
@@ -209,7 +240,7 @@ impl Store {
             .enumerate()
             .map(|(i, m)| (m.id.get(), i))
             .collect();
-        for (message_id, emoji, user) in rows {
+        for (message_id, emoji, user) in self.reactions {
             let Some(&i) = index.get(&message_id) else {
                 continue;
             };
@@ -230,11 +261,58 @@ impl Store {
             let summary = &mut summaries[at];
             summary.count = summary.count.saturating_add(1);
             if summary.users.len() < ReactionSummary::MAX_USERS {
-                summary
-                    .users
-                    .push(UserName::parse(&user).map_err(|e| StoreError::corrupt("user name", e))?);
+                summary.users.push(user_name(&user)?);
+            }
+        }
+        for (message_id, name) in self.mentions {
+            if let Some(&i) = index.get(&message_id) {
+                messages[i].mentions.push(user_name(&name)?);
             }
         }
         Ok(())
     }
 }
+
+/// Reads the [`Decorations`] of a [`Wanted`] on `$conn` (at most three queries, none for an
+/// empty list): inside a `with_conn!` body, so that a history page and its decorations
+/// hold one pooled connection once instead of queueing for one per query.
+macro_rules! read_decorations {
+    ($conn:ident, $wanted:expr) => {{
+        use $crate::schema::{mentions, messages, reactions, users};
+        let wanted: &$crate::ops::reactions::Wanted = $wanted;
+        let mut found = $crate::ops::reactions::Decorations::default();
+        if !wanted.originals.is_empty() {
+            found.previews = messages::table
+                .inner_join(users::table)
+                .filter(messages::id.eq_any(&wanted.originals))
+                .select((
+                    messages::id,
+                    users::username,
+                    messages::body,
+                    messages::deleted_at,
+                ))
+                .load($conn)
+                .await?;
+        }
+        if !wanted.live.is_empty() {
+            found.reactions = reactions::table
+                .inner_join(users::table)
+                .filter(reactions::message_id.eq_any(&wanted.live))
+                .order(reactions::id.asc())
+                .select((reactions::message_id, reactions::emoji, users::username))
+                .load($conn)
+                .await?;
+        }
+        if !wanted.mentioning.is_empty() {
+            found.mentions = mentions::table
+                .inner_join(users::table.on(users::id.eq(mentions::user_id)))
+                .filter(mentions::message_id.eq_any(&wanted.mentioning))
+                .order((mentions::message_id.asc(), users::username.asc()))
+                .select((mentions::message_id, users::username))
+                .load($conn)
+                .await?;
+        }
+        found
+    }};
+}
+pub(crate) use read_decorations;

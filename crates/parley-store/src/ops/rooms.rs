@@ -384,6 +384,57 @@ impl Store {
         row.into_membership()
     }
 
+    /// Makes `user` a member of the group room `room` (as [`Store::add_member`]; already a
+    /// member is fine), then looks once for a ban of `user` from it and, if there is one,
+    /// removes the membership again: false then. All on one connection, so that a join
+    /// costs one checkout: a ban committed after the caller's access check (which removed
+    /// the old membership first) is never undone by this new one. `Invalid` for a direct
+    /// room, `NotFound` if the room or user is gone.
+    pub async fn add_member_unless_banned(
+        &self,
+        room: &Room,
+        user: UserId,
+        role: Role,
+    ) -> Result<bool> {
+        if room.kind == RoomKind::Direct {
+            return Err(StoreError::Invalid(
+                "a direct room's members are fixed".to_owned(),
+            ));
+        }
+        let key = (room.id.get(), user.get());
+        let now = Timestamp::now().millis();
+        with_conn!(
+            self,
+            write
+                | conn
+                | {
+                    diesel::insert_into(memberships::table)
+                        .values((
+                            memberships::room_id.eq(key.0),
+                            memberships::user_id.eq(key.1),
+                            memberships::role.eq(role.as_str()),
+                            memberships::joined_at.eq(now),
+                        ))
+                        .on_conflict_do_nothing()
+                        .execute(conn)
+                        .await
+                        .map_err(not_found("room or user"))?;
+                    let banned: i64 = room_bans::table.find(key).count().get_result(conn).await?;
+                    if banned > 0 {
+                        if let Err(e) = diesel::delete(memberships::table.find(key))
+                            .execute(conn)
+                            .await
+                        {
+                            tracing::warn!(error = %e, room = %room.name, "could not undo the membership of a user banned while joining");
+                        }
+                        Ok(false)
+                    } else {
+                        Ok(true)
+                    }
+                }
+        )
+    }
+
     /// Removes `user` from `room`. `NotFound` if they were not a member.
     pub async fn remove_member(&self, room: RoomId, user: UserId) -> Result<()> {
         let n = with_conn!(

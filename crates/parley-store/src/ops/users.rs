@@ -101,6 +101,26 @@ impl Store {
         row.into_user()
     }
 
+    /// [`Store::user_by_id`] on the connections kept for authentication
+    /// ([`crate::StoreOptions::account_connections`]): the read every authenticated request
+    /// and socket handshake makes, which must not queue behind chat work. Always read from
+    /// the database, never remembered, so that a deactivation, a new token epoch or a
+    /// deleted account counts at once.
+    pub async fn account_for_auth(&self, id: UserId) -> Result<User> {
+        let row: UserRow = with_conn!(
+            self,
+            accounts | conn | {
+                users::table
+                    .find(id.get())
+                    .select(UserRow::as_select())
+                    .first(conn)
+                    .await
+                    .map_err(|e| missing(e.into()))?
+            }
+        );
+        row.into_user()
+    }
+
     /// The account with this name; `NotFound` if there is none.
     pub async fn user_by_name(&self, name: &UserName) -> Result<User> {
         Ok(self.credentials(name).await?.user)
