@@ -454,17 +454,7 @@ mod tests {
             TestDb::sqlite_with(&opts).await.unwrap(),
         ] {
             let store: &Store = &db;
-            let user = store
-                .create_user(&crate::NewUser {
-                    username: parley_domain::UserName::parse("alice").unwrap(),
-                    email: None,
-                    display_name: None,
-                    password_hash: "hash".to_owned(),
-                    is_staff: false,
-                    is_guest: false,
-                })
-                .await
-                .unwrap();
+            let user = crate::testing::plain_user(store, "alice").await.unwrap();
             let held = match &*store.pools {
                 Pools::Pg(pool) => {
                     let held = (pool.get().await.unwrap(), pool.get().await.unwrap());

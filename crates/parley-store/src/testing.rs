@@ -8,11 +8,60 @@
 //! - [`TestDb::sqlite`]: a migrated SQLite file in its own temporary directory, removed on drop.
 //!
 //! Neither skips: if PostgreSQL is unreachable, `postgres()` fails.
+//!
+//! [`plain_user`], [`public_room`] and [`plain_message`] make the rows most tests start from.
 
 use crate::error::{Result, StoreError};
 use crate::store::{Store, StoreOptions};
+use crate::{NewMessage, NewRoom, NewUser};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use parley_domain::{MessageBody, Room, RoomKind, RoomName, Topic, User, UserName};
 use std::path::PathBuf;
+
+/// Creates `name`: not staff, not a guest, no e-mail, a password hash that matches nothing.
+pub async fn plain_user(store: &Store, name: &str) -> Result<User> {
+    store
+        .create_user(&NewUser {
+            username: UserName::parse(name)
+                .map_err(|e| StoreError::Invalid(format!("test user name: {e}")))?,
+            email: None,
+            display_name: None,
+            password_hash: "x".to_owned(),
+            is_staff: false,
+            is_guest: false,
+        })
+        .await
+}
+
+/// Creates the public room `name`, with `creator` its owner.
+pub async fn public_room(store: &Store, name: &str, creator: &User) -> Result<Room> {
+    store
+        .create_room(&NewRoom {
+            name: RoomName::parse(name)
+                .map_err(|e| StoreError::Invalid(format!("test room name: {e}")))?,
+            kind: RoomKind::Public,
+            creator: creator.id,
+            topic: Topic::default(),
+        })
+        .await
+}
+
+/// A message from `sender` to `room` with no client id, reply or mention.
+pub fn plain_message(room: &Room, sender: &User, body: &str) -> Result<NewMessage> {
+    Ok(NewMessage {
+        room_id: room.id,
+        room: room.name.clone(),
+        sender_id: sender.id,
+        sender: sender.username.clone(),
+        sender_display_name: None,
+        sender_is_guest: sender.is_guest,
+        body: MessageBody::parse(body)
+            .map_err(|e| StoreError::Invalid(format!("test message body: {e}")))?,
+        client_id: None,
+        reply_to: None,
+        mentions: Vec::new(),
+    })
+}
 
 /// The PostgreSQL server tests use: `DATABASE_URL`, else the local default.
 pub fn database_url() -> String {

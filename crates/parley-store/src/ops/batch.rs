@@ -518,11 +518,8 @@ mod sqlite_sync {
 mod tests {
     use super::*;
     use crate::StoreOptions;
-    use crate::ops::rooms::NewRoom;
-    use crate::ops::users::NewUser;
-    use crate::testing::TestDb;
+    use crate::testing::{TestDb, plain_message, plain_user, public_room};
     use diesel::QueryableByName;
-    use parley_domain::{MessageBody, RoomKind, RoomName, Topic, UserName};
 
     #[derive(QueryableByName)]
     struct Count {
@@ -541,38 +538,9 @@ mod tests {
         .await
         .unwrap();
         let store = db.store();
-        let user = store
-            .create_user(&NewUser {
-                username: UserName::parse("alice").unwrap(),
-                email: None,
-                display_name: None,
-                password_hash: "x".into(),
-                is_staff: false,
-                is_guest: false,
-            })
-            .await
-            .unwrap();
-        let room = store
-            .create_room(&NewRoom {
-                name: RoomName::parse("lobby").unwrap(),
-                kind: RoomKind::Public,
-                creator: user.id,
-                topic: Topic::default(),
-            })
-            .await
-            .unwrap();
-        let message = |body: &str| NewMessage {
-            room_id: room.id,
-            room: room.name.clone(),
-            sender_id: user.id,
-            sender: user.username.clone(),
-            sender_display_name: None,
-            sender_is_guest: false,
-            body: MessageBody::parse(body).unwrap(),
-            client_id: None,
-            reply_to: None,
-            mentions: Vec::new(),
-        };
+        let user = plain_user(store, "alice").await.unwrap();
+        let room = public_room(store, "lobby", &user).await.unwrap();
+        let message = |body: &str| plain_message(&room, &user, body).unwrap();
         for round in 0..3 {
             let batch: Vec<NewMessage> = (0..=round)
                 .map(|i| message(&format!("m{round}.{i}")))

@@ -462,9 +462,7 @@ impl<F: FnOnce()> Drop for CallOnDrop<F> {
 mod tests {
     use super::*;
     use crate::store::Pools;
-    use crate::testing::TestDb;
-    use crate::{NewRoom, NewUser};
-    use parley_domain::{RoomKind, Topic};
+    use crate::testing::{TestDb, plain_message, plain_user, public_room};
     use std::time::Duration;
 
     /// Holds every connection of the store's (one-connection) pool until dropped.
@@ -487,39 +485,10 @@ mod tests {
         };
         let db = TestDb::sqlite_with(&opts).await.unwrap();
         let store: Store = (*db).clone();
-        let user = store
-            .create_user(&NewUser {
-                username: UserName::parse("alice").unwrap(),
-                email: None,
-                display_name: None,
-                password_hash: "hash".to_owned(),
-                is_staff: false,
-                is_guest: false,
-            })
-            .await
-            .unwrap();
-        let room = store
-            .create_room(&NewRoom {
-                name: RoomName::parse("lobby").unwrap(),
-                kind: RoomKind::Public,
-                creator: user.id,
-                topic: Topic::default(),
-            })
-            .await
-            .unwrap();
+        let user = plain_user(&store, "alice").await.unwrap();
+        let room = public_room(&store, "lobby", &user).await.unwrap();
         store
-            .append_message(&NewMessage {
-                room_id: room.id,
-                room: room.name.clone(),
-                sender_id: user.id,
-                sender: user.username.clone(),
-                sender_display_name: None,
-                sender_is_guest: false,
-                body: MessageBody::parse("hello").unwrap(),
-                client_id: None,
-                reply_to: None,
-                mentions: Vec::new(),
-            })
+            .append_message(&plain_message(&room, &user, "hello").unwrap())
             .await
             .unwrap();
         let expected = store
