@@ -993,22 +993,7 @@ async fn open(
             )))
             .await?;
         }
-        let wait = async {
-            while let Some(frame) = ws.next().await {
-                if let Message::Text(t) = frame? {
-                    if t.starts_with(r#"{"type":"joined""#) {
-                        return Ok(());
-                    }
-                    if t.starts_with(r#"{"type":"error""#) {
-                        bail!("join refused: {}", t.as_str());
-                    }
-                }
-            }
-            bail!("closed before joined")
-        };
-        tokio::time::timeout(Duration::from_secs(60), wait)
-            .await
-            .context("join timed out")??;
+        crate::hostile::wire::await_joined(&mut ws, Duration::from_secs(60)).await?;
     }
     Ok(ws)
 }

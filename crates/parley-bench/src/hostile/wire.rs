@@ -210,6 +210,13 @@ pub async fn open_joined(
         r#"{{"type":"join","room":"{room}"}}"#
     )))
     .await?;
+    await_joined(&mut ws, within).await?;
+    Ok(ws)
+}
+
+/// Reads `ws` until its `joined` frame (an `error` frame or a close first is an error), for at
+/// most `within`; frames before it are dropped.
+pub async fn await_joined(ws: &mut Ws, within: Duration) -> Result<()> {
     let wait = async {
         while let Some(frame) = ws.next().await {
             if let Message::Text(t) = frame? {
@@ -225,8 +232,7 @@ pub async fn open_joined(
     };
     tokio::time::timeout(within, wait)
         .await
-        .context("join timed out")??;
-    Ok(ws)
+        .context("join timed out")?
 }
 
 #[cfg(test)]
