@@ -611,6 +611,64 @@ async fn redis_outage_keeps_local_chat_and_enforces_removals_after_it() {
     drop(redis);
 }
 
+/// Sockets of a deactivated account on the process that re-checks after a Redis outage.
+const RECHECKED_SOCKETS: usize = 40;
+
+/// After a Redis outage every socket of a process re-reads its standing. If the database is
+/// slow just then (here: the `users` table locked for longer than the pool's 5 s acquire
+/// timeout), the re-checks must wait their turn rather than fail: before they were paced,
+/// all of them queued for a pooled connection at once, those past the timeout failed, and a
+/// deactivation made during the outage stayed unenforced on their sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_checks_after_a_redis_outage_wait_for_a_slow_database_instead_of_failing() {
+    let mut redis = ThrowawayRedis::start();
+    let db = Arc::new(Backend::Postgres.database().await);
+    let url = redis.url();
+    let prefix = format!("parley-recheck-{}:", unique());
+    let settings = |s: &mut parley_server::Settings| {
+        s.layer = Some(LayerKind::Redis);
+        s.redis_url = Some(url.clone());
+        s.redis_prefix = prefix.clone();
+        s.presence_interval_ms = 300;
+        s.presence_ttl_ms = 1500;
+        s.max_connections_per_user = RECHECKED_SOCKETS;
+        s.db_join_concurrency = 2;
+    };
+    let one = TestServer::start_on(db.clone(), settings).await;
+    let two = TestServer::start_on(db.clone(), settings).await;
+    let boss = one.user("boss").await;
+    let me = http::get(one.addr, "/api/me", Some(&boss)).await.json();
+    let boss_id = parley_domain::UserId(me["id"].as_i64().unwrap());
+    one.db.store().set_staff(boss_id, true).await.unwrap();
+    let dave = one.user("dave").await;
+    let mut sockets = Vec::new();
+    for _ in 0..RECHECKED_SOCKETS {
+        sockets.push(WsClient::connect(two.addr, &dave).await);
+    }
+
+    redis.stop();
+    let r = http::post(
+        one.addr,
+        "/api/admin/users/dave/deactivate",
+        Some(&boss),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let lock = db.lock_table("users").await.unwrap();
+    redis.resume();
+    // Past the pool's acquire timeout (5 s) and several heartbeats: the re-checks have begun
+    // and wait on the lock.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    lock.release().await.unwrap();
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        assert_eq!(ws.closed().await.0, 4005, "dave's socket {i}");
+    }
+    one.stop().await;
+    two.stop().await;
+    drop(redis);
+}
+
 /// Staff and owner actions taken on one process while Redis is down never reach the sockets
 /// on the other; once it is back, that process re-reads each socket's standing (one heartbeat
 /// later): a deactivated account's socket closes with 4005, a reset password's with 4004, and

@@ -87,8 +87,9 @@ pub struct Settings {
     /// authenticated request and socket handshake, so that a reconnect storm's handshakes do
     /// not queue behind the joins of the clients already in (0: they share the pool).
     pub db_account_connections: usize,
-    /// Room joins that use the database at once; the others wait their turn in order, with
-    /// no timeout (0: no limit). Keep it below `db_max_connections`.
+    /// Room joins (and sockets' re-checks after a channel-layer outage) that use the database
+    /// at once; the others wait their turn in order, with no timeout (0: no limit). Keep it
+    /// below `db_max_connections`.
     pub db_join_concurrency: usize,
     /// `memory` or `redis`; unset means `redis` when `redis_url` is set, else `memory`.
     pub layer: Option<LayerKind>,

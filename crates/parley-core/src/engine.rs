@@ -74,6 +74,9 @@ pub(crate) struct State {
     pub(crate) announce_due: HashSet<RoomName>,
     /// When this node's `presence` frames to clients go (at once, or folded at the next flush).
     pub(crate) presence_frames: PresenceFolding,
+    /// The connections asked to re-check their standing after a layer outage, each with
+    /// where to say that it is done (see `outage.rs`).
+    pub(crate) rechecks: HashMap<ChannelName, tokio::sync::oneshot::Sender<bool>>,
 }
 
 /// How long a changed room's presence snapshot may wait for more changes before it goes to
@@ -840,7 +843,7 @@ impl Inner {
 
     /// Periodic: re-announce every local room, and drop dead nodes' users (telling local
     /// clients who left).
-    async fn heartbeat(&self) {
+    async fn heartbeat(self: &Arc<Self>) {
         self.forget_idle_users();
         // Also forgets the rooms whose presence went quiet.
         self.send_folded_presence().await;

@@ -369,7 +369,11 @@ impl Session {
                 None
             }
             Delivery::Disabled => Some(Outbound::Close(CloseReason::AccountDisabled)),
-            Delivery::Recheck => self.recheck().await,
+            Delivery::Recheck => {
+                let (outcome, answered) = self.recheck().await;
+                self.inner.recheck_finished(&self.channel, answered);
+                outcome
+            }
             Delivery::Staff(staff) => {
                 self.user.is_staff = staff;
                 for joined in self.rooms.values_mut() {
@@ -434,25 +438,32 @@ impl Session {
     /// in the outage would have: a deactivated or deleted account closes (4005), a password
     /// reset or a logout of the socket's own login signs out (4004), and staff rights, roles,
     /// mutes and read-only switches update what the socket may post. (Removals and bans are
-    /// the membership re-check's kicks.) A store failure is logged and changes nothing.
-    async fn recheck(&mut self) -> Option<Outbound> {
+    /// the membership re-check's kicks.) A store failure is logged and changes nothing; the
+    /// re-check is then asked again (`outage.rs`).
+    ///
+    /// Returns what to do and whether the store answered every read. The reads wait for a
+    /// join's turn (`Store::join_turn`): after an outage every connection of the process
+    /// re-checks, and they must not crowd the pool as a storm of joins would.
+    async fn recheck(&mut self) -> (Option<Outbound>, bool) {
         let store = &self.inner.store;
+        let _turn = store.join_turn().await;
         let user = match store.user_by_id(self.user.id).await {
             Ok(user) => user,
             Err(StoreError::NotFound(_)) => {
-                return Some(Outbound::Close(CloseReason::AccountDisabled));
+                return (Some(Outbound::Close(CloseReason::AccountDisabled)), true);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "re-checking a socket's standing after a layer outage failed");
-                return None;
+                return (None, false);
             }
         };
         if !user.is_active || user.username.is_deleted_name() {
-            return Some(Outbound::Close(CloseReason::AccountDisabled));
+            return (Some(Outbound::Close(CloseReason::AccountDisabled)), true);
         }
         if user.token_epoch != self.user.token_epoch {
-            return Some(Outbound::Close(CloseReason::SignedOut));
+            return (Some(Outbound::Close(CloseReason::SignedOut)), true);
         }
+        let mut answered = true;
         // A logout revokes its login's family (`Auth::logout`); its sockets' `parley.signout`
         // was lost with the layer.
         if let Some(family) = self
@@ -461,10 +472,11 @@ impl Session {
             .and_then(|a| a.grant.family.as_deref())
         {
             match store.is_revoked(family).await {
-                Ok(true) => return Some(Outbound::Close(CloseReason::SignedOut)),
+                Ok(true) => return (Some(Outbound::Close(CloseReason::SignedOut)), true),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "re-checking a socket's login after a layer outage failed");
+                    answered = false;
                 }
             }
         }
@@ -475,6 +487,7 @@ impl Session {
                 Ok(access) => access,
                 Err(e) => {
                     tracing::warn!(error = %e, %room, "re-checking a socket's standing after a layer outage failed");
+                    answered = false;
                     continue;
                 }
             };
@@ -483,7 +496,7 @@ impl Session {
                 joined.owner = access.role() == Some(Role::Owner);
             }
         }
-        None
+        (None, answered)
     }
 
     /// Handles one text frame from the client; returns what to send back to it.
@@ -1265,7 +1278,11 @@ async fn finish(inner: &Arc<Inner>, user: &User, channel: &ChannelName) {
     if let Err(e) = inner.layer.close_channel(channel).await {
         tracing::debug!(error = %e, "close_channel failed");
     }
-    inner.state.lock().connections.remove(channel);
+    {
+        let mut state = inner.state.lock();
+        state.connections.remove(channel);
+        state.rechecks.remove(channel);
+    }
     inner.release_user(user.id);
     METRICS.sockets_open.decrement(1.0);
 }

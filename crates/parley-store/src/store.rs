@@ -49,7 +49,9 @@ pub struct StoreOptions {
     /// turn, in order and with no timeout, instead of queueing for a pooled connection
     /// behind `acquire_timeout`. In a reconnect storm every client joins at once, and past
     /// that timeout the joins were refused (`unavailable`); kept below `max_connections`,
-    /// it also leaves connections to sends and requests meanwhile. 0: no limit.
+    /// it also leaves connections to sends and requests meanwhile. The engine's re-checks of
+    /// every socket after a channel-layer outage, another storm, take the same turns.
+    /// 0: no limit.
     pub join_concurrency: usize,
     /// How long an operation waits for a free connection before failing `Unavailable`.
     pub acquire_timeout: Duration,

@@ -9,10 +9,11 @@
 //!
 //! Neither skips: if PostgreSQL is unreachable, `postgres()` fails.
 //!
-//! [`plain_user`], [`public_room`] and [`plain_message`] make the rows most tests start from.
+//! [`plain_user`], [`public_room`] and [`plain_message`] make the rows most tests start from;
+//! [`TestDb::lock_table`] makes a PostgreSQL database answer slowly, for fault tests.
 
 use crate::error::{Result, StoreError};
-use crate::store::{Store, StoreOptions};
+use crate::store::{Backend, Store, StoreOptions};
 use crate::{NewMessage, NewRoom, NewUser};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use parley_domain::{MessageBody, Room, RoomKind, RoomName, Topic, User, UserName};
@@ -153,6 +154,40 @@ impl TestDb {
     /// The URL the store was opened with.
     pub fn url(&self) -> &str {
         &self.url
+    }
+}
+
+/// A PostgreSQL table locked by a transaction of its own ([`TestDb::lock_table`]): every read
+/// and write of it waits, as behind a long migration. Given back by [`TableLock::release`],
+/// or when dropped (its connection closes, which rolls the transaction back).
+pub struct TableLock(AsyncPgConnection);
+
+impl TestDb {
+    /// Locks `table` (PostgreSQL only) until the returned guard is released: a database that
+    /// answers slowly, as a fault to test against.
+    pub async fn lock_table(&self, table: &str) -> Result<TableLock> {
+        if self.store.backend() != Backend::Postgres {
+            return Err(StoreError::Invalid(
+                "lock_table needs PostgreSQL (SQLite readers do not wait for writers)".into(),
+            ));
+        }
+        let mut conn = AsyncPgConnection::establish(&self.url).await?;
+        conn.batch_execute(&format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+        ))
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("cannot lock {table}: {e}")))?;
+        Ok(TableLock(conn))
+    }
+}
+
+impl TableLock {
+    /// Ends the locking transaction: whoever waited goes on.
+    pub async fn release(mut self) -> Result<()> {
+        self.0
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot release a table lock: {e}")))
     }
 }
 
