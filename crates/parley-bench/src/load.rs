@@ -150,10 +150,12 @@ pub struct Plan {
     /// phase's end, counts as failed. 0: never retry.
     #[arg(long, default_value_t = 8)]
     pub connect_retries: u32,
-    /// Local address every client connects from (a loopback address such as 127.0.0.2): each
-    /// load generator process on its own address has its own ~28,000 ephemeral ports.
-    #[arg(long)]
-    pub source_addr: Option<std::net::IpAddr>,
+    /// Local addresses the clients connect from (loopback addresses such as 127.0.0.2),
+    /// client i from the (i mod n)-th: each address has its own ~28,000 ephemeral ports, which a
+    /// storm of retried handshakes can use up (their ports wait in TIME_WAIT). Repeat the flag
+    /// for several; none: the system's choice.
+    #[arg(long = "source-addr")]
+    pub source_addrs: Vec<std::net::IpAddr>,
 }
 
 /// What a run measured. One JSON line of it is the machine-readable output.
@@ -324,6 +326,11 @@ impl Retries {
             connection: self.connection.load(Ordering::Relaxed),
         }
     }
+}
+
+/// The address client `i` connects from: the `--source-addr` list taken in turn.
+fn source_addr(addrs: &[std::net::IpAddr], i: usize) -> Option<std::net::IpAddr> {
+    (!addrs.is_empty()).then(|| addrs[i % addrs.len()])
 }
 
 /// [`open`], tried again after a refusal [`retry_cause`] allows, up to `retries` times and
@@ -643,7 +650,7 @@ pub async fn run(plan: Plan) -> Result<Report> {
             let room = seat.room.clone();
             let target = plan.target;
             let join = !plan.no_join;
-            let local = plan.source_addr;
+            let local = source_addr(&plan.source_addrs, i);
             let shared_r = shared.clone();
             let retries = retries.clone();
             let max_retries = plan.connect_retries;
@@ -1013,7 +1020,7 @@ async fn provision(plan: &Plan, room_count: usize) -> Result<(Vec<String>, Vec<S
     for w in 0..workers {
         let names = names.clone();
         let addr = addr.clone();
-        let local = plan.source_addr;
+        let local = source_addr(&plan.source_addrs, w);
         handles.push(tokio::spawn(async move {
             let mut http = HttpClient::new(&addr);
             if let Some(local) = local {
