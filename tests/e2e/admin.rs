@@ -23,7 +23,7 @@ crate::on_both!(
 
 /// Makes the account of `token` staff (through the store: the first staff member comes from
 /// the command line in real life) and returns its user name.
-async fn make_staff(server: &TestServer, token: &str) -> String {
+pub(crate) async fn make_staff(server: &TestServer, token: &str) -> String {
     let me = http::get(server.addr, "/api/me", Some(token)).await.json();
     let id = parley_domain::UserId(me["id"].as_i64().unwrap());
     server.db.store().set_staff(id, true).await.unwrap();

@@ -7,6 +7,7 @@
 use parley_e2e::services::{ThrowawayPostgres, ThrowawayRedis};
 use parley_e2e::{Backend, TestServer, WAIT, WsClient, http, unique};
 use parley_server::LayerKind;
+use parley_store::testing::TestDb;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -34,6 +35,29 @@ async fn wait_ready(server: &TestServer, want: u16) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Two servers on `db` sharing a throwaway Redis (a presence heartbeat every 300 ms, a node
+/// silent for 1.5 s gone), with `tweak` applied to both; the Redis is returned, to stop and
+/// resume.
+async fn two_servers_on_a_throwaway_redis(
+    db: &Arc<TestDb>,
+    tweak: impl Fn(&mut parley_server::Settings),
+) -> (ThrowawayRedis, TestServer, TestServer) {
+    let redis = ThrowawayRedis::start();
+    let url = redis.url();
+    let prefix = format!("parley-fault-{}:", unique());
+    let settings = |s: &mut parley_server::Settings| {
+        s.layer = Some(LayerKind::Redis);
+        s.redis_url = Some(url.clone());
+        s.redis_prefix = prefix.clone();
+        s.presence_interval_ms = 300;
+        s.presence_ttl_ms = 1500;
+        tweak(s);
+    };
+    let one = TestServer::start_on(db.clone(), &settings).await;
+    let two = TestServer::start_on(db.clone(), &settings).await;
+    (redis, one, two)
 }
 
 /// Every message of `room` over REST, oldest first (paging backwards with `before`).
@@ -171,21 +195,12 @@ fn record(outcome: Option<i64>, acked: &mut Vec<i64>, refused: &mut usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_mid_traffic_loses_no_acknowledged_message() {
-    let mut redis = ThrowawayRedis::start();
     let db = Arc::new(Backend::Postgres.database().await);
-    let url = redis.url();
-    let prefix = format!("parley-fault-{}:", unique());
-    let settings = |s: &mut parley_server::Settings| {
-        s.layer = Some(LayerKind::Redis);
-        s.redis_url = Some(url.clone());
-        s.redis_prefix = prefix.clone();
-        s.presence_interval_ms = 300;
-        s.presence_ttl_ms = 1500;
+    let (mut redis, one, two) = two_servers_on_a_throwaway_redis(&db, |s| {
         s.message_rate = 1000.0;
         s.message_burst = 1000.0;
-    };
-    let one = TestServer::start_on(db.clone(), settings).await;
-    let two = TestServer::start_on(db.clone(), settings).await;
+    })
+    .await;
     let alice = one.user("alice").await;
     let bob = one.user("bob").await;
     let room = format!("redis-restart-{}", unique());
@@ -472,19 +487,8 @@ async fn messages_until(client: &mut WsClient, last: &str) -> Vec<(i64, String)>
 /// back with no message delivered twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_keeps_local_chat_and_enforces_removals_after_it() {
-    let mut redis = ThrowawayRedis::start();
     let db = Arc::new(Backend::Postgres.database().await);
-    let url = redis.url();
-    let prefix = format!("parley-outage-{}:", unique());
-    let settings = |s: &mut parley_server::Settings| {
-        s.layer = Some(LayerKind::Redis);
-        s.redis_url = Some(url.clone());
-        s.redis_prefix = prefix.clone();
-        s.presence_interval_ms = 300;
-        s.presence_ttl_ms = 1500;
-    };
-    let one = TestServer::start_on(db.clone(), settings).await;
-    let two = TestServer::start_on(db.clone(), settings).await;
+    let (mut redis, one, two) = two_servers_on_a_throwaway_redis(&db, |_| {}).await;
     let alice = one.user("alice").await;
     let carol = one.user("carol").await;
     let bob = one.user("bob").await;
@@ -621,25 +625,14 @@ const RECHECKED_SOCKETS: usize = 40;
 /// deactivation made during the outage stayed unenforced on their sockets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn re_checks_after_a_redis_outage_wait_for_a_slow_database_instead_of_failing() {
-    let mut redis = ThrowawayRedis::start();
     let db = Arc::new(Backend::Postgres.database().await);
-    let url = redis.url();
-    let prefix = format!("parley-recheck-{}:", unique());
-    let settings = |s: &mut parley_server::Settings| {
-        s.layer = Some(LayerKind::Redis);
-        s.redis_url = Some(url.clone());
-        s.redis_prefix = prefix.clone();
-        s.presence_interval_ms = 300;
-        s.presence_ttl_ms = 1500;
+    let (mut redis, one, two) = two_servers_on_a_throwaway_redis(&db, |s| {
         s.max_connections_per_user = RECHECKED_SOCKETS;
         s.db_join_concurrency = 2;
-    };
-    let one = TestServer::start_on(db.clone(), settings).await;
-    let two = TestServer::start_on(db.clone(), settings).await;
+    })
+    .await;
     let boss = one.user("boss").await;
-    let me = http::get(one.addr, "/api/me", Some(&boss)).await.json();
-    let boss_id = parley_domain::UserId(me["id"].as_i64().unwrap());
-    one.db.store().set_staff(boss_id, true).await.unwrap();
+    crate::admin::make_staff(&one, &boss).await;
     let dave = one.user("dave").await;
     let mut sockets = Vec::new();
     for _ in 0..RECHECKED_SOCKETS {
@@ -674,23 +667,10 @@ async fn re_checks_after_a_redis_outage_wait_for_a_slow_database_instead_of_fail
 /// later): a deactivated account's socket closes with 4005, a reset password's with 4004, and
 /// a mute applies — with no rejoin.
 async fn redis_outage_then_deactivations_resets_and_mutes_are_enforced(backend: Backend) {
-    let mut redis = ThrowawayRedis::start();
     let db = Arc::new(backend.database().await);
-    let url = redis.url();
-    let prefix = format!("parley-outage-{}:", unique());
-    let settings = |s: &mut parley_server::Settings| {
-        s.layer = Some(LayerKind::Redis);
-        s.redis_url = Some(url.clone());
-        s.redis_prefix = prefix.clone();
-        s.presence_interval_ms = 300;
-        s.presence_ttl_ms = 1500;
-    };
-    let one = TestServer::start_on(db.clone(), settings).await;
-    let two = TestServer::start_on(db.clone(), settings).await;
+    let (mut redis, one, two) = two_servers_on_a_throwaway_redis(&db, |_| {}).await;
     let boss = one.user("boss").await;
-    let me = http::get(one.addr, "/api/me", Some(&boss)).await.json();
-    let boss_id = parley_domain::UserId(me["id"].as_i64().unwrap());
-    one.db.store().set_staff(boss_id, true).await.unwrap();
+    crate::admin::make_staff(&one, &boss).await;
     let alice = one.user("alice").await;
     let bob = one.user("bob").await;
     let dave = one.user("dave").await;
